@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/edgeworks/edge/edge"
+)
+
+// envPrefix starts the name of the environment variable of every flag:
+// --history-size is EDGE_HISTORY_SIZE.
+const envPrefix = "EDGE_"
+
+// configFlag is the flag that names the JSON config file. It cannot be set
+// from the file itself.
+const configFlag = "config"
+
+// loadConfig builds the configuration of the node from, highest precedence
+// first: the command-line flags in args (without the program name), the
+// EDGE_* environment variables read through getenv, the JSON config file
+// named by --config or EDGE_CONFIG, and the defaults of edge.Config.
+//
+// It returns the configuration with its defaults filled in once Validate
+// passes. It returns flag.ErrHelp for -h or --help. Every other error names
+// the flag, variable or file key at fault and its value; the problems in the
+// environment and the config file are reported all at once.
+func loadConfig(args []string, getenv func(string) string) (edge.Config, error) {
+	var (
+		cfg  edge.Config
+		path string
+	)
+	fs := newFlagSet(&cfg, &path)
+	if err := fs.Parse(args); err != nil {
+		return edge.Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return edge.Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	explicit := make(map[string]bool)
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	if !explicit[configFlag] {
+		path = getenv(envName(configFlag))
+	}
+
+	var errs []error
+	var file map[string]string
+	if path != "" {
+		var err error
+		file, err = readConfigFile(path)
+		errs = append(errs, err)
+	}
+	for _, key := range slices.Sorted(maps.Keys(file)) {
+		switch {
+		case key == configFlag:
+			errs = append(errs, fmt.Errorf("config file %s: key %q is not allowed in a config file", path, key))
+		case fs.Lookup(key) == nil:
+			errs = append(errs, fmt.Errorf("config file %s: unknown key %q (keys are the flag names, see -help)", path, key))
+		}
+	}
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name == configFlag || explicit[f.Name] {
+			return
+		}
+		env := envName(f.Name)
+		if v := getenv(env); v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", env, v, err))
+			}
+			return
+		}
+		if v, ok := file[f.Name]; ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("config file %s: %s=%q: %w", path, f.Name, v, err))
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return edge.Config{}, err
+	}
+
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return edge.Config{}, err
+	}
+	return cfg, nil
+}
+
+// usage writes every flag, what it does and its default to w.
+func usage(w io.Writer) {
+	fs := newFlagSet(new(edge.Config), new(string))
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+}
+
+// newFlagSet returns the flags of the edge command. They store into cfg and,
+// for --config, into configPath; a flag left unset leaves its field zero.
+// The flag set returns errors instead of exiting and prints nothing.
+func newFlagSet(cfg *edge.Config, configPath *string) *flag.FlagSet {
+	def := edge.Config{}.WithDefaults()
+	fs := flag.NewFlagSet("edge", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+
+	fs.StringVar(&cfg.Listen, "listen", "",
+		fmt.Sprintf("serve on `ADDR` (host:port) (default %s)", def.Listen))
+
+	intVar(fs, &cfg.HistorySize, "history-size",
+		fmt.Sprintf("retain the last `N` messages of each channel (default %d)", def.HistorySize))
+	durationVar(fs, &cfg.HistoryTTL, "history-ttl",
+		fmt.Sprintf("retain messages for `DURATION` (default %v)", def.HistoryTTL))
+	int64Var(fs, &cfg.HistoryMemory, "history-memory",
+		fmt.Sprintf("hold at most `BYTES` of payload in the embedded history over all channels, trimming the oldest (default %d)", def.HistoryMemory))
+
+	intVar(fs, &cfg.MaxPayload, "max-payload",
+		fmt.Sprintf("refuse message payloads over `BYTES`, at most 16 MiB (default %d)", def.MaxPayload))
+	intVar(fs, &cfg.MaxChannels, "max-channels",
+		fmt.Sprintf("let one connection subscribe to at most `N` channels (default %d)", def.MaxChannels))
+	intVar(fs, &cfg.QueueBytes, "queue-bytes",
+		fmt.Sprintf("close a connection as a slow consumer when over `BYTES` wait in its outgoing queue; at least twice -max-payload (default %d)", def.QueueBytes))
+
+	durationVar(fs, &cfg.Heartbeat, "heartbeat",
+		fmt.Sprintf("send SSE comments and WebSocket pings every `DURATION` (default %v)", def.Heartbeat))
+	durationVar(fs, &cfg.PollTimeout, "poll-timeout",
+		fmt.Sprintf("hold a long-poll request with no message for `DURATION`, at most -poll-timeout-max (default %v)", def.PollTimeout))
+	durationVar(fs, &cfg.PollTimeoutMax, "poll-timeout-max",
+		fmt.Sprintf("bound a long-poll client's timeout= request to `DURATION` (default %v)", def.PollTimeoutMax))
+	durationVar(fs, &cfg.PollLingerMax, "poll-linger-max",
+		fmt.Sprintf("bound a long-poll client's linger= request to `DURATION` (default %v)", def.PollLingerMax))
+	durationVar(fs, &cfg.SSERetry, "sse-retry",
+		fmt.Sprintf("ask SSE clients to reconnect after `DURATION` (retry:) (default %v)", def.SSERetry))
+
+	fs.StringVar(&cfg.PublishKey, "publish-key", "",
+		"require `KEY` as \"Authorization: Bearer KEY\" on POST /v1/publish and refuse WebSocket publish; "+
+			"prefer EDGE_PUBLISH_KEY or the config file, as flags show in ps (default none: publishing needs no key)")
+	fs.StringVar(&cfg.CORSOrigin, "cors-origin", "",
+		fmt.Sprintf("let browser pages from `ORIGIN` use the HTTP endpoints (default %q, any origin)", def.CORSOrigin))
+
+	durationVar(fs, &cfg.DrainTimeout, "drain-timeout",
+		fmt.Sprintf("bound a graceful shutdown to `DURATION` (default %v)", def.DrainTimeout))
+
+	fs.StringVar(configPath, configFlag, "",
+		"read settings from the JSON object in `FILE`, keyed by flag name; flags and EDGE_* variables override it")
+	return fs
+}
+
+// intVar defines a flag that stores a base-10 integer in *p.
+func intVar(fs *flag.FlagSet, p *int, name, usage string) {
+	fs.Func(name, usage, func(s string) error {
+		n, err := parseInt(s, strconv.IntSize)
+		if err != nil {
+			return err
+		}
+		*p = int(n)
+		return nil
+	})
+}
+
+// int64Var defines a flag that stores a base-10 integer in *p.
+func int64Var(fs *flag.FlagSet, p *int64, name, usage string) {
+	fs.Func(name, usage, func(s string) error {
+		n, err := parseInt(s, 64)
+		if err != nil {
+			return err
+		}
+		*p = n
+		return nil
+	})
+}
+
+// durationVar defines a flag that stores a time.ParseDuration value in *p.
+func durationVar(fs *flag.FlagSet, p *time.Duration, name, usage string) {
+	fs.Func(name, usage, func(s string) error {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("want a duration such as 30s or 5m: %w", err)
+		}
+		*p = d
+		return nil
+	})
+}
+
+// parseInt parses s as a base-10 integer that fits in bitSize bits, with
+// an error that says what was expected.
+func parseInt(s string, bitSize int) (int64, error) {
+	n, err := strconv.ParseInt(s, 10, bitSize)
+	switch {
+	case errors.Is(err, strconv.ErrRange):
+		return 0, fmt.Errorf("out of range for a %d-bit integer", bitSize)
+	case err != nil:
+		return 0, errors.New("want a whole number")
+	}
+	return n, nil
+}
+
+// envName returns the environment variable of the flag called name:
+// EDGE_ and the name in upper case with dashes as underscores.
+func envName(name string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// readConfigFile reads the JSON object in the file at path and returns each
+// of its values as the text a flag would take: strings as they are, numbers
+// as written, booleans as true or false. It returns what it could convert
+// along with every problem it found.
+func readConfigFile(path string) (map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var doc any
+	if err := dec.Decode(&doc); err != nil {
+		var syntax *json.SyntaxError
+		if errors.As(err, &syntax) {
+			line := 1 + bytes.Count(data[:min(int(syntax.Offset), len(data))], []byte("\n"))
+			return nil, fmt.Errorf("config file %s: line %d: %w", path, line, err)
+		}
+		return nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("config file %s: unexpected data after the JSON object", path)
+	}
+	obj, ok := doc.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("config file %s: want a JSON object such as {\"listen\": \"127.0.0.1:8080\"}", path)
+	}
+
+	values := make(map[string]string, len(obj))
+	var errs []error
+	for _, key := range slices.Sorted(maps.Keys(obj)) {
+		switch v := obj[key].(type) {
+		case string:
+			values[key] = v
+		case json.Number:
+			values[key] = v.String()
+		case bool:
+			values[key] = strconv.FormatBool(v)
+		default:
+			errs = append(errs, fmt.Errorf("config file %s: %q: want a string, number or boolean, got %s", path, key, jsonKind(v)))
+		}
+	}
+	return values, errors.Join(errs...)
+}
+
+// jsonKind names the kind of a decoded JSON value that is not a string,
+// number or boolean.
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case []any:
+		return "an array"
+	default:
+		return "an object"
+	}
+}

@@ -1,0 +1,66 @@
+// Command edge runs the edge real-time fan-out server. With no flags it
+// serves on 127.0.0.1:8080 with the embedded in-memory store.
+//
+//	go run ./cmd/edge [flags]
+//
+// Every flag can also be set as an environment variable EDGE_<NAME> or in
+// a JSON file given with --config; run with -h for the list.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/edgeworks/edge/resume"
+	"github.com/edgeworks/edge/transports"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// run starts an edge and serves until ctx is done; it returns the exit
+// code: 0 after a clean drain, 2 for bad configuration, 1 otherwise.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, err := loadConfig(args, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(stdout, "Usage: edge [flags]  (each flag also as EDGE_<NAME>, or in a JSON --config file)")
+		usage(stdout)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "edge: %v\n", err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		log.Error("cannot listen; choose another address with --listen", "addr", cfg.Listen, "err", err)
+		return 1
+	}
+	srv := transports.New(cfg, resume.NewMemory(cfg), log)
+	base := "http://" + ln.Addr().String()
+	log.Info("edge is serving", "addr", ln.Addr().String(), "store", "memory (embedded)")
+	fmt.Fprintf(stdout, `edge is ready at %[1]s
+  subscribe (SSE):       curl -N '%[1]s/v1/subscribe?channel=news' -H 'Accept: text/event-stream'
+  subscribe (WebSocket): ws://%[2]s/v1/subscribe?channel=news
+  subscribe (long-poll): curl '%[1]s/v1/subscribe?channel=news'
+  publish:               curl -X POST '%[1]s/v1/publish?channel=news' -d 'hello'
+  history:               curl '%[1]s/v1/history?channel=news'
+`, base, ln.Addr().String())
+	if err := srv.Run(ctx, ln); err != nil {
+		log.Error("edge stopped", "err", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,278 @@
+package resume
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgeworks/edge/edge"
+)
+
+var _ edge.Broker = (*Memory)(nil)
+
+// Memory is the embedded, single-node store: each channel keeps its recent
+// messages in a ring bounded by Config.HistorySize and Config.HistoryTTL,
+// all channels together by Config.HistoryMemory. Ids have the Redis Stream
+// form and are strictly increasing per channel.
+//
+// Gap detection: every channel has a floor, the newest id known to be lost
+// (trimmed, expired, or from before this store started). A cursor below the
+// floor gets Page.Gap. The cursor "0-0" asks for everything retained and
+// gets a gap only when this store trimmed messages of the channel.
+//
+// Memory is safe for concurrent use.
+type Memory struct {
+	cfg     edge.Config
+	now     func() time.Time
+	start   edge.ID
+	bytes   atomic.Int64 // payload bytes retained over all channels
+	deliver atomic.Pointer[func(edge.Message)]
+
+	mu sync.RWMutex
+	// mu guards channels and evicted.
+	channels map[string]*memChannel
+	evicted  edge.ID // newest id of any channel dropped for being idle
+}
+
+// memChannel is one channel's ring. Lock order: Memory.mu, then
+// memChannel.mu.
+type memChannel struct {
+	mu sync.Mutex
+	// mu guards the fields below.
+	ring    []edge.Message // circular; len(ring) is the capacity
+	head, n int
+	last    edge.ID // newest id assigned (or the floor, before the first)
+	floor   edge.ID // newest id known lost
+	trimmed bool    // this store trimmed messages of the channel
+	dead    bool    // dropped from Memory.channels; look it up again
+}
+
+// NewMemory returns an empty store. cfg must be the result of
+// edge.Config.WithDefaults.
+func NewMemory(cfg edge.Config) *Memory {
+	return newMemory(cfg, time.Now)
+}
+
+func newMemory(cfg edge.Config, now func() time.Time) *Memory {
+	return &Memory{
+		cfg:      cfg,
+		now:      now,
+		start:    edge.ID{Ms: uint64(now().UnixMilli())},
+		channels: make(map[string]*memChannel),
+	}
+}
+
+// Relay sets the function that receives every published message.
+func (m *Memory) Relay(deliver func(edge.Message)) { m.deliver.Store(&deliver) }
+
+// Watch does nothing: the embedded store relays every channel.
+func (m *Memory) Watch(string) {}
+
+// Unwatch does nothing: the embedded store relays every channel.
+func (m *Memory) Unwatch(string) {}
+
+// Ready always succeeds: the embedded store is always available.
+func (m *Memory) Ready(context.Context) error { return nil }
+
+// Publish stores the message, relays it, and returns its id.
+func (m *Memory) Publish(ctx context.Context, channel, event string, data []byte) (edge.ID, error) {
+	msg := edge.Message{Channel: channel, Event: event, Data: slices.Clone(data)}
+	for {
+		c := m.channel(channel, true)
+		c.mu.Lock()
+		if c.dead {
+			c.mu.Unlock()
+			continue
+		}
+		now := m.now()
+		msg.ID = c.last.Next(uint64(now.UnixMilli()))
+		c.last = msg.ID
+		m.appendLocked(c, msg)
+		m.expireLocked(c, now)
+		// Relay under the channel lock, so that subscribers see the
+		// channel's messages in id order.
+		if d := m.deliver.Load(); d != nil {
+			(*d)(msg)
+		}
+		c.mu.Unlock()
+		if m.bytes.Load() > m.cfg.HistoryMemory {
+			m.enforceBudget(channel)
+		}
+		return msg.ID, nil
+	}
+}
+
+// channel returns the channel's ring, creating it when create is set.
+func (m *Memory) channel(name string, create bool) *memChannel {
+	m.mu.RLock()
+	c := m.channels[name]
+	m.mu.RUnlock()
+	if c != nil || !create {
+		return c
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c = m.channels[name]; c == nil {
+		floor := maxID(m.start, m.evicted)
+		c = &memChannel{last: floor, floor: floor}
+		m.channels[name] = c
+	}
+	return c
+}
+
+func maxID(a, b edge.ID) edge.ID {
+	if a.Less(b) {
+		return b
+	}
+	return a
+}
+
+// newFloor is the floor a channel gets when the store has no record of it.
+func (m *Memory) newFloor() edge.ID {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return maxID(m.start, m.evicted)
+}
+
+func (m *Memory) appendLocked(c *memChannel, msg edge.Message) {
+	if c.n == m.cfg.HistorySize {
+		m.dropOldestLocked(c)
+	}
+	if c.n == len(c.ring) {
+		grown := make([]edge.Message, min(m.cfg.HistorySize, max(8, 2*len(c.ring))))
+		for i := 0; i < c.n; i++ {
+			grown[i] = c.ring[(c.head+i)%len(c.ring)]
+		}
+		c.ring, c.head = grown, 0
+	}
+	c.ring[(c.head+c.n)%len(c.ring)] = msg
+	c.n++
+	m.bytes.Add(int64(len(msg.Data)))
+}
+
+func (m *Memory) dropOldestLocked(c *memChannel) {
+	old := &c.ring[c.head]
+	c.floor, c.trimmed = old.ID, true
+	m.bytes.Add(-int64(len(old.Data)))
+	*old = edge.Message{}
+	c.head = (c.head + 1) % len(c.ring)
+	c.n--
+}
+
+// expireLocked drops messages older than HistoryTTL.
+func (m *Memory) expireLocked(c *memChannel, now time.Time) {
+	cutoff := uint64(now.Add(-m.cfg.HistoryTTL).UnixMilli())
+	for c.n > 0 && c.ring[c.head].ID.Ms < cutoff {
+		m.dropOldestLocked(c)
+	}
+}
+
+// enforceBudget trims oldest messages, starting with the channel that was
+// just published to, until the store is within HistoryMemory.
+func (m *Memory) enforceBudget(first string) {
+	m.mu.RLock()
+	order := make([]*memChannel, 0, len(m.channels))
+	if c := m.channels[first]; c != nil {
+		order = append(order, c)
+	}
+	for name, c := range m.channels {
+		if name != first {
+			order = append(order, c)
+		}
+	}
+	m.mu.RUnlock()
+	for _, c := range order {
+		c.mu.Lock()
+		for c.n > 1 && m.bytes.Load() > m.cfg.HistoryMemory {
+			m.dropOldestLocked(c)
+		}
+		c.mu.Unlock()
+		if m.bytes.Load() <= m.cfg.HistoryMemory {
+			return
+		}
+	}
+}
+
+// History returns up to limit messages after the cursor.
+func (m *Memory) History(ctx context.Context, channel string, after edge.ID, limit int) (edge.Page, error) {
+	c := m.channel(channel, false)
+	if c == nil {
+		return edge.Page{Gap: !after.IsZero() && after.Less(m.newFloor())}, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m.expireLocked(c, m.now())
+	var page edge.Page
+	if after.IsZero() {
+		page.Gap = c.trimmed
+	} else {
+		page.Gap = after.Less(c.floor)
+	}
+	at := c.search(after)
+	for i := at; i < c.n && len(page.Messages) < limit; i++ {
+		page.Messages = append(page.Messages, c.ring[(c.head+i)%len(c.ring)])
+	}
+	return page, nil
+}
+
+// search returns the index (from the oldest) of the first message after id.
+func (c *memChannel) search(id edge.ID) int {
+	lo, hi := 0, c.n
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if id.Less(c.ring[(c.head+mid)%len(c.ring)].ID) {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo
+}
+
+// Last returns the newest id of the channel, or its floor.
+func (m *Memory) Last(ctx context.Context, channel string) (edge.ID, error) {
+	c := m.channel(channel, false)
+	if c == nil {
+		return m.newFloor(), nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last, nil
+}
+
+// Run expires old messages and forgets channels that have been empty for
+// HistoryTTL, until ctx is done.
+func (m *Memory) Run(ctx context.Context) error {
+	every := min(max(m.cfg.HistoryTTL/4, time.Second), time.Minute)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			m.sweep()
+		}
+	}
+}
+
+// sweep expires messages and drops channels whose newest message is older
+// than HistoryTTL and that retain nothing.
+func (m *Memory) sweep() {
+	now := m.now()
+	idle := uint64(now.Add(-m.cfg.HistoryTTL).UnixMilli())
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for name, c := range m.channels {
+		c.mu.Lock()
+		m.expireLocked(c, now)
+		if c.n == 0 && c.last.Ms < idle {
+			c.dead = true
+			m.evicted = maxID(m.evicted, c.last)
+			delete(m.channels, name)
+		}
+		c.mu.Unlock()
+	}
+}

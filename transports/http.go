@@ -1,0 +1,162 @@
+package transports
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/edgeworks/edge/edge"
+)
+
+// errorBody is the JSON shape of every error answer.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func newErrorBody(err error) (errorBody, int) {
+	code, status, msg := edge.Classify(err)
+	return errorBody{errorDetail{code, msg}}, status
+}
+
+// writeError answers with {"error":{"code","message"}} and the status of
+// the edge.Error that err wraps.
+func writeError(w http.ResponseWriter, err error) {
+	body, status := newErrorBody(err)
+	writeJSON(w, status, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	writeJSONBytes(w, status, marshalJSON(v))
+}
+
+// marshalJSON encodes v without HTML escaping (the answers are JSON, not
+// HTML), without the trailing newline.
+func marshalJSON(v any) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return []byte(`{"error":{"code":"internal","message":"internal error"}}`)
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}
+
+func writeJSONBytes(w http.ResponseWriter, status int, b []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// allowMethods answers 405 (or a CORS preflight) unless r uses one of
+// methods; it reports whether the handler should go on.
+func allowMethods(w http.ResponseWriter, r *http.Request, methods ...string) bool {
+	for _, m := range methods {
+		if r.Method == m {
+			return true
+		}
+	}
+	w.Header().Set("Allow", strings.Join(methods, ", "))
+	writeError(w, fmt.Errorf("%w: %s is not allowed here; use %s", edge.ErrMethodNotAllowed, r.Method, strings.Join(methods, " or ")))
+	return false
+}
+
+// cors adds CORS headers for allowed origins and answers preflights.
+func cors(allowed string, next http.Handler) http.Handler {
+	origins := splitOrigins(allowed)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if origin != "" {
+			h := w.Header()
+			switch {
+			case allowed == "*":
+				h.Set("Access-Control-Allow-Origin", "*")
+			case originAllowed(origins, origin):
+				h.Set("Access-Control-Allow-Origin", origin)
+				h.Add("Vary", "Origin")
+			}
+			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+				h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID")
+				h.Set("Access-Control-Max-Age", "600")
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func splitOrigins(list string) []string {
+	origins := strings.Split(list, ",")
+	for i := range origins {
+		origins[i] = strings.TrimSpace(origins[i])
+	}
+	return origins
+}
+
+// sameOrigin reports whether origin names the host the request was sent to.
+func sameOrigin(r *http.Request, origin string) bool {
+	u, err := url.Parse(origin)
+	return err == nil && strings.EqualFold(u.Host, r.Host)
+}
+
+func originAllowed(origins []string, origin string) bool {
+	for _, o := range origins {
+		if o == "*" || strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// queryDuration reads a duration parameter ("30s", "1m" or plain seconds
+// "30") and clamps it to [lo, hi]; absent means def.
+func queryDuration(r *http.Request, name string, def, lo, hi time.Duration) (time.Duration, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		secs, err2 := strconv.ParseFloat(s, 64)
+		if err2 != nil || secs != secs || secs > 1e6 {
+			return 0, fmt.Errorf("%w: %s=%q is not a duration (e.g. 30s or 30)", edge.ErrBadRequest, name, clip(s))
+		}
+		d = time.Duration(secs * float64(time.Second))
+	}
+	return min(max(d, lo), hi), nil
+}
+
+// queryInt reads an integer parameter clamped to [lo, hi]; absent means def.
+func queryInt(r *http.Request, name string, def, lo, hi int) (int, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %s=%q is not an integer", edge.ErrBadRequest, name, clip(s))
+	}
+	return min(max(n, lo), hi), nil
+}
+
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}

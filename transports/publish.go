@@ -1,0 +1,158 @@
+package transports
+
+import (
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/resume"
+)
+
+// handlePublish serves POST /v1/publish?channel=A[&event=TYPE]: the body is
+// the payload; the answer is {"channel","id"} once the message is stored.
+func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
+	if !allowMethods(w, r, http.MethodPost) {
+		return
+	}
+	if err := s.authorizePublish(r); err != nil {
+		writeError(w, err)
+		return
+	}
+	q := r.URL.Query()
+	channel, event := q.Get("channel"), q.Get("event")
+	if err := edge.ValidateChannel(channel); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := edge.ValidateEvent(event); err != nil {
+		writeError(w, err)
+		return
+	}
+	data, err := readPayload(w, r, s.cfg.MaxPayload)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	id, err := s.broker.Publish(r.Context(), channel, event, data)
+	if err != nil {
+		s.log.Warn("publish failed", "err", err)
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Channel string `json:"channel"`
+		ID      string `json:"id"`
+	}{channel, id.String()})
+}
+
+// authorizePublish checks "Authorization: Bearer KEY" when a publish key is
+// configured.
+func (s *Server) authorizePublish(r *http.Request) error {
+	if s.cfg.PublishKey == "" {
+		return nil
+	}
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return fmt.Errorf("%w: publishing needs the header Authorization: Bearer <publish key>", edge.ErrUnauthorized)
+	}
+	if subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.PublishKey)) != 1 {
+		return fmt.Errorf("%w: wrong publish key", edge.ErrUnauthorized)
+	}
+	return nil
+}
+
+// readPayload reads a request body of at most max bytes.
+func readPayload(w http.ResponseWriter, r *http.Request, max int) ([]byte, error) {
+	tooLarge := fmt.Errorf("%w: the payload limit is %d bytes", edge.ErrPayloadTooLarge, max)
+	if r.ContentLength > int64(max) {
+		return nil, tooLarge
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(max)))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return nil, tooLarge
+	case err != nil:
+		return nil, fmt.Errorf("%w: reading the body: %v", edge.ErrBadRequest, err)
+	}
+	return data, nil
+}
+
+// handleHistory serves GET /v1/history?channel=A[&since=CURSOR][&limit=N]:
+// a page of retained messages after the cursor (from the oldest retained
+// without one), oldest first.
+func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
+	if !allowMethods(w, r, http.MethodGet) {
+		return
+	}
+	q := r.URL.Query()
+	channel := q.Get("channel")
+	if err := edge.ValidateChannel(channel); err != nil {
+		writeError(w, err)
+		return
+	}
+	limit, err := queryInt(r, "limit", 100, 1, maxPageMessages)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	var after edge.ID
+	since := q.Get("since")
+	if since != "" {
+		c, err := resume.ParseCursor(since, []string{channel})
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		after, _ = c.Get(channel)
+	}
+	page, err := s.broker.History(r.Context(), channel, after, limit+1)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	more := len(page.Messages) > limit
+	if more {
+		page.Messages = page.Messages[:limit]
+	}
+	cursor := after
+	if n := len(page.Messages); n > 0 {
+		cursor = page.Messages[n-1].ID
+	} else if since == "" {
+		if cursor, err = s.broker.Last(r.Context(), channel); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	b := []byte(`{"channel":`)
+	b = appendJSONString(b, channel)
+	b = append(b, `,"messages":`...)
+	b = appendMessages(b, page.Messages)
+	b = append(b, `,"cursor":"`...)
+	b = cursor.AppendTo(b)
+	b = append(b, `","gap":`...)
+	b = strconv.AppendBool(b, since != "" && page.Gap)
+	b = append(b, `,"more":`...)
+	b = strconv.AppendBool(b, more)
+	writeJSONBytes(w, http.StatusOK, append(b, '}'))
+}
+
+// maxPageMessages bounds the messages in one history or long-poll answer.
+const maxPageMessages = 1000
+
+// appendMessages appends msgs as a JSON array of message objects.
+func appendMessages(b []byte, msgs []edge.Message) []byte {
+	b = append(b, '[')
+	for i := range msgs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendMessageJSON(b, &msgs[i])
+	}
+	return append(b, ']')
+}

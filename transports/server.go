@@ -1,0 +1,169 @@
+package transports
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/edgeworks/edge/edge"
+)
+
+// Server serves the edge's HTTP surface on one listener: subscribe (WS,
+// SSE, long-poll), publish, history and health. Create it with New, start
+// it with Run.
+type Server struct {
+	cfg      edge.Config
+	broker   edge.Broker
+	hub      *edge.Hub
+	log      *slog.Logger
+	upgrader websocket.Upgrader
+	handler  http.Handler
+
+	// hijacked tracks WebSocket connections, which http.Server.Shutdown
+	// does not wait for.
+	hijacked sync.WaitGroup
+}
+
+// New returns a server for cfg (which New completes with WithDefaults)
+// that stores and relays messages through broker.
+func New(cfg edge.Config, broker edge.Broker, log *slog.Logger) *Server {
+	cfg = cfg.WithDefaults()
+	s := &Server{
+		cfg:    cfg,
+		broker: broker,
+		hub:    edge.NewHub(broker, cfg, log),
+		log:    log,
+	}
+	s.upgrader = websocket.Upgrader{
+		ReadBufferSize:    1024,
+		WriteBufferSize:   4096,
+		WriteBufferPool:   &sync.Pool{},
+		EnableCompression: true,
+		CheckOrigin:       s.checkOrigin,
+		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+			writeError(w, fmt.Errorf("%w: websocket upgrade: %v", edge.ErrBadRequest, reason))
+		},
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/v1/subscribe", s.handleSubscribe)
+	mux.HandleFunc("/v1/publish", s.handlePublish)
+	mux.HandleFunc("/v1/history", s.handleHistory)
+	mux.HandleFunc("/healthz", s.handleHealth)
+	mux.HandleFunc("/readyz", s.handleReady)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, fmt.Errorf("%w: no endpoint at %s", edge.ErrNotFound, clip(r.URL.Path)))
+	})
+	s.handler = cors(cfg.CORSOrigin, mux)
+	return s
+}
+
+// Hub returns the server's hub.
+func (s *Server) Hub() *edge.Hub { return s.hub }
+
+// Handler returns the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Run serves on ln until ctx is done, then drains: it refuses new
+// subscribers, tells every connected client to reconnect (spread over
+// time, with jittered retry hints), waits for connections to finish within
+// Config.DrainTimeout, and stops the broker. It returns when every
+// goroutine it started has ended.
+func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	brokerCtx, stopBroker := context.WithCancel(context.Background())
+	defer stopBroker()
+	brokerDone := make(chan error, 1)
+	go func() { brokerDone <- s.broker.Run(brokerCtx) }()
+
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	serveDone := make(chan error, 1)
+	go func() { serveDone <- srv.Serve(ln) }()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveDone:
+		serveDone <- err
+	case err = <-brokerDone:
+		err = fmt.Errorf("broker stopped: %w", err)
+		brokerDone <- nil
+	}
+
+	drainCtx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
+	defer cancel()
+	s.log.Info("draining", "sessions", s.hub.Sessions(), "timeout", s.cfg.DrainTimeout)
+	srv.SetKeepAlivesEnabled(false)
+	shutdownDone := make(chan error, 1)
+	go func() { shutdownDone <- srv.Shutdown(drainCtx) }()
+	s.hub.Shutdown(drainCtx, min(s.cfg.DrainTimeout/2, 5*time.Second))
+	if e := <-shutdownDone; e != nil {
+		srv.Close()
+	}
+	hijackedDone := make(chan struct{})
+	go func() { s.hijacked.Wait(); close(hijackedDone) }()
+	select {
+	case <-hijackedDone:
+	case <-drainCtx.Done():
+		<-hijackedDone // connections have write deadlines; they end soon
+	}
+	if e := <-serveDone; !errors.Is(e, http.ErrServerClosed) && err == nil {
+		err = e
+	}
+	stopBroker()
+	<-brokerDone
+	s.log.Info("stopped")
+	return err
+}
+
+func (s *Server) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || s.cfg.CORSOrigin == "*" {
+		return true
+	}
+	if originAllowed(splitOrigins(s.cfg.CORSOrigin), origin) {
+		return true
+	}
+	return sameOrigin(r, origin)
+}
+
+// reconnectDelay is the jittered delay a client is told to wait before it
+// reconnects after d, so that a fleet's clients do not all come back at
+// once.
+func (s *Server) reconnectDelay(d edge.Disconnect) time.Duration {
+	spread := time.Second
+	if d == edge.DisconnectShutdown {
+		spread = 5 * time.Second
+	}
+	return s.cfg.SSERetry + rand.N(spread)
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "sessions": s.hub.Sessions()})
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if s.hub.ShuttingDown() {
+		writeError(w, edge.ErrShuttingDown)
+		return
+	}
+	if err := s.broker.Ready(ctx); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}

@@ -1,0 +1,126 @@
+package transports
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/resume"
+)
+
+// transport is one of the three ways to subscribe.
+type transport string
+
+const (
+	transportWS   transport = "ws"
+	transportSSE  transport = "sse"
+	transportPoll transport = "poll"
+)
+
+// subscribeRequest is a parsed GET /v1/subscribe.
+type subscribeRequest struct {
+	transport transport
+	channels  []string
+	cursor    resume.Cursor // positions given by the client (since= or Last-Event-ID)
+	heartbeat time.Duration
+}
+
+// negotiate picks the transport: transport= forces one; otherwise a
+// WebSocket upgrade gets WebSocket, "Accept: text/event-stream" gets SSE and
+// anything else long-polling.
+func negotiate(r *http.Request) (transport, error) {
+	switch t := transport(r.URL.Query().Get("transport")); t {
+	case transportWS:
+		if !websocket.IsWebSocketUpgrade(r) {
+			return "", fmt.Errorf("%w: transport=ws needs a WebSocket upgrade request", edge.ErrBadRequest)
+		}
+		return t, nil
+	case transportSSE, transportPoll:
+		return t, nil
+	case "":
+	default:
+		return "", fmt.Errorf("%w: transport=%q; use ws, sse or poll", edge.ErrBadRequest, clip(string(t)))
+	}
+	if websocket.IsWebSocketUpgrade(r) {
+		return transportWS, nil
+	}
+	if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+		return transportSSE, nil
+	}
+	return transportPoll, nil
+}
+
+// parseSubscribe reads the channels, the cursor and the heartbeat of a
+// subscribe request. The Last-Event-ID header, which EventSource sends when
+// it reconnects, wins over since=.
+func parseSubscribe(r *http.Request, cfg edge.Config) (subscribeRequest, error) {
+	var req subscribeRequest
+	t, err := negotiate(r)
+	if err != nil {
+		return req, err
+	}
+	req.transport = t
+	q := r.URL.Query()
+	req.channels = q["channel"]
+	if len(req.channels) == 0 && t != transportWS {
+		return req, fmt.Errorf("%w: channel= is required (repeat it for several channels)", edge.ErrBadChannel)
+	}
+	if len(req.channels) > cfg.MaxChannels {
+		return req, fmt.Errorf("%w: %d channels requested, a connection may subscribe to at most %d", edge.ErrTooManyChannels, len(req.channels), cfg.MaxChannels)
+	}
+	for i, ch := range req.channels {
+		if err := edge.ValidateChannel(ch); err != nil {
+			return req, err
+		}
+		for _, prev := range req.channels[:i] {
+			if prev == ch {
+				return req, fmt.Errorf("%w: channel %q is named twice", edge.ErrBadChannel, ch)
+			}
+		}
+	}
+	since := q.Get("since")
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		since = id
+	}
+	if since != "" {
+		if len(req.channels) == 0 {
+			return req, fmt.Errorf("%w: since= needs channel=", edge.ErrBadCursor)
+		}
+		if req.cursor, err = resume.ParseCursor(since, req.channels); err != nil {
+			return req, err
+		}
+	}
+	req.heartbeat, err = queryDuration(r, "heartbeat", cfg.Heartbeat, cfg.HeartbeatMin, cfg.HeartbeatMax)
+	return req, err
+}
+
+// since returns the client's position in channel, or nil.
+func (req *subscribeRequest) since(channel string) *edge.ID {
+	if id, ok := req.cursor.Get(channel); ok {
+		return &id
+	}
+	return nil
+}
+
+func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
+	if !allowMethods(w, r, http.MethodGet) {
+		return
+	}
+	req, err := parseSubscribe(r, s.cfg)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	switch req.transport {
+	case transportWS:
+		s.serveWS(w, r, req)
+	case transportSSE:
+		s.serveSSE(w, r, req)
+	default:
+		s.servePoll(w, r, req)
+	}
+}

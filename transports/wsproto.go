@@ -1,0 +1,152 @@
+package transports
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+
+	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/resume"
+)
+
+// The WebSocket operations a client may send, as JSON text frames:
+//
+//	{"op":"subscribe","channel":"A","since":"<cursor>","ref":1}
+//	{"op":"unsubscribe","channel":"A","ref":2}
+//	{"op":"publish","channel":"A","event":"price","data":"…","ref":3}
+//
+// ref is optional (a number or a string of up to 64 bytes) and is echoed
+// in the answer; since is optional; publish data is a string, or base64
+// with "encoding":"base64".
+const (
+	opSubscribe   = "subscribe"
+	opUnsubscribe = "unsubscribe"
+	opPublish     = "publish"
+)
+
+// maxRefLen bounds the client's correlation ref.
+const maxRefLen = 64
+
+// clientOp is one parsed client operation.
+type clientOp struct {
+	Op       string          `json:"op"`
+	Ref      json.RawMessage `json:"ref,omitempty"`
+	Channel  string          `json:"channel"`
+	Since    string          `json:"since"`
+	Event    string          `json:"event"`
+	Data     *string         `json:"data"`
+	Encoding string          `json:"encoding"`
+
+	since   *edge.ID // parsed Since
+	payload []byte   // decoded Data
+}
+
+// parseOp parses and validates a client frame. On error the returned op
+// still carries the ref when one could be read, so the error frame can
+// echo it.
+func parseOp(frame []byte, maxPayload int) (clientOp, error) {
+	var op clientOp
+	if err := json.Unmarshal(frame, &op); err != nil {
+		return clientOp{}, fmt.Errorf("%w: a frame must be a JSON object like {\"op\":\"subscribe\",\"channel\":\"news\"}", edge.ErrBadRequest)
+	}
+	if len(op.Ref) > 0 && !validRef(op.Ref) {
+		op.Ref = nil
+		return op, fmt.Errorf("%w: ref must be a number or a string of at most %d bytes", edge.ErrBadRequest, maxRefLen)
+	}
+	switch op.Op {
+	case opSubscribe, opUnsubscribe, opPublish:
+	case "":
+		return op, fmt.Errorf("%w: op is missing; use subscribe, unsubscribe or publish", edge.ErrBadRequest)
+	default:
+		return op, fmt.Errorf("%w: unknown op %q; use subscribe, unsubscribe or publish", edge.ErrBadRequest, clip(op.Op))
+	}
+	if err := edge.ValidateChannel(op.Channel); err != nil {
+		return op, err
+	}
+	if op.Since != "" {
+		if op.Op != opSubscribe {
+			return op, fmt.Errorf("%w: since is only for subscribe", edge.ErrBadRequest)
+		}
+		c, err := resume.ParseCursor(op.Since, []string{op.Channel})
+		if err != nil {
+			return op, err
+		}
+		if id, ok := c.Get(op.Channel); ok {
+			op.since = &id
+		}
+	}
+	if op.Op != opPublish {
+		return op, nil
+	}
+	if err := edge.ValidateEvent(op.Event); err != nil {
+		return op, err
+	}
+	if op.Data == nil {
+		return op, fmt.Errorf("%w: publish needs data", edge.ErrBadRequest)
+	}
+	switch op.Encoding {
+	case "":
+		op.payload = []byte(*op.Data)
+	case "base64":
+		p, err := base64.StdEncoding.DecodeString(*op.Data)
+		if err != nil {
+			return op, fmt.Errorf("%w: data is not base64", edge.ErrBadRequest)
+		}
+		op.payload = p
+	default:
+		return op, fmt.Errorf("%w: encoding %q; use base64 or leave it out", edge.ErrBadRequest, clip(op.Encoding))
+	}
+	if len(op.payload) > maxPayload {
+		return op, fmt.Errorf("%w: the payload limit is %d bytes", edge.ErrPayloadTooLarge, maxPayload)
+	}
+	return op, nil
+}
+
+func validRef(ref json.RawMessage) bool {
+	if len(ref) > maxRefLen+2 {
+		return false
+	}
+	var v any
+	if json.Unmarshal(ref, &v) != nil {
+		return false
+	}
+	switch v.(type) {
+	case float64, string:
+		return true
+	}
+	return false
+}
+
+// serverFrame is a control frame from the edge. Message frames have no
+// "type": they are the message object itself, or an array of them.
+type serverFrame struct {
+	Type      string          `json:"type"` // subscribed, unsubscribed, published, error, gap, disconnect
+	Ref       json.RawMessage `json:"ref,omitempty"`
+	Channel   string          `json:"channel,omitempty"`
+	ID        string          `json:"id,omitempty"` // position after subscribe; message id after publish
+	Error     *errorDetail    `json:"error,omitempty"`
+	Code      int             `json:"code,omitempty"`
+	Reason    string          `json:"reason,omitempty"`
+	Reconnect *bool           `json:"reconnect,omitempty"`
+	RetryMs   int64           `json:"retry_ms,omitempty"`
+	Cursor    string          `json:"cursor,omitempty"`
+}
+
+func (f serverFrame) encode() []byte { return marshalJSON(f) }
+
+func errorFrame(ref json.RawMessage, err error) []byte {
+	body, _ := newErrorBody(err)
+	return serverFrame{Type: "error", Ref: ref, Error: &body.Error}.encode()
+}
+
+// appendFrameArray appends frames as one JSON array of message objects.
+func appendFrameArray(b []byte, frames []*edge.Frame) []byte {
+	b = append(b, '[')
+	for i, f := range frames {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, frameJSON(f)...)
+	}
+	return append(b, ']')
+}
