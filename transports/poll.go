@@ -12,8 +12,9 @@ import (
 
 // servePoll answers a long-poll: at once when messages after the cursor
 // are retained (or history was lost: "gap":true); otherwise it holds the
-// request until a message arrives or timeout= passes, and with linger= it
-// keeps collecting for that long after the first message (fewer wake-ups).
+// request until a message arrives or timeout= passes. With linger= it
+// keeps collecting for that long once it has a first message, so a client
+// wakes once for a burst.
 //
 //	{"messages":[…],"cursor":"…","gap":false}
 //
@@ -80,10 +81,14 @@ func (s *Server) poll(ctx context.Context, sess *edge.Session, req subscribeRequ
 	if err := s.pollHistory(ctx, &ans, req.channels, limit, func(ch string) bool {
 		_, ok := req.cursor.Get(ch)
 		return ok
-	}); err != nil || len(ans.frames) > 0 || ans.gap {
+	}); err != nil || ans.gap {
 		return ans, err
 	}
-	ans.disconnect = holdPoll(ctx, sess, req.channels, &ans.cursor, timeout, linger)
+	have := len(ans.frames) > 0
+	if have && (linger == 0 || len(ans.frames) == limit) {
+		return ans, nil
+	}
+	ans.disconnect = holdPoll(ctx, sess, req.channels, &ans.cursor, timeout, linger, have)
 	if ans.disconnect != nil {
 		ans.retry = s.reconnectDelay(*ans.disconnect)
 	}
@@ -129,12 +134,17 @@ func (s *Server) pollHistory(ctx context.Context, ans *pollAnswer, channels []st
 	return nil
 }
 
-// holdPoll waits until a message after the cursor is buffered (and then
-// lingers), the timeout passes, the client leaves or the session closes.
-func holdPoll(ctx context.Context, sess *edge.Session, channels []string, cursor *resume.Cursor, timeout, linger time.Duration) *edge.Disconnect {
-	hold := time.NewTimer(timeout)
+// holdPoll waits until a message after the cursor is buffered and then
+// lingers (at once when the answer already has messages), until the
+// timeout passes, the client leaves or the session closes.
+func holdPoll(ctx context.Context, sess *edge.Session, channels []string, cursor *resume.Cursor, timeout, linger time.Duration, have bool) *edge.Disconnect {
+	wait := timeout
+	if have {
+		wait = linger
+	}
+	hold := time.NewTimer(wait)
 	defer hold.Stop()
-	lingering := false
+	lingering := have
 	for {
 		select {
 		case <-ctx.Done():

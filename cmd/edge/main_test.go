@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestBinary builds the real binary, starts it as a user would (listen
+// address from the environment), subscribes, publishes, sends SIGTERM and
+// expects a clean exit 0 after the subscriber was told to reconnect.
+func TestBinary(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "edge")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "--drain-timeout", "3s")
+	cmd.Env = append(os.Environ(), "EDGE_LISTEN=127.0.0.1:0")
+	stdout, _ := cmd.StdoutPipe()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+
+	banner := bufio.NewReader(stdout)
+	first, err := banner.ReadString('\n')
+	if err != nil {
+		t.Fatalf("no banner: %v; stderr: %s", err, stderr.String())
+	}
+	base, ok := strings.CutPrefix(strings.TrimSpace(first), "edge is ready at ")
+	if !ok {
+		t.Fatalf("banner %q", first)
+	}
+	var rest string
+	for !strings.Contains(rest, "history:") {
+		line, err := banner.ReadString('\n')
+		if err != nil {
+			t.Fatalf("banner ended: %v\n%s", err, rest)
+		}
+		rest += line
+	}
+	for _, want := range []string{"/v1/subscribe?channel=", "curl -X POST", "ws://"} {
+		if !strings.Contains(rest, want) {
+			t.Errorf("banner lacks %q:\n%s", want, rest)
+		}
+	}
+	go io.Copy(io.Discard, banner)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/subscribe?channel=news", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	events := bufio.NewReader(resp.Body)
+	readUntil := func(prefix string) string {
+		t.Helper()
+		for {
+			line, err := events.ReadString('\n')
+			if err != nil {
+				t.Fatalf("stream ended looking for %q: %v", prefix, err)
+			}
+			if strings.HasPrefix(line, prefix) {
+				return strings.TrimSpace(line)
+			}
+		}
+	}
+	readUntil("id: ") // live
+	pub, err := http.Post(base+"/v1/publish?channel=news", "text/plain", strings.NewReader("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub.Body.Close()
+	if got := readUntil("data: "); got != "data: hello" {
+		t.Fatalf("got %q", got)
+	}
+
+	cmd.Process.Signal(syscall.SIGTERM)
+	if got := readUntil("event: "); got != "event: disconnect" {
+		t.Fatalf("got %q", got)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit: %v; stderr: %s", err, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("edge did not exit after SIGTERM")
+	}
+}
+
+func TestRunExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		out  string
+	}{
+		{"help", []string{"--help"}, 0, "-history-size"},
+		{"bad flag", []string{"--history-size", "lots"}, 2, "history-size"},
+		{"bad listen", []string{"--listen", "nowhere"}, 2, "listen"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			code := run(context.Background(), tc.args, func(string) string { return "" }, &out, &out)
+			if code != tc.code || !strings.Contains(out.String(), tc.out) {
+				t.Fatalf("code %d, output %q", code, out.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,51 @@
+package edge
+
+import "context"
+
+// Page is a slice of a channel's history, oldest first.
+type Page struct {
+	Messages []Message
+	// Gap reports that messages after the requested cursor are no longer
+	// retained (trimmed, expired or lost), so Messages does not continue
+	// right after the cursor.
+	Gap bool
+}
+
+// Broker stores messages and relays them live to every node. The embedded
+// memory store and the Redis store in package resume implement it.
+//
+// Ordering: within a channel, a Broker assigns strictly increasing ids and
+// hands messages to the deliver function in id order, each exactly once per
+// node.
+type Broker interface {
+	// Publish stores a message and relays it; it returns the id once the
+	// message is stored. It fails with an error wrapping ErrUnavailable
+	// when the message could not be stored.
+	Publish(ctx context.Context, channel, event string, data []byte) (ID, error)
+
+	// History returns up to limit retained messages of channel with ids
+	// after the cursor, oldest first, with Gap set when messages after it
+	// are no longer retained.
+	History(ctx context.Context, channel string, after ID, limit int) (Page, error)
+
+	// Last returns the position of a subscriber that starts now: the id
+	// of the newest message the channel ever had, or a floor below which
+	// nothing is known when it has none.
+	Last(ctx context.Context, channel string) (ID, error)
+
+	// Relay sets the function that receives every live message of watched
+	// channels. It is called once, before Run and before any Publish.
+	// deliver must not block.
+	Relay(deliver func(Message))
+
+	// Watch and Unwatch tell the broker that a channel gained its first,
+	// or lost its last, local subscriber. They must not block.
+	Watch(channel string)
+	Unwatch(channel string)
+
+	// Run does the broker's background work until ctx is done.
+	Run(ctx context.Context) error
+
+	// Ready returns nil when the broker can store and relay messages.
+	Ready(ctx context.Context) error
+}

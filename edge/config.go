@@ -1,0 +1,133 @@
+package edge
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+)
+
+// Config is the whole configuration of an edge node. The zero value of
+// every field means "the default"; WithDefaults fills them in and Validate
+// reports every problem at once.
+type Config struct {
+	// Listen is the address to serve on. Zero means "127.0.0.1:8080".
+	Listen string
+
+	// HistorySize is how many messages each channel retains. Zero means 1000.
+	HistorySize int
+	// HistoryTTL is how long a message is retained. Zero means 1h.
+	HistoryTTL time.Duration
+	// HistoryMemory bounds the bytes of payload the embedded store holds
+	// over all channels; past it the oldest messages are trimmed (and a
+	// resume into them gets a gap). Zero means 256 MiB.
+	HistoryMemory int64
+
+	// MaxPayload is the largest message payload in bytes. Zero means 64 KiB.
+	MaxPayload int
+	// MaxChannels is how many channels one connection may subscribe to.
+	// Zero means 64.
+	MaxChannels int
+	// QueueBytes bounds what may wait in one connection's outgoing queue;
+	// a connection past it is closed as a slow consumer. Zero means 1 MiB
+	// (and never less than 2×MaxPayload).
+	QueueBytes int
+
+	// Heartbeat is the interval of SSE comments and WebSocket pings. Zero
+	// means 25s. Clients may ask for a value between HeartbeatMin and
+	// HeartbeatMax (battery).
+	Heartbeat time.Duration
+	// HeartbeatMin and HeartbeatMax bound a client's heartbeat= request.
+	// Zero means 5s and 5m.
+	HeartbeatMin, HeartbeatMax time.Duration
+
+	// PollTimeout is how long a long-poll request is held when no message
+	// is available. Zero means 25s.
+	PollTimeout time.Duration
+	// PollTimeoutMax bounds a client's timeout= request. Zero means 60s.
+	PollTimeoutMax time.Duration
+	// PollLingerMax bounds a client's linger= request. Zero means 5s.
+	PollLingerMax time.Duration
+
+	// SSERetry is the reconnect delay sent in SSE "retry:". Zero means 2s.
+	SSERetry time.Duration
+
+	// PublishKey, when set, is required as "Authorization: Bearer KEY" on
+	// POST /v1/publish, and WebSocket publish is refused.
+	PublishKey string
+	// CORSOrigin is the origin allowed to use the HTTP endpoints from a
+	// browser on another origin. Zero means "*" (any origin).
+	CORSOrigin string
+
+	// DrainTimeout bounds a graceful shutdown. Zero means 10s.
+	DrainTimeout time.Duration
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	setDefault(&c.Listen, "127.0.0.1:8080")
+	setDefault(&c.HistorySize, 1000)
+	setDefault(&c.HistoryTTL, time.Hour)
+	setDefault(&c.HistoryMemory, 256<<20)
+	setDefault(&c.MaxPayload, 64<<10)
+	setDefault(&c.MaxChannels, 64)
+	setDefault(&c.QueueBytes, 1<<20)
+	if c.QueueBytes < 2*c.MaxPayload {
+		c.QueueBytes = 2 * c.MaxPayload
+	}
+	setDefault(&c.Heartbeat, 25*time.Second)
+	setDefault(&c.HeartbeatMin, 5*time.Second)
+	setDefault(&c.HeartbeatMax, 5*time.Minute)
+	setDefault(&c.PollTimeout, 25*time.Second)
+	setDefault(&c.PollTimeoutMax, 60*time.Second)
+	setDefault(&c.PollLingerMax, 5*time.Second)
+	setDefault(&c.SSERetry, 2*time.Second)
+	setDefault(&c.CORSOrigin, "*")
+	setDefault(&c.DrainTimeout, 10*time.Second)
+	return c
+}
+
+func setDefault[T comparable](field *T, def T) {
+	var zero T
+	if *field == zero {
+		*field = def
+	}
+}
+
+// Validate reports every problem in c at once, naming the field and the
+// fix. Call it on c.WithDefaults().
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen: %q is not host:port (e.g. 127.0.0.1:8080): %v", c.Listen, err)
+	}
+	positive := []struct {
+		name string
+		v    int64
+	}{
+		{"history-size", int64(c.HistorySize)}, {"history-memory", c.HistoryMemory},
+		{"max-payload", int64(c.MaxPayload)}, {"max-channels", int64(c.MaxChannels)},
+		{"queue-bytes", int64(c.QueueBytes)},
+		{"history-ttl", int64(c.HistoryTTL)}, {"heartbeat", int64(c.Heartbeat)},
+		{"poll-timeout", int64(c.PollTimeout)}, {"drain-timeout", int64(c.DrainTimeout)},
+		{"sse-retry", int64(c.SSERetry)}, {"heartbeat-min", int64(c.HeartbeatMin)},
+		{"heartbeat-max", int64(c.HeartbeatMax)}, {"poll-timeout-max", int64(c.PollTimeoutMax)},
+		{"poll-linger-max", int64(c.PollLingerMax)},
+	}
+	for _, p := range positive {
+		if p.v < 0 {
+			bad("%s: must be positive, got a negative value", p.name)
+		}
+	}
+	if c.MaxPayload > 16<<20 {
+		bad("max-payload: %d bytes is over the 16 MiB limit", c.MaxPayload)
+	}
+	if c.HeartbeatMin > c.HeartbeatMax {
+		bad("heartbeat: the client bounds are inverted (min %v > max %v)", c.HeartbeatMin, c.HeartbeatMax)
+	}
+	if c.PollTimeout > c.PollTimeoutMax {
+		bad("poll-timeout: %v is over poll-timeout-max %v; raise poll-timeout-max or lower poll-timeout", c.PollTimeout, c.PollTimeoutMax)
+	}
+	return errors.Join(errs...)
+}

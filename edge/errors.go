@@ -1,0 +1,71 @@
+package edge
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+)
+
+// Error is an error that the edge reports to clients: a stable code, the
+// HTTP status it maps to, and a message for people. The sentinels below are
+// *Error values; wrap them with fmt.Errorf("%w: detail", ErrX) and the
+// client sees the code and status of the sentinel and the whole message.
+type Error struct {
+	Code   string // stable, machine-readable, e.g. "bad_channel"
+	Status int    // HTTP status
+	Msg    string // what went wrong, for people
+}
+
+func (e *Error) Error() string { return "edge: " + e.Msg }
+
+// Sentinel errors. Match them with errors.Is.
+var (
+	ErrBadRequest       = &Error{"bad_request", http.StatusBadRequest, "bad request"}
+	ErrBadChannel       = &Error{"bad_channel", http.StatusBadRequest, "invalid channel"}
+	ErrBadEvent         = &Error{"bad_event", http.StatusBadRequest, "invalid event type"}
+	ErrBadCursor        = &Error{"bad_cursor", http.StatusBadRequest, "malformed cursor"}
+	ErrTooManyChannels  = &Error{"too_many_channels", http.StatusBadRequest, "too many channels"}
+	ErrUnauthorized     = &Error{"unauthorized", http.StatusUnauthorized, "missing or invalid credentials"}
+	ErrForbidden        = &Error{"forbidden", http.StatusForbidden, "not allowed"}
+	ErrNotFound         = &Error{"not_found", http.StatusNotFound, "not found"}
+	ErrMethodNotAllowed = &Error{"method_not_allowed", http.StatusMethodNotAllowed, "method not allowed"}
+	ErrPayloadTooLarge  = &Error{"payload_too_large", http.StatusRequestEntityTooLarge, "payload too large"}
+	ErrUnavailable      = &Error{"unavailable", http.StatusServiceUnavailable, "backend unavailable"}
+	ErrShuttingDown     = &Error{"shutting_down", http.StatusServiceUnavailable, "shutting down"}
+	ErrInternal         = &Error{"internal", http.StatusInternalServerError, "internal error"}
+)
+
+// ErrSessionClosed is returned by Session methods after the session closed.
+var ErrSessionClosed = errors.New("edge: session closed")
+
+// Classify maps any error to what a client is told: the code and status of
+// the *Error it wraps (ErrInternal when it wraps none) and a message. The
+// message of an internal error is generic, so internals never leak.
+func Classify(err error) (code string, status int, message string) {
+	var e *Error
+	if !errors.As(err, &e) {
+		return ErrInternal.Code, ErrInternal.Status, ErrInternal.Msg
+	}
+	return e.Code, e.Status, strings.TrimPrefix(err.Error(), "edge: ")
+}
+
+// Disconnect tells a client why its connection ends and whether it should
+// reconnect. Codes 4000–4499 mean "reconnect (with your cursor)", codes
+// 4500–4999 mean "do not reconnect with the same request". WebSocket sends
+// the code in the close frame; SSE and long-polling send it as a final
+// event or response field.
+type Disconnect struct {
+	Code   int
+	Reason string
+}
+
+// Reconnect reports whether the client should reconnect.
+func (d Disconnect) Reconnect() bool { return d.Code < 4500 }
+
+// The disconnects the edge sends.
+var (
+	DisconnectShutdown    = Disconnect{4001, "shutdown"}
+	DisconnectSlow        = Disconnect{4002, "slow_consumer"}
+	DisconnectServerError = Disconnect{4003, "server_error"}
+	DisconnectBadRequest  = Disconnect{4500, "bad_request"}
+)

@@ -1,0 +1,193 @@
+package edge
+
+import (
+	"context"
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const numShards = 64
+
+// Hub is the channel registry of one node: it keeps which local sessions
+// subscribe to which channel and fans every live message out to them. It is
+// safe for concurrent use.
+//
+// Lock order: a shard's mu, then a Session's mu. The hub never holds a
+// shard lock while it enqueues on sessions, and never does I/O.
+type Hub struct {
+	broker Broker
+	cfg    Config
+	log    *slog.Logger
+	seed   maphash.Seed
+	shards [numShards]shard
+
+	mu sync.Mutex
+	// mu guards sessions.
+	sessions map[*Session]struct{}
+	closing  atomic.Bool
+	count    atomic.Int64
+	slow     atomic.Int64 // sessions closed as slow consumers
+}
+
+type shard struct {
+	mu sync.RWMutex
+	// mu guards chans. Each list is copy-on-write: readers take it under
+	// RLock and use it after unlocking.
+	chans map[string][]*Session
+}
+
+// NewHub returns a hub that relays the broker's live messages. cfg must be
+// the result of WithDefaults. NewHub calls broker.Relay.
+func NewHub(broker Broker, cfg Config, log *slog.Logger) *Hub {
+	h := &Hub{
+		broker:   broker,
+		cfg:      cfg,
+		log:      log,
+		seed:     maphash.MakeSeed(),
+		sessions: make(map[*Session]struct{}),
+	}
+	for i := range h.shards {
+		h.shards[i].chans = make(map[string][]*Session)
+	}
+	broker.Relay(h.deliver)
+	return h
+}
+
+// Broker returns the broker the hub relays.
+func (h *Hub) Broker() Broker { return h.broker }
+
+// Config returns the hub's configuration.
+func (h *Hub) Config() Config { return h.cfg }
+
+// Sessions returns how many sessions are open.
+func (h *Hub) Sessions() int { return int(h.count.Load()) }
+
+// SlowConsumers returns how many sessions were closed for falling behind.
+func (h *Hub) SlowConsumers() int64 { return h.slow.Load() }
+
+func (h *Hub) shard(channel string) *shard {
+	return &h.shards[maphash.String(h.seed, channel)%numShards]
+}
+
+// deliver fans m out to the channel's local sessions. The frame is built
+// only when someone listens.
+func (h *Hub) deliver(m Message) {
+	sh := h.shard(m.Channel)
+	sh.mu.RLock()
+	subs := sh.chans[m.Channel]
+	sh.mu.RUnlock()
+	if len(subs) == 0 {
+		return
+	}
+	f := NewFrame(m)
+	for _, s := range subs {
+		s.push(f)
+	}
+}
+
+func (h *Hub) add(channel string, s *Session) {
+	sh := h.shard(channel)
+	sh.mu.Lock()
+	old := sh.chans[channel]
+	subs := make([]*Session, len(old), len(old)+1)
+	copy(subs, old)
+	sh.chans[channel] = append(subs, s)
+	sh.mu.Unlock()
+	if len(old) == 0 {
+		h.broker.Watch(channel)
+	}
+}
+
+func (h *Hub) remove(channel string, s *Session) {
+	sh := h.shard(channel)
+	sh.mu.Lock()
+	old := sh.chans[channel]
+	subs := make([]*Session, 0, len(old))
+	for _, o := range old {
+		if o != s {
+			subs = append(subs, o)
+		}
+	}
+	last := len(subs) == 0 && len(old) > 0
+	if len(subs) == 0 {
+		delete(sh.chans, channel)
+	} else {
+		sh.chans[channel] = subs
+	}
+	sh.mu.Unlock()
+	if last {
+		h.broker.Unwatch(channel)
+	}
+}
+
+// NewSession opens a session. It fails with ErrShuttingDown once Shutdown
+// began. The caller owns the session and must call Release when done.
+func (h *Hub) NewSession() (*Session, error) {
+	if h.closing.Load() {
+		return nil, ErrShuttingDown
+	}
+	s := &Session{
+		hub:      h,
+		maxBytes: h.cfg.QueueBytes,
+		notify:   make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		channels: make(map[string]*joinBuffer),
+	}
+	h.mu.Lock()
+	h.sessions[s] = struct{}{}
+	h.mu.Unlock()
+	h.count.Add(1)
+	return s, nil
+}
+
+func (h *Hub) release(s *Session) {
+	h.mu.Lock()
+	_, ok := h.sessions[s]
+	delete(h.sessions, s)
+	h.mu.Unlock()
+	if ok {
+		h.count.Add(-1)
+	}
+}
+
+// Shutdown refuses new sessions and closes every open one with
+// DisconnectShutdown, spread evenly over window so that clients do not all
+// reconnect at the same instant. It returns when all are closed or ctx is
+// done.
+func (h *Hub) Shutdown(ctx context.Context, window time.Duration) {
+	h.closing.Store(true)
+	h.mu.Lock()
+	all := make([]*Session, 0, len(h.sessions))
+	for s := range h.sessions {
+		all = append(all, s)
+	}
+	h.mu.Unlock()
+	const batches = 20
+	per := (len(all) + batches - 1) / batches
+	tick := time.NewTicker(max(window/batches, time.Millisecond))
+	defer tick.Stop()
+	for len(all) > 0 {
+		n := min(per, len(all))
+		for _, s := range all[:n] {
+			s.Close(DisconnectShutdown)
+		}
+		all = all[n:]
+		if len(all) == 0 {
+			break
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			for _, s := range all {
+				s.Close(DisconnectShutdown)
+			}
+			return
+		}
+	}
+}
+
+// ShuttingDown reports whether Shutdown began.
+func (h *Hub) ShuttingDown() bool { return h.closing.Load() }

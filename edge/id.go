@@ -1,0 +1,102 @@
+package edge
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// ID identifies a message within its channel. It has the form of a Redis
+// Stream entry id, "<ms>-<seq>": the milliseconds since the Unix epoch when
+// the message was stored and a sequence number within that millisecond. Ids
+// are strictly increasing within a channel. The zero ID ("0-0") sorts before
+// every message.
+type ID struct {
+	Ms  uint64
+	Seq uint64
+}
+
+// ParseID parses "<ms>-<seq>" (or "<ms>", meaning "<ms>-0"). It returns
+// ErrBadCursor for anything else.
+func ParseID(s string) (ID, error) {
+	if len(s) == 0 || len(s) > 41 {
+		return ID{}, fmt.Errorf("%w: %q is not an id of the form <ms>-<seq>", ErrBadCursor, clip(s))
+	}
+	msPart, seqPart, hasSeq := strings.Cut(s, "-")
+	ms, err := parseDecimal(msPart)
+	if err != nil {
+		return ID{}, fmt.Errorf("%w: %q is not an id of the form <ms>-<seq>", ErrBadCursor, clip(s))
+	}
+	var seq uint64
+	if hasSeq {
+		if seq, err = parseDecimal(seqPart); err != nil {
+			return ID{}, fmt.Errorf("%w: %q is not an id of the form <ms>-<seq>", ErrBadCursor, clip(s))
+		}
+	}
+	return ID{Ms: ms, Seq: seq}, nil
+}
+
+// parseDecimal accepts only ASCII digits (no sign, no spaces).
+func parseDecimal(s string) (uint64, error) {
+	if s == "" || len(s) > 20 {
+		return 0, strconv.ErrSyntax
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, strconv.ErrSyntax
+		}
+	}
+	return strconv.ParseUint(s, 10, 64)
+}
+
+// String returns "<ms>-<seq>".
+func (id ID) String() string {
+	return string(id.AppendTo(make([]byte, 0, 24)))
+}
+
+// AppendTo appends "<ms>-<seq>" to b.
+func (id ID) AppendTo(b []byte) []byte {
+	b = strconv.AppendUint(b, id.Ms, 10)
+	b = append(b, '-')
+	return strconv.AppendUint(b, id.Seq, 10)
+}
+
+// Compare returns -1, 0 or +1 as id sorts before, equal to or after o.
+func (id ID) Compare(o ID) int {
+	switch {
+	case id.Ms < o.Ms:
+		return -1
+	case id.Ms > o.Ms:
+		return 1
+	case id.Seq < o.Seq:
+		return -1
+	case id.Seq > o.Seq:
+		return 1
+	}
+	return 0
+}
+
+// Less reports whether id sorts before o.
+func (id ID) Less(o ID) bool { return id.Compare(o) < 0 }
+
+// IsZero reports whether id is "0-0".
+func (id ID) IsZero() bool { return id == ID{} }
+
+// Next returns the id that a store assigns after id at time nowMs: nowMs-0
+// when the clock has moved past id, else id's millisecond with the next
+// sequence number (as Redis does for XADD with "*").
+func (id ID) Next(nowMs uint64) ID {
+	if nowMs > id.Ms {
+		return ID{Ms: nowMs}
+	}
+	return ID{Ms: id.Ms, Seq: id.Seq + 1}
+}
+
+// clip shortens untrusted input before it is quoted in an error message.
+func clip(s string) string {
+	const max = 64
+	if len(s) > max {
+		return s[:max] + "…"
+	}
+	return s
+}

@@ -1,0 +1,55 @@
+package edge
+
+import "sync"
+
+// Message is one published message.
+type Message struct {
+	Channel string
+	ID      ID
+	Event   string // empty means the default type ("message" on SSE)
+	Data    []byte // the opaque payload; never modified after publish
+}
+
+// Encoding names one wire format of a message. Each transport builds its
+// encoding of a Frame at most once, however many subscribers it has.
+type Encoding uint8
+
+// The wire encodings of a message.
+const (
+	EncodingJSON     Encoding = iota // {"channel","id","event","data"} object (WS, long-poll, multi-channel SSE)
+	EncodingSSE                      // SSE event whose data is the payload (one channel per stream)
+	EncodingSSEMulti                 // SSE event whose data is the JSON object (several channels per stream)
+	EncodingWS                       // prepared WebSocket message
+	numEncodings
+)
+
+// Frame is a Message on its way to subscribers. Its encodings are built
+// lazily, once per Encoding, and shared by every subscriber; a Frame is
+// safe for concurrent use.
+type Frame struct {
+	Message
+	enc [numEncodings]struct {
+		once sync.Once
+		v    any
+	}
+}
+
+// frameOverhead approximates the bytes a queued frame costs beyond its
+// payload (the Frame itself and its encodings' framing).
+const frameOverhead = 256
+
+// NewFrame wraps m.
+func NewFrame(m Message) *Frame { return &Frame{Message: m} }
+
+// Encoded returns the encoding e of the frame, calling build the first time
+// it is asked for and returning the same value afterwards.
+func (f *Frame) Encoded(e Encoding, build func(*Message) any) any {
+	slot := &f.enc[e]
+	slot.once.Do(func() { slot.v = build(&f.Message) })
+	return slot.v
+}
+
+// Size is what the frame counts against a queue's byte budget.
+func (f *Frame) Size() int {
+	return len(f.Data) + len(f.Channel) + len(f.Event) + frameOverhead
+}

@@ -1,0 +1,409 @@
+package transports_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/resume"
+	"github.com/edgeworks/edge/transports"
+)
+
+// TestMain fails the package when goroutines of the edge outlive the
+// servers the tests started and stopped.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if leaked := waitNoLeaks(5 * time.Second); leaked != "" {
+			fmt.Fprintf(os.Stderr, "leaked goroutines:\n%s\n", leaked)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func waitNoLeaks(within time.Duration) string {
+	deadline := time.Now().Add(within)
+	for {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		var leaked []string
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "edgeworks/edge/") && !strings.Contains(g, "waitNoLeaks") && !strings.Contains(g, "TestMain") {
+				leaked = append(leaked, g)
+			}
+		}
+		if len(leaked) == 0 {
+			return ""
+		}
+		if time.Now().After(deadline) {
+			return strings.Join(leaked, "\n\n")
+		}
+		time.Sleep(20 * time.Millisecond) // polling for goroutines to end, not synchronisation
+	}
+}
+
+// testEdge is a real edge server on a loopback port.
+type testEdge struct {
+	t    *testing.T
+	base string // http://127.0.0.1:port
+	srv  *transports.Server
+	stop func() error
+}
+
+func startEdge(t *testing.T, cfg edge.Config) *testEdge {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Listen = ln.Addr().String()
+	cfg = cfg.WithDefaults()
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	srv := transports.New(cfg, resume.NewMemory(cfg), log)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, ln) }()
+	e := &testEdge{t: t, base: "http://" + ln.Addr().String(), srv: srv}
+	stopped := false
+	e.stop = func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(cfg.DrainTimeout + 5*time.Second):
+			t.Error("server did not stop")
+			return nil
+		}
+	}
+	t.Cleanup(func() {
+		if err := e.stop(); err != nil {
+			t.Errorf("server stopped with %v", err)
+		}
+	})
+	return e
+}
+
+func (e *testEdge) url(path string, query ...string) string {
+	q := url.Values{}
+	for i := 0; i+1 < len(query); i += 2 {
+		q.Add(query[i], query[i+1])
+	}
+	if len(q) == 0 {
+		return e.base + path
+	}
+	return e.base + path + "?" + q.Encode()
+}
+
+func (e *testEdge) wsURL(query ...string) string {
+	return "ws" + strings.TrimPrefix(e.url("/v1/subscribe", query...), "http")
+}
+
+// publish publishes data to channel and returns the id.
+func (e *testEdge) publish(channel, data string) string {
+	e.t.Helper()
+	return e.publishEvent(channel, "", data)
+}
+
+func (e *testEdge) publishEvent(channel, event, data string) string {
+	e.t.Helper()
+	q := []string{"channel", channel}
+	if event != "" {
+		q = append(q, "event", event)
+	}
+	resp, err := http.Post(e.url("/v1/publish", q...), "text/plain", strings.NewReader(data))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct{ Channel, ID string }
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
+		e.t.Fatalf("publish: status %d, err %v", resp.StatusCode, err)
+	}
+	return out.ID
+}
+
+// getJSON does a GET and decodes the JSON answer.
+func getJSON(t *testing.T, u string, header http.Header, into any) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("GET %s: Content-Type %q", u, ct)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
+		t.Fatalf("GET %s: %v", u, err)
+	}
+	return resp.StatusCode
+}
+
+// wireMessage is the message object of WS frames and long-poll answers.
+type wireMessage struct {
+	Channel  string `json:"channel"`
+	ID       string `json:"id"`
+	Event    string `json:"event"`
+	Data     string `json:"data"`
+	Encoding string `json:"encoding"`
+}
+
+type pollAnswer struct {
+	Messages   []wireMessage `json:"messages"`
+	Cursor     string        `json:"cursor"`
+	Gap        bool          `json:"gap"`
+	Disconnect *struct {
+		Code      int  `json:"code"`
+		Reconnect bool `json:"reconnect"`
+	} `json:"disconnect"`
+}
+
+type errorAnswer struct {
+	Error struct{ Code, Message string } `json:"error"`
+}
+
+// sseEvent is one dispatched SSE event, or a comment.
+type sseEvent struct {
+	ID, Event, Data string
+	HasID           bool
+	Comment         string
+}
+
+// sseClient reads an SSE stream opened with net/http.
+type sseClient struct {
+	t      *testing.T
+	resp   *http.Response
+	events chan sseEvent
+	cancel func()
+}
+
+// openSSE opens an SSE stream; header may carry Last-Event-ID.
+func openSSE(t *testing.T, u string, header http.Header) *sseClient {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	req.Header.Set("Accept", "text/event-stream")
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	c := &sseClient{t: t, resp: resp, events: make(chan sseEvent, 1024), cancel: cancel}
+	go c.read()
+	t.Cleanup(c.close)
+	return c
+}
+
+func (c *sseClient) close() {
+	c.cancel()
+	c.resp.Body.Close()
+}
+
+// read parses the stream per the SSE spec (lines end at \n here, which is
+// all the edge sends).
+func (c *sseClient) read() {
+	defer close(c.events)
+	sc := bufio.NewScanner(c.resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	var ev sseEvent
+	var data []string
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if len(data) > 0 || ev.HasID {
+				ev.Data = strings.Join(data, "\n")
+				c.events <- ev
+			}
+			ev, data = sseEvent{}, nil
+		case strings.HasPrefix(line, ":"):
+			c.events <- sseEvent{Comment: strings.TrimSpace(line[1:])}
+		default:
+			field, value, _ := strings.Cut(line, ":")
+			value = strings.TrimPrefix(value, " ")
+			switch field {
+			case "id":
+				ev.ID, ev.HasID = value, true
+			case "event":
+				ev.Event = value
+			case "data":
+				data = append(data, value)
+			}
+		}
+	}
+}
+
+// next returns the next event that carries data (skipping comments and
+// id-only events), failing after a deadline.
+func (c *sseClient) next() sseEvent {
+	c.t.Helper()
+	for {
+		ev := c.nextAny()
+		if ev.Comment == "" && (ev.Data != "" || ev.Event != "") {
+			return ev
+		}
+	}
+}
+
+// nextAny returns the next event or comment.
+func (c *sseClient) nextAny() sseEvent {
+	c.t.Helper()
+	select {
+	case ev, ok := <-c.events:
+		if !ok {
+			c.t.Fatal("SSE stream ended")
+		}
+		return ev
+	case <-time.After(10 * time.Second):
+		c.t.Fatal("no SSE event within 10s")
+	}
+	return sseEvent{}
+}
+
+// lastID returns the id of the id-only event the stream sends once it is
+// live, skipping anything before it.
+func (c *sseClient) lastID() string {
+	c.t.Helper()
+	for {
+		ev := c.nextAny()
+		if ev.HasID && ev.Data == "" && ev.Event == "" {
+			return ev.ID
+		}
+	}
+}
+
+// wsClient is a gorilla/websocket client.
+type wsClient struct {
+	t    *testing.T
+	conn *websocket.Conn
+}
+
+func dialWS(t *testing.T, u string) *wsClient {
+	t.Helper()
+	conn, resp, err := websocket.DefaultDialer.Dial(u, nil)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("dial %s: %v (status %d)", u, err, status)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &wsClient{t: t, conn: conn}
+}
+
+// wsFrame is any frame from the edge: a control frame (Type set), one
+// message, or several.
+type wsFrame struct {
+	Type      string          `json:"type"`
+	Ref       json.RawMessage `json:"ref"`
+	Channel   string          `json:"channel"`
+	ID        string          `json:"id"`
+	Error     *struct{ Code, Message string }
+	Code      int    `json:"code"`
+	Reason    string `json:"reason"`
+	Reconnect *bool  `json:"reconnect"`
+	Cursor    string `json:"cursor"`
+	messages  []wireMessage
+}
+
+// read returns the next frame, splitting message arrays.
+func (c *wsClient) read() wsFrame {
+	c.t.Helper()
+	c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	kind, b, err := c.conn.ReadMessage()
+	if err != nil {
+		c.t.Fatalf("websocket read: %v", err)
+	}
+	if kind != websocket.TextMessage {
+		c.t.Fatalf("frame kind %d", kind)
+	}
+	var f wsFrame
+	if len(b) > 0 && b[0] == '[' {
+		if err := json.Unmarshal(b, &f.messages); err != nil {
+			c.t.Fatalf("bad array frame %s: %v", b, err)
+		}
+		return f
+	}
+	if err := json.Unmarshal(b, &f); err != nil {
+		c.t.Fatalf("bad frame %s: %v", b, err)
+	}
+	if f.Type == "" {
+		var m wireMessage
+		json.Unmarshal(b, &m)
+		f.messages = []wireMessage{m}
+	}
+	return f
+}
+
+// readControl returns the next control frame of the given type, failing
+// on any message frame in between.
+func (c *wsClient) readControl(typ string) wsFrame {
+	c.t.Helper()
+	f := c.read()
+	if f.Type != typ {
+		c.t.Fatalf("got frame %+v, want a %q frame", f, typ)
+	}
+	return f
+}
+
+// readMessages reads until n messages arrived, failing on control frames
+// other than those in allow.
+func (c *wsClient) readMessages(n int) []wireMessage {
+	c.t.Helper()
+	var out []wireMessage
+	for len(out) < n {
+		f := c.read()
+		if f.Type != "" {
+			c.t.Fatalf("unexpected control frame %+v while waiting for messages", f)
+		}
+		out = append(out, f.messages...)
+	}
+	return out
+}
+
+func (c *wsClient) send(v any) {
+	c.t.Helper()
+	if err := c.conn.WriteJSON(v); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// drain reads the body of an HTTP response to the end.
+func drain(r io.Reader) { io.Copy(io.Discard, r) }
+
+func decodeJSON(t *testing.T, resp *http.Response, into any) {
+	t.Helper()
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("Content-Type %q", ct)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,181 @@
+package transports_test
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edgeworks/edge/edge"
+)
+
+func TestPollWaitsForMessage(t *testing.T) {
+	e := startEdge(t, edge.Config{})
+	answer := make(chan pollAnswer, 1)
+	go func() {
+		var a pollAnswer
+		getJSON(t, e.url("/v1/subscribe", "channel", "lp"), nil, &a)
+		answer <- a
+	}()
+	var id string
+	// The poll joins asynchronously: publish until it answers (messages
+	// published before it joined are, correctly, not delivered).
+	deadline := time.Now().Add(10 * time.Second)
+	for a := (pollAnswer{}); ; {
+		id = e.publish("lp", "hello")
+		select {
+		case a = <-answer:
+			if len(a.Messages) != 1 || a.Messages[0].Data != "hello" || a.Cursor != a.Messages[0].ID || a.Gap {
+				t.Fatalf("answer %+v", a)
+			}
+			_ = id
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("poll never answered")
+		}
+	}
+}
+
+func TestPollCursorChain(t *testing.T) {
+	e := startEdge(t, edge.Config{})
+	var a pollAnswer
+	getJSON(t, e.url("/v1/subscribe", "channel", "c", "timeout", "0"), nil, &a)
+	if len(a.Messages) != 0 || a.Cursor == "" {
+		t.Fatalf("timeout answer %+v", a)
+	}
+	cursor := a.Cursor
+	var want []string
+	for i := range 250 {
+		want = append(want, e.publish("c", fmt.Sprint(i)))
+	}
+	var got []string
+	for len(got) < len(want) {
+		var a pollAnswer
+		getJSON(t, e.url("/v1/subscribe", "channel", "c", "since", cursor, "limit", "100"), nil, &a)
+		if len(a.Messages) == 0 || len(a.Messages) > 100 {
+			t.Fatalf("page of %d", len(a.Messages))
+		}
+		for _, m := range a.Messages {
+			got = append(got, m.ID)
+		}
+		cursor = a.Cursor
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("message %d: %s, want %s", i, got[i], want[i])
+		}
+	}
+}
+
+func TestPollResponsesAreNotCacheable(t *testing.T) {
+	e := startEdge(t, edge.Config{})
+	resp, err := http.Get(e.url("/v1/subscribe", "channel", "c", "timeout", "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
+		t.Fatalf("Cache-Control %q", cc)
+	}
+}
+
+func TestPollGap(t *testing.T) {
+	e := startEdge(t, edge.Config{HistorySize: 2})
+	old := e.publish("g", "x")
+	for range 3 {
+		e.publish("g", "y")
+	}
+	var a pollAnswer
+	getJSON(t, e.url("/v1/subscribe", "channel", "g", "since", old), nil, &a)
+	if !a.Gap || len(a.Messages) != 2 {
+		t.Fatalf("%+v", a)
+	}
+}
+
+func TestPollLingerBatches(t *testing.T) {
+	e := startEdge(t, edge.Config{})
+	var a pollAnswer
+	getJSON(t, e.url("/v1/subscribe", "channel", "b", "timeout", "0"), nil, &a)
+	answer := make(chan pollAnswer, 1)
+	go func() {
+		var a2 pollAnswer
+		getJSON(t, e.url("/v1/subscribe", "channel", "b", "since", a.Cursor, "linger", "1s"), nil, &a2)
+		answer <- a2
+	}()
+	waitSessions(t, e, 1)
+	for i := range 3 {
+		e.publish("b", fmt.Sprint(i))
+	}
+	select {
+	case a2 := <-answer:
+		if len(a2.Messages) != 3 {
+			t.Fatalf("lingering poll answered %d messages, want the 3 published within the linger", len(a2.Messages))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer")
+	}
+}
+
+func TestPollMultiChannelCursor(t *testing.T) {
+	e := startEdge(t, edge.Config{})
+	var a pollAnswer
+	getJSON(t, e.url("/v1/subscribe", "channel", "x", "channel", "y", "timeout", "0"), nil, &a)
+	x := e.publish("x", "x1")
+	y := e.publish("y", "y1")
+	var b pollAnswer
+	getJSON(t, e.url("/v1/subscribe", "channel", "x", "channel", "y", "since", a.Cursor), nil, &b)
+	if len(b.Messages) != 2 || b.Messages[0].ID != x || b.Messages[1].ID != y {
+		t.Fatalf("%+v", b)
+	}
+	y2 := e.publish("y", "y2")
+	var c pollAnswer
+	getJSON(t, e.url("/v1/subscribe", "channel", "x", "channel", "y", "since", b.Cursor), nil, &c)
+	if len(c.Messages) != 1 || c.Messages[0].ID != y2 {
+		t.Fatalf("%+v", c)
+	}
+}
+
+// The long-poll seam: a chain of polls while publishing at full speed
+// sees every message exactly once.
+func TestPollSeamUnderConcurrentPublishing(t *testing.T) {
+	e := startEdge(t, edge.Config{HistorySize: 100000})
+	var a pollAnswer
+	getJSON(t, e.url("/v1/subscribe", "channel", "s", "timeout", "0"), nil, &a)
+	const total = 3000
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range total {
+			e.publish("s", fmt.Sprint(i))
+		}
+	}()
+	cursor, next := a.Cursor, 0
+	for next < total {
+		var p pollAnswer
+		getJSON(t, e.url("/v1/subscribe", "channel", "s", "since", cursor, "limit", "37"), nil, &p)
+		for _, m := range p.Messages {
+			if m.Data != fmt.Sprint(next) {
+				t.Fatalf("got %q, want %d", m.Data, next)
+			}
+			next++
+		}
+		cursor = p.Cursor
+	}
+	wg.Wait()
+}
+
+// waitSessions waits until at least n sessions are open on the hub.
+func waitSessions(t *testing.T, e *testEdge, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for e.srv.Hub().Sessions() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sessions, want %d", e.srv.Hub().Sessions(), n)
+		}
+		time.Sleep(5 * time.Millisecond) // polling a counter, not synchronisation
+	}
+}

@@ -1,0 +1,258 @@
+package transports_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/edgeworks/edge/edge"
+)
+
+func TestWSSubscribeReceivePublish(t *testing.T) {
+	e := startEdge(t, edge.Config{})
+	c := dialWS(t, e.wsURL("channel", "chat"))
+	if f := c.readControl("subscribed"); f.Channel != "chat" || f.ID == "" {
+		t.Fatalf("subscribed frame %+v", f)
+	}
+	c.send(map[string]any{"op": "publish", "channel": "chat", "event": "say", "data": "hi", "ref": 7})
+	var ack, msg wsFrame
+	for _, f := range []wsFrame{c.read(), c.read()} { // ack and message may come in either order
+		if f.Type == "published" {
+			ack = f
+		} else {
+			msg = f
+		}
+	}
+	if string(ack.Ref) != "7" || ack.ID == "" {
+		t.Fatalf("ack %+v", ack)
+	}
+	if len(msg.messages) != 1 || msg.messages[0] != (wireMessage{Channel: "chat", ID: ack.ID, Event: "say", Data: "hi"}) {
+		t.Fatalf("message %+v", msg.messages)
+	}
+	id := e.publish("chat", "from http")
+	if m := c.readMessages(1)[0]; m.ID != id || m.Data != "from http" {
+		t.Fatalf("got %+v", m)
+	}
+}
+
+func TestWSBinaryPayloadIsBase64(t *testing.T) {
+	e := startEdge(t, edge.Config{})
+	c := dialWS(t, e.wsURL("channel", "bin"))
+	c.readControl("subscribed")
+	e.publish("bin", "\xff\x00\xfe")
+	if m := c.readMessages(1)[0]; m.Encoding != "base64" || m.Data != "/wD+" {
+		t.Fatalf("got %+v", m)
+	}
+}
+
+func TestWSOpsAndErrors(t *testing.T) {
+	e := startEdge(t, edge.Config{MaxPayload: 100})
+	c := dialWS(t, e.wsURL())
+	for _, tc := range []struct {
+		name  string
+		frame string
+		code  string
+	}{
+		{"not JSON", "hello", "bad_request"},
+		{"unknown op", `{"op":"dance","channel":"a"}`, "bad_request"},
+		{"missing op", `{"channel":"a"}`, "bad_request"},
+		{"bad channel", `{"op":"subscribe","channel":"no spaces"}`, "bad_channel"},
+		{"bad since", `{"op":"subscribe","channel":"a","since":"yesterday"}`, "bad_cursor"},
+		{"oversized publish", `{"op":"publish","channel":"a","data":"` + strings.Repeat("x", 101) + `"}`, "payload_too_large"},
+		{"unsubscribe unknown", `{"op":"unsubscribe","channel":"never"}`, "bad_request"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := c.conn.WriteMessage(websocket.TextMessage, []byte(tc.frame)); err != nil {
+				t.Fatal(err)
+			}
+			f := c.readControl("error")
+			if f.Error == nil || f.Error.Code != tc.code || f.Error.Message == "" {
+				t.Fatalf("error frame %+v, want code %s", f, tc.code)
+			}
+		})
+	}
+	t.Run("binary frame", func(t *testing.T) {
+		c.conn.WriteMessage(websocket.BinaryMessage, []byte{1, 2, 3})
+		if f := c.readControl("error"); f.Error.Code != "bad_request" {
+			t.Fatalf("%+v", f)
+		}
+	})
+	t.Run("connection still works", func(t *testing.T) {
+		c.send(map[string]any{"op": "subscribe", "channel": "a", "ref": "s1"})
+		if f := c.readControl("subscribed"); string(f.Ref) != `"s1"` {
+			t.Fatalf("%+v", f)
+		}
+		c.send(map[string]any{"op": "subscribe", "channel": "a"})
+		if f := c.readControl("error"); f.Error.Code != "bad_request" {
+			t.Fatalf("double subscribe: %+v", f)
+		}
+		id := e.publish("a", "ok")
+		if m := c.readMessages(1)[0]; m.ID != id {
+			t.Fatalf("%+v", m)
+		}
+		c.send(map[string]any{"op": "unsubscribe", "channel": "a"})
+		c.readControl("unsubscribed")
+		e.publish("a", "not for you")
+		c.send(map[string]any{"op": "subscribe", "channel": "b"})
+		c.readControl("subscribed") // no message of "a" in between
+	})
+	t.Run("oversized frame closes with 1009", func(t *testing.T) {
+		c.conn.WriteMessage(websocket.TextMessage, []byte(strings.Repeat("x", 10000)))
+		c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, _, err := c.conn.ReadMessage()
+		if !websocket.IsCloseError(err, websocket.CloseMessageTooBig) {
+			t.Fatalf("got %v, want close 1009", err)
+		}
+	})
+}
+
+func TestWSResumeWithSince(t *testing.T) {
+	e := startEdge(t, edge.Config{})
+	first := e.publish("w", "1")
+	second := e.publish("w", "2")
+	t.Run("in the URL", func(t *testing.T) {
+		c := dialWS(t, e.wsURL("channel", "w", "since", first))
+		if m := c.readMessages(1); m[0].ID != second {
+			t.Fatalf("%+v", m)
+		}
+		if f := c.readControl("subscribed"); f.ID != second {
+			t.Fatalf("position %s, want %s", f.ID, second)
+		}
+	})
+	t.Run("in the subscribe op", func(t *testing.T) {
+		c := dialWS(t, e.wsURL())
+		c.send(map[string]any{"op": "subscribe", "channel": "w", "since": "0-0"})
+		m := c.readMessages(2)
+		if m[0].ID != first || m[1].ID != second {
+			t.Fatalf("%+v", m)
+		}
+		c.readControl("subscribed")
+	})
+	t.Run("gap", func(t *testing.T) {
+		e := startEdge(t, edge.Config{HistorySize: 2})
+		old := e.publish("g", "0")
+		for i := range 4 {
+			e.publish("g", fmt.Sprint(i))
+		}
+		c := dialWS(t, e.wsURL("channel", "g", "since", old))
+		if f := c.readControl("gap"); f.Channel != "g" {
+			t.Fatalf("%+v", f)
+		}
+		if m := c.readMessages(2); m[0].Data != "2" || m[1].Data != "3" {
+			t.Fatalf("%+v", m)
+		}
+	})
+}
+
+func TestWSSeamUnderConcurrentPublishing(t *testing.T) {
+	e := startEdge(t, edge.Config{HistorySize: 100000})
+	const total = 3000
+	var wg sync.WaitGroup
+	start := e.publish("seam", "-1")
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range total {
+			e.publish("seam", fmt.Sprint(i))
+		}
+	}()
+	clients := []*wsClient{}
+	for range 4 {
+		clients = append(clients, dialWS(t, e.wsURL("channel", "seam", "since", start)))
+	}
+	for _, c := range clients {
+		want := 0
+		for want < total {
+			f := c.read()
+			if f.Type == "subscribed" {
+				continue
+			}
+			if f.Type != "" {
+				t.Fatalf("unexpected %+v", f)
+			}
+			for _, m := range f.messages {
+				if m.Data != fmt.Sprint(want) {
+					t.Fatalf("got %q, want %d", m.Data, want)
+				}
+				want++
+			}
+		}
+	}
+	wg.Wait()
+}
+
+func TestWSCompression(t *testing.T) {
+	e := startEdge(t, edge.Config{})
+	d := websocket.Dialer{EnableCompression: true}
+	conn, resp, err := d.Dial(e.wsURL("channel", "z"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if ext := resp.Header.Get("Sec-Websocket-Extensions"); !strings.Contains(ext, "permessage-deflate") {
+		t.Fatalf("extensions %q", ext)
+	}
+	c := &wsClient{t: t, conn: conn}
+	c.readControl("subscribed")
+	id := e.publish("z", strings.Repeat("compress me ", 100))
+	if m := c.readMessages(1)[0]; m.ID != id {
+		t.Fatalf("%+v", m)
+	}
+}
+
+func TestWSPing(t *testing.T) {
+	e := startEdge(t, edge.Config{Heartbeat: 30 * time.Millisecond, HeartbeatMin: time.Millisecond})
+	c := dialWS(t, e.wsURL("channel", "p"))
+	pinged := make(chan struct{}, 1)
+	c.conn.SetPingHandler(func(string) error {
+		select {
+		case pinged <- struct{}{}:
+		default:
+		}
+		return nil
+	})
+	go func() { // the read loop runs the ping handler
+		for {
+			if _, _, err := c.conn.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case <-pinged:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no ping")
+	}
+}
+
+func TestWSPublishForbiddenWithPublishKey(t *testing.T) {
+	e := startEdge(t, edge.Config{PublishKey: "k"})
+	c := dialWS(t, e.wsURL())
+	c.send(map[string]any{"op": "publish", "channel": "a", "data": "x"})
+	if f := c.readControl("error"); f.Error.Code != "forbidden" {
+		t.Fatalf("%+v", f)
+	}
+}
+
+func TestWSOriginCheck(t *testing.T) {
+	e := startEdge(t, edge.Config{CORSOrigin: "https://app.example"})
+	for _, tc := range []struct {
+		origin string
+		ok     bool
+	}{{"https://app.example", true}, {"https://evil.example", false}} {
+		conn, resp, err := websocket.DefaultDialer.Dial(e.wsURL("channel", "a"), http.Header{"Origin": {tc.origin}})
+		if (err == nil) != tc.ok {
+			t.Fatalf("origin %s: err %v", tc.origin, err)
+		}
+		if conn != nil {
+			conn.Close()
+		} else if resp.StatusCode != 400 && resp.StatusCode != 403 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+}
