@@ -72,7 +72,7 @@ func (c Config) WithDefaults() Config {
 	setDefault(&c.MaxPayload, 64<<10)
 	setDefault(&c.MaxChannels, 64)
 	setDefault(&c.QueueBytes, 1<<20)
-	if c.QueueBytes < 2*c.MaxPayload {
+	if c.QueueBytes > 0 && c.QueueBytes < 2*c.MaxPayload {
 		c.QueueBytes = 2 * c.MaxPayload
 	}
 	setDefault(&c.Heartbeat, 25*time.Second)

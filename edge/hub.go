@@ -25,7 +25,8 @@ type Hub struct {
 	shards [numShards]shard
 
 	mu sync.Mutex
-	// mu guards sessions.
+	// mu guards sessions, and the setting of closing (so no session is
+	// registered after Shutdown took the list).
 	sessions map[*Session]struct{}
 	closing  atomic.Bool
 	count    atomic.Int64
@@ -126,9 +127,6 @@ func (h *Hub) remove(channel string, s *Session) {
 // NewSession opens a session. It fails with ErrShuttingDown once Shutdown
 // began. The caller owns the session and must call Release when done.
 func (h *Hub) NewSession() (*Session, error) {
-	if h.closing.Load() {
-		return nil, ErrShuttingDown
-	}
 	s := &Session{
 		hub:      h,
 		maxBytes: h.cfg.QueueBytes,
@@ -137,8 +135,11 @@ func (h *Hub) NewSession() (*Session, error) {
 		channels: make(map[string]*joinBuffer),
 	}
 	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing.Load() {
+		return nil, ErrShuttingDown
+	}
 	h.sessions[s] = struct{}{}
-	h.mu.Unlock()
 	h.count.Add(1)
 	return s, nil
 }
@@ -158,8 +159,8 @@ func (h *Hub) release(s *Session) {
 // reconnect at the same instant. It returns when all are closed or ctx is
 // done.
 func (h *Hub) Shutdown(ctx context.Context, window time.Duration) {
-	h.closing.Store(true)
 	h.mu.Lock()
+	h.closing.Store(true)
 	all := make([]*Session, 0, len(h.sessions))
 	for s := range h.sessions {
 		all = append(all, s)

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -86,8 +87,11 @@ func (id ID) IsZero() bool { return id == ID{} }
 // when the clock has moved past id, else id's millisecond with the next
 // sequence number (as Redis does for XADD with "*").
 func (id ID) Next(nowMs uint64) ID {
-	if nowMs > id.Ms {
+	switch {
+	case nowMs > id.Ms:
 		return ID{Ms: nowMs}
+	case id.Seq == math.MaxUint64:
+		return ID{Ms: id.Ms + 1}
 	}
 	return ID{Ms: id.Ms, Seq: id.Seq + 1}
 }

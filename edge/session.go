@@ -271,6 +271,9 @@ func (s *Session) Join(ctx context.Context, channel string, since *ID, emit func
 		return ID{}, err
 	}
 	pos, err := s.catchUp(ctx, channel, since, emit)
+	if _, closed := s.Closed(); closed && err == nil {
+		err = ErrSessionClosed
+	}
 	if err != nil {
 		s.Unsubscribe(channel)
 		return ID{}, err

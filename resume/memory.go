@@ -115,8 +115,10 @@ func (m *Memory) channel(name string, create bool) *memChannel {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if c = m.channels[name]; c == nil {
+		// After any channel was dropped, this one may be a channel that
+		// had messages: "0-0" then gets a gap rather than a silent skip.
 		floor := maxID(m.start, m.evicted)
-		c = &memChannel{last: floor, floor: floor}
+		c = &memChannel{last: floor, floor: floor, trimmed: !m.evicted.IsZero()}
 		m.channels[name] = c
 	}
 	return c
@@ -169,8 +171,10 @@ func (m *Memory) expireLocked(c *memChannel, now time.Time) {
 	}
 }
 
-// enforceBudget trims oldest messages, starting with the channel that was
-// just published to, until the store is within HistoryMemory.
+// enforceBudget trims oldest messages until the store is within
+// HistoryMemory: first from the channel that was just published to (down
+// to the message just stored), then from the others, emptying them if need
+// be.
 func (m *Memory) enforceBudget(first string) {
 	m.mu.RLock()
 	order := make([]*memChannel, 0, len(m.channels))
@@ -183,9 +187,13 @@ func (m *Memory) enforceBudget(first string) {
 		}
 	}
 	m.mu.RUnlock()
-	for _, c := range order {
+	for i, c := range order {
+		keep := 0
+		if i == 0 {
+			keep = 1
+		}
 		c.mu.Lock()
-		for c.n > 1 && m.bytes.Load() > m.cfg.HistoryMemory {
+		for c.n > keep && m.bytes.Load() > m.cfg.HistoryMemory {
 			m.dropOldestLocked(c)
 		}
 		c.mu.Unlock()
