@@ -67,9 +67,13 @@ func (c *Cursor) Len() int { return len(c.channels) }
 // String returns the cursor as sent to clients.
 func (c *Cursor) String() string { return string(c.AppendTo(nil)) }
 
-// AppendTo appends the cursor as sent to clients to b.
+// AppendTo appends the cursor as sent to clients to b; an empty cursor
+// appends nothing.
 func (c *Cursor) AppendTo(b []byte) []byte {
-	if len(c.channels) == 1 {
+	switch len(c.channels) {
+	case 0:
+		return b
+	case 1:
 		return c.ids[0].AppendTo(b)
 	}
 	var raw []byte
@@ -110,7 +114,7 @@ func ParseCursor(s string, channels []string) (Cursor, error) {
 	if err != nil {
 		return c, fmt.Errorf("%w: composite cursor is not base64url", edge.ErrBadCursor)
 	}
-	var all Cursor
+	all := make(map[string]edge.ID)
 	for part := range strings.SplitSeq(string(raw), ",") {
 		ch, idText, ok := strings.Cut(part, "=")
 		if !ok {
@@ -119,17 +123,17 @@ func ParseCursor(s string, channels []string) (Cursor, error) {
 		if err := edge.ValidateChannel(ch); err != nil {
 			return c, fmt.Errorf("%w: %v", edge.ErrBadCursor, err)
 		}
-		if _, dup := all.Get(ch); dup {
+		if _, dup := all[ch]; dup {
 			return c, fmt.Errorf("%w: channel %q appears twice", edge.ErrBadCursor, ch)
 		}
 		id, err := edge.ParseID(idText)
 		if err != nil {
 			return c, err
 		}
-		all.Set(ch, id)
+		all[ch] = id
 	}
 	for _, ch := range channels {
-		if id, ok := all.Get(ch); ok {
+		if id, ok := all[ch]; ok {
 			c.Set(ch, id)
 		}
 	}

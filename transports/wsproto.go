@@ -3,6 +3,7 @@ package transports
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/edgeworks/edge/edge"
@@ -46,12 +47,21 @@ type clientOp struct {
 // echo it.
 func parseOp(frame []byte, maxPayload int) (clientOp, error) {
 	var op clientOp
-	if err := json.Unmarshal(frame, &op); err != nil {
-		return clientOp{}, fmt.Errorf("%w: a frame must be a JSON object like {\"op\":\"subscribe\",\"channel\":\"news\"}", edge.ErrBadRequest)
-	}
+	err := json.Unmarshal(frame, &op)
 	if len(op.Ref) > 0 && !validRef(op.Ref) {
 		op.Ref = nil
-		return op, fmt.Errorf("%w: ref must be a number or a string of at most %d bytes", edge.ErrBadRequest, maxRefLen)
+		if err == nil {
+			return op, fmt.Errorf("%w: ref must be a number or a string of at most %d bytes", edge.ErrBadRequest, maxRefLen)
+		}
+	}
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &typeErr):
+		// A field of the wrong type: the ref was still read, so the error
+		// frame can answer it.
+		return clientOp{Ref: op.Ref}, fmt.Errorf("%w: field %q has the wrong JSON type (want %s)", edge.ErrBadRequest, clip(typeErr.Field), typeErr.Type)
+	case err != nil:
+		return clientOp{}, fmt.Errorf("%w: a frame must be a JSON object like {\"op\":\"subscribe\",\"channel\":\"news\"}", edge.ErrBadRequest)
 	}
 	switch op.Op {
 	case opSubscribe, opUnsubscribe, opPublish:

@@ -1,0 +1,240 @@
+package transports
+
+import (
+	"encoding/base64"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/resume"
+)
+
+// opSentinels are the errors parseOp may wrap.
+var opSentinels = []error{edge.ErrBadRequest, edge.ErrBadChannel, edge.ErrBadCursor, edge.ErrBadEvent, edge.ErrPayloadTooLarge}
+
+// wrapsOne reports which of opSentinels err wraps.
+func wrapsOne(err error) []error {
+	var found []error
+	for _, s := range opSentinels {
+		if errors.Is(err, s) {
+			found = append(found, s)
+		}
+	}
+	return found
+}
+
+func TestParseOp(t *testing.T) {
+	const maxPayload = 16
+	ref64 := `"` + strings.Repeat("r", maxRefLen) + `"`
+	multi := func(raw string) string {
+		var c resume.Cursor
+		for part := range strings.SplitSeq(raw, ",") {
+			ch, id, _ := strings.Cut(part, "=")
+			parsed, err := edge.ParseID(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Set(ch, parsed)
+		}
+		return c.String()
+	}
+	tests := []struct {
+		name    string
+		frame   string
+		op      string // want op on success
+		channel string
+		since   *edge.ID
+		event   string
+		payload *string
+		ref     string // want Ref, on success and on error ("" for none)
+		wantErr error  // the sentinel the error must wrap
+	}{
+		{name: "subscribe", frame: `{"op":"subscribe","channel":"news"}`, op: opSubscribe, channel: "news"},
+		{name: "subscribe with number ref", frame: `{"op":"subscribe","channel":"news","ref":1}`, op: opSubscribe, channel: "news", ref: `1`},
+		{name: "subscribe with fractional ref", frame: `{"ref":-1.5e3,"op":"subscribe","channel":"news"}`, op: opSubscribe, channel: "news", ref: `-1.5e3`},
+		{name: "subscribe with string ref", frame: `{"op":"subscribe","channel":"news","ref":"req-7"}`, op: opSubscribe, channel: "news", ref: `"req-7"`},
+		{name: "subscribe with 64-byte ref", frame: `{"op":"subscribe","channel":"news","ref":` + ref64 + `}`, op: opSubscribe, channel: "news", ref: ref64},
+		{name: "subscribe since bare id", frame: `{"op":"subscribe","channel":"news","since":"1732270000000-3"}`, op: opSubscribe, channel: "news", since: &edge.ID{Ms: 1732270000000, Seq: 3}},
+		{name: "subscribe since ms only", frame: `{"op":"subscribe","channel":"news","since":"123"}`, op: opSubscribe, channel: "news", since: &edge.ID{Ms: 123}},
+		{name: "subscribe since composite naming the channel", frame: `{"op":"subscribe","channel":"b","since":"` + multi("a=1-2,b=3-4") + `"}`, op: opSubscribe, channel: "b", since: &edge.ID{Ms: 3, Seq: 4}},
+		{name: "subscribe since composite without the channel", frame: `{"op":"subscribe","channel":"c","since":"` + multi("a=1-2,b=3-4") + `"}`, op: opSubscribe, channel: "c"},
+		{name: "subscribe with unknown fields", frame: `{"op":"subscribe","channel":"news","extra":{"x":[1]}}`, op: opSubscribe, channel: "news"},
+		{name: "unsubscribe", frame: `{"op":"unsubscribe","channel":"news","ref":2}`, op: opUnsubscribe, channel: "news", ref: `2`},
+		{name: "publish text", frame: `{"op":"publish","channel":"news","data":"{\"p\":1}","ref":3}`, op: opPublish, channel: "news", payload: opText(`{"p":1}`), ref: `3`},
+		{name: "publish with event", frame: `{"op":"publish","channel":"news","event":"price","data":"x"}`, op: opPublish, channel: "news", event: "price", payload: opText("x")},
+		{name: "publish empty data", frame: `{"op":"publish","channel":"news","data":""}`, op: opPublish, channel: "news", payload: opText("")},
+		{name: "publish escaped text", frame: `{"op":"publish","channel":"news","data":"a\nb\u00e9\u0000"}`, op: opPublish, channel: "news", payload: opText("a\nb\u00e9\x00")},
+		{name: "publish base64", frame: `{"op":"publish","channel":"news","data":"AP8=","encoding":"base64"}`, op: opPublish, channel: "news", payload: opText("\x00\xff")},
+		{name: "publish exactly max", frame: `{"op":"publish","channel":"news","data":"` + strings.Repeat("x", maxPayload) + `"}`, op: opPublish, channel: "news", payload: opText(strings.Repeat("x", maxPayload))},
+		{name: "publish base64 exactly max", frame: `{"op":"publish","channel":"news","encoding":"base64","data":"` + base64.StdEncoding.EncodeToString(make([]byte, maxPayload)) + `"}`, op: opPublish, channel: "news", payload: opText(strings.Repeat("\x00", maxPayload))},
+
+		{name: "not JSON", frame: `hello`, wantErr: edge.ErrBadRequest},
+		{name: "empty frame", frame: ``, wantErr: edge.ErrBadRequest},
+		{name: "truncated JSON", frame: `{"op":"subscribe","channel":"news","ref":1`, wantErr: edge.ErrBadRequest},
+		{name: "JSON array", frame: `[{"op":"subscribe","channel":"news"}]`, wantErr: edge.ErrBadRequest},
+		{name: "JSON string", frame: `"subscribe"`, wantErr: edge.ErrBadRequest},
+		{name: "JSON null", frame: `null`, wantErr: edge.ErrBadRequest},
+		{name: "two objects", frame: `{"op":"subscribe","channel":"a"}{"op":"subscribe","channel":"b"}`, wantErr: edge.ErrBadRequest},
+		{name: "missing op", frame: `{"channel":"news","ref":7}`, ref: `7`, wantErr: edge.ErrBadRequest},
+		{name: "empty op", frame: `{"op":"","channel":"news","ref":7}`, ref: `7`, wantErr: edge.ErrBadRequest},
+		{name: "unknown op", frame: `{"op":"sub","channel":"news","ref":"x"}`, ref: `"x"`, wantErr: edge.ErrBadRequest},
+		{name: "long unknown op", frame: `{"op":"` + strings.Repeat("o", 10000) + `","channel":"news"}`, wantErr: edge.ErrBadRequest},
+		{name: "missing channel", frame: `{"op":"subscribe","ref":1}`, ref: `1`, wantErr: edge.ErrBadChannel},
+		{name: "bad channel", frame: `{"op":"subscribe","channel":"a b","ref":1}`, ref: `1`, wantErr: edge.ErrBadChannel},
+		{name: "channel too long", frame: `{"op":"unsubscribe","channel":"` + strings.Repeat("c", edge.MaxChannelLen+1) + `"}`, wantErr: edge.ErrBadChannel},
+		{name: "bad channel on publish", frame: `{"op":"publish","channel":"a,b","data":"x","ref":"p"}`, ref: `"p"`, wantErr: edge.ErrBadChannel},
+		{name: "since on publish", frame: `{"op":"publish","channel":"a","since":"1-0","data":"x","ref":1}`, ref: `1`, wantErr: edge.ErrBadRequest},
+		{name: "since on unsubscribe", frame: `{"op":"unsubscribe","channel":"a","since":"1-0","ref":1}`, ref: `1`, wantErr: edge.ErrBadRequest},
+		{name: "bad since", frame: `{"op":"subscribe","channel":"a","since":"nope","ref":1}`, ref: `1`, wantErr: edge.ErrBadCursor},
+		{name: "since with spaces", frame: `{"op":"subscribe","channel":"a","since":" 1-0"}`, wantErr: edge.ErrBadCursor},
+		{name: "bad composite since", frame: `{"op":"subscribe","channel":"a","since":"m.!!","ref":1}`, ref: `1`, wantErr: edge.ErrBadCursor},
+		{name: "publish without data", frame: `{"op":"publish","channel":"a","ref":4}`, ref: `4`, wantErr: edge.ErrBadRequest},
+		{name: "publish null data", frame: `{"op":"publish","channel":"a","data":null,"ref":4}`, ref: `4`, wantErr: edge.ErrBadRequest},
+		{name: "reserved event", frame: `{"op":"publish","channel":"a","event":"gap","data":"x","ref":5}`, ref: `5`, wantErr: edge.ErrBadEvent},
+		{name: "bad event", frame: `{"op":"publish","channel":"a","event":"a\nb","data":"x"}`, wantErr: edge.ErrBadEvent},
+		{name: "bad base64", frame: `{"op":"publish","channel":"a","data":"!!!","encoding":"base64","ref":6}`, ref: `6`, wantErr: edge.ErrBadRequest},
+		{name: "unpadded base64", frame: `{"op":"publish","channel":"a","data":"AP8","encoding":"base64"}`, wantErr: edge.ErrBadRequest},
+		{name: "unknown encoding", frame: `{"op":"publish","channel":"a","data":"00ff","encoding":"hex","ref":6}`, ref: `6`, wantErr: edge.ErrBadRequest},
+		{name: "payload over max", frame: `{"op":"publish","channel":"a","data":"` + strings.Repeat("x", maxPayload+1) + `","ref":8}`, ref: `8`, wantErr: edge.ErrPayloadTooLarge},
+		{name: "multi-byte payload over max", frame: `{"op":"publish","channel":"a","data":"` + strings.Repeat("\u00e9", maxPayload/2+1) + `"}`, wantErr: edge.ErrPayloadTooLarge},
+		{name: "base64 payload over max", frame: `{"op":"publish","channel":"a","encoding":"base64","data":"` + base64.StdEncoding.EncodeToString(make([]byte, maxPayload+1)) + `"}`, wantErr: edge.ErrPayloadTooLarge},
+		{name: "ref object", frame: `{"op":"subscribe","channel":"a","ref":{"id":1}}`, wantErr: edge.ErrBadRequest},
+		{name: "ref array", frame: `{"op":"subscribe","channel":"a","ref":[1]}`, wantErr: edge.ErrBadRequest},
+		{name: "ref bool", frame: `{"op":"subscribe","channel":"a","ref":true}`, wantErr: edge.ErrBadRequest},
+		{name: "ref 65-byte string", frame: `{"op":"subscribe","channel":"a","ref":"` + strings.Repeat("r", maxRefLen+1) + `"}`, wantErr: edge.ErrBadRequest},
+		{name: "ref 100-byte string", frame: `{"op":"subscribe","channel":"a","ref":"` + strings.Repeat("r", 100) + `"}`, wantErr: edge.ErrBadRequest},
+		{name: "bad ref wins over a bad op", frame: `{"op":"nope","ref":{"a":1}}`, wantErr: edge.ErrBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			op, err := parseOp([]byte(tt.frame), maxPayload)
+			if string(op.Ref) != tt.ref {
+				t.Errorf("Ref = %s, want %s", op.Ref, tt.ref)
+			}
+			if tt.wantErr != nil {
+				if err == nil {
+					t.Fatalf("parseOp(%s) = %+v, want an error wrapping %v", clip(tt.frame), op, tt.wantErr)
+				}
+				if got := wrapsOne(err); len(got) != 1 || got[0] != tt.wantErr {
+					t.Errorf("parseOp(%s) error %q wraps %v, want only %v", clip(tt.frame), err, got, tt.wantErr)
+				}
+				if len(err.Error()) > 512 {
+					t.Errorf("error message is %d bytes long; untrusted input must be clipped", len(err.Error()))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("parseOp(%s): %v", tt.frame, err)
+			}
+			if op.Op != tt.op || op.Channel != tt.channel || op.Event != tt.event {
+				t.Errorf("parseOp(%s) = op %q channel %q event %q, want %q %q %q", tt.frame, op.Op, op.Channel, op.Event, tt.op, tt.channel, tt.event)
+			}
+			switch {
+			case tt.since == nil && op.since != nil:
+				t.Errorf("since = %v, want none", *op.since)
+			case tt.since != nil && (op.since == nil || *op.since != *tt.since):
+				t.Errorf("since = %v, want %v", op.since, *tt.since)
+			}
+			switch {
+			case tt.payload == nil && op.payload != nil:
+				t.Errorf("payload = %q, want none", op.payload)
+			case tt.payload != nil && (op.payload == nil || string(op.payload) != *tt.payload):
+				t.Errorf("payload = %q, want %q", op.payload, *tt.payload)
+			}
+		})
+	}
+}
+
+// TestParseOpKeepsRefOnTypeErrors: a frame whose fields have the wrong JSON
+// type (a client sending an object as publish data is the common case) is
+// still a JSON object whose ref can be read, so the error frame must echo
+// that ref, as parseOp's doc promises; otherwise the client cannot match
+// the error to its request.
+func TestParseOpKeepsRefOnTypeErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		frame string
+		ref   string
+	}{
+		{name: "object as publish data", frame: `{"op":"publish","channel":"prices","data":{"p":1},"ref":3}`, ref: `3`},
+		{name: "number as channel", frame: `{"ref":"s1","op":"subscribe","channel":42}`, ref: `"s1"`},
+		{name: "array as op", frame: `{"op":["subscribe"],"channel":"a","ref":9}`, ref: `9`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			op, err := parseOp([]byte(tt.frame), 1024)
+			if !errors.Is(err, edge.ErrBadRequest) {
+				t.Fatalf("parseOp(%s) error %v, want one wrapping edge.ErrBadRequest", tt.frame, err)
+			}
+			if string(op.Ref) != tt.ref {
+				t.Errorf("parseOp(%s) Ref = %q, want %s", tt.frame, op.Ref, tt.ref)
+			}
+		})
+	}
+}
+
+func opText(s string) *string { return &s }
+
+func FuzzParseOp(f *testing.F) {
+	for _, s := range []string{
+		`{"op":"subscribe","channel":"news","ref":1}`,
+		`{"op":"subscribe","channel":"news","since":"1-2","ref":"a"}`,
+		`{"op":"subscribe","channel":"b","since":"m.YT0xLTIsYj0zLTQ"}`,
+		`{"op":"unsubscribe","channel":"news"}`,
+		`{"op":"publish","channel":"news","event":"price","data":"{\"p\":1}","ref":3}`,
+		`{"op":"publish","channel":"news","data":"AP8=","encoding":"base64"}`,
+		`{"op":"publish","channel":"news","data":"\u00e9\u2028","OP":"publish","Channel":"x"}`,
+		`{"op":"publish","channel":"a","event":"gap","data":"x"}`,
+		`{"op":"subscribe","channel":"a","ref":{"id":1}}`,
+		`[{"op":"subscribe"}]`,
+		`null`,
+		``,
+	} {
+		f.Add([]byte(s), 16)
+	}
+	f.Fuzz(func(t *testing.T, frame []byte, maxPayload int) {
+		maxPayload &= 0xffff
+		op, err := parseOp(frame, maxPayload)
+		if len(op.Ref) > 0 {
+			if !validRef(op.Ref) {
+				t.Fatalf("parseOp(%q) returned the invalid ref %s", frame, op.Ref)
+			}
+		}
+		if err != nil {
+			if got := wrapsOne(err); len(got) != 1 {
+				t.Fatalf("parseOp(%q) error %q wraps %v, want exactly one of the client-error sentinels", frame, err, got)
+			}
+			if code, _, _ := edge.Classify(err); code == edge.ErrInternal.Code {
+				t.Fatalf("parseOp(%q) error %q classifies as internal", frame, err)
+			}
+			return
+		}
+		switch op.Op {
+		case opSubscribe, opUnsubscribe, opPublish:
+		default:
+			t.Fatalf("parseOp(%q) accepted op %q", frame, op.Op)
+		}
+		if err := edge.ValidateChannel(op.Channel); err != nil {
+			t.Fatalf("parseOp(%q) accepted channel %q: %v", frame, op.Channel, err)
+		}
+		if op.since != nil && op.Op != opSubscribe {
+			t.Fatalf("parseOp(%q) gave a %s op a since", frame, op.Op)
+		}
+		if op.Op != opPublish {
+			if op.payload != nil {
+				t.Fatalf("parseOp(%q) gave a %s op a payload", frame, op.Op)
+			}
+			return
+		}
+		if op.payload == nil {
+			t.Fatalf("parseOp(%q) accepted a publish without a payload", frame)
+		}
+		if len(op.payload) > maxPayload {
+			t.Fatalf("parseOp(%q, %d) accepted a payload of %d bytes", frame, maxPayload, len(op.payload))
+		}
+		if err := edge.ValidateEvent(op.Event); err != nil {
+			t.Fatalf("parseOp(%q) accepted event %q: %v", frame, op.Event, err)
+		}
+	})
+}
