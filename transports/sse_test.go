@@ -332,3 +332,27 @@ func TestR3labsClientReconnectsWithLastEventID(t *testing.T) {
 	e.publish("feed", "after")
 	waitFor("after")
 }
+
+func TestSSEOverHTTP2(t *testing.T) {
+	e := startEdge(t, edge.Config{})
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	defer tr.CloseIdleConnections()
+	req, _ := http.NewRequest("GET", e.url("/v1/subscribe", "channel", "h2"), nil)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("protocol %s, want HTTP/2", resp.Proto)
+	}
+	c := &sseClient{t: t, resp: resp, events: make(chan sseEvent, 16), cancel: func() {}}
+	go c.read()
+	c.lastID()
+	id := e.publish("h2", "over h2")
+	if ev := c.next(); ev.ID != id || ev.Data != "over h2" {
+		t.Fatalf("got %+v", ev)
+	}
+}

@@ -1,0 +1,46 @@
+package edge_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/resume"
+)
+
+// A hub fans a broker's messages out to sessions; a session joins a
+// channel at a cursor and gets history, then live messages, at the seam.
+func Example() {
+	cfg := edge.Config{}.WithDefaults()
+	broker := resume.NewMemory(cfg)
+	hub := edge.NewHub(broker, cfg, slog.Default())
+	ctx := context.Background()
+
+	first, _ := broker.Publish(ctx, "news", "", []byte("before"))
+	broker.Publish(ctx, "news", "", []byte("missed"))
+
+	sess, _ := hub.NewSession()
+	defer sess.Release()
+	sess.Join(ctx, "news", &first, func(p edge.Page) error {
+		for _, m := range p.Messages {
+			fmt.Printf("history: %s\n", m.Data)
+		}
+		return nil
+	})
+	broker.Publish(ctx, "news", "", []byte("live"))
+	for _, f := range sess.Take(nil) {
+		fmt.Printf("live: %s\n", f.Data)
+	}
+	// Output:
+	// history: missed
+	// live: live
+}
+
+func ExampleValidateChannel() {
+	fmt.Println(edge.ValidateChannel("prices:eu/btc@1m"))
+	fmt.Println(edge.ValidateChannel("no spaces"))
+	// Output:
+	// <nil>
+	// edge: invalid channel: channel "no spaces" has byte ' ' at 2; allowed are A-Z a-z 0-9 _ - . : @ /
+}
