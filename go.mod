@@ -3,8 +3,9 @@ module github.com/edgeworks/edge
 go 1.26.8
 
 require (
-	github.com/gorilla/websocket v1.5.3 // indirect
-	github.com/r3labs/sse/v2 v2.10.0 // indirect
-	golang.org/x/net v0.0.0-20191116160921-f9c825593386 // indirect
-	gopkg.in/cenkalti/backoff.v1 v1.1.0 // indirect
+	github.com/gorilla/websocket v1.5.3
+	github.com/r3labs/sse/v2 v2.10.0
+	gopkg.in/cenkalti/backoff.v1 v1.1.0
 )
+
+require golang.org/x/net v0.0.0-20191116160921-f9c825593386 // indirect

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/r3labs/sse/v2"
+	"gopkg.in/cenkalti/backoff.v1"
 
 	"github.com/edgeworks/edge/edge"
 )
@@ -275,10 +276,15 @@ func newCutProxy(t *testing.T, target string) *cutProxy {
 	return p
 }
 
+// cut resets every relayed connection (RST, as a dropped network looks to
+// both ends, not a clean end of stream).
 func (p *cutProxy) cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, c := range p.conns {
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
 		c.Close()
 	}
 	p.conns = nil
@@ -293,6 +299,7 @@ func TestR3labsClientReconnectsWithLastEventID(t *testing.T) {
 	got := make(chan string, 100)
 	live := make(chan string, 100) // id-only events: the stream is live
 	ctx, cancel := context.WithCancel(context.Background())
+	client.ReconnectStrategy = backoff.WithContext(backoff.NewConstantBackOff(20*time.Millisecond), ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
