@@ -153,9 +153,11 @@ func TestSSEMultiChannelCompositeCursor(t *testing.T) {
 	}
 }
 
+// The client's heartbeat= wins over the configured one (the default here
+// would never fire within the test).
 func TestSSEHeartbeatAndPadding(t *testing.T) {
-	e := startEdge(t, edge.Config{Heartbeat: 50 * time.Millisecond, HeartbeatMin: time.Millisecond})
-	resp, err := http.Get(e.url("/v1/subscribe", "channel", "h", "transport", "sse", "padding", "2048"))
+	e := startEdge(t, edge.Config{Heartbeat: time.Hour, HeartbeatMin: time.Millisecond, HeartbeatMax: 2 * time.Hour})
+	resp, err := http.Get(e.url("/v1/subscribe", "channel", "h", "transport", "sse", "padding", "2048", "heartbeat", "50ms"))
 	if err != nil {
 		t.Fatal(err)
 	}
