@@ -12,7 +12,9 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -406,4 +408,78 @@ func decodeJSON(t *testing.T, resp *http.Response, into any) {
 	if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// runSeam publishes from four goroutines as fast as they can while
+// subscribers join (through join) at cursors taken from publish answers
+// along the way. When publishing is done, each subscriber must have
+// received exactly the channel's ids after its cursor, in order: nothing
+// lost, nothing twice, at whatever moment it joined.
+func runSeam(t *testing.T, channel string, join func(e *testEdge, cursor string) (collect func(last string) []string)) {
+	e := startEdge(t, edge.Config{HistorySize: 100000, QueueBytes: 64 << 20})
+	const publishers, each, joins = 4, 750, 20
+	first := e.publish(channel, "first")
+	ids := make(chan string, publishers*each)
+	var wg sync.WaitGroup
+	for range publishers {
+		wg.Go(func() {
+			for range each {
+				ids <- e.publish(channel, "x")
+			}
+		})
+	}
+	go func() { wg.Wait(); close(ids) }()
+	type sub struct {
+		cursor  string
+		collect func(last string) []string
+	}
+	subs := []sub{{first, join(e, first)}}
+	n := 0
+	for id := range ids {
+		if n++; n%(publishers*each/joins) == 0 {
+			subs = append(subs, sub{id, join(e, id)})
+		}
+	}
+	all := historyIDs(t, e, channel)
+	last := all[len(all)-1]
+	for _, s := range subs {
+		i := slices.Index(all, s.cursor)
+		want := all[i+1:]
+		if len(want) == 0 {
+			continue // joined at the very end: nothing to wait for
+		}
+		got := s.collect(last)
+		if !slices.Equal(got, want) {
+			t.Fatalf("subscriber from %s got %d ids, want %d; first difference at %d", s.cursor, len(got), len(want), firstDiff(got, want))
+		}
+	}
+}
+
+// historyIDs pages through the whole history of channel.
+func historyIDs(t *testing.T, e *testEdge, channel string) []string {
+	var ids []string
+	for cursor := "0-0"; ; {
+		var p struct {
+			Messages []wireMessage
+			Cursor   string
+			More     bool
+		}
+		getJSON(t, e.url("/v1/history", "channel", channel, "since", cursor, "limit", "1000"), nil, &p)
+		for _, m := range p.Messages {
+			ids = append(ids, m.ID)
+		}
+		cursor = p.Cursor
+		if !p.More {
+			return ids
+		}
+	}
+}
+
+func firstDiff(a, b []string) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
 }

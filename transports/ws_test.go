@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -150,40 +149,27 @@ func TestWSResumeWithSince(t *testing.T) {
 }
 
 func TestWSSeamUnderConcurrentPublishing(t *testing.T) {
-	e := startEdge(t, edge.Config{HistorySize: 100000})
-	const total = 3000
-	var wg sync.WaitGroup
-	start := e.publish("seam", "-1")
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i := range total {
-			e.publish("seam", fmt.Sprint(i))
-		}
-	}()
-	clients := []*wsClient{}
-	for range 4 {
-		clients = append(clients, dialWS(t, e.wsURL("channel", "seam", "since", start)))
-	}
-	for _, c := range clients {
-		want := 0
-		for want < total {
-			f := c.read()
-			if f.Type == "subscribed" {
-				continue
-			}
-			if f.Type != "" {
-				t.Fatalf("unexpected %+v", f)
-			}
-			for _, m := range f.messages {
-				if m.Data != fmt.Sprint(want) {
-					t.Fatalf("got %q, want %d", m.Data, want)
+	runSeam(t, "seam-ws", func(e *testEdge, cursor string) func(last string) []string {
+		c := dialWS(t, e.wsURL("channel", "seam-ws", "since", cursor))
+		return func(last string) []string {
+			var ids []string
+			for {
+				f := c.read()
+				if f.Type == "subscribed" {
+					continue
 				}
-				want++
+				if f.Type != "" {
+					t.Fatalf("unexpected %+v", f)
+				}
+				for _, m := range f.messages {
+					ids = append(ids, m.ID)
+					if m.ID == last {
+						return ids
+					}
+				}
 			}
 		}
-	}
-	wg.Wait()
+	})
 }
 
 func TestWSCompression(t *testing.T) {
