@@ -38,9 +38,12 @@ type Broker interface {
 	// deliver must not block.
 	Relay(deliver func(Message))
 
-	// Watch and Unwatch tell the broker that a channel gained its first,
-	// or lost its last, local subscriber. They must not block.
-	Watch(channel string)
+	// Watch tells the broker that one more local subscriber wants
+	// channel's live messages; it returns once they flow to the deliver
+	// function (so history read afterwards meets live at the seam).
+	// Unwatch undoes one Watch. The broker counts them: it may stop
+	// relaying a channel when every Watch was undone.
+	Watch(ctx context.Context, channel string) error
 	Unwatch(channel string)
 
 	// Run does the broker's background work until ctx is done.

@@ -89,7 +89,9 @@ func (h *Hub) deliver(m Message) {
 	}
 }
 
-func (h *Hub) add(channel string, s *Session) {
+// add registers s for channel's live frames and waits until the broker
+// relays the channel.
+func (h *Hub) add(ctx context.Context, channel string, s *Session) error {
 	sh := h.shard(channel)
 	sh.mu.Lock()
 	old := sh.chans[channel]
@@ -97,14 +99,23 @@ func (h *Hub) add(channel string, s *Session) {
 	copy(subs, old)
 	sh.chans[channel] = append(subs, s)
 	sh.mu.Unlock()
-	if len(old) == 0 {
-		h.broker.Watch(channel)
+	if err := h.broker.Watch(ctx, channel); err != nil {
+		h.unlist(channel, s)
+		return err
 	}
+	return nil
 }
 
+// remove undoes add.
 func (h *Hub) remove(channel string, s *Session) {
+	h.unlist(channel, s)
+	h.broker.Unwatch(channel)
+}
+
+func (h *Hub) unlist(channel string, s *Session) {
 	sh := h.shard(channel)
 	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	old := sh.chans[channel]
 	subs := make([]*Session, 0, len(old))
 	for _, o := range old {
@@ -112,15 +123,10 @@ func (h *Hub) remove(channel string, s *Session) {
 			subs = append(subs, o)
 		}
 	}
-	last := len(subs) == 0 && len(old) > 0
 	if len(subs) == 0 {
 		delete(sh.chans, channel)
 	} else {
 		sh.chans[channel] = subs
-	}
-	sh.mu.Unlock()
-	if last {
-		h.broker.Unwatch(channel)
 	}
 }
 

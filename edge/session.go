@@ -172,9 +172,10 @@ func (s *Session) Take(buf []*Frame) []*Frame {
 }
 
 // Subscribe adds channel to the session in buffering mode: its live frames
-// are kept aside until GoLive. It fails when the channel is already
-// subscribed or the session has Config.MaxChannels channels.
-func (s *Session) Subscribe(channel string) error {
+// are kept aside until GoLive. It returns once the broker relays the
+// channel, and fails when the channel is already subscribed, the session
+// has Config.MaxChannels channels, or the broker cannot relay it.
+func (s *Session) Subscribe(ctx context.Context, channel string) error {
 	s.mu.Lock()
 	if s.closed != nil {
 		s.mu.Unlock()
@@ -190,7 +191,12 @@ func (s *Session) Subscribe(channel string) error {
 	}
 	s.channels[channel] = &joinBuffer{}
 	s.mu.Unlock()
-	s.hub.add(channel, s)
+	if err := s.hub.add(ctx, channel, s); err != nil {
+		s.mu.Lock()
+		delete(s.channels, channel)
+		s.mu.Unlock()
+		return err
+	}
 	return nil
 }
 
@@ -267,7 +273,7 @@ func (s *Session) GoLive(channel string, pos ID) bool {
 // the returned position, with no gap and no duplicate. emit runs on the
 // caller's goroutine, typically the connection's writer.
 func (s *Session) Join(ctx context.Context, channel string, since *ID, emit func(Page) error) (ID, error) {
-	if err := s.Subscribe(channel); err != nil {
+	if err := s.Subscribe(ctx, channel); err != nil {
 		return ID{}, err
 	}
 	pos, err := s.catchUp(ctx, channel, since, emit)

@@ -44,10 +44,11 @@ func (b *testBroker) Last(ctx context.Context, channel string) (edge.ID, error) 
 	return b.Memory.Last(ctx, channel)
 }
 
-func (b *testBroker) Watch(channel string) {
+func (b *testBroker) Watch(_ context.Context, channel string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.watched[channel]++
+	return nil
 }
 
 func (b *testBroker) Unwatch(channel string) {
@@ -693,11 +694,11 @@ func TestSubscribeLimits(t *testing.T) {
 	}{
 		{"MaxChannels", func(t *testing.T, s *edge.Session, b *testBroker) {
 			for _, ch := range []string{"a", "b", "c"} {
-				if err := s.Subscribe(ch); err != nil {
+				if err := s.Subscribe(context.Background(), ch); err != nil {
 					t.Fatalf("Subscribe(%q): %v", ch, err)
 				}
 			}
-			if err := s.Subscribe("d"); !errors.Is(err, edge.ErrTooManyChannels) {
+			if err := s.Subscribe(context.Background(), "d"); !errors.Is(err, edge.ErrTooManyChannels) {
 				t.Errorf("Subscribe over MaxChannels = %v, want ErrTooManyChannels", err)
 			}
 			if _, err := s.Join(context.Background(), "d", nil, nil); !errors.Is(err, edge.ErrTooManyChannels) {
@@ -709,13 +710,13 @@ func TestSubscribeLimits(t *testing.T) {
 			if err := s.Unsubscribe("a"); err != nil {
 				t.Fatalf("Unsubscribe: %v", err)
 			}
-			if err := s.Subscribe("d"); err != nil {
+			if err := s.Subscribe(context.Background(), "d"); err != nil {
 				t.Errorf("Subscribe after Unsubscribe freed a slot: %v", err)
 			}
 		}},
 		{"double subscribe", func(t *testing.T, s *edge.Session, _ *testBroker) {
 			joinLive(t, s, "a")
-			if err := s.Subscribe("a"); !errors.Is(err, edge.ErrBadRequest) {
+			if err := s.Subscribe(context.Background(), "a"); !errors.Is(err, edge.ErrBadRequest) {
 				t.Errorf("second Subscribe = %v, want ErrBadRequest", err)
 			}
 			if _, err := s.Join(context.Background(), "a", nil, nil); !errors.Is(err, edge.ErrBadRequest) {
@@ -782,7 +783,7 @@ func TestSubscribeLimits(t *testing.T) {
 		}},
 		{"subscribe after close", func(t *testing.T, s *edge.Session, _ *testBroker) {
 			s.Close(edge.DisconnectServerError)
-			if err := s.Subscribe("a"); !errors.Is(err, edge.ErrSessionClosed) {
+			if err := s.Subscribe(context.Background(), "a"); !errors.Is(err, edge.ErrSessionClosed) {
 				t.Errorf("Subscribe on a closed session = %v, want ErrSessionClosed", err)
 			}
 		}},

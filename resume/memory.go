@@ -67,8 +67,8 @@ func newMemory(cfg edge.Config, now func() time.Time) *Memory {
 // Relay sets the function that receives every published message.
 func (m *Memory) Relay(deliver func(edge.Message)) { m.deliver.Store(&deliver) }
 
-// Watch does nothing: the embedded store relays every channel.
-func (m *Memory) Watch(string) {}
+// Watch returns at once: the embedded store relays every channel.
+func (m *Memory) Watch(context.Context, string) error { return nil }
 
 // Unwatch does nothing: the embedded store relays every channel.
 func (m *Memory) Unwatch(string) {}

@@ -64,7 +64,7 @@ func (s *Server) poll(ctx context.Context, sess *edge.Session, req subscribeRequ
 	// Subscribe before reading history, so that whatever history misses
 	// is buffered in the session.
 	for _, ch := range req.channels {
-		if err := sess.Subscribe(ch); err != nil {
+		if err := sess.Subscribe(ctx, ch); err != nil {
 			return ans, err
 		}
 	}
