@@ -5,7 +5,13 @@ go 1.26.8
 require (
 	github.com/gorilla/websocket v1.5.3
 	github.com/r3labs/sse/v2 v2.10.0
+	github.com/redis/go-redis/v9 v9.23.0
 	gopkg.in/cenkalti/backoff.v1 v1.1.0
 )
 
-require golang.org/x/net v0.0.0-20191116160921-f9c825593386 // indirect
+require (
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
+	golang.org/x/net v0.0.0-20191116160921-f9c825593386 // indirect
+	golang.org/x/sys v0.48.0 // indirect
+)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 )
 
@@ -13,6 +14,11 @@ import (
 type Config struct {
 	// Listen is the address to serve on. Zero means "127.0.0.1:8080".
 	Listen string
+
+	// Redis is the URL of the Redis that holds history and relays
+	// messages between nodes (redis://host:port[/db]). Zero means the
+	// embedded single-node store.
+	Redis string
 
 	// HistorySize is how many messages each channel retains. Zero means 1000.
 	HistorySize int
@@ -99,6 +105,9 @@ func setDefault[T comparable](field *T, def T) {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if strings.Contains(c.Redis, ",") {
+		bad("redis: several URLs (Redis Cluster) are not supported yet; give one redis:// URL")
+	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen: %q is not host:port (e.g. 127.0.0.1:8080): %v", c.Listen, err)
 	}

@@ -69,14 +69,20 @@ type testEdge struct {
 
 func startEdge(t *testing.T, cfg edge.Config) *testEdge {
 	t.Helper()
+	cfg = cfg.WithDefaults()
+	return startEdgeWith(t, cfg, resume.NewMemory(cfg))
+}
+
+// startEdgeWith starts an edge on broker; cfg must be complete.
+func startEdgeWith(t *testing.T, cfg edge.Config, broker edge.Broker) *testEdge {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Listen = ln.Addr().String()
-	cfg = cfg.WithDefaults()
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv := transports.New(cfg, resume.NewMemory(cfg), log)
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
+	srv := transports.New(cfg, broker, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx, ln) }()

@@ -72,6 +72,9 @@ func loadConfig(args []string, getenv func(string) string) (edge.Config, error) 
 			return
 		}
 		env := envName(f.Name)
+		if v := getenv(env); v == "" && f.Name == "redis" {
+			env = "EDGE_REDIS_URL" // the name Redis tooling commonly uses
+		}
 		if v := getenv(env); v != "" {
 			if err := fs.Set(f.Name, v); err != nil {
 				errs = append(errs, fmt.Errorf("%s=%q: %w", env, v, err))
@@ -112,6 +115,8 @@ func newFlagSet(cfg *edge.Config, configPath *string) *flag.FlagSet {
 
 	fs.StringVar(&cfg.Listen, "listen", "",
 		fmt.Sprintf("serve on `ADDR` (host:port) (default %s)", def.Listen))
+	fs.StringVar(&cfg.Redis, "redis", "",
+		"keep history in and relay through the Redis at `URL` (redis://host:port), for a fleet of nodes; also EDGE_REDIS_URL (default none: the embedded store)")
 
 	intVar(fs, &cfg.HistorySize, "history-size",
 		fmt.Sprintf("retain the last `N` messages of each channel (default %d)", def.HistorySize))

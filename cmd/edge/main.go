@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
 	"github.com/edgeworks/edge/transports"
 )
@@ -48,9 +49,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Error("cannot listen; choose another address with --listen", "addr", cfg.Listen, "err", err)
 		return 1
 	}
-	srv := transports.New(cfg, resume.NewMemory(cfg), log)
+	var broker edge.Broker = resume.NewMemory(cfg)
+	store := "memory (embedded)"
+	if cfg.Redis != "" {
+		if broker, err = resume.NewRedis(cfg.Redis, cfg, log); err != nil {
+			log.Error("cannot use Redis; check --redis", "err", err)
+			return 2
+		}
+		store = "redis"
+	}
+	srv := transports.New(cfg, broker, log)
 	base := "http://" + ln.Addr().String()
-	log.Info("edge is serving", "addr", ln.Addr().String(), "store", "memory (embedded)")
+	log.Info("edge is serving", "addr", ln.Addr().String(), "store", store)
 	fmt.Fprintf(stdout, `edge is ready at %[1]s
   subscribe (SSE):       curl -N '%[1]s/v1/subscribe?channel=news' -H 'Accept: text/event-stream'
   subscribe (WebSocket): ws://%[2]s/v1/subscribe?channel=news

@@ -1,0 +1,411 @@
+package resume
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/edgeworks/edge/edge"
+)
+
+var _ edge.Broker = (*Redis)(nil)
+
+// redisTimeout bounds one Redis round trip made for a client request.
+const redisTimeout = 5 * time.Second
+
+// Redis is the store of a fleet: history in one Redis Stream per channel,
+// live relay through Redis sharded pub/sub, with one subscriber connection
+// per node that subscribes only the channels with local subscribers.
+//
+// Messages are stored and relayed by one Redis Function call (see
+// functionLibrary), so a message is either stored and relayed or the
+// publisher gets an error. When the subscriber connection drops and comes
+// back, every watched channel is filled from its stream after the last id
+// this node delivered, so live subscribers miss nothing Redis stored.
+//
+// Gap detection: a cursor is consistent with a stream when it is "0-0", an
+// entry of the stream, or at most the stream's max-deleted-entry-id. A
+// cursor below the max-deleted id lost messages to trimming; a cursor that
+// the stream never held (the stream expired, was flushed, or a failover
+// lost it) cannot be proven complete. Both get Page.Gap.
+//
+// Redis is safe for concurrent use. Run must be running for live relay.
+type Redis struct {
+	cfg     edge.Config
+	rdb     *redis.Client
+	log     *slog.Logger
+	deliver atomic.Pointer[func(edge.Message)]
+	ps      *redis.PubSub
+
+	mu sync.Mutex
+	// mu guards watches.
+	watches map[string]*watch
+}
+
+// watch is the relay state of one channel with local subscribers. Only the
+// receive loop changes last and stale.
+type watch struct {
+	refs      int
+	ready     chan struct{} // closed once the subscription is confirmed
+	confirmed bool
+	last      edge.ID // newest id delivered on this node
+	stale     bool    // the connection dropped: fill from the stream before delivering
+}
+
+// NewRedis connects to the Redis at url (redis:// or rediss://) and loads
+// the edge's Redis Function. cfg must be the result of
+// edge.Config.WithDefaults. Redis may be down at start: the function is
+// loaded again when a publish finds it missing, and Ready reports the
+// outage.
+func NewRedis(url string, cfg edge.Config, log *slog.Logger) (*Redis, error) {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("resume: redis URL %q: %w", url, err)
+	}
+	opt.MaxRetries = 1
+	rdb := redis.NewClient(opt)
+	r := &Redis{cfg: cfg, rdb: rdb, log: log, watches: make(map[string]*watch)}
+	r.ps = rdb.SSubscribe(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), redisTimeout)
+	defer cancel()
+	if err := r.loadFunction(ctx); err != nil {
+		log.Warn("redis not reachable at start; will retry", "addr", opt.Addr, "err", err)
+	}
+	return r, nil
+}
+
+func (r *Redis) loadFunction(ctx context.Context) error {
+	return r.rdb.FunctionLoadReplace(ctx, functionLibrary(r.cfg)).Err()
+}
+
+// unavailable wraps a Redis failure for clients.
+func unavailable(op string, err error) error {
+	return fmt.Errorf("%w: redis %s: %v", edge.ErrUnavailable, op, err)
+}
+
+// Relay sets the function that receives live messages of watched channels.
+func (r *Redis) Relay(deliver func(edge.Message)) { r.deliver.Store(&deliver) }
+
+// Ready pings Redis.
+func (r *Redis) Ready(ctx context.Context) error {
+	if err := r.rdb.Ping(ctx).Err(); err != nil {
+		return unavailable("ping", err)
+	}
+	return nil
+}
+
+// Publish stores and relays a message with one FCALL.
+func (r *Redis) Publish(ctx context.Context, channel, event string, data []byte) (edge.ID, error) {
+	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
+	defer cancel()
+	keys := []string{streamKey(channel)}
+	res, err := r.rdb.FCall(ctx, publishFunction, keys, event, data).Text()
+	if err != nil && strings.Contains(err.Error(), "Function not found") {
+		if err = r.loadFunction(ctx); err == nil {
+			res, err = r.rdb.FCall(ctx, publishFunction, keys, event, data).Text()
+		}
+	}
+	if err != nil {
+		return edge.ID{}, unavailable("publish", err)
+	}
+	id, err := edge.ParseID(res)
+	if err != nil {
+		return edge.ID{}, unavailable("publish", fmt.Errorf("unexpected id %q", res))
+	}
+	return id, nil
+}
+
+// History returns up to limit messages after the cursor, with Gap set when
+// the stream cannot prove it holds every message after it.
+func (r *Redis) History(ctx context.Context, channel string, after edge.ID, limit int) (edge.Page, error) {
+	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
+	defer cancel()
+	key := streamKey(channel)
+	var rng, at *redis.XMessageSliceCmd
+	var info *redis.XInfoStreamCmd
+	_, err := r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		rng = p.XRangeN(ctx, key, "("+after.String(), "+", int64(limit))
+		info = p.XInfoStream(ctx, key)
+		if !after.IsZero() {
+			at = p.XRangeN(ctx, key, after.String(), after.String(), 1)
+		}
+		return nil
+	})
+	if err != nil && !isNoSuchKey(info.Err()) {
+		return edge.Page{}, unavailable("history", err)
+	}
+	if isNoSuchKey(info.Err()) {
+		// No stream: it never had messages (then no cursor but 0-0 was
+		// handed out), or it expired or was lost.
+		return edge.Page{Gap: !after.IsZero()}, nil
+	}
+	maxDeleted, _ := edge.ParseID(info.Val().MaxDeletedEntryID)
+	var page edge.Page
+	switch {
+	case after.Less(maxDeleted):
+		page.Gap = true
+	case !after.IsZero() && maxDeleted.Less(after) && len(at.Val()) == 0:
+		page.Gap = true // the stream never held the cursor's message
+	}
+	for _, x := range rng.Val() {
+		m, err := streamMessage(channel, x)
+		if err != nil {
+			return edge.Page{}, unavailable("history", err)
+		}
+		page.Messages = append(page.Messages, m)
+	}
+	return page, nil
+}
+
+func isNoSuchKey(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "no such key")
+}
+
+// streamMessage converts a stream entry.
+func streamMessage(channel string, x redis.XMessage) (edge.Message, error) {
+	id, err := edge.ParseID(x.ID)
+	if err != nil {
+		return edge.Message{}, err
+	}
+	event, _ := x.Values["e"].(string)
+	data, ok := x.Values["d"].(string)
+	if !ok {
+		return edge.Message{}, fmt.Errorf("entry %s of %s has no d field", x.ID, channel)
+	}
+	return edge.Message{Channel: channel, ID: id, Event: event, Data: []byte(data)}, nil
+}
+
+// Last returns the stream's last generated id, or 0-0 without a stream.
+func (r *Redis) Last(ctx context.Context, channel string) (edge.ID, error) {
+	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
+	defer cancel()
+	info, err := r.rdb.XInfoStream(ctx, streamKey(channel)).Result()
+	if isNoSuchKey(err) {
+		return edge.ID{}, nil
+	}
+	if err != nil {
+		return edge.ID{}, unavailable("last", err)
+	}
+	id, err := edge.ParseID(info.LastGeneratedID)
+	if err != nil {
+		return edge.ID{}, unavailable("last", err)
+	}
+	return id, nil
+}
+
+// Watch subscribes the node to channel's live messages on the first local
+// subscriber and returns once the subscription is confirmed.
+func (r *Redis) Watch(ctx context.Context, channel string) error {
+	r.mu.Lock()
+	w := r.watches[channel]
+	first := w == nil
+	if first {
+		w = &watch{ready: make(chan struct{})}
+		r.watches[channel] = w
+	}
+	w.refs++
+	ready := w.ready
+	r.mu.Unlock()
+	if first {
+		if err := r.ps.SSubscribe(ctx, liveKey(channel)); err != nil {
+			r.Unwatch(channel)
+			return unavailable("subscribe", err)
+		}
+	}
+	wait := time.NewTimer(redisTimeout)
+	defer wait.Stop()
+	select {
+	case <-ready:
+		return nil
+	case <-ctx.Done():
+		r.Unwatch(channel)
+		return ctx.Err()
+	case <-wait.C:
+		r.Unwatch(channel)
+		return unavailable("subscribe", errors.New("no confirmation"))
+	}
+}
+
+// Unwatch undoes one Watch; the last one unsubscribes the node.
+func (r *Redis) Unwatch(channel string) {
+	r.mu.Lock()
+	w := r.watches[channel]
+	if w == nil {
+		r.mu.Unlock()
+		return
+	}
+	w.refs--
+	last := w.refs == 0
+	if last {
+		delete(r.watches, channel)
+	}
+	r.mu.Unlock()
+	if last {
+		ctx, cancel := context.WithTimeout(context.Background(), redisTimeout)
+		defer cancel()
+		r.ps.SUnsubscribe(ctx, liveKey(channel))
+	}
+}
+
+// Run receives live messages until ctx is done, reconnecting (go-redis
+// resubscribes) and filling every watched channel from its stream after a
+// drop.
+func (r *Redis) Run(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.receive(ctx)
+	}()
+	<-ctx.Done()
+	r.ps.Close()
+	<-done
+	return r.rdb.Close()
+}
+
+func (r *Redis) receive(ctx context.Context) {
+	const minBackoff, maxBackoff = 50 * time.Millisecond, 2 * time.Second
+	backoff := minBackoff
+	for ctx.Err() == nil {
+		msg, err := r.ps.Receive(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, redis.ErrClosed) {
+				return
+			}
+			r.log.Warn("redis relay connection lost; will resubscribe and fill from the streams", "err", err)
+			r.markStale()
+			t := time.NewTimer(backoff)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			backoff = min(2*backoff, maxBackoff)
+			continue
+		}
+		backoff = minBackoff
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "ssubscribe" {
+				r.confirmed(ctx, channelOfLive(m.Channel))
+			}
+		case *redis.Message:
+			r.relay(ctx, m)
+		}
+	}
+}
+
+// markStale marks every confirmed channel for a fill after reconnecting.
+func (r *Redis) markStale() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, w := range r.watches {
+		if w.confirmed {
+			w.stale = true
+		}
+	}
+}
+
+// confirmed handles a subscription confirmation: the first one records
+// where the channel's stream stands and releases the waiting Watch calls;
+// one after a reconnect fills the channel from its stream.
+func (r *Redis) confirmed(ctx context.Context, channel string) {
+	r.mu.Lock()
+	w := r.watches[channel]
+	r.mu.Unlock()
+	if w == nil {
+		return
+	}
+	if w.confirmed {
+		r.fill(ctx, channel, w)
+		return
+	}
+	last, err := r.Last(ctx, channel)
+	if err != nil {
+		r.log.Warn("redis: reading the stream position failed; the channel fills on its next message", "err", err)
+		w.stale = true
+	}
+	w.last = last
+	r.mu.Lock()
+	w.confirmed = true
+	close(w.ready)
+	r.mu.Unlock()
+}
+
+// fill delivers what the channel's stream holds after the last delivered
+// id. It leaves the channel stale when Redis fails, to try again on the
+// next message.
+func (r *Redis) fill(ctx context.Context, channel string, w *watch) {
+	for {
+		page, err := r.History(ctx, channel, w.last, catchUpLimit)
+		if err != nil {
+			w.stale = true
+			r.log.Warn("redis: filling a channel after a reconnect failed; will retry", "err", err)
+			return
+		}
+		for _, m := range page.Messages {
+			r.deliverNew(w, m)
+		}
+		if len(page.Messages) < catchUpLimit {
+			w.stale = false
+			return
+		}
+	}
+}
+
+// catchUpLimit is the page size of a fill.
+const catchUpLimit = 500
+
+// relay delivers a live message, after a fill when the channel is stale.
+func (r *Redis) relay(ctx context.Context, m *redis.Message) {
+	channel := channelOfLive(m.Channel)
+	r.mu.Lock()
+	w := r.watches[channel]
+	r.mu.Unlock()
+	if w == nil || !w.confirmed {
+		return
+	}
+	if w.stale {
+		r.fill(ctx, channel, w)
+	}
+	msg, err := liveMessage(channel, m.Payload)
+	if err != nil {
+		r.log.Warn("redis: malformed live message dropped (its stream still has it)", "err", err)
+		return
+	}
+	r.deliverNew(w, msg)
+}
+
+// deliverNew delivers m unless this node already delivered it.
+func (r *Redis) deliverNew(w *watch, m edge.Message) {
+	if !w.last.Less(m.ID) {
+		return
+	}
+	w.last = m.ID
+	if d := r.deliver.Load(); d != nil {
+		(*d)(m)
+	}
+}
+
+// liveMessage parses "id\nevent\ndata" as the publish function sends it.
+func liveMessage(channel, payload string) (edge.Message, error) {
+	b := []byte(payload)
+	idText, rest, ok1 := bytes.Cut(b, []byte{'\n'})
+	event, data, ok2 := bytes.Cut(rest, []byte{'\n'})
+	if !ok1 || !ok2 {
+		return edge.Message{}, fmt.Errorf("live message of %q is not id\\nevent\\ndata", channel)
+	}
+	id, err := edge.ParseID(string(idText))
+	if err != nil {
+		return edge.Message{}, err
+	}
+	return edge.Message{Channel: channel, ID: id, Event: string(event), Data: data}, nil
+}

@@ -1,0 +1,268 @@
+package resume_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/resume"
+	"github.com/edgeworks/edge/resume/redistest"
+)
+
+// redisNode is one edge node's Redis store, running, with what it relays.
+type redisNode struct {
+	*resume.Redis
+	mu   sync.Mutex
+	got  map[string][]edge.Message
+	more chan struct{}
+}
+
+func startRedisNode(t *testing.T, srv *redistest.Server, cfg edge.Config) *redisNode {
+	t.Helper()
+	cfg = cfg.WithDefaults()
+	r, err := resume.NewRedis(srv.URL(), cfg, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &redisNode{Redis: r, got: map[string][]edge.Message{}, more: make(chan struct{}, 1)}
+	r.Relay(func(m edge.Message) {
+		n.mu.Lock()
+		n.got[m.Channel] = append(n.got[m.Channel], m)
+		n.mu.Unlock()
+		select {
+		case n.more <- struct{}{}:
+		default:
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return n
+}
+
+// waitFor waits until the node relayed n messages of channel and returns them.
+func (n *redisNode) waitFor(t *testing.T, channel string, count int) []edge.Message {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		n.mu.Lock()
+		got := append([]edge.Message(nil), n.got[channel]...)
+		n.mu.Unlock()
+		if len(got) >= count {
+			return got
+		}
+		select {
+		case <-n.more:
+		case <-deadline:
+			t.Fatalf("%d of %d messages of %q relayed", len(got), count, channel)
+		}
+	}
+}
+
+func mustPublish(t *testing.T, b edge.Broker, channel, data string) edge.ID {
+	t.Helper()
+	id, err := b.Publish(context.Background(), channel, "", []byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func TestRedisPublishHistoryLast(t *testing.T) {
+	srv := redistest.Start(t)
+	n := startRedisNode(t, srv, edge.Config{})
+	ctx := context.Background()
+	if last, err := n.Last(ctx, "h"); err != nil || !last.IsZero() {
+		t.Fatalf("Last of a new channel = %v, %v", last, err)
+	}
+	var ids []edge.ID
+	for i := range 10 {
+		ids = append(ids, mustPublish(t, n, "h", fmt.Sprint(i)))
+		if i > 0 && !ids[i-1].Less(ids[i]) {
+			t.Fatalf("ids not increasing: %v then %v", ids[i-1], ids[i])
+		}
+	}
+	if last, _ := n.Last(ctx, "h"); last != ids[9] {
+		t.Fatalf("Last = %v, want %v", last, ids[9])
+	}
+	for _, tc := range []struct {
+		name  string
+		after edge.ID
+		limit int
+		want  []string
+	}{
+		{"from the start", edge.ID{}, 100, []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}},
+		{"after an id", ids[6], 100, []string{"7", "8", "9"}},
+		{"limit", ids[0], 2, []string{"1", "2"}},
+		{"after the last", ids[9], 100, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := n.History(ctx, "h", tc.after, tc.limit)
+			if err != nil || p.Gap {
+				t.Fatalf("page %+v, err %v", p, err)
+			}
+			var got []string
+			for _, m := range p.Messages {
+				got = append(got, string(m.Data))
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRedisGap(t *testing.T) {
+	srv := redistest.Start(t)
+	n := startRedisNode(t, srv, edge.Config{HistorySize: 100})
+	ctx := context.Background()
+	var ids []edge.ID
+	for i := range 400 {
+		ids = append(ids, mustPublish(t, n, "g", fmt.Sprint(i)))
+	}
+	t.Run("trimmed cursor", func(t *testing.T) {
+		p, _ := n.History(ctx, "g", ids[0], 10)
+		if !p.Gap {
+			t.Fatal("no gap for a cursor whose successors were trimmed")
+		}
+	})
+	t.Run("recent cursor", func(t *testing.T) {
+		p, _ := n.History(ctx, "g", ids[390], 100)
+		if p.Gap || len(p.Messages) != 9 {
+			t.Fatalf("gap %v, %d messages", p.Gap, len(p.Messages))
+		}
+	})
+	t.Run("flushed and recreated", func(t *testing.T) {
+		if _, err := srv.Do(t, "FLUSHALL"); err != nil {
+			t.Fatal(err)
+		}
+		p, _ := n.History(ctx, "g", ids[399], 10)
+		if !p.Gap {
+			t.Fatal("no gap for a cursor into a flushed stream")
+		}
+		mustPublish(t, n, "g", "new")
+		p, _ = n.History(ctx, "g", ids[399], 10)
+		if !p.Gap || len(p.Messages) != 1 {
+			t.Fatalf("recreated stream: gap %v, %d messages", p.Gap, len(p.Messages))
+		}
+	})
+}
+
+// A message published on one node reaches the other, once, in order.
+func TestRedisRelayAcrossNodes(t *testing.T) {
+	srv := redistest.Start(t)
+	a := startRedisNode(t, srv, edge.Config{})
+	b := startRedisNode(t, srv, edge.Config{})
+	if err := b.Watch(context.Background(), "x"); err != nil {
+		t.Fatal(err)
+	}
+	var want []edge.ID
+	for i := range 300 {
+		want = append(want, mustPublish(t, a, "x", fmt.Sprint(i)))
+	}
+	got := b.waitFor(t, "x", len(want))
+	for i, m := range got {
+		if i >= len(want) || m.ID != want[i] || string(m.Data) != fmt.Sprint(i) {
+			t.Fatalf("relayed message %d = %v %q, want %v", i, m.ID, m.Data, want[i])
+		}
+	}
+	b.Unwatch("x")
+}
+
+// When a node's relay connection drops, what was stored meanwhile is
+// filled from the stream: delivered once, in order.
+func TestRedisFillAfterRelayDrop(t *testing.T) {
+	srv := redistest.Start(t)
+	b := startRedisNode(t, srv, edge.Config{})
+	if err := b.Watch(context.Background(), "f"); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for round := range 3 {
+		if _, err := srv.Do(t, "CLIENT", "KILL", "TYPE", "pubsub"); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 20 { // published straight into Redis while b reconnects
+			id, err := srv.Do(t, "FCALL", "edge_publish", "1", "edge:{f}", "", fmt.Sprintf("%d-%d", round, i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, id)
+		}
+	}
+	got := b.waitFor(t, "f", len(want))
+	if len(got) != len(want) {
+		t.Fatalf("%d relayed, want %d", len(got), len(want))
+	}
+	for i, m := range got {
+		if m.ID.String() != want[i] {
+			t.Fatalf("message %d: %v, want %s", i, m.ID, want[i])
+		}
+	}
+}
+
+// Through a Redis restart every acknowledged message is relayed exactly
+// once, and publishes during the outage fail with ErrUnavailable.
+func TestRedisRestart(t *testing.T) {
+	srv := redistest.Start(t)
+	a := startRedisNode(t, srv, edge.Config{})
+	b := startRedisNode(t, srv, edge.Config{})
+	if err := b.Watch(context.Background(), "r"); err != nil {
+		t.Fatal(err)
+	}
+	var acked []edge.ID
+	publish := func(n int) {
+		for i := range n {
+			if id, err := a.Publish(context.Background(), "r", "", []byte(fmt.Sprint(i))); err == nil {
+				acked = append(acked, id)
+			}
+		}
+	}
+	publish(50)
+	srv.Stop(t)
+	if _, err := a.Publish(context.Background(), "r", "", []byte("down")); !errors.Is(err, edge.ErrUnavailable) {
+		t.Fatalf("publish during the outage: %v, want ErrUnavailable", err)
+	}
+	if err := a.Ready(context.Background()); err == nil {
+		t.Fatal("ready while Redis is down")
+	}
+	srv.Restart(t)
+	publish(50)
+	got := b.waitFor(t, "r", len(acked))
+	if len(got) != len(acked) {
+		t.Fatalf("%d relayed, %d acknowledged", len(got), len(acked))
+	}
+	for i := range acked {
+		if got[i].ID != acked[i] {
+			t.Fatalf("message %d: %v, want %v", i, got[i].ID, acked[i])
+		}
+	}
+}
+
+func TestRedisFunctionValidatesInput(t *testing.T) {
+	srv := redistest.Start(t)
+	startRedisNode(t, srv, edge.Config{MaxPayload: 10})
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"bad key", []string{"FCALL", "edge_publish", "1", "news", "", "x"}},
+		{"bad channel", []string{"FCALL", "edge_publish", "1", "edge:{a b}", "", "x"}},
+		{"reserved event", []string{"FCALL", "edge_publish", "1", "edge:{a}", "gap", "x"}},
+		{"event with newline", []string{"FCALL", "edge_publish", "1", "edge:{a}", "x\ny", "x"}},
+		{"too large", []string{"FCALL", "edge_publish", "1", "edge:{a}", "", "01234567890"}},
+		{"missing payload", []string{"FCALL", "edge_publish", "1", "edge:{a}", ""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := srv.Do(t, tc.args...); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+}

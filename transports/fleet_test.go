@@ -1,0 +1,129 @@
+package transports_test
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"testing"
+
+	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/resume"
+	"github.com/edgeworks/edge/resume/redistest"
+)
+
+// startFleet starts n edge servers on one real Redis.
+func startFleet(t *testing.T, n int) ([]*testEdge, *redistest.Server) {
+	t.Helper()
+	srv := redistest.Start(t)
+	cfg := edge.Config{}.WithDefaults()
+	var nodes []*testEdge
+	for range n {
+		r, err := resume.NewRedis(srv.URL(), cfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, startEdgeWith(t, cfg, r))
+	}
+	return nodes, srv
+}
+
+// Subscribers on every node, over every transport, receive every message
+// published on any node exactly once, in order.
+func TestFleetFanOutEveryTransportEveryNode(t *testing.T) {
+	nodes, _ := startFleet(t, 3)
+	sse := openSSE(t, nodes[0].url("/v1/subscribe", "channel", "fleet"), nil)
+	sse.lastID()
+	ws := dialWS(t, nodes[1].wsURL("channel", "fleet"))
+	ws.readControl("subscribed")
+	var start pollAnswer
+	getJSON(t, nodes[2].url("/v1/subscribe", "channel", "fleet", "timeout", "0"), nil, &start)
+
+	const total = 150
+	var want []string
+	for i := range total {
+		want = append(want, nodes[i%3].publish("fleet", fmt.Sprint(i)))
+	}
+	for i, id := range want {
+		if ev := sse.next(); ev.ID != id || ev.Data != fmt.Sprint(i) {
+			t.Fatalf("SSE on node 0: message %d = %+v, want %s", i, ev, id)
+		}
+	}
+	for i, m := range ws.readMessages(total) {
+		if m.ID != want[i] {
+			t.Fatalf("WS on node 1: message %d = %+v, want %s", i, m, want[i])
+		}
+	}
+	var got []string
+	for cursor := start.Cursor; len(got) < total; {
+		var a pollAnswer
+		getJSON(t, nodes[2].url("/v1/subscribe", "channel", "fleet", "since", cursor), nil, &a)
+		for _, m := range a.Messages {
+			got = append(got, m.ID)
+		}
+		cursor = a.Cursor
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("poll on node 2: message %d = %s, want %s", i, got[i], want[i])
+		}
+	}
+}
+
+// A client that was on node A resumes on node B with its cursor and gets
+// exactly what it missed: no sticky sessions needed.
+func TestFleetResumeOnAnotherNode(t *testing.T) {
+	nodes, _ := startFleet(t, 2)
+	c := openSSE(t, nodes[0].url("/v1/subscribe", "channel", "move"), nil)
+	c.lastID()
+	first := nodes[0].publish("move", "on A")
+	if ev := c.next(); ev.ID != first {
+		t.Fatalf("%+v", ev)
+	}
+	c.close()
+	var missed []string
+	for i := range 5 {
+		missed = append(missed, nodes[i%2].publish("move", fmt.Sprint(i)))
+	}
+	c = openSSE(t, nodes[1].url("/v1/subscribe", "channel", "move"), http.Header{"Last-Event-Id": {first}})
+	for _, id := range missed {
+		if ev := c.next(); ev.ID != id {
+			t.Fatalf("resumed on B: %+v, want %s", ev, id)
+		}
+	}
+	live := nodes[0].publish("move", "live from A")
+	if ev := c.next(); ev.ID != live {
+		t.Fatalf("live: %+v", ev)
+	}
+}
+
+// While Redis is down publishing answers 503 and readiness fails; after it
+// comes back, subscribers that stayed connected get what is published.
+func TestFleetRedisOutage(t *testing.T) {
+	nodes, srv := startFleet(t, 2)
+	c := openSSE(t, nodes[1].url("/v1/subscribe", "channel", "out"), nil)
+	c.lastID()
+	before := nodes[0].publish("out", "before")
+	if ev := c.next(); ev.ID != before {
+		t.Fatalf("%+v", ev)
+	}
+	srv.Stop(t)
+	resp, err := http.Post(nodes[0].url("/v1/publish", "channel", "out"), "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ans errorAnswer
+	decodeJSON(t, resp, &ans)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || ans.Error.Code != "unavailable" {
+		t.Fatalf("publish during outage: %d %+v", resp.StatusCode, ans)
+	}
+	var ready errorAnswer
+	if st := getJSON(t, nodes[0].url("/readyz"), nil, &ready); st != 503 {
+		t.Fatalf("readyz during outage: %d", st)
+	}
+	srv.Restart(t)
+	after := nodes[0].publish("out", "after")
+	if ev := c.next(); ev.ID != after {
+		t.Fatalf("after the outage: %+v, want %s", ev, after)
+	}
+}
