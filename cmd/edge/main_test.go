@@ -13,17 +13,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edgeworks/edge/resume/redistest"
 )
 
 // TestBinary builds the real binary, starts it as a user would (listen
 // address from the environment), subscribes, publishes, sends SIGTERM and
 // expects a clean exit 0 after the subscriber was told to reconnect.
 func TestBinary(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "edge")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildEdge(t)
 	cmd := exec.Command(bin, "--drain-timeout", "3s")
 	cmd.Env = append(os.Environ(), "EDGE_LISTEN=127.0.0.1:0")
 	stdout, _ := cmd.StdoutPipe()
@@ -129,5 +127,110 @@ func TestRunExitCodes(t *testing.T) {
 				t.Fatalf("code %d, output %q", code, out.String())
 			}
 		})
+	}
+}
+
+// buildEdge builds the binary once per test.
+func buildEdge(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "edge")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startNode runs the binary with args and returns its base URL; the
+// process is killed at cleanup.
+func startNode(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"--listen", "127.0.0.1:0"}, args...)...)
+	stdout, _ := cmd.StdoutPipe()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no banner: %v; stderr: %s", err, stderr.String())
+	}
+	go io.Copy(io.Discard, stdout)
+	base, ok := strings.CutPrefix(strings.TrimSpace(line), "edge is ready at ")
+	if !ok {
+		t.Fatalf("banner %q", line)
+	}
+	return base
+}
+
+// Two edge processes on one Redis: a message published on one reaches an
+// SSE subscriber on the other, and a client resumes on the other node.
+func TestTwoProcessesOnRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	bin := buildEdge(t)
+	a := startNode(t, bin, "--redis", srv.URL())
+	b := startNode(t, bin, "--redis", srv.URL())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	subscribe := func(base, lastID string) *bufio.Reader {
+		req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/subscribe?channel=fleet", nil)
+		req.Header.Set("Accept", "text/event-stream")
+		if lastID != "" {
+			req.Header.Set("Last-Event-ID", lastID)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return bufio.NewReader(resp.Body)
+	}
+	next := func(r *bufio.Reader) (id, data string) {
+		t.Helper()
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case strings.HasPrefix(line, "id: "):
+				id = strings.TrimSpace(line[4:])
+			case strings.HasPrefix(line, "data: "):
+				return id, strings.TrimSpace(line[6:])
+			}
+		}
+	}
+	publish := func(base, data string) {
+		resp, err := http.Post(base+"/v1/publish?channel=fleet", "text/plain", strings.NewReader(data))
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("publish: %v %v", err, resp)
+		}
+		resp.Body.Close()
+	}
+	onB := subscribe(b, "")
+	for { // wait until live: the id-only event
+		line, err := onB.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(line, "id: ") {
+			break
+		}
+	}
+	publish(a, "one")
+	id, data := next(onB)
+	if data != "one" {
+		t.Fatalf("node B got %q", data)
+	}
+	publish(b, "two")
+	publish(a, "three")
+	onA := subscribe(a, id)
+	for _, want := range []string{"two", "three"} {
+		if _, got := next(onA); got != want {
+			t.Fatalf("resumed on node A: %q, want %q", got, want)
+		}
 	}
 }
