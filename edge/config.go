@@ -16,9 +16,12 @@ type Config struct {
 	Listen string
 
 	// Redis is the URL of the Redis that holds history and relays
-	// messages between nodes (redis://host:port[/db]). Zero means the
-	// embedded single-node store.
+	// messages between nodes (redis://host:port[/db]), or with
+	// RedisCluster the comma-separated URLs of Redis Cluster nodes. Zero
+	// means the embedded single-node store.
 	Redis string
+	// RedisCluster says that Redis names Redis Cluster nodes.
+	RedisCluster bool
 
 	// HistorySize is how many messages each channel retains. Zero means 1000.
 	HistorySize int
@@ -105,8 +108,11 @@ func setDefault[T comparable](field *T, def T) {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if strings.Contains(c.Redis, ",") {
-		bad("redis: several URLs (Redis Cluster) are not supported yet; give one redis:// URL")
+	if strings.Contains(c.Redis, ",") && !c.RedisCluster {
+		bad("redis: several URLs name Redis Cluster nodes; add --redis-cluster, or give one redis:// URL")
+	}
+	if c.RedisCluster && c.Redis == "" {
+		bad("redis-cluster: needs --redis with the URLs of the cluster's nodes")
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen: %q is not host:port (e.g. 127.0.0.1:8080): %v", c.Listen, err)

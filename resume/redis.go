@@ -40,50 +40,90 @@ const redisTimeout = 5 * time.Second
 // Redis is safe for concurrent use. Run must be running for live relay.
 type Redis struct {
 	cfg     edge.Config
-	rdb     *redis.Client
+	rdb     redis.UniversalClient // commands: a *redis.Client or a *redis.ClusterClient
+	cluster *redis.ClusterClient  // nil for a single Redis
 	log     *slog.Logger
 	deliver atomic.Pointer[func(edge.Message)]
-	ps      *redis.PubSub
+
+	ctx    context.Context // ends the shard loops; canceled by Run
+	cancel context.CancelFunc
+	loops  sync.WaitGroup
 
 	mu sync.Mutex
-	// mu guards watches.
+	// mu guards watches and shards. Lock order: shard.mu, then mu.
 	watches map[string]*watch
+	shards  map[string]*shard
 }
 
 // watch is the relay state of one channel with local subscribers. Only the
-// receive loop changes last and stale.
+// receive loop of its shard changes last and stale.
 type watch struct {
 	refs      int
+	shard     *shard
 	ready     chan struct{} // closed once the subscription is confirmed
 	confirmed bool
 	last      edge.ID // newest id delivered on this node
 	stale     bool    // the connection dropped: fill from the stream before delivering
 }
 
-// NewRedis connects to the Redis at url (redis:// or rediss://) and loads
-// the edge's Redis Function. cfg must be the result of
-// edge.Config.WithDefaults. Redis may be down at start: the function is
-// loaded again when a publish finds it missing, and Ready reports the
-// outage.
-func NewRedis(url string, cfg edge.Config, log *slog.Logger) (*Redis, error) {
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("resume: redis URL %q: %w", url, err)
+// shard is the relay connection to one Redis master: one pub/sub
+// connection for all the watched channels whose slots that master serves.
+type shard struct {
+	addr string
+	node *redis.Client
+
+	mu sync.Mutex
+	// mu guards ps, which the shard's loop replaces when it reconnects.
+	ps *redis.PubSub
+}
+
+// NewRedis connects to the Redis that cfg.Redis names: one redis:// (or
+// rediss://) URL, or with cfg.RedisCluster the comma-separated URLs of
+// Redis Cluster nodes. It loads the edge's Redis Function (on every
+// master). cfg must be the result of edge.Config.WithDefaults. Redis may be
+// down at start: the function is loaded again when a publish finds it
+// missing, and Ready reports the outage.
+func NewRedis(cfg edge.Config, log *slog.Logger) (*Redis, error) {
+	var opts []*redis.Options
+	for _, u := range strings.Split(cfg.Redis, ",") {
+		opt, err := redis.ParseURL(strings.TrimSpace(u))
+		if err != nil {
+			return nil, fmt.Errorf("resume: redis URL %q: %w", u, err)
+		}
+		opts = append(opts, opt)
 	}
-	opt.MaxRetries = 1
-	rdb := redis.NewClient(opt)
-	r := &Redis{cfg: cfg, rdb: rdb, log: log, watches: make(map[string]*watch)}
-	r.ps = rdb.SSubscribe(context.Background())
+	r := &Redis{cfg: cfg, log: log, watches: make(map[string]*watch), shards: make(map[string]*shard)}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	if cfg.RedisCluster {
+		var addrs []string
+		for _, o := range opts {
+			addrs = append(addrs, o.Addr)
+		}
+		r.cluster = redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs: addrs, Username: opts[0].Username, Password: opts[0].Password,
+			TLSConfig: opts[0].TLSConfig, MaxRetries: 1,
+		})
+		r.rdb = r.cluster
+	} else {
+		opts[0].MaxRetries = 1
+		r.rdb = redis.NewClient(opts[0])
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), redisTimeout)
 	defer cancel()
 	if err := r.loadFunction(ctx); err != nil {
-		log.Warn("redis not reachable at start; will retry", "addr", opt.Addr, "err", err)
+		log.Warn("redis not reachable at start; will retry", "redis", cfg.Redis, "err", err)
 	}
 	return r, nil
 }
 
 func (r *Redis) loadFunction(ctx context.Context) error {
-	return r.rdb.FunctionLoadReplace(ctx, functionLibrary(r.cfg)).Err()
+	code := functionLibrary(r.cfg)
+	if r.cluster != nil {
+		return r.cluster.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			return c.FunctionLoadReplace(ctx, code).Err()
+		})
+	}
+	return r.rdb.FunctionLoadReplace(ctx, code).Err()
 }
 
 // unavailable wraps a Redis failure for clients.
@@ -215,10 +255,12 @@ func (r *Redis) Watch(ctx context.Context, channel string) error {
 	ready := w.ready
 	r.mu.Unlock()
 	if first {
-		if err := r.ps.SSubscribe(ctx, liveKey(channel)); err != nil {
+		sh, err := r.shardFor(ctx, channel, w)
+		if err != nil {
 			r.Unwatch(channel)
 			return unavailable("subscribe", err)
 		}
+		sh.subscribe(ctx, channel)
 	}
 	wait := time.NewTimer(redisTimeout)
 	defer wait.Stop()
@@ -231,6 +273,47 @@ func (r *Redis) Watch(ctx context.Context, channel string) error {
 	case <-wait.C:
 		r.Unwatch(channel)
 		return unavailable("subscribe", errors.New("no confirmation"))
+	}
+}
+
+// shardFor returns the relay connection of the master that serves
+// channel, assigns it to w, and starts its loop on first use (after the
+// assignment, so the loop's first subscription includes the channel).
+func (r *Redis) shardFor(ctx context.Context, channel string, w *watch) (*shard, error) {
+	node, _ := r.rdb.(*redis.Client)
+	if r.cluster != nil {
+		var err error
+		if node, err = r.cluster.MasterForKey(ctx, streamKey(channel)); err != nil {
+			return nil, err
+		}
+	}
+	addr := node.Options().Addr
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sh := r.shards[addr]
+	w.shard = sh
+	if sh != nil {
+		return sh, nil
+	}
+	sh = &shard{addr: addr, node: node}
+	r.shards[addr] = sh
+	w.shard = sh
+	r.loops.Add(1)
+	go func() {
+		defer r.loops.Done()
+		r.receive(sh)
+	}()
+	return sh, nil
+}
+
+// subscribe sends SSUBSCRIBE for channel on the shard's connection. Before
+// the loop connects, or when the connection is broken, there is nothing to
+// do: the loop subscribes every channel of the shard when it connects.
+func (sh *shard) subscribe(ctx context.Context, channel string) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.ps != nil {
+		sh.ps.SSubscribe(ctx, liveKey(channel))
 	}
 }
 
@@ -247,60 +330,104 @@ func (r *Redis) Unwatch(channel string) {
 	if last {
 		delete(r.watches, channel)
 	}
+	sh := w.shard
 	r.mu.Unlock()
-	if last {
+	if last && sh != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), redisTimeout)
 		defer cancel()
-		r.ps.SUnsubscribe(ctx, liveKey(channel))
+		sh.mu.Lock()
+		if sh.ps != nil {
+			sh.ps.SUnsubscribe(ctx, liveKey(channel))
+		}
+		sh.mu.Unlock()
 	}
 }
 
-// Run receives live messages until ctx is done, reconnecting (go-redis
-// resubscribes) and filling every watched channel from its stream after a
-// drop.
+// Run waits until ctx is done, then stops the relay connections and
+// closes the client.
 func (r *Redis) Run(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		r.receive(ctx)
-	}()
 	<-ctx.Done()
-	r.ps.Close()
-	<-done
+	r.cancel()
+	r.mu.Lock()
+	for _, sh := range r.shards {
+		sh.mu.Lock()
+		if sh.ps != nil {
+			sh.ps.Close()
+		}
+		sh.mu.Unlock()
+	}
+	r.mu.Unlock()
+	r.loops.Wait()
 	return r.rdb.Close()
 }
 
-func (r *Redis) receive(ctx context.Context) {
+// receive runs a shard's relay connection until the Redis is closed: it
+// (re)connects, subscribes every watched channel of the shard one by one
+// (Redis Cluster refuses one SSUBSCRIBE across slots), relays messages,
+// and after a drop fills the channels from their streams.
+func (r *Redis) receive(sh *shard) {
+	ctx := r.ctx
 	const minBackoff, maxBackoff = 50 * time.Millisecond, 2 * time.Second
 	backoff := minBackoff
 	for ctx.Err() == nil {
-		msg, err := r.ps.Receive(ctx)
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, redis.ErrClosed) {
-				return
+		err := r.connect(ctx, sh)
+		for err == nil {
+			var msg any
+			if msg, err = sh.ps.Receive(ctx); err != nil {
+				break
 			}
-			r.log.Warn("redis relay connection lost; will resubscribe and fill from the streams", "err", err)
-			r.markStale()
-			t := time.NewTimer(backoff)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
+			backoff = minBackoff
+			switch m := msg.(type) {
+			case *redis.Subscription:
+				if m.Kind == "ssubscribe" {
+					r.confirmed(ctx, channelOfLive(m.Channel))
+				}
+			case *redis.Message:
+				r.relay(ctx, m)
 			}
-			backoff = min(2*backoff, maxBackoff)
-			continue
 		}
-		backoff = minBackoff
-		switch m := msg.(type) {
-		case *redis.Subscription:
-			if m.Kind == "ssubscribe" {
-				r.confirmed(ctx, channelOfLive(m.Channel))
-			}
-		case *redis.Message:
-			r.relay(ctx, m)
+		sh.mu.Lock()
+		sh.ps.Close()
+		sh.mu.Unlock()
+		if ctx.Err() != nil {
+			return
+		}
+		r.log.Warn("redis relay connection lost; will resubscribe and fill from the streams", "addr", sh.addr, "err", err)
+		r.markStale()
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// connect opens a new pub/sub connection for the shard and subscribes its
+// watched channels.
+func (r *Redis) connect(ctx context.Context, sh *shard) error {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sh.ps = sh.node.SSubscribe(ctx)
+	r.mu.Lock()
+	var channels []string
+	for ch, w := range r.watches {
+		if w.shard == sh {
+			channels = append(channels, ch)
 		}
 	}
+	r.mu.Unlock()
+	if err := sh.ps.Ping(ctx); err != nil {
+		return err
+	}
+	for _, ch := range channels {
+		if err := sh.ps.SSubscribe(ctx, liveKey(ch)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // markStale marks every confirmed channel for a fill after reconnecting.

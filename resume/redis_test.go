@@ -24,11 +24,17 @@ type redisNode struct {
 
 func startRedisNode(t *testing.T, srv *redistest.Server, cfg edge.Config) *redisNode {
 	t.Helper()
+	cfg.Redis = srv.URL()
 	cfg = cfg.WithDefaults()
-	r, err := resume.NewRedis(srv.URL(), cfg, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError})))
+	r, err := resume.NewRedis(cfg, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError})))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return runRedisNode(t, r)
+}
+
+// runRedisNode records what r relays and runs it until the test ends.
+func runRedisNode(t *testing.T, r *resume.Redis) *redisNode {
 	n := &redisNode{Redis: r, got: map[string][]edge.Message{}, more: make(chan struct{}, 1)}
 	r.Relay(func(m edge.Message) {
 		n.mu.Lock()

@@ -18,7 +18,9 @@ func startFleet(t *testing.T, n int) ([]*testEdge, *redistest.Server) {
 	cfg := edge.Config{}.WithDefaults()
 	var nodes []*testEdge
 	for range n {
-		r, err := resume.NewRedis(srv.URL(), cfg, slog.New(slog.DiscardHandler))
+		rcfg := cfg
+		rcfg.Redis = srv.URL()
+		r, err := resume.NewRedis(rcfg, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}

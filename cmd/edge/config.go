@@ -116,7 +116,9 @@ func newFlagSet(cfg *edge.Config, configPath *string) *flag.FlagSet {
 	fs.StringVar(&cfg.Listen, "listen", "",
 		fmt.Sprintf("serve on `ADDR` (host:port) (default %s)", def.Listen))
 	fs.StringVar(&cfg.Redis, "redis", "",
-		"keep history in and relay through the Redis at `URL` (redis://host:port), for a fleet of nodes; also EDGE_REDIS_URL (default none: the embedded store)")
+		"keep history in and relay through the Redis at `URL` (redis://host:port), for a fleet of nodes; with -redis-cluster the comma-separated URLs of cluster nodes; also EDGE_REDIS_URL (default none: the embedded store)")
+	fs.BoolVar(&cfg.RedisCluster, "redis-cluster", false,
+		"treat -redis as the nodes of a Redis Cluster (sharded pub/sub, one relay connection per master)")
 
 	intVar(fs, &cfg.HistorySize, "history-size",
 		fmt.Sprintf("retain the last `N` messages of each channel (default %d)", def.HistorySize))

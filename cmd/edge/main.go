@@ -52,7 +52,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	var broker edge.Broker = resume.NewMemory(cfg)
 	store := "memory (embedded)"
 	if cfg.Redis != "" {
-		if broker, err = resume.NewRedis(cfg.Redis, cfg, log); err != nil {
+		if broker, err = resume.NewRedis(cfg, log); err != nil {
 			log.Error("cannot use Redis; check --redis", "err", err)
 			return 2
 		}

@@ -772,3 +772,12 @@ func (c *Cluster) tails() string {
 	}
 	return b.String()
 }
+
+// URLs returns the nodes' URLs joined by commas, as --redis takes them.
+func (c *Cluster) URLs() string {
+	urls := make([]string, len(c.Nodes))
+	for i, s := range c.Nodes {
+		urls[i] = s.URL()
+	}
+	return strings.Join(urls, ",")
+}
