@@ -22,6 +22,10 @@ type Config struct {
 	Redis string
 	// RedisCluster says that Redis names Redis Cluster nodes.
 	RedisCluster bool
+	// Ingest is a Redis channel pattern (PSUBSCRIBE syntax, e.g. "news.*")
+	// whose plain PUBLISH messages the edge stores and relays as messages
+	// of the channel of the same name. Zero means none. Needs Redis.
+	Ingest string
 
 	// HistorySize is how many messages each channel retains. Zero means 1000.
 	HistorySize int
@@ -110,6 +114,9 @@ func (c Config) Validate() error {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if strings.Contains(c.Redis, ",") && !c.RedisCluster {
 		bad("redis: several URLs name Redis Cluster nodes; add --redis-cluster, or give one redis:// URL")
+	}
+	if c.Ingest != "" && c.Redis == "" {
+		bad("ingest: relaying plain PUBLISH traffic needs --redis")
 	}
 	if c.RedisCluster && c.Redis == "" {
 		bad("redis-cluster: needs --redis with the URLs of the cluster's nodes")

@@ -343,9 +343,16 @@ func (r *Redis) Unwatch(channel string) {
 	}
 }
 
-// Run waits until ctx is done, then stops the relay connections and
-// closes the client.
+// Run relays plain PUBLISH traffic when Config.Ingest is set, waits until
+// ctx is done, then stops the relay connections and closes the client.
 func (r *Redis) Run(ctx context.Context) error {
+	if r.cfg.Ingest != "" {
+		r.loops.Add(1)
+		go func() {
+			defer r.loops.Done()
+			r.runIngest(r.ctx, r.cfg.Ingest)
+		}()
+	}
 	<-ctx.Done()
 	r.cancel()
 	r.mu.Lock()
