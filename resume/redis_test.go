@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -270,5 +271,38 @@ func TestRedisFunctionValidatesInput(t *testing.T) {
 				t.Fatal("accepted")
 			}
 		})
+	}
+}
+
+// Retention in Redis stays bounded: trimming keeps a stream near
+// history-size under load, and an idle channel's stream expires after
+// history-ttl.
+func TestRedisRetention(t *testing.T) {
+	srv := redistest.Start(t)
+	n := startRedisNode(t, srv, edge.Config{HistorySize: 100, HistoryTTL: time.Hour})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 1000 {
+				if _, err := n.Publish(ctx, "busy", "", []byte(fmt.Sprint(w, i))); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	length, err := srv.Do(t, "XLEN", "edge:{busy}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// MAXLEN ~ trims whole radix-tree nodes (100 entries by default).
+	if l, _ := strconv.Atoi(length); l < 100 || l > 300 {
+		t.Fatalf("stream holds %s entries after 4000 publishes with history-size 100", length)
+	}
+	ttl, _ := srv.Do(t, "PTTL", "edge:{busy}")
+	if ms, _ := strconv.Atoi(ttl); ms <= 0 || ms > int(time.Hour.Milliseconds()) {
+		t.Fatalf("stream PTTL %s, want an expiry within history-ttl", ttl)
 	}
 }

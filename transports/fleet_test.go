@@ -1,6 +1,7 @@
 package transports_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -180,5 +181,55 @@ func TestFleetIngestPlainPublish(t *testing.T) {
 		if ev.Data != "hello" { // extra hellos from the warm-up are fine
 			t.Fatalf("resumed with %+v", ev)
 		}
+	}
+}
+
+// Two edge servers on a three-master Redis Cluster: channels spread over
+// the slots; an SSE subscriber to several of them on one node gets what
+// the other node publishes, and resumes there with its composite cursor.
+func TestFleetOnRedisCluster(t *testing.T) {
+	cluster := redistest.StartCluster(t, 3)
+	cfg := edge.Config{Redis: cluster.URLs(), RedisCluster: true}.WithDefaults()
+	var nodes []*testEdge
+	for range 2 {
+		r, err := resume.NewRedis(cfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, startEdgeWith(t, cfg, r))
+	}
+	channels := []string{"alpha", "bravo", "charlie", "delta", "echo", "foxtrot"}
+	var query []string
+	for _, ch := range channels {
+		query = append(query, "channel", ch)
+	}
+	c := openSSE(t, nodes[0].url("/v1/subscribe", query...), nil)
+	c.lastID()
+	for _, ch := range channels {
+		nodes[1].publish(ch, ch+"-1")
+	}
+	var cursor string
+	for range channels {
+		ev := c.next()
+		var m wireMessage
+		json.Unmarshal([]byte(ev.Data), &m)
+		if m.Data != m.Channel+"-1" {
+			t.Fatalf("got %+v", m)
+		}
+		cursor = ev.ID
+	}
+	c.close()
+	for _, ch := range channels {
+		nodes[0].publish(ch, ch+"-2")
+	}
+	resumed := openSSE(t, nodes[1].url("/v1/subscribe", query...), http.Header{"Last-Event-Id": {cursor}})
+	got := map[string]bool{}
+	for range channels {
+		var m wireMessage
+		json.Unmarshal([]byte(resumed.next().Data), &m)
+		if m.Data != m.Channel+"-2" || got[m.Channel] {
+			t.Fatalf("resumed with %+v", m)
+		}
+		got[m.Channel] = true
 	}
 }
