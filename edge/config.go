@@ -22,6 +22,9 @@ type Config struct {
 	Redis string
 	// RedisCluster says that Redis names Redis Cluster nodes.
 	RedisCluster bool
+	// RedisSentinelMaster, when set, says that Redis names Redis Sentinels
+	// (comma-separated URLs) that monitor the master of this name.
+	RedisSentinelMaster string
 	// Ingest is a Redis channel pattern (PSUBSCRIBE syntax, e.g. "news.*")
 	// whose plain PUBLISH messages the edge stores and relays as messages
 	// of the channel of the same name. Zero means none. Needs Redis.
@@ -112,8 +115,14 @@ func setDefault[T comparable](field *T, def T) {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if strings.Contains(c.Redis, ",") && !c.RedisCluster {
-		bad("redis: several URLs name Redis Cluster nodes; add --redis-cluster, or give one redis:// URL")
+	if strings.Contains(c.Redis, ",") && !c.RedisCluster && c.RedisSentinelMaster == "" {
+		bad("redis: several URLs name Redis Cluster nodes or Sentinels; add --redis-cluster or --redis-sentinel-master, or give one redis:// URL")
+	}
+	if c.RedisCluster && c.RedisSentinelMaster != "" {
+		bad("redis-sentinel-master: Sentinel and --redis-cluster exclude each other")
+	}
+	if c.RedisSentinelMaster != "" && c.Redis == "" {
+		bad("redis-sentinel-master: needs --redis with the URLs of the Sentinels")
 	}
 	if c.Ingest != "" && c.Redis == "" {
 		bad("ingest: relaying plain PUBLISH traffic needs --redis")

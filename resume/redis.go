@@ -78,8 +78,9 @@ type shard struct {
 }
 
 // NewRedis connects to the Redis that cfg.Redis names: one redis:// (or
-// rediss://) URL, or with cfg.RedisCluster the comma-separated URLs of
-// Redis Cluster nodes. It loads the edge's Redis Function (on every
+// rediss://) URL; with cfg.RedisCluster the comma-separated URLs of Redis
+// Cluster nodes; with cfg.RedisSentinelMaster the URLs of Sentinels, whose
+// master (and its successor after a failover) it uses. It loads the edge's Redis Function (on every
 // master). cfg must be the result of edge.Config.WithDefaults. Redis may be
 // down at start: the function is loaded again when a publish finds it
 // missing, and Ready reports the outage.
@@ -104,6 +105,16 @@ func NewRedis(cfg edge.Config, log *slog.Logger) (*Redis, error) {
 			TLSConfig: opts[0].TLSConfig, MaxRetries: 1,
 		})
 		r.rdb = r.cluster
+	} else if cfg.RedisSentinelMaster != "" {
+		var addrs []string
+		for _, o := range opts {
+			addrs = append(addrs, o.Addr)
+		}
+		r.rdb = redis.NewFailoverClient(&redis.FailoverOptions{
+			MasterName: cfg.RedisSentinelMaster, SentinelAddrs: addrs,
+			Username: opts[0].Username, Password: opts[0].Password, DB: opts[0].DB,
+			TLSConfig: opts[0].TLSConfig, MaxRetries: 1,
+		})
 	} else {
 		opts[0].MaxRetries = 1
 		r.rdb = redis.NewClient(opts[0])

@@ -306,3 +306,29 @@ func TestRedisRetention(t *testing.T) {
 		t.Fatalf("stream PTTL %s, want an expiry within history-ttl", ttl)
 	}
 }
+
+// Through Sentinel the edge finds the master by name and works as on a
+// single Redis.
+func TestRedisSentinel(t *testing.T) {
+	master := redistest.Start(t)
+	sentinel := redistest.StartSentinel(t, master, "edgemaster")
+	cfg := edge.Config{Redis: sentinel.URL(), RedisSentinelMaster: "edgemaster"}.WithDefaults()
+	var nodes []*redisNode
+	for range 2 {
+		r, err := resume.NewRedis(cfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, runRedisNode(t, r))
+	}
+	if err := nodes[1].Watch(context.Background(), "s"); err != nil {
+		t.Fatal(err)
+	}
+	id := mustPublish(t, nodes[0], "s", "via sentinel")
+	if got := nodes[1].waitFor(t, "s", 1); got[0].ID != id {
+		t.Fatalf("relayed %v, want %v", got[0].ID, id)
+	}
+	if length, _ := master.Do(t, "XLEN", "edge:{s}"); length != "1" {
+		t.Fatalf("the master's stream holds %q entries", length)
+	}
+}

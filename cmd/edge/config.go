@@ -119,6 +119,8 @@ func newFlagSet(cfg *edge.Config, configPath *string) *flag.FlagSet {
 		"keep history in and relay through the Redis at `URL` (redis://host:port), for a fleet of nodes; with -redis-cluster the comma-separated URLs of cluster nodes; also EDGE_REDIS_URL (default none: the embedded store)")
 	fs.StringVar(&cfg.Ingest, "ingest", "",
 		"store and relay plain Redis PUBLISH messages on channels matching `PATTERN` (e.g. news.*); one node at a time, elected with a Redis lease (default none)")
+	fs.StringVar(&cfg.RedisSentinelMaster, "redis-sentinel-master", "",
+		"treat -redis as Redis Sentinels and use the master they know as `NAME` (default none)")
 	fs.BoolVar(&cfg.RedisCluster, "redis-cluster", false,
 		"treat -redis as the nodes of a Redis Cluster (sharded pub/sub, one relay connection per master)")
 

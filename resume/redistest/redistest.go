@@ -35,6 +35,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -780,4 +781,35 @@ func (c *Cluster) URLs() string {
 		urls[i] = s.URL()
 	}
 	return strings.Join(urls, ",")
+}
+
+// StartSentinel starts a Redis Sentinel (redis-server --sentinel) on a free
+// loopback port that monitors master under name with quorum 1, and
+// returns once it answers PING. It is stopped in t.Cleanup. Same skip rule
+// as Start.
+func StartSentinel(t testing.TB, master *Server, name string) *Server {
+	t.Helper()
+	bin := lookPath(t, "redis-server")
+	port, err := freePort(false)
+	if err != nil {
+		t.Fatalf("redistest: sentinel: %v", err)
+	}
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "sentinel.conf")
+	text := fmt.Sprintf("port %d\nbind 127.0.0.1\nprotected-mode no\ndir %s\n"+
+		"sentinel monitor %s 127.0.0.1 %d 1\nsentinel down-after-milliseconds %s 1000\n",
+		port, dir, name, master.port, name)
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatalf("redistest: sentinel: %v", err)
+	}
+	s := &Server{
+		Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		port: port, dir: dir, bin: bin,
+		args: []string{conf, "--sentinel"},
+	}
+	t.Cleanup(func() { s.Stop(t) })
+	if p, err := s.launch(); err != nil {
+		t.Fatalf("redistest: start sentinel: %v%s", err, p.tail())
+	}
+	return s
 }
