@@ -53,6 +53,31 @@ func runRedisNode(t *testing.T, r *resume.Redis) *redisNode {
 	return n
 }
 
+// waitUntil waits until the node relayed the message id of channel.
+func (n *redisNode) waitUntil(t *testing.T, channel string, id edge.ID) {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		n.mu.Lock()
+		got := n.got[channel]
+		seen := len(got) > 0 && !got[len(got)-1].ID.Less(id)
+		n.mu.Unlock()
+		if seen {
+			for _, m := range n.waitFor(t, channel, 0) {
+				if m.ID == id {
+					return
+				}
+			}
+			t.Fatalf("acknowledged message %v of %q was never relayed", id, channel)
+		}
+		select {
+		case <-n.more:
+		case <-deadline:
+			t.Fatalf("acknowledged message %v of %q not relayed within 20s", id, channel)
+		}
+	}
+}
+
 // waitFor waits until the node relayed n messages of channel and returns them.
 func (n *redisNode) waitFor(t *testing.T, channel string, count int) []edge.Message {
 	t.Helper()
@@ -214,8 +239,9 @@ func TestRedisFillAfterRelayDrop(t *testing.T) {
 	}
 }
 
-// Through a Redis restart every acknowledged message is relayed exactly
-// once, and publishes during the outage fail with ErrUnavailable.
+// A publisher runs while Redis restarts: every acknowledged message is
+// relayed to the other node exactly once, in order; publishes during the
+// outage fail with ErrUnavailable and readiness fails.
 func TestRedisRestart(t *testing.T) {
 	srv := redistest.Start(t)
 	a := startRedisNode(t, srv, edge.Config{})
@@ -223,31 +249,69 @@ func TestRedisRestart(t *testing.T) {
 	if err := b.Watch(context.Background(), "r"); err != nil {
 		t.Fatal(err)
 	}
-	var acked []edge.ID
-	publish := func(n int) {
-		for i := range n {
-			if id, err := a.Publish(context.Background(), "r", "", []byte(fmt.Sprint(i))); err == nil {
+	var (
+		mu       sync.Mutex
+		acked    []edge.ID
+		failures int
+	)
+	stop := make(chan struct{})
+	published := make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			id, err := a.Publish(context.Background(), "r", "", []byte(fmt.Sprint(i)))
+			mu.Lock()
+			if err == nil {
 				acked = append(acked, id)
+			} else if errors.Is(err, edge.ErrUnavailable) {
+				failures++
+			} else {
+				t.Errorf("publish: %v", err)
+			}
+			mu.Unlock()
+			select {
+			case published <- struct{}{}:
+			default:
 			}
 		}
+	})
+	ackedCount := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
+	waitAcked := func(n int) {
+		for ackedCount() < n {
+			<-published
+		}
 	}
-	publish(50)
+	waitAcked(50)
 	srv.Stop(t)
-	if _, err := a.Publish(context.Background(), "r", "", []byte("down")); !errors.Is(err, edge.ErrUnavailable) {
-		t.Fatalf("publish during the outage: %v, want ErrUnavailable", err)
-	}
 	if err := a.Ready(context.Background()); err == nil {
 		t.Fatal("ready while Redis is down")
 	}
-	srv.Restart(t)
-	publish(50)
-	got := b.waitFor(t, "r", len(acked))
-	if len(got) != len(acked) {
-		t.Fatalf("%d relayed, %d acknowledged", len(got), len(acked))
+	for { // at least one publish must fail during the outage
+		<-published
+		mu.Lock()
+		f := failures
+		mu.Unlock()
+		if f > 0 {
+			break
+		}
 	}
-	for i := range acked {
-		if got[i].ID != acked[i] {
-			t.Fatalf("message %d: %v, want %v", i, got[i].ID, acked[i])
+	srv.Restart(t)
+	waitAcked(ackedCount() + 50)
+	close(stop)
+	wg.Wait()
+
+	for _, id := range acked {
+		b.waitUntil(t, "r", id)
+	}
+	all := b.waitFor(t, "r", 0)
+	for i := 1; i < len(all); i++ {
+		if !all[i-1].ID.Less(all[i].ID) {
+			t.Fatalf("relayed out of order or twice: %v then %v", all[i-1].ID, all[i].ID)
 		}
 	}
 }

@@ -233,3 +233,20 @@ func TestFleetOnRedisCluster(t *testing.T) {
 		got[m.Channel] = true
 	}
 }
+
+// A backend publishes with one redis-cli command, without HTTP: the
+// documented FCALL reaches an SSE subscriber with its id as SSE id.
+func TestFleetPublishWithFCALL(t *testing.T) {
+	nodes, srv := startFleet(t, 1)
+	c := openSSE(t, nodes[0].url("/v1/subscribe", "channel", "orders"), nil)
+	c.lastID()
+	_, port, _ := strings.Cut(srv.Addr, ":")
+	out, err := exec.Command("redis-cli", "-p", port, "FCALL", "edge_publish", "1", "edge:{orders}", "created", `{"order":42}`).CombinedOutput()
+	if err != nil {
+		t.Fatalf("redis-cli: %v %s", err, out)
+	}
+	id := strings.TrimSpace(string(out))
+	if ev := c.next(); ev.ID != id || ev.Event != "created" || ev.Data != `{"order":42}` {
+		t.Fatalf("got %+v, want id %s", ev, id)
+	}
+}
