@@ -52,3 +52,13 @@ type Broker interface {
 	// Ready returns nil when the broker can store and relay messages.
 	Ready(ctx context.Context) error
 }
+
+// LossReporter is implemented by a Broker that can find out that its live
+// relay of a channel missed messages it cannot recover (they were trimmed
+// or lost before it could fill them in). NewHub registers a function that
+// closes the channel's local sessions with DisconnectResync, so that their
+// clients resume from their cursors and get the gap signal rather than a
+// silent skip.
+type LossReporter interface {
+	OnLost(lost func(channel string))
+}

@@ -67,5 +67,6 @@ var (
 	DisconnectShutdown    = Disconnect{4001, "shutdown"}
 	DisconnectSlow        = Disconnect{4002, "slow_consumer"}
 	DisconnectServerError = Disconnect{4003, "server_error"}
+	DisconnectResync      = Disconnect{4004, "resync"}
 	DisconnectBadRequest  = Disconnect{4500, "bad_request"}
 )

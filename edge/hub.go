@@ -54,6 +54,9 @@ func NewHub(broker Broker, cfg Config, log *slog.Logger) *Hub {
 		h.shards[i].chans = make(map[string][]*Session)
 	}
 	broker.Relay(h.deliver)
+	if lr, ok := broker.(LossReporter); ok {
+		lr.OnLost(h.lost)
+	}
 	return h
 }
 
@@ -91,6 +94,18 @@ func (h *Hub) deliver(m Message) {
 
 // add registers s for channel's live frames and waits until the broker
 // relays the channel.
+// lost closes the channel's local sessions with DisconnectResync: their
+// live stream missed messages, and only a resume tells their clients.
+func (h *Hub) lost(channel string) {
+	sh := h.shard(channel)
+	sh.mu.RLock()
+	subs := sh.chans[channel]
+	sh.mu.RUnlock()
+	for _, s := range subs {
+		s.Close(DisconnectResync)
+	}
+}
+
 func (h *Hub) add(ctx context.Context, channel string, s *Session) error {
 	sh := h.shard(channel)
 	sh.mu.Lock()

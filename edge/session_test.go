@@ -1157,3 +1157,39 @@ func TestFrameEncodedOnce(t *testing.T) {
 		t.Errorf("built %d times after a second encoding, want 2", n)
 	}
 }
+
+// lossyBroker lets a test report a channel lost, as the Redis relay does.
+type lossyBroker struct {
+	*resume.Memory
+	lost func(string)
+}
+
+func (b *lossyBroker) OnLost(lost func(string)) { b.lost = lost }
+
+// A broker's loss report closes exactly that channel's sessions with
+// DisconnectResync, so their clients resume and see the gap.
+func TestLostChannelResyncsItsSessions(t *testing.T) {
+	cfg := edge.Config{}.WithDefaults()
+	b := &lossyBroker{Memory: resume.NewMemory(cfg)}
+	hub := edge.NewHub(b, cfg, slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+	join := func(ch string) *edge.Session {
+		s, err := hub.NewSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Release)
+		if _, err := s.Join(ctx, ch, nil, func(edge.Page) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	hit, other := join("hit"), join("other")
+	b.lost("hit")
+	if d, closed := hit.Closed(); !closed || d != edge.DisconnectResync || !d.Reconnect() {
+		t.Fatalf("session of the lost channel: %v %v", d, closed)
+	}
+	if _, closed := other.Closed(); closed {
+		t.Fatal("a session of another channel was closed")
+	}
+}

@@ -16,7 +16,10 @@ import (
 	"github.com/edgeworks/edge/edge"
 )
 
-var _ edge.Broker = (*Redis)(nil)
+var (
+	_ edge.Broker       = (*Redis)(nil)
+	_ edge.LossReporter = (*Redis)(nil)
+)
 
 // redisTimeout bounds one Redis round trip made for a client request.
 const redisTimeout = 5 * time.Second
@@ -44,6 +47,7 @@ type Redis struct {
 	cluster *redis.ClusterClient  // nil for a single Redis
 	log     *slog.Logger
 	deliver atomic.Pointer[func(edge.Message)]
+	lost    atomic.Pointer[func(string)]
 
 	ctx    context.Context // ends the shard loops; canceled by Run
 	cancel context.CancelFunc
@@ -144,6 +148,10 @@ func unavailable(op string, err error) error {
 
 // Relay sets the function that receives live messages of watched channels.
 func (r *Redis) Relay(deliver func(edge.Message)) { r.deliver.Store(&deliver) }
+
+// OnLost sets the function told about a channel whose live relay missed
+// messages that its stream no longer holds.
+func (r *Redis) OnLost(lost func(channel string)) { r.lost.Store(&lost) }
 
 // Ready pings Redis.
 func (r *Redis) Ready(ctx context.Context) error {
@@ -496,6 +504,10 @@ func (r *Redis) fill(ctx context.Context, channel string, w *watch) {
 			r.log.Warn("redis: filling a channel after a reconnect failed; will retry", "err", err)
 			return
 		}
+		if page.Gap {
+			r.resync(ctx, channel, w)
+			return
+		}
 		for _, m := range page.Messages {
 			r.deliverNew(w, m)
 		}
@@ -503,6 +515,22 @@ func (r *Redis) fill(ctx context.Context, channel string, w *watch) {
 			w.stale = false
 			return
 		}
+	}
+}
+
+// resync handles a fill that found messages after the last delivered id
+// gone: the channel's local sessions are closed (their clients resume and
+// get the gap), and the relay continues from the stream's newest id.
+func (r *Redis) resync(ctx context.Context, channel string, w *watch) {
+	r.log.Warn("redis: messages of a channel were lost before this node could relay them; its subscribers resync", "last_delivered", w.last.String())
+	last, err := r.Last(ctx, channel)
+	if err != nil {
+		w.stale = true
+		return
+	}
+	w.last, w.stale = last, false
+	if f := r.lost.Load(); f != nil {
+		(*f)(channel)
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
 	"github.com/edgeworks/edge/resume/redistest"
@@ -394,5 +396,43 @@ func TestRedisSentinel(t *testing.T) {
 	}
 	if length, _ := master.Do(t, "XLEN", "edge:{s}"); length != "1" {
 		t.Fatalf("the master's stream holds %q entries", length)
+	}
+}
+
+// When messages stored while a node was disconnected are gone before it
+// can fill them in, the node reports the channel lost (the hub then makes
+// its subscribers resume and see the gap) instead of skipping silently.
+func TestRedisReportsUnrecoverableLoss(t *testing.T) {
+	srv := redistest.Start(t)
+	n := startRedisNode(t, srv, edge.Config{})
+	lost := make(chan string, 1)
+	n.OnLost(func(ch string) { lost <- ch })
+	ctx := context.Background()
+	if err := n.Watch(ctx, "l"); err != nil {
+		t.Fatal(err)
+	}
+	mustPublish(t, n, "l", "seen")
+	n.waitFor(t, "l", 1)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+	// Atomically: drop the node's relay connection, store a message, trim
+	// it away, store another.
+	_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.ClientKillByFilter(ctx, "TYPE", "pubsub")
+		p.FCall(ctx, "edge_publish", []string{"edge:{l}"}, "", "missed")
+		p.XTrimMaxLen(ctx, "edge:{l}", 0)
+		p.FCall(ctx, "edge_publish", []string{"edge:{l}"}, "", "after")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ch := <-lost:
+		if ch != "l" {
+			t.Fatalf("lost %q", ch)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the loss was not reported")
 	}
 }
