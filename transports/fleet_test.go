@@ -59,20 +59,7 @@ func TestFleetFanOutEveryTransportEveryNode(t *testing.T) {
 			t.Fatalf("WS on node 1: message %d = %+v, want %s", i, m, want[i])
 		}
 	}
-	var got []string
-	for cursor := start.Cursor; len(got) < total; {
-		var a pollAnswer
-		getJSON(t, nodes[2].url("/v1/subscribe", "channel", "fleet", "since", cursor), nil, &a)
-		for _, m := range a.Messages {
-			got = append(got, m.ID)
-		}
-		cursor = a.Cursor
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("poll on node 2: message %d = %s, want %s", i, got[i], want[i])
-		}
-	}
+	expectPolled(t, nodes[2], "fleet", start.Cursor, want, 100)
 }
 
 // A client that was on node A resumes on node B with its cursor and gets

@@ -3,6 +3,7 @@ package transports_test
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -51,22 +52,27 @@ func TestPollCursorChain(t *testing.T) {
 	for i := range 250 {
 		want = append(want, e.publish("c", fmt.Sprint(i)))
 	}
+	expectPolled(t, e, "c", cursor, want, 100)
+}
+
+// expectPolled chains long-polls of channel from cursor, limit messages per
+// answer, and fails unless they bring exactly the ids want, in order.
+func expectPolled(t *testing.T, e *testEdge, channel, cursor string, want []string, limit int) {
+	t.Helper()
 	var got []string
 	for len(got) < len(want) {
 		var a pollAnswer
-		getJSON(t, e.url("/v1/subscribe", "channel", "c", "since", cursor, "limit", "100"), nil, &a)
-		if len(a.Messages) == 0 || len(a.Messages) > 100 {
-			t.Fatalf("page of %d", len(a.Messages))
+		getJSON(t, e.url("/v1/subscribe", "channel", channel, "since", cursor, "limit", fmt.Sprint(limit)), nil, &a)
+		if len(a.Messages) == 0 || len(a.Messages) > limit {
+			t.Fatalf("page of %d messages, limit %d", len(a.Messages), limit)
 		}
 		for _, m := range a.Messages {
 			got = append(got, m.ID)
 		}
 		cursor = a.Cursor
 	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("message %d: %s, want %s", i, got[i], want[i])
-		}
+	if !slices.Equal(got, want) {
+		t.Fatalf("polled %d ids, want %d; first difference at %d", len(got), len(want), firstDiff(got, want))
 	}
 }
 
