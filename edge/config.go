@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"time"
 )
 
@@ -20,7 +19,8 @@ type Config struct {
 	// RedisCluster the comma-separated URLs of Redis Cluster nodes. Zero
 	// means the embedded single-node store.
 	Redis string
-	// RedisCluster says that Redis names Redis Cluster nodes.
+	// RedisCluster says that Redis names Redis Cluster nodes. Several
+	// URLs without RedisSentinelMaster mean a cluster too.
 	RedisCluster bool
 	// RedisSentinelMaster, when set, says that Redis names Redis Sentinels
 	// (comma-separated URLs) that monitor the master of this name.
@@ -115,9 +115,6 @@ func setDefault[T comparable](field *T, def T) {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if strings.Contains(c.Redis, ",") && !c.RedisCluster && c.RedisSentinelMaster == "" {
-		bad("redis: several URLs name Redis Cluster nodes or Sentinels; add --redis-cluster or --redis-sentinel-master, or give one redis:// URL")
-	}
 	if c.RedisCluster && c.RedisSentinelMaster != "" {
 		bad("redis-sentinel-master: Sentinel and --redis-cluster exclude each other")
 	}

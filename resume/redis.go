@@ -99,7 +99,7 @@ func NewRedis(cfg edge.Config, log *slog.Logger) (*Redis, error) {
 	}
 	r := &Redis{cfg: cfg, log: log, watches: make(map[string]*watch), shards: make(map[string]*shard)}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	if cfg.RedisCluster {
+	if cfg.RedisCluster || (len(opts) > 1 && cfg.RedisSentinelMaster == "") {
 		var addrs []string
 		for _, o := range opts {
 			addrs = append(addrs, o.Addr)

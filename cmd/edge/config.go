@@ -122,7 +122,7 @@ func newFlagSet(cfg *edge.Config, configPath *string) *flag.FlagSet {
 	fs.StringVar(&cfg.RedisSentinelMaster, "redis-sentinel-master", "",
 		"treat -redis as Redis Sentinels and use the master they know as `NAME` (default none)")
 	fs.BoolVar(&cfg.RedisCluster, "redis-cluster", false,
-		"treat -redis as the nodes of a Redis Cluster (sharded pub/sub, one relay connection per master)")
+		"treat -redis as the nodes of a Redis Cluster (sharded pub/sub, one relay connection per master); several -redis URLs imply it")
 
 	intVar(fs, &cfg.HistorySize, "history-size",
 		fmt.Sprintf("retain the last `N` messages of each channel (default %d)", def.HistorySize))
