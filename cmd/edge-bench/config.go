@@ -1,0 +1,199 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Bounds of every run.
+const (
+	maxDuration = 10 * time.Minute
+	maxSubs     = 100_000
+	maxDrain    = time.Minute
+	maxRate     = 1_000_000
+	maxSize     = 1 << 20
+)
+
+// Transports a run can use.
+const (
+	transportWS   = "ws"
+	transportSSE  = "sse"
+	transportPoll = "poll"
+	transportMix  = "mix"
+)
+
+// config is one run or baseline. Zero fields are not defaults: parse
+// fills them from flags, and validate checks them.
+type config struct {
+	URL        *url.URL // the edge, http://loopback:port (run only)
+	Transport  string   // ws, sse, poll or mix (run only)
+	Subs       int      // subscribers
+	Channels   int      // channels bench-0 … bench-(Channels-1) (run only)
+	Rate       float64  // messages per second, over all channels
+	Size       int      // payload bytes
+	Duration   time.Duration
+	RampBatch  int           // subscribers connected at a time
+	Drain      time.Duration // wait for stragglers after the last publish
+	Publish    string        // http or redis (run only)
+	Redis      string        // redis://loopback:port for --publish redis
+	Publishers int           // publishing goroutines (run only)
+	PID        int           // the edge's pid, 0 for none (run only)
+	Sources    []net.IP      // local addresses for client sockets, round-robin
+	JSON       bool          // one JSON line instead of the table
+}
+
+// total returns how many messages the run publishes.
+func (c config) total() int64 { return int64(c.Rate * c.Duration.Seconds()) }
+
+// flagSet returns the flags of a subcommand bound to c and to the raw
+// strings that validate parses.
+func flagSet(name string, c *config, rawURL, sources *string, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("edge-bench "+name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	if name == "run" {
+		fs.StringVar(rawURL, "url", "http://127.0.0.1:8080", "the edge to load (loopback only)")
+		fs.StringVar(&c.Transport, "transport", transportWS, "subscriber transport: ws, sse, poll or mix (round-robin)")
+		fs.IntVar(&c.Channels, "channels", 1, "channels bench-0 … bench-(C-1); subscribers are spread round-robin")
+		fs.StringVar(&c.Publish, "publish", "http", "publish over http (POST /v1/publish) or redis (FCALL edge_publish)")
+		fs.StringVar(&c.Redis, "redis", "redis://127.0.0.1:6379", "Redis URL for --publish redis (loopback only)")
+		fs.IntVar(&c.Publishers, "publishers", 16, "publishing goroutines (HTTP keep-alive connections)")
+		fs.IntVar(&c.PID, "pid", 0, "the edge's process id: report its RSS per connection and CPU per million deliveries")
+	}
+	fs.IntVar(&c.Subs, "subs", 100, fmt.Sprintf("subscribers (at most %d)", maxSubs))
+	fs.Float64Var(&c.Rate, "rate", 100, "messages published per second, over all channels")
+	fs.IntVar(&c.Size, "size", 100, fmt.Sprintf("payload bytes (at least %d)", minSize))
+	fs.DurationVar(&c.Duration, "duration", 10*time.Second, fmt.Sprintf("how long to publish (at most %s)", maxDuration))
+	fs.IntVar(&c.RampBatch, "ramp-batch", 500, "subscribers connected at a time during the ramp")
+	fs.DurationVar(&c.Drain, "drain", 5*time.Second, fmt.Sprintf("how long to wait for stragglers after the last publish (at most %s)", maxDrain))
+	fs.StringVar(sources, "sources", "127.0.0.1", "comma-separated loopback addresses client sockets bind to, round-robin (about 28,000 sockets each)")
+	fs.BoolVar(&c.JSON, "json", false, "print one JSON line instead of the table")
+	return fs
+}
+
+// parseConfig parses the flags of subcommand name ("run" or "baseline").
+// It returns flag.ErrHelp for -h, after printing the usage to out.
+func parseConfig(name string, args []string, out io.Writer) (config, error) {
+	var c config
+	var rawURL, sources string
+	fs := flagSet(name, &c, &rawURL, &sources, out)
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: edge-bench %s [flags]\n\n%s\n\nFlags:\n", name, summaries[name])
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q; every setting is a flag (see -h)", fs.Arg(0))
+	}
+	return c, c.finish(name, rawURL, sources)
+}
+
+// summaries say what each subcommand does, for -h.
+var summaries = map[string]string{
+	"run": `Opens --subs subscribers to a running edge over --channels channels, publishes
+--rate messages/s of --size bytes for --duration, and reports delivered/s,
+publish→deliver latency, lost and duplicated messages, the connection ramp
+and, with --pid, the edge's RSS per connection and CPU per million deliveries.`,
+	"baseline": `Runs a plain TCP fan-out in this process: a server writes each message to
+--subs loopback connections with one write per delivery. Reports the same
+figures as run, the ceiling edge results can be read against.`,
+}
+
+// finish parses the raw flags of subcommand name and checks every
+// setting, reporting all problems at once.
+func (c *config) finish(name, rawURL, sources string) error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if name == "run" {
+		u, err := url.Parse(rawURL)
+		switch {
+		case err != nil:
+			bad("--url %q: %v", rawURL, err)
+		case u.Scheme != "http" || u.Host == "":
+			bad("--url %q: give http://HOST:PORT (TLS is not supported)", rawURL)
+		default:
+			if err := checkLoopback("--url", u.Hostname()); err != nil {
+				errs = append(errs, err)
+			}
+			c.URL = u
+		}
+		switch c.Transport {
+		case transportWS, transportSSE, transportPoll, transportMix:
+		default:
+			bad("--transport %q: use ws, sse, poll or mix", c.Transport)
+		}
+		if c.Channels < 1 || c.Channels > maxSubs {
+			bad("--channels %d: give 1 to %d", c.Channels, maxSubs)
+		}
+		switch c.Publish {
+		case "http":
+		case "redis":
+			u, err := url.Parse(c.Redis)
+			if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
+				bad("--redis %q: give redis://HOST:PORT", c.Redis)
+			} else if err := checkLoopback("--redis", u.Hostname()); err != nil {
+				errs = append(errs, err)
+			}
+		default:
+			bad("--publish %q: use http or redis", c.Publish)
+		}
+		if c.Publishers < 1 || c.Publishers > 1024 {
+			bad("--publishers %d: give 1 to 1024", c.Publishers)
+		}
+		if c.PID < 0 {
+			bad("--pid %d: give the edge's process id", c.PID)
+		}
+	}
+	if c.Subs < 1 || c.Subs > maxSubs {
+		bad("--subs %d: give 1 to %d", c.Subs, maxSubs)
+	}
+	if !(c.Rate > 0 && c.Rate <= maxRate) {
+		bad("--rate %g: give more than 0 and at most %d messages/s", c.Rate, maxRate)
+	}
+	if c.Size < minSize || c.Size > maxSize {
+		bad("--size %d: give %d to %d bytes", c.Size, minSize, maxSize)
+	}
+	if c.Duration <= 0 || c.Duration > maxDuration {
+		bad("--duration %s: give more than 0 and at most %s", c.Duration, maxDuration)
+	} else if c.Rate > 0 && c.total() < 1 {
+		bad("--rate %g × --duration %s publishes nothing; raise either", c.Rate, c.Duration)
+	}
+	if c.RampBatch < 1 {
+		bad("--ramp-batch %d: give at least 1", c.RampBatch)
+	}
+	if c.Drain < 0 || c.Drain > maxDrain {
+		bad("--drain %s: give 0 to %s", c.Drain, maxDrain)
+	}
+	c.Sources = nil
+	for s := range strings.SplitSeq(sources, ",") {
+		s = strings.TrimSpace(s)
+		ip := net.ParseIP(s)
+		switch {
+		case ip == nil:
+			bad("--sources: %q is not an IP address", s)
+		case !ip.IsLoopback():
+			bad("--sources: %s is not a loopback address (127.0.0.0/8 or ::1)", s)
+		default:
+			c.Sources = append(c.Sources, ip)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkLoopback refuses a host that is not localhost or a loopback IP.
+func checkLoopback(flagName, host string) error {
+	if strings.EqualFold(host, "localhost") {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("%s: host %q is not loopback; edge-bench only targets 127.0.0.0/8, ::1 or localhost", flagName, host)
+}

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// publishTimeout bounds one publish.
+const publishTimeout = 10 * time.Second
+
+// publisher stores one message in a channel of the run: over HTTP or
+// straight into Redis. It is safe for concurrent use.
+type publisher struct {
+	http *http.Client
+	urls []string // POST URL per channel
+	rdb  *redis.Client
+	keys []string // stream key per channel
+}
+
+// newPublisher returns the publisher c asks for.
+func newPublisher(c config) (*publisher, error) {
+	p := &publisher{}
+	if c.Publish == "redis" {
+		opts, err := redis.ParseURL(c.Redis)
+		if err != nil {
+			return nil, fmt.Errorf("--redis: %w", err)
+		}
+		opts.PoolSize = c.Publishers
+		p.rdb = redis.NewClient(opts)
+		for i := range c.Channels {
+			p.keys = append(p.keys, "edge:{"+channelName(i)+"}")
+		}
+		return p, nil
+	}
+	p.http = &http.Client{
+		Timeout: publishTimeout,
+		Transport: &http.Transport{
+			MaxIdleConnsPerHost: c.Publishers,
+			MaxConnsPerHost:     c.Publishers,
+			DisableCompression:  true,
+		},
+	}
+	for i := range c.Channels {
+		u := *c.URL
+		u.Path = "/v1/publish"
+		u.RawQuery = url.Values{"channel": {channelName(i)}}.Encode()
+		p.urls = append(p.urls, u.String())
+	}
+	return p, nil
+}
+
+// close releases the publisher's connections.
+func (p *publisher) close() {
+	if p.rdb != nil {
+		p.rdb.Close()
+	}
+	if p.http != nil {
+		p.http.CloseIdleConnections()
+	}
+}
+
+// publish stores payload in channel ch and returns once it is
+// acknowledged.
+func (p *publisher) publish(ctx context.Context, ch int, payload []byte) error {
+	if p.rdb != nil {
+		ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+		defer cancel()
+		if err := p.rdb.Do(ctx, "FCALL", "edge_publish", 1, p.keys[ch], "", payload).Err(); err != nil {
+			return fmt.Errorf("FCALL edge_publish: %w", err)
+		}
+		return nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.urls[ch], bytes.NewReader(payload))
+	if err != nil {
+		return err
+	}
+	resp, err := p.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("POST /v1/publish: %s: %s", resp.Status, clip(body))
+	}
+	return nil
+}
+
+// pace calls send(m) for every m in [0, total) from workers goroutines,
+// message m not before start + m/rate (at once when behind), and returns
+// when all were sent or ctx is done. Workers take the next m from one
+// counter, so messages go out nearly in order even when some workers are
+// slower than others.
+func pace(ctx context.Context, start time.Time, rate float64, total int64, workers int, send func(m int64)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			timer := time.NewTimer(time.Hour)
+			defer timer.Stop()
+			for m := next.Add(1) - 1; m < total; m = next.Add(1) - 1 {
+				due := start.Add(time.Duration(float64(m) / rate * float64(time.Second)))
+				if wait := time.Until(due); wait > 0 {
+					timer.Reset(wait)
+					select {
+					case <-ctx.Done():
+						return
+					case <-timer.C:
+					}
+				}
+				if ctx.Err() != nil {
+					return
+				}
+				send(m)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// publishCounts is what the publishers of a run did.
+type publishCounts struct {
+	perChannel []atomic.Int64 // acknowledged messages per channel
+	errors     atomic.Int64
+	firstErr   firstError
+}
+
+// publishAll publishes c's messages: message m goes to channel m % C with
+// sequence number m / C.
+func publishAll(ctx context.Context, c config, p *publisher, counts *publishCounts) {
+	channels := int64(c.Channels)
+	pace(ctx, time.Now(), c.Rate, c.total(), c.Publishers, func(m int64) {
+		ch := int(m % channels)
+		payload := appendPayload(make([]byte, 0, c.Size), uint64(m/channels), time.Now().UnixNano(), c.Size)
+		if err := p.publish(ctx, ch, payload); err != nil {
+			counts.errors.Add(1)
+			counts.firstErr.set(err)
+			return
+		}
+		counts.perChannel[ch].Add(1)
+	})
+}
+
+// firstError keeps the first error it is given. The zero value is ready;
+// it is safe for concurrent use.
+type firstError struct {
+	mu  sync.Mutex // guards err
+	err error
+}
+
+// set keeps err if it is the first.
+func (f *firstError) set(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err == nil {
+		f.err = err
+	}
+}
+
+// get returns the first error, or nil.
+func (f *firstError) get() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}

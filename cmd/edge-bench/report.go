@@ -1,0 +1,138 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+)
+
+// report is every figure of a run or baseline. Its JSON field names are
+// stable: scripts read them. Figures that need --pid are null without it.
+type report struct {
+	Mode          string  `json:"mode"`      // run or baseline
+	Transport     string  `json:"transport"` // ws, sse, poll or mix; tcp for baseline
+	Publish       string  `json:"publish"`   // http or redis; tcp for baseline
+	Subscribers   int     `json:"subscribers"`
+	Connected     int     `json:"connected"`
+	ConnectErrors int     `json:"connect_errors"`
+	EndedEarly    int     `json:"ended_early"` // connections that ended before the run stopped them
+	Channels      int     `json:"channels"`
+	Rate          float64 `json:"rate"`
+	Size          int     `json:"size"`
+	DurationS     float64 `json:"duration_s"`
+
+	RampS     float64 `json:"ramp_s"`
+	ConnsPerS float64 `json:"conns_per_s"`
+
+	Published     int64   `json:"published"`
+	PublishErrors int64   `json:"publish_errors"`
+	PublishedPerS float64 `json:"published_per_s"`
+	Expected      int64   `json:"expected"`
+	Delivered     int64   `json:"delivered"`
+	Lost          int64   `json:"lost"`
+	Duplicated    int64   `json:"duplicated"`
+	Unparsed      int64   `json:"unparsed"` // payloads that were not edge-bench's
+	DeliveredPerS float64 `json:"delivered_per_s"`
+
+	LatencyP50Ms  float64 `json:"latency_p50_ms"`
+	LatencyP99Ms  float64 `json:"latency_p99_ms"`
+	LatencyP999Ms float64 `json:"latency_p999_ms"`
+	LatencyMaxMs  float64 `json:"latency_max_ms"`
+
+	PID                int      `json:"pid"`
+	RSSBeforeBytes     *int64   `json:"rss_before_bytes"`
+	RSSAfterBytes      *int64   `json:"rss_after_bytes"`
+	RSSPerConnBytes    *float64 `json:"rss_per_conn_bytes"`
+	CPUS               *float64 `json:"cpu_s"`
+	CPUSPerMDeliveries *float64 `json:"cpu_s_per_million_deliveries"`
+
+	FirstConnectError string `json:"first_connect_error"`
+	FirstEndError     string `json:"first_end_error"`
+	FirstPublishError string `json:"first_publish_error"`
+}
+
+// setLatency fills the latency figures from h (nanoseconds).
+func (r *report) setLatency(h *histogram) {
+	ms := func(ns int64) float64 { return float64(ns) / 1e6 }
+	r.LatencyP50Ms = ms(h.Quantile(0.50))
+	r.LatencyP99Ms = ms(h.Quantile(0.99))
+	r.LatencyP999Ms = ms(h.Quantile(0.999))
+	r.LatencyMaxMs = ms(h.Max())
+}
+
+// setRates fills the rates: publishing took pubTime, and deliveries ran
+// from the first publish until lastDelivery.
+func (r *report) setRates(rampTime, pubTime time.Duration, pubStart, lastDelivery time.Time) {
+	r.RampS = rampTime.Seconds()
+	r.ConnsPerS = perSecond(int64(r.Connected), rampTime)
+	r.PublishedPerS = perSecond(r.Published, pubTime)
+	if !lastDelivery.IsZero() {
+		r.DeliveredPerS = perSecond(r.Delivered, lastDelivery.Sub(pubStart))
+	}
+}
+
+// perSecond returns n per second over d (0 for an empty d).
+func perSecond(n int64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}
+
+// errText returns err's message, or "" for nil.
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// write prints r as one JSON line, or as a table for people.
+func (r *report) write(w io.Writer, asJSON bool) error {
+	if asJSON {
+		return json.NewEncoder(w).Encode(r)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(name, format string, args ...any) {
+		fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{name}, args...)...)
+	}
+	row("mode", "%s (transport %s, publish %s)", r.Mode, r.Transport, r.Publish)
+	row("subscribers", "%d requested, %d connected, %d connect errors, %d ended early", r.Subscribers, r.Connected, r.ConnectErrors, r.EndedEarly)
+	row("channels", "%d", r.Channels)
+	row("load", "%g msg/s × %d bytes for %gs", r.Rate, r.Size, r.DurationS)
+	row("ramp", "%.0f conn/s (%.2fs)", r.ConnsPerS, r.RampS)
+	row("published", "%d (%.0f/s), %d errors", r.Published, r.PublishedPerS, r.PublishErrors)
+	row("expected", "%d", r.Expected)
+	row("delivered", "%d (%.0f msg/s)", r.Delivered, r.DeliveredPerS)
+	row("lost", "%d", r.Lost)
+	row("duplicated", "%d", r.Duplicated)
+	if r.Unparsed > 0 {
+		row("unparsed", "%d", r.Unparsed)
+	}
+	row("latency p50", "%.3f ms", r.LatencyP50Ms)
+	row("latency p99", "%.3f ms", r.LatencyP99Ms)
+	row("latency p99.9", "%.3f ms", r.LatencyP999Ms)
+	row("latency max", "%.3f ms", r.LatencyMaxMs)
+	if r.RSSPerConnBytes != nil {
+		row("edge RSS", "%.1f MiB before ramp, %.1f MiB after", float64(*r.RSSBeforeBytes)/(1<<20), float64(*r.RSSAfterBytes)/(1<<20))
+		row("edge RSS/conn", "%.0f bytes (%.2f KiB)", *r.RSSPerConnBytes, *r.RSSPerConnBytes/1024)
+	}
+	if r.CPUS != nil {
+		row("edge CPU", "%.2f s while delivering", *r.CPUS)
+		if r.CPUSPerMDeliveries != nil {
+			row("edge CPU/M deliveries", "%.2f s", *r.CPUSPerMDeliveries)
+		}
+	}
+	for _, e := range []struct{ name, text string }{
+		{"first connect error", r.FirstConnectError},
+		{"first ended early", r.FirstEndError},
+		{"first publish error", r.FirstPublishError},
+	} {
+		if e.text != "" {
+			row(e.name, "%s", e.text)
+		}
+	}
+	return tw.Flush()
+}

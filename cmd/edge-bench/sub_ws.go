@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// maxKeptBuffer is the largest read buffer a subscriber keeps between
+// frames; a larger one is dropped after use.
+const maxKeptBuffer = 64 << 10
+
+// runWS subscribes over WebSocket: ready on the "subscribed" frame, then
+// every message object (one per frame or an array of them) counts.
+func (s *subscriber) runWS(ctx context.Context, ready func()) error {
+	u := s.env.subscribeURL("ws", channelName(s.channel))
+	dialCtx, cancel := context.WithTimeout(ctx, connectTimeout)
+	conn, resp, err := s.env.ws[s.id%len(s.env.ws)].DialContext(dialCtx, u, nil)
+	cancel()
+	if err != nil {
+		if resp != nil {
+			return fmt.Errorf("websocket: %s: %w", resp.Status, err)
+		}
+		return fmt.Errorf("websocket: %w", err)
+	}
+	defer conn.Close()
+	defer context.AfterFunc(ctx, func() { conn.Close() })()
+
+	var buf []byte
+	conn.SetReadDeadline(time.Now().Add(connectTimeout))
+	for {
+		if buf, err = readWS(conn, buf[:0]); err != nil {
+			return fmt.Errorf("websocket: waiting for subscribed: %w", err)
+		}
+		if bytes.Contains(buf, []byte(`"type":"subscribed"`)) {
+			break
+		}
+		if bytes.Contains(buf, []byte(`"type":"error"`)) || bytes.Contains(buf, []byte(`"type":"disconnect"`)) {
+			return fmt.Errorf("websocket: edge answered %s", clip(buf))
+		}
+	}
+	conn.SetReadDeadline(time.Time{})
+	ready()
+	for {
+		if buf, err = readWS(conn, buf[:0]); err != nil {
+			return fmt.Errorf("websocket: %w", err)
+		}
+		now := time.Now().UnixNano()
+		if scanMessages(buf, func(p []byte) { s.receive(p, now) }) == 0 &&
+			bytes.Contains(buf, []byte(`"type":"disconnect"`)) {
+			return fmt.Errorf("websocket: edge disconnected: %s", clip(buf))
+		}
+		if cap(buf) > maxKeptBuffer {
+			buf = nil
+		}
+	}
+}
+
+// readWS appends the next text frame of c to buf.
+func readWS(c *websocket.Conn, buf []byte) ([]byte, error) {
+	for {
+		kind, r, err := c.NextReader()
+		if err != nil {
+			return buf, err
+		}
+		if kind == websocket.TextMessage {
+			return readAll(r, buf)
+		}
+	}
+}
+
+// readAll appends everything r holds to b.
+func readAll(r io.Reader, b []byte) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+}
+
+// dataField starts the payload of a message object in a WebSocket frame.
+var dataField = []byte(`"data":"`)
+
+// scanMessages calls fn with the data of every message object of a
+// WebSocket frame — one object or an array of them — and returns how many
+// it found. Control frames ({"type":…}) carry no data field. Data is taken
+// up to the next '"', which is exact for edge-bench payloads (they hold
+// no quotes or escapes).
+func scanMessages(frame []byte, fn func([]byte)) int {
+	n := 0
+	for {
+		i := bytes.Index(frame, dataField)
+		if i < 0 {
+			return n
+		}
+		frame = frame[i+len(dataField):]
+		j := bytes.IndexByte(frame, '"')
+		if j < 0 {
+			return n
+		}
+		fn(frame[:j])
+		n++
+		frame = frame[j+1:]
+	}
+}
+
+// clip shortens b for an error message.
+func clip(b []byte) string {
+	const max = 200
+	if len(b) > max {
+		return string(b[:max]) + "…"
+	}
+	return string(b)
+}
