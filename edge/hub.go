@@ -152,8 +152,6 @@ func (h *Hub) NewSession() (*Session, error) {
 		hub:      h,
 		maxBytes: h.cfg.QueueBytes,
 		notify:   make(chan struct{}, 1),
-		done:     make(chan struct{}),
-		channels: make(map[string]*joinBuffer),
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 )
 
@@ -29,15 +30,31 @@ type Session struct {
 	hub      *Hub
 	maxBytes int
 	notify   chan struct{} // has a value when frames were queued or the session closed
-	done     chan struct{} // closed by Close
 
 	mu sync.Mutex
 	// mu guards the fields below.
+	wake     func() // called on every signal; see SetWake
 	queue    []*Frame
-	queued   int                    // bytes in queue
-	channels map[string]*joinBuffer // subscribed channels; nil value = live
+	queued   int            // bytes in queue
+	subs     []subscription // few per connection: a slice beats a map in time and memory
 	closed   *Disconnect
 	released bool
+}
+
+// subscription is one subscribed channel of a session.
+type subscription struct {
+	channel string
+	join    *joinBuffer // live frames kept aside while the channel catches up; nil once live
+}
+
+// find returns the index of channel in s.subs, or -1. The caller holds mu.
+func (s *Session) find(channel string) int {
+	for i := range s.subs {
+		if s.subs[i].channel == channel {
+			return i
+		}
+	}
+	return -1
 }
 
 // joinBuffer holds a channel's live frames while it catches up.
@@ -50,9 +67,6 @@ type joinBuffer struct {
 // Notify returns a channel that has a value when frames were queued,
 // buffered or the session closed. One value may stand for many events.
 func (s *Session) Notify() <-chan struct{} { return s.notify }
-
-// Done returns a channel closed when the session closes.
-func (s *Session) Done() <-chan struct{} { return s.done }
 
 // Closed returns why the session closed, or false while it is open.
 func (s *Session) Closed() (Disconnect, bool) {
@@ -81,12 +95,11 @@ func (s *Session) closeLocked(d Disconnect) {
 		s.hub.slow.Add(1)
 	}
 	s.queue, s.queued = nil, 0
-	for ch, jb := range s.channels {
-		if jb != nil {
-			s.channels[ch] = &joinBuffer{}
+	for i := range s.subs {
+		if s.subs[i].join != nil {
+			s.subs[i].join = &joinBuffer{}
 		}
 	}
-	close(s.done)
 	s.signal()
 }
 
@@ -95,6 +108,19 @@ func (s *Session) signal() {
 	case s.notify <- struct{}{}:
 	default:
 	}
+	if s.wake != nil {
+		s.wake()
+	}
+}
+
+// SetWake makes the session call wake whenever Notify would get a value, so
+// that a connection needs no goroutine waiting on Notify while it is idle.
+// wake runs with the session's lock held: it must return at once and must
+// not call the session. Nil removes it.
+func (s *Session) SetWake(wake func()) {
+	s.mu.Lock()
+	s.wake = wake
+	s.mu.Unlock()
 }
 
 // Release unsubscribes every channel and forgets the session. It is safe
@@ -106,15 +132,12 @@ func (s *Session) Release() {
 		return
 	}
 	s.released = true
-	chans := make([]string, 0, len(s.channels))
-	for ch := range s.channels {
-		chans = append(chans, ch)
-	}
-	s.channels = map[string]*joinBuffer{}
+	subs := s.subs
+	s.subs = nil
 	s.closeLocked(DisconnectShutdown)
 	s.mu.Unlock()
-	for _, ch := range chans {
-		s.hub.remove(ch, s)
+	for _, sub := range subs {
+		s.hub.remove(sub.channel, s)
 	}
 	s.hub.release(s)
 }
@@ -126,10 +149,11 @@ func (s *Session) push(f *Frame) {
 	if s.closed != nil {
 		return
 	}
-	jb, ok := s.channels[f.Channel]
-	switch {
-	case !ok:
+	i := s.find(f.Channel)
+	if i < 0 {
 		return
+	}
+	switch jb := s.subs[i].join; {
 	case jb != nil:
 		if jb.overflowed {
 			return
@@ -181,19 +205,19 @@ func (s *Session) Subscribe(ctx context.Context, channel string) error {
 		s.mu.Unlock()
 		return ErrSessionClosed
 	}
-	if _, ok := s.channels[channel]; ok {
+	if s.find(channel) >= 0 {
 		s.mu.Unlock()
 		return fmt.Errorf("%w: already subscribed to %q", ErrBadRequest, channel)
 	}
-	if len(s.channels) >= s.hub.cfg.MaxChannels {
+	if len(s.subs) >= s.hub.cfg.MaxChannels {
 		s.mu.Unlock()
 		return fmt.Errorf("%w: a connection may subscribe to at most %d channels", ErrTooManyChannels, s.hub.cfg.MaxChannels)
 	}
-	s.channels[channel] = &joinBuffer{}
+	s.subs = append(s.subs, subscription{channel: channel, join: &joinBuffer{}})
 	s.mu.Unlock()
 	if err := s.hub.add(ctx, channel, s); err != nil {
 		s.mu.Lock()
-		delete(s.channels, channel)
+		s.dropLocked(channel)
 		s.mu.Unlock()
 		return err
 	}
@@ -203,11 +227,10 @@ func (s *Session) Subscribe(ctx context.Context, channel string) error {
 // Unsubscribe removes channel from the session and drops its queued frames.
 func (s *Session) Unsubscribe(channel string) error {
 	s.mu.Lock()
-	if _, ok := s.channels[channel]; !ok {
+	if !s.dropLocked(channel) {
 		s.mu.Unlock()
 		return fmt.Errorf("%w: not subscribed to %q", ErrBadRequest, channel)
 	}
-	delete(s.channels, channel)
 	kept := s.queue[:0]
 	s.queued = 0
 	for _, f := range s.queue {
@@ -223,15 +246,27 @@ func (s *Session) Unsubscribe(channel string) error {
 	return nil
 }
 
+// dropLocked removes channel from s.subs and reports whether it was
+// there. The caller holds mu.
+func (s *Session) dropLocked(channel string) bool {
+	i := s.find(channel)
+	if i < 0 {
+		return false
+	}
+	s.subs = slices.Delete(s.subs, i, i+1)
+	return true
+}
+
 // Buffered returns the frames of a buffering channel with ids after pos and
 // whether frames were dropped for lack of room (then history has them).
 func (s *Session) Buffered(channel string, after ID) (frames []*Frame, overflowed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	jb := s.channels[channel]
-	if jb == nil {
+	i := s.find(channel)
+	if i < 0 || s.subs[i].join == nil {
 		return nil, false
 	}
+	jb := s.subs[i].join
 	for _, f := range jb.frames {
 		if after.Less(f.ID) {
 			frames = append(frames, f)
@@ -247,15 +282,16 @@ func (s *Session) Buffered(channel string, after ID) (frames []*Frame, overflowe
 func (s *Session) GoLive(channel string, pos ID) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	jb, ok := s.channels[channel]
-	if !ok || jb == nil {
+	i := s.find(channel)
+	if i < 0 || s.subs[i].join == nil {
 		return true
 	}
+	jb := s.subs[i].join
 	if jb.overflowed {
-		s.channels[channel] = &joinBuffer{}
+		s.subs[i].join = &joinBuffer{}
 		return false
 	}
-	s.channels[channel] = nil
+	s.subs[i].join = nil
 	for _, f := range jb.frames {
 		if pos.Less(f.ID) && !s.enqueueLocked(f) {
 			break

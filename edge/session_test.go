@@ -159,14 +159,14 @@ func takeN(t testing.TB, s *edge.Session, n int) []*edge.Frame {
 		if len(got) >= n {
 			return got
 		}
-		select {
-		case <-s.Notify():
-		case <-s.Done():
+		if d, closed := s.Closed(); closed {
 			if got = s.Take(got); len(got) < n {
-				d, _ := s.Closed()
 				t.Fatalf("session closed (%v) after %d of %d frames", d, len(got), n)
 			}
 			return got
+		}
+		select {
+		case <-s.Notify():
 		case <-timer.C:
 			t.Fatalf("got %d of %d frames within %v", len(got), n, waitFor)
 		}
@@ -199,12 +199,8 @@ func checkIDs(t testing.TB, what string, got, want []edge.ID) {
 func tail(ids []edge.ID) []edge.ID { return ids[max(0, len(ids)-3):] }
 
 func isClosed(s *edge.Session) bool {
-	select {
-	case <-s.Done():
-		return true
-	default:
-		return false
-	}
+	_, closed := s.Closed()
+	return closed
 }
 
 func TestJoinWithoutCursor(t *testing.T) {
@@ -431,15 +427,15 @@ func TestJoinSeam(t *testing.T) {
 				if final != nil && len(r.got) > 0 && r.got[len(r.got)-1] == *final {
 					return
 				}
+				if d, closed := s.Closed(); closed {
+					r.failure = fmt.Sprintf("session closed: %v", d)
+					return
+				}
 				select {
 				case <-done:
 					done = nil
 					final = &ids[total-1]
 				case <-s.Notify():
-				case <-s.Done():
-					d, _ := s.Closed()
-					r.failure = fmt.Sprintf("session closed: %v", d)
-					return
 				case <-timer.C:
 					r.failure = fmt.Sprintf("timed out with %d ids", len(r.got))
 					return

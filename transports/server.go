@@ -27,8 +27,8 @@ type Server struct {
 	upgrader websocket.Upgrader
 	handler  http.Handler
 
-	// hijacked tracks WebSocket connections, which http.Server.Shutdown
-	// does not wait for.
+	// hijacked tracks WebSocket and HTTP/1 SSE connections, which
+	// http.Server.Shutdown does not wait for.
 	hijacked sync.WaitGroup
 }
 
@@ -43,7 +43,8 @@ func New(cfg edge.Config, broker edge.Broker, log *slog.Logger) *Server {
 		log:    log,
 	}
 	s.upgrader = websocket.Upgrader{
-		ReadBufferSize:    1024,
+		// ReadBufferSize 0: gorilla reads through the buffered reader
+		// wsResponse.Hijack makes, which the edge keeps (see awaitFrame).
 		WriteBufferSize:   4096,
 		WriteBufferPool:   &sync.Pool{},
 		EnableCompression: true,

@@ -1,34 +1,30 @@
 package transports
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
 )
 
-// writeTimeout bounds every write to a client; a client that does not take
-// bytes for that long is gone or hopelessly slow.
-const writeTimeout = 10 * time.Second
-
 // maxPadding bounds the padding= a client may ask for.
 const maxPadding = 8 << 10
 
-// bufPool holds the write buffers of streaming connections, so an idle
-// connection holds none.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
-
-// sseStream is one SSE connection: the handler goroutine is its only writer.
-type sseStream struct {
-	s      *Server
-	w      http.ResponseWriter
-	rc     *http.ResponseController
-	multi  bool          // several channels: data is the JSON object, id the composite cursor
-	cursor resume.Cursor // position of what was written, per channel
-	buf    []byte
+// sseConn is one SSE stream. Over HTTP/1 it hijacks the connection and
+// keeps no goroutine while idle but one blocked reading, which notices the
+// client leave; over HTTP/2 the handler goroutine waits instead.
+type sseConn struct {
+	stream
+	out    func([]byte) error // writes and flushes, within writeTimeout
+	multi  bool               // several channels: data is the JSON object, id the composite cursor
+	cursor resume.Cursor      // position of what was written, per channel
+	buf    []byte             // pooled while the stream writes, nil while idle
 }
 
 // serveSSE streams to EventSource and other SSE clients.
@@ -49,143 +45,227 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req subscribeR
 		writeError(w, err)
 		return
 	}
-	defer sess.Release()
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache, no-transform")
 	h.Set("X-Accel-Buffering", "no")
 	h.Set("X-Content-Type-Options", "nosniff")
+	c := &sseConn{multi: len(req.channels) > 1}
+	var conn net.Conn
+	var ended chan struct{} // not hijacked: closed when the stream ended
 	if r.ProtoMajor == 1 {
-		h.Set("Connection", "keep-alive")
-	}
-	w.WriteHeader(http.StatusOK)
-
-	st := &sseStream{s: s, w: w, rc: http.NewResponseController(w), multi: len(req.channels) > 1}
-	st.take()
-	st.buf = appendSSERetry(st.buf, s.cfg.SSERetry.Milliseconds())
-	if padding > 0 {
-		st.buf = append(st.buf, ':')
-		for range padding {
-			st.buf = append(st.buf, ' ')
+		s.hijacked.Add(1) // before the hijack, which Run's http.Server.Shutdown stops waiting for
+		conn, err = hijackSSE(w)
+		if conn == nil {
+			s.hijacked.Done()
 		}
-		st.buf = append(st.buf, '\n', '\n')
-	}
-	for _, ch := range req.channels {
-		pos, err := sess.Join(r.Context(), ch, req.since(ch), func(p edge.Page) error {
-			return st.writePage(ch, p)
-		})
-		if err != nil {
-			d, closed := sess.Closed()
-			if !closed {
-				s.log.Warn("sse join failed", "err", err)
-				d = edge.DisconnectServerError
-			}
-			st.disconnect(d)
+		if err != nil && !errors.Is(err, http.ErrNotSupported) {
+			s.log.Debug("sse: hijack failed", "err", err)
+			sess.Release()
 			return
 		}
-		st.cursor.Set(ch, pos)
 	}
-	st.buf = append(st.buf, "id: "...)
-	st.buf = st.cursor.AppendTo(st.buf)
-	st.buf = append(st.buf, '\n', '\n')
-	if st.flush() != nil {
+	if conn != nil {
+		c.out = func(b []byte) error {
+			conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+			_, err := conn.Write(b)
+			return err
+		}
+		c.init(s, sess, req.heartbeat, c.flush, func() {
+			conn.Close()
+			s.hijacked.Done()
+		})
+	} else {
+		w.WriteHeader(http.StatusOK)
+		rc := http.NewResponseController(w)
+		c.out = func(b []byte) error {
+			rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if _, err := w.Write(b); err != nil {
+				return err
+			}
+			return rc.Flush()
+		}
+		ended = make(chan struct{})
+		c.init(s, sess, req.heartbeat, c.flush, func() { close(ended) })
+	}
+	if !c.open(r.Context(), req, padding) {
+		c.end()
+		c.turn.Unlock()
+		if ended != nil {
+			<-ended
+		}
 		return
 	}
-
-	heartbeat := time.NewTicker(req.heartbeat)
-	defer heartbeat.Stop()
-	var frames []*edge.Frame
-	for {
-		select {
-		case <-r.Context().Done():
-			return
-		case <-heartbeat.C:
-			st.take()
-			st.buf = append(st.buf, ": hb\n\n"...)
-		case <-sess.Notify():
-			frames = sess.Take(frames[:0])
-			if len(frames) > 0 {
-				st.take()
-				for _, f := range frames {
-					st.appendFrame(f)
-				}
-				clear(frames)
-			}
-			if d, closed := sess.Closed(); closed {
-				st.disconnect(d)
-				return
-			}
-		}
-		if st.flush() != nil {
-			return
-		}
+	c.startHeartbeat()
+	c.turn.Unlock()
+	if conn != nil {
+		go c.watchClient(conn)
+		return
+	}
+	select {
+	case <-r.Context().Done():
+		c.leave()
+		<-ended
+	case <-ended:
 	}
 }
 
-// take borrows a write buffer from the pool if the stream holds none.
-func (st *sseStream) take() {
-	if st.buf == nil {
-		st.buf = (*bufPool.Get().(*[]byte))[:0]
+// hijackSSE takes the HTTP/1 connection from net/http and writes the
+// response head, so the stream holds none of net/http's buffers or
+// goroutines. The body runs until the connection closes.
+func hijackSSE(w http.ResponseWriter) (net.Conn, error) {
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return nil, err
+	}
+	var head bytes.Buffer
+	head.WriteString("HTTP/1.1 200 OK\r\n")
+	w.Header().Write(&head)
+	head.WriteString("Connection: close\r\n\r\n")
+	conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if _, err := brw.Writer.Write(head.Bytes()); err == nil {
+		err = brw.Writer.Flush()
+	}
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// open writes the start of the stream, joins the request's channels with
+// their history and writes the id-only event. It reports whether the
+// stream goes on; when it does not, it has told the client why. The caller
+// holds the turn.
+func (c *sseConn) open(ctx context.Context, req subscribeRequest, padding int) bool {
+	c.takeBuf()
+	c.buf = appendSSERetry(c.buf, c.s.cfg.SSERetry.Milliseconds())
+	if padding > 0 {
+		c.buf = append(c.buf, ':')
+		for range padding {
+			c.buf = append(c.buf, ' ')
+		}
+		c.buf = append(c.buf, '\n', '\n')
+	}
+	for _, ch := range req.channels {
+		pos, err := c.sess.Join(ctx, ch, req.since(ch), func(p edge.Page) error {
+			return c.writePage(ch, p)
+		})
+		if err != nil {
+			d, closed := c.sess.Closed()
+			if !closed {
+				c.s.log.Warn("sse join failed", "err", err)
+				d = edge.DisconnectServerError
+			}
+			c.disconnect(d)
+			return false
+		}
+		c.cursor.Set(ch, pos)
+	}
+	c.takeBuf()
+	c.buf = append(c.buf, "id: "...)
+	c.buf = c.cursor.AppendTo(c.buf)
+	c.buf = append(c.buf, '\n', '\n')
+	return c.writeBuf() == nil
+}
+
+// watchClient blocks reading the hijacked connection: an SSE client sends
+// nothing after its request, so any outcome means it left (or misbehaves).
+func (c *sseConn) watchClient(conn net.Conn) {
+	var b [1]byte
+	conn.Read(b[:])
+	c.leave()
+}
+
+// flush is the stream's write turn: queued frames, a due heartbeat, or the
+// end of the stream.
+func (c *sseConn) flush() {
+	if c.gone.Load() {
+		c.end()
+		return
+	}
+	fp := c.take()
+	frames := *fp
+	if len(frames) > 0 {
+		c.takeBuf()
+		for _, f := range frames {
+			c.appendFrame(f)
+		}
+	}
+	putFrames(fp)
+	if d, closed := c.sess.Closed(); closed {
+		c.disconnect(d)
+		c.end()
+		return
+	}
+	if c.heartbeatDue() && c.buf == nil {
+		c.takeBuf()
+		c.buf = append(c.buf, ": hb\n\n"...)
+	}
+	if c.writeBuf() != nil {
+		c.end()
 	}
 }
 
-// flush writes the buffer, flushes it to the client and returns the buffer
-// to the pool.
-func (st *sseStream) flush() error {
-	if st.buf == nil {
+// takeBuf borrows a write buffer from the pool if the stream holds none.
+func (c *sseConn) takeBuf() {
+	if c.buf == nil {
+		c.buf = (*bufPool.Get().(*[]byte))[:0]
+	}
+}
+
+// writeBuf writes the buffer, if any, and returns it to the pool.
+func (c *sseConn) writeBuf() error {
+	if c.buf == nil {
 		return nil
 	}
-	st.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
-	_, err := st.w.Write(st.buf)
-	if err == nil {
-		err = st.rc.Flush()
-	}
-	b := st.buf[:0]
-	st.buf = nil
+	err := c.out(c.buf)
+	b := c.buf[:0]
+	c.buf = nil
 	if cap(b) <= 64<<10 {
 		bufPool.Put(&b)
 	}
 	return err
 }
 
-func (st *sseStream) appendFrame(f *edge.Frame) {
-	st.cursor.Set(f.Channel, f.ID)
-	if !st.multi {
-		st.buf = append(st.buf, frameSSE(f)...)
+func (c *sseConn) appendFrame(f *edge.Frame) {
+	c.cursor.Set(f.Channel, f.ID)
+	if !c.multi {
+		c.buf = append(c.buf, frameSSE(f)...)
 		return
 	}
-	st.buf = append(st.buf, "id: "...)
-	st.buf = st.cursor.AppendTo(st.buf)
-	st.buf = append(st.buf, '\n')
-	st.buf = append(st.buf, frameSSEMulti(f)...)
+	c.buf = append(c.buf, "id: "...)
+	c.buf = c.cursor.AppendTo(c.buf)
+	c.buf = append(c.buf, '\n')
+	c.buf = append(c.buf, frameSSEMulti(f)...)
 }
 
 // writePage writes a page of history for channel, after an "event: gap"
 // when the page says messages were lost.
-func (st *sseStream) writePage(channel string, p edge.Page) error {
-	st.take()
+func (c *sseConn) writePage(channel string, p edge.Page) error {
+	c.takeBuf()
 	if p.Gap {
-		st.buf = append(st.buf, "event: gap\ndata: {\"channel\":"...)
-		st.buf = appendJSONString(st.buf, channel)
-		st.buf = append(st.buf, "}\n\n"...)
+		c.buf = append(c.buf, "event: gap\ndata: {\"channel\":"...)
+		c.buf = appendJSONString(c.buf, channel)
+		c.buf = append(c.buf, "}\n\n"...)
 	}
 	for _, m := range p.Messages {
-		st.appendFrame(edge.NewFrame(m))
+		c.appendFrame(edge.NewFrame(m))
 	}
-	return st.flush()
+	return c.writeBuf()
 }
 
 // disconnect tells the client why the stream ends and when to come back.
-func (st *sseStream) disconnect(d edge.Disconnect) {
-	st.take()
-	st.buf = appendSSERetry(st.buf, st.s.reconnectDelay(d).Milliseconds())
-	st.buf = append(st.buf, "event: disconnect\ndata: {\"code\":"...)
-	st.buf = strconv.AppendInt(st.buf, int64(d.Code), 10)
-	st.buf = append(st.buf, `,"reason":"`...)
-	st.buf = append(st.buf, d.Reason...)
-	st.buf = append(st.buf, `","reconnect":`...)
-	st.buf = strconv.AppendBool(st.buf, d.Reconnect())
-	st.buf = append(st.buf, "}\n\n"...)
-	st.flush()
+func (c *sseConn) disconnect(d edge.Disconnect) {
+	c.takeBuf()
+	c.buf = appendSSERetry(c.buf, c.s.reconnectDelay(d).Milliseconds())
+	c.buf = append(c.buf, "event: disconnect\ndata: {\"code\":"...)
+	c.buf = strconv.AppendInt(c.buf, int64(d.Code), 10)
+	c.buf = append(c.buf, `,"reason":"`...)
+	c.buf = append(c.buf, d.Reason...)
+	c.buf = append(c.buf, `","reconnect":`...)
+	c.buf = strconv.AppendBool(c.buf, d.Reconnect())
+	c.buf = append(c.buf, "}\n\n"...)
+	c.writeBuf()
 }

@@ -1,10 +1,12 @@
 package transports
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"time"
 
@@ -17,151 +19,214 @@ import (
 // maxArrayBytes bounds a WebSocket frame that carries several messages.
 const maxArrayBytes = 256 << 10
 
-// wsCommand is work the reader hands to the writer: joins and leaves run
-// on the writer because joining writes history.
-type wsCommand struct {
-	op    string // opSubscribe, opUnsubscribe, or "" for a plain reply
-	ch    string
-	since *edge.ID
-	ref   json.RawMessage
-	reply []byte
-}
-
-// wsConn is one WebSocket connection: the reader goroutine parses client
-// operations; the writer (the handler goroutine) owns every write.
+// wsConn is one WebSocket connection. Its only goroutine while idle is
+// the reader, which parses client operations and runs them holding the
+// write turn (joining writes history); live frames and pings are written
+// by the turn.
 type wsConn struct {
-	s         *Server
-	conn      *websocket.Conn
-	sess      *edge.Session
-	heartbeat time.Duration
-	ctrl      chan wsCommand
-	cursor    resume.Cursor // position of what was written, per channel
+	stream
+	conn   *websocket.Conn
+	br     *bufio.Reader // what conn reads through; see awaitFrame
+	wait   time.Duration // read deadline after each frame from the client
+	cursor resume.Cursor // position of what was written, per channel
 }
 
-// serveWS upgrades the request and serves the WebSocket protocol.
+// wsReadBuffer is the size of a WebSocket connection's read buffer. Client
+// frames are small operations; larger ones are read through it.
+const wsReadBuffer = 512
+
+// wsResponse hands gorilla's Upgrade a connection whose buffered reader
+// the edge keeps, so that the reader goroutine can wait for the next frame
+// outside gorilla (see awaitFrame). gorilla reads through a hijacked
+// reader of more than 256 bytes when Upgrader.ReadBufferSize is 0.
+type wsResponse struct {
+	http.ResponseWriter
+	br *bufio.Reader
+}
+
+// Hijack takes the connection from net/http and wraps it in a new small
+// buffered reader, unless the client sent data early (which gorilla
+// refuses).
+func (w *wsResponse) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil || brw.Reader.Buffered() > 0 {
+		return conn, brw, err
+	}
+	w.br = bufio.NewReaderSize(conn, wsReadBuffer)
+	return conn, bufio.NewReadWriter(w.br, bufio.NewWriterSize(conn, wsReadBuffer)), nil
+}
+
+// serveWS upgrades the request and serves the WebSocket protocol. The
+// handler returns once the request's channels are joined; the reader
+// goroutine and the write turn carry on.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, req subscribeRequest) {
 	sess, err := s.hub.NewSession()
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	defer sess.Release()
-	s.hijacked.Add(1)
-	defer s.hijacked.Done()
-	conn, err := s.upgrader.Upgrade(w, r, nil)
+	s.hijacked.Add(1) // before the upgrade, which Run's http.Server.Shutdown stops waiting for
+	resp := &wsResponse{ResponseWriter: w}
+	conn, err := s.upgrader.Upgrade(resp, r, nil)
 	if err != nil {
+		sess.Release()
+		s.hijacked.Done()
 		return // the upgrader answered
 	}
 	conn.SetReadLimit(int64(2*s.cfg.MaxPayload + 4096))
-	c := &wsConn{s: s, conn: conn, sess: sess, heartbeat: req.heartbeat, ctrl: make(chan wsCommand, 32)}
-	readerDone := make(chan struct{})
-	go func() {
-		defer close(readerDone)
-		c.read()
-	}()
-	c.write(req, readerDone)
-	conn.Close()
-	<-readerDone
-}
-
-// read parses client frames until the connection fails or closes.
-func (c *wsConn) read() {
-	wait := 2*c.heartbeat + 10*time.Second
-	c.conn.SetReadDeadline(time.Now().Add(wait))
-	c.conn.SetPongHandler(func(string) error {
-		return c.conn.SetReadDeadline(time.Now().Add(wait))
+	c := &wsConn{conn: conn, br: resp.br, wait: 2*req.heartbeat + 10*time.Second}
+	c.init(s, sess, req.heartbeat, c.flush, func() {
+		conn.Close()
+		s.hijacked.Done()
 	})
-	for {
-		kind, frame, err := c.conn.ReadMessage()
-		if err != nil {
-			return
-		}
-		c.conn.SetReadDeadline(time.Now().Add(wait))
-		cmd := c.handle(kind, frame)
-		select {
-		case c.ctrl <- cmd:
-		case <-c.sess.Done():
+	for _, ch := range req.channels {
+		if !c.join(ch, req.since(ch), nil) {
+			c.end()
+			c.turn.Unlock()
 			return
 		}
 	}
+	c.startHeartbeat()
+	c.turn.Unlock()
+	go c.read()
 }
 
-// handle turns one client frame into work for the writer.
-func (c *wsConn) handle(kind int, frame []byte) wsCommand {
+// read parses client frames and runs them until the connection fails or
+// closes. Between messages it waits in awaitFrame, a few shallow calls
+// deep, so an idle connection's only goroutine keeps a minimal stack.
+func (c *wsConn) read() {
+	defer c.leave()
+	c.conn.SetReadDeadline(time.Now().Add(c.wait))
+	c.conn.SetPongHandler(func(string) error {
+		return c.conn.SetReadDeadline(time.Now().Add(c.wait))
+	})
+	for c.awaitFrame() && c.readMessage() {
+	}
+}
+
+// awaitFrame waits until the client sends a frame other than a pong, and
+// consumes the pongs that answer the heartbeat pings itself: inside
+// gorilla the wait would sit much deeper, and a pong handled there would
+// leave the goroutine waiting inside gorilla for the next message. It
+// reports false when the connection failed. Between messages gorilla is at
+// a frame boundary, so skipping a whole pong frame here changes nothing
+// it keeps.
+func (c *wsConn) awaitFrame() bool {
+	for {
+		h, err := c.br.Peek(2)
+		if err != nil {
+			return false
+		}
+		// A final, unextended, masked pong with a short payload; anything
+		// else, valid or not, is for gorilla.
+		n := 2 + 4 + int(h[1]&0x7f)
+		if h[0] != 0x8a || h[1]&0x80 == 0 || n > 2+4+125 {
+			return true
+		}
+		if _, err := c.br.Peek(n); err != nil {
+			return false
+		}
+		c.br.Discard(n)
+		c.conn.SetReadDeadline(time.Now().Add(c.wait))
+	}
+}
+
+// readMessage reads one message and runs it. It reports false when the
+// connection ended.
+func (c *wsConn) readMessage() bool {
+	kind, frame, err := c.conn.ReadMessage()
+	if err != nil {
+		return false
+	}
+	c.conn.SetReadDeadline(time.Now().Add(c.wait))
+	return c.handle(kind, frame)
+}
+
+// handle runs one client frame. It reports false when the connection
+// ended.
+func (c *wsConn) handle(kind int, frame []byte) bool {
 	if kind != websocket.TextMessage {
-		return wsCommand{reply: errorFrame(nil, fmt.Errorf("%w: binary frames are not supported; send JSON text frames", edge.ErrBadRequest))}
+		return c.reply(errorFrame(nil, fmt.Errorf("%w: binary frames are not supported; send JSON text frames", edge.ErrBadRequest)))
 	}
 	op, err := parseOp(frame, c.s.cfg.MaxPayload)
 	if err != nil {
-		return wsCommand{reply: errorFrame(op.Ref, err)}
+		return c.reply(errorFrame(op.Ref, err))
 	}
 	switch op.Op {
-	case opSubscribe, opUnsubscribe:
-		return wsCommand{op: op.Op, ch: op.Channel, since: op.since, ref: op.Ref}
+	case opSubscribe:
+		if !c.turn.Lock() {
+			return false
+		}
+		defer c.turn.Unlock()
+		if !c.join(op.Channel, op.since, op.Ref) {
+			c.end()
+			return false
+		}
+		return true
+	case opUnsubscribe:
+		if err := c.sess.Unsubscribe(op.Channel); err != nil {
+			return c.reply(errorFrame(op.Ref, err))
+		}
+		if !c.turn.Lock() {
+			return false
+		}
+		defer c.turn.Unlock()
+		c.cursor.Delete(op.Channel)
+		return c.sendOrEnd(serverFrame{Type: "unsubscribed", Ref: op.Ref, Channel: op.Channel}.encode())
 	}
 	if c.s.cfg.PublishKey != "" {
-		return wsCommand{reply: errorFrame(op.Ref, fmt.Errorf("%w: publishing over WebSocket is off while a publish key is set; use POST /v1/publish", edge.ErrForbidden))}
+		return c.reply(errorFrame(op.Ref, fmt.Errorf("%w: publishing over WebSocket is off while a publish key is set; use POST /v1/publish", edge.ErrForbidden)))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
 	id, err := c.s.broker.Publish(ctx, op.Channel, op.Event, op.payload)
 	if err != nil {
-		return wsCommand{reply: errorFrame(op.Ref, err)}
+		return c.reply(errorFrame(op.Ref, err))
 	}
-	return wsCommand{reply: serverFrame{Type: "published", Ref: op.Ref, Channel: op.Channel, ID: id.String()}.encode()}
+	return c.reply(serverFrame{Type: "published", Ref: op.Ref, Channel: op.Channel, ID: id.String()}.encode())
 }
 
-// write is the connection's only writer: it joins the request's channels,
-// then sends queued frames, replies and pings until the reader ends or the
-// session closes.
-func (c *wsConn) write(req subscribeRequest, readerDone <-chan struct{}) {
-	for _, ch := range req.channels {
-		if !c.join(ch, req.since(ch), nil) {
-			return
-		}
+// reply sends one control frame holding the turn. It reports false when
+// the connection ended.
+func (c *wsConn) reply(frame []byte) bool {
+	if !c.turn.Lock() {
+		return false
 	}
-	ping := time.NewTicker(c.heartbeat)
-	defer ping.Stop()
-	var frames []*edge.Frame
-	for {
-		var err error
-		select {
-		case <-readerDone:
-			return
-		case cmd := <-c.ctrl:
-			err = c.command(cmd)
-		case <-ping.C:
-			err = c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout))
-		case <-c.sess.Notify():
-			frames = c.sess.Take(frames[:0])
-			err = c.writeFrames(frames)
-			clear(frames)
-			if d, closed := c.sess.Closed(); closed && err == nil {
-				c.disconnect(d)
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
+	defer c.turn.Unlock()
+	return c.sendOrEnd(frame)
 }
 
-func (c *wsConn) command(cmd wsCommand) error {
-	switch cmd.op {
-	case opSubscribe:
-		if !c.join(cmd.ch, cmd.since, cmd.ref) {
-			return errors.New("join failed")
-		}
-		return nil
-	case opUnsubscribe:
-		if err := c.sess.Unsubscribe(cmd.ch); err != nil {
-			return c.send(errorFrame(cmd.ref, err))
-		}
-		c.cursor.Delete(cmd.ch)
-		return c.send(serverFrame{Type: "unsubscribed", Ref: cmd.ref, Channel: cmd.ch}.encode())
+// sendOrEnd sends frame, ending the connection when that fails. The caller
+// holds the turn.
+func (c *wsConn) sendOrEnd(frame []byte) bool {
+	if c.send(frame) != nil {
+		c.end()
+		return false
 	}
-	return c.send(cmd.reply)
+	return true
+}
+
+// flush is the connection's write turn: queued frames, a due ping, or the
+// end of the connection.
+func (c *wsConn) flush() {
+	if c.gone.Load() {
+		c.end()
+		return
+	}
+	fp := c.take()
+	err := c.writeFrames(*fp)
+	putFrames(fp)
+	if d, closed := c.sess.Closed(); closed && err == nil {
+		c.disconnect(d)
+		c.end()
+		return
+	}
+	if err == nil && c.heartbeatDue() {
+		err = c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout))
+	}
+	if err != nil {
+		c.end()
+	}
 }
 
 // join subscribes to channel, writes its history after since, and

@@ -1,0 +1,98 @@
+package transports
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgeworks/edge/edge"
+)
+
+// writeTimeout bounds every write to a client; a client that does not take
+// bytes for that long is gone or hopelessly slow.
+const writeTimeout = 10 * time.Second
+
+// bufPool holds the write buffers of streaming connections, so an idle
+// connection holds none.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// framesPool holds the frame slices writers take from their sessions.
+var framesPool = sync.Pool{New: func() any { f := make([]*edge.Frame, 0, 64); return &f }}
+
+// stream is what SSE and WebSocket connections share: a session, a write
+// turn and a heartbeat, and no goroutine of their own while idle. The
+// session wakes the turn when frames are queued; a timer wakes it when a
+// heartbeat is due; whoever sees the client leave wakes it too. Its write
+// function ends the stream with end.
+type stream struct {
+	s       *Server
+	sess    *edge.Session
+	turn    writeTurn
+	every   time.Duration // heartbeat interval
+	beat    *time.Timer   // armed and stopped holding the turn
+	beatDue atomic.Bool
+	gone    atomic.Bool // the client left
+	closeFn func()      // closes the connection; called once, by end
+}
+
+// init wires the stream; write runs holding the turn whenever there may be
+// something to write. The caller then holds the turn (for the history it
+// writes) until it calls Unlock.
+func (st *stream) init(s *Server, sess *edge.Session, every time.Duration, write, closeFn func()) {
+	st.s, st.sess, st.every, st.closeFn = s, sess, every, closeFn
+	st.turn.write = write
+	st.turn.mu.Lock()
+	sess.SetWake(st.turn.Kick)
+}
+
+// startHeartbeat arms the heartbeat. The caller holds the turn.
+func (st *stream) startHeartbeat() {
+	st.beat = time.AfterFunc(st.every, func() {
+		st.beatDue.Store(true)
+		st.turn.KickHere()
+	})
+}
+
+// heartbeatDue reports whether a heartbeat is due and re-arms the timer.
+// The caller holds the turn.
+func (st *stream) heartbeatDue() bool {
+	if !st.beatDue.Swap(false) {
+		return false
+	}
+	st.beat.Reset(st.every)
+	return true
+}
+
+// leave records that the client left; the writer ends the stream.
+func (st *stream) leave() {
+	st.gone.Store(true)
+	st.turn.Kick()
+}
+
+// take returns the session's queued frames in a pooled slice; give it back
+// with putFrames.
+func (st *stream) take() *[]*edge.Frame {
+	fp := framesPool.Get().(*[]*edge.Frame)
+	*fp = st.sess.Take((*fp)[:0])
+	return fp
+}
+
+func putFrames(fp *[]*edge.Frame) {
+	clear(*fp)
+	if cap(*fp) <= 1024 {
+		*fp = (*fp)[:0]
+		framesPool.Put(fp)
+	}
+}
+
+// end closes the connection and releases the session; nothing is written
+// after it. The caller holds the turn.
+func (st *stream) end() {
+	st.turn.Close()
+	if st.beat != nil {
+		st.beat.Stop()
+	}
+	st.sess.SetWake(nil)
+	st.sess.Release()
+	st.closeFn()
+}

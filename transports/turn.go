@@ -1,0 +1,71 @@
+package transports
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// States of a writeTurn.
+const (
+	turnIdle    int32 = iota // no write is due
+	turnPending              // a goroutine was started to write
+	turnClosed               // the connection ended: no more writes
+)
+
+// writeTurn serialises a connection's writes without keeping a goroutine
+// for them: Kick starts one goroutine to run write unless one is already
+// on its way, and that goroutine ends when write returns. An idle
+// connection so costs no goroutine stack for writing, and a burst of
+// frames costs one goroutine, not one per frame.
+//
+// Whoever holds mu owns the connection's output: the goroutine running
+// write, or a caller of Lock (the handler while it writes history, the
+// WebSocket reader while it joins a channel).
+type writeTurn struct {
+	mu    sync.Mutex
+	state atomic.Int32
+	write func() // runs with mu held; set before the first Kick
+}
+
+// Kick makes sure write runs after this call, on a goroutine of its own.
+func (t *writeTurn) Kick() {
+	if t.state.CompareAndSwap(turnIdle, turnPending) {
+		go t.run()
+	}
+}
+
+// KickHere is Kick for a caller that may block: it runs write itself
+// instead of starting a goroutine.
+func (t *writeTurn) KickHere() {
+	if t.state.CompareAndSwap(turnIdle, turnPending) {
+		t.run()
+	}
+}
+
+func (t *writeTurn) run() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	// A Kick from now on starts another run, which waits for mu: whatever
+	// was queued before this point is written by this one.
+	if t.state.CompareAndSwap(turnPending, turnIdle) {
+		t.write()
+	}
+}
+
+// Lock takes the output for the caller. It reports false, holding
+// nothing, when the connection ended.
+func (t *writeTurn) Lock() bool {
+	t.mu.Lock()
+	if t.state.Load() == turnClosed {
+		t.mu.Unlock()
+		return false
+	}
+	return true
+}
+
+// Unlock gives the output back.
+func (t *writeTurn) Unlock() { t.mu.Unlock() }
+
+// Close ends the turn: later Kicks do nothing and Lock fails. The caller
+// holds mu.
+func (t *writeTurn) Close() { t.state.Store(turnClosed) }
