@@ -1,9 +1,12 @@
 package transports
 
 import (
+	"bytes"
 	"context"
+	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgeworks/edge/edge"
@@ -20,6 +23,9 @@ import (
 //
 // The next poll sends cursor as since=. Without since= the request starts
 // at the channels' current position (only later messages).
+//
+// A waiting HTTP/1 request is parked (see pollWaiter): it holds no
+// goroutine and none of net/http's buffers.
 func (s *Server) servePoll(w http.ResponseWriter, r *http.Request, req subscribeRequest) {
 	timeout, err := queryDuration(r, "timeout", s.cfg.PollTimeout, 0, s.cfg.PollTimeoutMax)
 	if err != nil {
@@ -36,18 +42,27 @@ func (s *Server) servePoll(w http.ResponseWriter, r *http.Request, req subscribe
 		writeError(w, err)
 		return
 	}
+	linger = min(linger, timeout)
 	sess, err := s.hub.NewSession()
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	defer sess.Release()
-	ans, err := s.poll(r.Context(), sess, req, timeout, min(linger, timeout), limit)
-	if err != nil {
-		writeError(w, err)
+	p := &pollWaiter{s: s, sess: sess, channels: req.channels, linger: linger, limit: limit}
+	p.ans.cursor = req.cursor
+	if err := p.start(r.Context(), req); err != nil || p.answered() {
+		p.respond(w, err)
 		return
 	}
-	writeJSONBytes(w, http.StatusOK, ans.appendJSON(nil))
+	wait := timeout
+	if len(p.ans.frames) > 0 {
+		wait, p.lingering = linger, true
+	}
+	if s.park(w, r, p, wait) {
+		return
+	}
+	p.ans.disconnect = holdPoll(r.Context(), sess, req.channels, &p.ans.cursor, wait, linger, p.lingering)
+	p.respond(w, p.finish(r.Context()))
 }
 
 // pollAnswer is the body of a long-poll response.
@@ -59,56 +74,195 @@ type pollAnswer struct {
 	retry      time.Duration
 }
 
-func (s *Server) poll(ctx context.Context, sess *edge.Session, req subscribeRequest, timeout, linger time.Duration, limit int) (pollAnswer, error) {
-	ans := pollAnswer{cursor: req.cursor}
+// pollWaiter is one long-poll request. Parked, it waits without a
+// goroutine: the session wakes its turn when frames arrive, a timer when
+// the hold or the linger ends; the turn then answers on the hijacked
+// connection and gives it back to net/http for the client's next request.
+type pollWaiter struct {
+	s         *Server
+	sess      *edge.Session
+	channels  []string
+	linger    time.Duration
+	limit     int
+	ans       pollAnswer
+	lingering bool // a message arrived; answer when the timer fires
+
+	// Set when parked.
+	turn      writeTurn
+	timer     *time.Timer
+	expired   atomic.Bool
+	conn      net.Conn
+	head      []byte // the handler's response header lines (CORS)
+	pending   []byte // bytes of the client's next request, read early
+	keepAlive bool
+}
+
+// start subscribes, sets the position of channels without a cursor to
+// their end, and reads history after the cursor.
+func (p *pollWaiter) start(ctx context.Context, req subscribeRequest) error {
 	// Subscribe before reading history, so that whatever history misses
 	// is buffered in the session.
-	for _, ch := range req.channels {
-		if err := sess.Subscribe(ctx, ch); err != nil {
-			return ans, err
+	for _, ch := range p.channels {
+		if err := p.sess.Subscribe(ctx, ch); err != nil {
+			return err
 		}
 	}
-	for _, ch := range req.channels {
-		if _, ok := ans.cursor.Get(ch); ok {
+	for _, ch := range p.channels {
+		if _, ok := p.ans.cursor.Get(ch); ok {
 			continue
 		}
-		pos, err := s.broker.Last(ctx, ch)
+		pos, err := p.s.broker.Last(ctx, ch)
 		if err != nil {
-			return ans, err
+			return err
 		}
-		ans.cursor.Set(ch, pos)
+		p.ans.cursor.Set(ch, pos)
 	}
-	if err := s.pollHistory(ctx, &ans, req.channels, limit, func(ch string) bool {
+	return p.s.pollHistory(ctx, &p.ans, p.channels, p.limit, func(ch string) bool {
 		_, ok := req.cursor.Get(ch)
 		return ok
-	}); err != nil || ans.gap {
-		return ans, err
-	}
-	have := len(ans.frames) > 0
-	if have && (linger == 0 || len(ans.frames) == limit) {
-		return ans, nil
-	}
-	ans.disconnect = holdPoll(ctx, sess, req.channels, &ans.cursor, timeout, linger, have)
-	if ans.disconnect != nil {
-		ans.retry = s.reconnectDelay(*ans.disconnect)
+	})
+}
+
+// answered reports whether the answer is ready without waiting.
+func (p *pollWaiter) answered() bool {
+	n := len(p.ans.frames)
+	return p.ans.gap || (n > 0 && (p.linger == 0 || n == p.limit))
+}
+
+// finish adds what the session buffered while the request waited, and
+// reads channels whose buffer overflowed from history.
+func (p *pollWaiter) finish(ctx context.Context) error {
+	if p.ans.disconnect != nil {
+		p.ans.retry = p.s.reconnectDelay(*p.ans.disconnect)
 	}
 	var overflowed []string
-	for _, ch := range req.channels {
-		pos, _ := ans.cursor.Get(ch)
-		frames, lost := sess.Buffered(ch, pos)
+	for _, ch := range p.channels {
+		pos, _ := p.ans.cursor.Get(ch)
+		frames, lost := p.sess.Buffered(ch, pos)
 		if lost {
 			overflowed = append(overflowed, ch)
 			continue
 		}
-		frames = frames[:min(len(frames), limit-len(ans.frames))]
+		frames = frames[:min(len(frames), p.limit-len(p.ans.frames))]
 		if n := len(frames); n > 0 {
-			ans.frames = append(ans.frames, frames...)
-			ans.cursor.Set(ch, frames[n-1].ID)
+			p.ans.frames = append(p.ans.frames, frames...)
+			p.ans.cursor.Set(ch, frames[n-1].ID)
 		}
 	}
-	// A channel whose buffer overflowed is read from history instead.
-	err := s.pollHistory(ctx, &ans, overflowed, limit, func(string) bool { return true })
-	return ans, err
+	return p.s.pollHistory(ctx, &p.ans, overflowed, p.limit, func(string) bool { return true })
+}
+
+// respond releases the session and answers through net/http.
+func (p *pollWaiter) respond(w http.ResponseWriter, err error) {
+	p.sess.Release()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSONBytes(w, http.StatusOK, p.ans.appendJSON(nil))
+}
+
+// park hijacks the request's connection and leaves the waiting to p. It
+// reports false, having changed nothing, when the request cannot be
+// parked: HTTP/2, or a handler not run by Server.Run.
+func (s *Server) park(w http.ResponseWriter, r *http.Request, p *pollWaiter, wait time.Duration) bool {
+	if r.ProtoMajor != 1 || s.recycler == nil {
+		return false
+	}
+	var head bytes.Buffer
+	w.Header().Write(&head)
+	s.hijacked.Add(1) // before the hijack, which Run's http.Server.Shutdown stops waiting for
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		s.hijacked.Done()
+		return false
+	}
+	if n := brw.Reader.Buffered(); n > 0 {
+		p.pending, _ = brw.Reader.Peek(n)
+		p.pending = bytes.Clone(p.pending)
+	}
+	p.conn, p.head = conn, head.Bytes()
+	p.keepAlive = r.ProtoMinor >= 1 && !r.Close
+	p.turn.write = p.check
+	p.turn.mu.Lock()
+	p.sess.SetWake(p.turn.Kick)
+	p.timer = time.AfterFunc(wait, func() {
+		p.expired.Store(true)
+		p.turn.KickHere()
+	})
+	p.turn.mu.Unlock()
+	p.turn.Kick() // frames may have arrived before the wake was set
+	return true
+}
+
+// check is a parked request's turn: it answers when the hold or linger
+// ended, the session closed, or a message arrived (after linger= when
+// asked).
+func (p *pollWaiter) check() {
+	if d, closed := p.sess.Closed(); closed {
+		p.ans.disconnect = &d
+		p.answer()
+		return
+	}
+	if p.expired.Load() {
+		p.answer()
+		return
+	}
+	if p.lingering || !anyBuffered(p.sess, p.channels, &p.ans.cursor) {
+		return
+	}
+	if p.linger == 0 {
+		p.answer()
+		return
+	}
+	p.lingering = true
+	p.timer.Reset(p.linger)
+}
+
+// answer writes the answer on the hijacked connection and gives the
+// connection back to net/http, or closes it. The caller holds the turn.
+func (p *pollWaiter) answer() {
+	p.turn.Close()
+	p.timer.Stop()
+	p.sess.SetWake(nil)
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	status, body := http.StatusOK, []byte(nil)
+	if err := p.finish(ctx); err != nil {
+		var eb errorBody
+		eb, status = newErrorBody(err)
+		body = marshalJSON(eb)
+	} else {
+		body = p.ans.appendJSON(nil)
+	}
+	p.sess.Release()
+	keepAlive := p.keepAlive && !p.s.hub.ShuttingDown()
+	b := make([]byte, 0, 256+len(p.head)+len(body))
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(status)...)
+	b = append(b, "\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nDate: "...)
+	b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
+	b = append(b, "\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(body)+1), 10)
+	b = append(b, "\r\n"...)
+	if !keepAlive {
+		b = append(b, "Connection: close\r\n"...)
+	}
+	b = append(b, p.head...)
+	b = append(b, "\r\n"...)
+	b = append(b, body...)
+	b = append(b, '\n')
+	p.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := p.conn.Write(b)
+	if err != nil || !keepAlive {
+		p.conn.Close()
+	} else {
+		p.conn.SetWriteDeadline(time.Time{})
+		p.s.recycler.giveBack(p.conn, p.pending)
+	}
+	p.s.hijacked.Done()
 }
 
 // pollHistory adds the retained messages after the cursor of each channel

@@ -27,9 +27,12 @@ type Server struct {
 	upgrader websocket.Upgrader
 	handler  http.Handler
 
-	// hijacked tracks WebSocket and HTTP/1 SSE connections, which
-	// http.Server.Shutdown does not wait for.
+	// hijacked tracks WebSocket and HTTP/1 SSE connections and parked
+	// long-polls, which http.Server.Shutdown does not wait for.
 	hijacked sync.WaitGroup
+	// recycler is Run's listener, which takes answered long-poll
+	// connections back; nil when the handler runs elsewhere.
+	recycler *recycler
 }
 
 // New returns a server for cfg (which New completes with WithDefaults)
@@ -95,8 +98,9 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	// behind an h2c proxy are not limited to six streams per host.
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetUnencryptedHTTP2(true)
+	s.recycler = newRecycler(ln)
 	serveDone := make(chan error, 1)
-	go func() { serveDone <- srv.Serve(ln) }()
+	go func() { serveDone <- srv.Serve(s.recycler) }()
 
 	var err error
 	select {
