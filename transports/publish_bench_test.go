@@ -1,0 +1,100 @@
+package transports_test
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/resume"
+	"github.com/edgeworks/edge/transports"
+)
+
+// publishRecorder is a ResponseWriter that keeps only the status and
+// reuses its header map, so that a benchmark counts the handler's own
+// allocations, not the recorder's.
+type publishRecorder struct {
+	h      http.Header
+	status int
+	body   []byte
+}
+
+func (w *publishRecorder) Header() http.Header { return w.h }
+
+func (w *publishRecorder) WriteHeader(status int) { w.status = status }
+
+func (w *publishRecorder) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	w.body = append(w.body[:0], p...)
+	return len(p), nil
+}
+
+func (w *publishRecorder) reset() {
+	clear(w.h)
+	w.status = 0
+}
+
+// publishClient posts one payload over and over to a handler, as a
+// keep-alive publisher of the load tool does.
+type publishClient struct {
+	req     *http.Request
+	body    *bytes.Reader
+	payload []byte
+	w       publishRecorder
+}
+
+func newPublishClient(channel string) *publishClient {
+	payload := bytes.Repeat([]byte("x"), 100)
+	c := &publishClient{payload: payload, body: bytes.NewReader(payload), w: publishRecorder{h: http.Header{}}}
+	c.req = httptest.NewRequest(http.MethodPost, "/v1/publish?channel="+channel, nil)
+	c.req.Body = io.NopCloser(c.body)
+	return c
+}
+
+// publish serves one publish and fails b unless it was acknowledged.
+func (c *publishClient) publish(b *testing.B, h http.Handler) {
+	c.body.Reset(c.payload)
+	c.req.ContentLength = int64(len(c.payload))
+	c.w.reset()
+	h.ServeHTTP(&c.w, c.req)
+	if c.w.status != http.StatusOK {
+		b.Fatalf("publish answered %d: %s", c.w.status, c.w.body)
+	}
+}
+
+func newPublishHandler() http.Handler {
+	cfg := edge.Config{}.WithDefaults()
+	return transports.New(cfg, resume.NewMemory(cfg), slog.New(slog.DiscardHandler)).Handler()
+}
+
+// BenchmarkPublishHandler measures POST /v1/publish through the server's
+// handler (CORS, routing, validation, body, embedded store, answer)
+// without the network: what the edge adds to net/http per publish.
+func BenchmarkPublishHandler(b *testing.B) {
+	h := newPublishHandler()
+	c := newPublishClient("bench-0")
+	b.ReportAllocs()
+	for b.Loop() {
+		c.publish(b, h)
+	}
+}
+
+// BenchmarkPublishHandlerParallel is BenchmarkPublishHandler with 64
+// concurrent publishers per GOMAXPROCS on one channel, as the load tool
+// runs them: it shows contention on the channel.
+func BenchmarkPublishHandlerParallel(b *testing.B) {
+	h := newPublishHandler()
+	b.ReportAllocs()
+	b.SetParallelism(64)
+	b.RunParallel(func(pb *testing.PB) {
+		c := newPublishClient("bench-0")
+		for pb.Next() {
+			c.publish(b, h)
+		}
+	})
+}
