@@ -161,3 +161,38 @@ func TestParkedPollPipelined(t *testing.T) {
 		}
 	}
 }
+
+// Over HTTP/2, where connections cannot be hijacked, a long-poll waits in
+// its handler and answers the same.
+func TestPollOverHTTP2(t *testing.T) {
+	e := startEdge(t, edge.Config{})
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	answered := make(chan pollAnswer, 1)
+	go func() {
+		resp, err := client.Get(e.url("/v1/subscribe", "channel", "h2poll", "timeout", "1m"))
+		if err != nil {
+			t.Error(err)
+			answered <- pollAnswer{}
+			return
+		}
+		if resp.ProtoMajor != 2 {
+			t.Errorf("protocol %s, want HTTP/2", resp.Proto)
+		}
+		var a pollAnswer
+		decodeJSON(t, resp, &a)
+		answered <- a
+	}()
+	waitSessions(t, e, 1)
+	id := e.publish("h2poll", "over h2")
+	select {
+	case a := <-answered:
+		if len(a.Messages) != 1 || a.Messages[0].ID != id {
+			t.Fatalf("answer %+v, want %s", a, id)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("poll over HTTP/2 not answered")
+	}
+}
