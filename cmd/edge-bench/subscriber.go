@@ -30,7 +30,12 @@ func newClientEnv(c config) *clientEnv {
 	e := &clientEnv{base: c.URL, size: c.Size}
 	perSource := c.Subs/len(c.Sources) + 1
 	for _, ip := range c.Sources {
-		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: connectTimeout}
+		d := &net.Dialer{
+			LocalAddr: &net.TCPAddr{IP: ip},
+			Timeout:   connectTimeout,
+			KeepAlive: -1, // loopback, bounded runs: spare each socket four setsockopt calls
+			Control:   bindNoPort,
+		}
 		e.dialers = append(e.dialers, d)
 		e.ws = append(e.ws, &websocket.Dialer{
 			NetDialContext:   d.DialContext,
