@@ -14,23 +14,24 @@ import (
 // transportTCP is the transport of baseline clients.
 const transportTCP = "tcp"
 
-// runTCP is a baseline client: ready once connected, then every --size
-// bytes read are one message.
-func (s *subscriber) runTCP(ctx context.Context, ready func()) error {
+// connectTCP connects a baseline client: ready once connected, then
+// every --size bytes read are one message.
+func (s *subscriber) connectTCP(ctx context.Context) (receive func() error, err error) {
 	conn, err := s.env.dialers[s.id%len(s.env.dialers)].DialContext(ctx, "tcp", s.env.base.Host)
 	if err != nil {
-		return fmt.Errorf("tcp: %w", err)
+		return nil, fmt.Errorf("tcp: %w", err)
 	}
-	defer conn.Close()
-	defer context.AfterFunc(ctx, func() { conn.Close() })()
-	ready()
-	frame := make([]byte, s.env.size)
-	for {
-		if _, err := io.ReadFull(conn, frame); err != nil {
-			return fmt.Errorf("tcp: %w", err)
+	closeConn := closeOnDone(ctx, conn)
+	return func() error {
+		defer closeConn()
+		frame := make([]byte, s.env.size)
+		for {
+			if _, err := io.ReadFull(conn, frame); err != nil {
+				return fmt.Errorf("tcp: %w", err)
+			}
+			s.receive(frame, time.Now().UnixNano())
 		}
-		s.receive(frame, time.Now().UnixNano())
-	}
+	}, nil
 }
 
 // fanWriter writes every frame it is given to each of its connections, one
@@ -106,7 +107,7 @@ func runBaseline(ctx context.Context, c config, progress io.Writer) (*report, er
 	subsCtx, stopSubs := context.WithCancel(ctx)
 	defer stopSubs()
 	rampStart := time.Now()
-	started := ramp(subsCtx, len(subs), c.RampBatch, &wg, func(i int, done func()) { subs[i].run(subsCtx, done) })
+	started := ramp(subsCtx, len(subs), c.RampBatch, &wg, func(i int) func() { return subs[i].connect(subsCtx) })
 	rampTime := time.Since(rampStart)
 	var firstConnectErr error
 	for i, s := range subs {

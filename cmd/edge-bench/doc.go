@@ -21,7 +21,8 @@
 //	    [--sources 127.0.0.2,127.0.0.3,...] [--json]
 //
 // run opens N subscribers (--subs) spread round-robin over C channels named
-// bench-0 … bench-(C-1), in batches of --ramp-batch, and measures how many
+// bench-0 … bench-(C-1), at most --ramp-batch connecting at a time (the next
+// one starts as soon as one of those is ready), and measures how many
 // became ready per second. A subscriber is ready when the edge has joined
 // it to its channel: the WebSocket "subscribed" frame, the SSE id-only
 // event, or the answer of a first long-poll with timeout=0 (whose cursor the

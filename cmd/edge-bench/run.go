@@ -41,7 +41,6 @@ func runBench(ctx context.Context, c config, progress io.Writer) (*report, error
 	}
 	defer pub.close()
 	env := newClientEnv(c)
-	defer env.close()
 
 	// Ramp.
 	rec := new(recorder)
@@ -54,7 +53,7 @@ func runBench(ctx context.Context, c config, progress io.Writer) (*report, error
 	defer wg.Wait()
 	defer stopSubs()
 	rampStart := time.Now()
-	started := ramp(subsCtx, len(subs), c.RampBatch, &wg, func(i int, done func()) { subs[i].run(subsCtx, done) })
+	started := ramp(subsCtx, len(subs), c.RampBatch, &wg, func(i int) func() { return subs[i].connect(subsCtx) })
 	rampTime := time.Since(rampStart)
 	for _, s := range subs[started:] {
 		s.connectErr = context.Cause(subsCtx)

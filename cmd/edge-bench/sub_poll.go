@@ -1,76 +1,181 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
+	"strconv"
 	"time"
 )
 
 // pollHold is the hold a long-poll subscriber asks for.
 const pollHold = 25 * time.Second
 
-// pollAnswer is the part of a long-poll answer edge-bench reads.
-type pollAnswer struct {
-	Messages []struct {
-		Data string `json:"data"`
-	} `json:"messages"`
-	Cursor     string          `json:"cursor"`
-	Disconnect json.RawMessage `json:"disconnect"`
+// pollMaxBody bounds one long-poll answer; the limit= a subscriber asks
+// for keeps the edge's answers of edge-bench payloads below it.
+const pollMaxBody = 16 << 20
+
+// pollLimit returns the limit= of a long-poll subscriber for payloads of
+// size bytes: 1,000 messages, fewer when they would not fit in pollMaxBody.
+func pollLimit(size int) int { return max(1, min(1000, pollMaxBody/(size+256))) }
+
+// Fields of a long-poll answer that runPoll looks for.
+var (
+	cursorField     = []byte(`"cursor":"`)
+	disconnectField = []byte(`"disconnect":`)
+)
+
+// connectPoll subscribes by long-polling, with a small hand-written
+// HTTP/1.1 client (one keep-alive connection, small buffers, as
+// connectSSE): a first poll with timeout=0 joins and returns the cursor
+// (ready), then each poll sends the last cursor as since= and holds up to
+// pollHold. When the edge closes the connection after an answer, the next
+// poll dials again. Every message object of an answer counts, read as
+// scanMessages reads WebSocket frames.
+func (s *subscriber) connectPoll(ctx context.Context) (receive func() error, err error) {
+	prefix := "channel=" + channelName(s.channel) + "&transport=poll"
+	p := &poller{
+		s:    s,
+		ctx:  ctx,
+		held: prefix + "&timeout=" + pollHold.String() + "&limit=" + strconv.Itoa(pollLimit(s.env.size)) + "&since=",
+	}
+	if err := p.poll(prefix+"&timeout=0", 0); err != nil {
+		p.close()
+		return nil, err
+	}
+	return p.receive, nil
 }
 
-// runPoll subscribes by long-polling: a first poll with timeout=0 joins
-// and returns the cursor (ready), then each poll sends the last cursor as
-// since= and holds up to pollHold.
-func (s *subscriber) runPoll(ctx context.Context, ready func()) error {
-	client := s.env.poll[s.id%len(s.env.poll)]
-	connectCtx, cancel := context.WithTimeout(ctx, connectTimeout)
-	ans, err := s.poll(connectCtx, client, s.env.subscribeURL("http", channelName(s.channel), "transport", "poll", "timeout", "0"))
-	cancel()
+// poller is the state of one long-poll subscriber, used by one goroutine
+// at a time.
+type poller struct {
+	s      *subscriber
+	ctx    context.Context
+	held   string    // the query of a held poll, up to the cursor
+	c      *pollConn // nil between a closed connection and the next dial
+	cursor []byte    // of the last answer
+	body   []byte    // of the last answer
+}
+
+// receive polls until ctx is done or a poll fails, and closes the
+// connection.
+func (p *poller) receive() error {
+	defer p.close()
+	for {
+		if err := p.poll(p.held+url.QueryEscape(string(p.cursor)), pollHold); err != nil {
+			return err
+		}
+	}
+}
+
+// poll sends one poll with query, which the edge may hold for up to hold,
+// and accounts for its answer.
+func (p *poller) poll(query string, hold time.Duration) error {
+	if p.c == nil {
+		var err error
+		if p.c, err = p.s.dialPoll(p.ctx); err != nil {
+			return err
+		}
+	}
+	if cap(p.body) > maxKeptBuffer {
+		p.body = nil
+	}
+	body, keep, err := p.c.get(p.s.env.base.Host, query, hold, p.body[:0])
+	p.body = body
+	if !keep {
+		p.close()
+	}
 	if err != nil {
 		return err
 	}
-	ready()
-	for {
-		u := s.env.subscribeURL("http", channelName(s.channel), "transport", "poll",
-			"timeout", pollHold.String(), "limit", "1000", "since", ans.Cursor)
-		if ans, err = s.poll(ctx, client, u); err != nil {
-			return err
-		}
-		now := time.Now().UnixNano()
-		for _, m := range ans.Messages {
-			s.receive([]byte(m.Data), now)
-		}
-		if ans.Disconnect != nil {
-			return fmt.Errorf("poll: edge disconnected: %s", clip(ans.Disconnect))
-		}
+	cursor, ok := quotedAfter(body, cursorField)
+	if !ok {
+		return errors.New("poll: answer without a cursor")
+	}
+	p.cursor = append(p.cursor[:0], cursor...)
+	now := time.Now().UnixNano()
+	scanMessages(body, func(m []byte) { p.s.receive(m, now) })
+	if bytes.Contains(body, disconnectField) {
+		return fmt.Errorf("poll: edge disconnected: %s", clip(body))
+	}
+	return nil
+}
+
+// close closes the connection, if any.
+func (p *poller) close() {
+	if p.c != nil {
+		p.c.close()
+		p.c = nil
 	}
 }
 
-// poll sends one long-poll request.
-func (s *subscriber) poll(ctx context.Context, client *http.Client, u string) (pollAnswer, error) {
-	var ans pollAnswer
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+// pollConn is one keep-alive connection of a long-poll subscriber. It is
+// used by one goroutine; its connection is closed when the subscriber's
+// context ends.
+type pollConn struct {
+	conn  net.Conn
+	r     *bufio.Reader
+	req   []byte // the request being sent, kept for the next one
+	close func()
+}
+
+// dialPoll connects a long-poll subscriber to the edge.
+func (s *subscriber) dialPoll(ctx context.Context) (*pollConn, error) {
+	conn, err := s.env.dialers[s.id%len(s.env.dialers)].DialContext(ctx, "tcp", s.env.base.Host)
 	if err != nil {
-		return ans, fmt.Errorf("poll: %w", err)
+		return nil, fmt.Errorf("poll: %w", err)
 	}
-	resp, err := client.Do(req)
+	return &pollConn{conn: conn, r: bufio.NewReaderSize(conn, 2048), close: closeOnDone(ctx, conn)}, nil
+}
+
+// get sends GET /v1/subscribe?query to host, which may hold the answer
+// for up to hold, and appends the answer's body to buf. keep reports
+// whether the connection can carry the next poll.
+func (c *pollConn) get(host, query string, hold time.Duration, buf []byte) (body []byte, keep bool, err error) {
+	c.conn.SetDeadline(time.Now().Add(hold + connectTimeout))
+	c.req = append(c.req[:0], "GET /v1/subscribe?"...)
+	c.req = append(c.req, query...)
+	c.req = append(c.req, " HTTP/1.1\r\nHost: "...)
+	c.req = append(c.req, host...)
+	c.req = append(c.req, "\r\nUser-Agent: edge-bench\r\n\r\n"...)
+	if _, err := c.conn.Write(c.req); err != nil {
+		return buf, false, fmt.Errorf("poll: send request: %w", err)
+	}
+	resp, err := http.ReadResponse(c.r, nil)
 	if err != nil {
-		return ans, fmt.Errorf("poll: %w", err)
+		return buf, false, fmt.Errorf("poll: read answer: %w", err)
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return ans, fmt.Errorf("poll: %s: %s", resp.Status, clip(body))
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return buf, false, fmt.Errorf("poll: %s: %s", resp.Status, clip(msg))
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&ans); err != nil {
-		return ans, fmt.Errorf("poll: decode answer: %w", err)
+	if resp.ContentLength > pollMaxBody {
+		return buf, false, fmt.Errorf("poll: answer of %d bytes, more than %d", resp.ContentLength, pollMaxBody)
 	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 4096)) // to the end, so the connection is reused
-	if ans.Cursor == "" {
-		return ans, fmt.Errorf("poll: answer without a cursor")
+	body, err = readAll(io.LimitReader(resp.Body, pollMaxBody+1), buf)
+	switch {
+	case err != nil:
+		return body, false, fmt.Errorf("poll: read answer: %w", err)
+	case len(body) > pollMaxBody:
+		return body, false, fmt.Errorf("poll: answer longer than %d bytes", pollMaxBody)
 	}
-	return ans, nil
+	return body, !resp.Close, nil
+}
+
+// quotedAfter returns the JSON string value that follows field (which
+// ends with the opening quote) in b, up to the next quote: exact for the
+// values edge-bench reads, which hold no escapes.
+func quotedAfter(b, field []byte) ([]byte, bool) {
+	_, rest, ok := bytes.Cut(b, field)
+	if !ok {
+		return nil, false
+	}
+	v, _, ok := bytes.Cut(rest, []byte(`"`))
+	return v, ok && len(v) > 0
 }

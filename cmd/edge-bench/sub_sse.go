@@ -7,50 +7,75 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"time"
 )
 
-// runSSE subscribes over Server-Sent Events with a small hand-written
-// client (one goroutine, one connection): ready on the first id: line (the
+// connectSSE subscribes over Server-Sent Events with a small hand-written
+// client (one connection, small buffers): ready on the first id: line (the
 // edge writes its id-only event once the subscriber has joined), then every
 // data: line counts as one message.
-func (s *subscriber) runSSE(ctx context.Context, ready func()) error {
-	hostport := s.env.base.Host
-	conn, err := s.env.dialers[s.id%len(s.env.dialers)].DialContext(ctx, "tcp", hostport)
+func (s *subscriber) connectSSE(ctx context.Context) (receive func() error, err error) {
+	conn, err := s.env.dialers[s.id%len(s.env.dialers)].DialContext(ctx, "tcp", s.env.base.Host)
 	if err != nil {
-		return fmt.Errorf("sse: %w", err)
+		return nil, fmt.Errorf("sse: %w", err)
 	}
-	defer conn.Close()
-	defer context.AfterFunc(ctx, func() { conn.Close() })()
+	closeConn := closeOnDone(ctx, conn)
+	sse := &sseReader{s: s}
+	if err := sse.open(conn); err != nil {
+		closeConn()
+		return nil, err
+	}
+	return func() error {
+		defer closeConn()
+		return sse.read()
+	}, nil
+}
 
+// sseReader reads the event stream of one SSE subscriber.
+type sseReader struct {
+	s     *subscriber
+	r     *bufio.Reader
+	long  []byte // a line longer than r's buffer
+	event string // the event: field of the event being read
+}
+
+// open sends the request on conn, reads the answer's header and reads
+// events until the first id: line.
+func (e *sseReader) open(conn net.Conn) error {
 	conn.SetDeadline(time.Now().Add(connectTimeout))
-	u := s.env.subscribeURL("http", channelName(s.channel))
-	req, err := http.NewRequest(http.MethodGet, u, nil)
-	if err != nil {
-		return fmt.Errorf("sse: %w", err)
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("User-Agent", "edge-bench")
-	if err := req.Write(conn); err != nil {
+	req := "GET /v1/subscribe?channel=" + channelName(e.s.channel) + " HTTP/1.1\r\nHost: " + e.s.env.base.Host +
+		"\r\nAccept: text/event-stream\r\nUser-Agent: edge-bench\r\n\r\n"
+	if _, err := io.WriteString(conn, req); err != nil {
 		return fmt.Errorf("sse: send request: %w", err)
 	}
-	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, 4096), req)
+	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, 4096), nil)
 	if err != nil {
 		return fmt.Errorf("sse: read response: %w", err)
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return fmt.Errorf("sse: %s: %s", resp.Status, clip(body))
 	}
-	r := bufio.NewReaderSize(resp.Body, 4096)
-	var long []byte // a line longer than r's buffer
-	event := ""
-	isReady := false
+	e.r = bufio.NewReaderSize(resp.Body, 4096)
+	if err := e.next(true); err != nil {
+		return err
+	}
+	conn.SetDeadline(time.Time{})
+	return nil
+}
+
+// read reads events until the stream ends.
+func (e *sseReader) read() error { return e.next(false) }
+
+// next reads lines until the stream ends or, with untilID, up to the first
+// id: line; every data: line counts as one message.
+func (e *sseReader) next(untilID bool) error {
 	for {
 		var line []byte
-		line, long, err = readLine(r, long)
+		var err error
+		line, e.long, err = readLine(e.r, e.long)
 		if err != nil {
 			return fmt.Errorf("sse: %w", err)
 		}
@@ -60,21 +85,19 @@ func (s *subscriber) runSSE(ctx context.Context, ready func()) error {
 		switch string(field) {
 		case "":
 			if len(line) == 0 {
-				event = "" // end of an event; a comment line otherwise
+				e.event = "" // end of an event; a comment line otherwise
 			}
 		case "event":
-			event = string(value)
+			e.event = string(value)
 		case "id":
-			if !isReady {
-				isReady = true
-				conn.SetDeadline(time.Time{})
-				ready()
+			if untilID {
+				return nil
 			}
 		case "data":
-			if event == "disconnect" {
+			if e.event == "disconnect" {
 				return fmt.Errorf("sse: edge disconnected: %s", clip(value))
 			}
-			s.receive(value, time.Now().UnixNano())
+			e.s.receive(value, time.Now().UnixNano())
 		}
 	}
 }

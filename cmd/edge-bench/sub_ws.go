@@ -14,50 +14,53 @@ import (
 // frames; a larger one is dropped after use.
 const maxKeptBuffer = 64 << 10
 
-// runWS subscribes over WebSocket: ready on the "subscribed" frame, then
-// every message object (one per frame or an array of them) counts.
-func (s *subscriber) runWS(ctx context.Context, ready func()) error {
+// connectWS subscribes over WebSocket: ready on the "subscribed" frame,
+// then every message object (one per frame or an array of them) counts.
+func (s *subscriber) connectWS(ctx context.Context) (receive func() error, err error) {
 	u := s.env.subscribeURL("ws", channelName(s.channel))
 	dialCtx, cancel := context.WithTimeout(ctx, connectTimeout)
 	conn, resp, err := s.env.ws[s.id%len(s.env.ws)].DialContext(dialCtx, u, nil)
 	cancel()
 	if err != nil {
 		if resp != nil {
-			return fmt.Errorf("websocket: %s: %w", resp.Status, err)
+			return nil, fmt.Errorf("websocket: %s: %w", resp.Status, err)
 		}
-		return fmt.Errorf("websocket: %w", err)
+		return nil, fmt.Errorf("websocket: %w", err)
 	}
-	defer conn.Close()
-	defer context.AfterFunc(ctx, func() { conn.Close() })()
-
+	closeConn := closeOnDone(ctx, conn)
 	var buf []byte
 	conn.SetReadDeadline(time.Now().Add(connectTimeout))
 	for {
 		if buf, err = readWS(conn, buf[:0]); err != nil {
-			return fmt.Errorf("websocket: waiting for subscribed: %w", err)
+			closeConn()
+			return nil, fmt.Errorf("websocket: waiting for subscribed: %w", err)
 		}
 		if bytes.Contains(buf, []byte(`"type":"subscribed"`)) {
 			break
 		}
 		if bytes.Contains(buf, []byte(`"type":"error"`)) || bytes.Contains(buf, []byte(`"type":"disconnect"`)) {
-			return fmt.Errorf("websocket: edge answered %s", clip(buf))
+			closeConn()
+			return nil, fmt.Errorf("websocket: edge answered %s", clip(buf))
 		}
 	}
 	conn.SetReadDeadline(time.Time{})
-	ready()
-	for {
-		if buf, err = readWS(conn, buf[:0]); err != nil {
-			return fmt.Errorf("websocket: %w", err)
+	return func() error {
+		defer closeConn()
+		buf := buf[:0]
+		for {
+			if buf, err = readWS(conn, buf[:0]); err != nil {
+				return fmt.Errorf("websocket: %w", err)
+			}
+			now := time.Now().UnixNano()
+			if scanMessages(buf, func(p []byte) { s.receive(p, now) }) == 0 &&
+				bytes.Contains(buf, []byte(`"type":"disconnect"`)) {
+				return fmt.Errorf("websocket: edge disconnected: %s", clip(buf))
+			}
+			if cap(buf) > maxKeptBuffer {
+				buf = nil
+			}
 		}
-		now := time.Now().UnixNano()
-		if scanMessages(buf, func(p []byte) { s.receive(p, now) }) == 0 &&
-			bytes.Contains(buf, []byte(`"type":"disconnect"`)) {
-			return fmt.Errorf("websocket: edge disconnected: %s", clip(buf))
-		}
-		if cap(buf) > maxKeptBuffer {
-			buf = nil
-		}
-	}
+	}, nil
 }
 
 // readWS appends the next text frame of c to buf.

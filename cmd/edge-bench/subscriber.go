@@ -2,11 +2,12 @@ package main
 
 import (
 	"context"
+	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -21,14 +22,12 @@ type clientEnv struct {
 	base    *url.URL
 	dialers []*net.Dialer
 	ws      []*websocket.Dialer
-	poll    []*http.Client
-	size    int // frame size of baseline clients
+	size    int // payload bytes: the frame size of baseline clients
 }
 
 // newClientEnv prepares the dialers of c's subscribers.
 func newClientEnv(c config) *clientEnv {
 	e := &clientEnv{base: c.URL, size: c.Size}
-	perSource := c.Subs/len(c.Sources) + 1
 	for _, ip := range c.Sources {
 		d := &net.Dialer{
 			LocalAddr: &net.TCPAddr{IP: ip},
@@ -43,21 +42,8 @@ func newClientEnv(c config) *clientEnv {
 			ReadBufferSize:   4096,
 			WriteBufferSize:  512,
 		})
-		e.poll = append(e.poll, &http.Client{Transport: &http.Transport{
-			DialContext:         d.DialContext,
-			MaxIdleConnsPerHost: perSource,
-			IdleConnTimeout:     time.Minute,
-			DisableCompression:  true,
-		}})
 	}
 	return e
-}
-
-// close closes the idle connections of the long-poll clients.
-func (e *clientEnv) close() {
-	for _, c := range e.poll {
-		c.CloseIdleConnections()
-	}
 }
 
 // subscribeURL returns the subscribe URL of channel with extra query
@@ -93,32 +79,41 @@ type subscriber struct {
 // channelName returns the name of channel i of a run.
 func channelName(i int) string { return "bench-" + strconv.Itoa(i) }
 
-// run connects and calls ready once: when the edge has joined the
-// subscriber to its channel, or when that failed (connectErr says why).
-// Then it receives until ctx is done or the connection ends.
-func (s *subscriber) run(ctx context.Context, ready func()) {
-	isReady := false
-	markReady := func() {
-		isReady = true
-		ready()
-	}
+// connect connects the subscriber and returns once the edge has joined it
+// to its channel, with the loop that then receives until ctx is done or
+// the connection ends (it closes the connection). When connecting fails it
+// sets connectErr and returns nil.
+func (s *subscriber) connect(ctx context.Context) (receive func()) {
+	var recv func() error
 	var err error
 	switch s.transport {
 	case transportWS:
-		err = s.runWS(ctx, markReady)
+		recv, err = s.connectWS(ctx)
 	case transportSSE:
-		err = s.runSSE(ctx, markReady)
+		recv, err = s.connectSSE(ctx)
 	case transportPoll:
-		err = s.runPoll(ctx, markReady)
+		recv, err = s.connectPoll(ctx)
 	default:
-		err = s.runTCP(ctx, markReady)
+		recv, err = s.connectTCP(ctx)
 	}
-	switch {
-	case !isReady:
+	if err != nil {
 		s.connectErr = err
-		ready()
-	case ctx.Err() == nil:
-		s.ended = err
+		return nil
+	}
+	return func() {
+		if err := recv(); ctx.Err() == nil {
+			s.ended = err
+		}
+	}
+}
+
+// closeOnDone closes c when ctx ends. The function it returns closes c at
+// once and stops watching ctx.
+func closeOnDone(ctx context.Context, c io.Closer) (closeNow func()) {
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	return func() {
+		stop()
+		c.Close()
 	}
 }
 
@@ -135,21 +130,31 @@ func (s *subscriber) receive(p []byte, now int64) {
 	}
 }
 
-// ramp runs start(i, done) for every i in [0, n), each in a goroutine
-// that wg owns, batch at a time: a batch starts once every start of the
-// previous one called done. It returns how many it started, fewer than n
-// when ctx ended first.
-func ramp(ctx context.Context, n, batch int, wg *sync.WaitGroup, start func(i int, done func())) int {
-	started := 0
-	for started < n && ctx.Err() == nil {
-		size := min(batch, n-started)
-		var pending sync.WaitGroup
-		pending.Add(size)
-		for i := started; i < started+size; i++ {
-			wg.Go(func() { start(i, pending.Done) })
-		}
-		pending.Wait()
-		started += size
+// ramp connects subscribers 0 … n-1 from window connector goroutines,
+// each taking the next subscriber as soon as its last one is ready (or
+// failed), so a slow connection holds up one slot rather than a whole
+// batch. connect(i) connects subscriber i and returns its receive loop, or
+// nil; ramp runs each loop in a goroutine that wg owns. Dialing and
+// handshakes, which need deep stacks, thus run on a few goroutines whose
+// stacks have grown, not on a new small one per subscriber. ramp returns,
+// once every connect it started returned, how many it started: fewer than
+// n when ctx ended first.
+func ramp(ctx context.Context, n, window int, wg *sync.WaitGroup, connect func(i int) (receive func())) int {
+	var next atomic.Int64
+	var connectors sync.WaitGroup
+	for range min(window, n) {
+		connectors.Go(func() {
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if receive := connect(i); receive != nil {
+					wg.Go(receive)
+				}
+			}
+		})
 	}
-	return started
+	connectors.Wait()
+	return min(int(next.Load()), n)
 }
