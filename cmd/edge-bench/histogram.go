@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"math"
 	"math/bits"
 	"sync/atomic"
@@ -99,4 +101,49 @@ func (h *histogram) Quantile(q float64) int64 {
 		}
 	}
 	return h.Max()
+}
+
+// histogramJSON is a histogram on the wire between a worker process and
+// its parent: the non-empty buckets as [index, count] pairs and the exact
+// maximum, so that merged quantiles are those of one histogram of every
+// value.
+type histogramJSON struct {
+	Buckets [][2]uint64 `json:"buckets"`
+	Max     int64       `json:"max"`
+}
+
+// MarshalJSON encodes h as a histogramJSON.
+func (h *histogram) MarshalJSON() ([]byte, error) {
+	w := histogramJSON{Buckets: [][2]uint64{}, Max: h.Max()}
+	for i := range h.counts {
+		if c := h.counts[i].Load(); c > 0 {
+			w.Buckets = append(w.Buckets, [2]uint64{uint64(i), c})
+		}
+	}
+	return json.Marshal(w)
+}
+
+// UnmarshalJSON adds the counts of a histogramJSON to h, refusing bucket
+// indexes out of range and a negative maximum.
+func (h *histogram) UnmarshalJSON(b []byte) error {
+	var w histogramJSON
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	if w.Max < 0 {
+		return fmt.Errorf("histogram: negative max %d", w.Max)
+	}
+	for _, bc := range w.Buckets {
+		if bc[0] >= nBuckets {
+			return fmt.Errorf("histogram: bucket %d out of range", bc[0])
+		}
+	}
+	var o histogram
+	for _, bc := range w.Buckets {
+		o.counts[bc[0]].Add(bc[1])
+		o.total.Add(bc[1])
+	}
+	o.max.Store(w.Max)
+	h.Merge(&o)
+	return nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"math"
 	"testing"
 )
@@ -79,5 +80,51 @@ func TestHistogramMergeAndMax(t *testing.T) {
 	}
 	if got := m.Quantile(0.3); got != 10 {
 		t.Errorf("p30 = %d, want 10", got)
+	}
+}
+
+func TestHistogramJSONMergesExactly(t *testing.T) {
+	// Two halves of the uniform values, sent over JSON and merged, give
+	// the quantiles of one histogram of all of them.
+	var whole, a, b histogram
+	uniform(func(v int64) {
+		whole.Record(v)
+		if v%2 == 0 {
+			a.Record(v)
+		} else {
+			b.Record(v)
+		}
+	})
+	var merged histogram
+	for _, h := range []*histogram{&a, &b} {
+		line, err := json.Marshal(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(line, &merged); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []float64{0.01, 0.5, 0.99, 0.999, 1} {
+		if got, want := merged.Quantile(q), whole.Quantile(q); got != want {
+			t.Errorf("Quantile(%g) = %d after the merge, %d in one histogram", q, got, want)
+		}
+	}
+	if merged.Count() != whole.Count() || merged.Max() != whole.Max() {
+		t.Errorf("merged count %d max %d, want %d and %d", merged.Count(), merged.Max(), whole.Count(), whole.Max())
+	}
+}
+
+func TestHistogramJSONRefusesBadInput(t *testing.T) {
+	for _, in := range []string{
+		`{"buckets":[[3712,1]],"max":5}`,
+		`{"buckets":[[1,1]],"max":-1}`,
+		`{"buckets":[[1]],"max":"x"}`,
+		`[1,2]`,
+	} {
+		var h histogram
+		if err := json.Unmarshal([]byte(in), &h); err == nil {
+			t.Errorf("Unmarshal(%s) = nil error", in)
+		}
 	}
 }
