@@ -61,7 +61,14 @@ func (w *fanWriter) run() {
 // c.Subs clients, one server writer goroutine per CPU, c.Rate messages/s
 // of c.Size bytes for c.Duration.
 func runBaseline(ctx context.Context, c config, progress io.Writer) (*report, error) {
-	if err := raiseFileLimit(2 * c.Subs); err != nil {
+	limit, err := raiseFileLimit()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkFiles(2*c.Subs, limit, "use fewer --subs; baseline runs in one process"); err != nil {
+		return nil, err
+	}
+	if err := checkSourcePorts(c.Subs, c.Sources, clientPorts()); err != nil {
 		return nil, err
 	}
 	rep := &report{

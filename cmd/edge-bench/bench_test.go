@@ -162,7 +162,7 @@ func TestMainRunExitCodes(t *testing.T) {
 		{[]string{"baseline", "--subs", "3", "--rate", "100", "--duration", "100ms", "--json"}, 0},
 	} {
 		var out strings.Builder
-		if got := mainRun(ctx, tt.args, &out, io.Discard); got != tt.code {
+		if got := mainRun(ctx, tt.args, strings.NewReader(""), &out, io.Discard); got != tt.code {
 			t.Errorf("mainRun(%q) = %d, want %d", tt.args, got, tt.code)
 		}
 	}

@@ -18,6 +18,7 @@ const (
 	maxDrain    = time.Minute
 	maxRate     = 1_000_000
 	maxSize     = 1 << 20
+	maxWorkers  = 64
 )
 
 // Transports a run can use.
@@ -46,17 +47,29 @@ type config struct {
 	PID        int           // the edge's pid, 0 for none (run only)
 	Sources    []net.IP      // local addresses for client sockets, round-robin
 	JSON       bool          // one JSON line instead of the table
+
+	// Workers is how many processes run the subscribers (run only): with
+	// 1 this one, with more that many worker processes while this one
+	// publishes. WorkerIndex is which of them a worker process is (worker
+	// only).
+	Workers     int
+	WorkerIndex int
 }
 
 // total returns how many messages the run publishes.
 func (c config) total() int64 { return int64(c.Rate * c.Duration.Seconds()) }
 
 // flagSet returns the flags of a subcommand bound to c and to the raw
-// strings that validate parses.
+// strings that validate parses. The hidden subcommand "worker", which a
+// run starts in its worker processes, takes run's flags and
+// --worker-index.
 func flagSet(name string, c *config, rawURL, sources *string, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("edge-bench "+name, flag.ContinueOnError)
 	fs.SetOutput(out)
-	if name == "run" {
+	if name == "worker" {
+		fs.IntVar(&c.WorkerIndex, "worker-index", 0, "which of the --workers processes this is")
+	}
+	if name == "run" || name == "worker" {
 		fs.StringVar(rawURL, "url", "http://127.0.0.1:8080", "the edge to load (loopback only)")
 		fs.StringVar(&c.Transport, "transport", transportWS, "subscriber transport: ws, sse, poll or mix (round-robin)")
 		fs.IntVar(&c.Channels, "channels", 1, "channels bench-0 … bench-(C-1); subscribers are spread round-robin")
@@ -64,6 +77,7 @@ func flagSet(name string, c *config, rawURL, sources *string, out io.Writer) *fl
 		fs.StringVar(&c.Redis, "redis", "redis://127.0.0.1:6379", "Redis URL for --publish redis (loopback only)")
 		fs.IntVar(&c.Publishers, "publishers", 16, "publishing goroutines (HTTP keep-alive connections)")
 		fs.IntVar(&c.PID, "pid", 0, "the edge's process id: report its RSS per connection and CPU per million deliveries")
+		fs.IntVar(&c.Workers, "workers", 1, fmt.Sprintf("processes that run the subscribers (at most %d); with more than 1 this one only publishes", maxWorkers))
 	}
 	fs.IntVar(&c.Subs, "subs", 100, fmt.Sprintf("subscribers (at most %d)", maxSubs))
 	fs.Float64Var(&c.Rate, "rate", 100, "messages published per second, over all channels")
@@ -76,7 +90,8 @@ func flagSet(name string, c *config, rawURL, sources *string, out io.Writer) *fl
 	return fs
 }
 
-// parseConfig parses the flags of subcommand name ("run" or "baseline").
+// parseConfig parses the flags of subcommand name ("run", "baseline" or
+// "worker").
 // It returns flag.ErrHelp for -h, after printing the usage to out.
 func parseConfig(name string, args []string, out io.Writer) (config, error) {
 	var c config
@@ -101,6 +116,8 @@ var summaries = map[string]string{
 --rate messages/s of --size bytes for --duration, and reports delivered/s,
 publish→deliver latency, lost and duplicated messages, the connection ramp
 and, with --pid, the edge's RSS per connection and CPU per million deliveries.`,
+	"worker": `A worker process of "edge-bench run --workers K", which starts it; it
+talks JSON lines to its parent over stdin and stdout. Not for direct use.`,
 	"baseline": `Runs a plain TCP fan-out in this process: a server writes each message to
 --subs loopback connections with one write per delivery. Reports the same
 figures as run, the ceiling edge results can be read against.`,
@@ -111,7 +128,7 @@ figures as run, the ceiling edge results can be read against.`,
 func (c *config) finish(name, rawURL, sources string) error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if name == "run" {
+	if name == "run" || name == "worker" {
 		u, err := url.Parse(rawURL)
 		switch {
 		case err != nil:
@@ -149,6 +166,14 @@ func (c *config) finish(name, rawURL, sources string) error {
 		}
 		if c.PID < 0 {
 			bad("--pid %d: give the edge's process id", c.PID)
+		}
+		if c.Workers < 1 || c.Workers > maxWorkers {
+			bad("--workers %d: give 1 to %d", c.Workers, maxWorkers)
+		} else if c.Workers > c.Subs {
+			bad("--workers %d: more processes than --subs %d", c.Workers, c.Subs)
+		}
+		if c.WorkerIndex < 0 || c.WorkerIndex >= c.Workers {
+			bad("--worker-index %d: give 0 to --workers-1", c.WorkerIndex)
 		}
 	}
 	if c.Subs < 1 || c.Subs > maxSubs {

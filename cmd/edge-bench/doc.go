@@ -18,7 +18,7 @@
 //	    --subs N --channels C --rate R --size BYTES --duration D \
 //	    [--ramp-batch 500] [--publish http|redis --redis redis://127.0.0.1:6379] \
 //	    [--publishers 16] [--drain 5s] [--pid PID] \
-//	    [--sources 127.0.0.2,127.0.0.3,...] [--json]
+//	    [--sources 127.0.0.2,127.0.0.3,...] [--workers K] [--json]
 //
 // run opens N subscribers (--subs) spread round-robin over C channels named
 // bench-0 … bench-(C-1), at most --ramp-batch connecting at a time (the next
@@ -29,8 +29,28 @@
 // next polls send as since=). With --transport mix, subscriber i uses ws,
 // sse and poll in turn. Each subscriber's socket is bound to one of the
 // --sources loopback addresses in turn (default 127.0.0.1): one source
-// address gives about 28,000 client ports, so more subscribers need more
-// sources.
+// address gives about 28,000 client ports (net.ipv4.ip_local_port_range),
+// so more subscribers need more sources. The clients are small on purpose,
+// so that the ramp measures the edge rather than the tool: SSE and
+// long-poll are hand-written HTTP/1.1 clients on one connection each (a
+// long-poll subscriber redials when the edge closes its connection),
+// WebSocket is gorilla's; dialing and handshakes run on --ramp-batch
+// connector goroutines, and each ready subscriber receives on a goroutine
+// of its own.
+//
+// With --workers K (default 1) the subscribers run in K worker processes
+// instead: edge-bench starts itself K times (a hidden "worker" subcommand),
+// gives worker w the subscribers i with i mod K = w, every K-th --sources
+// address from the w-th (or the (w mod S)-th of S < K addresses) and
+// --ramp-batch/K, and publishes from this process once every worker has
+// reported its subscribers ready. Subscriber i has the same channel and
+// transport either way. Each worker reports its figures, the latency
+// histogram's buckets included, as one JSON line on its stdout; the report
+// merges them, so percentiles are exact over all workers. Workers die with
+// edge-bench (SIGKILL when it ends, on Linux) and stop when their stdin
+// closes early; when one fails or overruns, edge-bench kills the others and
+// says which failed, with its exit status and the end of its stderr. The
+// ramp then runs from the first worker's start to the last worker's end.
 //
 // Then it publishes R messages/s (--rate) for --duration, round-robin over
 // the channels, from --publishers goroutines: over HTTP keep-alive
@@ -54,6 +74,7 @@
 //   - latency p50/p99/p99.9/max of every first delivery, from a log-linear
 //     histogram (relative error under 1.6%, fixed memory);
 //   - ramp: ready subscribers per second while connecting;
+//   - workers: the processes that ran the subscribers (run);
 //   - with --pid: the edge's RSS before and after the ramp (VmRSS of
 //     /proc/PID/status) and their difference per connection, and the CPU
 //     seconds (utime+stime of /proc/PID/stat) the edge spent from the first
@@ -89,10 +110,12 @@
 // Every run is bounded: --duration at most 10m, --subs at most 100,000,
 // --drain at most 1m. The tool only targets loopback: --url, --redis and
 // --sources must name 127.0.0.0/8, ::1 or localhost. Before connecting it
-// raises its open-file soft limit to the hard limit and refuses to start
-// when the subscribers (twice as many sockets for baseline) would not fit;
-// this machine allows 20,000 open files per process. Running the
-// subscribers in several worker processes is not implemented yet: start
-// several edge-bench processes with fewer subscribers each (and different
-// --sources) and add their figures.
+// raises its open-file soft limit to the hard limit (which workers inherit)
+// and refuses to start, saying what to change, when a process's sockets
+// would not fit — the subscribers plus --publishers in one process, N/K
+// subscribers per worker, twice as many sockets for baseline; this machine
+// allows 20,000 open files per process, so run --subs 50000 needs
+// --workers 3 — or when the subscribers per --sources address would
+// outnumber its client ports. The edge needs an open file per subscriber
+// too: on this machine one edge process holds fewer than 20,000.
 package main

@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"net"
+	"os"
+	"strconv"
 	"syscall"
 )
 
@@ -9,13 +13,16 @@ import (
 // targets of issue 4 are measured on.
 const machineFileLimit = 20_000
 
+// spareFiles is how many descriptors a process keeps aside beyond its
+// sockets: the runtime's, standard streams, pipes to workers.
+const spareFiles = 100
+
 // raiseFileLimit raises this process's open-file soft limit to its hard
-// limit and checks that need descriptors fit, with 100 to spare. The error
-// says what to do instead.
-func raiseFileLimit(need int) error {
+// limit, which worker processes inherit, and returns it.
+func raiseFileLimit() (int, error) {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return fmt.Errorf("read the open-file limit: %w", err)
+		return 0, fmt.Errorf("read the open-file limit: %w", err)
 	}
 	if lim.Cur < lim.Max {
 		raised := lim
@@ -24,8 +31,66 @@ func raiseFileLimit(need int) error {
 			lim = raised
 		}
 	}
-	if uint64(need)+100 > lim.Cur {
-		return fmt.Errorf("this run needs about %d open files but this process may open %d (RLIMIT_NOFILE; this machine allows %d files per process): use fewer subscribers per process, e.g. several edge-bench processes with fewer --subs each", need+100, lim.Cur, machineFileLimit)
-	}
-	return nil
+	return int(min(lim.Cur, 1<<30)), nil
 }
+
+// checkFiles refuses a process that needs need sockets under an
+// open-file limit of limit; hint says what to do instead.
+func checkFiles(need, limit int, hint string) error {
+	if need+spareFiles <= limit {
+		return nil
+	}
+	return fmt.Errorf("this run needs about %d open files but a process may open %d (RLIMIT_NOFILE; this machine allows %d files per process): %s",
+		need+spareFiles, limit, machineFileLimit, hint)
+}
+
+// checkRunFiles checks that the processes of run c fit an open-file limit
+// of limit: each holds its share of the subscribers, and the publishing
+// process its publishers. The error names the --workers that would fit.
+func checkRunFiles(c config, limit int) error {
+	fits := max(limit-spareFiles, 1)
+	suggest := max(ceilDiv(c.Subs, fits), 2)
+	if c.Workers == 1 {
+		return checkFiles(c.Subs+c.Publishers, limit,
+			fmt.Sprintf("add --workers %d to run the subscribers in %d processes", suggest, suggest))
+	}
+	if err := checkFiles(ceilDiv(c.Subs, c.Workers), limit,
+		fmt.Sprintf("raise --workers to %d", max(suggest, c.Workers+1))); err != nil {
+		return err
+	}
+	return checkFiles(c.Publishers+3*c.Workers, limit, "use fewer --publishers or --workers")
+}
+
+// checkSourcePorts refuses more subscribers on one source address than
+// it has client ports (ports, 0 for unknown): n subscribers are spread
+// evenly over sources.
+func checkSourcePorts(n int, sources []net.IP, ports int) error {
+	per := ceilDiv(n, len(sources))
+	if ports == 0 || per <= ports {
+		return nil
+	}
+	return fmt.Errorf("--subs %d over %d source address(es) is %d connections per address, more than its %d client ports (net.ipv4.ip_local_port_range): give %d or more loopback addresses with --sources, e.g. 127.0.0.2,127.0.0.3,…",
+		n, len(sources), per, ports, ceilDiv(n, ports))
+}
+
+// clientPorts returns how many client ports one source address has: the
+// size of net.ipv4.ip_local_port_range, or 0 when it cannot be read.
+func clientPorts() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	f := bytes.Fields(b)
+	if len(f) != 2 {
+		return 0
+	}
+	lo, err1 := strconv.Atoi(string(f[0]))
+	hi, err2 := strconv.Atoi(string(f[1]))
+	if err1 != nil || err2 != nil || hi < lo {
+		return 0
+	}
+	return hi - lo + 1
+}
+
+// ceilDiv returns a/b rounded up, for positive b.
+func ceilDiv(a, b int) int { return (a + b - 1) / b }

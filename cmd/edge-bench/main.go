@@ -13,7 +13,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := mainRun(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := mainRun(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
@@ -28,8 +28,10 @@ Run "edge-bench run -h" or "edge-bench baseline -h" for the flags.
 
 // mainRun runs the subcommand in args and returns the exit code: 0 when
 // every expected message arrived exactly once, 1 when some were lost or
-// duplicated or the run failed, 2 for bad usage.
-func mainRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// duplicated or the run failed, 2 for bad usage. The hidden subcommand
+// "worker" is a worker process of a run with --workers: it talks to its
+// parent over stdin and stdout and exits 0 when it reported.
+func mainRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -40,6 +42,7 @@ func mainRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		bench = runBench
 	case "baseline":
 		bench = runBaseline
+	case "worker": // started by run --workers; see runWorker
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -54,6 +57,13 @@ func mainRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "edge-bench %s: %v\n", args[0], err)
 		return 2
+	}
+	if args[0] == "worker" {
+		if err := runWorker(ctx, c, stdin, stdout); err != nil {
+			fmt.Fprintf(stderr, "edge-bench worker %d: %v\n", c.WorkerIndex, err)
+			return 1
+		}
+		return 0
 	}
 	rep, err := bench(ctx, c, stderr)
 	if err != nil {

@@ -15,6 +15,7 @@ type report struct {
 	Transport     string  `json:"transport"` // ws, sse, poll or mix; tcp for baseline
 	Publish       string  `json:"publish"`   // http or redis; tcp for baseline
 	Subscribers   int     `json:"subscribers"`
+	Workers       int     `json:"workers"` // processes that ran the subscribers (run only)
 	Connected     int     `json:"connected"`
 	ConnectErrors int     `json:"connect_errors"`
 	EndedEarly    int     `json:"ended_early"` // connections that ended before the run stopped them
@@ -100,6 +101,9 @@ func (r *report) write(w io.Writer, asJSON bool) error {
 	}
 	row("mode", "%s (transport %s, publish %s)", r.Mode, r.Transport, r.Publish)
 	row("subscribers", "%d requested, %d connected, %d connect errors, %d ended early", r.Subscribers, r.Connected, r.ConnectErrors, r.EndedEarly)
+	if r.Workers > 1 {
+		row("workers", "%d processes", r.Workers)
+	}
 	row("channels", "%d", r.Channels)
 	row("load", "%g msg/s × %d bytes for %gs", r.Rate, r.Size, r.DurationS)
 	row("ramp", "%.0f conn/s (%.2fs)", r.ConnsPerS, r.RampS)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,18 +19,26 @@ func transportOf(c config, i int) string {
 }
 
 // runBench loads the edge at c.URL as the doc of this command says, writes
-// progress lines to progress, and returns the figures.
+// progress lines to progress, and returns the figures. With c.Workers > 1
+// the subscribers run in worker processes (see worker.go) and this process
+// publishes.
 func runBench(ctx context.Context, c config, progress io.Writer) (*report, error) {
-	if err := raiseFileLimit(c.Subs + c.Publishers); err != nil {
+	limit, err := raiseFileLimit()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkRunFiles(c, limit); err != nil {
+		return nil, err
+	}
+	if err := checkSourcePorts(c.Subs, c.Sources, clientPorts()); err != nil {
 		return nil, err
 	}
 	rep := &report{
-		Mode: "run", Transport: c.Transport, Publish: c.Publish, Subscribers: c.Subs,
+		Mode: "run", Transport: c.Transport, Publish: c.Publish, Subscribers: c.Subs, Workers: c.Workers,
 		Channels: c.Channels, Rate: c.Rate, Size: c.Size, DurationS: c.Duration.Seconds(), PID: c.PID,
 	}
 	var rssBefore int64
 	if c.PID > 0 {
-		var err error
 		if rssBefore, err = readRSS(c.PID); err != nil {
 			return nil, fmt.Errorf("--pid %d: %w", c.PID, err)
 		}
@@ -40,44 +49,58 @@ func runBench(ctx context.Context, c config, progress io.Writer) (*report, error
 		return nil, err
 	}
 	defer pub.close()
-	env := newClientEnv(c)
 
 	// Ramp.
-	rec := new(recorder)
-	subs := make([]*subscriber, c.Subs)
-	for i := range subs {
-		subs[i] = &subscriber{id: i, transport: transportOf(c, i), channel: i % c.Channels, env: env, shard: rec.shard(i)}
+	var shares []share
+	if c.Workers == 1 {
+		shares = []share{newFleet(ctx, c, 0, 1)}
+	} else {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("find this program to start --workers: %w", err)
+		}
+		if shares, err = startWorkers(ctx, c, exe); err != nil {
+			return nil, err
+		}
 	}
-	subsCtx, stopSubs := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer stopSubs()
-	rampStart := time.Now()
-	started := ramp(subsCtx, len(subs), c.RampBatch, &wg, func(i int) func() { return subs[i].connect(subsCtx) })
-	rampTime := time.Since(rampStart)
-	for _, s := range subs[started:] {
-		s.connectErr = context.Cause(subsCtx)
+	defer func() {
+		for _, s := range shares {
+			s.close()
+		}
+	}()
+	ramps := make([]rampFigures, len(shares))
+	if err := eachShare(shares, func(i int, s share) (err error) {
+		ramps[i], err = s.ramp()
+		return err
+	}); err != nil {
+		return nil, err
 	}
 	readyPerChannel := make([]int64, c.Channels)
-	var firstConnectErr error
-	for _, s := range subs {
-		if s.connectErr != nil {
-			rep.ConnectErrors++
-			firstConnectErr = orFirst(firstConnectErr, s.connectErr)
-			continue
+	var firstConnectErr string
+	rampStart, rampEnd := ramps[0].StartNS, ramps[0].EndNS
+	for _, r := range ramps {
+		rep.Connected += r.Connected
+		rep.ConnectErrors += r.ConnectErrors
+		firstConnectErr = orFirst(firstConnectErr, r.FirstConnectError)
+		for ch, n := range r.ReadyPerChannel {
+			readyPerChannel[ch] += n
 		}
-		rep.Connected++
-		readyPerChannel[s.channel]++
+		rampStart, rampEnd = min(rampStart, r.StartNS), max(rampEnd, r.EndNS)
 	}
-	rep.FirstConnectError = errText(firstConnectErr)
+	rampTime := time.Duration(rampEnd - rampStart)
+	rep.FirstConnectError = firstConnectErr
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	if rep.Connected == 0 {
-		return nil, fmt.Errorf("no subscriber connected to %s: %w", c.URL, firstConnectErr)
+		return nil, fmt.Errorf("no subscriber connected to %s: %s", c.URL, firstConnectErr)
 	}
-	fmt.Fprintf(progress, "edge-bench: %d of %d subscribers ready in %.2fs (%.0f/s); publishing %g msg/s for %s\n",
-		rep.Connected, c.Subs, rampTime.Seconds(), perSecond(int64(rep.Connected), rampTime), c.Rate, c.Duration)
+	in := ""
+	if c.Workers > 1 {
+		in = fmt.Sprintf(" in %d worker processes", c.Workers)
+	}
+	fmt.Fprintf(progress, "edge-bench: %d of %d subscribers ready%s in %.2fs (%.0f/s); publishing %g msg/s for %s\n",
+		rep.Connected, c.Subs, in, rampTime.Seconds(), perSecond(int64(rep.Connected), rampTime), c.Rate, c.Duration)
 	var cpuBefore time.Duration
 	if c.PID > 0 {
 		rssAfter, err := readRSS(c.PID)
@@ -96,14 +119,17 @@ func runBench(ctx context.Context, c config, progress io.Writer) (*report, error
 	pubStart := time.Now()
 	publishAll(ctx, c, pub, counts)
 	pubTime := time.Since(pubStart)
+	published := make([]int64, c.Channels)
 	for ch := range counts.perChannel {
-		n := counts.perChannel[ch].Load()
-		rep.Published += n
-		rep.Expected += n * readyPerChannel[ch]
+		published[ch] = counts.perChannel[ch].Load()
+		rep.Published += published[ch]
+		rep.Expected += published[ch] * readyPerChannel[ch]
 	}
 	rep.PublishErrors = counts.errors.Load()
 	rep.FirstPublishError = errText(counts.firstErr.get())
-	rec.waitDelivered(ctx.Done(), rep.Expected, c.Drain)
+	if err := eachShare(shares, func(_ int, s share) error { return s.drain(published) }); err != nil {
+		return nil, err
+	}
 	if c.PID > 0 {
 		cpuAfter, err := readCPU(c.PID)
 		if err != nil {
@@ -112,30 +138,36 @@ func runBench(ctx context.Context, c config, progress io.Writer) (*report, error
 		cpu := (cpuAfter - cpuBefore).Seconds()
 		rep.CPUS = &cpu
 	}
-	stopSubs()
-	wg.Wait()
+	tallies := make([]tallyFigures, len(shares))
+	if err := eachShare(shares, func(i int, s share) (err error) {
+		tallies[i], err = s.finish()
+		return err
+	}); err != nil {
+		return nil, err
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 
 	// Tally.
-	var firstEndErr error
-	for _, s := range subs {
-		if s.connectErr != nil {
-			continue
-		}
-		rep.Delivered += s.track.unique
-		rep.Duplicated += s.track.dups
-		rep.Lost += s.track.lost(counts.perChannel[s.channel].Load())
-		rep.Unparsed += s.unparsed
-		if s.ended != nil {
-			rep.EndedEarly++
-			firstEndErr = orFirst(firstEndErr, s.ended)
-		}
+	latency := new(histogram)
+	var lastDelivery int64
+	for _, t := range tallies {
+		rep.Delivered += t.Delivered
+		rep.Duplicated += t.Duplicated
+		rep.Lost += t.Lost
+		rep.Unparsed += t.Unparsed
+		rep.EndedEarly += t.EndedEarly
+		rep.FirstEndError = orFirst(rep.FirstEndError, t.FirstEndError)
+		latency.Merge(t.Latency)
+		lastDelivery = max(lastDelivery, t.LastDeliveryNS)
 	}
-	rep.FirstEndError = errText(firstEndErr)
-	rep.setLatency(rec.latency())
-	rep.setRates(rampTime, pubTime, pubStart, rec.lastDelivery())
+	rep.setLatency(latency)
+	var last time.Time
+	if lastDelivery > 0 {
+		last = time.Unix(0, lastDelivery)
+	}
+	rep.setRates(rampTime, pubTime, pubStart, last)
 	if rep.CPUS != nil && rep.Delivered > 0 {
 		perM := *rep.CPUS / (float64(rep.Delivered) / 1e6)
 		rep.CPUSPerMDeliveries = &perM
@@ -146,10 +178,30 @@ func runBench(ctx context.Context, c config, progress io.Writer) (*report, error
 	return rep, nil
 }
 
-// orFirst returns first, or err when first is nil.
-func orFirst(first, err error) error {
-	if first == nil {
-		return err
+// eachShare calls fn for every share at once and returns the first error.
+// When one fails it closes every share, so that the others return soon.
+func eachShare(shares []share, fn func(i int, s share) error) error {
+	var failed firstError
+	var wg sync.WaitGroup
+	for i, s := range shares {
+		wg.Go(func() {
+			if err := fn(i, s); err != nil {
+				failed.set(err)
+				for _, o := range shares {
+					o.close()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return failed.get()
+}
+
+// orFirst returns first, or next when first is the zero value.
+func orFirst[T comparable](first, next T) T {
+	var zero T
+	if first == zero {
+		return next
 	}
 	return first
 }

@@ -20,3 +20,11 @@ func bindNoPort(_, _ string, c syscall.RawConn) error {
 		syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, ipBindAddressNoPort, 1)
 	})
 }
+
+// workerSysProcAttr has a worker process killed when its parent ends.
+// Linux sends the signal when the thread that started the child exits;
+// the Go runtime keeps its threads unless a goroutine locked to one
+// exits, which edge-bench never does.
+func workerSysProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}
