@@ -65,7 +65,8 @@ type joinBuffer struct {
 }
 
 // Notify returns a channel that has a value when frames were queued,
-// buffered or the session closed. One value may stand for many events.
+// buffered or the session closed, unless SetWake set a wake function. One
+// value may stand for many events.
 func (s *Session) Notify() <-chan struct{} { return s.notify }
 
 // Closed returns why the session closed, or false while it is open.
@@ -104,19 +105,20 @@ func (s *Session) closeLocked(d Disconnect) {
 }
 
 func (s *Session) signal() {
+	if s.wake != nil {
+		s.wake()
+		return
+	}
 	select {
 	case s.notify <- struct{}{}:
 	default:
 	}
-	if s.wake != nil {
-		s.wake()
-	}
 }
 
-// SetWake makes the session call wake whenever Notify would get a value, so
+// SetWake makes the session call wake instead of giving Notify a value, so
 // that a connection needs no goroutine waiting on Notify while it is idle.
 // wake runs with the session's lock held: it must return at once and must
-// not call the session. Nil removes it.
+// not call the session. Nil goes back to Notify.
 func (s *Session) SetWake(wake func()) {
 	s.mu.Lock()
 	s.wake = wake

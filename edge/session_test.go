@@ -1189,3 +1189,35 @@ func TestLostChannelResyncsItsSessions(t *testing.T) {
 		t.Fatal("a session of another channel was closed")
 	}
 }
+
+// With a wake function, the session calls it instead of signalling Notify:
+// for queued frames and for the close.
+func TestSessionWake(t *testing.T) {
+	h, b := newHub(t, edge.Config{})
+	s := newSession(t, h)
+	var wakes atomic.Int32
+	s.SetWake(func() { wakes.Add(1) })
+	joinLive(t, s, "c")
+	before := wakes.Load()
+	publishN(t, b, "c", 3)
+	if got := wakes.Load() - before; got != 3 {
+		t.Errorf("%d wakes for 3 frames, want 3", got)
+	}
+	if got := len(s.Take(nil)); got != 3 {
+		t.Errorf("took %d frames, want 3", got)
+	}
+	select {
+	case <-s.Notify():
+		t.Error("Notify signalled while a wake function is set")
+	default:
+	}
+	s.Close(edge.DisconnectSlow)
+	if got := wakes.Load() - before; got != 4 {
+		t.Errorf("%d wakes after the close, want 4", got)
+	}
+	s.SetWake(nil)
+	s.Close(edge.DisconnectShutdown) // a no-op: the first reason wins
+	if d, _ := s.Closed(); d != edge.DisconnectSlow {
+		t.Errorf("closed with %v, want %v", d, edge.DisconnectSlow)
+	}
+}
