@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"strings"
 )
 
 // ID identifies a message within its channel. It has the form of a Redis
@@ -20,34 +19,68 @@ type ID struct {
 // ParseID parses "<ms>-<seq>" (or "<ms>", meaning "<ms>-0"). It returns
 // ErrBadCursor for anything else.
 func ParseID(s string) (ID, error) {
-	if len(s) == 0 || len(s) > 41 {
-		return ID{}, fmt.Errorf("%w: %q is not an id of the form <ms>-<seq>", ErrBadCursor, clip(s))
+	if id, ok := parseID(s); ok {
+		return id, nil
 	}
-	msPart, seqPart, hasSeq := strings.Cut(s, "-")
-	ms, err := parseDecimal(msPart)
-	if err != nil {
-		return ID{}, fmt.Errorf("%w: %q is not an id of the form <ms>-<seq>", ErrBadCursor, clip(s))
+	return ID{}, badID(s)
+}
+
+// ParseIDBytes is ParseID for an id in a byte slice, such as a reply read
+// into a buffer. It allocates only for its error.
+func ParseIDBytes(b []byte) (ID, error) {
+	if id, ok := parseID(b); ok {
+		return id, nil
+	}
+	return ID{}, badID(string(b))
+}
+
+func badID(s string) error {
+	return fmt.Errorf("%w: %q is not an id of the form <ms>-<seq>", ErrBadCursor, clip(s))
+}
+
+func parseID[T string | []byte](s T) (ID, bool) {
+	if len(s) == 0 || len(s) > 41 {
+		return ID{}, false
+	}
+	msPart, seqPart, hasSeq := s, s[:0], false
+	for i := 0; i < len(s); i++ {
+		if s[i] == '-' {
+			msPart, seqPart, hasSeq = s[:i], s[i+1:], true
+			break
+		}
+	}
+	ms, ok := parseDecimal(msPart)
+	if !ok {
+		return ID{}, false
 	}
 	var seq uint64
 	if hasSeq {
-		if seq, err = parseDecimal(seqPart); err != nil {
-			return ID{}, fmt.Errorf("%w: %q is not an id of the form <ms>-<seq>", ErrBadCursor, clip(s))
+		if seq, ok = parseDecimal(seqPart); !ok {
+			return ID{}, false
 		}
 	}
-	return ID{Ms: ms, Seq: seq}, nil
+	return ID{Ms: ms, Seq: seq}, true
 }
 
-// parseDecimal accepts only ASCII digits (no sign, no spaces).
-func parseDecimal(s string) (uint64, error) {
-	if s == "" || len(s) > 20 {
-		return 0, strconv.ErrSyntax
+// parseDecimal accepts 1 to 20 ASCII digits (no sign, no spaces) whose
+// value fits in 64 bits.
+func parseDecimal[T string | []byte](s T) (uint64, bool) {
+	if len(s) == 0 || len(s) > 20 {
+		return 0, false
 	}
+	var n uint64
 	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return 0, strconv.ErrSyntax
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
 		}
+		d := uint64(c - '0')
+		if n > (math.MaxUint64-d)/10 {
+			return 0, false
+		}
+		n = n*10 + d
 	}
-	return strconv.ParseUint(s, 10, 64)
+	return n, true
 }
 
 // String returns "<ms>-<seq>".

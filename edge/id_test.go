@@ -80,6 +80,27 @@ func TestParseID(t *testing.T) {
 	}
 }
 
+// ParseIDBytes reads exactly what ParseID reads, and allocates nothing for
+// a valid id.
+func TestParseIDBytes(t *testing.T) {
+	for _, in := range []string{"0-0", "1732270000000-3", "123", maxU64 + "-" + maxU64, "", "1-", "1--2", "18446744073709551616-0", strings.Repeat("1", 100)} {
+		t.Run(clip(in), func(t *testing.T) {
+			want, wantErr := ParseID(in)
+			got, err := ParseIDBytes([]byte(in))
+			if got != want || (err == nil) != (wantErr == nil) {
+				t.Fatalf("ParseIDBytes(%q) = %v, %v; ParseID gives %v, %v", clip(in), got, err, want, wantErr)
+			}
+			if err != nil && (!errors.Is(err, ErrBadCursor) || err.Error() != wantErr.Error()) {
+				t.Fatalf("ParseIDBytes(%q) error %q, ParseID's %q", clip(in), err, wantErr)
+			}
+		})
+	}
+	b := []byte("1732270000000-3")
+	if n := testing.AllocsPerRun(100, func() { ParseIDBytes(b) }); n != 0 {
+		t.Fatalf("ParseIDBytes of a valid id: %.1f allocations", n)
+	}
+}
+
 func TestIDString(t *testing.T) {
 	tests := []struct {
 		name string
@@ -218,6 +239,9 @@ func FuzzParseID(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		id, err := ParseID(s)
+		if b, berr := ParseIDBytes([]byte(s)); b != id || (berr == nil) != (err == nil) {
+			t.Fatalf("ParseIDBytes(%q) = %v, %v; ParseID gives %v, %v", s, b, berr, id, err)
+		}
 		want, refOK := refParseID(s)
 		if err != nil {
 			if !errors.Is(err, ErrBadCursor) {
