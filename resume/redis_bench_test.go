@@ -1,0 +1,40 @@
+package resume_test
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+
+	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/resume"
+	"github.com/edgeworks/edge/resume/redistest"
+)
+
+// BenchmarkRedisPublish measures Redis.Publish with 64 concurrent
+// publishers per CPU on one channel, as the load tool drives the HTTP
+// publish endpoint, against a redis-server without persistence (so the
+// disk does not set the pace).
+func BenchmarkRedisPublish(b *testing.B) {
+	srv := redistest.Start(b, "--appendonly", "no")
+	cfg := edge.Config{Redis: srv.URL()}.WithDefaults()
+	r, err := resume.NewRedis(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	b.Cleanup(func() { cancel(); <-done })
+	payload := make([]byte, 100)
+	b.ReportAllocs()
+	b.SetParallelism(64)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := r.Publish(context.Background(), "bench", "", payload); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
