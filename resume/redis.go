@@ -49,6 +49,12 @@ type Redis struct {
 	deliver atomic.Pointer[func(edge.Message)]
 	lost    atomic.Pointer[func(string)]
 
+	// Publishes wait for a pipeline here (see redis_publish.go): in
+	// publishes for a single Redis, in masterPublishes (by address) for
+	// each master of a cluster.
+	publishes       publishQueue
+	masterPublishes sync.Map
+
 	ctx    context.Context // ends the shard loops; canceled by Run
 	cancel context.CancelFunc
 	loops  sync.WaitGroup
@@ -159,27 +165,6 @@ func (r *Redis) Ready(ctx context.Context) error {
 		return unavailable("ping", err)
 	}
 	return nil
-}
-
-// Publish stores and relays a message with one FCALL.
-func (r *Redis) Publish(ctx context.Context, channel, event string, data []byte) (edge.ID, error) {
-	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
-	defer cancel()
-	keys := []string{streamKey(channel)}
-	res, err := r.rdb.FCall(ctx, publishFunction, keys, event, data).Text()
-	if err != nil && strings.Contains(err.Error(), "Function not found") {
-		if err = r.loadFunction(ctx); err == nil {
-			res, err = r.rdb.FCall(ctx, publishFunction, keys, event, data).Text()
-		}
-	}
-	if err != nil {
-		return edge.ID{}, unavailable("publish", err)
-	}
-	id, err := edge.ParseID(res)
-	if err != nil {
-		return edge.ID{}, unavailable("publish", fmt.Errorf("unexpected id %q", res))
-	}
-	return id, nil
 }
 
 // History returns up to limit messages after the cursor, with Gap set when
@@ -576,7 +561,7 @@ func liveMessage(channel, payload string) (edge.Message, error) {
 	if !ok1 || !ok2 {
 		return edge.Message{}, fmt.Errorf("live message of %q is not id\\nevent\\ndata", channel)
 	}
-	id, err := edge.ParseID(string(idText))
+	id, err := edge.ParseIDBytes(idText)
 	if err != nil {
 		return edge.Message{}, err
 	}

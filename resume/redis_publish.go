@@ -1,0 +1,240 @@
+package resume
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/edgeworks/edge/edge"
+)
+
+// Publishing to Redis in pipelines.
+//
+// Every message is one FCALL of the edge's function, which stores and
+// relays it in one atomic step. Publishes that arrive together are sent
+// together: a publish that finds fewer than maxPublishPipelines pipelines
+// in flight sends its own FCALL and every FCALL queued so far as one
+// pipeline (one write and one read for all of them, in the edge and in
+// Redis); a publish that finds them all busy queues its FCALL and waits.
+// When a pipeline is answered, its sender hands the next one to the oldest
+// queued publish, so that each publisher sends at most the one pipeline
+// that holds its own message and no goroutine is started for it. On Redis
+// Cluster every master has its own queue, so that a slow or failed master
+// holds up only the publishes to its own channels.
+//
+// The FCALLs are never retried by the client: a retry after a lost
+// connection could store a message twice (and a pipeline's retry, all of
+// them). A publish succeeds only with the id Redis answered for its own
+// FCALL, so nothing is acknowledged that was not stored.
+const (
+	// maxPublishPipelines bounds the pipelines of publishes in flight:
+	// one can be on the wire while the next fills.
+	maxPublishPipelines = 2
+	// maxPublishBatch and maxPublishBatchBytes bound one pipeline, so
+	// that a burst of large payloads goes out as several writes.
+	maxPublishBatch      = 256
+	maxPublishBatchBytes = 1 << 20
+)
+
+// publishQueue holds the publishes waiting for a pipeline. The zero value
+// is ready.
+type publishQueue struct {
+	mu sync.Mutex
+	// mu guards calls, sending, and the state of every call in calls.
+	calls   []*publishCall
+	sending int // pipelines in flight, each owned by one publisher
+}
+
+// publishCall is one publish on its way to Redis.
+type publishCall struct {
+	cmd   *redis.ZeroCopyStringCmd
+	args  [6]any
+	size  int           // bytes the call adds to a pipeline, roughly
+	state callState     // guarded by publishQueue.mu until wake is signalled
+	wake  chan struct{} // signalled once: the call was answered, or it leads
+	reply [idReplyLen]byte
+}
+
+// idReplyLen holds the longest id, "<20 digits>-<20 digits>", and the
+// reply's CRLF.
+const idReplyLen = 48
+
+type callState uint8
+
+const (
+	callQueued  callState = iota // in publishQueue.calls
+	callSending                  // in a pipeline
+	callLeading                  // handed the next pipeline
+)
+
+func newPublishCall(ctx context.Context, key, event string, data []byte) *publishCall {
+	c := &publishCall{size: len(key) + len(event) + len(data) + 64, wake: make(chan struct{}, 1)}
+	c.args = [...]any{"fcall", publishFunction, 1, key, event, data}
+	c.cmd = redis.NewZeroCopyStringCmd(ctx, c.reply[:], c.args[:]...)
+	c.cmd.SetFirstKeyPos(3)
+	return c
+}
+
+// Publish stores and relays a message with one FCALL, pipelined with the
+// FCALLs of concurrent publishes.
+func (r *Redis) Publish(ctx context.Context, channel, event string, data []byte) (edge.ID, error) {
+	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
+	defer cancel()
+	key := streamKey(channel)
+	q, err := r.publishQueue(ctx, key)
+	if err != nil {
+		return edge.ID{}, unavailable("publish", err)
+	}
+	c := newPublishCall(ctx, key, event, data)
+	q.mu.Lock()
+	if q.sending < maxPublishPipelines {
+		q.sending++
+		c.state = callSending
+		q.mu.Unlock()
+		r.sendPublishes(ctx, q, c)
+	} else {
+		c.state = callQueued
+		q.calls = append(q.calls, c)
+		q.mu.Unlock()
+		if !q.wait(ctx, c) {
+			return edge.ID{}, unavailable("publish", ctx.Err())
+		}
+		if c.state == callLeading {
+			r.sendPublishes(ctx, q, c)
+		}
+	}
+	n, err := c.cmd.Result()
+	if err != nil {
+		return edge.ID{}, unavailable("publish", err)
+	}
+	id, err := edge.ParseIDBytes(c.reply[:n])
+	if err != nil {
+		return edge.ID{}, unavailable("publish", err)
+	}
+	return id, nil
+}
+
+// publishQueue returns the queue of the master that stores key.
+func (r *Redis) publishQueue(ctx context.Context, key string) (*publishQueue, error) {
+	if r.cluster == nil {
+		return &r.publishes, nil
+	}
+	node, err := r.cluster.MasterForKey(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	addr := node.Options().Addr
+	if q, ok := r.masterPublishes.Load(addr); ok {
+		return q.(*publishQueue), nil
+	}
+	q, _ := r.masterPublishes.LoadOrStore(addr, new(publishQueue))
+	return q.(*publishQueue), nil
+}
+
+// wait waits until c was answered or leads, and reports so; it gives up
+// when ctx is done while c is still queued (then c is never sent). Once c
+// is in a pipeline it waits for the answer, which the pipeline's own
+// timeout bounds: the message may be stored, and its data is in use
+// until then.
+func (q *publishQueue) wait(ctx context.Context, c *publishCall) bool {
+	select {
+	case <-c.wake:
+		return true
+	case <-ctx.Done():
+	}
+	q.mu.Lock()
+	if c.state == callQueued {
+		i := slices.Index(q.calls, c)
+		q.calls = slices.Delete(q.calls, i, i+1)
+		q.mu.Unlock()
+		return false
+	}
+	q.mu.Unlock()
+	<-c.wake
+	return true
+}
+
+// sendPublishes sends first and the calls queued in q as one pipeline,
+// wakes their publishers, and hands the next pipeline to the oldest queued
+// call.
+func (r *Redis) sendPublishes(ctx context.Context, q *publishQueue, first *publishCall) {
+	q.mu.Lock()
+	batch := q.takeLocked(first)
+	q.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisTimeout)
+	r.execPublishes(ctx, batch)
+	cancel()
+
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, c := range batch[1:] {
+		c.wake <- struct{}{}
+	}
+	if len(q.calls) == 0 {
+		q.sending--
+		return
+	}
+	next := q.calls[0]
+	q.calls = slices.Delete(q.calls, 0, 1)
+	next.state = callLeading
+	next.wake <- struct{}{}
+}
+
+// takeLocked returns first and as many queued calls as fit in a pipeline,
+// oldest first.
+func (q *publishQueue) takeLocked(first *publishCall) []*publishCall {
+	batch := []*publishCall{first}
+	size, n := first.size, 0
+	for n < len(q.calls) && len(batch) < maxPublishBatch && size < maxPublishBatchBytes {
+		c := q.calls[n]
+		c.state = callSending
+		batch = append(batch, c)
+		size += c.size
+		n++
+	}
+	rest := copy(q.calls, q.calls[n:])
+	clear(q.calls[rest:])
+	q.calls = q.calls[:rest]
+	return batch
+}
+
+// execPublishes runs the FCALLs of batch, loading the function and running
+// them again if Redis lost it (a restart without persistence, a flush, a
+// failover): "Function not found" means nothing was run.
+func (r *Redis) execPublishes(ctx context.Context, batch []*publishCall) {
+	r.pipeline(ctx, batch)
+	var missing []*publishCall
+	for _, c := range batch {
+		if err := c.cmd.Err(); err != nil && strings.Contains(err.Error(), "Function not found") {
+			missing = append(missing, c)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	if err := r.loadFunction(ctx); err != nil {
+		for _, c := range missing {
+			c.cmd.SetErr(err)
+		}
+		return
+	}
+	r.pipeline(ctx, missing)
+}
+
+// pipeline runs the calls' commands, as one pipeline when there are
+// several; every command gets its own result.
+func (r *Redis) pipeline(ctx context.Context, calls []*publishCall) {
+	if len(calls) == 1 {
+		r.rdb.Process(ctx, calls[0].cmd)
+		return
+	}
+	p := r.rdb.Pipeline()
+	for _, c := range calls {
+		p.Process(ctx, c.cmd)
+	}
+	p.Exec(ctx)
+}
