@@ -68,7 +68,7 @@ func runBaseline(ctx context.Context, c config, progress io.Writer) (*report, er
 	if err := checkFiles(2*c.Subs, limit, "use fewer --subs; baseline runs in one process"); err != nil {
 		return nil, err
 	}
-	if err := checkSourcePorts(c.Subs, c.Sources, clientPorts()); err != nil {
+	if err := checkSourcePorts(c, clientPorts()); err != nil {
 		return nil, err
 	}
 	rep := &report{

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"strconv"
 	"syscall"
@@ -61,16 +60,35 @@ func checkRunFiles(c config, limit int) error {
 	return checkFiles(c.Publishers+3*c.Workers, limit, "use fewer --publishers or --workers")
 }
 
-// checkSourcePorts refuses more subscribers on one source address than
-// it has client ports (ports, 0 for unknown): n subscribers are spread
-// evenly over sources.
-func checkSourcePorts(n int, sources []net.IP, ports int) error {
-	per := ceilDiv(n, len(sources))
-	if ports == 0 || per <= ports {
+// checkSourcePorts refuses a run c whose busiest --sources address would
+// carry more subscribers than it has client ports (ports, 0 for unknown).
+func checkSourcePorts(c config, ports int) error {
+	busiest := 0
+	for _, n := range subsPerSource(c) {
+		busiest = max(busiest, n)
+	}
+	if ports == 0 || busiest <= ports {
 		return nil
 	}
-	return fmt.Errorf("--subs %d over %d source address(es) is %d connections per address, more than its %d client ports (net.ipv4.ip_local_port_range): give %d or more loopback addresses with --sources, e.g. 127.0.0.2,127.0.0.3,…",
-		n, len(sources), per, ports, ceilDiv(n, ports))
+	return fmt.Errorf("--subs %d over --sources gives one address %d connections, more than its %d client ports (net.ipv4.ip_local_port_range): give %d or more loopback addresses with --sources, e.g. 127.0.0.2,127.0.0.3,…",
+		c.Subs, busiest, ports, max(ceilDiv(c.Subs, ports), c.Workers))
+}
+
+// subsPerSource returns how many subscribers of run c each --sources
+// address carries, at most: a process spreads its subscribers evenly over
+// its addresses, and with --workers each worker has its own (see
+// workerSources).
+func subsPerSource(c config) map[string]int {
+	load := make(map[string]int)
+	workers := max(c.Workers, 1)
+	for w := range workers {
+		own := workerSources(c.Sources, w, workers)
+		n := ceilDiv(c.Subs-w, workers)
+		for _, ip := range own {
+			load[ip.String()] += ceilDiv(n, len(own))
+		}
+	}
+	return load
 }
 
 // clientPorts returns how many client ports one source address has: the

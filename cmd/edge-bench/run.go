@@ -30,7 +30,7 @@ func runBench(ctx context.Context, c config, progress io.Writer) (*report, error
 	if err := checkRunFiles(c, limit); err != nil {
 		return nil, err
 	}
-	if err := checkSourcePorts(c.Subs, c.Sources, clientPorts()); err != nil {
+	if err := checkSourcePorts(c, clientPorts()); err != nil {
 		return nil, err
 	}
 	rep := &report{

@@ -145,6 +145,7 @@ func TestWorkerSources(t *testing.T) {
 
 func TestRunRefusesWhatDoesNotFit(t *testing.T) {
 	one := []net.IP{net.IPv4(127, 0, 0, 1)}
+	two := append(one, net.IPv4(127, 0, 0, 2))
 	tests := []struct {
 		name string
 		err  error
@@ -154,9 +155,12 @@ func TestRunRefusesWhatDoesNotFit(t *testing.T) {
 		{"needs workers", checkRunFiles(config{Subs: 50_000, Publishers: 16, Workers: 1}, 20_000), "add --workers 3"},
 		{"fits workers", checkRunFiles(config{Subs: 50_000, Publishers: 16, Workers: 3}, 20_000), ""},
 		{"needs more workers", checkRunFiles(config{Subs: 50_000, Publishers: 16, Workers: 2}, 20_000), "raise --workers to 3"},
-		{"ports of one source", checkSourcePorts(30_000, one, 28_232), "give 2 or more loopback addresses with --sources"},
-		{"ports of two sources", checkSourcePorts(30_000, append(one, net.IPv4(127, 0, 0, 2)), 28_232), ""},
-		{"ports unknown", checkSourcePorts(30_000, one, 0), ""},
+		{"ports of one source", checkSourcePorts(config{Subs: 30_000, Sources: one}, 28_232), "give 2 or more loopback addresses"},
+		{"ports of two sources", checkSourcePorts(config{Subs: 30_000, Sources: two}, 28_232), ""},
+		{"ports unknown", checkSourcePorts(config{Subs: 30_000, Sources: one}, 0), ""},
+		{"workers on their own sources", checkSourcePorts(config{Subs: 50_000, Sources: two, Workers: 2}, 28_232), ""},
+		// Workers 0 and 2 share the first address: 2/3 of the subscribers.
+		{"workers sharing a source", checkSourcePorts(config{Subs: 50_000, Sources: two, Workers: 3}, 28_232), "one address 33333 connections"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
