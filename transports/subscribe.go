@@ -33,7 +33,7 @@ type subscribeRequest struct {
 // WebSocket upgrade gets WebSocket, "Accept: text/event-stream" gets SSE and
 // anything else long-polling.
 func negotiate(r *http.Request) (transport, error) {
-	switch t := transport(r.URL.Query().Get("transport")); t {
+	switch t := transport(queryValue(r.URL.RawQuery, "transport")); t {
 	case transportWS:
 		if !websocket.IsWebSocketUpgrade(r) {
 			return "", fmt.Errorf("%w: transport=ws needs a WebSocket upgrade request", edge.ErrBadRequest)
