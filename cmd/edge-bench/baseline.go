@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -15,7 +16,9 @@ import (
 const transportTCP = "tcp"
 
 // connectTCP connects a baseline client: ready once connected, then
-// every --size bytes read are one message.
+// every --size bytes read are one message. It reads through a 4 KiB
+// buffer, as the SSE and long-poll clients do, so that the baseline's
+// client side costs what theirs does.
 func (s *subscriber) connectTCP(ctx context.Context) (receive func() error, err error) {
 	conn, err := s.env.dialers[s.id%len(s.env.dialers)].DialContext(ctx, "tcp", s.env.base.Host)
 	if err != nil {
@@ -24,9 +27,10 @@ func (s *subscriber) connectTCP(ctx context.Context) (receive func() error, err 
 	closeConn := closeOnDone(ctx, conn)
 	return func() error {
 		defer closeConn()
+		r := bufio.NewReaderSize(conn, 4096)
 		frame := make([]byte, s.env.size)
 		for {
-			if _, err := io.ReadFull(conn, frame); err != nil {
+			if _, err := io.ReadFull(r, frame); err != nil {
 				return fmt.Errorf("tcp: %w", err)
 			}
 			s.receive(frame, time.Now().UnixNano())
