@@ -76,7 +76,8 @@ func (c *Cursor) AppendTo(b []byte) []byte {
 	case 1:
 		return c.ids[0].AppendTo(b)
 	}
-	var raw []byte
+	var scratch [512]byte // most cursors fit: no allocation per written event
+	raw := scratch[:0]
 	for i, ch := range c.channels {
 		if i > 0 {
 			raw = append(raw, ',')
