@@ -53,10 +53,11 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req subscribeR
 	h.Set("X-Content-Type-Options", "nosniff")
 	c := &sseConn{multi: len(req.channels) > 1}
 	var conn net.Conn
+	var head []byte         // hijacked: the response head, sent with the first bytes
 	var ended chan struct{} // not hijacked: closed when the stream ended
 	if r.ProtoMajor == 1 {
 		s.hijacked.Add(1) // before the hijack, which Run's http.Server.Shutdown stops waiting for
-		conn, err = hijackSSE(w)
+		conn, head, err = hijackSSE(w)
 		if conn == nil {
 			s.hijacked.Done()
 		}
@@ -89,7 +90,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req subscribeR
 		ended = make(chan struct{})
 		c.init(s, sess, req.heartbeat, c.flush, func() { close(ended) })
 	}
-	if !c.open(r.Context(), req, padding) {
+	if !c.open(r.Context(), req, head, padding) {
 		c.end()
 		c.turn.Unlock()
 		if ended != nil {
@@ -111,35 +112,30 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req subscribeR
 	}
 }
 
-// hijackSSE takes the HTTP/1 connection from net/http and writes the
-// response head, so the stream holds none of net/http's buffers or
-// goroutines. The body runs until the connection closes.
-func hijackSSE(w http.ResponseWriter) (net.Conn, error) {
-	conn, brw, err := http.NewResponseController(w).Hijack()
+// hijackSSE takes the HTTP/1 connection from net/http, so the stream
+// holds none of net/http's buffers or goroutines, and returns the response
+// head for the stream's first write. The body runs until the connection
+// closes.
+func hijackSSE(w http.ResponseWriter) (net.Conn, []byte, error) {
+	conn, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var head bytes.Buffer
 	head.WriteString("HTTP/1.1 200 OK\r\n")
 	w.Header().Write(&head)
 	head.WriteString("Connection: close\r\n\r\n")
-	conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if _, err := brw.Writer.Write(head.Bytes()); err == nil {
-		err = brw.Writer.Flush()
-	}
-	if err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return conn, nil
+	return conn, head.Bytes(), nil
 }
 
-// open writes the start of the stream, joins the request's channels with
-// their history and writes the id-only event. It reports whether the
+// open writes the start of the stream (after head, the response head of a
+// hijacked connection), joins the request's channels with their history
+// and writes the id-only event. It reports whether the
 // stream goes on; when it does not, it has told the client why. The caller
 // holds the turn.
-func (c *sseConn) open(ctx context.Context, req subscribeRequest, padding int) bool {
+func (c *sseConn) open(ctx context.Context, req subscribeRequest, head []byte, padding int) bool {
 	c.takeBuf()
+	c.buf = append(c.buf, head...)
 	c.buf = appendSSERetry(c.buf, c.s.cfg.SSERetry.Milliseconds())
 	if padding > 0 {
 		c.buf = append(c.buf, ':')
