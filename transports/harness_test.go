@@ -80,6 +80,12 @@ func startEdgeWith(t *testing.T, cfg edge.Config, broker edge.Broker) *testEdge 
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveOn(t, cfg, broker, ln)
+}
+
+// serveOn starts an edge on broker that serves ln; cfg must be complete.
+func serveOn(t *testing.T, cfg edge.Config, broker edge.Broker, ln net.Listener) *testEdge {
+	t.Helper()
 	cfg.Listen = ln.Addr().String()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
 	srv := transports.New(cfg, broker, log)
@@ -183,6 +189,7 @@ type pollAnswer struct {
 	Messages   []wireMessage `json:"messages"`
 	Cursor     string        `json:"cursor"`
 	Gap        bool          `json:"gap"`
+	GapIn      []string      `json:"gap_channels"`
 	Disconnect *struct {
 		Code      int  `json:"code"`
 		Reconnect bool `json:"reconnect"`

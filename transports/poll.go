@@ -21,7 +21,8 @@ import (
 //
 //	{"messages":[…],"cursor":"…","gap":false}
 //
-// The next poll sends cursor as since=. Without since= the request starts
+// With "gap":true, "gap_channels" names the channels whose history after
+// the cursor was lost. The next poll sends cursor as since=. Without since= the request starts
 // at the channels' current position (only later messages).
 //
 // A waiting HTTP/1 request is parked (see pollWaiter): it holds no
@@ -69,7 +70,7 @@ func (s *Server) servePoll(w http.ResponseWriter, r *http.Request, req subscribe
 type pollAnswer struct {
 	frames     []*edge.Frame
 	cursor     resume.Cursor
-	gap        bool
+	gaps       []string // channels whose history after the cursor was lost
 	disconnect *edge.Disconnect
 	retry      time.Duration
 }
@@ -126,7 +127,7 @@ func (p *pollWaiter) start(ctx context.Context, req subscribeRequest) error {
 // answered reports whether the answer is ready without waiting.
 func (p *pollWaiter) answered() bool {
 	n := len(p.ans.frames)
-	return p.ans.gap || (n > 0 && (p.linger == 0 || n == p.limit))
+	return len(p.ans.gaps) > 0 || (n > 0 && (p.linger == 0 || n == p.limit))
 }
 
 // finish adds what the session buffered while the request waited, and
@@ -277,7 +278,9 @@ func (s *Server) pollHistory(ctx context.Context, ans *pollAnswer, channels []st
 		if err != nil {
 			return err
 		}
-		ans.gap = ans.gap || page.Gap
+		if page.Gap {
+			ans.gaps = append(ans.gaps, ch)
+		}
 		for _, m := range page.Messages {
 			ans.frames = append(ans.frames, edge.NewFrame(m))
 		}
@@ -342,7 +345,17 @@ func (a *pollAnswer) appendJSON(b []byte) []byte {
 	b = append(b, `],"cursor":"`...)
 	b = a.cursor.AppendTo(b)
 	b = append(b, `","gap":`...)
-	b = strconv.AppendBool(b, a.gap)
+	b = strconv.AppendBool(b, len(a.gaps) > 0)
+	if len(a.gaps) > 0 {
+		b = append(b, `,"gap_channels":[`...)
+		for i, ch := range a.gaps {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, ch)
+		}
+		b = append(b, ']')
+	}
 	if d := a.disconnect; d != nil {
 		b = append(b, `,"disconnect":{"code":`...)
 		b = strconv.AppendInt(b, int64(d.Code), 10)

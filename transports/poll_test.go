@@ -96,8 +96,13 @@ func TestPollGap(t *testing.T) {
 	}
 	var a pollAnswer
 	getJSON(t, e.url("/v1/subscribe", "channel", "g", "since", old), nil, &a)
-	if !a.Gap || len(a.Messages) != 2 {
+	if !a.Gap || len(a.Messages) != 2 || fmt.Sprint(a.GapIn) != "[g]" {
 		t.Fatalf("%+v", a)
+	}
+	var next pollAnswer
+	getJSON(t, e.url("/v1/subscribe", "channel", "g", "since", a.Cursor, "timeout", "0"), nil, &next)
+	if next.Gap || next.GapIn != nil {
+		t.Fatalf("a poll without a gap says gap: %+v", next)
 	}
 }
 
@@ -181,6 +186,18 @@ func waitSessions(t *testing.T, e *testEdge, n int) {
 	for e.srv.Hub().Sessions() < n {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d sessions, want %d", e.srv.Hub().Sessions(), n)
+		}
+		time.Sleep(5 * time.Millisecond) // polling a counter, not synchronisation
+	}
+}
+
+// waitNoSessions waits until every session on the hub has ended.
+func waitNoSessions(t *testing.T, e *testEdge) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for e.srv.Hub().Sessions() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sessions, want none", e.srv.Hub().Sessions())
 		}
 		time.Sleep(5 * time.Millisecond) // polling a counter, not synchronisation
 	}
