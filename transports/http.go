@@ -88,6 +88,15 @@ func allowMethods(w http.ResponseWriter, r *http.Request, methods ...string) boo
 	return false
 }
 
+// getOnly serves GET and HEAD with h, and answers 405 to other methods.
+func getOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if allowMethods(w, r, http.MethodGet, http.MethodHead) {
+			h(w, r)
+		}
+	}
+}
+
 // cors adds CORS headers for allowed origins and answers preflights.
 func cors(allowed string, next http.Handler) http.Handler {
 	origins := splitOrigins(allowed)

@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/transports/client"
 )
 
 // Server serves the edge's HTTP surface on one listener: subscribe (WS,
@@ -62,6 +63,9 @@ func New(cfg edge.Config, broker edge.Broker, log *slog.Logger) *Server {
 	mux.HandleFunc("/v1/history", s.handleHistory)
 	mux.HandleFunc("/healthz", s.handleHealth)
 	mux.HandleFunc("/readyz", s.handleReady)
+	mux.HandleFunc("/v1/client.js", getOnly(client.ServeScript))
+	mux.HandleFunc("/v1/client.d.ts", getOnly(client.ServeTypes))
+	mux.HandleFunc("/{$}", getOnly(client.ServeDemo))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: no endpoint at %s", edge.ErrNotFound, clip(r.URL.Path)))
 	})

@@ -62,6 +62,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	base := "http://" + ln.Addr().String()
 	log.Info("edge is serving", "addr", ln.Addr().String(), "store", store)
 	fmt.Fprintf(stdout, `edge is ready at %[1]s
+  demo page:             %[1]s/   (open it in a browser)
+  browser client:        %[1]s/v1/client.js
   subscribe (SSE):       curl -N '%[1]s/v1/subscribe?channel=news' -H 'Accept: text/event-stream'
   subscribe (WebSocket): ws://%[2]s/v1/subscribe?channel=news
   subscribe (long-poll): curl '%[1]s/v1/subscribe?channel=news'

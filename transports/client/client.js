@@ -1,0 +1,637 @@
+// The edge browser client: subscribe to channels over WebSocket, Server-Sent
+// Events or long-polling, whichever gets through, with one cursor across
+// all of them. Plain JavaScript, no build step. The edge serves this file at
+// /v1/client.js as an ES module and at /v1/client.js?classic as a classic
+// script that defines globalThis.edge. Types: /v1/client.d.ts.
+
+const VERSION = "1";
+
+const DEFAULTS = {
+  transports: ["ws", "sse", "poll"],
+  since: "",
+  openTimeout: 8000,
+  minDelay: 1000,
+  maxDelay: 30000,
+  stableAfter: 30000,
+  upgradeAfter: 60000,
+  remember: true,
+  pauseWhenHidden: true,
+  hiddenDelay: 10000,
+  heartbeat: 25000,
+  pollTimeout: 25000,
+  linger: 0,
+  padding: 0,
+  onMessage() {},
+  onGap() {},
+  onStateChange() {},
+  onError() {},
+};
+
+// LATER holds the error codes that mean "try again later", not "never".
+const LATER = new Set(["unavailable", "shutting_down"]);
+
+// Longest SSE line or event the client buffers (the edge's payloads are far
+// smaller); a stream that sends more is treated as broken.
+const MAX_EVENT_BYTES = 32 << 20;
+
+// compareIDs orders two message ids "<ms>-<seq>" (decimal, no leading zeros).
+function compareIDs(a, b) {
+  const [am, as] = a.split("-");
+  const [bm, bs] = b.split("-");
+  return compareDecimal(am, bm) || compareDecimal(as || "0", bs || "0");
+}
+
+function compareDecimal(a, b) {
+  if (a.length !== b.length) return a.length < b.length ? -1 : 1;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function base64url(text) {
+  return btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function unbase64url(text) {
+  return atob(text.replace(/-/g, "+").replace(/_/g, "/"));
+}
+
+// parseCursor reads a cursor the edge gave out: a bare id for one channel,
+// or "m." and base64url("chan=id,chan=id") for several.
+function parseCursor(cursor, channels) {
+  const out = new Map();
+  if (!cursor) return out;
+  if (!cursor.startsWith("m.")) {
+    if (channels.length === 1) out.set(channels[0], cursor);
+    return out;
+  }
+  let raw;
+  try {
+    raw = unbase64url(cursor.slice(2));
+  } catch {
+    return out;
+  }
+  for (const part of raw.split(",")) {
+    const i = part.indexOf("=");
+    if (i > 0) out.set(part.slice(0, i), part.slice(i + 1));
+  }
+  return out;
+}
+
+// backoff is a full-jitter delay: uniform in [0, min(max, min*2^attempt)).
+function backoff(attempt, min, max, random = Math.random) {
+  return Math.floor(random() * Math.min(max, min * 2 ** Math.min(attempt, 30)));
+}
+
+function seconds(ms) {
+  return Math.max(0, Math.ceil(ms / 1000)) + "s";
+}
+
+// EdgeError is an error the edge answered with ({"error":{code,message}}),
+// or a transport failure (code "transport").
+class EdgeError extends Error {
+  constructor(code, message, status = 0) {
+    super(message);
+    this.name = "EdgeError";
+    this.code = code;
+    this.status = status;
+  }
+}
+
+async function readEdgeError(resp) {
+  try {
+    const body = await resp.json();
+    if (body && body.error && typeof body.error.code === "string") {
+      return new EdgeError(body.error.code, String(body.error.message || body.error.code), resp.status);
+    }
+  } catch {
+    // not the edge's JSON: a proxy answered
+  }
+  return null;
+}
+
+// A Link is one attempt to receive over one transport. It reports to its
+// subscription through these calls: opened(), messages(list), gap(channel),
+// position(channel, id), ended({opened, hint, error, fatal, edgeAnswered}).
+class Link {
+  constructor(sub, kind) {
+    this.sub = sub;
+    this.kind = kind;
+    this.isOpen = false;
+    this.done = false;
+    this.hint = undefined;
+    this.openTimer = setTimeout(() => this.fail(new EdgeError("transport", `${kind}: nothing arrived within ${sub.opts.openTimeout} ms`)), sub.opts.openTimeout);
+  }
+
+  markOpen() {
+    if (this.done || this.isOpen) return;
+    this.isOpen = true;
+    clearTimeout(this.openTimer);
+    this.sub.linkOpened(this);
+  }
+
+  // fail ends the link because its path broke.
+  fail(error, extra = {}) {
+    this.finish({ error, ...extra });
+  }
+
+  finish(result) {
+    if (this.done) return;
+    this.done = true;
+    clearTimeout(this.openTimer);
+    this.stop();
+    this.sub.linkEnded(this, { opened: this.isOpen, hint: this.hint, ...result });
+  }
+
+  // close ends the link without reporting.
+  close() {
+    if (this.done) return;
+    this.done = true;
+    clearTimeout(this.openTimer);
+    this.stop();
+  }
+
+  url(transport, extra) {
+    const u = new URL("/v1/subscribe", this.sub.base);
+    for (const ch of this.sub.channels) u.searchParams.append("channel", ch);
+    const cursor = this.sub.cursor;
+    if (cursor) u.searchParams.set("since", cursor);
+    u.searchParams.set("transport", transport);
+    for (const [k, v] of Object.entries(extra)) u.searchParams.set(k, v);
+    return u;
+  }
+
+  disconnect(d) {
+    if (d && typeof d.retry_ms === "number") this.hint = d.retry_ms;
+    if (d && d.reconnect === false) {
+      this.finish({ fatal: true, error: new EdgeError(d.reason || "disconnect", `the edge ended the subscription (${d.code} ${d.reason})`) });
+    }
+  }
+}
+
+class WSLink extends Link {
+  constructor(sub) {
+    super(sub, "ws");
+    const u = this.url("ws", { heartbeat: seconds(sub.opts.heartbeat) });
+    u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
+    this.pending = new Set(sub.channels);
+    try {
+      this.ws = new WebSocket(u);
+    } catch (e) {
+      queueMicrotask(() => this.fail(new EdgeError("transport", "ws: " + e.message)));
+      return;
+    }
+    this.ws.onmessage = (e) => this.frame(e.data);
+    this.ws.onclose = (e) => this.closed(e);
+  }
+
+  frame(text) {
+    if (this.done || typeof text !== "string") return;
+    let f;
+    try {
+      f = JSON.parse(text);
+    } catch {
+      return this.fail(new EdgeError("transport", "ws: a frame is not JSON"));
+    }
+    if (Array.isArray(f)) return this.sub.messages(f);
+    switch (f && f.type) {
+      case undefined:
+        return this.sub.messages([f]);
+      case "subscribed":
+        this.sub.position(f.channel, f.id);
+        this.pending.delete(f.channel);
+        if (this.pending.size === 0) this.markOpen();
+        return;
+      case "gap":
+        return this.sub.gap(f.channel);
+      case "disconnect":
+        return this.disconnect(f);
+      case "error": {
+        const code = String((f.error && f.error.code) || "error");
+        const error = new EdgeError(code, String((f.error && f.error.message) || code));
+        return LATER.has(code) ? this.fail(error, { edgeAnswered: true }) : this.finish({ fatal: true, error });
+      }
+    }
+  }
+
+  closed(e) {
+    if (e.code >= 4500 && e.code < 5000) {
+      return this.finish({ fatal: true, error: new EdgeError(e.reason || "closed", `ws: the edge closed with ${e.code} ${e.reason}`) });
+    }
+    this.fail(new EdgeError("transport", `ws: closed (${e.code}${e.reason ? " " + e.reason : ""})`), { edgeAnswered: e.code >= 4000 });
+  }
+
+  stop() {
+    if (!this.ws) return;
+    this.ws.onmessage = this.ws.onclose = null;
+    if (this.ws.readyState <= WebSocket.OPEN) this.ws.close();
+  }
+}
+
+// HTTPLink is the part SSE and long-polling share: fetch with an abort
+// controller and the edge's JSON errors.
+class HTTPLink extends Link {
+  constructor(sub, kind) {
+    super(sub, kind);
+    this.abort = new AbortController();
+  }
+
+  stop() {
+    this.abort.abort();
+  }
+
+  // answered handles a response that is not 200: the edge's errors are
+  // fatal (4xx) or say "later" (429, 503); anything else broke the path.
+  async refused(resp) {
+    const err = await readEdgeError(resp);
+    if (!err) return this.fail(new EdgeError("transport", `${this.kind}: HTTP ${resp.status} from something that is not the edge`));
+    const retryAfter = Number(resp.headers.get("Retry-After"));
+    if (retryAfter > 0) this.hint = retryAfter * 1000;
+    if (resp.status === 429 || resp.status >= 500) return this.fail(err, { edgeAnswered: true });
+    this.finish({ fatal: true, error: err });
+  }
+}
+
+class SSELink extends HTTPLink {
+  constructor(sub) {
+    super(sub, "sse");
+    const extra = { heartbeat: seconds(sub.opts.heartbeat) };
+    if (sub.opts.padding > 0) extra.padding = String(sub.opts.padding);
+    this.silence = Math.max(sub.opts.heartbeat, 5000) * 2 + 5000;
+    this.run(this.url("sse", extra)).catch((e) => this.fail(new EdgeError("transport", "sse: " + e.message)));
+  }
+
+  async run(u) {
+    const resp = await fetch(u, { headers: { Accept: "text/event-stream" }, cache: "no-store", signal: this.abort.signal });
+    if (resp.status !== 200) return this.refused(resp);
+    if (!(resp.headers.get("Content-Type") || "").startsWith("text/event-stream") || !resp.body) {
+      return this.fail(new EdgeError("transport", "sse: the answer is not an event stream"));
+    }
+    const reader = resp.body.getReader();
+    const decoder = new TextDecoder();
+    let buf = "";
+    this.event = { id: null, event: "", data: [] };
+    this.watch();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (this.done) return;
+      if (done) return this.fail(new EdgeError("transport", "sse: the stream ended"));
+      this.watch();
+      this.markOpen();
+      buf += decoder.decode(value, { stream: true });
+      buf = this.lines(buf);
+      if (buf.length > MAX_EVENT_BYTES) return this.fail(new EdgeError("transport", "sse: a line is too long"));
+    }
+  }
+
+  // watch restarts the silence timer: heartbeats arrive every heartbeat,
+  // so a stream silent for two of them is dead (or held by a proxy).
+  watch() {
+    clearTimeout(this.silenceTimer);
+    this.silenceTimer = setTimeout(() => this.fail(new EdgeError("transport", "sse: no heartbeat")), this.silence);
+  }
+
+  stop() {
+    clearTimeout(this.silenceTimer);
+    super.stop();
+  }
+
+  // lines handles the complete lines in buf and returns the rest.
+  lines(buf) {
+    let start = 0;
+    for (;;) {
+      const cr = buf.indexOf("\r", start);
+      const lf = buf.indexOf("\n", start);
+      let end = cr < 0 ? lf : lf < 0 ? cr : Math.min(cr, lf);
+      if (end < 0) break;
+      let next = end + 1;
+      if (buf[end] === "\r") {
+        if (end + 1 === buf.length) break; // a "\n" may follow in the next chunk
+        if (buf[end + 1] === "\n") next++;
+      }
+      this.line(buf.slice(start, end));
+      if (this.done) return "";
+      start = next;
+    }
+    return buf.slice(start);
+  }
+
+  line(line) {
+    const ev = this.event;
+    if (line === "") {
+      this.event = { id: null, event: "", data: [] };
+      return this.dispatch(ev);
+    }
+    if (line[0] === ":") return;
+    const colon = line.indexOf(":");
+    const field = colon < 0 ? line : line.slice(0, colon);
+    let value = colon < 0 ? "" : line.slice(colon + 1);
+    if (value[0] === " ") value = value.slice(1);
+    switch (field) {
+      case "id":
+        ev.id = value;
+        break;
+      case "event":
+        ev.event = value;
+        break;
+      case "data":
+        ev.data.push(value);
+        break;
+      case "retry":
+        if (/^\d+$/.test(value)) this.retry = Number(value);
+        break;
+    }
+  }
+
+  dispatch(ev) {
+    const sub = this.sub;
+    const data = ev.data.join("\n");
+    if (ev.event === "gap") return sub.gap(JSON.parse(data).channel);
+    if (ev.event === "disconnect") {
+      const d = JSON.parse(data);
+      if (d.retry_ms === undefined && this.retry !== undefined) d.retry_ms = this.retry;
+      return this.disconnect(d);
+    }
+    if (ev.data.length === 0) {
+      if (ev.id !== null) for (const [ch, id] of parseCursor(ev.id, sub.channels)) sub.position(ch, id);
+      return;
+    }
+    if (sub.channels.length === 1) {
+      return sub.messages([{ channel: sub.channels[0], id: ev.id, event: ev.event, data }]);
+    }
+    sub.messages([JSON.parse(data)]);
+  }
+}
+
+class PollLink extends HTTPLink {
+  constructor(sub) {
+    super(sub, "poll");
+    this.run().catch((e) => this.fail(new EdgeError("transport", "poll: " + e.message)));
+  }
+
+  async run() {
+    const opts = this.sub.opts;
+    // The first poll answers at once: it proves the path and gives the
+    // start position; later ones hold.
+    let extra = { timeout: "0" };
+    for (;;) {
+      const wait = extra.timeout === "0" ? opts.openTimeout : opts.pollTimeout + opts.linger + 15000;
+      const timer = setTimeout(() => this.fail(new EdgeError("transport", "poll: no answer in time")), wait);
+      let resp, body;
+      try {
+        resp = await fetch(this.url("poll", extra), { cache: "no-store", signal: this.abort.signal });
+        if (resp.status === 200) body = await resp.json();
+      } finally {
+        clearTimeout(timer);
+      }
+      if (this.done) return;
+      if (resp.status !== 200) return this.refused(resp);
+      if (!body || !Array.isArray(body.messages)) return this.fail(new EdgeError("transport", "poll: the answer is not the edge's"));
+      this.markOpen();
+      if (body.gap) for (const ch of body.gap_channels || this.sub.channels) this.sub.gap(ch);
+      this.sub.messages(body.messages);
+      if (this.done) return;
+      for (const [ch, id] of parseCursor(body.cursor, this.sub.channels)) this.sub.position(ch, id);
+      if (body.disconnect) {
+        this.disconnect(body.disconnect);
+        return this.fail(new EdgeError("transport", `poll: ${body.disconnect.reason}`), { edgeAnswered: true });
+      }
+      extra = { timeout: seconds(opts.pollTimeout) };
+      if (opts.linger > 0) extra.linger = seconds(opts.linger);
+    }
+  }
+}
+
+const LINKS = { ws: WSLink, sse: SSELink, poll: PollLink };
+
+function supported(kind) {
+  if (kind === "ws") return typeof WebSocket === "function";
+  if (kind === "poll") return typeof fetch === "function";
+  return kind === "sse" && typeof fetch === "function" && typeof ReadableStream === "function";
+}
+
+function storageKey(base) {
+  return "edge.transport:" + new URL(base).origin;
+}
+
+function remembered(base) {
+  try {
+    return sessionStorage.getItem(storageKey(base));
+  } catch {
+    return null;
+  }
+}
+
+function remember(base, kind) {
+  try {
+    sessionStorage.setItem(storageKey(base), kind);
+  } catch {
+    // storage disabled: probe again next time
+  }
+}
+
+// Subscription is what subscribe returns.
+class Subscription {
+  constructor(base, channels, options) {
+    this.base = new URL(base, typeof location === "object" ? location.href : undefined).href;
+    this.channels = [...channels];
+    if (this.channels.length === 0) throw new TypeError("edge.subscribe: name at least one channel");
+    this.opts = { ...DEFAULTS, ...options };
+    this.order = this.opts.transports.filter(supported);
+    if (this.order.length === 0) throw new TypeError("edge.subscribe: none of the transports is available here");
+    this.positions = parseCursor(this.opts.since, this.channels);
+    this.state = "";
+    this.transport = "";
+    this.attempt = 0;
+    this.link = null;
+    this.probe = null;
+    this.timers = {};
+    const known = this.opts.remember ? this.order.indexOf(remembered(this.base)) : -1;
+    this.home = Math.max(known, 0);
+    this.upgradeWait = this.opts.upgradeAfter;
+    this.listen();
+    this.connect(this.home);
+  }
+
+  // cursor is the position after the last message delivered, in the form
+  // the edge takes as since=.
+  get cursor() {
+    const parts = [];
+    for (const ch of this.channels) if (this.positions.has(ch)) parts.push(ch + "=" + this.positions.get(ch));
+    if (parts.length === 0) return "";
+    if (this.channels.length === 1) return this.positions.get(this.channels[0]);
+    return "m." + base64url(parts.join(","));
+  }
+
+  setState(state, info = {}) {
+    if (state === this.state && !info.error) return;
+    this.state = state;
+    this.opts.onStateChange(state, { transport: this.transport, ...info });
+  }
+
+  connect(index) {
+    this.clearTimer("retry");
+    this.index = index;
+    this.transport = this.order[index];
+    this.setState(this.state === "" ? "connecting" : "reconnecting");
+    this.link = new LINKS[this.transport](this);
+  }
+
+  linkOpened(link) {
+    if (link === this.probe) {
+      this.link.close();
+      this.link = link;
+      this.probe = null;
+      this.index = this.order.indexOf(link.kind);
+      this.transport = link.kind;
+      this.upgradeWait = this.opts.upgradeAfter;
+    }
+    if (link !== this.link) return;
+    if (this.opts.remember) remember(this.base, link.kind);
+    this.home = this.index;
+    this.openedAt = Date.now();
+    this.setState("open");
+    this.scheduleUpgrade();
+  }
+
+  linkEnded(link, result) {
+    if (link === this.probe) {
+      this.probe = null;
+      return this.probeNext(this.order.indexOf(link.kind) + 1);
+    }
+    if (link !== this.link) return;
+    this.link = null;
+    this.clearTimer("upgrade");
+    if (this.probe) {
+      this.probe.close();
+      this.probe = null;
+    }
+    if (result.fatal) {
+      this.stopListening();
+      this.transport = "";
+      this.opts.onError(result.error);
+      return this.setState("closed", { error: result.error });
+    }
+    if (result.opened && Date.now() - this.openedAt >= this.opts.stableAfter) this.attempt = 0;
+    if (!result.opened && !result.edgeAnswered && this.index + 1 < this.order.length) {
+      return this.connect(this.index + 1); // the path is broken: next transport at once
+    }
+    const next = result.opened || result.edgeAnswered ? this.index : this.home;
+    const delay = result.hint !== undefined ? result.hint : backoff(this.attempt++, this.opts.minDelay, this.opts.maxDelay);
+    this.setState("reconnecting", { delay, error: result.error });
+    this.timers.retry = setTimeout(() => this.connect(next), delay);
+  }
+
+  // scheduleUpgrade tries a better transport later while on a worse one.
+  scheduleUpgrade() {
+    this.clearTimer("upgrade");
+    if (this.index === 0 || !(this.opts.upgradeAfter > 0)) return;
+    this.timers.upgrade = setTimeout(() => this.probeNext(0), this.upgradeWait);
+  }
+
+  probeNext(index) {
+    if (!this.link || !this.link.isOpen) return;
+    if (index >= this.index) {
+      this.upgradeWait = Math.min(this.upgradeWait * 2, 30 * 60000);
+      return this.scheduleUpgrade();
+    }
+    this.probe = new LINKS[this.order[index]](this);
+  }
+
+  // messages delivers a transport's messages: each exactly once, in order
+  // per channel, whichever transport (or two, while switching) brings it.
+  messages(list) {
+    for (const m of list) {
+      if (this.state === "closed" || !m || typeof m.channel !== "string" || typeof m.id !== "string") continue;
+      const last = this.positions.get(m.channel);
+      if (last !== undefined && compareIDs(m.id, last) <= 0) continue;
+      this.positions.set(m.channel, m.id);
+      this.opts.onMessage(m);
+    }
+  }
+
+  position(channel, id) {
+    const last = this.positions.get(channel);
+    if (typeof id === "string" && id !== "" && (last === undefined || compareIDs(id, last) > 0)) this.positions.set(channel, id);
+  }
+
+  gap(channel) {
+    if (this.state !== "closed") this.opts.onGap(channel);
+  }
+
+  // pause closes the connection, keeping the cursor, until resume (a page
+  // that becomes visible does not resume it).
+  pause() {
+    if (this.state === "closed") return;
+    this.held = true;
+    this.suspend("paused");
+  }
+
+  resume() {
+    this.held = false;
+    if (this.state === "paused" || this.state === "offline") this.reconnectNow();
+  }
+
+  // suspend closes the connection, keeping the cursor.
+  suspend(state) {
+    this.clearTimer("retry");
+    this.clearTimer("upgrade");
+    for (const l of [this.link, this.probe]) if (l) l.close();
+    this.link = this.probe = null;
+    this.setState(state);
+  }
+
+  reconnectNow() {
+    this.attempt = 0;
+    this.connect(this.home);
+  }
+
+  listen() {
+    if (typeof addEventListener !== "function") return;
+    this.onVisibility = () => {
+      if (!this.opts.pauseWhenHidden || this.state === "closed") return;
+      this.clearTimer("hidden");
+      if (document.visibilityState === "hidden") {
+        this.timers.hidden = setTimeout(() => this.state !== "offline" && !this.held && this.suspend("paused"), this.opts.hiddenDelay);
+      } else if (this.state === "paused" && !this.held) {
+        this.reconnectNow();
+      }
+    };
+    this.onOffline = () => this.state !== "closed" && !this.held && this.suspend("offline");
+    this.onOnline = () => this.state === "offline" && this.reconnectNow();
+    if (typeof document === "object") document.addEventListener("visibilitychange", this.onVisibility);
+    addEventListener("offline", this.onOffline);
+    addEventListener("online", this.onOnline);
+  }
+
+  stopListening() {
+    for (const name of Object.keys(this.timers)) this.clearTimer(name);
+    if (!this.onOnline) return;
+    if (typeof document === "object") document.removeEventListener("visibilitychange", this.onVisibility);
+    removeEventListener("offline", this.onOffline);
+    removeEventListener("online", this.onOnline);
+  }
+
+  clearTimer(name) {
+    clearTimeout(this.timers[name]);
+    delete this.timers[name];
+  }
+
+  close() {
+    if (this.state === "closed") return;
+    this.suspend("closed");
+    this.stopListening();
+    this.transport = "";
+  }
+}
+
+/**
+ * subscribe receives the messages of channels from the edge at base.
+ * See client.d.ts for the options.
+ */
+function subscribe(base, channels, options = {}) {
+  return new Subscription(base, channels, options);
+}
+
+const edge = { subscribe, compareIDs, backoff, EdgeError, version: VERSION };
+
+export { subscribe, compareIDs, backoff, EdgeError, VERSION as version };
+export default edge;
