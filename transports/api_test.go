@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edgeworks/edge/edge"
 )
@@ -210,5 +211,45 @@ func TestCORS(t *testing.T) {
 		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != tc.want {
 			t.Errorf("origin %s: allow-origin %q, want %q", tc.origin, got, tc.want)
 		}
+	}
+}
+
+// The CORS allow-list covers the streams a page reads from another origin:
+// SSE (whose head goes out on a hijacked connection) and a long-poll that
+// waited (parked, answered by hand), not only plain handlers.
+func TestCORSForSSEAndLongPoll(t *testing.T) {
+	e := startEdge(t, edge.Config{CORSOrigin: "https://app.example, https://other.example"})
+	for _, tc := range []struct{ origin, want string }{
+		{"https://other.example", "https://other.example"},
+		{"https://evil.example", ""},
+	} {
+		for _, query := range [][]string{
+			{"channel", "c", "transport", "sse"},
+			{"channel", "c", "transport", "poll", "timeout", "50ms"},
+		} {
+			req, _ := http.NewRequest(http.MethodGet, e.url("/v1/subscribe", query...), nil)
+			req.Header.Set("Origin", tc.origin)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got := resp.Header.Get("Access-Control-Allow-Origin"); got != tc.want || resp.StatusCode != 200 {
+				t.Errorf("%s from %s: %d, allow-origin %q, want %q", query[3], tc.origin, resp.StatusCode, got, tc.want)
+			}
+			if tc.want != "" && !strings.Contains(resp.Header.Get("Vary"), "Origin") {
+				t.Errorf("%s: no Vary: Origin", query[3])
+			}
+		}
+	}
+}
+
+// The default long-poll hold stays under the idle timeouts of common
+// proxies and load balancers (60 s for nginx and AWS ALB, 30 s for some
+// corporate proxies), and the SSE heartbeat keeps streams under them too.
+func TestDefaultsFitProxyIdleTimeouts(t *testing.T) {
+	cfg := edge.Config{}.WithDefaults()
+	if cfg.PollTimeout >= 30*time.Second || cfg.Heartbeat >= 30*time.Second {
+		t.Fatalf("poll hold %v, heartbeat %v: not under 30 s", cfg.PollTimeout, cfg.Heartbeat)
 	}
 }

@@ -1,0 +1,445 @@
+package transports_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"image/png"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
+	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/resume"
+	"github.com/edgeworks/edge/transports/browsertest"
+	"github.com/edgeworks/edge/transports/proxytest"
+)
+
+// fastClient are client options for tests: quick to give up on a broken
+// path and to reconnect.
+const fastClient = `{"openTimeout": 1500, "minDelay": 20, "maxDelay": 300, "hiddenDelay": 0}`
+
+// clientPageHTML subscribes with the edge client (module import) and
+// records everything it reports on window.
+const clientPageHTML = `<!doctype html><title>client</title><script type="module">
+import { subscribe } from %q;
+window.got = []; window.gaps = []; window.states = []; window.errors = []; window.delays = []; window.urls = [];
+const realFetch = window.fetch;
+window.fetch = (u, o) => { window.urls.push(String(u)); return realFetch(u, o); };
+window.sub = subscribe(%q, %s, Object.assign({
+  onMessage: (m) => window.got.push(m.channel + "/" + m.data),
+  onGap: (c) => window.gaps.push(c),
+  onStateChange: (s, info) => {
+    window.states.push(s + ":" + info.transport);
+    if (info.delay !== undefined) window.delays.push(info.delay);
+  },
+  onError: (e) => window.errors.push(e.code + ": " + e.message),
+}, %s));
+</script>`
+
+// clientPage returns the test page for channels of the edge at base.
+func clientPage(base string, channels []string, options string) http.HandlerFunc {
+	list, _ := json.Marshal(channels)
+	html := fmt.Sprintf(clientPageHTML, base+"/v1/client.js", base, list, options)
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, html)
+	}
+}
+
+// tab is a browser tab with the client page loaded.
+type tab struct {
+	t       *testing.T
+	browser context.Context
+}
+
+func openTab(t *testing.T, pageURL string) *tab {
+	t.Helper()
+	browser := browsertest.Start(t)
+	if err := chromedp.Do(browser, chromedp.Navigate(pageURL)); err != nil {
+		t.Fatal(err)
+	}
+	return &tab{t, browser}
+}
+
+// wait waits until the page's expression is true.
+func (b *tab) wait(expr string) {
+	b.t.Helper()
+	if _, err := chromedp.Run(b.browser, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		b.t.Fatalf("waiting for %s: %v\npage: %s", expr, err, b.report())
+	}
+}
+
+func (b *tab) report() string {
+	s, _ := chromedp.Run(b.browser, chromedp.Evaluate[string](`JSON.stringify({state: window.sub && window.sub.state, transport: window.sub && window.sub.transport, states: window.states, errors: window.errors, got: (window.got || []).length, gaps: window.gaps})`))
+	return s
+}
+
+func (b *tab) eval(expr string) string {
+	b.t.Helper()
+	s, err := chromedp.Run(b.browser, chromedp.Evaluate[string](expr))
+	if err != nil {
+		b.t.Fatalf("%s: %v", expr, err)
+	}
+	return s
+}
+
+// waitOpen waits until the client is open and returns its transport.
+func (b *tab) waitOpen() string {
+	b.t.Helper()
+	b.wait(`window.sub && window.sub.state === "open"`)
+	return b.eval(`window.sub.transport`)
+}
+
+// received waits for len(want) messages and fails unless each channel's
+// messages are exactly want's for that channel, in order. (Order holds
+// within a channel; across channels history is read channel by channel.)
+func (b *tab) received(want []string) {
+	b.t.Helper()
+	b.wait(fmt.Sprintf(`window.got.length >= %d`, len(want)))
+	got, err := chromedp.Run(b.browser, chromedp.Evaluate[[]string](`window.got`))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if fmt.Sprint(byChannel(got)) != fmt.Sprint(byChannel(want)) {
+		b.t.Fatalf("the page got %d messages %q,\nwant %d %q\npage: %s", len(got), got, len(want), want, b.report())
+	}
+}
+
+// byChannel splits "channel/data" entries by channel, keeping their order.
+func byChannel(list []string) map[string][]string {
+	out := map[string][]string{}
+	for _, s := range list {
+		ch, _, _ := strings.Cut(s, "/")
+		out[ch] = append(out[ch], s)
+	}
+	return out
+}
+
+// publishN publishes n messages named prefix-i alternately to channels
+// and returns what a subscriber to all of them receives.
+func publishN(e *testEdge, channels []string, prefix string, n int) []string {
+	var want []string
+	for i := range n {
+		ch := channels[i%len(channels)]
+		data := fmt.Sprintf("%s-%d", prefix, i)
+		e.publish(ch, data)
+		want = append(want, ch+"/"+data)
+	}
+	return want
+}
+
+// Directly, from a page of another origin, the client picks WebSocket and
+// receives every message of two channels.
+func TestClientPicksWebSocket(t *testing.T) {
+	e := startEdge(t, edge.Config{})
+	channels := []string{"prices", "news"}
+	page := httptest.NewServer(clientPage(e.base, channels, fastClient))
+	defer page.Close()
+	b := openTab(t, page.URL)
+	if got := b.waitOpen(); got != "ws" {
+		t.Fatalf("transport %q, want ws; %s", got, b.report())
+	}
+	b.received(publishN(e, channels, "m", 40))
+	if first := b.eval(`window.states[0]`); first != "connecting:ws" {
+		t.Errorf("first state %q, want connecting:ws", first)
+	}
+}
+
+// The classic-script form defines globalThis.edge.
+func TestClientAsClassicScript(t *testing.T) {
+	e := startEdge(t, edge.Config{})
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `<!doctype html><script src="%s/v1/client.js?classic"></script><script>
+window.got = [];
+window.sub = edge.subscribe(%q, ["c"], {transports: ["sse"], onMessage: (m) => window.got.push(m.channel + "/" + m.data)});
+</script>`, e.base, e.base)
+	}))
+	defer page.Close()
+	b := openTab(t, page.URL)
+	if got := b.waitOpen(); got != "sse" {
+		t.Fatalf("transport %q, want sse", got)
+	}
+	b.received(publishN(e, []string{"c"}, "m", 10))
+}
+
+// Through proxies that break WebSocket or streaming, the client ends up on
+// a transport that gets through, receives everything, and remembers it
+// for the origin so that the next page load does not probe again.
+func TestClientFallsBackThroughHostileProxies(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mode proxytest.Mode
+		want string
+	}{
+		{"refused upgrade", proxytest.RefuseUpgrades, "sse"},
+		{"hanging upgrade", proxytest.HangUpgrades, "sse"},
+		{"buffering proxy", proxytest.Buffer, "poll"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := startEdge(t, edge.Config{})
+			proxy := proxytest.Start(t, e.base, tc.mode)
+			channels := []string{"a", "b"}
+			proxy.Handle("/test.html", clientPage(proxy.URL(), channels, fastClient))
+			b := openTab(t, proxy.URL()+"/test.html")
+			if got := b.waitOpen(); got != tc.want {
+				t.Fatalf("transport %q, want %s; %s", got, tc.want, b.report())
+			}
+			b.received(publishN(e, channels, "m", 30))
+
+			if err := chromedp.Do(b.browser, chromedp.Reload()); err != nil {
+				t.Fatal(err)
+			}
+			if got := b.waitOpen(); got != tc.want {
+				t.Fatalf("after a reload: transport %q, want %s", got, tc.want)
+			}
+			if first := b.eval(`window.states[0]`); first != "connecting:"+tc.want {
+				t.Errorf("after a reload the client started with %q, want the remembered %s", first, tc.want)
+			}
+		})
+	}
+}
+
+// Killing the WebSocket path while messages flow moves the client to SSE
+// with its cursor: nothing lost, nothing twice. When WebSocket gets
+// through again, the client moves back to it, again without loss.
+func TestClientSwitchesTransportMidStream(t *testing.T) {
+	e := startEdge(t, edge.Config{})
+	proxy := proxytest.Start(t, e.base, proxytest.Pass)
+	channels := []string{"x", "y"}
+	proxy.Handle("/test.html", clientPage(proxy.URL(), channels, `{"openTimeout": 1500, "minDelay": 20, "maxDelay": 300, "upgradeAfter": 300}`))
+	b := openTab(t, proxy.URL()+"/test.html")
+	if got := b.waitOpen(); got != "ws" {
+		t.Fatalf("transport %q, want ws", got)
+	}
+	want := publishN(e, channels, "before", 100)
+	b.wait(`window.got.length >= 20`)
+	proxy.SetMode(proxytest.RefuseUpgrades)
+	if n := proxy.KillUpgraded(); n != 1 {
+		t.Fatalf("killed %d WebSocket connections, want 1", n)
+	}
+	want = append(want, publishN(e, channels, "during", 100)...)
+	b.received(want)
+	b.wait(`window.sub.transport === "sse" && window.sub.state === "open"`)
+	want = append(want, publishN(e, channels, "on-sse", 50)...)
+	b.received(want)
+
+	upgrades := proxy.Upgrades()
+	proxy.SetMode(proxytest.Pass)
+	want = append(want, publishN(e, channels, "probing", 50)...)
+	b.wait(`window.sub.transport === "ws" && window.sub.state === "open"`)
+	if proxy.Upgrades() <= upgrades {
+		t.Fatal("the client is on ws without a new upgrade through the proxy")
+	}
+	want = append(want, publishN(e, channels, "back-on-ws", 50)...)
+	b.received(want)
+}
+
+// A cursor whose history was trimmed is reported with onGap, then the
+// client goes on with what is retained.
+func TestClientReportsGap(t *testing.T) {
+	e := startEdge(t, edge.Config{HistorySize: 3})
+	old := e.publish("g", "old")
+	want := publishN(e, []string{"g"}, "kept", 6)[3:]
+	page := httptest.NewServer(clientPage(e.base, []string{"g"}, fmt.Sprintf(`{"since": %q}`, old)))
+	defer page.Close()
+	b := openTab(t, page.URL)
+	b.received(want)
+	if gaps := b.eval(`window.gaps.join(",")`); gaps != "g" {
+		t.Fatalf("gaps %q, want g", gaps)
+	}
+}
+
+// While the page is hidden the client closes its connection; when it is
+// visible again it resumes from its cursor. Offline and online do the
+// same.
+func TestClientPausesWhileHiddenAndOffline(t *testing.T) {
+	e := startEdge(t, edge.Config{})
+	page := httptest.NewServer(clientPage(e.base, []string{"p"}, fastClient))
+	defer page.Close()
+	b := openTab(t, page.URL)
+	b.waitOpen()
+	want := publishN(e, []string{"p"}, "visible", 5)
+	b.received(want)
+
+	b.eval(`(() => {
+	  window.visibility = "hidden";
+	  Object.defineProperty(document, "visibilityState", {configurable: true, get: () => window.visibility});
+	  document.dispatchEvent(new Event("visibilitychange"));
+	  return "";
+	})()`)
+	b.wait(`window.sub.state === "paused"`)
+	waitNoSessions(t, e)
+	want = append(want, publishN(e, []string{"p"}, "hidden", 5)...)
+	b.eval(`(() => { window.visibility = "visible"; document.dispatchEvent(new Event("visibilitychange")); return ""; })()`)
+	b.received(want)
+
+	if _, err := chromedp.Call(b.browser, network.OverrideNetworkState, network.OverrideNetworkStateParams{Offline: true, DownloadThroughput: -1, UploadThroughput: -1}); err != nil {
+		t.Fatal(err)
+	}
+	b.wait(`window.sub.state === "offline"`)
+	want = append(want, publishN(e, []string{"p"}, "offline", 5)...)
+	if _, err := chromedp.Call(b.browser, network.OverrideNetworkState, network.OverrideNetworkStateParams{DownloadThroughput: -1, UploadThroughput: -1}); err != nil {
+		t.Fatal(err)
+	}
+	b.received(want)
+}
+
+// The edge's drain tells the client when to come back (a jittered
+// retry_ms); the client waits that long, reconnects to the restarted edge
+// with its cursor, and misses nothing published while it was away.
+func TestClientHonoursDrainAndResumes(t *testing.T) {
+	cfg := edge.Config{SSERetry: 300 * time.Millisecond, DrainTimeout: 2 * time.Second}.WithDefaults()
+	store := resume.NewMemory(cfg)
+	e := startEdgeWith(t, cfg, store)
+	page := httptest.NewServer(clientPage(e.base, []string{"d"}, fastClient))
+	defer page.Close()
+	b := openTab(t, page.URL)
+	b.waitOpen()
+	want := publishN(e, []string{"d"}, "before", 5)
+	b.received(want)
+
+	addr := strings.TrimPrefix(e.base, "http://")
+	if err := e.stop(); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(prefix string) {
+		for i := range 3 { // straight into the store: as through another node
+			data := fmt.Sprintf("%s-%d", prefix, i)
+			if _, err := store.Publish(context.Background(), "d", "", []byte(data)); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, "d/"+data)
+		}
+	}
+	publish("while-down")
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listen again on %s: %v", addr, err)
+	}
+	serveOn(t, cfg, store, ln)
+	publish("after")
+	b.received(want)
+	delay, err := chromedp.Run(b.browser, chromedp.Evaluate[float64](`window.delays[0]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if delay < 300 || delay > 300+5000 {
+		t.Fatalf("the client waited %v ms after the drain, want the edge's retry_ms (300 ms plus up to 5 s of jitter)", delay)
+	}
+}
+
+// The app can ask for rare heartbeats and for long-polls that linger, to
+// wake the device less.
+func TestClientBatteryOptions(t *testing.T) {
+	e := startEdge(t, edge.Config{})
+	for _, tc := range []struct{ transport, options, want string }{
+		{"sse", `"heartbeat": 120000`, "heartbeat=120s"},
+		{"poll", `"linger": 2000, "pollTimeout": 50000`, "linger=2s"},
+	} {
+		page := httptest.NewServer(clientPage(e.base, []string{"b"}, fmt.Sprintf(`{"transports": [%q], %s}`, tc.transport, tc.options)))
+		b := openTab(t, page.URL)
+		b.waitOpen()
+		b.received(publishN(e, []string{"b"}, tc.transport, 3))
+		if urls := b.eval(`window.urls.join(" ")`); !strings.Contains(urls, tc.want) {
+			t.Errorf("%s: the client asked for %s, want %s", tc.transport, urls, tc.want)
+		}
+		page.Close()
+	}
+}
+
+// Full jitter: reconnect delays spread over [0, min(max, min*2^attempt)),
+// so clients of a restarted node do not come back together.
+func TestClientBackoffIsFullJitter(t *testing.T) {
+	e := startEdge(t, edge.Config{})
+	page := httptest.NewServer(clientPage(e.base, []string{"j"}, fastClient))
+	defer page.Close()
+	b := openTab(t, page.URL)
+	b.waitOpen()
+	script := fmt.Sprintf(`(async () => {
+	  const { backoff } = await import(%q);
+	  const out = [];
+	  for (const attempt of [0, 3, 10]) {
+	    const ds = Array.from({length: 2000}, () => backoff(attempt, 1000, 30000));
+	    const cap = Math.min(30000, 1000 * 2 ** attempt);
+	    const mean = ds.reduce((a, b) => a + b, 0) / ds.length;
+	    const low = ds.filter((d) => d < cap / 4).length;
+	    out.push(ds.every((d) => d >= 0 && d < cap) && mean > cap * 0.4 && mean < cap * 0.6 && low > 300 ? "ok" : "bad " + cap + " " + mean + " " + low);
+	  }
+	  return out.join(",");
+	})()`, e.base+"/v1/client.js")
+	got, err := chromedp.Run(b.browser, chromedp.Evaluate[string](script, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != "ok,ok,ok" {
+		t.Fatalf("backoff: %s", got)
+	}
+}
+
+// The demo page at / subscribes, shows messages with the transport in
+// use, and publishes from its form; a screenshot shows them.
+func TestDemoPageRendersMessages(t *testing.T) {
+	e := startEdge(t, edge.Config{})
+	b := openTab(t, e.base+"/")
+	b.wait(`document.getElementById("status").textContent === "open"`)
+	if via := b.eval(`document.getElementById("via").textContent`); via != "via ws" {
+		t.Fatalf("the demo shows %q, want via ws", via)
+	}
+	for i := range 3 {
+		e.publish("demo", fmt.Sprintf(`{"n":%d}`, i))
+	}
+	if err := chromedp.Do(b.browser,
+		chromedp.SetValue(chromedp.ID("payload"), "from the form"),
+		chromedp.Click(chromedp.CSS(`#publish button`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	b.wait(`document.querySelectorAll("#messages li.message").length === 4`)
+	if first := b.eval(`document.querySelector("#messages li.message .data").textContent`); first != "from the form" {
+		t.Fatalf("newest message shows %q", first)
+	}
+	if result := b.eval(`document.getElementById("result").textContent`); !strings.HasPrefix(result, "Stored as ") {
+		t.Fatalf("publish result %q", result)
+	}
+
+	if err := chromedp.Do(b.browser, chromedp.EmulateViewport(1000, 800)); err != nil {
+		t.Fatal(err)
+	}
+	shot, err := chromedp.Run(b.browser, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(bytes.NewReader(shot))
+	if err != nil {
+		t.Fatalf("screenshot is not a PNG: %v", err)
+	}
+	colors := map[uint32]bool{}
+	for y := img.Bounds().Min.Y; y < img.Bounds().Max.Y; y += 4 {
+		for x := img.Bounds().Min.X; x < img.Bounds().Max.X; x += 4 {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			colors[r>>8<<16|g>>8<<8|bl>>8] = true
+		}
+	}
+	if len(colors) < 20 {
+		t.Fatalf("the screenshot has %d colors: nothing rendered", len(colors))
+	}
+	dir := os.Getenv("EDGE_SCREENSHOTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	path := filepath.Join(dir, "demo.png")
+	if err := os.WriteFile(path, shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+}
