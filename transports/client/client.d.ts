@@ -39,7 +39,7 @@ export interface Options {
   transports?: Transport[];
   /** A cursor to resume from (a Subscription's cursor from earlier). Default: only new messages. */
   since?: string;
-  /** Milliseconds a transport has to prove it gets through (WebSocket subscribed, first SSE bytes, first poll answer) before the next is tried. Default 8000. */
+  /** Milliseconds a transport has to prove it gets through (a first WebSocket frame, first SSE bytes, a first poll answer) before the next is tried. Default 8000. */
   openTimeout?: number;
   /** Backoff of reconnects: full jitter, uniform in [0, min(maxDelay, minDelay * 2^attempt)). Defaults 1000 and 30000 ms. */
   minDelay?: number;

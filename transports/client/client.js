@@ -172,7 +172,6 @@ class WSLink extends Link {
     super(sub, "ws");
     const u = this.url("ws", { heartbeat: seconds(sub.opts.heartbeat) });
     u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
-    this.pending = new Set(sub.channels);
     try {
       this.ws = new WebSocket(u);
     } catch (e) {
@@ -191,15 +190,15 @@ class WSLink extends Link {
     } catch {
       return this.fail(new EdgeError("transport", "ws: a frame is not JSON"));
     }
+    // The first frame (a subscribed acknowledgement, or history before it)
+    // proves the path: a stripped or hanging upgrade never gets here.
+    this.markOpen();
     if (Array.isArray(f)) return this.sub.messages(f);
     switch (f && f.type) {
       case undefined:
         return this.sub.messages([f]);
       case "subscribed":
-        this.sub.position(f.channel, f.id);
-        this.pending.delete(f.channel);
-        if (this.pending.size === 0) this.markOpen();
-        return;
+        return this.sub.position(f.channel, f.id);
       case "gap":
         return this.sub.gap(f.channel);
       case "disconnect":

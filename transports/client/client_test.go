@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -83,5 +86,39 @@ func TestDemoAndTypes(t *testing.T) {
 	}
 	if ts := get(t, ServeTypes, "/v1/client.d.ts", nil); !strings.Contains(ts.Body.String(), "export function subscribe(") {
 		t.Fatal("client.d.ts does not declare subscribe")
+	}
+}
+
+// client.d.ts describes client.js as TypeScript sees it: tsc (strict)
+// accepts a program that uses the API, and rejects a wrong transport.
+// EDGE_TSC names the compiler; .ci/run installs one.
+func TestTypesCompile(t *testing.T) {
+	tsc := os.Getenv("EDGE_TSC")
+	if tsc == "" {
+		var err error
+		if tsc, err = exec.LookPath("tsc"); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatal("no TypeScript compiler (CI is set, so this fails): set EDGE_TSC or put tsc on PATH; bash .ci/run installs it")
+			}
+			t.Skip("no TypeScript compiler: set EDGE_TSC or put tsc on PATH (bash .ci/run installs it)")
+		}
+	}
+	dir := t.TempDir()
+	for name, body := range map[string][]byte{"client.js": moduleJS, "client.d.ts": typesTS} {
+		if err := os.WriteFile(filepath.Join(dir, name), body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"use.ts", "tsconfig.json"} {
+		body, err := os.ReadFile(filepath.Join("testdata", "types", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command(tsc, "-p", dir).CombinedOutput(); err != nil {
+		t.Fatalf("tsc: %v\n%s", err, out)
 	}
 }

@@ -1,0 +1,21 @@
+// A TypeScript program using the client's API: tsc
+// must accept it against client.d.ts (client_test.go TestTypesCompile).
+import edge, { subscribe, compareIDs, backoff, EdgeError, version, type Message, type State, type StateInfo } from "./client.js";
+
+const sub = subscribe("https://edge.example", ["prices", "news"], {
+  onMessage: (m: Message) => console.log(m.channel, m.id, m.event, m.data, m.encoding),
+  onGap: (channel: string) => console.warn(channel),
+  onStateChange: (state: State, info: StateInfo) => console.log(state, info.transport, info.delay, info.error?.code),
+  onError: (e: EdgeError) => console.error(e.code, e.status),
+  transports: ["ws", "sse", "poll"],
+  heartbeat: 60000,
+  linger: 2000,
+});
+const c: string = sub.cursor;
+sub.pause(); sub.resume(); sub.close();
+edge.subscribe("", ["a"]);
+const n: number = compareIDs("1-0", "2-0") + backoff(1, 1000, 30000);
+const v: string = version;
+// @ts-expect-error: not a transport
+subscribe("", ["a"], { transports: ["carrier-pigeon"] });
+console.log(c, n, v);
