@@ -77,6 +77,42 @@ type Config struct {
 
 	// DrainTimeout bounds a graceful shutdown. Zero means 10s.
 	DrainTimeout time.Duration
+
+	// TLS is how the edge terminates TLS: "off" (plain HTTP, e.g. behind a
+	// load balancer), "self-signed", "files" or "acme". Zero means "off".
+	TLS string
+	// CertFile and KeyFile are the PEM files of TLS "files".
+	CertFile, KeyFile string
+	// Domains are the names TLS "acme" obtains certificates for (and
+	// extra names of the self-signed certificate).
+	Domains []string
+	// Email is the ACME account's contact address.
+	Email string
+	// ACMECA is the ACME directory URL. Zero means Let's Encrypt.
+	ACMECA string
+	// ACMECARoots is a PEM file of the roots that the ACME CA's own HTTPS
+	// endpoint is verified with (a private CA). Zero means the system's.
+	ACMECARoots string
+	// ACMEDir keeps ACME accounts and certificates on disk when there is
+	// no Redis. Zero means certmagic's default directory.
+	ACMEDir string
+	// HTTPListen is the address of a plain-HTTP server for ACME HTTP-01
+	// challenges that redirects everything else to https. Zero means none.
+	HTTPListen string
+	// OnDemand obtains certificates at the first handshake for names
+	// approved by OnDemandAllow or OnDemandAsk.
+	OnDemand bool
+	// OnDemandAllow lists the names (or "*.suffix" patterns) approved for
+	// on-demand certificates.
+	OnDemandAllow []string
+	// OnDemandAsk is a URL asked GET URL?domain=NAME about other names; a
+	// 200 approves.
+	OnDemandAsk string
+	// OnDemandRate bounds on-demand approvals per minute. Zero means 10.
+	OnDemandRate int
+	// HSTS, when positive, is the max-age of the Strict-Transport-Security
+	// header on https answers. Zero means no header.
+	HSTS time.Duration
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -126,6 +162,39 @@ func (c Config) Validate() error {
 	}
 	if c.RedisCluster && c.Redis == "" {
 		bad("redis-cluster: needs --redis with the URLs of the cluster's nodes")
+	}
+	switch c.TLS {
+	case "", "off", "self-signed":
+	case "files":
+		if c.CertFile == "" || c.KeyFile == "" {
+			bad("tls: files needs --cert FILE and --key FILE (PEM)")
+		}
+	case "acme":
+		if len(c.Domains) == 0 && !c.OnDemand {
+			bad("tls: acme needs --domain NAME (repeat it for several names) or --on-demand")
+		}
+	default:
+		bad("tls: %q is not a mode; use off, self-signed, files or acme", c.TLS)
+	}
+	if (c.CertFile != "" || c.KeyFile != "") && c.TLS != "files" {
+		bad("cert, key: only used with --tls files")
+	}
+	if c.OnDemand && c.TLS != "acme" {
+		bad("on-demand: needs --tls acme")
+	}
+	if c.OnDemand && len(c.OnDemandAllow) == 0 && c.OnDemandAsk == "" {
+		bad("on-demand: needs --on-demand-allow PATTERN or --on-demand-ask URL, or any name could make the edge order certificates")
+	}
+	if c.HTTPListen != "" {
+		if _, _, err := net.SplitHostPort(c.HTTPListen); err != nil {
+			bad("http-listen: %q is not host:port (e.g. :80): %v", c.HTTPListen, err)
+		}
+		if c.TLS == "" || c.TLS == "off" {
+			bad("http-listen: only with TLS (it redirects to https); use --tls")
+		}
+	}
+	if c.HSTS < 0 || c.OnDemandRate < 0 {
+		bad("hsts, on-demand-rate: must be positive, got a negative value")
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen: %q is not host:port (e.g. 127.0.0.1:8080): %v", c.Listen, err)

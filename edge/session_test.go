@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -992,13 +993,13 @@ func TestConfigWithDefaults(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := tt.in.WithDefaults()
-			if got != tt.want {
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("WithDefaults =\n%+v\nwant\n%+v", got, tt.want)
 			}
 			if err := got.Validate(); err != nil {
 				t.Errorf("Validate: %v", err)
 			}
-			if again := got.WithDefaults(); again != got {
+			if again := got.WithDefaults(); !reflect.DeepEqual(again, got) {
 				t.Errorf("WithDefaults is not idempotent: %+v", again)
 			}
 		})

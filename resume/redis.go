@@ -147,6 +147,10 @@ func (r *Redis) loadFunction(ctx context.Context) error {
 	return r.rdb.FunctionLoadReplace(ctx, code).Err()
 }
 
+// Client returns the Redis client, for other users of the same Redis
+// (certificate storage) to share its connections.
+func (r *Redis) Client() redis.UniversalClient { return r.rdb }
+
 // unavailable wraps a Redis failure for clients.
 func unavailable(op string, err error) error {
 	return fmt.Errorf("%w: redis %s: %v", edge.ErrUnavailable, op, err)
