@@ -34,6 +34,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -126,6 +127,7 @@ type Server struct {
 	dirURL       string
 	newOrderPath string // path of the newOrder endpoint, from the directory
 	clientCAs    *x509.CertPool
+	clientCAPEM  []byte
 	issuerRoots  *x509.CertPool
 	httpPort     int
 	tlsPort      int
@@ -182,6 +184,7 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	s.clientCAs = x509.NewCertPool()
 	s.clientCAs.AddCert(apiCert.Leaf)
+	s.clientCAPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: apiCert.Leaf.Raw})
 
 	var (
 		authority *ca.CAImpl
@@ -256,6 +259,10 @@ func (s *Server) DirectoryURL() string { return s.dirURL }
 // client must trust to talk to Pebble, such as certmagic's
 // ACMEIssuer.TrustedRoots.
 func (s *Server) ClientCAs() *x509.CertPool { return s.clientCAs.Clone() }
+
+// ClientCAPEM returns ClientCAs' certificate as PEM, for an ACME client
+// configured with a file (the edge's --acme-ca-roots).
+func (s *Server) ClientCAPEM() []byte { return bytes.Clone(s.clientCAPEM) }
 
 // IssuerRoots returns a new pool holding the roots that the certificates
 // Pebble issues chain to, for verifying a chain that the code under test
