@@ -97,6 +97,21 @@ func getOnly(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
+// hsts adds Strict-Transport-Security with maxAge to answers over TLS;
+// zero maxAge adds nothing.
+func hsts(maxAge time.Duration, next http.Handler) http.Handler {
+	if maxAge <= 0 {
+		return next
+	}
+	value := []string{"max-age=" + strconv.FormatInt(int64(maxAge.Seconds()), 10)}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS != nil {
+			w.Header()["Strict-Transport-Security"] = value
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // cors adds CORS headers for allowed origins and answers preflights.
 func cors(allowed string, next http.Handler) http.Handler {
 	origins := splitOrigins(allowed)

@@ -69,7 +69,7 @@ func New(cfg edge.Config, broker edge.Broker, log *slog.Logger) *Server {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: no endpoint at %s", edge.ErrNotFound, clip(r.URL.Path)))
 	})
-	s.handler = cors(cfg.CORSOrigin, mux)
+	s.handler = hsts(cfg.HSTS, cors(cfg.CORSOrigin, mux))
 	return s
 }
 

@@ -158,9 +158,47 @@ func newFlagSet(cfg *edge.Config, configPath *string) *flag.FlagSet {
 	durationVar(fs, &cfg.DrainTimeout, "drain-timeout",
 		fmt.Sprintf("bound a graceful shutdown to `DURATION` (default %v)", def.DrainTimeout))
 
+	fs.StringVar(&cfg.TLS, "tls", "",
+		"terminate TLS: `MODE` off (plain HTTP, e.g. behind a load balancer), self-signed (local development), files (-cert, -key) or acme (-domain, -email) (default off)")
+	fs.StringVar(&cfg.CertFile, "cert", "", "with -tls files: the certificate `FILE` (PEM, leaf first), reloaded when it changes")
+	fs.StringVar(&cfg.KeyFile, "key", "", "with -tls files: the private key `FILE` (PEM)")
+	listVar(fs, &cfg.Domains, "domain",
+		"with -tls acme: obtain a certificate for `NAME`; repeat it (or separate with commas) for several names")
+	fs.StringVar(&cfg.Email, "email", "", "with -tls acme: the ACME account's contact `ADDR`, for expiry notices")
+	fs.StringVar(&cfg.ACMECA, "acme-ca", "",
+		"with -tls acme: the ACME directory `URL` (default Let's Encrypt, https://acme-v02.api.letsencrypt.org/directory)")
+	fs.StringVar(&cfg.ACMECARoots, "acme-ca-roots", "",
+		"with -tls acme: trust the roots in PEM `FILE` for the ACME CA's HTTPS endpoint, for a private CA (default the system's roots)")
+	fs.StringVar(&cfg.ACMEDir, "acme-dir", "",
+		"with -tls acme and no -redis: keep ACME accounts and certificates in `DIR` (default certmagic's, ~/.local/share/certmagic)")
+	fs.StringVar(&cfg.HTTPListen, "http-listen", "",
+		"with -tls: serve plain HTTP on `ADDR` (e.g. :80) for ACME HTTP-01 challenges, redirecting everything else to https (default none)")
+	fs.BoolVar(&cfg.OnDemand, "on-demand", false,
+		"with -tls acme: obtain certificates at the first handshake for names that -on-demand-allow or -on-demand-ask approve")
+	listVar(fs, &cfg.OnDemandAllow, "on-demand-allow",
+		"approve `PATTERN` for on-demand certificates: a name, or *.suffix for one more label; repeatable")
+	fs.StringVar(&cfg.OnDemandAsk, "on-demand-ask", "",
+		"approve on-demand names that GET `URL`?domain=NAME answers with 200")
+	intVar(fs, &cfg.OnDemandRate, "on-demand-rate", "approve at most `N` new on-demand names a minute (default 10)")
+	durationVar(fs, &cfg.HSTS, "hsts",
+		"with -tls: send Strict-Transport-Security with max-age `DURATION` (e.g. 8760h) (default none)")
+
 	fs.StringVar(configPath, configFlag, "",
 		"read settings from the JSON object in `FILE`, keyed by flag name; flags and EDGE_* variables override it")
 	return fs
+}
+
+// listVar defines a repeatable flag whose values (each also a
+// comma-separated list) append to *p.
+func listVar(fs *flag.FlagSet, p *[]string, name, usage string) {
+	fs.Func(name, usage, func(s string) error {
+		for v := range strings.SplitSeq(s, ",") {
+			if v = strings.TrimSpace(v); v != "" {
+				*p = append(*p, v)
+			}
+		}
+		return nil
+	})
 }
 
 // intVar defines a flag that stores a base-10 integer in *p.

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +45,18 @@ func TestLoadConfig(t *testing.T) {
 		{"publish-key", "s3cret"},
 		{"cors-origin", "https://example.com"},
 		{"drain-timeout", "5s"},
+		{"tls", "acme"},
+		{"domain", "a.example,b.example"},
+		{"email", "ops@example.com"},
+		{"acme-ca", "https://ca.example/dir"},
+		{"acme-ca-roots", "/etc/edge/ca.pem"},
+		{"acme-dir", "/var/lib/edge"},
+		{"http-listen", ":8081"},
+		{"on-demand", "true"},
+		{"on-demand-allow", "*.c.example"},
+		{"on-demand-ask", "https://api.example/allowed"},
+		{"on-demand-rate", "5"},
+		{"hsts", "1h"},
 	}
 	everyWant := edge.Config{
 		Listen:         "0.0.0.0:9000",
@@ -61,11 +74,27 @@ func TestLoadConfig(t *testing.T) {
 		PublishKey:     "s3cret",
 		CORSOrigin:     "https://example.com",
 		DrainTimeout:   5 * time.Second,
+		TLS:            "acme",
+		Domains:        []string{"a.example", "b.example"},
+		Email:          "ops@example.com",
+		ACMECA:         "https://ca.example/dir",
+		ACMECARoots:    "/etc/edge/ca.pem",
+		ACMEDir:        "/var/lib/edge",
+		HTTPListen:     ":8081",
+		OnDemand:       true,
+		OnDemandAllow:  []string{"*.c.example"},
+		OnDemandAsk:    "https://api.example/allowed",
+		OnDemandRate:   5,
+		HSTS:           time.Hour,
 	}.WithDefaults()
 	var everyArgs []string
 	everyEnv := make(map[string]string)
 	for _, f := range every {
-		everyArgs = append(everyArgs, "--"+f.name, f.value)
+		if f.value == "true" { // a boolean flag takes no separate value
+			everyArgs = append(everyArgs, "--"+f.name)
+		} else {
+			everyArgs = append(everyArgs, "--"+f.name, f.value)
+		}
 		everyEnv["EDGE_"+strings.ToUpper(strings.ReplaceAll(f.name, "-", "_"))] = f.value
 	}
 	// everyFile mixes JSON numbers and strings.
@@ -84,7 +113,19 @@ func TestLoadConfig(t *testing.T) {
 		"sse-retry": "3s",
 		"publish-key": "s3cret",
 		"cors-origin": "https://example.com",
-		"drain-timeout": "5s"
+		"drain-timeout": "5s",
+		"tls": "acme",
+		"domain": "a.example, b.example",
+		"email": "ops@example.com",
+		"acme-ca": "https://ca.example/dir",
+		"acme-ca-roots": "/etc/edge/ca.pem",
+		"acme-dir": "/var/lib/edge",
+		"http-listen": ":8081",
+		"on-demand": true,
+		"on-demand-allow": "*.c.example",
+		"on-demand-ask": "https://api.example/allowed",
+		"on-demand-rate": 5,
+		"hsts": "1h"
 	}`
 
 	tests := []struct {
@@ -148,6 +189,11 @@ func TestLoadConfig(t *testing.T) {
 				c.HistoryTTL = 2 * time.Minute
 				c.MaxChannels = 3
 			}),
+		},
+		{
+			name: "repeated and comma-separated --domain",
+			args: []string{"--tls", "acme", "--domain", "a.example", "--domain", "b.example, c.example"},
+			want: with(func(c *edge.Config) { c.TLS, c.Domains = "acme", []string{"a.example", "b.example", "c.example"} }),
 		},
 		{
 			name: "flag beats bad env",
@@ -296,7 +342,7 @@ func TestLoadConfig(t *testing.T) {
 				if err != nil {
 					t.Fatalf("loadConfig(%q) error: %v", args, err)
 				}
-				if got != tt.want {
+				if !reflect.DeepEqual(got, tt.want) {
 					t.Errorf("loadConfig(%q) =\n%+v\nwant\n%+v", args, got, tt.want)
 				}
 				return

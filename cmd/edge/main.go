@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
+	edgetls "github.com/edgeworks/edge/tls"
 	"github.com/edgeworks/edge/transports"
 )
 
@@ -58,21 +60,48 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		store = "redis"
 	}
+	term, err := newTerminator(cfg, broker, log)
+	if err != nil {
+		log.Error("cannot set up TLS", "err", err)
+		return 2
+	}
+	defer term.Close()
+	scheme, wsScheme := "http", "ws"
+	if tc := term.TLSConfig(); tc != nil {
+		ln = tls.NewListener(ln, tc)
+		scheme, wsScheme = "https", "wss"
+	}
+	if cfg.HTTPListen != "" {
+		stop, err := serveHTTP(cfg, term, log)
+		if err != nil {
+			log.Error("cannot listen for plain HTTP; choose another address with --http-listen", "addr", cfg.HTTPListen, "err", err)
+			return 1
+		}
+		defer stop()
+	}
 	srv := transports.New(cfg, broker, log)
-	base := "http://" + ln.Addr().String()
-	log.Info("edge is serving", "addr", ln.Addr().String(), "store", store)
+	base := scheme + "://" + ln.Addr().String()
+	log.Info("edge is serving", "addr", ln.Addr().String(), "store", store, "tls", cfg.TLS)
 	fmt.Fprintf(stdout, `edge is ready at %[1]s
-  demo page:             %[1]s/   (open it in a browser)
+%[4]s  demo page:             %[1]s/   (open it in a browser)
   browser client:        %[1]s/v1/client.js
   subscribe (SSE):       curl -N '%[1]s/v1/subscribe?channel=news' -H 'Accept: text/event-stream'
-  subscribe (WebSocket): ws://%[2]s/v1/subscribe?channel=news
+  subscribe (WebSocket): %[3]s://%[2]s/v1/subscribe?channel=news
   subscribe (long-poll): curl '%[1]s/v1/subscribe?channel=news'
   publish:               curl -X POST '%[1]s/v1/publish?channel=news' -d 'hello'
   history:               curl '%[1]s/v1/history?channel=news'
-`, base, ln.Addr().String())
+`, base, ln.Addr().String(), wsScheme, tlsLine(term))
 	if err := srv.Run(ctx, ln); err != nil {
 		log.Error("edge stopped", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// tlsLine is the banner's line about TLS, empty when TLS is off.
+func tlsLine(term *edgetls.Terminator) string {
+	if term.Summary() == "" {
+		return ""
+	}
+	return "  tls:                   " + term.Summary() + "\n"
 }

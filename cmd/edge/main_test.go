@@ -145,6 +145,14 @@ func buildEdge(t *testing.T) string {
 // process is killed at cleanup.
 func startNode(t *testing.T, bin string, args ...string) string {
 	t.Helper()
+	base, _ := startNodeBanner(t, bin, args...)
+	return base
+}
+
+// startNodeBanner runs the binary with args and returns its base URL and
+// its whole banner; the process is killed at cleanup.
+func startNodeBanner(t *testing.T, bin string, args ...string) (base, banner string) {
+	t.Helper()
 	cmd := exec.Command(bin, append([]string{"--listen", "127.0.0.1:0"}, args...)...)
 	stdout, _ := cmd.StdoutPipe()
 	var stderr bytes.Buffer
@@ -153,16 +161,21 @@ func startNode(t *testing.T, bin string, args ...string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("no banner: %v; stderr: %s", err, stderr.String())
+	lines := bufio.NewReader(stdout)
+	for !strings.Contains(banner, "history:") {
+		line, err := lines.ReadString('\n')
+		if err != nil {
+			t.Fatalf("banner ended: %v\n%s; stderr: %s", err, banner, stderr.String())
+		}
+		banner += line
 	}
-	go io.Copy(io.Discard, stdout)
-	base, ok := strings.CutPrefix(strings.TrimSpace(line), "edge is ready at ")
+	go io.Copy(io.Discard, lines)
+	first, _, _ := strings.Cut(banner, "\n")
+	base, ok := strings.CutPrefix(strings.TrimSpace(first), "edge is ready at ")
 	if !ok {
-		t.Fatalf("banner %q", line)
+		t.Fatalf("banner %q", banner)
 	}
-	return base
+	return base, banner
 }
 
 // Two edge processes on one Redis: a message published on one reaches an
