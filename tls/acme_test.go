@@ -164,6 +164,17 @@ func TestACMERenewsShortLivedCertificates(t *testing.T) {
 	}
 }
 
+// A name the CA cannot validate (nothing answers its challenges here) is
+// logged with what to fix.
+func TestACMEFailedValidationNamesTheFix(t *testing.T) {
+	pebble := pebbletest.Start(t, pebbletest.Options{})
+	node := startACME(t, pebble, "127.0.0.1:0", Config{Domains: []string{"elsewhere.edge.test"}})
+	waitFor(t, "the validation error in the log", func() bool { return strings.Contains(node.logs.String(), "could not validate") })
+	if !strings.Contains(node.logs.String(), "point its DNS at this node") {
+		t.Errorf("the log does not name the fix:\n%s", node.logs.String())
+	}
+}
+
 // An unreachable CA is a clear log line naming the fix; the edge keeps
 // serving.
 func TestACMEUnreachableCA(t *testing.T) {

@@ -87,6 +87,16 @@ func TestSelfSignedServesHTTP2AndRefusesOldTLS(t *testing.T) {
 	if err == nil {
 		t.Fatal("a TLS 1.1 client got through")
 	}
+	_, err = tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12,
+		CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA}})
+	if err == nil {
+		t.Fatal("a TLS 1.2 client with only CBC suites got through")
+	}
+	conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatalf("a modern TLS 1.2 client: %v", err)
+	}
+	conn.Close()
 }
 
 // logBuffer collects log output for assertions.
