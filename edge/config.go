@@ -68,11 +68,44 @@ type Config struct {
 	// SSERetry is the reconnect delay sent in SSE "retry:". Zero means 2s.
 	SSERetry time.Duration
 
-	// PublishKey, when set, is required as "Authorization: Bearer KEY" on
-	// POST /v1/publish, and WebSocket publish is refused.
-	PublishKey string
-	// CORSOrigin is the origin allowed to use the HTTP endpoints from a
-	// browser on another origin. Zero means "*" (any origin).
+	// PublishKeys are API keys for publishing: "Authorization: Bearer
+	// KEY" with any of them may publish to every channel. Zero means none.
+	PublishKeys []string
+	// InsecurePublish lets anyone publish without a key or token. Zero
+	// means anonymous publishing only from loopback, and only while no
+	// publish key is set.
+	InsecurePublish bool
+	// JWTSecret is the HS256 key of subscriber and publisher tokens.
+	JWTSecret string
+	// JWTPublicKeys are PEM files of RS256, ES256 and EdDSA public keys.
+	JWTPublicKeys []string
+	// JWKSURL is where token keys are fetched (and refreshed) from.
+	JWKSURL string
+	// Anonymous lists channel patterns ("public:*") that need no token
+	// once a JWT key is configured. Without JWT keys every channel is
+	// anonymous.
+	Anonymous []string
+	// ClientPublish lists channel patterns that WebSocket clients may
+	// publish to without a token's publish right.
+	ClientPublish []string
+
+	// MaxConns bounds connections in all; MaxConnsPerIP those from one
+	// client IP. Zero means 100000 and 1000.
+	MaxConns, MaxConnsPerIP int
+	// SubscribeRate bounds subscribe ops per second on one WebSocket
+	// connection; subscribe requests from one client IP may come 100
+	// times as often. Zero means 20.
+	SubscribeRate int
+	// PublishRate bounds HTTP publishes per second per publish key,
+	// token subject or (anonymous) client IP. Zero means no bound.
+	PublishRate int
+	// ClientPublishRate bounds publishes per second on one WebSocket
+	// connection. Zero means 50.
+	ClientPublishRate int
+
+	// CORSOrigin lists the origins (comma-separated, or "*" for any)
+	// allowed to use the HTTP endpoints and open WebSockets from a
+	// browser page of another origin. Zero means same-origin only.
 	CORSOrigin string
 
 	// DrainTimeout bounds a graceful shutdown. Zero means 10s.
@@ -134,7 +167,10 @@ func (c Config) WithDefaults() Config {
 	setDefault(&c.PollTimeoutMax, 60*time.Second)
 	setDefault(&c.PollLingerMax, 5*time.Second)
 	setDefault(&c.SSERetry, 2*time.Second)
-	setDefault(&c.CORSOrigin, "*")
+	setDefault(&c.MaxConns, 100000)
+	setDefault(&c.MaxConnsPerIP, 1000)
+	setDefault(&c.SubscribeRate, 20)
+	setDefault(&c.ClientPublishRate, 50)
 	setDefault(&c.DrainTimeout, 10*time.Second)
 	return c
 }
@@ -195,6 +231,17 @@ func (c Config) Validate() error {
 	}
 	if c.HSTS < 0 || c.OnDemandRate < 0 {
 		bad("hsts, on-demand-rate: must be positive, got a negative value")
+	}
+	for _, p := range []struct {
+		name string
+		v    int
+	}{{"max-conns", c.MaxConns}, {"max-conns-per-ip", c.MaxConnsPerIP}, {"subscribe-rate", c.SubscribeRate}, {"publish-rate", c.PublishRate}, {"client-publish-rate", c.ClientPublishRate}} {
+		if p.v < 0 {
+			bad("%s: must be positive, got %d", p.name, p.v)
+		}
+	}
+	if len(c.Anonymous) > 0 && c.JWTSecret == "" && len(c.JWTPublicKeys) == 0 && c.JWKSURL == "" {
+		bad("anonymous: only matters with a JWT key (--jwt-secret, --jwt-public-key or --jwks-url); without one every channel is anonymous")
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen: %q is not host:port (e.g. 127.0.0.1:8080): %v", c.Listen, err)

@@ -30,6 +30,7 @@ var (
 	ErrNotFound         = &Error{"not_found", http.StatusNotFound, "not found"}
 	ErrMethodNotAllowed = &Error{"method_not_allowed", http.StatusMethodNotAllowed, "method not allowed"}
 	ErrPayloadTooLarge  = &Error{"payload_too_large", http.StatusRequestEntityTooLarge, "payload too large"}
+	ErrRateLimited      = &Error{"rate_limited", http.StatusTooManyRequests, "rate limited"}
 	ErrUnavailable      = &Error{"unavailable", http.StatusServiceUnavailable, "backend unavailable"}
 	ErrShuttingDown     = &Error{"shutting_down", http.StatusServiceUnavailable, "shutting down"}
 	ErrInternal         = &Error{"internal", http.StatusInternalServerError, "internal error"}
@@ -68,5 +69,6 @@ var (
 	DisconnectSlow        = Disconnect{4002, "slow_consumer"}
 	DisconnectServerError = Disconnect{4003, "server_error"}
 	DisconnectResync      = Disconnect{4004, "resync"}
+	DisconnectExpired     = Disconnect{4005, "token_expired"}
 	DisconnectBadRequest  = Disconnect{4500, "bad_request"}
 )

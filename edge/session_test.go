@@ -950,8 +950,12 @@ func TestConfigWithDefaults(t *testing.T) {
 		PollTimeoutMax: 60 * time.Second,
 		PollLingerMax:  5 * time.Second,
 		SSERetry:       2 * time.Second,
-		CORSOrigin:     "*",
 		DrainTimeout:   10 * time.Second,
+		MaxConns:       100000,
+		MaxConnsPerIP:  1000,
+		SubscribeRate:  20,
+
+		ClientPublishRate: 50,
 	}
 	explicit := edge.Config{
 		Listen:         "0.0.0.0:9000",
@@ -968,9 +972,15 @@ func TestConfigWithDefaults(t *testing.T) {
 		PollTimeoutMax: 20 * time.Second,
 		PollLingerMax:  time.Second,
 		SSERetry:       time.Second,
-		PublishKey:     "k",
+		PublishKeys:    []string{"k"},
 		CORSOrigin:     "https://app.example",
 		DrainTimeout:   time.Minute,
+		MaxConns:       10,
+		MaxConnsPerIP:  5,
+		SubscribeRate:  3,
+		PublishRate:    4,
+
+		ClientPublishRate: 6,
 	}
 	with := func(c edge.Config, f func(*edge.Config)) edge.Config { f(&c); return c }
 	tests := []struct {

@@ -149,11 +149,31 @@ func newFlagSet(cfg *edge.Config, configPath *string) *flag.FlagSet {
 	durationVar(fs, &cfg.SSERetry, "sse-retry",
 		fmt.Sprintf("ask SSE clients to reconnect after `DURATION` (retry:) (default %v)", def.SSERetry))
 
-	fs.StringVar(&cfg.PublishKey, "publish-key", "",
-		"require `KEY` as \"Authorization: Bearer KEY\" on POST /v1/publish and refuse WebSocket publish; "+
-			"prefer EDGE_PUBLISH_KEY or the config file, as flags show in ps (default none: publishing needs no key)")
+	listVar(fs, &cfg.PublishKeys, "publish-key",
+		"let \"Authorization: Bearer `KEY`\" publish to every channel; repeatable (or comma-separated) for several keys; "+
+			"prefer EDGE_PUBLISH_KEY or the config file, as flags show in ps (default none: anonymous publishing from loopback only)")
+	fs.BoolVar(&cfg.InsecurePublish, "insecure-publish", false,
+		"let anyone publish without a key or token, from anywhere (default off)")
+	fs.StringVar(&cfg.JWTSecret, "jwt-secret", "",
+		"verify HS256 tokens of subscribers and publishers with `SECRET`; prefer EDGE_JWT_SECRET (default none)")
+	listVar(fs, &cfg.JWTPublicKeys, "jwt-public-key",
+		"verify RS256, ES256 and EdDSA tokens with the public keys in PEM `FILE`; repeatable (default none)")
+	fs.StringVar(&cfg.JWKSURL, "jwks-url", "",
+		"verify tokens with the keys at JWKS `URL`, cached and refreshed (default none)")
+	listVar(fs, &cfg.Anonymous, "anonymous",
+		"with a JWT key: let channels matching `PATTERN` (e.g. public:*) be subscribed without a token; repeatable")
+	listVar(fs, &cfg.ClientPublish, "client-publish",
+		"let WebSocket clients publish to channels matching `PATTERN` without a token's publish right; repeatable")
+	intVar(fs, &cfg.MaxConns, "max-conns", fmt.Sprintf("accept at most `N` connections in all (default %d)", def.MaxConns))
+	intVar(fs, &cfg.MaxConnsPerIP, "max-conns-per-ip", fmt.Sprintf("accept at most `N` connections from one client IP (default %d)", def.MaxConnsPerIP))
+	intVar(fs, &cfg.SubscribeRate, "subscribe-rate",
+		fmt.Sprintf("allow `N` subscribe ops a second on one WebSocket, and 100 times as many subscribe requests from one client IP, then refuse with 429 (default %d)", def.SubscribeRate))
+	intVar(fs, &cfg.PublishRate, "publish-rate",
+		"allow `N` HTTP publishes a second per publish key, token subject or anonymous client IP, then answer 429 (default no bound)")
+	intVar(fs, &cfg.ClientPublishRate, "client-publish-rate",
+		fmt.Sprintf("allow `N` publishes a second on one WebSocket, then answer rate_limited (default %d)", def.ClientPublishRate))
 	fs.StringVar(&cfg.CORSOrigin, "cors-origin", "",
-		fmt.Sprintf("let browser pages from `ORIGIN` use the HTTP endpoints (default %q, any origin)", def.CORSOrigin))
+		"let browser pages from `ORIGIN` (comma-separated list, or * for any) use the HTTP endpoints and open WebSockets (default same-origin only)")
 
 	durationVar(fs, &cfg.DrainTimeout, "drain-timeout",
 		fmt.Sprintf("bound a graceful shutdown to `DURATION` (default %v)", def.DrainTimeout))

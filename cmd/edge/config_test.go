@@ -57,6 +57,17 @@ func TestLoadConfig(t *testing.T) {
 		{"on-demand-ask", "https://api.example/allowed"},
 		{"on-demand-rate", "5"},
 		{"hsts", "1h"},
+		{"insecure-publish", "true"},
+		{"jwt-secret", "a-secret-of-at-least-32-bytes-long"},
+		{"jwt-public-key", "/etc/edge/jwt.pem"},
+		{"jwks-url", "https://id.example/jwks.json"},
+		{"anonymous", "public:*"},
+		{"client-publish", "chat:*"},
+		{"max-conns", "500"},
+		{"max-conns-per-ip", "50"},
+		{"subscribe-rate", "5"},
+		{"publish-rate", "100"},
+		{"client-publish-rate", "7"},
 	}
 	everyWant := edge.Config{
 		Listen:         "0.0.0.0:9000",
@@ -71,7 +82,7 @@ func TestLoadConfig(t *testing.T) {
 		PollTimeoutMax: 40 * time.Second,
 		PollLingerMax:  2 * time.Second,
 		SSERetry:       3 * time.Second,
-		PublishKey:     "s3cret",
+		PublishKeys:    []string{"s3cret"},
 		CORSOrigin:     "https://example.com",
 		DrainTimeout:   5 * time.Second,
 		TLS:            "acme",
@@ -86,6 +97,18 @@ func TestLoadConfig(t *testing.T) {
 		OnDemandAsk:    "https://api.example/allowed",
 		OnDemandRate:   5,
 		HSTS:           time.Hour,
+
+		InsecurePublish:   true,
+		JWTSecret:         "a-secret-of-at-least-32-bytes-long",
+		JWTPublicKeys:     []string{"/etc/edge/jwt.pem"},
+		JWKSURL:           "https://id.example/jwks.json",
+		Anonymous:         []string{"public:*"},
+		ClientPublish:     []string{"chat:*"},
+		MaxConns:          500,
+		MaxConnsPerIP:     50,
+		SubscribeRate:     5,
+		PublishRate:       100,
+		ClientPublishRate: 7,
 	}.WithDefaults()
 	var everyArgs []string
 	everyEnv := make(map[string]string)
@@ -125,7 +148,18 @@ func TestLoadConfig(t *testing.T) {
 		"on-demand-allow": "*.c.example",
 		"on-demand-ask": "https://api.example/allowed",
 		"on-demand-rate": 5,
-		"hsts": "1h"
+		"hsts": "1h",
+		"insecure-publish": true,
+		"jwt-secret": "a-secret-of-at-least-32-bytes-long",
+		"jwt-public-key": "/etc/edge/jwt.pem",
+		"jwks-url": "https://id.example/jwks.json",
+		"anonymous": "public:*",
+		"client-publish": "chat:*",
+		"max-conns": 500,
+		"max-conns-per-ip": 50,
+		"subscribe-rate": 5,
+		"publish-rate": 100,
+		"client-publish-rate": 7
 	}`
 
 	tests := []struct {
@@ -206,13 +240,13 @@ func TestLoadConfig(t *testing.T) {
 			args: []string{"--config", filePath},
 			env:  map[string]string{"EDGE_PUBLISH_KEY": ""},
 			file: `{"publish-key": "from-file"}`,
-			want: with(func(c *edge.Config) { c.PublishKey = "from-file" }),
+			want: with(func(c *edge.Config) { c.PublishKeys = []string{"from-file"} }),
 		},
 		{
 			name: "file boolean becomes its text",
 			args: []string{"--config", filePath},
 			file: `{"publish-key": true}`,
-			want: with(func(c *edge.Config) { c.PublishKey = "true" }),
+			want: with(func(c *edge.Config) { c.PublishKeys = []string{"true"} }),
 		},
 		{
 			name: "empty file object",

@@ -9,7 +9,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -67,8 +66,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer term.Close()
 	scheme, wsScheme := "http", "ws"
-	if tc := term.TLSConfig(); tc != nil {
-		ln = tls.NewListener(ln, tc)
+	if term.TLSConfig() != nil {
 		scheme, wsScheme = "https", "wss"
 	}
 	if cfg.HTTPListen != "" {
@@ -79,7 +77,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		defer stop()
 	}
-	srv := transports.New(cfg, broker, log)
+	srv, err := transports.New(cfg, broker, log)
+	if err != nil {
+		log.Error("cannot set up token verification; check --jwt-secret, --jwt-public-key and --jwks-url", "err", err)
+		return 2
+	}
+	logAccess(cfg, log)
+	if tc := term.TLSConfig(); tc != nil {
+		srv.UseTLS(tc)
+	}
 	base := scheme + "://" + ln.Addr().String()
 	log.Info("edge is serving", "addr", ln.Addr().String(), "store", store, "tls", cfg.TLS)
 	fmt.Fprintf(stdout, `edge is ready at %[1]s
@@ -104,4 +110,19 @@ func tlsLine(term *edgetls.Terminator) string {
 		return ""
 	}
 	return "  tls:                   " + term.Summary() + "\n"
+}
+
+// logAccess says at start who may publish and subscribe.
+func logAccess(cfg edge.Config, log *slog.Logger) {
+	switch {
+	case cfg.InsecurePublish:
+		log.Warn("anyone may publish, from anywhere (--insecure-publish)")
+	case len(cfg.PublishKeys) == 0:
+		log.Warn("no publish key: publishing is refused from outside loopback except with a token's publish right; set --publish-key, or --insecure-publish")
+	default:
+		log.Info("publishing needs a publish key or a token's publish right", "keys", len(cfg.PublishKeys))
+	}
+	if cfg.JWTSecret != "" || len(cfg.JWTPublicKeys) > 0 || cfg.JWKSURL != "" {
+		log.Info("subscribing needs a token, except to anonymous channels", "anonymous", cfg.Anonymous)
+	}
 }
