@@ -115,7 +115,7 @@ func manyChannels(n int) []string {
 }
 
 func TestPublishKey(t *testing.T) {
-	e := startEdge(t, edge.Config{PublishKey: "s3cret"})
+	e := startEdge(t, edge.Config{PublishKeys: []string{"other", "s3cret"}})
 	for _, tc := range []struct {
 		name, auth string
 		status     int
@@ -123,6 +123,7 @@ func TestPublishKey(t *testing.T) {
 		{"missing", "", 401},
 		{"wrong", "Bearer nope", 401},
 		{"right", "Bearer s3cret", 200},
+		{"another key", "Bearer other", 200},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest("POST", e.url("/v1/publish", "channel", "a"), strings.NewReader("x"))

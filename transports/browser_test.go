@@ -40,7 +40,10 @@ func TestBrowserEventSourceResumesAcrossRestart(t *testing.T) {
 	addr := ln.Addr().String()
 	base := "http://" + addr
 	serve := func(ln net.Listener) (stop func()) {
-		srv := transports.New(cfg, store, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError})))
+		srv, err := transports.New(cfg, store, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError})))
+		if err != nil {
+			t.Fatal(err)
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- srv.Run(ctx, ln) }()

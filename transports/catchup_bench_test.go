@@ -35,7 +35,10 @@ func BenchmarkCatchUp(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := transports.New(cfg, resume.NewMemory(cfg), slog.New(slog.DiscardHandler))
+	srv, err := transports.New(cfg, resume.NewMemory(cfg), slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx, ln) }()

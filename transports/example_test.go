@@ -18,7 +18,10 @@ import (
 func ExampleServer() {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	cfg := edge.Config{}.WithDefaults()
-	srv := transports.New(cfg, resume.NewMemory(cfg), slog.New(slog.DiscardHandler))
+	srv, err := transports.New(cfg, resume.NewMemory(cfg), slog.New(slog.DiscardHandler))
+	if err != nil {
+		panic(err)
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- srv.Run(ctx, ln) }()

@@ -88,7 +88,10 @@ func serveOn(t *testing.T, cfg edge.Config, broker edge.Broker, ln net.Listener)
 	t.Helper()
 	cfg.Listen = ln.Addr().String()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
-	srv := transports.New(cfg, broker, log)
+	srv, err := transports.New(cfg, broker, log)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx, ln) }()

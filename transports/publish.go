@@ -1,15 +1,14 @@
 package transports
 
 import (
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/edge/auth"
 	"github.com/edgeworks/edge/resume"
 )
 
@@ -21,12 +20,27 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 	if !allowMethods(w, r, http.MethodPost) {
 		return
 	}
-	if err := s.authorizePublish(r); err != nil {
+	channel, event := queryValue(r.URL.RawQuery, "channel"), queryValue(r.URL.RawQuery, "event")
+	if err := edge.ValidateChannel(channel); err != nil {
 		writeError(w, err)
 		return
 	}
-	channel, event := queryValue(r.URL.RawQuery, "channel"), queryValue(r.URL.RawQuery, "event")
-	if err := edge.ValidateChannel(channel); err != nil {
+	// Publishing takes credentials from the Authorization header only: a
+	// cookie would let another site's form publish as its visitor.
+	var claims *auth.Claims
+	var err error
+	if r.Header.Get("Authorization") != "" {
+		claims, err = s.access.identify(r)
+	}
+	var who string
+	if err == nil {
+		who, err = s.access.publish(r, claims, channel)
+	}
+	if err == nil && s.publishes != nil {
+		err = s.publishes.allow(who, "publishes by one publisher")
+	}
+	if err != nil {
+		setRetryAfter(w, err)
 		writeError(w, err)
 		return
 	}
@@ -52,22 +66,6 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 	b = append(b, `,"id":"`...)
 	b = id.AppendTo(b)
 	writeJSONBytes(w, http.StatusOK, append(b, `"}`...))
-}
-
-// authorizePublish checks "Authorization: Bearer KEY" when a publish key is
-// configured.
-func (s *Server) authorizePublish(r *http.Request) error {
-	if s.cfg.PublishKey == "" {
-		return nil
-	}
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		return fmt.Errorf("%w: publishing needs the header Authorization: Bearer <publish key>", edge.ErrUnauthorized)
-	}
-	if subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.PublishKey)) != 1 {
-		return fmt.Errorf("%w: wrong publish key", edge.ErrUnauthorized)
-	}
-	return nil
 }
 
 // readPayload reads a request body of at most max bytes. A body of known

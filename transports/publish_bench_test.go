@@ -69,7 +69,11 @@ func (c *publishClient) publish(b *testing.B, h http.Handler) {
 
 func newPublishHandler() http.Handler {
 	cfg := edge.Config{}.WithDefaults()
-	return transports.New(cfg, resume.NewMemory(cfg), slog.New(slog.DiscardHandler)).Handler()
+	srv, err := transports.New(cfg, resume.NewMemory(cfg), slog.New(slog.DiscardHandler))
+	if err != nil {
+		panic(err)
+	}
+	return srv.Handler()
 }
 
 // BenchmarkPublishHandler measures POST /v1/publish through the server's

@@ -2,6 +2,7 @@ package transports
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +28,11 @@ type Server struct {
 	log      *slog.Logger
 	upgrader websocket.Upgrader
 	handler  http.Handler
+	access   *access
+	tls      *tls.Config // nil: plain HTTP
+
+	subscribes *rateLimiter // subscribe requests per client IP
+	publishes  *rateLimiter // publishes per key, subject or client IP; nil: no bound
 
 	// hijacked tracks WebSocket and HTTP/1 SSE connections and parked
 	// long-polls, which http.Server.Shutdown does not wait for.
@@ -38,13 +44,26 @@ type Server struct {
 
 // New returns a server for cfg (which New completes with WithDefaults)
 // that stores and relays messages through broker.
-func New(cfg edge.Config, broker edge.Broker, log *slog.Logger) *Server {
+//
+// It fails when the token keys cfg names cannot be used (an unreadable
+// or invalid key file).
+func New(cfg edge.Config, broker edge.Broker, log *slog.Logger) (*Server, error) {
 	cfg = cfg.WithDefaults()
+	acc, err := newAccess(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		cfg:    cfg,
 		broker: broker,
 		hub:    edge.NewHub(broker, cfg, log),
 		log:    log,
+		access: acc,
+
+		subscribes: newRateLimiter(100 * cfg.SubscribeRate),
+	}
+	if cfg.PublishRate > 0 {
+		s.publishes = newRateLimiter(cfg.PublishRate)
 	}
 	s.upgrader = websocket.Upgrader{
 		// ReadBufferSize 0: gorilla reads through the buffered reader
@@ -54,6 +73,10 @@ func New(cfg edge.Config, broker edge.Broker, log *slog.Logger) *Server {
 		EnableCompression: true,
 		CheckOrigin:       s.checkOrigin,
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+			if status == http.StatusForbidden {
+				writeError(w, fmt.Errorf("%w: websocket from origin %q; the edge allows its own origin and --cors-origin", edge.ErrForbidden, clip(r.Header.Get("Origin"))))
+				return
+			}
 			writeError(w, fmt.Errorf("%w: websocket upgrade: %v", edge.ErrBadRequest, reason))
 		},
 	}
@@ -70,8 +93,12 @@ func New(cfg edge.Config, broker edge.Broker, log *slog.Logger) *Server {
 		writeError(w, fmt.Errorf("%w: no endpoint at %s", edge.ErrNotFound, clip(r.URL.Path)))
 	})
 	s.handler = hsts(cfg.HSTS, cors(cfg.CORSOrigin, mux))
-	return s
+	return s, nil
 }
+
+// UseTLS makes Run serve TLS with c (HTTP/2 and HTTP/1.1 by ALPN). Call
+// it before Run.
+func (s *Server) UseTLS(c *tls.Config) { s.tls = c }
 
 // Hub returns the server's hub.
 func (s *Server) Hub() *edge.Hub { return s.hub }
@@ -89,6 +116,11 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	defer stopBroker()
 	brokerDone := make(chan error, 1)
 	go func() { brokerDone <- s.broker.Run(brokerCtx) }()
+	if v := s.access.verifier; v != nil {
+		verifierDone := make(chan struct{})
+		go func() { v.Run(brokerCtx); close(verifierDone) }()
+		defer func() { stopBroker(); <-verifierDone }()
+	}
 
 	srv := &http.Server{
 		Handler:           s.handler,
@@ -102,6 +134,11 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	// behind an h2c proxy are not limited to six streams per host.
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetUnencryptedHTTP2(true)
+	// Connections are counted below TLS; net/http must see *tls.Conn.
+	ln = newConnLimiter(ln, s.cfg.MaxConns, s.cfg.MaxConnsPerIP, s.tls == nil)
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
+	}
 	s.recycler = newRecycler(ln)
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- srv.Serve(s.recycler) }()

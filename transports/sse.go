@@ -90,6 +90,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req subscribeR
 		ended = make(chan struct{})
 		c.init(s, sess, req.heartbeat, c.flush, func() { close(ended) })
 	}
+	c.expireAt(req.expiry())
 	if !c.open(r.Context(), req, head, padding) {
 		c.end()
 		c.turn.Unlock()

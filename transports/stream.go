@@ -33,6 +33,7 @@ type stream struct {
 	beatDue atomic.Bool
 	gone    atomic.Bool // the client left
 	closeFn func()      // closes the connection; called once, by end
+	expiry  *time.Timer // closes the session when the token expires; used holding the turn
 }
 
 // init wires the stream; write runs holding the turn whenever there may be
@@ -61,6 +62,19 @@ func (st *stream) heartbeatDue() bool {
 	}
 	st.beat.Reset(st.every)
 	return true
+}
+
+// expireAt closes the session with DisconnectExpired at t, when the
+// connection's token expires; a zero t means never. It replaces an earlier
+// expiry (a WebSocket refresh). The caller holds the turn.
+func (st *stream) expireAt(t time.Time) {
+	if st.expiry != nil {
+		st.expiry.Stop()
+		st.expiry = nil
+	}
+	if !t.IsZero() {
+		st.expiry = time.AfterFunc(time.Until(t), func() { st.sess.Close(edge.DisconnectExpired) })
+	}
 }
 
 // leave records that the client left; the writer ends the stream.
@@ -92,6 +106,7 @@ func (st *stream) end() {
 	if st.beat != nil {
 		st.beat.Stop()
 	}
+	st.expireAt(time.Time{})
 	st.sess.SetWake(nil)
 	st.sess.Release()
 	st.closeFn()

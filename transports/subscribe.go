@@ -9,6 +9,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/edge/auth"
 	"github.com/edgeworks/edge/resume"
 )
 
@@ -27,6 +28,15 @@ type subscribeRequest struct {
 	channels  []string
 	cursor    resume.Cursor // positions given by the client (since= or Last-Event-ID)
 	heartbeat time.Duration
+	claims    *auth.Claims // the client's token, nil without one
+}
+
+// expiry is when the request's token expires; zero for none.
+func (req *subscribeRequest) expiry() time.Time {
+	if req.claims == nil {
+		return time.Time{}
+	}
+	return req.claims.Expiry
 }
 
 // negotiate picks the transport: transport= forces one; otherwise a
@@ -110,7 +120,21 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 	if !allowMethods(w, r, http.MethodGet) {
 		return
 	}
+	if err := s.subscribes.allow(remoteIP(r.RemoteAddr), "subscribe requests from one address"); err != nil {
+		setRetryAfter(w, err)
+		writeError(w, err)
+		return
+	}
 	req, err := parseSubscribe(r, s.cfg)
+	if err == nil {
+		req.claims, err = s.access.identify(r)
+	}
+	for _, ch := range req.channels {
+		if err != nil {
+			break
+		}
+		err = s.access.subscribe(req.claims, ch)
+	}
 	if err != nil {
 		writeError(w, err)
 		return

@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/edge/auth"
 	"github.com/edgeworks/edge/resume"
 )
 
@@ -29,6 +30,10 @@ type wsConn struct {
 	br     *bufio.Reader // what conn reads through; see awaitFrame
 	wait   time.Duration // read deadline after each frame from the client
 	cursor resume.Cursor // position of what was written, per channel
+	claims *auth.Claims  // the client's token (nil: none); replaced by refresh holding the turn
+	local  bool          // the client is on loopback
+	subs   bucket        // subscribe ops; only the reader uses it
+	pubs   bucket        // publish ops; only the reader uses it
 }
 
 // wsReadBuffer is the size of a WebSocket connection's read buffer. Client
@@ -74,11 +79,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, req subscribeRe
 		return // the upgrader answered
 	}
 	conn.SetReadLimit(int64(2*s.cfg.MaxPayload + 4096))
-	c := &wsConn{conn: conn, br: resp.br, wait: 2*req.heartbeat + 10*time.Second}
+	c := &wsConn{conn: conn, br: resp.br, wait: 2*req.heartbeat + 10*time.Second, claims: req.claims, local: loopback(r.RemoteAddr)}
 	c.init(s, sess, req.heartbeat, c.flush, func() {
 		conn.Close()
 		s.hijacked.Done()
 	})
+	c.expireAt(req.expiry())
 	for _, ch := range req.channels {
 		if !c.join(ch, req.since(ch), nil) {
 			c.end()
@@ -149,6 +155,9 @@ func (c *wsConn) handle(kind int, frame []byte) bool {
 		return c.reply(errorFrame(nil, fmt.Errorf("%w: binary frames are not supported; send JSON text frames", edge.ErrBadRequest)))
 	}
 	op, err := parseOp(frame, c.s.cfg.MaxPayload)
+	if err == nil {
+		err = c.limit(op.Op)
+	}
 	if err != nil {
 		return c.reply(errorFrame(op.Ref, err))
 	}
@@ -158,6 +167,9 @@ func (c *wsConn) handle(kind int, frame []byte) bool {
 			return false
 		}
 		defer c.turn.Unlock()
+		if err := c.s.access.subscribe(c.claims, op.Channel); err != nil {
+			return c.sendOrEnd(errorFrame(op.Ref, err))
+		}
 		if !c.join(op.Channel, op.since, op.Ref) {
 			c.end()
 			return false
@@ -173,9 +185,11 @@ func (c *wsConn) handle(kind int, frame []byte) bool {
 		defer c.turn.Unlock()
 		c.cursor.Delete(op.Channel)
 		return c.sendOrEnd(serverFrame{Type: "unsubscribed", Ref: op.Ref, Channel: op.Channel}.encode())
+	case opRefresh:
+		return c.refresh(op)
 	}
-	if c.s.cfg.PublishKey != "" {
-		return c.reply(errorFrame(op.Ref, fmt.Errorf("%w: publishing over WebSocket is off while a publish key is set; use POST /v1/publish", edge.ErrForbidden)))
+	if err := c.s.access.publishAs(c.claims, op.Channel, c.local, true); err != nil {
+		return c.reply(errorFrame(op.Ref, err))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
@@ -184,6 +198,42 @@ func (c *wsConn) handle(kind int, frame []byte) bool {
 		return c.reply(errorFrame(op.Ref, err))
 	}
 	return c.reply(serverFrame{Type: "published", Ref: op.Ref, Channel: op.Channel, ID: id.String()}.encode())
+}
+
+// limit applies the connection's rates to subscribe and publish ops.
+func (c *wsConn) limit(op string) error {
+	b, rate, what := &c.subs, c.s.cfg.SubscribeRate, "subscribes on one connection"
+	switch op {
+	case opSubscribe:
+	case opPublish:
+		b, rate, what = &c.pubs, c.s.cfg.ClientPublishRate, "publishes on one connection"
+	default:
+		return nil
+	}
+	if ok, wait := b.take(float64(rate), time.Now()); !ok {
+		return rateLimited(what, float64(rate), wait)
+	}
+	return nil
+}
+
+// refresh replaces the connection's token with a fresh one for the same
+// subject, moving the expiry; subscriptions are kept, later ones are
+// checked against the new token. Only the reader touches claims.
+func (c *wsConn) refresh(op clientOp) bool {
+	claims, err := c.s.access.verify(context.Background(), op.Token)
+	if err == nil && c.claims != nil && claims.Subject != c.claims.Subject {
+		err = fmt.Errorf("%w: the new token is for another subject", edge.ErrForbidden)
+	}
+	if err != nil {
+		return c.reply(errorFrame(op.Ref, err))
+	}
+	if !c.turn.Lock() {
+		return false
+	}
+	defer c.turn.Unlock()
+	c.claims = claims
+	c.expireAt(claims.Expiry)
+	return c.sendOrEnd(serverFrame{Type: "refreshed", Ref: op.Ref}.encode())
 }
 
 // reply sends one control frame holding the turn. It reports false when

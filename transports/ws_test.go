@@ -216,11 +216,11 @@ func TestWSPing(t *testing.T) {
 	}
 }
 
-func TestWSPublishForbiddenWithPublishKey(t *testing.T) {
-	e := startEdge(t, edge.Config{PublishKey: "k"})
+func TestWSPublishNeedsARightWithPublishKey(t *testing.T) {
+	e := startEdge(t, edge.Config{PublishKeys: []string{"k"}})
 	c := dialWS(t, e.wsURL())
 	c.send(map[string]any{"op": "publish", "channel": "a", "data": "x"})
-	if f := c.readControl("error"); f.Error.Code != "forbidden" {
+	if f := c.readControl("error"); f.Error.Code != "unauthorized" {
 		t.Fatalf("%+v", f)
 	}
 }

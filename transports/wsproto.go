@@ -15,14 +15,16 @@ import (
 //	{"op":"subscribe","channel":"A","since":"<cursor>","ref":1}
 //	{"op":"unsubscribe","channel":"A","ref":2}
 //	{"op":"publish","channel":"A","event":"price","data":"…","ref":3}
+//	{"op":"refresh","token":"<JWT>","ref":4}
 //
-// ref is optional (a number or a string of up to 64 bytes) and is echoed
+// refresh replaces the connection's token before it expires. ref is optional (a number or a string of up to 64 bytes) and is echoed
 // in the answer; since is optional; publish data is a string, or base64
 // with "encoding":"base64".
 const (
 	opSubscribe   = "subscribe"
 	opUnsubscribe = "unsubscribe"
 	opPublish     = "publish"
+	opRefresh     = "refresh"
 )
 
 // maxRefLen bounds the client's correlation ref.
@@ -37,6 +39,7 @@ type clientOp struct {
 	Event    string          `json:"event"`
 	Data     *string         `json:"data"`
 	Encoding string          `json:"encoding"`
+	Token    string          `json:"token"`
 
 	since   *edge.ID // parsed Since
 	payload []byte   // decoded Data
@@ -65,10 +68,15 @@ func parseOp(frame []byte, maxPayload int) (clientOp, error) {
 	}
 	switch op.Op {
 	case opSubscribe, opUnsubscribe, opPublish:
+	case opRefresh:
+		if op.Token == "" {
+			return op, fmt.Errorf("%w: refresh needs token", edge.ErrBadRequest)
+		}
+		return op, nil
 	case "":
-		return op, fmt.Errorf("%w: op is missing; use subscribe, unsubscribe or publish", edge.ErrBadRequest)
+		return op, fmt.Errorf("%w: op is missing; use subscribe, unsubscribe, publish or refresh", edge.ErrBadRequest)
 	default:
-		return op, fmt.Errorf("%w: unknown op %q; use subscribe, unsubscribe or publish", edge.ErrBadRequest, clip(op.Op))
+		return op, fmt.Errorf("%w: unknown op %q; use subscribe, unsubscribe, publish or refresh", edge.ErrBadRequest, clip(op.Op))
 	}
 	if err := edge.ValidateChannel(op.Channel); err != nil {
 		return op, err

@@ -20,7 +20,10 @@ import (
 func startEdge(t *testing.T) *url.URL {
 	t.Helper()
 	cfg := edge.Config{}.WithDefaults()
-	srv := transports.New(cfg, resume.NewMemory(cfg), slog.New(slog.DiscardHandler))
+	srv, err := transports.New(cfg, resume.NewMemory(cfg), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

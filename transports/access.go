@@ -1,0 +1,144 @@
+package transports
+
+import (
+	"context"
+	"crypto/subtle"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/edge/auth"
+)
+
+// access decides who may subscribe and publish:
+//
+//   - Without a JWT key every channel may be subscribed. With one, a
+//     channel needs a token whose "channels" claim matches it, unless it
+//     matches an --anonymous pattern.
+//   - Publishing needs a publish key (any channel), or a token whose
+//     "publish" claim matches the channel. Without a key or token it is
+//     allowed only with --insecure-publish, or from loopback while no
+//     publish key is set. WebSocket clients may also publish to
+//     --client-publish channels.
+type access struct {
+	verifier  *auth.Verifier // nil: no JWT key
+	anonymous []string
+	clientPub []string
+	keys      [][]byte
+	insecure  bool
+}
+
+func newAccess(cfg edge.Config, log *slog.Logger) (*access, error) {
+	a := &access{anonymous: cfg.Anonymous, clientPub: cfg.ClientPublish, insecure: cfg.InsecurePublish}
+	for _, k := range cfg.PublishKeys {
+		a.keys = append(a.keys, []byte(k))
+	}
+	for _, p := range append(cfg.Anonymous[:len(cfg.Anonymous):len(cfg.Anonymous)], cfg.ClientPublish...) {
+		if err := auth.ValidatePattern(p); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.JWTSecret == "" && len(cfg.JWTPublicKeys) == 0 && cfg.JWKSURL == "" {
+		return a, nil
+	}
+	v, err := auth.New(auth.Config{Secret: []byte(cfg.JWTSecret), PublicKeyFiles: cfg.JWTPublicKeys, JWKSURL: cfg.JWKSURL, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	a.verifier = v
+	return a, nil
+}
+
+// identify returns the claims of the request's token, nil without one
+// (or without JWT keys, when a token could only be a publish key).
+func (a *access) identify(r *http.Request) (*auth.Claims, error) {
+	if a.verifier == nil {
+		return nil, nil
+	}
+	token, err := auth.TokenFromRequest(r)
+	if err != nil || token == "" || a.keyIndex(token) >= 0 {
+		return nil, err
+	}
+	return a.verifier.Verify(r.Context(), token)
+}
+
+// verify checks a token sent over a WebSocket (refresh).
+func (a *access) verify(ctx context.Context, token string) (*auth.Claims, error) {
+	if a.verifier == nil {
+		return nil, fmt.Errorf("%w: no token key is configured on this edge", edge.ErrBadRequest)
+	}
+	return a.verifier.Verify(ctx, token)
+}
+
+// subscribe reports whether claims (nil: no token) may subscribe to
+// channel.
+func (a *access) subscribe(claims *auth.Claims, channel string) error {
+	if a.verifier == nil || auth.MatchAny(a.anonymous, channel) || (claims != nil && claims.CanSubscribe(channel)) {
+		return nil
+	}
+	if claims == nil {
+		return fmt.Errorf("%w: channel %q needs a token (Authorization: Bearer, access_token= or the edge_token cookie)", edge.ErrUnauthorized, channel)
+	}
+	return fmt.Errorf("%w: the token does not allow subscribing to %q", edge.ErrForbidden, channel)
+}
+
+// publish reports whether the request may publish to channel over HTTP,
+// and who publishes, for rate limits: a publish key, a token subject or
+// the client's IP (never the secret itself).
+func (a *access) publish(r *http.Request, claims *auth.Claims, channel string) (who string, err error) {
+	if token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		if i := a.keyIndex(token); i >= 0 {
+			return fmt.Sprintf("key %d", i), nil
+		}
+	}
+	if claims != nil {
+		who = "subject " + claims.Subject
+	} else {
+		who = "address " + remoteIP(r.RemoteAddr)
+	}
+	return who, a.publishAs(claims, channel, loopback(r.RemoteAddr), false)
+}
+
+// publishAs reports whether claims (nil: anonymous) may publish to channel
+// from a client that is on loopback or not; ws says it is a WebSocket
+// client, which --client-publish lets publish.
+func (a *access) publishAs(claims *auth.Claims, channel string, fromLoopback, ws bool) error {
+	switch {
+	case claims != nil && claims.CanPublish(channel):
+		return nil
+	case ws && auth.MatchAny(a.clientPub, channel):
+		return nil
+	case a.insecure || (fromLoopback && len(a.keys) == 0):
+		return nil
+	case claims != nil:
+		return fmt.Errorf("%w: the token does not allow publishing to %q", edge.ErrForbidden, channel)
+	case len(a.keys) == 0 && a.verifier == nil:
+		return fmt.Errorf("%w: publishing from outside loopback needs a publish key (--publish-key) or --insecure-publish", edge.ErrForbidden)
+	}
+	return fmt.Errorf("%w: publishing needs Authorization: Bearer <publish key or token with a publish right>", edge.ErrUnauthorized)
+}
+
+// keyIndex returns which publish key token is, or -1, comparing with
+// every key in constant time.
+func (a *access) keyIndex(token string) int {
+	found := -1
+	for i, k := range a.keys {
+		if subtle.ConstantTimeCompare([]byte(token), k) == 1 {
+			found = i
+		}
+	}
+	return found
+}
+
+// loopback reports whether a remote address is on this machine.
+func loopback(remoteAddr string) bool {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	ip := net.ParseIP(strings.TrimPrefix(host, "::ffff:"))
+	return ip != nil && ip.IsLoopback()
+}
