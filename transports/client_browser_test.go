@@ -141,7 +141,7 @@ func publishN(e *testEdge, channels []string, prefix string, n int) []string {
 // Directly, from a page of another origin, the client picks WebSocket and
 // receives every message of two channels.
 func TestClientPicksWebSocket(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, edge.Config{CORSOrigin: "*"})
 	channels := []string{"prices", "news"}
 	page := httptest.NewServer(clientPage(e.base, channels, fastClient))
 	defer page.Close()
@@ -157,7 +157,7 @@ func TestClientPicksWebSocket(t *testing.T) {
 
 // The classic-script form defines globalThis.edge.
 func TestClientAsClassicScript(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, edge.Config{CORSOrigin: "*"})
 	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `<!doctype html><script src="%s/v1/client.js?classic"></script><script>
 window.got = [];
@@ -186,7 +186,7 @@ func TestClientFallsBackThroughHostileProxies(t *testing.T) {
 		{"buffering proxy", proxytest.Buffer, "poll"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := startEdge(t, edge.Config{})
+			e := startEdge(t, edge.Config{CORSOrigin: "*"})
 			proxy := proxytest.Start(t, e.base, tc.mode)
 			channels := []string{"a", "b"}
 			proxy.Handle("/test.html", clientPage(proxy.URL(), channels, fastClient))
@@ -213,7 +213,7 @@ func TestClientFallsBackThroughHostileProxies(t *testing.T) {
 // with its cursor: nothing lost, nothing twice. When WebSocket gets
 // through again, the client moves back to it, again without loss.
 func TestClientSwitchesTransportMidStream(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, edge.Config{CORSOrigin: "*"})
 	proxy := proxytest.Start(t, e.base, proxytest.Pass)
 	channels := []string{"x", "y"}
 	proxy.Handle("/test.html", clientPage(proxy.URL(), channels, `{"openTimeout": 1500, "minDelay": 20, "maxDelay": 300, "upgradeAfter": 300}`))
@@ -247,7 +247,7 @@ func TestClientSwitchesTransportMidStream(t *testing.T) {
 // A cursor whose history was trimmed is reported with onGap, then the
 // client goes on with what is retained.
 func TestClientReportsGap(t *testing.T) {
-	e := startEdge(t, edge.Config{HistorySize: 3})
+	e := startEdge(t, edge.Config{HistorySize: 3, CORSOrigin: "*"})
 	old := e.publish("g", "old")
 	want := publishN(e, []string{"g"}, "kept", 6)[3:]
 	page := httptest.NewServer(clientPage(e.base, []string{"g"}, fmt.Sprintf(`{"since": %q}`, old)))
@@ -263,7 +263,7 @@ func TestClientReportsGap(t *testing.T) {
 // visible again it resumes from its cursor. Offline and online do the
 // same.
 func TestClientPausesWhileHiddenAndOffline(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, edge.Config{CORSOrigin: "*"})
 	page := httptest.NewServer(clientPage(e.base, []string{"p"}, fastClient))
 	defer page.Close()
 	b := openTab(t, page.URL)
@@ -298,7 +298,7 @@ func TestClientPausesWhileHiddenAndOffline(t *testing.T) {
 // retry_ms); the client waits that long, reconnects to the restarted edge
 // with its cursor, and misses nothing published while it was away.
 func TestClientHonoursDrainAndResumes(t *testing.T) {
-	cfg := edge.Config{SSERetry: 300 * time.Millisecond, DrainTimeout: 2 * time.Second}.WithDefaults()
+	cfg := edge.Config{SSERetry: 300 * time.Millisecond, DrainTimeout: 2 * time.Second, CORSOrigin: "*"}.WithDefaults()
 	store := resume.NewMemory(cfg)
 	e := startEdgeWith(t, cfg, store)
 	page := httptest.NewServer(clientPage(e.base, []string{"d"}, fastClient))
@@ -341,7 +341,7 @@ func TestClientHonoursDrainAndResumes(t *testing.T) {
 // The app can ask for rare heartbeats and for long-polls that linger, to
 // wake the device less.
 func TestClientBatteryOptions(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, edge.Config{CORSOrigin: "*"})
 	for _, tc := range []struct{ transport, options, want string }{
 		{"sse", `"heartbeat": 120000`, "heartbeat=120s"},
 		{"poll", `"linger": 2000, "pollTimeout": 50000`, "linger=2s"},
@@ -360,7 +360,7 @@ func TestClientBatteryOptions(t *testing.T) {
 // Full jitter: reconnect delays spread over [0, min(max, min*2^attempt)),
 // so clients of a restarted node do not come back together.
 func TestClientBackoffIsFullJitter(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, edge.Config{CORSOrigin: "*"})
 	page := httptest.NewServer(clientPage(e.base, []string{"j"}, fastClient))
 	defer page.Close()
 	b := openTab(t, page.URL)
@@ -383,6 +383,36 @@ func TestClientBackoffIsFullJitter(t *testing.T) {
 	}
 	if got != "ok,ok,ok" {
 		t.Fatalf("backoff: %s", got)
+	}
+}
+
+// The client sends its token on every transport; when the edge ends a
+// stream because the token expired, the client reconnects with the token
+// its function returns then, from its cursor, missing nothing.
+func TestClientWithExpiringToken(t *testing.T) {
+	e := startEdge(t, edge.Config{CORSOrigin: "*", JWTSecret: testSecret})
+	short := token(t, "9", []string{"private:9"}, nil, 2*time.Second)
+	long := token(t, "9", []string{"private:9"}, nil, time.Hour)
+	for _, transport := range []string{"ws", "sse", "poll"} {
+		t.Run(transport, func(t *testing.T) {
+			// The first connection gets the short-lived token, later ones the long one.
+			options := fmt.Sprintf(`{"transports": [%q], "minDelay": 20, "maxDelay": 200,
+			  "token": ((tokens) => () => tokens.length > 1 ? tokens.shift() : tokens[0])([%q, %q])}`, transport, short, long)
+			page := httptest.NewServer(clientPage(e.base, []string{"private:9"}, options))
+			defer page.Close()
+			b := openTab(t, page.URL)
+			b.waitOpen()
+			want := publishN(e, []string{"private:9"}, "first", 5)
+			b.received(want)
+			if transport != "poll" { // a stream outlives its token; a poll asks again each time
+				b.wait(`window.states.filter((s) => s.startsWith("open")).length >= 2`)
+			}
+			want = append(want, publishN(e, []string{"private:9"}, "after-expiry", 5)...)
+			b.received(want)
+			if errs := b.eval(`window.errors.join(";")`); errs != "" {
+				t.Fatalf("errors: %s", errs)
+			}
+		})
 	}
 }
 

@@ -62,6 +62,8 @@ export interface Options {
   linger?: number;
   /** SSE: bytes of padding the edge sends first, for proxies that hold back the first kilobytes of a response. Default 0. */
   padding?: number;
+  /** A JWT for the edge (sent as access_token=), or a function that returns the current one at each connection, so a refreshed token is used on the next reconnect. Default none. */
+  token?: string | (() => string);
   /** Called with every message, exactly once, in order within its channel. */
   onMessage?: (message: Message) => void;
   /** Called when messages of channel were lost from history before they could be delivered. */

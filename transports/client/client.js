@@ -21,6 +21,7 @@ const DEFAULTS = {
   pollTimeout: 25000,
   linger: 0,
   padding: 0,
+  token: "",
   onMessage() {},
   onGap() {},
   onStateChange() {},
@@ -154,6 +155,8 @@ class Link {
     for (const ch of this.sub.channels) u.searchParams.append("channel", ch);
     const cursor = this.sub.cursor;
     if (cursor) u.searchParams.set("since", cursor);
+    const token = this.sub.token();
+    if (token) u.searchParams.set("access_token", token);
     u.searchParams.set("transport", transport);
     for (const [k, v] of Object.entries(extra)) u.searchParams.set(k, v);
     return u;
@@ -448,6 +451,13 @@ class Subscription {
     this.upgradeWait = this.opts.upgradeAfter;
     this.listen();
     this.connect(this.home);
+  }
+
+  // token returns the access token for the next connection: the option's
+  // string, or what its function returns now (so it can be refreshed).
+  token() {
+    const t = this.opts.token;
+    return typeof t === "function" ? t() : t;
   }
 
   // cursor is the position after the last message delivered, in the form

@@ -9,6 +9,7 @@ const sub = subscribe("https://edge.example", ["prices", "news"], {
   onError: (e: EdgeError) => console.error(e.code, e.status),
   transports: ["ws", "sse", "poll"],
   heartbeat: 60000,
+  token: () => "eyJ...",
   linger: 2000,
 });
 const c: string = sub.cursor;
