@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/edge/auth"
@@ -29,10 +31,15 @@ type access struct {
 	clientPub []string
 	keys      [][]byte
 	insecure  bool
+	log       *slog.Logger
+
+	failures   atomic.Int64 // refused credentials since start
+	lastLogged atomic.Int64 // failures when last logged
+	logEvery   atomic.Int64 // unix nanoseconds before which no failure is logged
 }
 
 func newAccess(cfg edge.Config, log *slog.Logger) (*access, error) {
-	a := &access{anonymous: cfg.Anonymous, clientPub: cfg.ClientPublish, insecure: cfg.InsecurePublish}
+	a := &access{anonymous: cfg.Anonymous, clientPub: cfg.ClientPublish, insecure: cfg.InsecurePublish, log: log}
 	for _, k := range cfg.PublishKeys {
 		a.keys = append(a.keys, []byte(k))
 	}
@@ -59,10 +66,31 @@ func (a *access) identify(r *http.Request) (*auth.Claims, error) {
 		return nil, nil
 	}
 	token, err := auth.TokenFromRequest(r)
-	if err != nil || token == "" || a.keyIndex(token) >= 0 {
-		return nil, err
+	if err == nil && token != "" && a.keyIndex(token) < 0 {
+		var claims *auth.Claims
+		if claims, err = a.verifier.Verify(r.Context(), token); err == nil {
+			return claims, nil
+		}
 	}
-	return a.verifier.Verify(r.Context(), token)
+	if err != nil {
+		a.refused(r, err)
+	}
+	return nil, err
+}
+
+// refused counts a refusal of credentials and logs it — the reason and
+// the client's address, never the token — at most once a second, with the
+// count since the last line, so a flood of bad tokens cannot flood the log.
+func (a *access) refused(r *http.Request, err error) {
+	n := a.failures.Add(1)
+	now := time.Now().UnixNano()
+	next := a.logEvery.Load()
+	if now < next || !a.logEvery.CompareAndSwap(next, now+int64(time.Second)) {
+		return
+	}
+	_, _, reason := edge.Classify(err)
+	a.log.Info("credentials refused", "reason", reason, "client", remoteIP(r.RemoteAddr), "path", r.URL.Path,
+		"refusals_since_last_line", n-a.lastLogged.Swap(n), "refusals", n)
 }
 
 // verify checks a token sent over a WebSocket (refresh).
@@ -79,6 +107,7 @@ func (a *access) subscribe(claims *auth.Claims, channel string) error {
 	if a.verifier == nil || auth.MatchAny(a.anonymous, channel) || (claims != nil && claims.CanSubscribe(channel)) {
 		return nil
 	}
+	a.failures.Add(1)
 	if claims == nil {
 		return fmt.Errorf("%w: channel %q needs a token (Authorization: Bearer, access_token= or the edge_token cookie)", edge.ErrUnauthorized, channel)
 	}
@@ -106,6 +135,14 @@ func (a *access) publish(r *http.Request, claims *auth.Claims, channel string) (
 // from a client that is on loopback or not; ws says it is a WebSocket
 // client, which --client-publish lets publish.
 func (a *access) publishAs(claims *auth.Claims, channel string, fromLoopback, ws bool) error {
+	err := a.publishRight(claims, channel, fromLoopback, ws)
+	if err != nil {
+		a.failures.Add(1)
+	}
+	return err
+}
+
+func (a *access) publishRight(claims *auth.Claims, channel string, fromLoopback, ws bool) error {
 	switch {
 	case claims != nil && claims.CanPublish(channel):
 		return nil

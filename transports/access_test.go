@@ -3,11 +3,13 @@ package transports_test
 import (
 	"bufio"
 	"encoding/json"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +17,8 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/resume"
+	"github.com/edgeworks/edge/transports"
 )
 
 const testSecret = "test-secret-with-enough-bytes-32!"
@@ -337,3 +341,60 @@ func TestPublishIgnoresCookieTokens(t *testing.T) {
 		t.Fatalf("bearer token: %d", w.Code)
 	}
 }
+
+// Refused credentials are counted (/healthz) and logged with the reason
+// and address, never with the token, the secret or a publish key.
+func TestAuthFailuresAreLoggedWithoutSecrets(t *testing.T) {
+	var logs strings.Builder
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg := edge.Config{JWTSecret: testSecret, PublishKeys: []string{"publish-key-9f8e7d"}}.WithDefaults()
+	srv, err := transports.New(cfg, resume.NewMemory(cfg), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired := token(t, "42", []string{"*"}, nil, -time.Hour)
+	forged, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "42"}).SignedString([]byte("forged-secret-forged-secret-forged"))
+	for _, tok := range []string{expired, forged, "publish-key-wrong"} {
+		for _, r := range []*http.Request{
+			httptest.NewRequest(http.MethodGet, "/v1/subscribe?channel=a&timeout=0&access_token="+tok, nil),
+			publishReq("a", tok),
+		} {
+			w := httptest.NewRecorder()
+			srv.Handler().ServeHTTP(w, r)
+			if w.Code != 401 && w.Code != 403 {
+				t.Fatalf("%s: %d", r.URL, w.Code)
+			}
+			if strings.Contains(w.Body.String(), tok) {
+				t.Fatalf("the answer quotes the token: %s", w.Body)
+			}
+		}
+	}
+	w := httptest.NewRecorder()
+	srv.Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	var health struct {
+		AuthRefusals int64 `json:"auth_refusals"`
+	}
+	json.Unmarshal(w.Body.Bytes(), &health)
+	if health.AuthRefusals < 6 {
+		t.Errorf("auth_refusals %d, want at least 6", health.AuthRefusals)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logs.String(), "credentials refused") {
+		t.Errorf("no log line about refused credentials:\n%s", logs.String())
+	}
+	for _, secret := range []string{expired, forged, testSecret, "publish-key-9f8e7d", "publish-key-wrong"} {
+		if strings.Contains(logs.String(), secret) {
+			t.Fatalf("the log holds a secret %q:\n%s", secret, logs.String())
+		}
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -202,7 +202,7 @@ func (s *Server) reconnectDelay(d edge.Disconnect) time.Duration {
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "sessions": s.hub.Sessions()})
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "sessions": s.hub.Sessions(), "auth_refusals": s.access.failures.Load()})
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
