@@ -92,9 +92,10 @@ type Config struct {
 	// MaxConns bounds connections in all; MaxConnsPerIP those from one
 	// client IP. Zero means 100000 and 1000.
 	MaxConns, MaxConnsPerIP int
-	// SubscribeRate bounds subscribe ops per second on one WebSocket
-	// connection; subscribe requests from one client IP may come 100
-	// times as often. Zero means 20.
+	// SubscribeRate bounds subscribes per second on one client
+	// connection: WebSocket subscribe ops, and new SSE or WebSocket
+	// streams (HTTP/2 carries many on one connection). Long-polls, paced
+	// by their messages, are not counted. Zero means 20.
 	SubscribeRate int
 	// PublishRate bounds HTTP publishes per second per publish key,
 	// token subject or (anonymous) client IP. Zero means no bound.

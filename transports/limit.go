@@ -1,6 +1,7 @@
 package transports
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"net"
@@ -82,6 +83,37 @@ func (l *rateLimiter) sweepLocked(now time.Time) {
 			delete(l.buckets, k)
 		}
 	}
+}
+
+// connLimitsKey finds a connection's limits in its requests' contexts.
+type connLimitsKey struct{}
+
+// connLimits are the rates of one client connection, shared by the
+// requests on it (HTTP/2 streams run concurrently).
+type connLimits struct {
+	mu   sync.Mutex
+	subs bucket // mu guards subs
+}
+
+// withConnLimits is http.Server.ConnContext: each connection gets its
+// limits.
+func withConnLimits(ctx context.Context, _ net.Conn) context.Context {
+	return context.WithValue(ctx, connLimitsKey{}, new(connLimits))
+}
+
+// connSubscribes takes a subscribe from the request's connection at rate a
+// second, or refuses.
+func connSubscribes(r *http.Request, rate int) error {
+	l, ok := r.Context().Value(connLimitsKey{}).(*connLimits)
+	if !ok {
+		return nil // served outside Run
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if ok, wait := l.subs.take(float64(rate), time.Now()); !ok {
+		return rateLimited("subscribes on one connection", float64(rate), wait)
+	}
+	return nil
 }
 
 // rateLimitedError is a rate-limit refusal with the wait a client is told

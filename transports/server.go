@@ -31,8 +31,7 @@ type Server struct {
 	access   *access
 	tls      *tls.Config // nil: plain HTTP
 
-	subscribes *rateLimiter // subscribe requests per client IP
-	publishes  *rateLimiter // publishes per key, subject or client IP; nil: no bound
+	publishes *rateLimiter // publishes per key, subject or client IP; nil: no bound
 
 	// hijacked tracks WebSocket and HTTP/1 SSE connections and parked
 	// long-polls, which http.Server.Shutdown does not wait for.
@@ -59,8 +58,6 @@ func New(cfg edge.Config, broker edge.Broker, log *slog.Logger) (*Server, error)
 		hub:    edge.NewHub(broker, cfg, log),
 		log:    log,
 		access: acc,
-
-		subscribes: newRateLimiter(100 * cfg.SubscribeRate),
 	}
 	if cfg.PublishRate > 0 {
 		s.publishes = newRateLimiter(cfg.PublishRate)
@@ -129,6 +126,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		Protocols:         new(http.Protocols),
+		ConnContext:       withConnLimits,
 	}
 	// HTTP/2 without TLS (prior knowledge) too, so SSE and long-poll
 	// behind an h2c proxy are not limited to six streams per host.

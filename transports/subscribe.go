@@ -120,12 +120,12 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 	if !allowMethods(w, r, http.MethodGet) {
 		return
 	}
-	if err := s.subscribes.allow(remoteIP(r.RemoteAddr), "subscribe requests from one address"); err != nil {
-		setRetryAfter(w, err)
-		writeError(w, err)
-		return
-	}
 	req, err := parseSubscribe(r, s.cfg)
+	if err == nil && req.transport != transportPoll {
+		// New streams, per connection (HTTP/2 carries many). A long-poll's
+		// pace is its messages'; connection limits bound it.
+		err = connSubscribes(r, s.cfg.SubscribeRate)
+	}
 	if err == nil {
 		req.claims, err = s.access.identify(r)
 	}
@@ -136,6 +136,7 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 		err = s.access.subscribe(req.claims, ch)
 	}
 	if err != nil {
+		setRetryAfter(w, err)
 		writeError(w, err)
 		return
 	}

@@ -167,7 +167,7 @@ func newFlagSet(cfg *edge.Config, configPath *string) *flag.FlagSet {
 	intVar(fs, &cfg.MaxConns, "max-conns", fmt.Sprintf("accept at most `N` connections in all (default %d)", def.MaxConns))
 	intVar(fs, &cfg.MaxConnsPerIP, "max-conns-per-ip", fmt.Sprintf("accept at most `N` connections from one client IP (default %d)", def.MaxConnsPerIP))
 	intVar(fs, &cfg.SubscribeRate, "subscribe-rate",
-		fmt.Sprintf("allow `N` subscribe ops a second on one WebSocket, and 100 times as many subscribe requests from one client IP, then refuse with 429 (default %d)", def.SubscribeRate))
+		fmt.Sprintf("allow `N` subscribes a second on one connection (WebSocket subscribe ops, new SSE and WebSocket streams), then refuse with 429 or rate_limited (default %d)", def.SubscribeRate))
 	intVar(fs, &cfg.PublishRate, "publish-rate",
 		"allow `N` HTTP publishes a second per publish key, token subject or anonymous client IP, then answer 429 (default no bound)")
 	intVar(fs, &cfg.ClientPublishRate, "client-publish-rate",
