@@ -118,9 +118,11 @@ func (a *access) subscribe(claims *auth.Claims, channel string) error {
 // and who publishes, for rate limits: a publish key, a token subject or
 // the client's IP (never the secret itself).
 func (a *access) publish(r *http.Request, claims *auth.Claims, channel string) (who string, err error) {
-	if token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-		if i := a.keyIndex(token); i >= 0 {
-			return fmt.Sprintf("key %d", i), nil
+	if r.Header.Get("Authorization") != "" {
+		if token, _ := auth.TokenFromRequest(r); token != "" {
+			if i := a.keyIndex(token); i >= 0 {
+				return fmt.Sprintf("key %d", i), nil
+			}
 		}
 	}
 	if claims != nil {

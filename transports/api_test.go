@@ -124,6 +124,7 @@ func TestPublishKey(t *testing.T) {
 		{"wrong", "Bearer nope", 401},
 		{"right", "Bearer s3cret", 200},
 		{"another key", "Bearer other", 200},
+		{"scheme in lower case", "bearer s3cret", 200},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest("POST", e.url("/v1/publish", "channel", "a"), strings.NewReader("x"))
