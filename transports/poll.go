@@ -11,6 +11,7 @@ import (
 
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
+	"github.com/edgeworks/edge/transports/metrics"
 )
 
 // servePoll answers a long-poll: at once when messages after the cursor
@@ -49,6 +50,7 @@ func (s *Server) servePoll(w http.ResponseWriter, r *http.Request, req subscribe
 		writeError(w, err)
 		return
 	}
+	s.metrics.Connected(metrics.Poll, 1)
 	p := &pollWaiter{s: s, sess: sess, channels: req.channels, linger: linger, limit: limit}
 	p.ans.cursor = req.cursor
 	if err := p.start(r.Context(), req); err != nil || p.answered() {
@@ -155,12 +157,28 @@ func (p *pollWaiter) finish(ctx context.Context) error {
 
 // respond releases the session and answers through net/http.
 func (p *pollWaiter) respond(w http.ResponseWriter, err error) {
-	p.sess.Release()
+	p.release()
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	writeJSONBytes(w, http.StatusOK, p.ans.appendJSON(nil))
+	p.delivered()
+}
+
+// release releases the session, which ends the request's connection count.
+func (p *pollWaiter) release() {
+	p.sess.Release()
+	p.s.metrics.Connected(metrics.Poll, -1)
+}
+
+// delivered counts the answer's messages, and samples the latency of its
+// newest: a long-poll's older messages may have waited for the poll.
+func (p *pollWaiter) delivered() {
+	if n := len(p.ans.frames); n > 0 {
+		p.s.metrics.Delivered(metrics.Poll, n)
+		p.s.metrics.Latency(metrics.Poll, p.ans.frames[n-1].ID, time.Now())
+	}
 }
 
 // park hijacks the request's connection and leaves the waiting to p. It
@@ -236,7 +254,7 @@ func (p *pollWaiter) answer() {
 	} else {
 		body = p.ans.appendJSON(nil)
 	}
-	p.sess.Release()
+	p.release()
 	keepAlive := p.keepAlive && !p.s.hub.ShuttingDown()
 	b := make([]byte, 0, 256+len(p.head)+len(body))
 	b = append(b, "HTTP/1.1 "...)
@@ -257,6 +275,9 @@ func (p *pollWaiter) answer() {
 	b = append(b, '\n')
 	p.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	_, err := p.conn.Write(b)
+	if err == nil && status == http.StatusOK {
+		p.delivered()
+	}
 	if err != nil || !keepAlive {
 		p.conn.Close()
 	} else {
@@ -279,6 +300,7 @@ func (s *Server) pollHistory(ctx context.Context, ans *pollAnswer, channels []st
 			return err
 		}
 		if page.Gap {
+			s.metrics.Gap()
 			ans.gaps = append(ans.gaps, ch)
 		}
 		for _, m := range page.Messages {

@@ -10,6 +10,7 @@ import (
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/edge/auth"
 	"github.com/edgeworks/edge/resume"
+	"github.com/edgeworks/edge/transports/metrics"
 )
 
 // handlePublish serves POST /v1/publish?channel=A[&event=TYPE]: the body is
@@ -59,6 +60,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	s.metrics.Published(metrics.HTTP)
 	// A valid channel needs no escaping; an id is at most 41 bytes.
 	b := make([]byte, 0, len(`{"channel":"","id":""}`)+len(channel)+41+1)
 	b = append(b, `{"channel":`...)

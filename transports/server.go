@@ -16,6 +16,7 @@ import (
 
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/transports/client"
+	"github.com/edgeworks/edge/transports/metrics"
 )
 
 // Server serves the edge's HTTP surface on one listener: subscribe (WS,
@@ -30,6 +31,7 @@ type Server struct {
 	handler  http.Handler
 	access   *access
 	tls      *tls.Config // nil: plain HTTP
+	metrics  *metrics.Metrics
 
 	publishes *rateLimiter // publishes per key, subject or client IP; nil: no bound
 
@@ -45,7 +47,8 @@ type Server struct {
 // that stores and relays messages through broker.
 //
 // It fails when the token keys cfg names cannot be used (an unreadable
-// or invalid key file).
+// or invalid key file). The server's metrics, served at GET /metrics,
+// are its own: several servers in one process do not share them.
 func New(cfg edge.Config, broker edge.Broker, log *slog.Logger) (*Server, error) {
 	cfg = cfg.WithDefaults()
 	acc, err := newAccess(cfg, log)
@@ -59,6 +62,15 @@ func New(cfg edge.Config, broker edge.Broker, log *slog.Logger) (*Server, error)
 		log:    log,
 		access: acc,
 	}
+	m, metricsHandler, err := metrics.New(metrics.Observed{
+		Sessions:      func() int64 { return int64(s.hub.Sessions()) },
+		SlowConsumers: s.hub.SlowConsumers,
+		AuthRefusals:  s.access.failures.Load,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	s.metrics = m
 	if cfg.PublishRate > 0 {
 		s.publishes = newRateLimiter(cfg.PublishRate)
 	}
@@ -83,6 +95,7 @@ func New(cfg edge.Config, broker edge.Broker, log *slog.Logger) (*Server, error)
 	mux.HandleFunc("/v1/history", s.handleHistory)
 	mux.HandleFunc("/healthz", s.handleHealth)
 	mux.HandleFunc("/readyz", s.handleReady)
+	mux.HandleFunc("/metrics", getOnly(metricsHandler.ServeHTTP))
 	mux.HandleFunc("/v1/client.js", getOnly(client.ServeScript))
 	mux.HandleFunc("/v1/client.d.ts", getOnly(client.ServeTypes))
 	mux.HandleFunc("/{$}", getOnly(client.ServeDemo))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
+	"github.com/edgeworks/edge/transports/metrics"
 )
 
 // maxPadding bounds the padding= a client may ask for.
@@ -73,7 +74,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req subscribeR
 			_, err := conn.Write(b)
 			return err
 		}
-		c.init(s, sess, req.heartbeat, c.flush, func() {
+		c.init(s, metrics.SSE, sess, req.heartbeat, c.flush, func() {
 			conn.Close()
 			s.hijacked.Done()
 		})
@@ -88,7 +89,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req subscribeR
 			return rc.Flush()
 		}
 		ended = make(chan struct{})
-		c.init(s, sess, req.heartbeat, c.flush, func() { close(ended) })
+		c.init(s, metrics.SSE, sess, req.heartbeat, c.flush, func() { close(ended) })
 	}
 	c.expireAt(req.expiry())
 	if !c.open(r.Context(), req, head, padding) {
@@ -184,7 +185,10 @@ func (c *sseConn) flush() {
 	}
 	fp := c.take()
 	frames := *fp
-	if len(frames) > 0 {
+	n := len(frames)
+	var first edge.ID
+	if n > 0 {
+		first = frames[0].ID
 		c.takeBuf()
 		for _, f := range frames {
 			c.appendFrame(f)
@@ -202,7 +206,9 @@ func (c *sseConn) flush() {
 	}
 	if c.writeBuf() != nil {
 		c.end()
+		return
 	}
+	c.delivered(n, first)
 }
 
 // takeBuf borrows a write buffer from the pool if the stream holds none.
@@ -243,6 +249,7 @@ func (c *sseConn) appendFrame(f *edge.Frame) {
 func (c *sseConn) writePage(channel string, p edge.Page) error {
 	c.takeBuf()
 	if p.Gap {
+		c.s.metrics.Gap()
 		c.buf = append(c.buf, "event: gap\ndata: {\"channel\":"...)
 		c.buf = appendJSONString(c.buf, channel)
 		c.buf = append(c.buf, "}\n\n"...)
@@ -250,7 +257,11 @@ func (c *sseConn) writePage(channel string, p edge.Page) error {
 	for _, m := range p.Messages {
 		c.appendFrame(edge.NewFrame(m))
 	}
-	return c.writeBuf()
+	if err := c.writeBuf(); err != nil {
+		return err
+	}
+	c.s.metrics.Delivered(metrics.SSE, len(p.Messages))
+	return nil
 }
 
 // disconnect tells the client why the stream ends and when to come back.

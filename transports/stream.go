@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/transports/metrics"
 )
 
 // writeTimeout bounds every write to a client; a client that does not take
@@ -34,13 +35,16 @@ type stream struct {
 	gone    atomic.Bool // the client left
 	closeFn func()      // closes the connection; called once, by end
 	expiry  *time.Timer // closes the session when the token expires; used holding the turn
+	tr      metrics.Transport
+	ended   bool // end ran; used holding the turn
 }
 
 // init wires the stream; write runs holding the turn whenever there may be
 // something to write. The caller then holds the turn (for the history it
 // writes) until it calls Unlock.
-func (st *stream) init(s *Server, sess *edge.Session, every time.Duration, write, closeFn func()) {
-	st.s, st.sess, st.every, st.closeFn = s, sess, every, closeFn
+func (st *stream) init(s *Server, tr metrics.Transport, sess *edge.Session, every time.Duration, write, closeFn func()) {
+	st.s, st.tr, st.sess, st.every, st.closeFn = s, tr, sess, every, closeFn
+	s.metrics.Connected(tr, 1)
 	st.turn.write = write
 	st.turn.mu.Lock()
 	sess.SetWake(st.turn.Kick)
@@ -91,6 +95,15 @@ func (st *stream) take() *[]*edge.Frame {
 	return fp
 }
 
+// delivered counts n frames written, the oldest of them with id first.
+// The caller holds the turn.
+func (st *stream) delivered(n int, first edge.ID) {
+	if n > 0 {
+		st.s.metrics.Delivered(st.tr, n)
+		st.s.metrics.Latency(st.tr, first, time.Now())
+	}
+}
+
 func putFrames(fp *[]*edge.Frame) {
 	clear(*fp)
 	if cap(*fp) <= 1024 {
@@ -102,6 +115,11 @@ func putFrames(fp *[]*edge.Frame) {
 // end closes the connection and releases the session; nothing is written
 // after it. The caller holds the turn.
 func (st *stream) end() {
+	if st.ended {
+		return
+	}
+	st.ended = true
+	st.s.metrics.Connected(st.tr, -1)
 	st.turn.Close()
 	if st.beat != nil {
 		st.beat.Stop()

@@ -11,6 +11,7 @@ import (
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/edge/auth"
 	"github.com/edgeworks/edge/resume"
+	"github.com/edgeworks/edge/transports/metrics"
 )
 
 // transport is one of the three ways to subscribe.
@@ -21,6 +22,17 @@ const (
 	transportSSE  transport = "sse"
 	transportPoll transport = "poll"
 )
+
+// metric returns t as a metrics attribute.
+func (t transport) metric() metrics.Transport {
+	switch t {
+	case transportWS:
+		return metrics.WS
+	case transportSSE:
+		return metrics.SSE
+	}
+	return metrics.Poll
+}
 
 // subscribeRequest is a parsed GET /v1/subscribe.
 type subscribeRequest struct {
@@ -139,6 +151,9 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 		setRetryAfter(w, err)
 		writeError(w, err)
 		return
+	}
+	if req.cursor.Len() > 0 {
+		s.metrics.Resumed(req.transport.metric())
 	}
 	switch req.transport {
 	case transportWS:

@@ -15,6 +15,7 @@ import (
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/edge/auth"
 	"github.com/edgeworks/edge/resume"
+	"github.com/edgeworks/edge/transports/metrics"
 )
 
 // maxArrayBytes bounds a WebSocket frame that carries several messages.
@@ -80,7 +81,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, req subscribeRe
 	}
 	conn.SetReadLimit(int64(2*s.cfg.MaxPayload + 4096))
 	c := &wsConn{conn: conn, br: resp.br, wait: 2*req.heartbeat + 10*time.Second, claims: req.claims, local: loopback(r.RemoteAddr)}
-	c.init(s, sess, req.heartbeat, c.flush, func() {
+	c.init(s, metrics.WS, sess, req.heartbeat, c.flush, func() {
 		conn.Close()
 		s.hijacked.Done()
 	})
@@ -170,6 +171,9 @@ func (c *wsConn) handle(kind int, frame []byte) bool {
 		if err := c.s.access.subscribe(c.claims, op.Channel); err != nil {
 			return c.sendOrEnd(errorFrame(op.Ref, err))
 		}
+		if op.since != nil {
+			c.s.metrics.Resumed(metrics.WS)
+		}
 		if !c.join(op.Channel, op.since, op.Ref) {
 			c.end()
 			return false
@@ -197,6 +201,7 @@ func (c *wsConn) handle(kind int, frame []byte) bool {
 	if err != nil {
 		return c.reply(errorFrame(op.Ref, err))
 	}
+	c.s.metrics.Published(metrics.WebSocket)
 	return c.reply(serverFrame{Type: "published", Ref: op.Ref, Channel: op.Channel, ID: id.String()}.encode())
 }
 
@@ -264,8 +269,16 @@ func (c *wsConn) flush() {
 		return
 	}
 	fp := c.take()
+	n := len(*fp)
+	var first edge.ID
+	if n > 0 {
+		first = (*fp)[0].ID
+	}
 	err := c.writeFrames(*fp)
 	putFrames(fp)
+	if err == nil {
+		c.delivered(n, first)
+	}
 	if d, closed := c.sess.Closed(); closed && err == nil {
 		c.disconnect(d)
 		c.end()
@@ -285,6 +298,7 @@ func (c *wsConn) flush() {
 func (c *wsConn) join(channel string, since *edge.ID, ref json.RawMessage) bool {
 	pos, err := c.sess.Join(context.Background(), channel, since, func(p edge.Page) error {
 		if p.Gap {
+			c.s.metrics.Gap()
 			if err := c.send(serverFrame{Type: "gap", Channel: channel}.encode()); err != nil {
 				return err
 			}
@@ -293,7 +307,11 @@ func (c *wsConn) join(channel string, since *edge.ID, ref json.RawMessage) bool 
 		for i, m := range p.Messages {
 			frames[i] = edge.NewFrame(m)
 		}
-		return c.writeFrames(frames)
+		if err := c.writeFrames(frames); err != nil {
+			return err
+		}
+		c.s.metrics.Delivered(metrics.WS, len(frames))
+		return nil
 	})
 	if err != nil {
 		if d, closed := c.sess.Closed(); closed {
