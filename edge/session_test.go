@@ -428,6 +428,9 @@ func TestJoinSeam(t *testing.T) {
 				if final != nil && len(r.got) > 0 && r.got[len(r.got)-1] == *final {
 					return
 				}
+				if final != nil && r.first == total {
+					return // its cursor was the last message: nothing to get
+				}
 				if d, closed := s.Closed(); closed {
 					r.failure = fmt.Sprintf("session closed: %v", d)
 					return
@@ -954,6 +957,8 @@ func TestConfigWithDefaults(t *testing.T) {
 		MaxConns:       100000,
 		MaxConnsPerIP:  1000,
 		SubscribeRate:  20,
+		LogFormat:      "text",
+		LogLevel:       "info",
 
 		ClientPublishRate: 50,
 	}
@@ -979,6 +984,8 @@ func TestConfigWithDefaults(t *testing.T) {
 		MaxConnsPerIP:  5,
 		SubscribeRate:  3,
 		PublishRate:    4,
+		LogFormat:      "json",
+		LogLevel:       "debug",
 
 		ClientPublishRate: 6,
 	}
