@@ -144,6 +144,11 @@ type Config struct {
 	OnDemandAsk string
 	// OnDemandRate bounds on-demand approvals per minute. Zero means 10.
 	OnDemandRate int
+	// LogFormat is "text" or "json". Zero means "text".
+	LogFormat string
+	// LogLevel is "debug", "info", "warn" or "error". Zero means "info".
+	LogLevel string
+
 	// HSTS, when positive, is the max-age of the Strict-Transport-Security
 	// header on https answers. Zero means no header.
 	HSTS time.Duration
@@ -168,6 +173,8 @@ func (c Config) WithDefaults() Config {
 	setDefault(&c.PollTimeoutMax, 60*time.Second)
 	setDefault(&c.PollLingerMax, 5*time.Second)
 	setDefault(&c.SSERetry, 2*time.Second)
+	setDefault(&c.LogFormat, "text")
+	setDefault(&c.LogLevel, "info")
 	setDefault(&c.MaxConns, 100000)
 	setDefault(&c.MaxConnsPerIP, 1000)
 	setDefault(&c.SubscribeRate, 20)
@@ -229,6 +236,14 @@ func (c Config) Validate() error {
 		if c.TLS == "" || c.TLS == "off" {
 			bad("http-listen: only with TLS (it redirects to https); use --tls")
 		}
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("log-format: %q; use text or json", c.LogFormat)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log-level: %q; use debug, info, warn or error", c.LogLevel)
 	}
 	if c.HSTS < 0 || c.OnDemandRate < 0 {
 		bad("hsts, on-demand-rate: must be positive, got a negative value")

@@ -25,6 +25,16 @@ const envPrefix = "EDGE_"
 // from the file itself.
 const configFlag = "config"
 
+// printConfigFlag asks for the effective configuration instead of a
+// server. Like --config it is a flag only, not a setting.
+const printConfigFlag = "print-config"
+
+// command holds what the command line says beyond the configuration.
+type command struct {
+	configPath  string
+	printConfig bool
+}
+
 // loadConfig builds the configuration of the node from, highest precedence
 // first: the command-line flags in args (without the program name), the
 // EDGE_* environment variables read through getenv, the JSON config file
@@ -35,17 +45,24 @@ const configFlag = "config"
 // the flag, variable or file key at fault and its value; the problems in the
 // environment and the config file are reported all at once.
 func loadConfig(args []string, getenv func(string) string) (edge.Config, error) {
+	cfg, _, err := load(args, getenv)
+	return cfg, err
+}
+
+// load is loadConfig that also returns the command's other flags.
+func load(args []string, getenv func(string) string) (edge.Config, command, error) {
 	var (
-		cfg  edge.Config
-		path string
+		cfg edge.Config
+		cmd command
 	)
-	fs := newFlagSet(&cfg, &path)
+	fs := newFlagSet(&cfg, &cmd)
 	if err := fs.Parse(args); err != nil {
-		return edge.Config{}, err
+		return edge.Config{}, cmd, err
 	}
 	if fs.NArg() > 0 {
-		return edge.Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return edge.Config{}, cmd, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	path := cmd.configPath
 	explicit := make(map[string]bool)
 	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
 	if !explicit[configFlag] {
@@ -61,14 +78,14 @@ func loadConfig(args []string, getenv func(string) string) (edge.Config, error) 
 	}
 	for _, key := range slices.Sorted(maps.Keys(file)) {
 		switch {
-		case key == configFlag:
+		case key == configFlag || key == printConfigFlag:
 			errs = append(errs, fmt.Errorf("config file %s: key %q is not allowed in a config file", path, key))
 		case fs.Lookup(key) == nil:
 			errs = append(errs, fmt.Errorf("config file %s: unknown key %q (keys are the flag names, see -help)", path, key))
 		}
 	}
 	fs.VisitAll(func(f *flag.Flag) {
-		if f.Name == configFlag || explicit[f.Name] {
+		if f.Name == configFlag || f.Name == printConfigFlag || explicit[f.Name] {
 			return
 		}
 		env := envName(f.Name)
@@ -88,27 +105,28 @@ func loadConfig(args []string, getenv func(string) string) (edge.Config, error) 
 		}
 	})
 	if err := errors.Join(errs...); err != nil {
-		return edge.Config{}, err
+		return edge.Config{}, cmd, err
 	}
 
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
-		return edge.Config{}, err
+		return edge.Config{}, cmd, err
 	}
-	return cfg, nil
+	return cfg, cmd, nil
 }
 
 // usage writes every flag, what it does and its default to w.
 func usage(w io.Writer) {
-	fs := newFlagSet(new(edge.Config), new(string))
+	fs := newFlagSet(new(edge.Config), new(command))
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 }
 
 // newFlagSet returns the flags of the edge command. They store into cfg and,
-// for --config, into configPath; a flag left unset leaves its field zero.
+// for --config and --print-config, into cmd; a flag left unset leaves its
+// field zero.
 // The flag set returns errors instead of exiting and prints nothing.
-func newFlagSet(cfg *edge.Config, configPath *string) *flag.FlagSet {
+func newFlagSet(cfg *edge.Config, cmd *command) *flag.FlagSet {
 	def := edge.Config{}.WithDefaults()
 	fs := flag.NewFlagSet("edge", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -203,8 +221,14 @@ func newFlagSet(cfg *edge.Config, configPath *string) *flag.FlagSet {
 	durationVar(fs, &cfg.HSTS, "hsts",
 		"with -tls: send Strict-Transport-Security with max-age `DURATION` (e.g. 8760h) (default none)")
 
-	fs.StringVar(configPath, configFlag, "",
+	fs.StringVar(&cfg.LogFormat, "log-format", "", "write logs as `FORMAT` text or json (default text)")
+	fs.StringVar(&cfg.LogLevel, "log-level", "",
+		"log at `LEVEL` debug, info, warn or error; SIGUSR1 switches to debug at run time, SIGUSR2 back (default info)")
+
+	fs.StringVar(&cmd.configPath, configFlag, "",
 		"read settings from the JSON object in `FILE`, keyed by flag name; flags and EDGE_* variables override it")
+	fs.BoolVar(&cmd.printConfig, printConfigFlag, false,
+		"print the effective configuration (flags over EDGE_* variables over the config file over defaults) as JSON, secrets masked, and exit")
 	return fs
 }
 

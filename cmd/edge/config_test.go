@@ -68,6 +68,8 @@ func TestLoadConfig(t *testing.T) {
 		{"subscribe-rate", "5"},
 		{"publish-rate", "100"},
 		{"client-publish-rate", "7"},
+		{"log-format", "json"},
+		{"log-level", "debug"},
 	}
 	everyWant := edge.Config{
 		Listen:         "0.0.0.0:9000",
@@ -109,6 +111,8 @@ func TestLoadConfig(t *testing.T) {
 		SubscribeRate:     5,
 		PublishRate:       100,
 		ClientPublishRate: 7,
+		LogFormat:         "json",
+		LogLevel:          "debug",
 	}.WithDefaults()
 	var everyArgs []string
 	everyEnv := make(map[string]string)
@@ -159,7 +163,9 @@ func TestLoadConfig(t *testing.T) {
 		"max-conns-per-ip": 50,
 		"subscribe-rate": 5,
 		"publish-rate": 100,
-		"client-publish-rate": 7
+		"client-publish-rate": 7,
+		"log-format": "json",
+		"log-level": "debug"
 	}`
 
 	tests := []struct {
@@ -223,6 +229,11 @@ func TestLoadConfig(t *testing.T) {
 				c.HistoryTTL = 2 * time.Minute
 				c.MaxChannels = 3
 			}),
+		},
+		{
+			name:    "bad log settings",
+			args:    []string{"--log-format", "xml", "--log-level", "loud"},
+			wantErr: []string{"log-format", "text or json", "log-level", "debug, info, warn or error"},
 		},
 		{
 			name: "repeated and comma-separated --domain",

@@ -34,7 +34,7 @@ func main() {
 // run starts an edge and serves until ctx is done; it returns the exit
 // code: 0 after a clean drain, 2 for bad configuration, 1 otherwise.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	cfg, err := loadConfig(args, getenv)
+	cfg, cmd, err := load(args, getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(stdout, "Usage: edge [flags]  (each flag also as EDGE_<NAME>, or in a JSON --config file)")
 		usage(stdout)
@@ -44,7 +44,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "edge: %v\n", err)
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if cmd.printConfig {
+		if err := printConfig(stdout, cfg); err != nil {
+			fmt.Fprintf(stderr, "edge: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	log, level := newLogger(cfg, stderr)
+	stopLevels := watchLevel(level, log)
+	defer stopLevels()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		log.Error("cannot listen; choose another address with --listen", "addr", cfg.Listen, "err", err)

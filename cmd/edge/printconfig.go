@@ -1,0 +1,71 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/url"
+	"strings"
+
+	"github.com/edgeworks/edge/edge"
+)
+
+// masked replaces a secret that is set.
+const masked = "********"
+
+// effectiveConfig is cfg keyed by flag name, secrets masked: what
+// --print-config shows. Durations are written as flags take them.
+func effectiveConfig(cfg edge.Config) map[string]any {
+	secret := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		return masked
+	}
+	keys := make([]string, len(cfg.PublishKeys))
+	for i := range keys {
+		keys[i] = masked
+	}
+	return map[string]any{
+		"listen": cfg.Listen, "redis": secretURLs(cfg.Redis), "redis-cluster": cfg.RedisCluster,
+		"redis-sentinel-master": cfg.RedisSentinelMaster, "ingest": cfg.Ingest,
+		"history-size": cfg.HistorySize, "history-ttl": cfg.HistoryTTL.String(), "history-memory": cfg.HistoryMemory,
+		"max-payload": cfg.MaxPayload, "max-channels": cfg.MaxChannels, "queue-bytes": cfg.QueueBytes,
+		"heartbeat": cfg.Heartbeat.String(), "poll-timeout": cfg.PollTimeout.String(),
+		"poll-timeout-max": cfg.PollTimeoutMax.String(), "poll-linger-max": cfg.PollLingerMax.String(),
+		"sse-retry":   cfg.SSERetry.String(),
+		"publish-key": keys, "insecure-publish": cfg.InsecurePublish, "jwt-secret": secret(cfg.JWTSecret),
+		"jwt-public-key": cfg.JWTPublicKeys, "jwks-url": cfg.JWKSURL, "anonymous": cfg.Anonymous,
+		"client-publish": cfg.ClientPublish, "max-conns": cfg.MaxConns, "max-conns-per-ip": cfg.MaxConnsPerIP,
+		"subscribe-rate": cfg.SubscribeRate, "publish-rate": cfg.PublishRate, "client-publish-rate": cfg.ClientPublishRate,
+		"cors-origin": cfg.CORSOrigin, "drain-timeout": cfg.DrainTimeout.String(),
+		"tls": cfg.TLS, "cert": cfg.CertFile, "key": cfg.KeyFile, "domain": cfg.Domains, "email": cfg.Email,
+		"acme-ca": cfg.ACMECA, "acme-ca-roots": cfg.ACMECARoots, "acme-dir": cfg.ACMEDir, "http-listen": cfg.HTTPListen,
+		"on-demand": cfg.OnDemand, "on-demand-allow": cfg.OnDemandAllow, "on-demand-ask": cfg.OnDemandAsk,
+		"on-demand-rate": cfg.OnDemandRate, "hsts": cfg.HSTS.String(),
+		"log-format": cfg.LogFormat, "log-level": cfg.LogLevel,
+	}
+}
+
+// printConfig writes the effective configuration as indented JSON.
+func printConfig(w io.Writer, cfg edge.Config) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(effectiveConfig(cfg))
+}
+
+// secretURLs masks the passwords in a comma-separated list of URLs.
+func secretURLs(list string) string {
+	if list == "" {
+		return ""
+	}
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		if err != nil {
+			parts[i] = masked // unparsable: it might hold anything
+			continue
+		}
+		parts[i] = u.Redacted() // the password, if any, as "xxxxx"
+	}
+	return strings.Join(parts, ",")
+}
