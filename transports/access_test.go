@@ -135,14 +135,16 @@ func TestTokenExpiryAndRefresh(t *testing.T) {
 		t.Fatalf("SSE: %+v", ev)
 	}
 
-	ws := dialWSHeader(t, e.wsURL("channel", "c"), bearer(short))
+	// Each part gets its own token: exp is in whole seconds, and the SSE
+	// part above used up the first.
+	ws := dialWSHeader(t, e.wsURL("channel", "c"), bearer(token(t, "7", []string{"c"}, nil, 3*time.Second)))
 	ws.readControl("subscribed")
 	if f := ws.readControl("disconnect"); f.Code != 4005 || f.Reason != "token_expired" {
 		t.Fatalf("WS: %+v", f)
 	}
 
-	oldExpiry := time.Now().Add(1500 * time.Millisecond)
-	fresh := dialWSHeader(t, e.wsURL("channel", "c"), bearer(token(t, "7", []string{"c"}, nil, 1500*time.Millisecond)))
+	oldExpiry := time.Now().Add(3 * time.Second)
+	fresh := dialWSHeader(t, e.wsURL("channel", "c"), bearer(token(t, "7", []string{"c"}, nil, 3*time.Second)))
 	fresh.readControl("subscribed")
 	fresh.send(map[string]any{"op": "refresh", "token": token(t, "8", []string{"c"}, nil, time.Hour), "ref": 1})
 	if f := fresh.readControl("error"); f.Error.Code != "forbidden" {
