@@ -35,8 +35,9 @@ type Broker interface {
 
 	// Relay sets the function that receives every live message of watched
 	// channels. It is called once, before Run and before any Publish.
-	// deliver must not block.
-	Relay(deliver func(Message))
+	// deliver must not block. A broker that relays inside Publish passes
+	// Publish's context (and so its trace); others pass their own.
+	Relay(deliver func(context.Context, Message))
 
 	// Watch tells the broker that one more local subscriber wants
 	// channel's live messages; it returns once they flow to the deliver

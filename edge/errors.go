@@ -52,7 +52,8 @@ func Classify(err error) (code string, status int, message string) {
 
 // Disconnect tells a client why its connection ends and whether it should
 // reconnect. Codes 4000–4499 mean "reconnect (with your cursor)", codes
-// 4500–4999 mean "do not reconnect with the same request". WebSocket sends
+// 4500–4999 mean "do not reconnect with the same request"; a draining node
+// sends 1012, WebSocket's "service restart" (reconnect). WebSocket sends
 // the code in the close frame; SSE and long-polling send it as a final
 // event or response field.
 type Disconnect struct {
@@ -65,7 +66,7 @@ func (d Disconnect) Reconnect() bool { return d.Code < 4500 }
 
 // The disconnects the edge sends.
 var (
-	DisconnectShutdown    = Disconnect{4001, "shutdown"}
+	DisconnectShutdown    = Disconnect{1012, "shutdown"}
 	DisconnectSlow        = Disconnect{4002, "slow_consumer"}
 	DisconnectServerError = Disconnect{4003, "server_error"}
 	DisconnectResync      = Disconnect{4004, "resync"}

@@ -1,9 +1,13 @@
 package edge
 
 import (
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"context"
 	"hash/maphash"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +35,7 @@ type Hub struct {
 	closing  atomic.Bool
 	count    atomic.Int64
 	slow     atomic.Int64 // sessions closed as slow consumers
+	tracer   trace.Tracer // nil: no fan-out spans
 }
 
 type shard struct {
@@ -60,6 +65,10 @@ func NewHub(broker Broker, cfg Config, log *slog.Logger) *Hub {
 	return h
 }
 
+// SetTracer makes the hub trace the fan-out of traced publishes with t
+// (see Broker.Relay). Call it before the broker runs.
+func (h *Hub) SetTracer(t trace.Tracer) { h.tracer = t }
+
 // Broker returns the broker the hub relays.
 func (h *Hub) Broker() Broker { return h.broker }
 
@@ -72,17 +81,57 @@ func (h *Hub) Sessions() int { return int(h.count.Load()) }
 // SlowConsumers returns how many sessions were closed for falling behind.
 func (h *Hub) SlowConsumers() int64 { return h.slow.Load() }
 
+// SessionStats sums the open sessions of one kind (see Session.SetKind).
+type SessionStats struct {
+	Sessions       int
+	Subscriptions  int // channels subscribed
+	QueuedFrames   int // frames waiting for the connections' writers
+	QueuedBytes    int
+	MaxQueuedBytes int // the fullest queue
+}
+
+// Stats sums the open sessions into stats by kind; a kind beyond the end
+// counts in the last. It walks every session: call it at metrics
+// collection, not on a hot path.
+func (h *Hub) Stats(stats []SessionStats) {
+	if len(stats) == 0 {
+		return
+	}
+	h.mu.Lock()
+	all := make([]*Session, 0, len(h.sessions))
+	for s := range h.sessions {
+		all = append(all, s)
+	}
+	h.mu.Unlock()
+	for _, s := range all {
+		s.mu.Lock()
+		st := &stats[min(int(s.kind), len(stats)-1)]
+		st.Sessions++
+		st.Subscriptions += len(s.subs)
+		st.QueuedFrames += len(s.queue)
+		st.QueuedBytes += s.queued
+		st.MaxQueuedBytes = max(st.MaxQueuedBytes, s.queued)
+		s.mu.Unlock()
+	}
+}
+
 func (h *Hub) shard(channel string) *shard {
 	return &h.shards[maphash.String(h.seed, channel)%numShards]
 }
 
 // deliver fans m out to the channel's local sessions. The frame is built
-// only when someone listens.
-func (h *Hub) deliver(m Message) {
+// only when someone listens. When ctx carries a recording span (a publish
+// relayed synchronously) and the hub has a tracer, the fan-out is its
+// child span "fanout".
+func (h *Hub) deliver(ctx context.Context, m Message) {
 	sh := h.shard(m.Channel)
 	sh.mu.RLock()
 	subs := sh.chans[m.Channel]
 	sh.mu.RUnlock()
+	if t := h.tracer; t != nil && trace.SpanFromContext(ctx).IsRecording() {
+		_, span := t.Start(ctx, "fanout", trace.WithAttributes(attribute.Int("edge.subscribers", len(subs))))
+		defer span.End()
+	}
 	if len(subs) == 0 {
 		return
 	}
@@ -174,9 +223,9 @@ func (h *Hub) release(s *Session) {
 }
 
 // Shutdown refuses new sessions and closes every open one with
-// DisconnectShutdown, spread evenly over window so that clients do not all
-// reconnect at the same instant. It returns when all are closed or ctx is
-// done.
+// DisconnectShutdown: those marked CloseFirst at once, the others spread
+// evenly over window so that clients do not all reconnect at the same
+// instant. It returns when all are closed or ctx is done.
 func (h *Hub) Shutdown(ctx context.Context, window time.Duration) {
 	h.mu.Lock()
 	h.closing.Store(true)
@@ -185,6 +234,15 @@ func (h *Hub) Shutdown(ctx context.Context, window time.Duration) {
 		all = append(all, s)
 	}
 	h.mu.Unlock()
+	all = slices.DeleteFunc(all, func(s *Session) bool {
+		s.mu.Lock()
+		first := s.first
+		s.mu.Unlock()
+		if first {
+			s.Close(DisconnectShutdown)
+		}
+		return first
+	})
 	const batches = 20
 	per := (len(all) + batches - 1) / batches
 	tick := time.NewTicker(max(window/batches, time.Millisecond))

@@ -39,6 +39,26 @@ type Session struct {
 	subs     []subscription // few per connection: a slice beats a map in time and memory
 	closed   *Disconnect
 	released bool
+	kind     uint8 // groups the session in Hub.Stats
+	first    bool  // closed at once when Shutdown begins
+}
+
+// SetKind sets the group Hub.Stats counts the session in (the transport,
+// for the server); kinds start at 0.
+func (s *Session) SetKind(kind uint8) {
+	s.mu.Lock()
+	s.kind = kind
+	s.mu.Unlock()
+}
+
+// CloseFirst marks the session to be closed as soon as the hub's Shutdown
+// begins, before the sessions it spreads over its window: for a request
+// that answers and ends (a long-poll), whose client waits its own
+// jittered retry hint anyway.
+func (s *Session) CloseFirst() {
+	s.mu.Lock()
+	s.first = true
+	s.mu.Unlock()
 }
 
 // subscription is one subscribed channel of a session.

@@ -1239,3 +1239,56 @@ func TestSessionWake(t *testing.T) {
 		t.Errorf("closed with %v, want %v", d, edge.DisconnectSlow)
 	}
 }
+
+// TestShutdownClosesFirstAtOnce: sessions marked CloseFirst close as
+// Shutdown begins, while the others wait their turn in the window.
+func TestShutdownClosesFirstAtOnce(t *testing.T) {
+	h, _ := newHub(t, edge.Config{})
+	first := newSession(t, h)
+	first.CloseFirst()
+	spread := []*edge.Session{newSession(t, h), newSession(t, h)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.Shutdown(ctx, time.Hour); close(done) }()
+	select {
+	case <-first.Notify():
+	case <-time.After(waitFor):
+		t.Fatal("the CloseFirst session was not closed")
+	}
+	// Two sessions in 20 batches over an hour: the second waits 3 minutes.
+	closed := 0
+	for _, s := range spread {
+		if isClosed(s) {
+			closed++
+		}
+	}
+	if !isClosed(first) || closed == len(spread) {
+		t.Fatalf("first closed %v, %d of %d spread sessions closed at once", isClosed(first), closed, len(spread))
+	}
+	cancel()
+	<-done
+	for i, s := range spread {
+		if !isClosed(s) {
+			t.Errorf("session %d open after Shutdown returned", i)
+		}
+	}
+}
+
+// TestStats counts sessions, subscriptions and queues by kind.
+func TestStats(t *testing.T) {
+	h, b := newHub(t, edge.Config{})
+	a, c := newSession(t, h), newSession(t, h)
+	c.SetKind(1)
+	joinLive(t, a, "x")
+	joinLive(t, a, "y")
+	joinLive(t, c, "x")
+	publish(t, b, "x", "12345")
+	var st [2]edge.SessionStats
+	h.Stats(st[:])
+	if st[0].Sessions != 1 || st[0].Subscriptions != 2 || st[0].QueuedFrames != 1 || st[0].QueuedBytes == 0 || st[0].MaxQueuedBytes != st[0].QueuedBytes {
+		t.Errorf("kind 0: %+v", st[0])
+	}
+	if st[1].Sessions != 1 || st[1].Subscriptions != 1 || st[1].QueuedFrames != 1 {
+		t.Errorf("kind 1: %+v", st[1])
+	}
+}

@@ -28,7 +28,7 @@ type Memory struct {
 	now     func() time.Time
 	start   edge.ID
 	bytes   atomic.Int64 // payload bytes retained over all channels
-	deliver atomic.Pointer[func(edge.Message)]
+	deliver atomic.Pointer[func(context.Context, edge.Message)]
 
 	mu sync.RWMutex
 	// mu guards channels and evicted.
@@ -65,7 +65,7 @@ func newMemory(cfg edge.Config, now func() time.Time) *Memory {
 }
 
 // Relay sets the function that receives every published message.
-func (m *Memory) Relay(deliver func(edge.Message)) { m.deliver.Store(&deliver) }
+func (m *Memory) Relay(deliver func(context.Context, edge.Message)) { m.deliver.Store(&deliver) }
 
 // Watch returns at once: the embedded store relays every channel.
 func (m *Memory) Watch(context.Context, string) error { return nil }
@@ -94,7 +94,7 @@ func (m *Memory) Publish(ctx context.Context, channel, event string, data []byte
 		// Relay under the channel lock, so that subscribers see the
 		// channel's messages in id order.
 		if d := m.deliver.Load(); d != nil {
-			(*d)(msg)
+			(*d)(ctx, msg)
 		}
 		c.mu.Unlock()
 		if m.bytes.Load() > m.cfg.HistoryMemory {

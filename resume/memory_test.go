@@ -558,7 +558,7 @@ func TestMemoryRelay(t *testing.T) {
 	t.Run("every message in id order", func(t *testing.T) {
 		m, clock := newTestMemory(t, edge.Config{})
 		var got []edge.Message
-		m.Relay(func(msg edge.Message) { got = append(got, msg) })
+		m.Relay(func(_ context.Context, msg edge.Message) { got = append(got, msg) })
 		var want []edge.ID
 		for i := range 100 {
 			if i%7 == 0 {
@@ -580,7 +580,7 @@ func TestMemoryRelay(t *testing.T) {
 		m := NewMemory(edge.Config{HistorySize: publishers * each}.WithDefaults())
 		var mu sync.Mutex
 		var delivered []edge.ID
-		m.Relay(func(msg edge.Message) {
+		m.Relay(func(_ context.Context, msg edge.Message) {
 			mu.Lock()
 			delivered = append(delivered, msg.ID)
 			mu.Unlock()
@@ -624,7 +624,7 @@ func TestMemoryRelay(t *testing.T) {
 func TestMemoryPublishCopiesPayload(t *testing.T) {
 	m, _ := newTestMemory(t, edge.Config{})
 	var relayed edge.Message
-	m.Relay(func(msg edge.Message) { relayed = msg })
+	m.Relay(func(_ context.Context, msg edge.Message) { relayed = msg })
 	buf := []byte("hello")
 	publish(t, m, "c", buf)
 	copy(buf, "XXXXX")

@@ -46,7 +46,7 @@ type Redis struct {
 	rdb     redis.UniversalClient // commands: a *redis.Client or a *redis.ClusterClient
 	cluster *redis.ClusterClient  // nil for a single Redis
 	log     *slog.Logger
-	deliver atomic.Pointer[func(edge.Message)]
+	deliver atomic.Pointer[func(context.Context, edge.Message)]
 	lost    atomic.Pointer[func(string)]
 
 	// Publishes wait for a pipeline here (see redis_publish.go): in
@@ -112,7 +112,7 @@ func NewRedis(cfg edge.Config, log *slog.Logger) (*Redis, error) {
 		}
 		r.cluster = redis.NewClusterClient(&redis.ClusterOptions{
 			Addrs: addrs, Username: opts[0].Username, Password: opts[0].Password,
-			TLSConfig: opts[0].TLSConfig, MaxRetries: 1,
+			TLSConfig: opts[0].TLSConfig, MaxRetries: 1, DisableIdentity: true,
 		})
 		r.rdb = r.cluster
 	} else if cfg.RedisSentinelMaster != "" {
@@ -123,10 +123,11 @@ func NewRedis(cfg edge.Config, log *slog.Logger) (*Redis, error) {
 		r.rdb = redis.NewFailoverClient(&redis.FailoverOptions{
 			MasterName: cfg.RedisSentinelMaster, SentinelAddrs: addrs,
 			Username: opts[0].Username, Password: opts[0].Password, DB: opts[0].DB,
-			TLSConfig: opts[0].TLSConfig, MaxRetries: 1,
+			TLSConfig: opts[0].TLSConfig, MaxRetries: 1, DisableIdentity: true,
 		})
 	} else {
 		opts[0].MaxRetries = 1
+		opts[0].DisableIdentity = true // CLIENT SETINFO: a round-trip per connection, an error before Redis 7.2
 		r.rdb = redis.NewClient(opts[0])
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), redisTimeout)
@@ -157,7 +158,7 @@ func unavailable(op string, err error) error {
 }
 
 // Relay sets the function that receives live messages of watched channels.
-func (r *Redis) Relay(deliver func(edge.Message)) { r.deliver.Store(&deliver) }
+func (r *Redis) Relay(deliver func(context.Context, edge.Message)) { r.deliver.Store(&deliver) }
 
 // OnLost sets the function told about a channel whose live relay missed
 // messages that its stream no longer holds.
@@ -498,7 +499,7 @@ func (r *Redis) fill(ctx context.Context, channel string, w *watch) {
 			return
 		}
 		for _, m := range page.Messages {
-			r.deliverNew(w, m)
+			r.deliverNew(ctx, w, m)
 		}
 		if len(page.Messages) < catchUpLimit {
 			w.stale = false
@@ -543,17 +544,17 @@ func (r *Redis) relay(ctx context.Context, m *redis.Message) {
 		r.log.Warn("redis: malformed live message dropped (its stream still has it)", "err", err)
 		return
 	}
-	r.deliverNew(w, msg)
+	r.deliverNew(ctx, w, msg)
 }
 
 // deliverNew delivers m unless this node already delivered it.
-func (r *Redis) deliverNew(w *watch, m edge.Message) {
+func (r *Redis) deliverNew(ctx context.Context, w *watch, m edge.Message) {
 	if !w.last.Less(m.ID) {
 		return
 	}
 	w.last = m.ID
 	if d := r.deliver.Load(); d != nil {
-		(*d)(m)
+		(*d)(ctx, m)
 	}
 }
 

@@ -39,7 +39,7 @@ func startRedisNode(t *testing.T, srv *redistest.Server, cfg edge.Config) *redis
 // runRedisNode records what r relays and runs it until the test ends.
 func runRedisNode(t *testing.T, r *resume.Redis) *redisNode {
 	n := &redisNode{Redis: r, got: map[string][]edge.Message{}, more: make(chan struct{}, 1)}
-	r.Relay(func(m edge.Message) {
+	r.Relay(func(_ context.Context, m edge.Message) {
 		n.mu.Lock()
 		n.got[m.Channel] = append(n.got[m.Channel], m)
 		n.mu.Unlock()

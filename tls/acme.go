@@ -71,6 +71,7 @@ func (t *Terminator) acme(ctx context.Context, cfg Config) error {
 	})
 	magic.Issuers = []certmagic.Issuer{t.issuer}
 	t.tls = magic.TLSConfig()
+	t.expiry = func() (time.Time, bool) { return earliest(t.cache, cfg.Domains) }
 
 	challenges := "TLS-ALPN-01 on " + cfg.Listen
 	if cfg.HTTPListen != "" {
@@ -241,4 +242,17 @@ func MatchName(patterns []string, name string) bool {
 		}
 	}
 	return false
+}
+
+// earliest returns the earliest expiry among the cached certificates of
+// names; false when none is cached.
+func earliest(cache *certmagic.Cache, names []string) (at time.Time, ok bool) {
+	for _, name := range names {
+		for _, c := range cache.AllMatchingCertificates(name) {
+			if c.Leaf != nil && (!ok || c.Leaf.NotAfter.Before(at)) {
+				at, ok = c.Leaf.NotAfter, true
+			}
+		}
+	}
+	return at, ok
 }

@@ -108,6 +108,7 @@ type Terminator struct {
 	issuer  *certmagic.ACMEIssuer
 	cache   *certmagic.Cache
 	summary string
+	expiry  func() (time.Time, bool) // see Expiry; nil when TLS is off
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
@@ -174,6 +175,17 @@ func (t *Terminator) HTTPHandler(httpsPort string) http.Handler {
 	return t.issuer.HTTPChallengeHandler(redirect)
 }
 
+// Expiry returns when the earliest certificate the edge serves expires:
+// the self-signed or file certificate, or the earliest ACME certificate of
+// the configured domains (not of on-demand names). It reports false when
+// TLS is off or no certificate was obtained yet. Safe for concurrent use.
+func (t *Terminator) Expiry() (time.Time, bool) {
+	if t.expiry == nil {
+		return time.Time{}, false
+	}
+	return t.expiry()
+}
+
 // Close stops reloading and renewing.
 func (t *Terminator) Close() {
 	t.cancel()
@@ -193,6 +205,7 @@ func (t *Terminator) selfSigned(cfg Config) error {
 		return err
 	}
 	t.tls = &tls.Config{Certificates: []tls.Certificate{*cert}}
+	t.expiry = func() (time.Time, bool) { return cert.Leaf.NotAfter, true }
 	t.summary = fmt.Sprintf("a self-signed certificate (SHA-256 %s): browsers warn, curl needs -k", fingerprint(cert.Certificate[0]))
 	cfg.Log.Warn("serving https with a self-signed certificate, for development only", "sha256", fingerprint(cert.Certificate[0]))
 	return nil
@@ -212,6 +225,7 @@ func (t *Terminator) files(ctx context.Context, cfg Config) error {
 	}
 	t.wg.Go(func() { src.watch(ctx, interval) })
 	t.tls = &tls.Config{GetCertificate: src.getCertificate}
+	t.expiry = func() (time.Time, bool) { return src.cert.Load().Leaf.NotAfter, true }
 	leaf := src.cert.Load().Leaf
 	t.summary = fmt.Sprintf("the certificate in %s (%s, until %s), reloaded when it changes", cfg.CertFile, leaf.Subject.CommonName, leaf.NotAfter.Format(time.DateOnly))
 	return nil
