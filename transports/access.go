@@ -89,7 +89,7 @@ func (a *access) refused(r *http.Request, err error) {
 		return
 	}
 	_, _, reason := edge.Classify(err)
-	a.log.Info("credentials refused", "reason", reason, "client", remoteIP(r.RemoteAddr), "path", r.URL.Path,
+	a.log.InfoContext(r.Context(), "credentials refused", "reason", reason, "client", remoteIP(r.RemoteAddr), "path", r.URL.Path,
 		"refusals_since_last_line", n-a.lastLogged.Swap(n), "refusals", n)
 }
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -361,8 +362,9 @@ func TestPublishIgnoresCookieTokens(t *testing.T) {
 	}
 }
 
-// Refused credentials are counted (/healthz) and logged with the reason
-// and address, never with the token, the secret or a publish key.
+// Refused credentials are counted (/healthz, /metrics) and logged with the
+// reason, the address and the request id, never with the token, the
+// secret or a publish key.
 func TestAuthFailuresAreLoggedWithoutSecrets(t *testing.T) {
 	var logs strings.Builder
 	var mu sync.Mutex
@@ -372,21 +374,27 @@ func TestAuthFailuresAreLoggedWithoutSecrets(t *testing.T) {
 		return logs.Write(p)
 	}), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg := edge.Config{JWTSecret: testSecret, PublishKeys: []string{"publish-key-9f8e7d"}}.WithDefaults()
-	srv, err := transports.New(cfg, resume.NewMemory(cfg), log)
+	srv, err := transports.New(cfg, resume.NewMemory(cfg), log, transports.WithTelemetry(testTelemetry(t, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	expired := token(t, "42", []string{"*"}, nil, -time.Hour)
+	const proxyID = "from-the-proxy.7"
+
 	forged, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "42"}).SignedString([]byte("forged-secret-forged-secret-forged"))
 	for _, tok := range []string{expired, forged, "publish-key-wrong"} {
 		for _, r := range []*http.Request{
 			httptest.NewRequest(http.MethodGet, "/v1/subscribe?channel=a&timeout=0&access_token="+tok, nil),
 			publishReq("a", tok),
 		} {
+			r.Header.Set("X-Request-Id", proxyID)
 			w := httptest.NewRecorder()
 			srv.Handler().ServeHTTP(w, r)
 			if w.Code != 401 && w.Code != 403 {
 				t.Fatalf("%s: %d", r.URL, w.Code)
+			}
+			if got := w.Header().Get("X-Request-Id"); got != proxyID {
+				t.Fatalf("X-Request-Id %q, want the proxy's %q", got, proxyID)
 			}
 			if strings.Contains(w.Body.String(), tok) {
 				t.Fatalf("the answer quotes the token: %s", w.Body)
@@ -402,10 +410,15 @@ func TestAuthFailuresAreLoggedWithoutSecrets(t *testing.T) {
 	if health.AuthRefusals < 6 {
 		t.Errorf("auth_refusals %d, want at least 6", health.AuthRefusals)
 	}
+	w = httptest.NewRecorder()
+	srv.Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if m := regexp.MustCompile(`(?m)^edge_auth_refusals_total (\d+)$`).FindStringSubmatch(w.Body.String()); m == nil || m[1] != strconv.FormatInt(health.AuthRefusals, 10) {
+		t.Errorf("edge_auth_refusals_total %v, want %d", m, health.AuthRefusals)
+	}
 	mu.Lock()
 	defer mu.Unlock()
-	if !strings.Contains(logs.String(), "credentials refused") {
-		t.Errorf("no log line about refused credentials:\n%s", logs.String())
+	if !strings.Contains(logs.String(), "credentials refused") || !strings.Contains(logs.String(), "request_id="+proxyID) {
+		t.Errorf("no log line about refused credentials with the request id:\n%s", logs.String())
 	}
 	for _, secret := range []string{expired, forged, testSecret, "publish-key-9f8e7d", "publish-key-wrong"} {
 		if strings.Contains(logs.String(), secret) {

@@ -74,6 +74,7 @@ func TestSlowSubscriberIsDisconnectedOthersUnaffected(t *testing.T) {
 	if e.srv.Hub().SlowConsumers() != 1 {
 		t.Fatalf("%d slow consumers, want 1", e.srv.Hub().SlowConsumers())
 	}
+	wantValue(t, scrape(t, e), 1, "edge_slow_consumer_disconnects_total")
 }
 
 // On shutdown every transport is told to reconnect, and Run returns.
@@ -94,19 +95,19 @@ func TestShutdownTellsClientsToReconnect(t *testing.T) {
 	stopped := make(chan error, 1)
 	go func() { stopped <- e.stop() }()
 
-	if ev := sse.next(); ev.Event != "disconnect" || !strings.Contains(ev.Data, `"code":4001`) || !strings.Contains(ev.Data, `"reconnect":true`) {
+	if ev := sse.next(); ev.Event != "disconnect" || !strings.Contains(ev.Data, `"code":1012`) || !strings.Contains(ev.Data, `"reconnect":true`) {
 		t.Fatalf("SSE got %+v", ev)
 	}
-	if f := ws.readControl("disconnect"); f.Code != 4001 || f.Reconnect == nil || !*f.Reconnect || f.Cursor == "" {
+	if f := ws.readControl("disconnect"); f.Code != 1012 || f.Reconnect == nil || !*f.Reconnect || f.Cursor == "" {
 		t.Fatalf("WS got %+v", f)
 	}
 	ws.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, _, err := ws.conn.ReadMessage(); !websocket.IsCloseError(err, 4001) {
+	if _, _, err := ws.conn.ReadMessage(); !websocket.IsCloseError(err, 1012) {
 		t.Fatalf("WS close: %v", err)
 	}
 	select {
 	case a := <-poll:
-		if a.Disconnect == nil || a.Disconnect.Code != 4001 || !a.Disconnect.Reconnect {
+		if a.Disconnect == nil || a.Disconnect.Code != 1012 || !a.Disconnect.Reconnect {
 			t.Fatalf("poll got %+v", a)
 		}
 	case <-time.After(10 * time.Second):

@@ -60,6 +60,20 @@ func TestFleetFanOutEveryTransportEveryNode(t *testing.T) {
 		}
 	}
 	expectPolled(t, nodes[2], "fleet", start.Cursor, want, 100)
+
+	// Each node counted its round-trips to Redis, none failed.
+	for i, n := range nodes {
+		m := scrape(t, n)
+		if v, _ := value(m, "edge_redis_commands_total", "outcome", "ok"); v < total/3 {
+			t.Errorf("node %d: %v Redis round-trips, want at least %d", i, v, total/3)
+		}
+		if v, _ := value(m, "edge_redis_commands_total", "outcome", "failed"); v != 0 {
+			t.Errorf("node %d: %v failed Redis round-trips", i, v)
+		}
+		if v, _ := value(m, "edge_redis_duration_seconds_count"); v == 0 {
+			t.Errorf("node %d: no Redis round-trip timed", i)
+		}
+	}
 }
 
 // A client that was on node A resumes on node B with its cursor and gets

@@ -1,6 +1,8 @@
 package transports_test
 
 import (
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"bufio"
 	"context"
 	"encoding/json"
@@ -23,6 +25,7 @@ import (
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
 	"github.com/edgeworks/edge/transports"
+	"github.com/edgeworks/edge/transports/telemetry"
 )
 
 // TestMain fails the package when goroutines of the edge outlive the
@@ -84,11 +87,15 @@ func startEdgeWith(t *testing.T, cfg edge.Config, broker edge.Broker) *testEdge 
 }
 
 // serveOn starts an edge on broker that serves ln; cfg must be complete.
-func serveOn(t *testing.T, cfg edge.Config, broker edge.Broker, ln net.Listener) *testEdge {
+// Without opts it has telemetry of its own for GET /metrics.
+func serveOn(t *testing.T, cfg edge.Config, broker edge.Broker, ln net.Listener, opts ...transports.Option) *testEdge {
 	t.Helper()
 	cfg.Listen = ln.Addr().String()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
-	srv, err := transports.New(cfg, broker, log)
+	if len(opts) == 0 {
+		opts = []transports.Option{transports.WithTelemetry(testTelemetry(t, nil))}
+	}
+	srv, err := transports.New(cfg, broker, log, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -498,4 +505,21 @@ func firstDiff(a, b []string) int {
 		}
 	}
 	return min(len(a), len(b))
+}
+
+// testTelemetry installs an SDK of the test's own, which ignores the
+// process environment: metrics for GET /metrics and, when spans is not
+// nil, traces to spans.
+func testTelemetry(t *testing.T, spans sdktrace.SpanExporter) transports.Telemetry {
+	t.Helper()
+	o := telemetry.Options{Env: func(string) string { return "" }}
+	if spans != nil {
+		o.SpanExporters = []sdktrace.SpanExporter{spans}
+	}
+	tel, err := telemetry.New(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tel.Shutdown(context.Background()) })
+	return transports.Telemetry{Meters: tel.Meters, Tracers: tel.Tracers, Propagator: tel.Propagator, Metrics: tel.Handler}
 }

@@ -135,6 +135,14 @@ func TestMetrics(t *testing.T) {
 	wantValue(t, m, 1, "edge_connections", "transport", "ws")
 	wantValue(t, m, 1, "edge_connections", "transport", "sse")
 	wantValue(t, m, 3, "edge_sessions")
+	for _, tr := range []string{"ws", "sse", "poll"} {
+		wantValue(t, m, 1, "edge_subscriptions", "transport", tr)
+		for _, name := range []string{"edge_queue_messages", "edge_queue_bytes", "edge_queue_max_bytes"} {
+			if _, ok := value(m, name, "transport", tr); !ok {
+				t.Errorf("no %s{transport=%q}", name, tr)
+			}
+		}
+	}
 
 	var ids []string
 	for i := range n {

@@ -45,7 +45,7 @@ func (s *Server) servePoll(w http.ResponseWriter, r *http.Request, req subscribe
 		return
 	}
 	linger = min(linger, timeout)
-	sess, err := s.hub.NewSession()
+	sess, err := s.newSession(metrics.Poll)
 	if err != nil {
 		writeError(w, err)
 		return

@@ -1,6 +1,8 @@
 package transports
 
 import (
+	"go.opentelemetry.io/otel/propagation"
+
 	"errors"
 	"fmt"
 	"io"
@@ -54,13 +56,16 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	id, err := s.broker.Publish(r.Context(), channel, event, data)
+	ctx := r.Context()
+	if s.tracer != nil && s.telemetry.Propagator != nil {
+		ctx = s.telemetry.Propagator.Extract(ctx, propagation.HeaderCarrier(r.Header))
+	}
+	id, err := s.publish(ctx, metrics.HTTP, channel, event, data)
 	if err != nil {
-		s.log.Warn("publish failed", "err", err)
+		s.log.WarnContext(r.Context(), "publish failed", "err", err)
 		writeError(w, err)
 		return
 	}
-	s.metrics.Published(metrics.HTTP)
 	// A valid channel needs no escaping; an id is at most 41 bytes.
 	b := make([]byte, 0, len(`{"channel":"","id":""}`)+len(channel)+41+1)
 	b = append(b, `{"channel":`...)

@@ -1,6 +1,10 @@
 package transports
 
 import (
+	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
+	"sync/atomic"
+
 	"context"
 	"crypto/tls"
 	"errors"
@@ -17,6 +21,7 @@ import (
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/transports/client"
 	"github.com/edgeworks/edge/transports/metrics"
+	"github.com/edgeworks/edge/transports/status"
 )
 
 // Server serves the edge's HTTP surface on one listener: subscribe (WS,
@@ -32,6 +37,11 @@ type Server struct {
 	access   *access
 	tls      *tls.Config // nil: plain HTTP
 	metrics  *metrics.Metrics
+	status   *status.Status // samples for the status page; Run runs it
+
+	telemetry  Telemetry
+	tracer     trace.Tracer                             // nil: no spans
+	certExpiry atomic.Pointer[func() (time.Time, bool)] // set by UseTLS
 
 	publishes *rateLimiter // publishes per key, subject or client IP; nil: no bound
 
@@ -47,10 +57,12 @@ type Server struct {
 // that stores and relays messages through broker.
 //
 // It fails when the token keys cfg names cannot be used (an unreadable
-// or invalid key file). The server's metrics, served at GET /metrics,
-// are its own: several servers in one process do not share them.
-func New(cfg edge.Config, broker edge.Broker, log *slog.Logger) (*Server, error) {
+// or invalid key file). Its metrics and traces go where WithTelemetry
+// says. When broker has a Redis client (Client() redis.UniversalClient),
+// the server counts and times its round-trips.
+func New(cfg edge.Config, broker edge.Broker, log *slog.Logger, opts ...Option) (*Server, error) {
 	cfg = cfg.WithDefaults()
+	log = logWithRequestID(log)
 	acc, err := newAccess(cfg, log)
 	if err != nil {
 		return nil, err
@@ -62,15 +74,34 @@ func New(cfg edge.Config, broker edge.Broker, log *slog.Logger) (*Server, error)
 		log:    log,
 		access: acc,
 	}
-	m, metricsHandler, err := metrics.New(metrics.Observed{
+	for _, o := range opts {
+		o(s)
+	}
+	s.tracer = newTracer(s.telemetry.Tracers)
+	s.hub.SetTracer(s.tracer)
+	m, err := metrics.New(s.telemetry.Meters, metrics.Observed{
 		Sessions:      func() int64 { return int64(s.hub.Sessions()) },
 		SlowConsumers: s.hub.SlowConsumers,
 		AuthRefusals:  s.access.failures.Load,
+		Hub: func() (st [metrics.NumTransports]edge.SessionStats) {
+			s.hub.Stats(st[:])
+			return st
+		},
+		CertExpiry: func() (time.Time, bool) {
+			if f := s.certExpiry.Load(); f != nil {
+				return (*f)()
+			}
+			return time.Time{}, false
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	s.metrics = m
+	s.status = status.New(s.statusReading, log)
+	if rc, ok := broker.(interface{ Client() redis.UniversalClient }); ok {
+		rc.Client().AddHook(m.RedisHook())
+	}
 	if cfg.PublishRate > 0 {
 		s.publishes = newRateLimiter(cfg.PublishRate)
 	}
@@ -95,20 +126,36 @@ func New(cfg edge.Config, broker edge.Broker, log *slog.Logger) (*Server, error)
 	mux.HandleFunc("/v1/history", s.handleHistory)
 	mux.HandleFunc("/healthz", s.handleHealth)
 	mux.HandleFunc("/readyz", s.handleReady)
-	mux.HandleFunc("/metrics", getOnly(metricsHandler.ServeHTTP))
+	mux.HandleFunc("/metrics", getOnly(s.serveMetrics))
+	mux.HandleFunc("/status", getOnly(s.status.ServePage))
+	mux.HandleFunc("/status/events", getOnly(s.status.ServeEvents))
 	mux.HandleFunc("/v1/client.js", getOnly(client.ServeScript))
 	mux.HandleFunc("/v1/client.d.ts", getOnly(client.ServeTypes))
 	mux.HandleFunc("/{$}", getOnly(client.ServeDemo))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: no endpoint at %s", edge.ErrNotFound, clip(r.URL.Path)))
 	})
-	s.handler = hsts(cfg.HSTS, cors(cfg.CORSOrigin, mux))
+	s.handler = requestIDs(log, hsts(cfg.HSTS, cors(cfg.CORSOrigin, mux)))
 	return s, nil
 }
 
-// UseTLS makes Run serve TLS with c (HTTP/2 and HTTP/1.1 by ALPN). Call
-// it before Run.
-func (s *Server) UseTLS(c *tls.Config) { s.tls = c }
+// UseTLS makes Run serve TLS with c (HTTP/2 and HTTP/1.1 by ALPN); expiry,
+// when not nil, tells the metrics when the earliest certificate served
+// expires. Call it before Run.
+func (s *Server) UseTLS(c *tls.Config, expiry func() (time.Time, bool)) {
+	s.tls = c
+	if expiry != nil {
+		s.certExpiry.Store(&expiry)
+	}
+}
+
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	if s.telemetry.Metrics == nil {
+		writeError(w, fmt.Errorf("%w: this server exports no metrics (transports.WithTelemetry sets them up)", edge.ErrNotFound))
+		return
+	}
+	s.telemetry.Metrics.ServeHTTP(w, r)
+}
 
 // Hub returns the server's hub.
 func (s *Server) Hub() *edge.Hub { return s.hub }
@@ -153,6 +200,9 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	s.recycler = newRecycler(ln)
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- srv.Serve(s.recycler) }()
+	statusCtx, stopStatus := context.WithCancel(ctx)
+	statusDone := make(chan struct{})
+	go func() { s.status.Run(statusCtx); close(statusDone) }()
 
 	var err error
 	select {
@@ -163,6 +213,9 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		err = fmt.Errorf("broker stopped: %w", err)
 		brokerDone <- nil
 	}
+	// The status page's streams end before Shutdown, which waits for them.
+	stopStatus()
+	<-statusDone
 
 	drainCtx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
 	defer cancel()
@@ -188,6 +241,20 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	<-brokerDone
 	s.log.Info("stopped")
 	return err
+}
+
+// newSession opens a hub session for a subscriber over t. A long-poll's
+// session is closed first on drain: its answer ends the request at once.
+func (s *Server) newSession(t metrics.Transport) (*edge.Session, error) {
+	sess, err := s.hub.NewSession()
+	if err != nil {
+		return nil, err
+	}
+	sess.SetKind(uint8(t))
+	if t == metrics.Poll {
+		sess.CloseFirst()
+	}
+	return sess, nil
 }
 
 func (s *Server) checkOrigin(r *http.Request) bool {

@@ -41,7 +41,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req subscribeR
 		writeError(w, err)
 		return
 	}
-	sess, err := s.hub.NewSession()
+	sess, err := s.newSession(metrics.SSE)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -153,7 +153,7 @@ func (c *sseConn) open(ctx context.Context, req subscribeRequest, head []byte, p
 		if err != nil {
 			d, closed := c.sess.Closed()
 			if !closed {
-				c.s.log.Warn("sse join failed", "err", err)
+				c.s.log.WarnContext(ctx, "sse join failed", "err", err)
 				d = edge.DisconnectServerError
 			}
 			c.disconnect(d)

@@ -117,6 +117,7 @@ func TestSSEGapWhenHistoryTrimmed(t *testing.T) {
 			t.Fatalf("got %+v, want %s", ev, id)
 		}
 	}
+	wantValue(t, scrape(t, e), 1, "edge_gaps_total")
 }
 
 func TestSSEMultiChannelCompositeCursor(t *testing.T) {

@@ -66,7 +66,7 @@ func (w *wsResponse) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // handler returns once the request's channels are joined; the reader
 // goroutine and the write turn carry on.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, req subscribeRequest) {
-	sess, err := s.hub.NewSession()
+	sess, err := s.newSession(metrics.WS)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -197,11 +197,10 @@ func (c *wsConn) handle(kind int, frame []byte) bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
-	id, err := c.s.broker.Publish(ctx, op.Channel, op.Event, op.payload)
+	id, err := c.s.publish(ctx, metrics.WebSocket, op.Channel, op.Event, op.payload)
 	if err != nil {
 		return c.reply(errorFrame(op.Ref, err))
 	}
-	c.s.metrics.Published(metrics.WebSocket)
 	return c.reply(serverFrame{Type: "published", Ref: op.Ref, Channel: op.Channel, ID: id.String()}.encode())
 }
 

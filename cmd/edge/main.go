@@ -18,11 +18,15 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
+
+	"go.opentelemetry.io/otel"
 
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
 	edgetls "github.com/edgeworks/edge/tls"
 	"github.com/edgeworks/edge/transports"
+	"github.com/edgeworks/edge/transports/telemetry"
 )
 
 func main() {
@@ -86,19 +90,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		defer stop()
 	}
-	srv, err := transports.New(cfg, broker, log)
+	tel, err := telemetry.New(ctx, telemetry.Options{Env: getenv, Log: log})
+	if err != nil {
+		log.Error("cannot set up telemetry; check the OTEL_* environment variables", "err", err)
+		return 2
+	}
+	defer shutdownTelemetry(tel, log)
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("telemetry: export failed", "err", err) }))
+	srv, err := transports.New(cfg, broker, log, transports.WithTelemetry(transports.Telemetry{
+		Meters: tel.Meters, Tracers: tel.Tracers, Propagator: tel.Propagator, Metrics: tel.Handler,
+	}))
 	if err != nil {
 		log.Error("cannot set up token verification; check --jwt-secret, --jwt-public-key and --jwks-url", "err", err)
 		return 2
 	}
 	logAccess(cfg, log)
+	log.Info("telemetry: " + tel.Describe())
 	if tc := term.TLSConfig(); tc != nil {
-		srv.UseTLS(tc)
+		srv.UseTLS(tc, term.Expiry)
 	}
 	base := scheme + "://" + ln.Addr().String()
 	log.Info("edge is serving", "addr", ln.Addr().String(), "store", store, "tls", cfg.TLS)
 	fmt.Fprintf(stdout, `edge is ready at %[1]s
 %[4]s  demo page:             %[1]s/   (open it in a browser)
+  status page:           %[1]s/status
   browser client:        %[1]s/v1/client.js
   subscribe (SSE):       curl -N '%[1]s/v1/subscribe?channel=news' -H 'Accept: text/event-stream'
   subscribe (WebSocket): %[3]s://%[2]s/v1/subscribe?channel=news
@@ -111,6 +126,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 1
 	}
 	return 0
+}
+
+// shutdownTelemetry flushes what the OTLP exporters still hold, for at
+// most 5 seconds.
+func shutdownTelemetry(tel *telemetry.Telemetry, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tel.Shutdown(ctx); err != nil {
+		log.Warn("telemetry: flushing failed", "err", err)
+	}
 }
 
 // tlsLine is the banner's line about TLS, empty when TLS is off.

@@ -6,9 +6,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -106,6 +109,23 @@ func TestSelfSignedBinary(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AddCert(leaf)
 	checkTLSNode(t, base, roots)
+
+	// /metrics says when the certificate expires.
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	resp, err := client.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`(?m)^edge_tls_certificate_expiry_seconds ([0-9.e+]+)$`).FindSubmatch(body)
+	if m == nil {
+		t.Fatalf("no edge_tls_certificate_expiry_seconds in /metrics:\n%s", body)
+	}
+	left, _ := strconv.ParseFloat(string(m[1]), 64)
+	if want := time.Until(leaf.NotAfter).Seconds(); left < want-60 || left > want+60 {
+		t.Errorf("edge_tls_certificate_expiry_seconds %v, want about %v", left, want)
+	}
 }
 
 func TestFilesBinary(t *testing.T) {

@@ -218,7 +218,7 @@ class WSLink extends Link {
     if (e.code >= 4500 && e.code < 5000) {
       return this.finish({ fatal: true, error: new EdgeError(e.reason || "closed", `ws: the edge closed with ${e.code} ${e.reason}`) });
     }
-    this.fail(new EdgeError("transport", `ws: closed (${e.code}${e.reason ? " " + e.reason : ""})`), { edgeAnswered: e.code >= 4000 });
+    this.fail(new EdgeError("transport", `ws: closed (${e.code}${e.reason ? " " + e.reason : ""})`), { edgeAnswered: e.code >= 4000 || e.code === 1012 });
   }
 
   stop() {

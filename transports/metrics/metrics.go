@@ -2,15 +2,14 @@ package metrics
 
 import (
 	"context"
-	"net/http"
+	"errors"
+	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/edgeworks/edge/edge"
 )
@@ -23,10 +22,13 @@ const (
 	WS Transport = iota
 	SSE
 	Poll
-	numTransports
+	NumTransports
 )
 
-var transportNames = [numTransports]string{WS: "ws", SSE: "sse", Poll: "poll"}
+var transportNames = [NumTransports]string{WS: "ws", SSE: "sse", Poll: "poll"}
+
+// String returns the transport's attribute value: ws, sse or poll.
+func (t Transport) String() string { return transportNames[t] }
 
 // Source is where a published message came from.
 type Source uint8
@@ -40,16 +42,36 @@ const (
 
 var sourceNames = [numSources]string{HTTP: "http", WebSocket: "ws"}
 
+// String returns the source's attribute value: http or ws.
+func (s Source) String() string { return sourceNames[s] }
+
 // Observed reads values that the server already keeps; the exporter calls
-// them at each scrape. A nil func reports nothing.
+// them at each collection. A nil func reports nothing.
 type Observed struct {
-	Sessions      func() int64 // open hub sessions (edge_sessions)
-	SlowConsumers func() int64 // sessions closed as slow consumers since start
-	AuthRefusals  func() int64 // refused credentials since start
+	Sessions      func() int64                            // open hub sessions (edge_sessions)
+	SlowConsumers func() int64                            // sessions closed as slow consumers since start
+	AuthRefusals  func() int64                            // refused credentials since start
+	Hub           func() [NumTransports]edge.SessionStats // sessions, subscriptions and queues, by transport
+	CertExpiry    func() (time.Time, bool)                // the earliest expiry of the certificates served; false: no TLS
 }
 
-// latencyBuckets are the bounds, in seconds, of edge_publish_to_deliver_seconds.
-var latencyBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
+// LatencyBuckets are the upper bounds, in seconds, of the buckets of
+// edge_publish_to_deliver_seconds and of Snapshot.Latency.
+var LatencyBuckets = [numBuckets]float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
+
+const numBuckets = 15
+
+// Snapshot is a reading of the totals a Metrics keeps beside its
+// instruments, for the status page.
+type Snapshot struct {
+	Connections [NumTransports]int64 // open now
+	Published   uint64               // since start
+	Delivered   uint64               // since start
+	// Latency counts publish-to-deliver samples since start by bucket:
+	// Latency[i] those ≤ LatencyBuckets[i] (and above the bound before),
+	// the last those above every bound.
+	Latency [numBuckets + 1]uint64
+}
 
 // Metrics records the edge's metrics. Its methods are safe for concurrent
 // use and cheap enough for the delivery path.
@@ -60,75 +82,74 @@ type Metrics struct {
 	latency     metric.Float64Histogram
 	resumes     metric.Int64Counter
 	gaps        metric.Int64Counter
+	redisCalls  metric.Int64Counter
+	redisTime   metric.Float64Histogram
 
-	byTransport    [numTransports][]metric.AddOption
-	latencyOptions [numTransports][]metric.RecordOption
+	byTransport    [NumTransports][]metric.AddOption
+	latencyOptions [NumTransports][]metric.RecordOption
 	bySource       [numSources][]metric.AddOption
+	redisOutcome   [3]metric.MeasurementOption // ok, error_reply, failed
+
+	open                   [NumTransports]atomic.Int64
+	nPublished, nDelivered atomic.Uint64
+	buckets                [numBuckets + 1]atomic.Uint64
 }
 
-// New returns metrics backed by an OpenTelemetry SDK meter provider of
-// their own, and the handler that serves them in the Prometheus text
-// format. The provider has a pull reader only: it starts no goroutine and
-// needs no shutdown.
-func New(obs Observed) (*Metrics, http.Handler, error) {
-	reg := prometheus.NewRegistry()
-	exp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo())
-	if err != nil {
-		return nil, nil, err
+// New creates the edge's instruments on provider's meter, through the
+// OpenTelemetry API only: cmd/edge installs the SDK and its exporters. A
+// nil provider means otel.GetMeterProvider().
+func New(provider metric.MeterProvider, obs Observed) (*Metrics, error) {
+	if provider == nil {
+		provider = otel.GetMeterProvider()
 	}
-	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
-	m, err := newMetrics(provider.Meter("github.com/edgeworks/edge/transports"), obs)
-	if err != nil {
-		return nil, nil, err
-	}
-	return m, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), nil
-}
-
-// newMetrics creates the instruments on meter, through the OTel API only.
-func newMetrics(meter metric.Meter, obs Observed) (*Metrics, error) {
+	meter := provider.Meter("github.com/edgeworks/edge/transports")
 	m := &Metrics{}
+	var errs []error
+	add := func(err error) { errs = append(errs, err) }
 	var err error
-	if m.connections, err = meter.Int64UpDownCounter("edge.connections",
+	m.connections, err = meter.Int64UpDownCounter("edge.connections",
 		metric.WithDescription("Open subscriber connections (long-polls while they wait), by transport."),
-		metric.WithUnit("{connection}")); err != nil {
-		return nil, err
-	}
-	if m.published, err = meter.Int64Counter("edge.messages.published",
+		metric.WithUnit("{connection}"))
+	add(err)
+	m.published, err = meter.Int64Counter("edge.messages.published",
 		metric.WithDescription("Messages stored for publishing, by source."),
-		metric.WithUnit("{message}")); err != nil {
-		return nil, err
-	}
-	if m.delivered, err = meter.Int64Counter("edge.messages.delivered",
+		metric.WithUnit("{message}"))
+	add(err)
+	m.delivered, err = meter.Int64Counter("edge.messages.delivered",
 		metric.WithDescription("Messages written to subscribers (live and history), by transport."),
-		metric.WithUnit("{message}")); err != nil {
-		return nil, err
-	}
-	if m.latency, err = meter.Float64Histogram("edge.publish_to_deliver",
+		metric.WithUnit("{message}"))
+	add(err)
+	m.latency, err = meter.Float64Histogram("edge.publish_to_deliver",
 		metric.WithDescription("Time from a message's id timestamp to its write to a subscriber; sampled once per write, from its oldest live message (for long-polls, its newest), by transport."),
 		metric.WithUnit("s"),
-		metric.WithExplicitBucketBoundaries(latencyBuckets...)); err != nil {
-		return nil, err
-	}
-	if m.resumes, err = meter.Int64Counter("edge.resumes",
+		metric.WithExplicitBucketBoundaries(LatencyBuckets[:]...))
+	add(err)
+	m.resumes, err = meter.Int64Counter("edge.resumes",
 		metric.WithDescription("Subscriptions that gave a cursor (since=, Last-Event-ID or a WebSocket subscribe with since), by transport; every long-poll after the first gives one."),
-		metric.WithUnit("{subscription}")); err != nil {
-		return nil, err
-	}
-	if m.gaps, err = meter.Int64Counter("edge.gaps",
+		metric.WithUnit("{subscription}"))
+	add(err)
+	m.gaps, err = meter.Int64Counter("edge.gaps",
 		metric.WithDescription("Gaps signalled to subscribers: history after their cursor was no longer retained."),
-		metric.WithUnit("{gap}")); err != nil {
+		metric.WithUnit("{gap}"))
+	add(err)
+	m.redisCalls, err = meter.Int64Counter("edge.redis.commands",
+		metric.WithDescription("Round-trips to Redis (a pipeline counts once), by outcome: ok, error_reply (Redis answered with an error, some expected, such as a missing stream) or failed (no answer: connection lost, timeout)."),
+		metric.WithUnit("{roundtrip}"))
+	add(err)
+	m.redisTime, err = meter.Float64Histogram("edge.redis.duration",
+		metric.WithDescription("Duration of round-trips to Redis, by outcome."),
+		metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5))
+	add(err)
+	add(observe(meter, "edge.sessions", "Open hub sessions, all transports.", "{session}", obs.Sessions, true))
+	add(observe(meter, "edge.slow_consumer_disconnects", "Sessions closed for falling behind (slow consumers).", "{session}", obs.SlowConsumers, false))
+	add(observe(meter, "edge.auth_refusals", "Refused credentials (missing, invalid or expired tokens and keys).", "{refusal}", obs.AuthRefusals, false))
+	add(m.observeHub(meter, obs.Hub))
+	add(observeExpiry(meter, obs.CertExpiry))
+	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	if err := observe(meter, "edge.sessions", "Open hub sessions, all transports.", "{session}", obs.Sessions, true); err != nil {
-		return nil, err
-	}
-	if err := observe(meter, "edge.slow_consumer_disconnects", "Sessions closed for falling behind (slow consumers).", "{session}", obs.SlowConsumers, false); err != nil {
-		return nil, err
-	}
-	if err := observe(meter, "edge.auth_refusals", "Refused credentials (missing, invalid or expired tokens and keys).", "{refusal}", obs.AuthRefusals, false); err != nil {
-		return nil, err
-	}
-	for t := range numTransports {
+	for t := range NumTransports {
 		set := attribute.NewSet(attribute.String("transport", transportNames[t]))
 		m.byTransport[t] = []metric.AddOption{metric.WithAttributeSet(set)}
 		m.latencyOptions[t] = []metric.RecordOption{metric.WithAttributeSet(set)}
@@ -136,6 +157,9 @@ func newMetrics(meter metric.Meter, obs Observed) (*Metrics, error) {
 	for s := range numSources {
 		set := attribute.NewSet(attribute.String("source", sourceNames[s]))
 		m.bySource[s] = []metric.AddOption{metric.WithAttributeSet(set)}
+	}
+	for i, outcome := range []string{"ok", "error_reply", "failed"} {
+		m.redisOutcome[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", outcome)))
 	}
 	return m, nil
 }
@@ -159,20 +183,76 @@ func observe(meter metric.Meter, name, desc, unit string, read func() int64, gau
 	return err
 }
 
+// observeHub registers the gauges that read walks the hub's sessions for:
+// subscriptions and queue depths by transport. It walks once per
+// collection, however many gauges it reports.
+func (m *Metrics) observeHub(meter metric.Meter, read func() [NumTransports]edge.SessionStats) error {
+	if read == nil {
+		return nil
+	}
+	subs, err1 := meter.Int64ObservableGauge("edge.subscriptions",
+		metric.WithDescription("Channel subscriptions of open sessions, by transport."), metric.WithUnit("{subscription}"))
+	frames, err2 := meter.Int64ObservableGauge("edge.queue.messages",
+		metric.WithDescription("Messages waiting in sessions' outgoing queues, by transport."), metric.WithUnit("{message}"))
+	bytes, err3 := meter.Int64ObservableGauge("edge.queue.bytes",
+		metric.WithDescription("Bytes waiting in sessions' outgoing queues, by transport."), metric.WithUnit("By"))
+	fullest, err4 := meter.Int64ObservableGauge("edge.queue.max_bytes",
+		metric.WithDescription("Bytes waiting in the fullest session queue, by transport; a session is closed as a slow consumer above --queue-bytes."), metric.WithUnit("By"))
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
+		return err
+	}
+	sets := [NumTransports]metric.ObserveOption{}
+	for t := range NumTransports {
+		sets[t] = metric.WithAttributeSet(attribute.NewSet(attribute.String("transport", transportNames[t])))
+	}
+	_, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		stats := read()
+		for t, st := range stats {
+			o.ObserveInt64(subs, int64(st.Subscriptions), sets[t])
+			o.ObserveInt64(frames, int64(st.QueuedFrames), sets[t])
+			o.ObserveInt64(bytes, int64(st.QueuedBytes), sets[t])
+			o.ObserveInt64(fullest, int64(st.MaxQueuedBytes), sets[t])
+		}
+		return nil
+	}, subs, frames, bytes, fullest)
+	return err
+}
+
+// observeExpiry registers the gauge of seconds left until the earliest
+// served certificate expires; a nil read registers nothing.
+func observeExpiry(meter metric.Meter, read func() (time.Time, bool)) error {
+	if read == nil {
+		return nil
+	}
+	_, err := meter.Float64ObservableGauge("edge.tls.certificate_expiry",
+		metric.WithDescription("Seconds until the earliest expiry among the TLS certificates the edge serves (negative once expired); absent without TLS."),
+		metric.WithUnit("s"),
+		metric.WithFloat64Callback(func(_ context.Context, o metric.Float64Observer) error {
+			if at, ok := read(); ok {
+				o.Observe(time.Until(at).Seconds())
+			}
+			return nil
+		}))
+	return err
+}
+
 // Connected counts a subscriber connection of transport t opening (delta
 // 1) or closing (delta -1).
 func (m *Metrics) Connected(t Transport, delta int64) {
+	m.open[t].Add(delta)
 	m.connections.Add(context.Background(), delta, m.byTransport[t]...)
 }
 
 // Published counts one message stored for publishing from s.
 func (m *Metrics) Published(s Source) {
+	m.nPublished.Add(1)
 	m.published.Add(context.Background(), 1, m.bySource[s]...)
 }
 
 // Delivered counts n messages written to one subscriber over t.
 func (m *Metrics) Delivered(t Transport, n int) {
 	if n > 0 {
+		m.nDelivered.Add(uint64(n))
 		m.delivered.Add(context.Background(), int64(n), m.byTransport[t]...)
 	}
 }
@@ -180,8 +260,13 @@ func (m *Metrics) Delivered(t Transport, n int) {
 // Latency records the time from id's timestamp to now for a write over t.
 // Clocks of different nodes may disagree: a negative latency counts as 0.
 func (m *Metrics) Latency(t Transport, id edge.ID, now time.Time) {
-	d := max(now.UnixMilli()-int64(id.Ms), 0)
-	m.latency.Record(context.Background(), float64(d)/1e3, m.latencyOptions[t]...)
+	s := float64(max(now.UnixMilli()-int64(id.Ms), 0)) / 1e3
+	i := 0
+	for i < numBuckets && s > LatencyBuckets[i] {
+		i++
+	}
+	m.buckets[i].Add(1)
+	m.latency.Record(context.Background(), s, m.latencyOptions[t]...)
 }
 
 // Resumed counts a subscription over t that gave a cursor.
@@ -189,3 +274,55 @@ func (m *Metrics) Resumed(t Transport) { m.resumes.Add(context.Background(), 1, 
 
 // Gap counts a gap signalled to a subscriber.
 func (m *Metrics) Gap() { m.gaps.Add(context.Background(), 1) }
+
+// Snapshot returns the totals for the status page.
+func (m *Metrics) Snapshot() Snapshot {
+	var s Snapshot
+	for t := range s.Connections {
+		s.Connections[t] = m.open[t].Load()
+	}
+	s.Published, s.Delivered = m.nPublished.Load(), m.nDelivered.Load()
+	for i := range s.Latency {
+		s.Latency[i] = m.buckets[i].Load()
+	}
+	return s
+}
+
+// RedisHook returns a go-redis hook that counts and times round-trips to
+// Redis by outcome. A redis.Nil answer (no such key) is not an error, nor
+// is a call its caller cancelled (the edge stopping).
+func (m *Metrics) RedisHook() redis.Hook { return redisHook{m} }
+
+type redisHook struct{ m *Metrics }
+
+func (h redisHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		start := time.Now()
+		err := next(ctx, cmd)
+		h.m.redisDone(ctx, start, err)
+		return err
+	}
+}
+
+func (h redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		start := time.Now()
+		err := next(ctx, cmds)
+		h.m.redisDone(ctx, start, err)
+		return err
+	}
+}
+
+func (m *Metrics) redisDone(ctx context.Context, start time.Time, err error) {
+	outcome := m.redisOutcome[0]
+	if err != nil && !errors.Is(err, redis.Nil) && !errors.Is(err, context.Canceled) {
+		outcome = m.redisOutcome[1]
+		if _, answered := err.(redis.Error); !answered {
+			outcome = m.redisOutcome[2]
+		}
+	}
+	m.redisCalls.Add(ctx, 1, outcome)
+	m.redisTime.Record(ctx, time.Since(start).Seconds(), outcome)
+}
