@@ -65,6 +65,12 @@ func (s *Session) CloseFirst() {
 type subscription struct {
 	channel string
 	join    *joinBuffer // live frames kept aside while the channel catches up; nil once live
+	// last is the id of the newest frame queued once live (at first the
+	// position GoLive was given). A relay may hand over a message that
+	// catch-up already read from history after the channel went live
+	// (Redis relays on another connection than the one history is read
+	// on): push drops frames at or below it.
+	last ID
 }
 
 // find returns the index of channel in s.subs, or -1. The caller holds mu.
@@ -187,9 +193,10 @@ func (s *Session) push(f *Frame) {
 		jb.frames = append(jb.frames, f)
 		jb.bytes += f.Size()
 	default:
-		if !s.enqueueLocked(f) {
+		if !s.subs[i].last.Less(f.ID) || !s.enqueueLocked(f) {
 			return
 		}
+		s.subs[i].last = f.ID
 	}
 	s.signal()
 }
@@ -314,10 +321,15 @@ func (s *Session) GoLive(channel string, pos ID) bool {
 		return false
 	}
 	s.subs[i].join = nil
+	s.subs[i].last = pos
 	for _, f := range jb.frames {
-		if pos.Less(f.ID) && !s.enqueueLocked(f) {
+		if !pos.Less(f.ID) {
+			continue
+		}
+		if !s.enqueueLocked(f) {
 			break
 		}
+		s.subs[i].last = f.ID
 	}
 	s.signal()
 	return true

@@ -27,8 +27,15 @@ type testBroker struct {
 	historyErr error // returned by History when set
 	lastErr    error // returned by Last when set
 
+	relay func(context.Context, edge.Message) // what the hub gave Relay
+
 	mu      sync.Mutex
 	watched map[string]int // channel → Watch calls minus Unwatch calls
+}
+
+func (b *testBroker) Relay(deliver func(context.Context, edge.Message)) {
+	b.relay = deliver
+	b.Memory.Relay(deliver)
 }
 
 func (b *testBroker) History(ctx context.Context, channel string, after edge.ID, limit int) (edge.Page, error) {
@@ -1291,4 +1298,26 @@ func TestStats(t *testing.T) {
 	if st[1].Sessions != 1 || st[1].Subscriptions != 1 || st[1].QueuedFrames != 1 {
 		t.Errorf("kind 1: %+v", st[1])
 	}
+}
+
+// TestLateRelayOfHistory: a relay that hands over a message after the
+// channel went live at or past it (Redis relays on another connection
+// than history is read on) queues nothing twice.
+func TestLateRelayOfHistory(t *testing.T) {
+	h, b := newHub(t, edge.Config{})
+	ids := publishN(t, b, "c", 2)
+	s := newSession(t, h)
+	rec := &pageRecorder{}
+	pos, err := s.Join(context.Background(), "c", &edge.ID{}, rec.emit)
+	if err != nil || pos != ids[1] {
+		t.Fatalf("Join: %v, %v; want position %v", pos, err, ids[1])
+	}
+	late := func(id edge.ID) { b.relay(context.Background(), edge.Message{Channel: "c", ID: id, Data: []byte("late")}) }
+	late(ids[0])
+	late(ids[1])
+	takeNone(t, s)
+	next := publish(t, b, "c", "next")
+	late(next)
+	late(ids[1])
+	checkIDs(t, "queued", frameIDs(s.Take(nil)), []edge.ID{next})
 }
