@@ -52,6 +52,7 @@ func newPublishClient(channel string) *publishClient {
 	payload := bytes.Repeat([]byte("x"), 100)
 	c := &publishClient{payload: payload, body: bytes.NewReader(payload), w: publishRecorder{h: http.Header{}}}
 	c.req = httptest.NewRequest(http.MethodPost, "/v1/publish?channel="+channel, nil)
+	c.req.RemoteAddr = "127.0.0.1:40000" // a loopback backend: no publish key needed
 	c.req.Body = io.NopCloser(c.body)
 	return c
 }

@@ -16,6 +16,21 @@ const maxRequestID = 64
 
 type requestIDKey struct{}
 
+// requestContext is a request's context with its id: one allocation for
+// both the context value and the X-Request-Id header value, on the publish
+// path of every backend.
+type requestContext struct {
+	context.Context
+	id [1]string
+}
+
+func (c *requestContext) Value(key any) any {
+	if key == (requestIDKey{}) {
+		return c.id[0]
+	}
+	return c.Context.Value(key)
+}
+
 // requestIDs gives every request an id, answered in X-Request-Id and
 // attached to the log lines of the request (see logWithRequestID): the
 // request's own X-Request-Id when it is short and plain (a proxy's id
@@ -27,12 +42,14 @@ func requestIDs(log *slog.Logger, next http.Handler) http.Handler {
 	base := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(prefix[:]) + "-"
 	var n atomic.Uint64
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get("X-Request-Id")
-		if !plainRequestID(id) {
-			id = base + strconv.FormatUint(n.Add(1), 36)
+		c := &requestContext{Context: r.Context()}
+		c.id[0] = r.Header.Get("X-Request-Id")
+		if !plainRequestID(c.id[0]) {
+			var b [32]byte
+			c.id[0] = string(strconv.AppendUint(append(b[:0], base...), n.Add(1), 36))
 		}
-		w.Header()["X-Request-Id"] = []string{id}
-		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+		w.Header()["X-Request-Id"] = c.id[:]
+		r = r.WithContext(c)
 		if log.Enabled(r.Context(), slog.LevelDebug) {
 			log.DebugContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path, "client", remoteIP(r.RemoteAddr), "proto", r.Proto)
 		}
