@@ -83,6 +83,9 @@ func TestACMEWithTLSALPN(t *testing.T) {
 	if !strings.Contains(node.term.Summary(), "TLS-ALPN-01") {
 		t.Errorf("summary %q", node.term.Summary())
 	}
+	if at, ok := node.term.Expiry(); !ok || !at.Equal(leaf.NotAfter) {
+		t.Errorf("Expiry %v, %v; want the served certificate's %v", at, ok, leaf.NotAfter)
+	}
 }
 
 // Over HTTP-01: the plain-HTTP handler answers the challenge on Pebble's

@@ -148,6 +148,9 @@ func TestFilesReloadWhenChanged(t *testing.T) {
 
 	ca.WriteFiles(t, certFile, keyFile, "second.example")
 	waitFor(t, "the new certificate", func() bool { return served(t, addr, "x").Subject.CommonName == "second.example" })
+	if at, ok := term.Expiry(); !ok || !at.Equal(served(t, addr, "x").NotAfter) {
+		t.Errorf("Expiry %v, %v; want the served certificate's", at, ok)
+	}
 
 	certtest.Replace(t, keyFile, []byte("not a key"))
 	waitFor(t, "the reload error in the log", func() bool { return strings.Contains(logs.String(), "do not load") })

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -95,8 +96,13 @@ func TestShutdownTellsClientsToReconnect(t *testing.T) {
 	stopped := make(chan error, 1)
 	go func() { stopped <- e.stop() }()
 
-	if ev := sse.next(); ev.Event != "disconnect" || !strings.Contains(ev.Data, `"code":1012`) || !strings.Contains(ev.Data, `"reconnect":true`) {
+	ev := sse.next()
+	if ev.Event != "disconnect" || !strings.Contains(ev.Data, `"code":1012`) || !strings.Contains(ev.Data, `"reconnect":true`) {
 		t.Fatalf("SSE got %+v", ev)
+	}
+	// The retry hint: --sse-retry plus up to 5 s of jitter.
+	if ms, err := strconv.Atoi(ev.Retry); err != nil || ms < 2000 || ms > 7000 {
+		t.Errorf("SSE retry hint %q ms before the disconnect, want 2000 to 7000", ev.Retry)
 	}
 	if f := ws.readControl("disconnect"); f.Code != 1012 || f.Reconnect == nil || !*f.Reconnect || f.Cursor == "" {
 		t.Fatalf("WS got %+v", f)

@@ -215,6 +215,7 @@ type sseEvent struct {
 	ID, Event, Data string
 	HasID           bool
 	Comment         string
+	Retry           string // the stream's latest retry: value when the event came
 }
 
 // sseClient reads an SSE stream opened with net/http.
@@ -258,12 +259,13 @@ func (c *sseClient) read() {
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	var ev sseEvent
 	var data []string
+	var retry string
 	for sc.Scan() {
 		line := sc.Text()
 		switch {
 		case line == "":
 			if len(data) > 0 || ev.HasID {
-				ev.Data = strings.Join(data, "\n")
+				ev.Data, ev.Retry = strings.Join(data, "\n"), retry
 				c.events <- ev
 			}
 			ev, data = sseEvent{}, nil
@@ -279,6 +281,8 @@ func (c *sseClient) read() {
 				ev.Event = value
 			case "data":
 				data = append(data, value)
+			case "retry":
+				retry = value
 			}
 		}
 	}
