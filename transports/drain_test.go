@@ -2,8 +2,11 @@ package transports_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/resume"
 )
 
 // A subscriber that stops reading is disconnected as a slow consumer and
@@ -121,5 +125,52 @@ func TestShutdownTellsClientsToReconnect(t *testing.T) {
 	}
 	if err := <-stopped; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A publish in flight when the drain begins (the handler is waiting for
+// its body) is finished: stored and answered, before the server stops.
+func TestDrainFinishesInFlightPublish(t *testing.T) {
+	cfg := edge.Config{DrainTimeout: 5 * time.Second}.WithDefaults()
+	store := resume.NewMemory(cfg)
+	e := startEdgeWith(t, cfg, store)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "POST /v1/publish?channel=inflight HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n")
+	br := bufio.NewReader(conn)
+	// net/http answers 100 Continue when the handler starts reading the body.
+	if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "HTTP/1.1 100") {
+		t.Fatalf("want 100 Continue, got %q, %v", line, err)
+	}
+	br.ReadString('\n')
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- e.stop() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !e.srv.Hub().ShuttingDown() {
+		if time.Now().After(deadline) {
+			t.Fatal("the drain never began")
+		}
+		time.Sleep(5 * time.Millisecond) // polling a flag, not synchronisation
+	}
+	fmt.Fprint(conn, "half-done!")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"id":`) {
+		t.Fatalf("in-flight publish answered %d %s", resp.StatusCode, body)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	page, err := store.History(context.Background(), "inflight", edge.ID{}, 10)
+	if err != nil || len(page.Messages) != 1 || string(page.Messages[0].Data) != "half-done!" {
+		t.Fatalf("stored %+v, %v", page.Messages, err)
 	}
 }
