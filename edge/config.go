@@ -111,6 +111,11 @@ type Config struct {
 
 	// DrainTimeout bounds a graceful shutdown. Zero means 10s.
 	DrainTimeout time.Duration
+	// DrainDelay is how long a stopping edge keeps serving, with /readyz
+	// answering 503, before it drains: time for a load balancer to take
+	// it out so that no new connection meets a closed listener. Zero
+	// means none.
+	DrainDelay time.Duration
 
 	// TLS is how the edge terminates TLS: "off" (plain HTTP, e.g. behind a
 	// load balancer), "self-signed", "files" or "acme". Zero means "off".
@@ -270,7 +275,7 @@ func (c Config) Validate() error {
 		{"max-payload", int64(c.MaxPayload)}, {"max-channels", int64(c.MaxChannels)},
 		{"queue-bytes", int64(c.QueueBytes)},
 		{"history-ttl", int64(c.HistoryTTL)}, {"heartbeat", int64(c.Heartbeat)},
-		{"poll-timeout", int64(c.PollTimeout)}, {"drain-timeout", int64(c.DrainTimeout)},
+		{"poll-timeout", int64(c.PollTimeout)}, {"drain-timeout", int64(c.DrainTimeout)}, {"drain-delay", int64(c.DrainDelay)},
 		{"sse-retry", int64(c.SSERetry)}, {"heartbeat-min", int64(c.HeartbeatMin)},
 		{"heartbeat-max", int64(c.HeartbeatMax)}, {"poll-timeout-max", int64(c.PollTimeoutMax)},
 		{"poll-linger-max", int64(c.PollLingerMax)},

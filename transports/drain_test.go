@@ -174,3 +174,48 @@ func TestDrainFinishesInFlightPublish(t *testing.T) {
 		t.Fatalf("stored %+v, %v", page.Messages, err)
 	}
 }
+
+// With a drain delay the edge keeps serving, new connections included,
+// while /readyz answers 503; then it drains as usual.
+func TestDrainDelayFailsReadinessFirst(t *testing.T) {
+	const delay = 5 * time.Second
+	e := startEdge(t, edge.Config{DrainDelay: delay, DrainTimeout: 2 * time.Second})
+	ready := func() int {
+		resp, err := http.Get(e.url("/readyz"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := ready(); code != 200 {
+		t.Fatalf("/readyz %d before the stop", code)
+	}
+	start := time.Now()
+	stopped := make(chan error, 1)
+	go func() { stopped <- e.stop() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for ready() != http.StatusServiceUnavailable {
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz never answered 503")
+		}
+		time.Sleep(5 * time.Millisecond) // polling the endpoint under test
+	}
+	// Still serving: a new subscriber and a publish work, and the
+	// subscriber is told to reconnect when the drain comes.
+	sse := openSSE(t, e.url("/v1/subscribe", "channel", "late"), nil)
+	sse.lastID()
+	id := e.publish("late", "still here")
+	if ev := sse.next(); ev.ID != id {
+		t.Fatalf("during the delay the subscriber got %+v", ev)
+	}
+	if ev := sse.next(); ev.Event != "disconnect" {
+		t.Fatalf("after the delay the subscriber got %+v", ev)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < delay {
+		t.Errorf("stopped %v after the signal, before the %v delay ended", took, delay)
+	}
+}

@@ -42,6 +42,7 @@ type Server struct {
 	telemetry  Telemetry
 	tracer     trace.Tracer                             // nil: no spans
 	certExpiry atomic.Pointer[func() (time.Time, bool)] // set by UseTLS
+	stopping   atomic.Bool                              // the drain delay began: /readyz answers 503
 
 	publishes *rateLimiter // publishes per key, subject or client IP; nil: no bound
 
@@ -207,6 +208,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	var err error
 	select {
 	case <-ctx.Done():
+		s.delayDrain(serveDone)
 	case err = <-serveDone:
 		serveDone <- err
 	case err = <-brokerDone:
@@ -257,6 +259,23 @@ func (s *Server) newSession(t metrics.Transport) (*edge.Session, error) {
 	return sess, nil
 }
 
+// delayDrain keeps serving for Config.DrainDelay with /readyz answering
+// 503, unless serving ends sooner.
+func (s *Server) delayDrain(serveDone chan error) {
+	if s.cfg.DrainDelay <= 0 {
+		return
+	}
+	s.stopping.Store(true)
+	s.log.Info("not ready; draining after the delay", "delay", s.cfg.DrainDelay)
+	t := time.NewTimer(s.cfg.DrainDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case err := <-serveDone:
+		serveDone <- err
+	}
+}
+
 func (s *Server) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" || s.cfg.CORSOrigin == "*" {
@@ -286,7 +305,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if s.hub.ShuttingDown() {
+	if s.stopping.Load() || s.hub.ShuttingDown() {
 		writeError(w, edge.ErrShuttingDown)
 		return
 	}

@@ -195,6 +195,8 @@ func newFlagSet(cfg *edge.Config, cmd *command) *flag.FlagSet {
 
 	durationVar(fs, &cfg.DrainTimeout, "drain-timeout",
 		fmt.Sprintf("bound a graceful shutdown to `DURATION` (default %v)", def.DrainTimeout))
+	durationVar(fs, &cfg.DrainDelay, "drain-delay",
+		"on SIGTERM, keep serving for `DURATION` with /readyz answering 503, so a load balancer takes the node out before it drains (default none)")
 
 	fs.StringVar(&cfg.TLS, "tls", "",
 		"terminate TLS: `MODE` off (plain HTTP, e.g. behind a load balancer), self-signed (local development), files (-cert, -key) or acme (-domain, -email) (default off)")

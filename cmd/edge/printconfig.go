@@ -37,7 +37,7 @@ func effectiveConfig(cfg edge.Config) map[string]any {
 		"jwt-public-key": cfg.JWTPublicKeys, "jwks-url": cfg.JWKSURL, "anonymous": cfg.Anonymous,
 		"client-publish": cfg.ClientPublish, "max-conns": cfg.MaxConns, "max-conns-per-ip": cfg.MaxConnsPerIP,
 		"subscribe-rate": cfg.SubscribeRate, "publish-rate": cfg.PublishRate, "client-publish-rate": cfg.ClientPublishRate,
-		"cors-origin": cfg.CORSOrigin, "drain-timeout": cfg.DrainTimeout.String(),
+		"cors-origin": cfg.CORSOrigin, "drain-timeout": cfg.DrainTimeout.String(), "drain-delay": cfg.DrainDelay.String(),
 		"tls": cfg.TLS, "cert": cfg.CertFile, "key": cfg.KeyFile, "domain": cfg.Domains, "email": cfg.Email,
 		"acme-ca": cfg.ACMECA, "acme-ca-roots": cfg.ACMECARoots, "acme-dir": cfg.ACMEDir, "http-listen": cfg.HTTPListen,
 		"on-demand": cfg.OnDemand, "on-demand-allow": cfg.OnDemandAllow, "on-demand-ask": cfg.OnDemandAsk,
