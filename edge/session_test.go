@@ -1312,7 +1312,9 @@ func TestLateRelayOfHistory(t *testing.T) {
 	if err != nil || pos != ids[1] {
 		t.Fatalf("Join: %v, %v; want position %v", pos, err, ids[1])
 	}
-	late := func(id edge.ID) { b.relay(context.Background(), edge.Message{Channel: "c", ID: id, Data: []byte("late")}) }
+	late := func(id edge.ID) {
+		b.relay(context.Background(), edge.Message{Channel: "c", ID: id, Data: []byte("late")})
+	}
 	late(ids[0])
 	late(ids[1])
 	takeNone(t, s)
