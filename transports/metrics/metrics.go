@@ -76,23 +76,27 @@ type Snapshot struct {
 // Metrics records the edge's metrics. Its methods are safe for concurrent
 // use and cheap enough for the delivery path.
 type Metrics struct {
-	connections metric.Int64UpDownCounter
-	published   metric.Int64Counter
-	delivered   metric.Int64Counter
-	latency     metric.Float64Histogram
-	resumes     metric.Int64Counter
-	gaps        metric.Int64Counter
-	redisCalls  metric.Int64Counter
-	redisTime   metric.Float64Histogram
+	latency    metric.Float64Histogram
+	resumes    metric.Int64Counter
+	gaps       metric.Int64Counter
+	redisCalls metric.Int64Counter
+	redisTime  metric.Float64Histogram
 
-	byTransport    [NumTransports][]metric.AddOption
-	latencyOptions [NumTransports][]metric.RecordOption
-	bySource       [numSources][]metric.AddOption
-	redisOutcome   [3]metric.MeasurementOption // ok, error_reply, failed
+	// The attribute sets, built once: recording allocates nothing (a
+	// variadic call with a stored slice copies nothing).
+	byTransport     [NumTransports]metric.MeasurementOption
+	addTransport    [NumTransports][]metric.AddOption
+	recordTransport [NumTransports][]metric.RecordOption
+	bySource        [numSources]metric.MeasurementOption
+	redisOutcome    [3]metric.MeasurementOption // ok, error_reply, failed
 
-	open                   [NumTransports]atomic.Int64
-	nPublished, nDelivered atomic.Uint64
-	buckets                [numBuckets + 1]atomic.Uint64
+	// The counts behind edge.connections, edge.messages.published and
+	// edge.messages.delivered, which the exporter observes, and Snapshot
+	// reads: one atomic add on the hot path.
+	open      [NumTransports]atomic.Int64
+	published [numSources]atomic.Int64
+	delivered [NumTransports]atomic.Int64
+	buckets   [numBuckets + 1]atomic.Uint64
 }
 
 // New creates the edge's instruments on provider's meter, through the
@@ -104,21 +108,21 @@ func New(provider metric.MeterProvider, obs Observed) (*Metrics, error) {
 	}
 	meter := provider.Meter("github.com/edgeworks/edge/transports")
 	m := &Metrics{}
+	for t := range NumTransports {
+		m.byTransport[t] = metric.WithAttributeSet(attribute.NewSet(attribute.String("transport", transportNames[t])))
+		m.addTransport[t] = []metric.AddOption{m.byTransport[t]}
+		m.recordTransport[t] = []metric.RecordOption{m.byTransport[t]}
+	}
+	for s := range numSources {
+		m.bySource[s] = metric.WithAttributeSet(attribute.NewSet(attribute.String("source", sourceNames[s])))
+	}
+	for i, outcome := range []string{"ok", "error_reply", "failed"} {
+		m.redisOutcome[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", outcome)))
+	}
 	var errs []error
 	add := func(err error) { errs = append(errs, err) }
 	var err error
-	m.connections, err = meter.Int64UpDownCounter("edge.connections",
-		metric.WithDescription("Open subscriber connections (long-polls while they wait), by transport."),
-		metric.WithUnit("{connection}"))
-	add(err)
-	m.published, err = meter.Int64Counter("edge.messages.published",
-		metric.WithDescription("Messages stored for publishing, by source."),
-		metric.WithUnit("{message}"))
-	add(err)
-	m.delivered, err = meter.Int64Counter("edge.messages.delivered",
-		metric.WithDescription("Messages written to subscribers (live and history), by transport."),
-		metric.WithUnit("{message}"))
-	add(err)
+	add(m.observeCounts(meter))
 	m.latency, err = meter.Float64Histogram("edge.publish_to_deliver",
 		metric.WithDescription("Time from a message's id timestamp to its write to a subscriber; sampled once per write, from its oldest live message (for long-polls, its newest), by transport."),
 		metric.WithUnit("s"),
@@ -149,18 +153,6 @@ func New(provider metric.MeterProvider, obs Observed) (*Metrics, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	for t := range NumTransports {
-		set := attribute.NewSet(attribute.String("transport", transportNames[t]))
-		m.byTransport[t] = []metric.AddOption{metric.WithAttributeSet(set)}
-		m.latencyOptions[t] = []metric.RecordOption{metric.WithAttributeSet(set)}
-	}
-	for s := range numSources {
-		set := attribute.NewSet(attribute.String("source", sourceNames[s]))
-		m.bySource[s] = []metric.AddOption{metric.WithAttributeSet(set)}
-	}
-	for i, outcome := range []string{"ok", "error_reply", "failed"} {
-		m.redisOutcome[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", outcome)))
-	}
 	return m, nil
 }
 
@@ -183,6 +175,33 @@ func observe(meter metric.Meter, name, desc, unit string, read func() int64, gau
 	return err
 }
 
+// observeCounts registers the instruments that report the atomic counts.
+func (m *Metrics) observeCounts(meter metric.Meter) error {
+	connections, err1 := meter.Int64ObservableUpDownCounter("edge.connections",
+		metric.WithDescription("Open subscriber connections (long-polls while they wait), by transport."),
+		metric.WithUnit("{connection}"))
+	published, err2 := meter.Int64ObservableCounter("edge.messages.published",
+		metric.WithDescription("Messages stored for publishing, by source."),
+		metric.WithUnit("{message}"))
+	delivered, err3 := meter.Int64ObservableCounter("edge.messages.delivered",
+		metric.WithDescription("Messages written to subscribers (live and history), by transport."),
+		metric.WithUnit("{message}"))
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return err
+	}
+	_, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for t := range NumTransports {
+			o.ObserveInt64(connections, m.open[t].Load(), m.byTransport[t])
+			o.ObserveInt64(delivered, m.delivered[t].Load(), m.byTransport[t])
+		}
+		for s := range numSources {
+			o.ObserveInt64(published, m.published[s].Load(), m.bySource[s])
+		}
+		return nil
+	}, connections, published, delivered)
+	return err
+}
+
 // observeHub registers the gauges that read walks the hub's sessions for:
 // subscriptions and queue depths by transport. It walks once per
 // collection, however many gauges it reports.
@@ -201,17 +220,13 @@ func (m *Metrics) observeHub(meter metric.Meter, read func() [NumTransports]edge
 	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return err
 	}
-	sets := [NumTransports]metric.ObserveOption{}
-	for t := range NumTransports {
-		sets[t] = metric.WithAttributeSet(attribute.NewSet(attribute.String("transport", transportNames[t])))
-	}
 	_, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		stats := read()
 		for t, st := range stats {
-			o.ObserveInt64(subs, int64(st.Subscriptions), sets[t])
-			o.ObserveInt64(frames, int64(st.QueuedFrames), sets[t])
-			o.ObserveInt64(bytes, int64(st.QueuedBytes), sets[t])
-			o.ObserveInt64(fullest, int64(st.MaxQueuedBytes), sets[t])
+			o.ObserveInt64(subs, int64(st.Subscriptions), m.byTransport[t])
+			o.ObserveInt64(frames, int64(st.QueuedFrames), m.byTransport[t])
+			o.ObserveInt64(bytes, int64(st.QueuedBytes), m.byTransport[t])
+			o.ObserveInt64(fullest, int64(st.MaxQueuedBytes), m.byTransport[t])
 		}
 		return nil
 	}, subs, frames, bytes, fullest)
@@ -240,20 +255,17 @@ func observeExpiry(meter metric.Meter, read func() (time.Time, bool)) error {
 // 1) or closing (delta -1).
 func (m *Metrics) Connected(t Transport, delta int64) {
 	m.open[t].Add(delta)
-	m.connections.Add(context.Background(), delta, m.byTransport[t]...)
 }
 
 // Published counts one message stored for publishing from s.
 func (m *Metrics) Published(s Source) {
-	m.nPublished.Add(1)
-	m.published.Add(context.Background(), 1, m.bySource[s]...)
+	m.published[s].Add(1)
 }
 
 // Delivered counts n messages written to one subscriber over t.
 func (m *Metrics) Delivered(t Transport, n int) {
 	if n > 0 {
-		m.nDelivered.Add(uint64(n))
-		m.delivered.Add(context.Background(), int64(n), m.byTransport[t]...)
+		m.delivered[t].Add(int64(n))
 	}
 }
 
@@ -266,11 +278,11 @@ func (m *Metrics) Latency(t Transport, id edge.ID, now time.Time) {
 		i++
 	}
 	m.buckets[i].Add(1)
-	m.latency.Record(context.Background(), s, m.latencyOptions[t]...)
+	m.latency.Record(context.Background(), s, m.recordTransport[t]...)
 }
 
 // Resumed counts a subscription over t that gave a cursor.
-func (m *Metrics) Resumed(t Transport) { m.resumes.Add(context.Background(), 1, m.byTransport[t]...) }
+func (m *Metrics) Resumed(t Transport) { m.resumes.Add(context.Background(), 1, m.addTransport[t]...) }
 
 // Gap counts a gap signalled to a subscriber.
 func (m *Metrics) Gap() { m.gaps.Add(context.Background(), 1) }
@@ -281,7 +293,12 @@ func (m *Metrics) Snapshot() Snapshot {
 	for t := range s.Connections {
 		s.Connections[t] = m.open[t].Load()
 	}
-	s.Published, s.Delivered = m.nPublished.Load(), m.nDelivered.Load()
+	for i := range m.published {
+		s.Published += uint64(m.published[i].Load())
+	}
+	for i := range m.delivered {
+		s.Delivered += uint64(m.delivered[i].Load())
+	}
 	for i := range s.Latency {
 		s.Latency[i] = m.buckets[i].Load()
 	}
