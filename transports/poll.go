@@ -185,7 +185,7 @@ func (p *pollWaiter) delivered() {
 // reports false, having changed nothing, when the request cannot be
 // parked: HTTP/2, or a handler not run by Server.Run.
 func (s *Server) park(w http.ResponseWriter, r *http.Request, p *pollWaiter, wait time.Duration) bool {
-	if r.ProtoMajor != 1 || s.recycler == nil {
+	if r.ProtoMajor != 1 || s.recycler.Load() == nil {
 		return false
 	}
 	var head bytes.Buffer
@@ -282,7 +282,7 @@ func (p *pollWaiter) answer() {
 		p.conn.Close()
 	} else {
 		p.conn.SetWriteDeadline(time.Time{})
-		p.s.recycler.giveBack(p.conn, p.pending)
+		p.s.recycler.Load().giveBack(p.conn, p.pending)
 	}
 	p.s.hijacked.Done()
 }

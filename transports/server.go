@@ -50,8 +50,9 @@ type Server struct {
 	// long-polls, which http.Server.Shutdown does not wait for.
 	hijacked sync.WaitGroup
 	// recycler is Run's listener, which takes answered long-poll
-	// connections back; nil when the handler runs elsewhere.
-	recycler *recycler
+	// connections back; nil when the handler runs elsewhere. Atomic, as
+	// Handler may serve while Run starts.
+	recycler atomic.Pointer[recycler]
 }
 
 // New returns a server for cfg (which New completes with WithDefaults)
@@ -198,9 +199,10 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	if s.tls != nil {
 		ln = tls.NewListener(ln, s.tls)
 	}
-	s.recycler = newRecycler(ln)
+	rec := newRecycler(ln)
+	s.recycler.Store(rec)
 	serveDone := make(chan error, 1)
-	go func() { serveDone <- srv.Serve(s.recycler) }()
+	go func() { serveDone <- srv.Serve(rec) }()
 	statusCtx, stopStatus := context.WithCancel(ctx)
 	statusDone := make(chan struct{})
 	go func() { s.status.Run(statusCtx); close(statusDone) }()
