@@ -81,6 +81,12 @@ type Config struct {
 	JWTPublicKeys []string
 	// JWKSURL is where token keys are fetched (and refreshed) from.
 	JWKSURL string
+	// JWTAudiences, when set, make a token's "aud" claim required: it must
+	// name one of them.
+	JWTAudiences []string
+	// JWTIssuer, when set, makes a token's "iss" claim required and equal
+	// to it.
+	JWTIssuer string
 	// Anonymous lists channel patterns ("public:*") that need no token
 	// once a JWT key is configured. Without JWT keys every channel is
 	// anonymous.
@@ -195,6 +201,13 @@ func setDefault[T comparable](field *T, def T) {
 	}
 }
 
+// TokensEnabled reports whether a JWT key is configured (a secret, a PEM
+// public key or a JWKS URL), so that subscribing needs a token except to
+// anonymous channels.
+func (c Config) TokensEnabled() bool {
+	return c.JWTSecret != "" || len(c.JWTPublicKeys) > 0 || c.JWKSURL != ""
+}
+
 // Validate reports every problem in c at once, naming the field and the
 // fix. Call it on c.WithDefaults().
 func (c Config) Validate() error {
@@ -261,8 +274,15 @@ func (c Config) Validate() error {
 			bad("%s: must be positive, got %d", p.name, p.v)
 		}
 	}
-	if len(c.Anonymous) > 0 && c.JWTSecret == "" && len(c.JWTPublicKeys) == 0 && c.JWKSURL == "" {
-		bad("anonymous: only matters with a JWT key (--jwt-secret, --jwt-public-key or --jwks-url); without one every channel is anonymous")
+	if !c.TokensEnabled() {
+		for _, s := range []struct {
+			name string
+			set  bool
+		}{{"anonymous", len(c.Anonymous) > 0}, {"jwt-audience", len(c.JWTAudiences) > 0}, {"jwt-issuer", c.JWTIssuer != ""}} {
+			if s.set {
+				bad("%s: only matters with a JWT key (--jwt-secret, --jwt-public-key or --jwks-url); without one no token is read and every channel is anonymous", s.name)
+			}
+		}
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen: %q is not host:port (e.g. 127.0.0.1:8080): %v", c.Listen, err)

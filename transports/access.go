@@ -48,10 +48,11 @@ func newAccess(cfg edge.Config, log *slog.Logger) (*access, error) {
 			return nil, err
 		}
 	}
-	if cfg.JWTSecret == "" && len(cfg.JWTPublicKeys) == 0 && cfg.JWKSURL == "" {
+	if !cfg.TokensEnabled() {
 		return a, nil
 	}
-	v, err := auth.New(auth.Config{Secret: []byte(cfg.JWTSecret), PublicKeyFiles: cfg.JWTPublicKeys, JWKSURL: cfg.JWKSURL, Log: log})
+	v, err := auth.New(auth.Config{Secret: []byte(cfg.JWTSecret), PublicKeyFiles: cfg.JWTPublicKeys, JWKSURL: cfg.JWKSURL,
+		Audiences: cfg.JWTAudiences, Issuer: cfg.JWTIssuer, Log: log})
 	if err != nil {
 		return nil, err
 	}

@@ -110,6 +110,54 @@ func TestSubscribeNeedsATokenUnlessAnonymous(t *testing.T) {
 	c.readControl("subscribed")
 }
 
+// With --jwt-audience and --jwt-issuer, a token minted for another service
+// or by another issuer is refused everywhere a token is read, with a
+// message that says which claim is wrong.
+func TestTokenAudienceAndIssuer(t *testing.T) {
+	e := startEdge(t, edge.Config{JWTSecret: testSecret, JWTAudiences: []string{"edge"}, JWTIssuer: "https://id.example"})
+	mint := func(aud, iss string) string {
+		claims := jwt.MapClaims{"sub": "42", "channels": []string{"user:42:*"}, "publish": []string{"user:42:*"},
+			"exp": time.Now().Add(time.Hour).Unix(), "aud": aud, "iss": iss}
+		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(testSecret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		name, token string
+		status      int
+		message     string
+	}{
+		{"for the edge", mint("edge", "https://id.example"), 200, ""},
+		{"for another service", mint("billing", "https://id.example"), 401, "aud claim"},
+		{"from another issuer", mint("edge", "https://evil.example"), 401, "iss claim"},
+		{"a plain token", token(t, "42", []string{"user:42:*"}, []string{"user:42:*"}, time.Hour), 401, "no aud claim"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, w := range []*httptest.ResponseRecorder{
+				serveFrom(e, "203.0.113.7:4000", httptest.NewRequest(http.MethodGet, "/v1/subscribe?channel=user:42:in&timeout=0&access_token="+tc.token, nil)),
+				serveFrom(e, "203.0.113.7:4000", publishReq("user:42:out", tc.token)),
+			} {
+				var ea errorAnswer
+				json.Unmarshal(w.Body.Bytes(), &ea)
+				if w.Code != tc.status || !strings.Contains(ea.Error.Message, tc.message) {
+					t.Errorf("%d %s, want %d and a message saying %q", w.Code, w.Body, tc.status, tc.message)
+				}
+			}
+			if tc.status == 200 {
+				c := dialWSHeader(t, e.wsURL("channel", "user:42:in"), bearer(tc.token))
+				c.readControl("subscribed")
+				return
+			}
+			_, resp, err := websocket.DefaultDialer.Dial(e.wsURL("channel", "user:42:in", "access_token", tc.token), nil)
+			if err == nil || resp == nil || resp.StatusCode != tc.status {
+				t.Errorf("WebSocket handshake: %v, %v; want status %d", resp, err, tc.status)
+			}
+		})
+	}
+}
+
 // dialWSHeader dials with request headers.
 func dialWSHeader(t *testing.T, u string, header http.Header) *wsClient {
 	t.Helper()

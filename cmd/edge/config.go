@@ -178,6 +178,10 @@ func newFlagSet(cfg *edge.Config, cmd *command) *flag.FlagSet {
 		"verify RS256, ES256 and EdDSA tokens with the public keys in PEM `FILE`; repeatable (default none)")
 	fs.StringVar(&cfg.JWKSURL, "jwks-url", "",
 		"verify tokens with the keys at JWKS `URL`, cached and refreshed (default none)")
+	listVar(fs, &cfg.JWTAudiences, "jwt-audience",
+		"with a JWT key: refuse tokens whose aud claim does not name `AUDIENCE`; repeatable (or comma-separated) to accept any of several (default aud is not read)")
+	fs.StringVar(&cfg.JWTIssuer, "jwt-issuer", "",
+		"with a JWT key: refuse tokens whose iss claim is not `ISSUER` (default iss is not read)")
 	listVar(fs, &cfg.Anonymous, "anonymous",
 		"with a JWT key: let channels matching `PATTERN` (e.g. public:*) be subscribed without a token; repeatable")
 	listVar(fs, &cfg.ClientPublish, "client-publish",

@@ -156,7 +156,8 @@ func logAccess(cfg edge.Config, log *slog.Logger) {
 	default:
 		log.Info("publishing needs a publish key or a token's publish right", "keys", len(cfg.PublishKeys))
 	}
-	if cfg.JWTSecret != "" || len(cfg.JWTPublicKeys) > 0 || cfg.JWKSURL != "" {
-		log.Info("subscribing needs a token, except to anonymous channels", "anonymous", cfg.Anonymous)
+	if cfg.TokensEnabled() {
+		log.Info("subscribing needs a token, except to anonymous channels", "anonymous", cfg.Anonymous,
+			"audiences", cfg.JWTAudiences, "issuer", cfg.JWTIssuer)
 	}
 }

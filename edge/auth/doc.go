@@ -25,6 +25,8 @@
 //	          only where that is meant
 //	channels  an array of channel patterns the token may subscribe to
 //	publish   an array of channel patterns the token may publish to
+//	aud       with --jwt-audience: must name one of the edge's audiences
+//	iss       with --jwt-issuer: must equal the edge's issuer
 //
 // A token whose channels or publish claim holds an invalid pattern is
 // refused as a whole, so a mistake in the issuer shows at once.

@@ -50,6 +50,13 @@ type Config struct {
 	HTTPClient *http.Client
 	// Leeway is the clock skew tolerated on exp and nbf. Zero: 30s.
 	Leeway time.Duration
+	// Audiences (--jwt-audience), when any is set, make "aud" required: a
+	// token must name at least one of them, so that a token the issuer
+	// minted for another service is refused here. Empty: aud is not read.
+	Audiences []string
+	// Issuer (--jwt-issuer), when set, makes "iss" required and equal to
+	// it. Empty: iss is not read.
+	Issuer string
 	// Log receives warnings (a JWKS that cannot be fetched, a short
 	// secret) and JWKS changes. Nil: discard.
 	Log *slog.Logger
@@ -65,8 +72,9 @@ type Verifier struct {
 	parser *jwt.Parser      // checks exp and nbf against now, with the leeway
 	now    func() time.Time // time.Now; tests set it before using the Verifier
 
-	refresh time.Duration
-	leeway  time.Duration
+	refresh   time.Duration
+	leeway    time.Duration
+	audiences bool // aud is required
 }
 
 // New returns a Verifier for cfg. Its error lists every problem with cfg,
@@ -114,16 +122,29 @@ func New(cfg Config) (*Verifier, error) {
 			errs = append(errs, err)
 		}
 	}
+	for _, a := range cfg.Audiences {
+		if a == "" {
+			errs = append(errs, errors.New("auth: an empty --jwt-audience; name the audience your issuer puts in aud, or set none"))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 
-	v.parser = jwt.NewParser(
+	opts := []jwt.ParserOption{
 		jwt.WithValidMethods([]string{algHS256, algRS256, algES256, algEdDSA}),
 		jwt.WithLeeway(v.leeway),
 		jwt.WithTimeFunc(func() time.Time { return v.now() }),
 		jwt.WithStrictDecoding(),
-	)
+	}
+	if len(cfg.Audiences) > 0 {
+		v.audiences = true
+		opts = append(opts, jwt.WithAudience(cfg.Audiences...))
+	}
+	if cfg.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
+	}
+	v.parser = jwt.NewParser(opts...)
 	if cfg.JWKSURL != "" {
 		client := cfg.HTTPClient
 		if client == nil {
@@ -172,6 +193,9 @@ func (v *Verifier) Run(ctx context.Context) {
 // PEM keys. A token without kid is
 // tried against every key of its algorithm.
 //
+// With Audiences or an Issuer configured, aud must name one of the
+// audiences and iss must equal the issuer.
+//
 // The error wraps ErrExpired, ErrNotYetValid, ErrInvalid or
 // ErrKeysUnavailable, and never contains the token.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
@@ -194,7 +218,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 		if keyErr != nil {
 			return nil, keyErr
 		}
-		return nil, explain(tok, &tc, strings.Count(token, ".")+1, err)
+		return nil, v.explain(tok, &tc, strings.Count(token, ".")+1, err)
 	}
 	return tc.claims()
 }
@@ -278,7 +302,7 @@ func byKid(ks []pubKey, kid string) []pubKey {
 // explain turns an error of the jwt parser into one of ours, saying what
 // is wrong without quoting the token, of which segments is the number of
 // dot-separated segments.
-func explain(tok *jwt.Token, tc *tokenClaims, segments int, err error) error {
+func (v *Verifier) explain(tok *jwt.Token, tc *tokenClaims, segments int, err error) error {
 	var (
 		typeErr   *json.UnmarshalTypeError
 		syntaxErr *json.SyntaxError
@@ -289,6 +313,14 @@ func explain(tok *jwt.Token, tc *tokenClaims, segments int, err error) error {
 		return fmt.Errorf("%w at %s; get a new token", ErrExpired, tc.ExpiresAt.UTC().Format(time.RFC3339))
 	case errors.Is(err, jwt.ErrTokenNotValidYet) && tc.NotBefore != nil:
 		return fmt.Errorf("%w: not before %s", ErrNotYetValid, tc.NotBefore.UTC().Format(time.RFC3339))
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && v.audiences && tc.Audience == nil:
+		return fmt.Errorf("%w: the token has no aud claim, and this edge requires one", ErrInvalid)
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return fmt.Errorf("%w: the aud claim names none of this edge's audiences", ErrInvalid)
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return fmt.Errorf("%w: the token has no iss claim, and this edge requires one", ErrInvalid)
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return fmt.Errorf("%w: the iss claim is not this edge's issuer", ErrInvalid)
 	case errors.As(err, &typeErr) && typeErr.Field != "":
 		return fmt.Errorf("%w: claim %q has the wrong type", ErrInvalid, clip(strings.TrimPrefix(typeErr.Field, "RegisteredClaims.")))
 	case errors.As(err, &b64Err):
@@ -298,7 +330,7 @@ func explain(tok *jwt.Token, tc *tokenClaims, segments int, err error) error {
 	case errors.Is(err, jwt.ErrTokenMalformed) && segments != 3:
 		return fmt.Errorf("%w: malformed; a token is three base64url segments (header, claims, signature) separated by dots", ErrInvalid)
 	case errors.Is(err, jwt.ErrTokenMalformed):
-		return fmt.Errorf("%w: a claim has the wrong type; exp, nbf and iat are numbers, sub a string, channels and publish arrays of strings", ErrInvalid)
+		return fmt.Errorf("%w: a claim has the wrong type; exp, nbf and iat are numbers, sub and iss strings, aud a string or an array of strings, channels and publish arrays of strings", ErrInvalid)
 	}
 	var alg string
 	if tok != nil {

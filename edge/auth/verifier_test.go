@@ -127,6 +127,7 @@ func TestVerifyMessages(t *testing.T) {
 		{"one segment", "abc", "malformed; a token is three base64url segments"},
 		{"claims not JSON", "eyJhbGciOiJIUzI1NiJ9.bm90IGpzb24.c2ln", "the header or the claims are not JSON"},
 		{"exp a string", sign(t, jwt.SigningMethodHS256, []byte(testSecret), "", jwt.MapClaims{"exp": "tomorrow"}), "a claim has the wrong type; exp, nbf and iat are numbers"},
+		{"aud a number", sign(t, jwt.SigningMethodHS256, []byte(testSecret), "", jwt.MapClaims{"aud": 7}), "aud a string or an array of strings"},
 		{"no alg", "e30.e30.c2ln", `the header names no "alg"`},
 		{"padded signature", "eyJhbGciOiJIUzI1NiJ9.e30.c2ln==", "a segment is not base64url"},
 		{"channels a string", sign(t, jwt.SigningMethodHS256, []byte(testSecret), "", jwt.MapClaims{"channels": "user:1"}), `claim "channels" has the wrong type`},
@@ -208,6 +209,53 @@ func TestLeeway(t *testing.T) {
 	tok := sign(t, jwt.SigningMethodHS256, []byte(testSecret), "", jwt.MapClaims{"exp": time.Now().Add(-time.Minute).Unix()})
 	if _, err := v.Verify(context.Background(), tok); err != nil {
 		t.Fatalf("refused within a 2m leeway: %v", err)
+	}
+}
+
+// With audiences and an issuer configured, a token must name one of the
+// audiences in aud and the issuer in iss; without them neither is read.
+func TestAudienceAndIssuer(t *testing.T) {
+	strict := newVerifier(t, Config{Secret: []byte(testSecret), Audiences: []string{"edge", "edge-next"}, Issuer: "https://auth.example"})
+	lax := newVerifier(t, Config{Secret: []byte(testSecret)})
+	with := func(kv ...any) string {
+		c := claimsFor(time.Now())
+		for i := 0; i+1 < len(kv); i += 2 {
+			c[kv[i].(string)] = kv[i+1]
+		}
+		return sign(t, jwt.SigningMethodHS256, []byte(testSecret), "", c)
+	}
+	for _, tc := range []struct {
+		name, token string
+		want        string // "" when strict accepts it
+	}{
+		{"one audience", with("aud", "edge", "iss", "https://auth.example"), ""},
+		{"the second audience", with("aud", "edge-next", "iss", "https://auth.example"), ""},
+		{"an audience among others", with("aud", []string{"billing", "edge"}, "iss", "https://auth.example"), ""},
+		{"another service's token", with("aud", "billing", "iss", "https://auth.example"), "the aud claim names none of this edge's audiences"},
+		{"no aud", with("iss", "https://auth.example"), "the token has no aud claim"},
+		{"empty aud", with("aud", []string{}, "iss", "https://auth.example"), "the token has no aud claim"},
+		{"another issuer", with("aud", "edge", "iss", "https://evil.example"), "the iss claim is not this edge's issuer"},
+		{"no iss", with("aud", "edge"), "the token has no iss claim"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := strict.Verify(context.Background(), tc.token)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+			} else {
+				checkRefused(t, err, ErrInvalid, tc.token)
+				if !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("error %q, want one saying %q", err, tc.want)
+				}
+			}
+			if _, err := lax.Verify(context.Background(), tc.token); err != nil {
+				t.Fatalf("refused without audiences or issuer configured: %v", err)
+			}
+		})
+	}
+	if _, err := New(Config{Secret: []byte(testSecret), Audiences: []string{""}}); err == nil || !strings.Contains(err.Error(), "--jwt-audience") {
+		t.Fatalf("New with an empty audience: %v, want an error naming --jwt-audience", err)
 	}
 }
 
