@@ -33,6 +33,7 @@ type wsConn struct {
 	cursor resume.Cursor // position of what was written, per channel
 	claims *auth.Claims  // the client's token (nil: none); replaced by refresh holding the turn
 	local  bool          // the client is on loopback
+	ponged bool          // a pong frame answered the client's ping since the last heartbeat; the turn owns it
 	subs   bucket        // subscribe ops; only the reader uses it
 	pubs   bucket        // publish ops; only the reader uses it
 }
@@ -191,6 +192,8 @@ func (c *wsConn) handle(kind int, frame []byte) bool {
 		return c.sendOrEnd(serverFrame{Type: "unsubscribed", Ref: op.Ref, Channel: op.Channel}.encode())
 	case opRefresh:
 		return c.refresh(op)
+	case opPing:
+		return c.pong(op.Ref)
 	}
 	if err := c.s.access.publishAs(c.claims, op.Channel, c.local, true); err != nil {
 		return c.reply(errorFrame(op.Ref, err))
@@ -240,6 +243,18 @@ func (c *wsConn) refresh(op clientOp) bool {
 	return c.sendOrEnd(serverFrame{Type: "refreshed", Ref: op.Ref}.encode())
 }
 
+// pong answers a client's ping. The heartbeat after it is skipped: the
+// client that pings is evidently there, and a browser pinging every
+// heartbeat would otherwise wake its radio twice as often.
+func (c *wsConn) pong(ref json.RawMessage) bool {
+	if !c.turn.Lock() {
+		return false
+	}
+	defer c.turn.Unlock()
+	c.ponged = true
+	return c.sendOrEnd(serverFrame{Type: "pong", Ref: ref}.encode())
+}
+
 // reply sends one control frame holding the turn. It reports false when
 // the connection ended.
 func (c *wsConn) reply(frame []byte) bool {
@@ -284,7 +299,11 @@ func (c *wsConn) flush() {
 		return
 	}
 	if err == nil && c.heartbeatDue() {
-		err = c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout))
+		if c.ponged {
+			c.ponged = false
+		} else {
+			err = c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout))
+		}
 	}
 	if err != nil {
 		c.end()

@@ -3,7 +3,9 @@ package transports_test
 import (
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,6 +84,10 @@ func TestWSOpsAndErrors(t *testing.T) {
 		}
 	})
 	t.Run("connection still works", func(t *testing.T) {
+		c.send(map[string]any{"op": "ping", "ref": 9})
+		if f := c.readControl("pong"); string(f.Ref) != `9` {
+			t.Fatalf("%+v", f)
+		}
 		c.send(map[string]any{"op": "subscribe", "channel": "a", "ref": "s1"})
 		if f := c.readControl("subscribed"); string(f.Ref) != `"s1"` {
 			t.Fatalf("%+v", f)
@@ -213,6 +219,46 @@ func TestWSPing(t *testing.T) {
 	case <-pinged:
 	case <-time.After(10 * time.Second):
 		t.Fatal("no ping")
+	}
+}
+
+// A client's ping op is answered with a pong, and the edge skips its own
+// WebSocket pings while the client pings: a browser (which cannot see
+// those) keeps its radio to one wake-up per heartbeat.
+func TestWSClientPingReplacesHeartbeat(t *testing.T) {
+	const heartbeat = 100 * time.Millisecond
+	e := startEdge(t, edge.Config{Heartbeat: heartbeat, HeartbeatMin: time.Millisecond})
+	c := dialWS(t, e.wsURL("channel", "p"))
+	c.readControl("subscribed")
+	var pings atomic.Int64
+	c.conn.SetPingHandler(func(string) error { pings.Add(1); return nil })
+
+	// Without client pings the edge pings every heartbeat. The ping
+	// handler runs inside read; a message a heartbeat carries them in.
+	start := time.Now()
+	for pings.Load() < 3 {
+		time.Sleep(heartbeat) // pacing
+		e.publish("p", "x")
+		c.readMessages(1)
+	}
+	idle := float64(time.Since(start)) / float64(heartbeat)
+	idlePings := pings.Load()
+
+	// Pinging faster than the heartbeat, the client hears (almost) none.
+	pings.Store(0)
+	start = time.Now()
+	for ref := 0; time.Since(start) < 10*heartbeat; ref++ {
+		c.send(map[string]any{"op": "ping", "ref": ref})
+		if f := c.readControl("pong"); string(f.Ref) != strconv.Itoa(ref) {
+			t.Fatalf("pong %+v, want ref %d", f, ref)
+		}
+		time.Sleep(heartbeat / 4) // pacing
+	}
+	busy := float64(time.Since(start)) / float64(heartbeat)
+	t.Logf("idle: %d pings in %.1f heartbeats; pinging: %d in %.1f", idlePings, idle, pings.Load(), busy)
+	if float64(pings.Load())/busy > 0.5*float64(idlePings)/idle {
+		t.Errorf("the edge kept pinging a client that pings: %d pings in %.1f heartbeats, against %d in %.1f idle",
+			pings.Load(), busy, idlePings, idle)
 	}
 }
 

@@ -16,8 +16,12 @@ import (
 //	{"op":"unsubscribe","channel":"A","ref":2}
 //	{"op":"publish","channel":"A","event":"price","data":"…","ref":3}
 //	{"op":"refresh","token":"<JWT>","ref":4}
+//	{"op":"ping","ref":5}
 //
-// refresh replaces the connection's token before it expires. ref is optional (a number or a string of up to 64 bytes) and is echoed
+// refresh replaces the connection's token before it expires. ping is
+// answered {"type":"pong"}: a script cannot see WebSocket-level pings, so
+// this is how a browser finds out that a silent connection is dead. ref is
+// optional (a number or a string of up to 64 bytes) and is echoed
 // in the answer; since is optional; publish data is a string, or base64
 // with "encoding":"base64".
 const (
@@ -25,6 +29,7 @@ const (
 	opUnsubscribe = "unsubscribe"
 	opPublish     = "publish"
 	opRefresh     = "refresh"
+	opPing        = "ping"
 )
 
 // maxRefLen bounds the client's correlation ref.
@@ -73,10 +78,12 @@ func parseOp(frame []byte, maxPayload int) (clientOp, error) {
 			return op, fmt.Errorf("%w: refresh needs token", edge.ErrBadRequest)
 		}
 		return op, nil
+	case opPing:
+		return op, nil
 	case "":
-		return op, fmt.Errorf("%w: op is missing; use subscribe, unsubscribe, publish or refresh", edge.ErrBadRequest)
+		return op, fmt.Errorf("%w: op is missing; use subscribe, unsubscribe, publish, refresh or ping", edge.ErrBadRequest)
 	default:
-		return op, fmt.Errorf("%w: unknown op %q; use subscribe, unsubscribe, publish or refresh", edge.ErrBadRequest, clip(op.Op))
+		return op, fmt.Errorf("%w: unknown op %q; use subscribe, unsubscribe, publish, refresh or ping", edge.ErrBadRequest, clip(op.Op))
 	}
 	if err := edge.ValidateChannel(op.Channel); err != nil {
 		return op, err
@@ -138,7 +145,7 @@ func validRef(ref json.RawMessage) bool {
 // serverFrame is a control frame from the edge. Message frames have no
 // "type": they are the message object itself, or an array of them.
 type serverFrame struct {
-	Type      string          `json:"type"` // subscribed, unsubscribed, published, error, gap, disconnect
+	Type      string          `json:"type"` // subscribed, unsubscribed, published, refreshed, pong, error, gap, disconnect
 	Ref       json.RawMessage `json:"ref,omitempty"`
 	Channel   string          `json:"channel,omitempty"`
 	ID        string          `json:"id,omitempty"` // position after subscribe; message id after publish

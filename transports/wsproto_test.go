@@ -61,6 +61,8 @@ func TestParseOp(t *testing.T) {
 		{name: "subscribe since composite without the channel", frame: `{"op":"subscribe","channel":"c","since":"` + multi("a=1-2,b=3-4") + `"}`, op: opSubscribe, channel: "c"},
 		{name: "subscribe with unknown fields", frame: `{"op":"subscribe","channel":"news","extra":{"x":[1]}}`, op: opSubscribe, channel: "news"},
 		{name: "unsubscribe", frame: `{"op":"unsubscribe","channel":"news","ref":2}`, op: opUnsubscribe, channel: "news", ref: `2`},
+		{name: "ping", frame: `{"op":"ping","ref":5}`, op: opPing, ref: `5`},
+		{name: "ping without ref", frame: `{"op":"ping"}`, op: opPing},
 		{name: "publish text", frame: `{"op":"publish","channel":"news","data":"{\"p\":1}","ref":3}`, op: opPublish, channel: "news", payload: opText(`{"p":1}`), ref: `3`},
 		{name: "publish with event", frame: `{"op":"publish","channel":"news","event":"price","data":"x"}`, op: opPublish, channel: "news", event: "price", payload: opText("x")},
 		{name: "publish empty data", frame: `{"op":"publish","channel":"news","data":""}`, op: opPublish, channel: "news", payload: opText("")},
@@ -182,6 +184,7 @@ func FuzzParseOp(f *testing.F) {
 		`{"op":"subscribe","channel":"news","since":"1-2","ref":"a"}`,
 		`{"op":"subscribe","channel":"b","since":"m.YT0xLTIsYj0zLTQ"}`,
 		`{"op":"unsubscribe","channel":"news"}`,
+		`{"op":"ping","ref":5}`,
 		`{"op":"publish","channel":"news","event":"price","data":"{\"p\":1}","ref":3}`,
 		`{"op":"publish","channel":"news","data":"AP8=","encoding":"base64"}`,
 		`{"op":"publish","channel":"news","data":"\u00e9\u2028","OP":"publish","Channel":"x"}`,
@@ -212,6 +215,13 @@ func FuzzParseOp(f *testing.F) {
 		}
 		switch op.Op {
 		case opSubscribe, opUnsubscribe, opPublish:
+		case opRefresh:
+			if op.Token == "" {
+				t.Fatalf("parseOp(%q) accepted a refresh without a token", frame)
+			}
+			return
+		case opPing:
+			return
 		default:
 			t.Fatalf("parseOp(%q) accepted op %q", frame, op.Op)
 		}
