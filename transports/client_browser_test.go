@@ -32,7 +32,7 @@ const fastClient = `{"openTimeout": 1500, "minDelay": 20, "maxDelay": 300, "hidd
 // records everything it reports on window.
 const clientPageHTML = `<!doctype html><title>client</title><script type="module">
 import { subscribe } from %q;
-window.got = []; window.gaps = []; window.states = []; window.errors = []; window.delays = []; window.urls = [];
+window.got = []; window.gaps = []; window.states = []; window.errors = []; window.reasons = []; window.delays = []; window.urls = [];
 const realFetch = window.fetch;
 window.fetch = (u, o) => { window.urls.push(String(u)); return realFetch(u, o); };
 window.sub = subscribe(%q, %s, Object.assign({
@@ -41,6 +41,7 @@ window.sub = subscribe(%q, %s, Object.assign({
   onStateChange: (s, info) => {
     window.states.push(s + ":" + info.transport);
     if (info.delay !== undefined) window.delays.push(info.delay);
+    if (info.error) window.reasons.push(info.error.message);
   },
   onError: (e) => window.errors.push(e.code + ": " + e.message),
 }, %s));
@@ -80,7 +81,7 @@ func (b *tab) wait(expr string) {
 }
 
 func (b *tab) report() string {
-	s, _ := chromedp.Run(b.browser, chromedp.Evaluate[string](`JSON.stringify({state: window.sub && window.sub.state, transport: window.sub && window.sub.transport, states: window.states, errors: window.errors, got: (window.got || []).length, gaps: window.gaps})`))
+	s, _ := chromedp.Run(b.browser, chromedp.Evaluate[string](`JSON.stringify({state: window.sub && window.sub.state, transport: window.sub && window.sub.transport, states: window.states, reasons: window.reasons, errors: window.errors, got: (window.got || []).length, gaps: window.gaps})`))
 	return s
 }
 
@@ -241,6 +242,38 @@ func TestClientSwitchesTransportMidStream(t *testing.T) {
 		t.Fatal("the client is on ws without a new upgrade through the proxy")
 	}
 	want = append(want, publishN(e, channels, "back-on-ws", 50)...)
+	b.received(want)
+}
+
+// A WebSocket path that dies silently (the proxy drops everything and
+// closes nothing) is noticed by the client's ping: it reconnects and
+// resumes from its cursor, nothing lost, nothing twice.
+func TestClientNoticesSilentlyDeadWebSocket(t *testing.T) {
+	e := startEdge(t, edge.Config{CORSOrigin: "*"})
+	proxy := proxytest.Start(t, e.base, proxytest.Pass)
+	proxy.Handle("/test.html", clientPage(proxy.URL(), []string{"s"}, `{"openTimeout": 1500, "minDelay": 20, "maxDelay": 300, "heartbeat": 1000}`))
+	b := openTab(t, proxy.URL()+"/test.html")
+	if got := b.waitOpen(); got != "ws" {
+		t.Fatalf("transport %q, want ws", got)
+	}
+	want := publishN(e, []string{"s"}, "before", 5)
+	b.received(want)
+	// Idle past a heartbeat, the client pings and the path stays up.
+	b.eval(`String(window.idleSince = performance.now())`)
+	b.wait(`performance.now() - window.idleSince > 2500`)
+	if b.eval(`window.sub.state`) != "open" || proxy.Upgrades() != 1 {
+		t.Fatalf("an idle connection did not stay up: %s, %d upgrades", b.report(), proxy.Upgrades())
+	}
+	if n := proxy.StallUpgraded(); n != 1 {
+		t.Fatalf("stalled %d WebSocket connections, want 1", n)
+	}
+	want = append(want, publishN(e, []string{"s"}, "lost-in-transit", 5)...)
+	b.wait(`window.reasons.includes("ws: no answer to a ping")`)
+	b.received(want)
+	if got := b.eval(`window.sub.transport`); got != "ws" || proxy.Upgrades() != 2 {
+		t.Errorf("after the dead path: transport %s, %d upgrades; want ws over a second upgrade", got, proxy.Upgrades())
+	}
+	want = append(want, publishN(e, []string{"s"}, "after", 5)...)
 	b.received(want)
 }
 

@@ -175,6 +175,7 @@ class WSLink extends Link {
     super(sub, "ws");
     const u = this.url("ws", { heartbeat: seconds(sub.opts.heartbeat) });
     u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
+    this.quiet = sub.opts.heartbeat;
     try {
       this.ws = new WebSocket(u);
     } catch (e) {
@@ -196,6 +197,7 @@ class WSLink extends Link {
     // The first frame (a subscribed acknowledgement, or history before it)
     // proves the path: a stripped or hanging upgrade never gets here.
     this.markOpen();
+    this.watch();
     if (Array.isArray(f)) return this.sub.messages(f);
     switch (f && f.type) {
       case undefined:
@@ -214,6 +216,20 @@ class WSLink extends Link {
     }
   }
 
+  // watch restarts the silence timer. Pages cannot see WebSocket pings, so
+  // after a heartbeat without a frame the client sends a ping op; a path
+  // that died silently (a NAT that forgot the connection, a network
+  // switch) answers nothing, and after another heartbeat and 5 s the link
+  // is treated as dead and reconnects from the cursor. The edge skips its
+  // own ping when it answered one, so the radio wakes once a heartbeat.
+  watch() {
+    clearTimeout(this.silenceTimer);
+    this.silenceTimer = setTimeout(() => {
+      if (this.ws.readyState === WebSocket.OPEN) this.ws.send('{"op":"ping"}');
+      this.silenceTimer = setTimeout(() => this.fail(new EdgeError("transport", "ws: no answer to a ping")), this.quiet + 5000);
+    }, this.quiet);
+  }
+
   closed(e) {
     if (e.code >= 4500 && e.code < 5000) {
       return this.finish({ fatal: true, error: new EdgeError(e.reason || "closed", `ws: the edge closed with ${e.code} ${e.reason}`) });
@@ -222,6 +238,7 @@ class WSLink extends Link {
   }
 
   stop() {
+    clearTimeout(this.silenceTimer);
     if (!this.ws) return;
     this.ws.onmessage = this.ws.onclose = null;
     if (this.ws.readyState <= WebSocket.OPEN) this.ws.close();

@@ -1,7 +1,8 @@
 // Package proxytest runs HTTP reverse proxies for tests that put a hostile
 // network between a browser and an edge: a proxy that passes everything,
 // one that refuses WebSocket upgrades, one that swallows them, and one
-// that buffers whole responses as some corporate proxies do. A proxy
+// that buffers whole responses as some corporate proxies do. Its
+// WebSocket tunnels can be killed, or stalled into silently dead paths. A proxy
 // listens on loopback only and forwards to one loopback upstream.
 package proxytest
 
@@ -188,6 +189,25 @@ func (p *Proxy) SetMode(m Mode) {
 // request HangUpgrades holds. It returns how many it closed.
 func (p *Proxy) KillUpgraded() int { return p.endTunnels(false) }
 
+// StallUpgraded turns every WebSocket connection currently tunnelled
+// through the proxy into a black hole, as a NAT that forgot the
+// connection or a network switch would: both connections stay open, and
+// whatever either side sends from then on is dropped, its close included.
+// The client's connection ends only when the client closes it, or on
+// KillUpgraded or close. It returns how many it stalled.
+func (p *Proxy) StallUpgraded() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for tn := range p.tunnels {
+		if tn.upstream != nil {
+			tn.stalled.Store(true)
+			n++
+		}
+	}
+	return n
+}
+
 // Handle makes the proxy serve requests for path (the exact URL path)
 // with h instead of forwarding them, in every mode; tests use it to serve
 // a page from the proxy's origin. A later call for the same path replaces
@@ -295,16 +315,35 @@ func (p *Proxy) tunnel(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		io.Copy(up, client)
+		tn.forward(up, client)
 	}()
 	br := bufio.NewReader(up)
 	if b, err := br.Peek(len("HTTP/1.1 101")); err == nil &&
 		strings.HasPrefix(string(b), "HTTP/1.") && string(b[len("HTTP/1.1"):]) == " 101" {
 		p.upgrades.Add(1)
 	}
-	io.Copy(client, br)
-	tn.close()
+	tn.forward(client, br)
+	if !tn.stalled.Load() { // a stalled client does not hear that upstream ended
+		tn.close()
+	}
 	<-done
+}
+
+// forward copies src to dst until src ends or dst fails. Once tn is
+// stalled it reads and drops everything, so a broken dst ends nothing.
+func (tn *tunnel) forward(dst io.Writer, src io.Reader) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !tn.stalled.Load() {
+			if _, werr := dst.Write(buf[:n]); werr != nil && !tn.stalled.Load() {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // hang takes over the client's connection, answers nothing and reads
@@ -327,6 +366,7 @@ func (p *Proxy) hang(w http.ResponseWriter) {
 // unless HangUpgrades holds the client unanswered.
 type tunnel struct {
 	client, upstream net.Conn // upstream is nil for a held client
+	stalled          atomic.Bool
 	once             sync.Once
 }
 

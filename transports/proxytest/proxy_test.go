@@ -346,6 +346,35 @@ func TestKillUpgraded(t *testing.T) {
 	}
 }
 
+func TestStallUpgraded(t *testing.T) {
+	u := startUpstream(t)
+	p := Start(t, u.url, Pass)
+	c, _, err := websocket.DefaultDialer.Dial(wsURL(p), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	echo(t, c, "before")
+	if n := p.StallUpgraded(); n != 1 {
+		t.Fatalf("StallUpgraded() = %d, want 1", n)
+	}
+	if err := c.WriteMessage(websocket.TextMessage, []byte("into the void")); err != nil {
+		t.Fatalf("write to a stalled tunnel: %v, want it to go through as a dead path's would", err)
+	}
+	// Nothing comes back, and the connection stays open: the read can
+	// only end by its deadline.
+	c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if _, msg, err := c.ReadMessage(); err == nil {
+		t.Fatalf("read %q through a stalled tunnel", msg)
+	} else if ne, ok := errors.AsType[net.Error](err); !ok || !ne.Timeout() {
+		t.Fatalf("read through a stalled tunnel: %v, want a timeout", err)
+	}
+	if n := p.KillUpgraded(); n != 1 {
+		t.Fatalf("KillUpgraded() after the stall = %d, want 1", n)
+	}
+	await(t, u.wsEnded, "upstream side of the stalled tunnel ending")
+}
+
 func TestSetModeAffectsNewRequestsOnly(t *testing.T) {
 	p := Start(t, startUpstream(t).url, Pass)
 	c, _, err := websocket.DefaultDialer.Dial(wsURL(p), nil)
