@@ -12,11 +12,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/gorilla/websocket"
 
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
@@ -275,6 +277,45 @@ func TestClientNoticesSilentlyDeadWebSocket(t *testing.T) {
 	}
 	want = append(want, publishN(e, []string{"s"}, "after", 5)...)
 	b.received(want)
+}
+
+// An edge older than the ping op answers it with an error frame; that
+// proves the path as well, and the client stays on its connection.
+func TestClientPingAgainstAnEdgeWithoutPing(t *testing.T) {
+	e := startEdge(t, edge.Config{})
+	var conns, refused atomic.Int64
+	old := http.NewServeMux()
+	old.Handle("/", e.srv.Handler()) // client.js
+	old.HandleFunc("/v1/subscribe", func(w http.ResponseWriter, r *http.Request) {
+		c, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		conns.Add(1)
+		c.WriteMessage(websocket.TextMessage, []byte(`{"type":"subscribed","channel":"s","id":"1-0"}`))
+		for {
+			var op struct {
+				Op  string          `json:"op"`
+				Ref json.RawMessage `json:"ref"`
+			}
+			if c.ReadJSON(&op) != nil {
+				return
+			}
+			refused.Add(1)
+			c.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, `{"type":"error","ref":%s,"error":{"code":"bad_request","message":"unknown op"}}`, op.Ref))
+		}
+	})
+	srv := httptest.NewServer(old)
+	defer srv.Close()
+	old.Handle("/test.html", clientPage(srv.URL, []string{"s"}, `{"transports": ["ws"], "heartbeat": 1000}`))
+	b := openTab(t, srv.URL+"/test.html")
+	b.waitOpen()
+	b.eval(`String(window.idleSince = performance.now())`)
+	b.wait(`performance.now() - window.idleSince > 3500`)
+	if refused.Load() < 2 || conns.Load() != 1 || b.eval(`window.sub.state`) != "open" {
+		t.Fatalf("%d pings refused on %d connections; want at least 2 on one that stays open: %s", refused.Load(), conns.Load(), b.report())
+	}
 }
 
 // A cursor whose history was trimmed is reported with onGap, then the

@@ -209,6 +209,9 @@ class WSLink extends Link {
       case "disconnect":
         return this.disconnect(f);
       case "error": {
+        // An edge older than the ping op refuses it, which proves the path
+        // just as well (a page may meet one during a rolling upgrade).
+        if (f.ref === "ping") return;
         const code = String((f.error && f.error.code) || "error");
         const error = new EdgeError(code, String((f.error && f.error.message) || code));
         return LATER.has(code) ? this.fail(error, { edgeAnswered: true }) : this.finish({ fatal: true, error });
@@ -225,7 +228,7 @@ class WSLink extends Link {
   watch() {
     clearTimeout(this.silenceTimer);
     this.silenceTimer = setTimeout(() => {
-      if (this.ws.readyState === WebSocket.OPEN) this.ws.send('{"op":"ping"}');
+      if (this.ws.readyState === WebSocket.OPEN) this.ws.send('{"op":"ping","ref":"ping"}');
       this.silenceTimer = setTimeout(() => this.fail(new EdgeError("transport", "ws: no answer to a ping")), this.quiet + 5000);
     }, this.quiet);
   }
