@@ -231,28 +231,56 @@ func TestWSClientPingReplacesHeartbeat(t *testing.T) {
 	c := dialWS(t, e.wsURL("channel", "p"))
 	c.readControl("subscribed")
 	var pings atomic.Int64
-	c.conn.SetPingHandler(func(string) error { pings.Add(1); return nil })
+	pinged := make(chan struct{}, 1)
+	c.conn.SetPingHandler(func(string) error {
+		pings.Add(1)
+		select {
+		case pinged <- struct{}{}:
+		default:
+		}
+		return nil
+	})
+	pongs := make(chan wsFrame, 1)
+	go func() { // the read loop runs the ping handler
+		defer close(pongs)
+		for {
+			var f wsFrame
+			if c.conn.ReadJSON(&f) != nil {
+				return
+			}
+			pongs <- f
+		}
+	}()
+	deadline := time.After(10 * time.Second)
 
-	// Without client pings the edge pings every heartbeat. The ping
-	// handler runs inside read; a message a heartbeat carries them in.
+	// Without client pings the edge pings every heartbeat.
 	start := time.Now()
-	for pings.Load() < 3 {
-		time.Sleep(heartbeat) // pacing
-		e.publish("p", "x")
-		c.readMessages(1)
+	for range 3 {
+		select {
+		case <-pinged:
+		case <-deadline:
+			t.Fatal("no heartbeat ping")
+		}
 	}
 	idle := float64(time.Since(start)) / float64(heartbeat)
 	idlePings := pings.Load()
 
-	// Pinging faster than the heartbeat, the client hears (almost) none.
+	// Pinging four times a heartbeat, the client hears (almost) none.
 	pings.Store(0)
 	start = time.Now()
+	tick := time.NewTicker(heartbeat / 4)
+	defer tick.Stop()
 	for ref := 0; time.Since(start) < 10*heartbeat; ref++ {
 		c.send(map[string]any{"op": "ping", "ref": ref})
-		if f := c.readControl("pong"); string(f.Ref) != strconv.Itoa(ref) {
-			t.Fatalf("pong %+v, want ref %d", f, ref)
+		select {
+		case f := <-pongs:
+			if f.Type != "pong" || string(f.Ref) != strconv.Itoa(ref) {
+				t.Fatalf("got %+v, want a pong with ref %d", f, ref)
+			}
+		case <-deadline:
+			t.Fatal("no pong")
 		}
-		time.Sleep(heartbeat / 4) // pacing
+		<-tick.C
 	}
 	busy := float64(time.Since(start)) / float64(heartbeat)
 	t.Logf("idle: %d pings in %.1f heartbeats; pinging: %d in %.1f", idlePings, idle, pings.Load(), busy)
