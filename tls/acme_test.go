@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -180,6 +181,28 @@ func TestACMEFailedValidationNamesTheFix(t *testing.T) {
 
 // An unreachable CA is a clear log line naming the fix; the edge keeps
 // serving.
+// lingeringDir is a temporary directory for certmagic storage that a
+// retry job may still write to (a lock) just after Close: certmagic does
+// not let the caller wait for its background jobs. The cleanup removes it
+// once that job is done.
+func lingeringDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "edge-acme-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for err := os.RemoveAll(dir); err != nil; err = os.RemoveAll(dir) {
+			if time.Now().After(deadline) {
+				t.Errorf("removing %s: %v", dir, err)
+				return
+			}
+			time.Sleep(10 * time.Millisecond) // polling an outside effect, not synchronisation
+		}
+	})
+	return dir
+}
+
 func TestACMEUnreachableCA(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -188,7 +211,7 @@ func TestACMEUnreachableCA(t *testing.T) {
 	deadCA := "https://" + ln.Addr().String() + "/dir"
 	ln.Close()
 	logs := new(logBuffer)
-	term, err := New(Config{Mode: ACME, Listen: "127.0.0.1:0", Domains: []string{"down.edge.test"}, CA: deadCA, StorageDir: t.TempDir(),
+	term, err := New(Config{Mode: ACME, Listen: "127.0.0.1:0", Domains: []string{"down.edge.test"}, CA: deadCA, StorageDir: lingeringDir(t),
 		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelError}))})
 	if err != nil {
 		t.Fatal(err)
