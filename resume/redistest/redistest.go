@@ -1,10 +1,15 @@
 // Package redistest starts real redis-server processes for tests: a single
-// server (Start) or a local Redis Cluster of masters (StartCluster), each
-// server on a free 127.0.0.1 port with its own temporary directory, and
-// stopped in t.Cleanup.
+// server (Start) or a local Redis Cluster (StartCluster for masters only,
+// StartClusterWith for masters with replicas), each server on a free
+// 127.0.0.1 port with its own temporary directory, and stopped in
+// t.Cleanup.
 //
 // Servers persist with AOF (appendfsync always) and take no RDB snapshots,
-// so what a test wrote before Server.Restart is there after it. Server.Do is
+// so what a test wrote before Server.Restart, or before Server.Kill and
+// Restart, is there after it. Start(t, "--appendonly", "no") starts one
+// that persists nothing: a Kill and Restart then come back empty, as a
+// Redis without persistence does after a crash. Cluster.Failover and
+// Cluster.WaitMaster drive and await a replica's takeover. Server.Do is
 // a minimal RESP2 client for poking a server from a test (FLUSHALL, CLIENT
 // KILL, PUBLISH); the code under test should use its real client:
 //
@@ -20,14 +25,16 @@
 // CI environment variable is non-empty they fail it instead, so CI never
 // silently loses its Redis coverage.
 //
-// Start and StartCluster must be called from the goroutine running the
-// test, as must Stop and Restart, which must not run concurrently with each
-// other. Do is safe for concurrent use.
+// Start, StartCluster and StartClusterWith must be called from the
+// goroutine running the test, as must Stop, Kill and Restart, which must not
+// run concurrently with each other, and the Cluster methods. Do is safe for
+// concurrent use.
 package redistest
 
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -53,8 +60,12 @@ const (
 	// stopGrace is how long Stop waits after SIGTERM before SIGKILL.
 	stopGrace = 5 * time.Second
 	// clusterTimeout bounds redis-cli --cluster create, and separately
-	// the wait for every node to report a healthy cluster.
+	// the wait for every node to report a healthy cluster (and for a
+	// failover to complete).
 	clusterTimeout = 30 * time.Second
+	// defaultNodeTimeout is cluster-node-timeout when ClusterOptions
+	// leaves it zero.
+	defaultNodeTimeout = 2 * time.Second
 	// startAttempts is how many free ports Start tries when the one it
 	// picked is taken before redis-server binds it.
 	startAttempts = 5
@@ -388,6 +399,18 @@ func (s *Server) Stop(t testing.TB) {
 	p.kill()
 }
 
+// Kill ends the server at once with SIGKILL, as a crash would, and waits
+// for the process to exit: what it had not persisted is gone. Restart
+// starts it again. Kill does nothing on a stopped server.
+func (s *Server) Kill(t testing.TB) {
+	t.Helper()
+	if s.proc == nil {
+		return
+	}
+	s.proc.kill()
+	s.proc = nil
+}
+
 // Restart stops the server and starts it again on the same port and dir
 // (so data persisted with AOF survives), waiting until it answers PING. It
 // also starts a server that Stop stopped. Restart fails t if the server
@@ -611,38 +634,72 @@ func (w *tailBuffer) contains(s string) bool {
 	return bytes.Contains(w.b, []byte(s))
 }
 
-// Cluster is a local Redis Cluster of masters on loopback ports, for tests.
-// Create it with StartCluster; its nodes are stopped in t.Cleanup.
+// Cluster is a local Redis Cluster on loopback ports, for tests. Create it
+// with StartCluster or StartClusterWith; its nodes are stopped in
+// t.Cleanup.
 type Cluster struct {
-	// Nodes are the cluster's masters, in the order given to redis-cli
-	// --cluster create (which assigns slots in that order).
+	// Nodes are the cluster's servers, in the order given to redis-cli
+	// --cluster create: first the masters (which it assigns slots in that
+	// order), then their replicas. A failover changes who is master:
+	// MasterOf and ReplicasOf tell.
 	Nodes []*Server
 }
 
-// StartCluster starts n (>= 3) cluster-enabled servers (each with its own
-// cluster-config-file in its temp dir, cluster-node-timeout 2000), creates
-// the cluster with `redis-cli --cluster create ... --cluster-replicas 0
-// --cluster-yes`, and waits (deadline 30s, polling) until CLUSTER INFO
-// reports cluster_state:ok on every node and every node's CLUSTER SLOTS
-// covers all 16384 slots. Without redis-server or redis-cli it skips t,
-// or fails it when the environment variable CI is non-empty.
+// ClusterOptions configures StartClusterWith.
+type ClusterOptions struct {
+	// Masters is how many masters share the slots; at least 3.
+	Masters int
+	// Replicas is how many replicas each master has; zero means none.
+	Replicas int
+	// NodeTimeout is cluster-node-timeout: how long a node may be
+	// unreachable before the others count it as failing, and so roughly
+	// how soon a replica takes over from a master that died. Zero means
+	// 2s. Under a second, a loaded machine may see failovers nobody asked
+	// for.
+	NodeTimeout time.Duration
+}
+
+// StartCluster starts a cluster of n (>= 3) masters without replicas:
+// StartClusterWith(t, ClusterOptions{Masters: n}).
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
-	if n < 3 {
-		t.Fatalf("redistest: StartCluster(t, %d): a cluster needs at least 3 masters", n)
+	return StartClusterWith(t, ClusterOptions{Masters: n})
+}
+
+// StartClusterWith starts opts.Masters*(1+opts.Replicas) cluster-enabled
+// servers (each with its own cluster-config-file in its temp dir), creates
+// the cluster with `redis-cli --cluster create ... --cluster-replicas R
+// --cluster-yes`, and waits (deadline 30s, polling) until CLUSTER INFO
+// reports cluster_state:ok on every node, every node's CLUSTER SLOTS covers
+// all 16384 slots, and every replica's link to its master is up. Replicas
+// may always take over (cluster-replica-validity-factor 0) and never
+// migrate to another master; they sync without a delay. Without
+// redis-server or redis-cli it skips t, or fails it when the environment
+// variable CI is non-empty.
+func StartClusterWith(t testing.TB, opts ClusterOptions) *Cluster {
+	t.Helper()
+	if opts.Masters < 3 {
+		t.Fatalf("redistest: a cluster needs at least 3 masters, not %d", opts.Masters)
 	}
+	if opts.Replicas < 0 {
+		t.Fatalf("redistest: %d replicas per master", opts.Replicas)
+	}
+	timeout := cmp.Or(opts.NodeTimeout, defaultNodeTimeout)
 	server := lookPath(t, "redis-server")
 	cli := lookPath(t, "redis-cli")
 	c := &Cluster{}
-	for range n {
+	for range opts.Masters * (1 + opts.Replicas) {
 		c.Nodes = append(c.Nodes, start(t, server, []string{
 			"--cluster-enabled", "yes",
 			"--cluster-config-file", "nodes.conf", // relative to --dir
-			"--cluster-node-timeout", "2000",
+			"--cluster-node-timeout", strconv.FormatInt(timeout.Milliseconds(), 10),
+			"--cluster-replica-validity-factor", "0",
+			"--cluster-allow-replica-migration", "no",
+			"--repl-diskless-sync-delay", "0",
 		}))
 	}
-	c.create(t, cli)
-	c.waitHealthy(t)
+	c.create(t, cli, opts.Replicas)
+	c.waitHealthy(t, nil)
 	return c
 }
 
@@ -656,12 +713,12 @@ func (c *Cluster) Addrs() []string {
 }
 
 // create joins the nodes into a cluster with redis-cli.
-func (c *Cluster) create(t testing.TB, cli string) {
+func (c *Cluster) create(t testing.TB, cli string, replicas int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
 	defer cancel()
 	args := slices.Concat([]string{"--cluster", "create"}, c.Addrs(),
-		[]string{"--cluster-replicas", "0", "--cluster-yes"})
+		[]string{"--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes"})
 	cmd := exec.CommandContext(ctx, cli, args...)
 	cmd.WaitDelay = time.Second
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -669,23 +726,32 @@ func (c *Cluster) create(t testing.TB, cli string) {
 	}
 }
 
-// waitHealthy polls every node until all report a healthy cluster.
-func (c *Cluster) waitHealthy(t testing.TB) {
+// running returns the nodes that run: not stopped or killed by the test.
+func (c *Cluster) running() []*Server {
+	var up []*Server
+	for _, s := range c.Nodes {
+		if s.proc != nil {
+			up = append(up, s)
+		}
+	}
+	return up
+}
+
+// waitHealthy polls every running node until all report a healthy cluster
+// and, when master is not nil, all see it serve slots.
+func (c *Cluster) waitHealthy(t testing.TB, master *Server) {
 	t.Helper()
 	deadline := time.Now().Add(clusterTimeout)
 	wait := 10 * time.Millisecond
 	for {
 		var problems []string
-		for _, s := range c.Nodes {
-			if s.proc == nil {
-				t.Fatalf("redistest: cluster node %s is not running", s.Addr)
-			}
+		for _, s := range c.running() {
 			select {
 			case <-s.proc.done:
 				t.Fatalf("redistest: cluster node %s exited: %v%s", s.Addr, s.proc.err, s.proc.tail())
 			default:
 			}
-			if err := s.clusterHealthy(deadline); err != nil {
+			if err := s.clusterHealthy(deadline, master); err != nil {
 				problems = append(problems, fmt.Sprintf("%s: %v", s.Addr, err))
 			}
 		}
@@ -700,8 +766,82 @@ func (c *Cluster) waitHealthy(t testing.TB) {
 	}
 }
 
-// clusterHealthy reports why s does not yet see a healthy cluster, if so.
-func (s *Server) clusterHealthy(deadline time.Time) error {
+// MasterOf returns the node that serves key's slot, as the first running
+// node sees it.
+func (c *Cluster) MasterOf(t testing.TB, key string) *Server {
+	t.Helper()
+	up := c.running()
+	if len(up) == 0 {
+		t.Fatal("redistest: no cluster node is running")
+	}
+	deadline := time.Now().Add(doTimeout)
+	slot, err := up[0].do(deadline, "CLUSTER", "KEYSLOT", key)
+	if err != nil {
+		t.Fatalf("redistest: CLUSTER KEYSLOT on %s: %v", up[0].Addr, err)
+	}
+	slots, err := up[0].do(deadline, "CLUSTER", "SLOTS")
+	if err != nil {
+		t.Fatalf("redistest: CLUSTER SLOTS on %s: %v", up[0].Addr, err)
+	}
+	n, ok := slot.(int64)
+	if !ok {
+		t.Fatalf("redistest: CLUSTER KEYSLOT %s answered %q", key, render(slot))
+	}
+	addr, err := slotMaster(slots, n)
+	if err != nil {
+		t.Fatalf("redistest: %s: %v", up[0].Addr, err)
+	}
+	for _, s := range c.Nodes {
+		if s.Addr == addr {
+			return s
+		}
+	}
+	t.Fatalf("redistest: slot %d of %s is served by %s, not a node of this cluster", n, key, addr)
+	return nil
+}
+
+// ReplicasOf returns the running nodes that replicate master.
+func (c *Cluster) ReplicasOf(t testing.TB, master *Server) []*Server {
+	t.Helper()
+	var replicas []*Server
+	for _, s := range c.running() {
+		role, err := s.do(time.Now().Add(doTimeout), "ROLE")
+		if err != nil {
+			t.Fatalf("redistest: ROLE on %s: %v", s.Addr, err)
+		}
+		if r, ok := role.([]any); ok && len(r) >= 3 && r[0] == "slave" && r[2] == int64(master.port) {
+			replicas = append(replicas, s)
+		}
+	}
+	return replicas
+}
+
+// Failover makes replica take over its master's slots with CLUSTER
+// FAILOVER, a manual failover in which the master stops taking writes
+// until the replica has caught up, so nothing acknowledged is lost; the old
+// master becomes its replica. It returns once every running node sees the
+// replica serve the slots (deadline 30s).
+func (c *Cluster) Failover(t testing.TB, replica *Server) {
+	t.Helper()
+	if _, err := replica.Do(t, "CLUSTER", "FAILOVER"); err != nil {
+		t.Fatalf("redistest: CLUSTER FAILOVER on %s: %v", replica.Addr, err)
+	}
+	c.WaitMaster(t, replica)
+}
+
+// WaitMaster waits (deadline 30s, polling) until every running node
+// reports a healthy cluster in which s serves slots: after Failover, or
+// after a Kill of s's master once s has taken over.
+func (c *Cluster) WaitMaster(t testing.TB, s *Server) {
+	t.Helper()
+	c.waitHealthy(t, s)
+}
+
+// clusterHealthy reports why s does not yet see a healthy cluster, if so:
+// cluster_state:ok, all slots covered, s itself a master serving slots or
+// a replica whose link to its master is up, and, when master is not nil,
+// master serving slots.
+func (s *Server) clusterHealthy(deadline time.Time, master *Server) error {
 	c, err := dial(s.Addr, soonest(deadline, time.Now().Add(time.Second)))
 	if err != nil {
 		return err
@@ -722,45 +862,107 @@ func (s *Server) clusterHealthy(deadline time.Time) error {
 	if err != nil {
 		return err
 	}
-	covered, err := slotsCovered(reply)
+	ranges, err := slotRanges(reply)
 	if err != nil {
 		return err
 	}
-	if covered != clusterSlots {
+	if covered := countSlots(ranges); covered != clusterSlots {
 		return fmt.Errorf("CLUSTER SLOTS covers %d of %d slots", covered, clusterSlots)
+	}
+	serves := func(addr string) bool {
+		return slices.ContainsFunc(ranges, func(r slotRange) bool { return r.master == addr })
+	}
+	if master != nil && !serves(master.Addr) {
+		return fmt.Errorf("%s serves no slots yet", master.Addr)
+	}
+	if reply, err = c.do("ROLE"); err != nil {
+		return err
+	}
+	role, _ := reply.([]any)
+	switch {
+	case len(role) >= 4 && role[0] == "slave":
+		if role[3] != "connected" {
+			return fmt.Errorf("replica link to %v:%v is %v", role[1], role[2], role[3])
+		}
+	case len(role) >= 1 && role[0] == "master":
+		if !serves(s.Addr) {
+			return errors.New("a master without slots")
+		}
+	default:
+		return fmt.Errorf("ROLE answered %q", render(reply))
 	}
 	return nil
 }
 
-// slotsCovered counts the distinct slots in a CLUSTER SLOTS reply.
-func slotsCovered(reply any) (int, error) {
+// slotRange is one entry of a CLUSTER SLOTS reply: slots lo to hi served
+// by the master at "IP:PORT".
+type slotRange struct {
+	lo, hi int64
+	master string
+}
+
+// slotRanges parses a CLUSTER SLOTS reply.
+func slotRanges(reply any) ([]slotRange, error) {
 	if e, ok := reply.(replyError); ok {
-		return 0, e
+		return nil, e
 	}
-	ranges, ok := reply.([]any)
+	entries, ok := reply.([]any)
 	if !ok {
-		return 0, fmt.Errorf("CLUSTER SLOTS answered %q", render(reply))
+		return nil, fmt.Errorf("CLUSTER SLOTS answered %q", render(reply))
 	}
-	var seen [clusterSlots]bool
-	covered := 0
-	for _, r := range ranges {
+	ranges := make([]slotRange, 0, len(entries))
+	for _, r := range entries {
 		entry, ok := r.([]any)
 		if !ok || len(entry) < 3 {
-			return 0, fmt.Errorf("CLUSTER SLOTS entry %q", render(r))
+			return nil, fmt.Errorf("CLUSTER SLOTS entry %q", render(r))
 		}
 		lo, okLo := entry[0].(int64)
 		hi, okHi := entry[1].(int64)
 		if !okLo || !okHi || lo < 0 || lo > hi || hi >= clusterSlots {
-			return 0, fmt.Errorf("CLUSTER SLOTS range %q", render(r))
+			return nil, fmt.Errorf("CLUSTER SLOTS range %q", render(r))
 		}
-		for slot := lo; slot <= hi; slot++ {
+		node, _ := entry[2].([]any)
+		if len(node) < 2 {
+			return nil, fmt.Errorf("CLUSTER SLOTS master %q", render(entry[2]))
+		}
+		ip, okIP := node[0].(string)
+		port, okPort := node[1].(int64)
+		if !okIP || !okPort {
+			return nil, fmt.Errorf("CLUSTER SLOTS master %q", render(entry[2]))
+		}
+		ranges = append(ranges, slotRange{lo, hi, net.JoinHostPort(ip, strconv.FormatInt(port, 10))})
+	}
+	return ranges, nil
+}
+
+// countSlots counts the distinct slots of ranges.
+func countSlots(ranges []slotRange) int {
+	var seen [clusterSlots]bool
+	covered := 0
+	for _, r := range ranges {
+		for slot := r.lo; slot <= r.hi; slot++ {
 			if !seen[slot] {
 				seen[slot] = true
 				covered++
 			}
 		}
 	}
-	return covered, nil
+	return covered
+}
+
+// slotMaster returns the address of the master that serves slot in a
+// CLUSTER SLOTS reply.
+func slotMaster(reply any, slot int64) (string, error) {
+	ranges, err := slotRanges(reply)
+	if err != nil {
+		return "", err
+	}
+	for _, r := range ranges {
+		if r.lo <= slot && slot <= r.hi {
+			return r.master, nil
+		}
+	}
+	return "", fmt.Errorf("no master serves slot %d", slot)
 }
 
 // tails returns the end of every node's output, for a failure message.

@@ -164,6 +164,42 @@ func runID(t *testing.T, s *Server) string {
 	return id
 }
 
+// TestKill checks that a killed server comes back with what it persisted:
+// everything with AOF (appendfsync always), nothing without.
+func TestKill(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"aof", nil, "v"},
+		{"no persistence", []string{"--appendonly", "no"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := Start(t, tc.args...)
+			if _, err := s.Do(t, "SET", "k", "v"); err != nil {
+				t.Fatal(err)
+			}
+			before := runID(t, s)
+			s.Kill(t)
+			s.Kill(t)
+			if c, err := net.DialTimeout("tcp", s.Addr, time.Second); err == nil {
+				c.Close()
+				t.Fatalf("%s still accepts connections after Kill", s.Addr)
+			}
+			s.Restart(t)
+			if after := runID(t, s); after == before {
+				t.Errorf("run_id %s unchanged: the server was not restarted", after)
+			}
+			if got, err := s.Do(t, "GET", "k"); err != nil || got != tc.want {
+				t.Errorf("GET k after Kill and Restart = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
 func TestStopTwice(t *testing.T) {
 	t.Parallel()
 	s := Start(t)
@@ -271,6 +307,49 @@ func TestCluster(t *testing.T) {
 	}
 	if len(owners) != len(c.Nodes) {
 		t.Errorf("keys landed on %d of %d nodes", len(owners), len(c.Nodes))
+	}
+}
+
+// TestClusterFailover takes a master's slots over twice: by CLUSTER
+// FAILOVER on its replica, then by killing the new master, whose replica
+// (the old master) takes over.
+func TestClusterFailover(t *testing.T) {
+	t.Parallel()
+	start := time.Now()
+	c := StartClusterWith(t, ClusterOptions{Masters: 3, Replicas: 1, NodeTimeout: time.Second})
+	t.Logf("3 masters with a replica each took %v", time.Since(start))
+	if len(c.Nodes) != 6 {
+		t.Fatalf("%d nodes, want 6", len(c.Nodes))
+	}
+	const key = "failover"
+	first := c.MasterOf(t, key)
+	if !slices.Contains(c.Nodes[:3], first) {
+		t.Errorf("%s serves %s, not one of the first 3 nodes", first.Addr, key)
+	}
+	if _, err := first.Do(t, "SET", key, "v"); err != nil {
+		t.Fatal(err)
+	}
+	replicas := c.ReplicasOf(t, first)
+	if len(replicas) != 1 {
+		t.Fatalf("%s has %d replicas, want 1", first.Addr, len(replicas))
+	}
+	second := replicas[0]
+	c.Failover(t, second)
+	if got := c.MasterOf(t, key); got != second {
+		t.Fatalf("after Failover %s serves %s, want %s", got.Addr, key, second.Addr)
+	}
+	if got := c.ReplicasOf(t, second); !slices.Equal(got, []*Server{first}) {
+		t.Fatalf("after Failover the replicas of %s are %v, want the old master", second.Addr, got)
+	}
+	start = time.Now()
+	second.Kill(t)
+	c.WaitMaster(t, first)
+	t.Logf("failover after a kill took %v", time.Since(start))
+	if got := c.MasterOf(t, key); got != first {
+		t.Fatalf("after the kill %s serves %s, want %s", got.Addr, key, first.Addr)
+	}
+	if got, err := first.Do(t, "GET", key); err != nil || got != "v" {
+		t.Errorf("GET %s = %q, %v; want v", key, got, err)
 	}
 }
 
@@ -443,7 +522,7 @@ func TestTailBuffer(t *testing.T) {
 	}
 }
 
-func TestSlotsCovered(t *testing.T) {
+func TestSlotRanges(t *testing.T) {
 	node := []any{"127.0.0.1", int64(7000), "id"}
 	tests := []struct {
 		name    string
@@ -465,12 +544,13 @@ func TestSlotsCovered(t *testing.T) {
 		{name: "reversed", reply: []any{[]any{int64(9), int64(1), node}}, wantErr: true},
 		{name: "short entry", reply: []any{[]any{int64(0), int64(1)}}, wantErr: true},
 		{name: "not an array", reply: "x", wantErr: true},
+		{name: "bad master", reply: []any{[]any{int64(0), int64(1), []any{"127.0.0.1"}}}, wantErr: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := slotsCovered(tc.reply)
-			if (err != nil) != tc.wantErr || got != tc.want {
-				t.Errorf("slotsCovered = %d, %v; want %d (error: %v)", got, err, tc.want, tc.wantErr)
+			ranges, err := slotRanges(tc.reply)
+			if got := countSlots(ranges); (err != nil) != tc.wantErr || got != tc.want {
+				t.Errorf("countSlots(slotRanges) = %d, %v; want %d (error: %v)", got, err, tc.want, tc.wantErr)
 			}
 		})
 	}
