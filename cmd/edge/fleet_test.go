@@ -182,6 +182,13 @@ func (n *fleetNode) restart(ctx context.Context, t *testing.T, client *http.Clie
 	t.Logf("%s drained in %v, ready again %v later", n.name, drained.Round(time.Millisecond), (time.Since(began) - drained).Round(time.Millisecond))
 }
 
+// kill ends the node at once with SIGKILL, as a crash would: no drain, no
+// word to its clients, which find their connections reset.
+func (n *fleetNode) kill() {
+	n.proc.kill()
+	n.proc = nil
+}
+
 // kill ends p at once, by its pid, and waits for it.
 func (p *nodeProc) kill() {
 	select {

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/edgeworks/edge/resume/redistest"
+)
+
+// Fault tests: real edge processes on real redis-server processes, under
+// steady publishing, with subscribers of every transport following their
+// channel from node to node (checkRun). Each test injects one fault and
+// proves with verify that every acknowledged publish reached every
+// subscriber exactly once, in order, or behind an explicit gap signal;
+// never a silent hole, a duplicate or a reordering.
+
+// faultTimeout bounds one fault test.
+const faultTimeout = 60 * time.Second
+
+// startFaultFleet builds the edge and starts n nodes on the store that
+// args name.
+func startFaultFleet(ctx context.Context, t *testing.T, client *http.Client, n int, args ...string) []*fleetNode {
+	t.Helper()
+	bin := buildEdge(t)
+	var nodes []*fleetNode
+	for i := range n {
+		nodes = append(nodes, startFleetNode(ctx, t, client, bin, fmt.Sprintf("node%d", i),
+			append([]string{"--history-size", "100000"}, args...)...))
+	}
+	return nodes
+}
+
+// faultContext returns the test's context and an HTTP client for it.
+func faultContext(t *testing.T) (context.Context, *http.Client) {
+	ctx, cancel := context.WithTimeout(context.Background(), faultTimeout)
+	t.Cleanup(cancel)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	t.Cleanup(client.CloseIdleConnections)
+	return ctx, client
+}
+
+// TestFaultRedisKilledAOF kills Redis (SIGKILL) under two edge nodes and
+// restarts it from its AOF (appendfsync always). Nothing acknowledged is
+// lost, so every subscriber gets exactly the stored history, every message
+// once, in order, without a gap: the nodes fill their live channels from
+// the streams when their relay connection comes back.
+func TestFaultRedisKilledAOF(t *testing.T) {
+	rdb := redistest.Start(t)
+	ctx, client := faultContext(t)
+	nodes := startFaultFleet(ctx, t, client, 2, "--redis", rdb.URL())
+	run := startCheck(ctx, t, client, nodes, []string{"fault-a", "fault-b"})
+	run.awaitPublishes("before the kill", publishesBetween)
+	rdb.Kill(t)
+	run.awaitFailure("after killing Redis")
+	rdb.Restart(t)
+	run.awaitPublishes("after the restart", publishesBetween)
+	acks := run.finish(gapsNever)
+	run.checkStored(acks, true)
+}
+
+// TestFaultRedisKilledNoPersistence kills a Redis that persists nothing
+// and restarts it empty: every channel's history is gone, and every
+// subscriber's cursor is ahead of its channel's empty stream. Publishing
+// pauses across the restart, so that subscribers resume against the empty
+// streams. Each subscriber must get an explicit gap signal, continue from
+// the channel's current position, and get every message published after
+// the restart.
+func TestFaultRedisKilledNoPersistence(t *testing.T) {
+	rdb := redistest.Start(t, "--appendonly", "no")
+	ctx, client := faultContext(t)
+	nodes := startFaultFleet(ctx, t, client, 2, "--redis", rdb.URL())
+	run := startCheck(ctx, t, client, nodes, []string{"fault-a", "fault-b"})
+	run.awaitPublishes("before the kill", publishesBetween)
+	run.pub.paused.Store(true)
+	rdb.Kill(t)
+	rdb.Restart(t)
+	run.awaitGaps("after the restart")
+	run.pub.paused.Store(false)
+	run.awaitPublishes("after the restart", publishesBetween)
+	run.finish(gapsRequired)
+	// Each node's relay closes a channel's subscribers once when it finds
+	// the history lost, and each resume that follows signals the gap. A
+	// subscriber told of the gap more often was not moved to the channel's
+	// current position: it resumed from the same lost cursor again.
+	for _, s := range run.subs {
+		if n := len(s.received().gaps); n > len(nodes) {
+			t.Errorf("%s: %d gap signals for one loss of history on %d nodes: it was not moved to the channel's current position\n%s", s, n, len(nodes), s.report())
+		}
+	}
+}
+
+// faultCluster starts a Redis Cluster of 3 masters with a replica each, and
+// two edge nodes on it, and returns the channels of the check: the first
+// is served by the returned master, the second by another master.
+func faultCluster(ctx context.Context, t *testing.T, client *http.Client) (*redistest.Cluster, *redistest.Server, []*fleetNode, []string) {
+	t.Helper()
+	c := redistest.StartClusterWith(t, redistest.ClusterOptions{Masters: 3, Replicas: 1, NodeTimeout: time.Second})
+	channels := []string{"fault-a"}
+	master := c.MasterOf(t, "edge:{fault-a}")
+	for i := 'b'; len(channels) < 2; i++ {
+		ch := "fault-" + string(i)
+		if c.MasterOf(t, "edge:{"+ch+"}") != master {
+			channels = append(channels, ch)
+		}
+	}
+	nodes := startFaultFleet(ctx, t, client, 2, "--redis-cluster", "--redis", c.URLs())
+	return c, master, nodes, channels
+}
+
+// TestFaultClusterFailover fails the master that serves a channel over to
+// its replica with CLUSTER FAILOVER, which loses nothing acknowledged.
+// Subscribers of both channels stay exactly once, or behind a gap signal.
+func TestFaultClusterFailover(t *testing.T) {
+	ctx, client := faultContext(t)
+	c, master, nodes, channels := faultCluster(ctx, t, client)
+	replica := c.ReplicasOf(t, master)[0]
+	run := startCheck(ctx, t, client, nodes, channels)
+	run.awaitPublishes("before the failover", publishesBetween)
+	c.Failover(t, replica)
+	run.awaitPublishes("after the failover", publishesBetween)
+	acks := run.finish(gapsAllowed)
+	run.checkStored(acks, false)
+}
+
+// TestFaultClusterMasterKilled kills (SIGKILL) the master that serves a
+// channel; its replica takes over once the cluster counts the master as
+// failed. Whatever the replica had not yet received is lost, so
+// subscribers get every acknowledged publish exactly once or behind a gap
+// signal, and then the messages published after the failover.
+func TestFaultClusterMasterKilled(t *testing.T) {
+	ctx, client := faultContext(t)
+	c, master, nodes, channels := faultCluster(ctx, t, client)
+	replica := c.ReplicasOf(t, master)[0]
+	run := startCheck(ctx, t, client, nodes, channels)
+	run.awaitPublishes("before the kill", publishesBetween)
+	master.Kill(t)
+	run.awaitFailure("after killing the master")
+	c.WaitMaster(t, replica)
+	run.awaitPublishes("after the failover", publishesBetween)
+	run.finish(gapsAllowed)
+}
+
+// TestFaultNodeKilled kills (SIGKILL) one of three edge nodes on one
+// Redis: its clients see their connections reset, without a disconnect
+// frame or event, and resume with their cursors on the next node. Nothing
+// is lost, so every subscriber gets exactly the stored history.
+func TestFaultNodeKilled(t *testing.T) {
+	rdb := redistest.Start(t)
+	ctx, client := faultContext(t)
+	nodes := startFaultFleet(ctx, t, client, 3, "--redis", rdb.URL())
+	run := startCheck(ctx, t, client, nodes, []string{"fault-a", "fault-b", "fault-c"})
+	run.awaitPublishes("before the kill", publishesBetween)
+	nodes[0].kill()
+	run.awaitPublishes("after the kill", publishesBetween)
+	acks := run.finish(gapsNever)
+	run.checkStored(acks, true)
+	for _, s := range run.subs {
+		if s.first == 0 && s.connectionCount() < 2 {
+			t.Errorf("%s never left the killed node", s)
+		}
+	}
+}
