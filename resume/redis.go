@@ -409,7 +409,7 @@ func (r *Redis) receive(sh *shard) {
 			return
 		}
 		r.log.Warn("redis relay connection lost; will resubscribe and fill from the streams", "addr", sh.addr, "err", err)
-		r.markStale()
+		r.markStale(sh)
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
@@ -446,12 +446,14 @@ func (r *Redis) connect(ctx context.Context, sh *shard) error {
 	return nil
 }
 
-// markStale marks every confirmed channel for a fill after reconnecting.
-func (r *Redis) markStale() {
+// markStale marks the confirmed channels of sh for a fill after
+// reconnecting. Only sh's loop may touch their stale field: other shards'
+// channels are relayed, without the lock, by their own loops.
+func (r *Redis) markStale(sh *shard) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, w := range r.watches {
-		if w.confirmed {
+		if w.shard == sh && w.confirmed {
 			w.stale = true
 		}
 	}
