@@ -1112,6 +1112,7 @@ func TestClassify(t *testing.T) {
 		{"method not allowed", edge.ErrMethodNotAllowed, "method_not_allowed", 405, "method not allowed"},
 		{"unavailable", fmt.Errorf("%w: redis is down", edge.ErrUnavailable), "unavailable", 503, "backend unavailable: redis is down"},
 		{"shutting down", edge.ErrShuttingDown, "shutting_down", 503, "shutting down"},
+		{"cause kept from clients", edge.WithCause(fmt.Errorf("%w: redis publish failed", edge.ErrUnavailable), secret), "unavailable", 503, "backend unavailable: redis publish failed"},
 		{"unknown error", secret, "internal", 500, "internal error"},
 		{"unknown error wrapped", fmt.Errorf("resume: read %q: %w", "c", secret), "internal", 500, "internal error"},
 		{"session closed is not a client error", edge.ErrSessionClosed, "internal", 500, "internal error"},

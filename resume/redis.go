@@ -152,9 +152,11 @@ func (r *Redis) loadFunction(ctx context.Context) error {
 // (certificate storage) to share its connections.
 func (r *Redis) Client() redis.UniversalClient { return r.rdb }
 
-// unavailable wraps a Redis failure for clients.
+// unavailable wraps a Redis failure: clients are told which operation
+// failed, the log also why (with Redis's address, which clients are not
+// told).
 func unavailable(op string, err error) error {
-	return fmt.Errorf("%w: redis %s: %v", edge.ErrUnavailable, op, err)
+	return edge.WithCause(fmt.Errorf("%w: redis %s failed", edge.ErrUnavailable, op), err)
 }
 
 // Relay sets the function that receives live messages of watched channels.
