@@ -38,7 +38,9 @@ const redisTimeout = 5 * time.Second
 // entry of the stream, or at most the stream's max-deleted-entry-id. A
 // cursor below the max-deleted id lost messages to trimming; a cursor that
 // the stream never held (the stream expired, was flushed, or a failover
-// lost it) cannot be proven complete. Both get Page.Gap.
+// lost it) cannot be proven complete. Both get Page.Gap; a cursor past the
+// stream's last generated id (or any cursor but 0-0 without a stream) also
+// gets Page.Ahead, with the position to continue from.
 //
 // Redis is safe for concurrent use. Run must be running for live relay.
 type Redis struct {
@@ -196,7 +198,13 @@ func (r *Redis) History(ctx context.Context, channel string, after edge.ID, limi
 	if isNoSuchKey(info.Err()) {
 		// No stream: it never had messages (then no cursor but 0-0 was
 		// handed out), or it expired or was lost.
-		return edge.Page{Gap: !after.IsZero()}, nil
+		if !after.IsZero() {
+			return aheadPage(edge.ID{}), nil
+		}
+		return edge.Page{}, nil
+	}
+	if last, err := edge.ParseID(info.Val().LastGeneratedID); err == nil && last.Less(after) {
+		return aheadPage(last), nil
 	}
 	maxDeleted, _ := edge.ParseID(info.Val().MaxDeletedEntryID)
 	var page edge.Page
