@@ -851,11 +851,26 @@ func (r *checkRun) awaitGaps(what string) {
 	}
 }
 
-// finish stops the publisher, waits up to 15s until every subscriber has
-// received its channel's last acknowledged publish (or a later one),
-// stops the subscribers, and checks each one's messages with
-// verify and rule. It returns the acknowledged publishes.
-func (r *checkRun) finish(rule gapRule) []message {
+// historyRule says what a fault leaves of the channels' stored history.
+type historyRule int
+
+const (
+	// historyLost: the history may be gone; it is not checked.
+	historyLost historyRule = iota
+	// historyAcked: the history holds every acknowledged publish.
+	historyAcked
+	// historyExact: the history holds every acknowledged publish, and
+	// every subscriber received exactly the history, not missing even an
+	// unacknowledged publish that was stored.
+	historyExact
+)
+
+// finish stops the publisher and waits up to 15s until every subscriber
+// has received its channel's last acknowledged publish (with historyExact,
+// its last stored message), then stops the subscribers and checks each
+// one's messages with verify and gaps, and the stored history with
+// history.
+func (r *checkRun) finish(gaps gapRule, history historyRule) {
 	r.t.Helper()
 	r.stopPub()
 	<-r.pubDone
@@ -863,6 +878,18 @@ func (r *checkRun) finish(rule gapRule) []message {
 	lastSeq := make(map[string]int)
 	for _, m := range acks {
 		lastSeq[m.Channel] = payloadSeq(m.Data)
+	}
+	var stored map[string][]message
+	if history != historyLost {
+		stored = r.readStored()
+		checkHistory(r.t, stored, acks)
+	}
+	if history == historyExact {
+		for ch, h := range stored {
+			if len(h) > 0 {
+				lastSeq[ch] = payloadSeq(h[len(h)-1].Data)
+			}
+		}
 	}
 	caughtUp := func() bool {
 		for _, s := range r.subs {
@@ -876,7 +903,7 @@ func (r *checkRun) finish(rule gapRule) []message {
 	ctx, cancel := context.WithTimeout(r.ctx, 15*time.Second)
 	defer cancel()
 	if !waitFor(ctx, caughtUp) {
-		r.t.Errorf("subscribers did not receive the last acknowledged publishes within 15s")
+		r.t.Errorf("subscribers did not receive the last publishes within 15s")
 	}
 	r.stopSubs()
 	r.subsDone.Wait()
@@ -890,7 +917,12 @@ func (r *checkRun) finish(rule gapRule) []message {
 			}
 		}
 		d := s.received()
-		problems := slices.Concat(verify(d, acked, unacked, rule), s.problemList())
+		problems := slices.Concat(verify(d, acked, unacked, gaps), s.problemList())
+		if history == historyExact {
+			if m := mismatch(d.got, stored[s.channel]); m != "" {
+				problems = append(problems, "not the stored history: "+m)
+			}
+		}
 		if len(problems) > 0 {
 			if len(problems) > 20 {
 				problems = append(problems[:20], fmt.Sprintf("and %d more", len(problems)-20))
@@ -903,15 +935,11 @@ func (r *checkRun) finish(rule gapRule) []message {
 		d := s.received()
 		r.t.Logf("%s: %d messages, %d gap signals, %d connections", s, len(d.got), len(d.gaps), s.connectionCount())
 	}
-	return acks
 }
 
-// checkStored reads every channel's history from the first node that
-// answers and checks it holds every acknowledged publish and, with exact,
-// that every subscriber received exactly that history: after a fault that
-// loses nothing, not even an unacknowledged publish that was stored may
-// be missing.
-func (r *checkRun) checkStored(acks []message, exact bool) {
+// readStored reads every channel's history from the first node that
+// answers.
+func (r *checkRun) readStored() map[string][]message {
 	r.t.Helper()
 	stored := make(map[string][]message)
 	for _, ch := range r.channels {
@@ -925,15 +953,7 @@ func (r *checkRun) checkStored(acks []message, exact bool) {
 			r.t.Fatal(err)
 		}
 	}
-	checkHistory(r.t, stored, acks)
-	if !exact {
-		return
-	}
-	for _, s := range r.subs {
-		if d := mismatch(s.received().got, stored[s.channel]); d != "" {
-			r.t.Errorf("%s: %s\nconnections:\n%s", s, d, s.report())
-		}
-	}
+	return stored
 }
 
 // TestVerify shows that the checker catches what it must: every way of
