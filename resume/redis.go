@@ -296,8 +296,7 @@ func (r *Redis) Watch(ctx context.Context, channel string) error {
 }
 
 // shardFor returns the relay connection of the master that serves
-// channel, assigns it to w, and starts its loop on first use (after the
-// assignment, so the loop's first subscription includes the channel).
+// channel, assigns it to w, and starts its loop on first use.
 func (r *Redis) shardFor(ctx context.Context, channel string, w *watch) (*shard, error) {
 	node, _ := r.rdb.(*redis.Client)
 	if r.cluster != nil {
@@ -306,23 +305,30 @@ func (r *Redis) shardFor(ctx context.Context, channel string, w *watch) (*shard,
 			return nil, err
 		}
 	}
-	addr := node.Options().Addr
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	sh := r.shards[addr]
-	w.shard = sh
-	if sh != nil {
-		return sh, nil
+	w.shard = r.shardLocked(node)
+	return w.shard, nil
+}
+
+// shardLocked returns the shard of node's address, creating it and
+// starting its loop when there is none; the loop lists its channels only
+// once the caller has released mu. The caller holds mu and is a Watch or
+// a shard loop, so that the loops' WaitGroup is not at zero while Run
+// waits on it.
+func (r *Redis) shardLocked(node *redis.Client) *shard {
+	addr := node.Options().Addr
+	if sh := r.shards[addr]; sh != nil {
+		return sh
 	}
-	sh = &shard{addr: addr, node: node}
+	sh := &shard{addr: addr, node: node}
 	r.shards[addr] = sh
-	w.shard = sh
 	r.loops.Add(1)
 	go func() {
 		defer r.loops.Done()
 		r.receive(sh)
 	}()
-	return sh, nil
+	return sh
 }
 
 // subscribe sends SSUBSCRIBE for channel on the shard's connection. Before
@@ -387,10 +393,24 @@ func (r *Redis) Run(ctx context.Context) error {
 	return r.rdb.Close()
 }
 
-// receive runs a shard's relay connection until the Redis is closed: it
-// (re)connects, subscribes every watched channel of the shard one by one
-// (Redis Cluster refuses one SSUBSCRIBE across slots), relays messages,
-// and after a drop fills the channels from their streams.
+// errSlotMoved reports that Redis dropped the subscription of a channel
+// the shard relays: its master lost the channel's slot.
+var errSlotMoved = errors.New("resume: redis dropped a watched channel (its slot moved to another master)")
+
+// receive runs a shard's relay connection until the Redis is closed or, on
+// a cluster, until the shard has no channel left: it (re)connects,
+// subscribes every watched channel of the shard one by one (Redis Cluster
+// refuses one SSUBSCRIBE across slots), relays messages, and after a drop
+// fills the channels from their streams.
+//
+// On a cluster a drop may be a failover or a resharding: a master killed
+// (the connection fails, and so does every reconnect), or one that lost a
+// slot (it sends sunsubscribe for the slot's channels and keeps the
+// connection). Either way the loop has the client reload the cluster's
+// layout and, before reconnecting, hands each channel whose slot another
+// master serves now to that master's shard, whose loop subscribes it and
+// fills it from the stream after the last id delivered: nothing the new
+// master holds is missed, and what the failover lost is a gap.
 func (r *Redis) receive(sh *shard) {
 	ctx := r.ctx
 	const minBackoff, maxBackoff = 50 * time.Millisecond, 2 * time.Second
@@ -405,8 +425,16 @@ func (r *Redis) receive(sh *shard) {
 			backoff = minBackoff
 			switch m := msg.(type) {
 			case *redis.Subscription:
-				if m.Kind == "ssubscribe" {
+				switch m.Kind {
+				case "ssubscribe":
 					r.confirmed(ctx, channelOfLive(m.Channel))
+				case "sunsubscribe":
+					// Unwatch's own unsubscribe finds the channel
+					// unwatched (or, rarely, watched anew: then the
+					// reconnect is needless but harmless).
+					if r.watchedBy(sh, channelOfLive(m.Channel)) {
+						err = errSlotMoved
+					}
 				}
 			case *redis.Message:
 				r.relay(ctx, m)
@@ -420,6 +448,7 @@ func (r *Redis) receive(sh *shard) {
 		}
 		r.log.Warn("redis relay connection lost; will resubscribe and fill from the streams", "addr", sh.addr, "err", err)
 		r.markStale(sh)
+		r.relearn()
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
@@ -428,7 +457,84 @@ func (r *Redis) receive(sh *shard) {
 		case <-t.C:
 		}
 		backoff = min(2*backoff, maxBackoff)
+		if !r.rehome(ctx, sh) {
+			return
+		}
 	}
+}
+
+// watchedBy reports whether sh relays channel.
+func (r *Redis) watchedBy(sh *shard, channel string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	w := r.watches[channel]
+	return w != nil && w.shard == sh
+}
+
+// relearn has the cluster client reload the cluster's layout, in the
+// background, after a command or the relay failed: a failover or a
+// resharding may have moved slots. The client follows a MOVED reply by
+// itself, but a dead master sends none, and the client would dial it
+// until its periodic reload, a minute later.
+func (r *Redis) relearn() {
+	if r.cluster != nil {
+		r.cluster.ReloadState(r.ctx)
+	}
+}
+
+// rehome hands each channel of sh whose slot another master serves now
+// (as the client last learnt the layout) to that master's shard, and
+// reports whether sh keeps any channel. A cluster shard left without
+// channels is forgotten (a later Watch starts a new one), and its loop
+// ends; a single Redis's shard always stays. The channels keep their
+// state: they are stale, so the new shard fills them when it confirms
+// their subscription. Only sh's loop calls it, between connections.
+func (r *Redis) rehome(ctx context.Context, sh *shard) bool {
+	if r.cluster == nil {
+		return true
+	}
+	masters := make(map[string]*redis.Client)
+	r.mu.Lock()
+	for ch, w := range r.watches {
+		if w.shard == sh {
+			masters[ch] = nil
+		}
+	}
+	r.mu.Unlock()
+	for ch := range masters {
+		if node, err := r.cluster.MasterForKey(ctx, streamKey(ch)); err == nil && node.Options().Addr != sh.addr {
+			masters[ch] = node
+		}
+	}
+	type move struct {
+		to      *shard
+		channel string
+	}
+	var moves []move
+	keep := false
+	r.mu.Lock()
+	for ch, w := range r.watches { // again: channels come and go meanwhile
+		if w.shard != sh {
+			continue
+		}
+		if node := masters[ch]; node != nil {
+			w.shard = r.shardLocked(node)
+			moves = append(moves, move{w.shard, ch})
+		} else {
+			keep = true
+		}
+	}
+	if !keep {
+		delete(r.shards, sh.addr)
+	}
+	r.mu.Unlock()
+	if len(moves) > 0 {
+		r.log.Info("redis: channels' slots moved to other masters; relaying them from there", "from", sh.addr, "channels", len(moves))
+	}
+	for _, m := range moves {
+		m.to.subscribe(ctx, m.channel)
+	}
+	return keep
 }
 
 // connect opens a new pub/sub connection for the shard and subscribes its

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
@@ -112,5 +113,57 @@ func TestRedisClusterRelayDropOnOneMaster(t *testing.T) {
 				t.Fatalf("%s: message %d = %v, want %v", ch, k, m.ID, ids[k])
 			}
 		}
+	}
+}
+
+// A failover moves a channel's slot to another master: by CLUSTER
+// FAILOVER (the old master sends its subscribers sunsubscribe and keeps
+// their connection) or by a master's death (every reconnect to it fails).
+// Either way a node that relays the channel finds its new master and
+// relays it from there, every message once and in order.
+func TestRedisClusterFailover(t *testing.T) {
+	c := redistest.StartClusterWith(t, redistest.ClusterOptions{Masters: 3, Replicas: 1, NodeTimeout: time.Second})
+	a := startClusterNode(t, c) // publishes
+	b := startClusterNode(t, c) // relays
+	const ch = "moving"
+	if err := b.Watch(context.Background(), ch); err != nil {
+		t.Fatal(err)
+	}
+	b.waitUntil(t, ch, mustPublish(t, a, ch, "before"))
+	first := c.MasterOf(t, "edge:{"+ch+"}")
+	second := c.ReplicasOf(t, first)[0]
+
+	c.Failover(t, second)
+	b.waitUntil(t, ch, publishUntilStored(t, a, ch, "after the failover"))
+
+	second.Kill(t) // first, its replica now, takes over again
+	c.WaitMaster(t, first)
+	b.waitUntil(t, ch, publishUntilStored(t, a, ch, "after the kill"))
+
+	got := b.waitFor(t, ch, 0)
+	for i := 1; i < len(got); i++ {
+		if !got[i-1].ID.Less(got[i].ID) {
+			t.Fatalf("relayed %v after %v", got[i].ID, got[i-1].ID)
+		}
+	}
+}
+
+// publishUntilStored publishes data until a publish succeeds (within 15s)
+// and returns its id: during a failover publishes fail until the client
+// learns the new master.
+func publishUntilStored(t *testing.T, b edge.Broker, channel, data string) edge.ID {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		id, err := b.Publish(context.Background(), channel, "", []byte(data))
+		if err == nil {
+			return id
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("publish %q: %v", data, err)
+		}
+		<-tick.C
 	}
 }

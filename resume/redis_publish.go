@@ -108,6 +108,7 @@ func (r *Redis) Publish(ctx context.Context, channel, event string, data []byte)
 	}
 	n, err := c.cmd.Result()
 	if err != nil {
+		r.relearn()
 		return edge.ID{}, unavailable("publish", err)
 	}
 	id, err := edge.ParseIDBytes(c.reply[:n])
