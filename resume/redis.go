@@ -380,15 +380,21 @@ func (r *Redis) Run(ctx context.Context) error {
 	}
 	<-ctx.Done()
 	r.cancel()
+	// The shards are copied out first: taking a shard's mu while holding
+	// r.mu would invert the lock order, against a loop in connect.
 	r.mu.Lock()
+	shards := make([]*shard, 0, len(r.shards))
 	for _, sh := range r.shards {
+		shards = append(shards, sh)
+	}
+	r.mu.Unlock()
+	for _, sh := range shards {
 		sh.mu.Lock()
 		if sh.ps != nil {
 			sh.ps.Close()
 		}
 		sh.mu.Unlock()
 	}
-	r.mu.Unlock()
 	r.loops.Wait()
 	return r.rdb.Close()
 }
