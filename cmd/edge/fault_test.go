@@ -91,22 +91,37 @@ func TestFaultRedisKilledNoPersistence(t *testing.T) {
 	}
 }
 
-// faultCluster starts a Redis Cluster of 3 masters with a replica each, and
-// two edge nodes on it, and returns the channels of the check: the first
-// is served by the returned master, the second by another master.
-func faultCluster(ctx context.Context, t *testing.T, client *http.Client) (*redistest.Cluster, *redistest.Server, []*fleetNode, []string) {
+// clusterFleet is a Redis Cluster of 3 masters with a replica each, with
+// two edge nodes on it.
+type clusterFleet struct {
+	*redistest.Cluster
+	master   *redistest.Server // serves channels[0]
+	replica  *redistest.Server // master's replica
+	nodes    []*fleetNode
+	channels []string // channels[1] is served by another master
+}
+
+// startClusterFleet starts the cluster and the nodes, and picks the channels.
+func startClusterFleet(ctx context.Context, t *testing.T, client *http.Client) *clusterFleet {
 	t.Helper()
-	c := redistest.StartClusterWith(t, redistest.ClusterOptions{Masters: 3, Replicas: 1, NodeTimeout: time.Second})
-	channels := []string{"fault-a"}
-	master := c.MasterOf(t, "edge:{fault-a}")
-	for i := 'b'; len(channels) < 2; i++ {
+	f := &clusterFleet{
+		Cluster:  redistest.StartClusterWith(t, redistest.ClusterOptions{Masters: 3, Replicas: 1, NodeTimeout: time.Second}),
+		channels: []string{"fault-a"},
+	}
+	f.master = f.MasterOf(t, "edge:{fault-a}")
+	replicas := f.ReplicasOf(t, f.master)
+	if len(replicas) != 1 {
+		t.Fatalf("%s has %d replicas, want 1", f.master.Addr, len(replicas))
+	}
+	f.replica = replicas[0]
+	for i := 'b'; len(f.channels) < 2; i++ {
 		ch := "fault-" + string(i)
-		if c.MasterOf(t, "edge:{"+ch+"}") != master {
-			channels = append(channels, ch)
+		if f.MasterOf(t, "edge:{"+ch+"}") != f.master {
+			f.channels = append(f.channels, ch)
 		}
 	}
-	nodes := startFaultFleet(ctx, t, client, 2, "--redis-cluster", "--redis", c.URLs())
-	return c, master, nodes, channels
+	f.nodes = startFaultFleet(ctx, t, client, 2, "--redis-cluster", "--redis", f.URLs())
+	return f
 }
 
 // TestFaultClusterFailover fails the master that serves a channel over to
@@ -114,11 +129,10 @@ func faultCluster(ctx context.Context, t *testing.T, client *http.Client) (*redi
 // Subscribers of both channels stay exactly once, or behind a gap signal.
 func TestFaultClusterFailover(t *testing.T) {
 	ctx, client := faultContext(t)
-	c, master, nodes, channels := faultCluster(ctx, t, client)
-	replica := c.ReplicasOf(t, master)[0]
-	run := startCheck(ctx, t, client, nodes, channels)
+	f := startClusterFleet(ctx, t, client)
+	run := startCheck(ctx, t, client, f.nodes, f.channels)
 	run.awaitPublishes("before the failover", publishesBetween)
-	c.Failover(t, replica)
+	f.Failover(t, f.replica)
 	run.awaitPublishes("after the failover", publishesBetween)
 	run.finish(gapsAllowed, historyAcked)
 }
@@ -130,13 +144,12 @@ func TestFaultClusterFailover(t *testing.T) {
 // signal, and then the messages published after the failover.
 func TestFaultClusterMasterKilled(t *testing.T) {
 	ctx, client := faultContext(t)
-	c, master, nodes, channels := faultCluster(ctx, t, client)
-	replica := c.ReplicasOf(t, master)[0]
-	run := startCheck(ctx, t, client, nodes, channels)
+	f := startClusterFleet(ctx, t, client)
+	run := startCheck(ctx, t, client, f.nodes, f.channels)
 	run.awaitPublishes("before the kill", publishesBetween)
-	master.Kill(t)
+	f.master.Kill(t)
 	run.awaitFailure("after killing the master")
-	c.WaitMaster(t, replica)
+	f.WaitMaster(t, f.replica)
 	run.awaitPublishes("after the failover", publishesBetween)
 	run.finish(gapsAllowed, historyLost)
 }
