@@ -356,6 +356,12 @@ type Joining struct {
 // Channel returns the channel being joined.
 func (j Joining) Channel() string { return j.channel }
 
+// Position returns where the channel starts: the client's cursor, or the
+// channel's position when Start was called without one. Finish may move
+// it (a cursor ahead of the channel continues from the channel's
+// position).
+func (j Joining) Position() ID { return j.pos }
+
 // Start subscribes the session to channel in buffering mode and fixes
 // where the subscriber starts: after the cursor since, or without one at
 // the channel's current position. Every message published once Start

@@ -50,10 +50,13 @@ func (s *Server) servePoll(w http.ResponseWriter, r *http.Request, req subscribe
 		writeError(w, err)
 		return
 	}
-	s.metrics.Connected(metrics.Poll, 1)
 	p := &pollWaiter{s: s, sess: sess, channels: req.channels, linger: linger, limit: limit}
 	p.ans.cursor = req.cursor
-	if err := p.start(r.Context(), req); err != nil || p.answered() {
+	err = p.start(r.Context(), req)
+	// Counted once its position is fixed: a poll that the count shows
+	// gets every message published from then on.
+	s.metrics.Connected(metrics.Poll, 1)
+	if err != nil || p.answered() {
 		p.respond(w, err)
 		return
 	}

@@ -156,6 +156,7 @@ func (c *sseConn) open(ctx context.Context, req subscribeRequest, head []byte, p
 			return false
 		}
 		joins = append(joins, j)
+		c.cursor.Set(ch, j.Position()) // so history's ids place every channel, even those not yet caught up
 	}
 	for _, j := range joins {
 		ch := j.Channel()
