@@ -399,9 +399,14 @@ func (r *Redis) Run(ctx context.Context) error {
 	return r.rdb.Close()
 }
 
-// errSlotMoved reports that Redis dropped the subscription of a channel
-// the shard relays: its master lost the channel's slot.
-var errSlotMoved = errors.New("resume: redis dropped a watched channel (its slot moved to another master)")
+// Why a cluster shard's relay connection ends although Redis is up.
+var (
+	// errSlotMoved reports that Redis dropped the subscription of a
+	// channel the shard relays: its master lost the channel's slot.
+	errSlotMoved = errors.New("resume: redis dropped a watched channel (its slot moved to another master)")
+	// errNotMaster reports that the shard's node is a replica now.
+	errNotMaster = errors.New("resume: redis node is no longer a master")
+)
 
 // receive runs a shard's relay connection until the Redis is closed or, on
 // a cluster, until the shard has no channel left: it (re)connects,
@@ -559,6 +564,21 @@ func (r *Redis) connect(ctx context.Context, sh *shard) error {
 	r.mu.Unlock()
 	if err := sh.ps.Ping(ctx); err != nil {
 		return err
+	}
+	if r.cluster != nil {
+		// A master that a failover demoted takes SSUBSCRIBE as a
+		// replica, but it gets the new master's messages only once the
+		// new master counts it as its replica: what is published
+		// meanwhile never reaches its subscribers, and no fill would
+		// notice, as later messages do arrive. So the relay subscribes on
+		// masters only; a demoted one sends sunsubscribe.
+		role, err := sh.node.Do(ctx, "ROLE").Slice()
+		if err != nil {
+			return err
+		}
+		if len(role) == 0 || role[0] != "master" {
+			return errNotMaster
+		}
 	}
 	for _, ch := range channels {
 		if err := sh.ps.SSubscribe(ctx, liveKey(ch)); err != nil {

@@ -120,11 +120,15 @@ func TestRedisClusterRelayDropOnOneMaster(t *testing.T) {
 // FAILOVER (the old master sends its subscribers sunsubscribe and keeps
 // their connection) or by a master's death (every reconnect to it fails).
 // Either way a node that relays the channel finds its new master and
-// relays it from there, every message once and in order.
+// relays it from there, every message once and in order. A node that
+// still believes the old master serves the slot does not relay from it:
+// a demoted master misses what the new one publishes until it counts as
+// its replica.
 func TestRedisClusterFailover(t *testing.T) {
 	c := redistest.StartClusterWith(t, redistest.ClusterOptions{Masters: 3, Replicas: 1, NodeTimeout: time.Second})
-	a := startClusterNode(t, c) // publishes
-	b := startClusterNode(t, c) // relays
+	a := startClusterNode(t, c)    // publishes
+	b := startClusterNode(t, c)    // relays
+	late := startClusterNode(t, c) // learns the layout now, watches after the failover
 	const ch = "moving"
 	if err := b.Watch(context.Background(), ch); err != nil {
 		t.Fatal(err)
@@ -135,6 +139,13 @@ func TestRedisClusterFailover(t *testing.T) {
 
 	c.Failover(t, second)
 	b.waitUntil(t, ch, publishUntilStored(t, a, ch, "after the failover"))
+	if err := late.Watch(context.Background(), ch); err != nil {
+		t.Fatal(err)
+	}
+	if clients, err := first.Do(t, "CLIENT", "LIST", "TYPE", "pubsub"); err != nil || clients != "" {
+		t.Fatalf("the demoted master %s relays to: %q (%v)", first.Addr, clients, err)
+	}
+	late.waitUntil(t, ch, mustPublish(t, a, ch, "to the late watcher"))
 
 	second.Kill(t) // first, its replica now, takes over again
 	c.WaitMaster(t, first)
