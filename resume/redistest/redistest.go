@@ -63,6 +63,9 @@ const (
 	// the wait for every node to report a healthy cluster (and for a
 	// failover to complete).
 	clusterTimeout = 30 * time.Second
+	// failoverRetry is how long Failover waits before it asks again: a
+	// manual failover that Redis gave up (after 5s) changed nothing.
+	failoverRetry = 8 * time.Second
 	// defaultNodeTimeout is cluster-node-timeout when ClusterOptions
 	// leaves it zero.
 	defaultNodeTimeout = 2 * time.Second
@@ -738,17 +741,26 @@ func (c *Cluster) running() []*Server {
 }
 
 // waitHealthy polls every running node until all report a healthy cluster
-// and, when master is not nil, all see it serve slots.
+// and, when master is not nil, all see it serve slots; it fails t after
+// 30s.
 func (c *Cluster) waitHealthy(t testing.TB, master *Server) {
 	t.Helper()
-	deadline := time.Now().Add(clusterTimeout)
+	if err := c.healthyBy(time.Now().Add(clusterTimeout), master); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// healthyBy is waitHealthy until deadline, returning why not instead of
+// failing.
+func (c *Cluster) healthyBy(deadline time.Time, master *Server) error {
+	start := time.Now()
 	wait := 10 * time.Millisecond
 	for {
 		var problems []string
 		for _, s := range c.running() {
 			select {
 			case <-s.proc.done:
-				t.Fatalf("redistest: cluster node %s exited: %v%s", s.Addr, s.proc.err, s.proc.tail())
+				return fmt.Errorf("redistest: cluster node %s exited: %v%s", s.Addr, s.proc.err, s.proc.tail())
 			default:
 			}
 			if err := s.clusterHealthy(deadline, master); err != nil {
@@ -756,10 +768,10 @@ func (c *Cluster) waitHealthy(t testing.TB, master *Server) {
 			}
 		}
 		if len(problems) == 0 {
-			return
+			return nil
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("redistest: cluster not healthy after %v:\n%s%s", clusterTimeout, strings.Join(problems, "\n"), c.tails())
+			return fmt.Errorf("redistest: cluster not healthy after %v:\n%s%s", time.Since(start).Round(time.Second), strings.Join(problems, "\n"), c.tails())
 		}
 		time.Sleep(wait) // polling: nothing to wait on but the nodes' own state
 		wait = min(2*wait, maxPollWait)
@@ -820,13 +832,33 @@ func (c *Cluster) ReplicasOf(t testing.TB, master *Server) []*Server {
 // FAILOVER, a manual failover in which the master stops taking writes
 // until the replica has caught up, so nothing acknowledged is lost; the old
 // master becomes its replica. It returns once every running node sees the
-// replica serve the slots (deadline 30s).
+// replica serve the slots (deadline 30s). Redis gives a manual failover up
+// after 5s when the master does not answer in time (a loaded machine);
+// Failover then asks again.
 func (c *Cluster) Failover(t testing.TB, replica *Server) {
 	t.Helper()
-	if _, err := replica.Do(t, "CLUSTER", "FAILOVER"); err != nil {
-		t.Fatalf("redistest: CLUSTER FAILOVER on %s: %v", replica.Addr, err)
+	deadline := time.Now().Add(clusterTimeout)
+	for {
+		// An error reply is fine if the last request won after all.
+		if _, err := replica.Do(t, "CLUSTER", "FAILOVER"); err != nil && !replica.isMaster() {
+			t.Fatalf("redistest: CLUSTER FAILOVER on %s: %v", replica.Addr, err)
+		}
+		err := c.healthyBy(soonest(deadline, time.Now().Add(failoverRetry)), replica)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		t.Logf("redistest: CLUSTER FAILOVER on %s did not complete; asking again", replica.Addr)
 	}
-	c.WaitMaster(t, replica)
+}
+
+// isMaster reports whether s answers ROLE as a master.
+func (s *Server) isMaster() bool {
+	role, err := s.do(time.Now().Add(doTimeout), "ROLE")
+	r, _ := role.([]any)
+	return err == nil && len(r) > 0 && r[0] == "master"
 }
 
 // WaitMaster waits (deadline 30s, polling) until every running node
