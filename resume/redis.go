@@ -628,50 +628,55 @@ func (r *Redis) confirmed(ctx context.Context, channel string) {
 }
 
 // fill delivers what the channel's stream holds after the last delivered
-// id. It leaves the channel stale when Redis fails, to try again on the
-// next message.
-func (r *Redis) fill(ctx context.Context, channel string, w *watch) {
+// id, and reports whether the channel is up to date. When Redis fails it
+// leaves the channel stale, to try again on the next message.
+func (r *Redis) fill(ctx context.Context, channel string, w *watch) bool {
 	for {
 		page, err := r.History(ctx, channel, w.last, catchUpLimit)
 		if err != nil {
 			w.stale = true
 			r.log.Warn("redis: filling a channel after a reconnect failed; will retry", "err", err)
-			return
+			return false
 		}
 		if page.Gap {
-			r.resync(ctx, channel, w)
-			return
+			return r.resync(ctx, channel, w)
 		}
 		for _, m := range page.Messages {
 			r.deliverNew(ctx, w, m)
 		}
 		if len(page.Messages) < catchUpLimit {
 			w.stale = false
-			return
+			return true
 		}
 	}
 }
 
 // resync handles a fill that found messages after the last delivered id
 // gone: the channel's local sessions are closed (their clients resume and
-// get the gap), and the relay continues from the stream's newest id.
-func (r *Redis) resync(ctx context.Context, channel string, w *watch) {
+// get the gap), and the relay continues from the stream's newest id. It
+// reports whether it could (it needs that id).
+func (r *Redis) resync(ctx context.Context, channel string, w *watch) bool {
 	r.log.Warn("redis: messages of a channel were lost before this node could relay them; its subscribers resync", "last_delivered", w.last.String())
 	last, err := r.Last(ctx, channel)
 	if err != nil {
 		w.stale = true
-		return
+		return false
 	}
 	w.last, w.stale = last, false
 	if f := r.lost.Load(); f != nil {
 		(*f)(channel)
 	}
+	return true
 }
 
 // catchUpLimit is the page size of a fill.
 const catchUpLimit = 500
 
 // relay delivers a live message, after a fill when the channel is stale.
+// While the fill fails the message is not delivered: it would skip the
+// messages the fill was to deliver, without a gap. The stream holds it, and
+// the fill that works (on the next message or reconnect) delivers it in
+// order.
 func (r *Redis) relay(ctx context.Context, m *redis.Message) {
 	channel := channelOfLive(m.Channel)
 	r.mu.Lock()
@@ -680,8 +685,8 @@ func (r *Redis) relay(ctx context.Context, m *redis.Message) {
 	if w == nil || !w.confirmed {
 		return
 	}
-	if w.stale {
-		r.fill(ctx, channel, w)
+	if w.stale && !r.fill(ctx, channel, w) {
+		return
 	}
 	msg, err := liveMessage(channel, m.Payload)
 	if err != nil {

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -434,5 +436,87 @@ func TestRedisReportsUnrecoverableLoss(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the loss was not reported")
+	}
+}
+
+// A fill that fails must hold back the live messages after it: relaying
+// one would skip, without a gap, the messages the fill was to deliver.
+// Here the relay's Redis user loses the right to read streams while its
+// connection is down; the message published meanwhile, and the live one
+// after it, arrive in order once reading works again.
+func TestRedisFailedFillHoldsLiveMessages(t *testing.T) {
+	srv := redistest.Start(t)
+	if _, err := srv.Do(t, "ACL", "SETUSER", "relay", "on", ">pw", "~*", "&*", "+@all"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := edge.Config{Redis: "redis://relay:pw@" + srv.Addr}.WithDefaults()
+	r, err := resume.NewRedis(cfg, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := runRedisNode(t, r)
+	if err := n.Watch(context.Background(), "f"); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(data string) edge.ID {
+		t.Helper()
+		reply, err := srv.Do(t, "FCALL", "edge_publish", "1", "edge:{f}", "", data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := edge.ParseID(reply)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	// denied waits until Redis has refused the relay's reads more than
+	// after times, and returns how many times.
+	denied := func(after int) int {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			log, err := srv.Do(t, "ACL", "LOG")
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			lines := strings.Split(log, "\n")
+			for i := 0; i+1 < len(lines); i++ {
+				if lines[i] == "count" {
+					c, _ := strconv.Atoi(lines[i+1])
+					n += c
+				}
+			}
+			if n > after {
+				return n
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the relay did not try to fill (%d denials)", n)
+			}
+			time.Sleep(10 * time.Millisecond) // polling Redis's log: no event to wait on
+		}
+	}
+
+	n.waitUntil(t, "f", publish("0"))
+	for _, cmd := range [][]string{{"ACL", "SETUSER", "relay", "-xrange"}, {"CLIENT", "KILL", "TYPE", "pubsub"}} {
+		if _, err := srv.Do(t, cmd...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("1")       // missed live: the relay reconnects after a backoff
+	fills := denied(0) // its fill after reconnecting failed
+	publish("2")       // relayed live while "1" is still missing
+	denied(fills)      // the relay tried to fill before relaying "2"
+	if _, err := srv.Do(t, "ACL", "SETUSER", "relay", "+xrange"); err != nil {
+		t.Fatal(err)
+	}
+	n.waitUntil(t, "f", publish("3"))
+	var got []string
+	for _, m := range n.waitFor(t, "f", 0) {
+		got = append(got, string(m.Data))
+	}
+	if want := []string{"0", "1", "2", "3"}; !slices.Equal(got, want) {
+		t.Fatalf("relayed %q, want %q", got, want)
 	}
 }
