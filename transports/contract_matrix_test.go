@@ -17,7 +17,6 @@ import (
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
 	"github.com/edgeworks/edge/resume/redistest"
-	"github.com/edgeworks/edge/transports/metrics"
 )
 
 // TestContract proves the cursor and resume contract of DESIGN.md on every
@@ -558,8 +557,10 @@ type pollResult struct {
 }
 
 // openPoll starts a long-poll. Its client cannot observe when the poll
-// starts; without a cursor openPoll returns once the edge counts the poll's
-// subscriptions, which must fix where it starts.
+// starts; without a cursor openPoll returns once the edge counts the poll
+// among its waiting ones (edge_connections{transport="poll"}, "long-polls
+// while they wait"), by which time it must have fixed where the poll
+// starts.
 func openPoll(t *testing.T, e *testEdge, channels []string, cursor string) subscriber {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -567,21 +568,16 @@ func openPoll(t *testing.T, e *testEdge, channels []string, cursor string) subsc
 	t.Cleanup(p.close)
 	p.poll()
 	deadline := time.Now().Add(arrival)
-	for cursor == "" && len(p.answer) == 0 && pollSubscriptions(e) < len(channels) {
+	// Each scrape is a round trip to the edge, which paces the loop.
+	for cursor == "" && len(p.answer) == 0 {
+		if n, _ := value(scrape(t, e), "edge_connections", "transport", "poll"); n > 0 {
+			break
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("poll of %v: the edge does not count it within %v", channels, arrival)
 		}
-		time.Sleep(time.Millisecond) // polling a counter, not synchronisation
 	}
 	return p
-}
-
-// pollSubscriptions is the edge's count of channels that long-polls wait
-// on (edge_subscriptions{transport="poll"}).
-func pollSubscriptions(e *testEdge) int {
-	var st [metrics.NumTransports]edge.SessionStats
-	e.srv.Hub().Stats(st[:])
-	return st[metrics.Poll].Subscriptions
 }
 
 // poll sends the next long-poll.
