@@ -9,6 +9,13 @@ type Page struct {
 	// retained (trimmed, expired or lost), so Messages does not continue
 	// right after the cursor.
 	Gap bool
+	// Ahead reports that the cursor is ahead of the newest id the channel
+	// has: the history it came from was lost (a restart without
+	// persistence, a failover to a lagging replica). Gap is set too,
+	// Messages is empty, and a reader continues from Last.
+	Ahead bool
+	// Last is the channel's newest id (or its floor) when Ahead is set.
+	Last ID
 }
 
 // Broker stores messages and relays them live to every node. The embedded
@@ -25,7 +32,8 @@ type Broker interface {
 
 	// History returns up to limit retained messages of channel with ids
 	// after the cursor, oldest first, with Gap set when messages after it
-	// are no longer retained.
+	// are no longer retained, and Ahead when the cursor is past the
+	// channel's newest id.
 	History(ctx context.Context, channel string, after ID, limit int) (Page, error)
 
 	// Last returns the position of a subscriber that starts now: the id

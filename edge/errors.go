@@ -39,13 +39,29 @@ var (
 // ErrSessionClosed is returned by Session methods after the session closed.
 var ErrSessionClosed = errors.New("edge: session closed")
 
+// WithCause returns an error that a client knows as public (an error
+// wrapping one of the sentinels) and a log as public and cause: a backend's
+// addresses and internals stay out of what clients are told. errors.Is and
+// errors.As see both.
+func WithCause(public, cause error) error { return &causedError{public, cause} }
+
+type causedError struct{ public, cause error }
+
+func (e *causedError) Error() string   { return e.public.Error() + ": " + e.cause.Error() }
+func (e *causedError) Unwrap() []error { return []error{e.public, e.cause} }
+
 // Classify maps any error to what a client is told: the code and status of
 // the *Error it wraps (ErrInternal when it wraps none) and a message. The
-// message of an internal error is generic, so internals never leak.
+// message of an internal error is generic, and a cause attached with
+// WithCause is left out, so internals never leak.
 func Classify(err error) (code string, status int, message string) {
 	var e *Error
 	if !errors.As(err, &e) {
 		return ErrInternal.Code, ErrInternal.Status, ErrInternal.Msg
+	}
+	var c *causedError
+	if errors.As(err, &c) {
+		err = c.public
 	}
 	return e.Code, e.Status, strings.TrimPrefix(err.Error(), "edge: ")
 }

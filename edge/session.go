@@ -335,47 +335,81 @@ func (s *Session) GoLive(channel string, pos ID) bool {
 	return true
 }
 
-// Join subscribes the session to channel and brings it up to date. With a
-// cursor (since != nil) it passes every retained message after it to emit,
-// in pages, oldest first (a page with Gap set first when some are no longer
-// retained); without one it starts at the channel's current position. When
-// Join returns, the channel is live: its next message is queued right after
-// the returned position, with no gap and no duplicate. emit runs on the
-// caller's goroutine, typically the connection's writer.
+// Join subscribes the session to channel and brings it up to date: Start
+// then Finish, for a caller that has nothing to do between the two.
 func (s *Session) Join(ctx context.Context, channel string, since *ID, emit func(Page) error) (ID, error) {
-	if err := s.Subscribe(ctx, channel); err != nil {
+	j, err := s.Start(ctx, channel, since)
+	if err != nil {
 		return ID{}, err
 	}
-	pos, err := s.catchUp(ctx, channel, since, emit)
+	return s.Finish(ctx, j, emit)
+}
+
+// Joining is a channel that Start subscribed and whose starting position
+// is fixed; Finish completes the join.
+type Joining struct {
+	channel string
+	pos     ID
+	resume  bool // pos is the client's cursor, not yet checked against history
+}
+
+// Channel returns the channel being joined.
+func (j Joining) Channel() string { return j.channel }
+
+// Start subscribes the session to channel in buffering mode and fixes
+// where the subscriber starts: after the cursor since, or without one at
+// the channel's current position. Every message published once Start
+// returns is delivered by Finish, however long the caller takes in
+// between — so a transport calls Start before the client can observe the
+// subscription (a WebSocket's 101, SSE response headers), and Finish after.
+// On error the channel is not subscribed.
+func (s *Session) Start(ctx context.Context, channel string, since *ID) (Joining, error) {
+	if err := s.Subscribe(ctx, channel); err != nil {
+		return Joining{}, err
+	}
+	if since != nil {
+		return Joining{channel: channel, pos: *since, resume: true}, nil
+	}
+	last, err := s.hub.broker.Last(ctx, channel)
+	if err != nil {
+		s.Unsubscribe(channel)
+		return Joining{}, err
+	}
+	return Joining{channel: channel, pos: last}, nil
+}
+
+// Finish brings a started channel up to date. With a cursor it passes
+// every retained message after it to emit, in pages, oldest first (a page
+// with Gap set first when some are no longer retained, or when the cursor
+// is ahead of the channel: then the channel continues from its current
+// position). When Finish returns, the channel is live: its next message
+// is queued right after the returned position, with no gap and no
+// duplicate. emit runs on the caller's goroutine, typically the
+// connection's writer. On error the channel is unsubscribed.
+func (s *Session) Finish(ctx context.Context, j Joining, emit func(Page) error) (ID, error) {
+	pos, err := s.catchUp(ctx, j, emit)
 	if _, closed := s.Closed(); closed && err == nil {
 		err = ErrSessionClosed
 	}
 	if err != nil {
-		s.Unsubscribe(channel)
+		s.Unsubscribe(j.channel)
 		return ID{}, err
 	}
 	return pos, nil
 }
 
-func (s *Session) catchUp(ctx context.Context, channel string, since *ID, emit func(Page) error) (ID, error) {
-	broker := s.hub.broker
-	var pos ID
-	if since == nil {
-		last, err := broker.Last(ctx, channel)
-		if err != nil {
-			return ID{}, err
-		}
-		if s.GoLive(channel, last) {
-			return last, nil
-		}
-		pos = last
-	} else {
-		pos = *since
+func (s *Session) catchUp(ctx context.Context, j Joining, emit func(Page) error) (ID, error) {
+	channel, pos := j.channel, j.pos
+	if !j.resume && s.GoLive(channel, pos) {
+		return pos, nil
 	}
 	for round := 0; round < maxCatchUpRounds; {
-		page, err := broker.History(ctx, channel, pos, catchUpPage)
+		page, err := s.hub.broker.History(ctx, channel, pos, catchUpPage)
 		if err != nil {
 			return ID{}, err
+		}
+		if page.Ahead {
+			pos = page.Last
 		}
 		if len(page.Messages) > 0 || page.Gap {
 			if err := emit(page); err != nil {

@@ -247,6 +247,51 @@ func TestJoinWithoutCursor(t *testing.T) {
 	}
 }
 
+// A cursor ahead of the channel (its history was lost) gets a gap page and
+// continues from the channel's current position: the next message is
+// delivered, never held back behind the unplaceable cursor.
+func TestJoinCursorAhead(t *testing.T) {
+	h, b := newHub(t, edge.Config{})
+	publishN(t, b, "c", 3)
+	s := newSession(t, h)
+	var rec pageRecorder
+	future := edge.ID{Ms: 9999999999999}
+	pos, err := s.Join(context.Background(), "c", &future, rec.emit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, _ := b.Last(context.Background(), "c")
+	if pos != last || !rec.gap() || len(rec.ids()) != 0 {
+		t.Fatalf("Join from %v: position %v, gap %v, %d messages; want position %v, a gap, none", future, pos, rec.gap(), len(rec.ids()), last)
+	}
+	ids := publishN(t, b, "c", 2)
+	checkIDs(t, "live frames", frameIDs(takeN(t, s, 2)), ids)
+}
+
+// Start fixes the position of a subscriber without a cursor: what is
+// published between Start and Finish (while a transport completes its
+// handshake) is delivered, exactly once.
+func TestStartFixesPosition(t *testing.T) {
+	for _, before := range []int{0, 5} {
+		t.Run(fmt.Sprintf("%d before", before), func(t *testing.T) {
+			h, b := newHub(t, edge.Config{})
+			publishN(t, b, "c", before)
+			s := newSession(t, h)
+			j, err := s.Start(context.Background(), "c", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			between := publishN(t, b, "c", 3)
+			if _, err := s.Finish(context.Background(), j, func(edge.Page) error { return nil }); err != nil {
+				t.Fatal(err)
+			}
+			after := publishN(t, b, "c", 2)
+			checkIDs(t, "frames", frameIDs(takeN(t, s, 5)), append(between, after...))
+			takeNone(t, s)
+		})
+	}
+}
+
 func TestJoinWithCursor(t *testing.T) {
 	const before = 1234 // more than two catch-up pages
 	tests := []struct {
@@ -1112,6 +1157,7 @@ func TestClassify(t *testing.T) {
 		{"method not allowed", edge.ErrMethodNotAllowed, "method_not_allowed", 405, "method not allowed"},
 		{"unavailable", fmt.Errorf("%w: redis is down", edge.ErrUnavailable), "unavailable", 503, "backend unavailable: redis is down"},
 		{"shutting down", edge.ErrShuttingDown, "shutting_down", 503, "shutting down"},
+		{"cause kept from clients", edge.WithCause(fmt.Errorf("%w: redis publish failed", edge.ErrUnavailable), secret), "unavailable", 503, "backend unavailable: redis publish failed"},
 		{"unknown error", secret, "internal", 500, "internal error"},
 		{"unknown error wrapped", fmt.Errorf("resume: read %q: %w", "c", secret), "internal", 500, "internal error"},
 		{"session closed is not a client error", edge.ErrSessionClosed, "internal", 500, "internal error"},

@@ -19,7 +19,8 @@ var _ edge.Broker = (*Memory)(nil)
 //
 // Gap detection: every channel has a floor, the newest id known to be lost
 // (trimmed, expired, or from before this store started). A cursor below the
-// floor gets Page.Gap. The cursor "0-0" asks for everything retained and
+// floor gets Page.Gap; a cursor past the channel's newest id (from an
+// earlier run of the edge, whose history is gone) gets Page.Ahead. The cursor "0-0" asks for everything retained and
 // gets a gap only when this store trimmed messages of the channel.
 //
 // Memory is safe for concurrent use.
@@ -207,11 +208,18 @@ func (m *Memory) enforceBudget(first string) {
 func (m *Memory) History(ctx context.Context, channel string, after edge.ID, limit int) (edge.Page, error) {
 	c := m.channel(channel, false)
 	if c == nil {
-		return edge.Page{Gap: !after.IsZero() && after.Less(m.newFloor())}, nil
+		floor := m.newFloor()
+		if floor.Less(after) {
+			return aheadPage(floor), nil
+		}
+		return edge.Page{Gap: !after.IsZero() && after.Less(floor)}, nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	m.expireLocked(c, m.now())
+	if c.last.Less(after) {
+		return aheadPage(c.last), nil
+	}
 	var page edge.Page
 	if after.IsZero() {
 		page.Gap = c.trimmed
@@ -223,6 +231,12 @@ func (m *Memory) History(ctx context.Context, channel string, after edge.ID, lim
 		page.Messages = append(page.Messages, c.ring[(c.head+i)%len(c.ring)])
 	}
 	return page, nil
+}
+
+// aheadPage is the answer to a cursor past the channel's newest id, last:
+// a gap, and where to continue.
+func aheadPage(last edge.ID) edge.Page {
+	return edge.Page{Gap: true, Ahead: true, Last: last}
 }
 
 // search returns the index (from the oldest) of the first message after id.

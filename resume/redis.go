@@ -38,7 +38,9 @@ const redisTimeout = 5 * time.Second
 // entry of the stream, or at most the stream's max-deleted-entry-id. A
 // cursor below the max-deleted id lost messages to trimming; a cursor that
 // the stream never held (the stream expired, was flushed, or a failover
-// lost it) cannot be proven complete. Both get Page.Gap.
+// lost it) cannot be proven complete. Both get Page.Gap; a cursor past the
+// stream's last generated id (or any cursor but 0-0 without a stream) also
+// gets Page.Ahead, with the position to continue from.
 //
 // Redis is safe for concurrent use. Run must be running for live relay.
 type Redis struct {
@@ -152,9 +154,11 @@ func (r *Redis) loadFunction(ctx context.Context) error {
 // (certificate storage) to share its connections.
 func (r *Redis) Client() redis.UniversalClient { return r.rdb }
 
-// unavailable wraps a Redis failure for clients.
+// unavailable wraps a Redis failure: clients are told which operation
+// failed, the log also why (with Redis's address, which clients are not
+// told).
 func unavailable(op string, err error) error {
-	return fmt.Errorf("%w: redis %s: %v", edge.ErrUnavailable, op, err)
+	return edge.WithCause(fmt.Errorf("%w: redis %s failed", edge.ErrUnavailable, op), err)
 }
 
 // Relay sets the function that receives live messages of watched channels.
@@ -194,7 +198,13 @@ func (r *Redis) History(ctx context.Context, channel string, after edge.ID, limi
 	if isNoSuchKey(info.Err()) {
 		// No stream: it never had messages (then no cursor but 0-0 was
 		// handed out), or it expired or was lost.
-		return edge.Page{Gap: !after.IsZero()}, nil
+		if !after.IsZero() {
+			return aheadPage(edge.ID{}), nil
+		}
+		return edge.Page{}, nil
+	}
+	if last, err := edge.ParseID(info.Val().LastGeneratedID); err == nil && last.Less(after) {
+		return aheadPage(last), nil
 	}
 	maxDeleted, _ := edge.ParseID(info.Val().MaxDeletedEntryID)
 	var page edge.Page
@@ -409,7 +419,7 @@ func (r *Redis) receive(sh *shard) {
 			return
 		}
 		r.log.Warn("redis relay connection lost; will resubscribe and fill from the streams", "addr", sh.addr, "err", err)
-		r.markStale()
+		r.markStale(sh)
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
@@ -446,12 +456,14 @@ func (r *Redis) connect(ctx context.Context, sh *shard) error {
 	return nil
 }
 
-// markStale marks every confirmed channel for a fill after reconnecting.
-func (r *Redis) markStale() {
+// markStale marks the confirmed channels of sh for a fill after
+// reconnecting. Only sh's loop may touch their stale field: other shards'
+// channels are relayed, without the lock, by their own loops.
+func (r *Redis) markStale(sh *shard) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, w := range r.watches {
-		if w.confirmed {
+		if w.shard == sh && w.confirmed {
 			w.stale = true
 		}
 	}

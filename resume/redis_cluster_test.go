@@ -73,3 +73,44 @@ func TestRedisCluster(t *testing.T) {
 		}
 	}
 }
+
+// When one master's relay connection drops, only that shard fills its
+// channels from their streams; the other shards keep relaying, untouched
+// (marking them from the dropped shard's loop was a data race with their
+// own loops). Every message is relayed once, in order, on every shard.
+func TestRedisClusterRelayDropOnOneMaster(t *testing.T) {
+	c := redistest.StartCluster(t, 3)
+	a := startClusterNode(t, c)
+	b := startClusterNode(t, c)
+	ctx := context.Background()
+	const channels, rounds, each = 12, 5, 10
+	for i := range channels {
+		if err := b.Watch(ctx, fmt.Sprintf("d%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string][]edge.ID{}
+	for round := range rounds {
+		if _, err := c.Nodes[round%len(c.Nodes)].Do(t, "CLIENT", "KILL", "TYPE", "pubsub"); err != nil {
+			t.Fatal(err)
+		}
+		for j := range each {
+			for i := range channels {
+				ch := fmt.Sprintf("d%d", i)
+				want[ch] = append(want[ch], mustPublish(t, a, ch, fmt.Sprint(round, j)))
+			}
+		}
+	}
+	for ch, ids := range want {
+		b.waitUntil(t, ch, ids[len(ids)-1])
+		got := b.waitFor(t, ch, len(ids))
+		if len(got) != len(ids) {
+			t.Fatalf("%s: %d relayed, want %d", ch, len(got), len(ids))
+		}
+		for k, m := range got {
+			if m.ID != ids[k] {
+				t.Fatalf("%s: message %d = %v, want %v", ch, k, m.ID, ids[k])
+			}
+		}
+	}
+}

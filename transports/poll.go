@@ -303,6 +303,9 @@ func (s *Server) pollHistory(ctx context.Context, ans *pollAnswer, channels []st
 			s.metrics.Gap()
 			ans.gaps = append(ans.gaps, ch)
 		}
+		if page.Ahead {
+			ans.cursor.Set(ch, page.Last)
+		}
 		for _, m := range page.Messages {
 			ans.frames = append(ans.frames, edge.NewFrame(m))
 		}

@@ -141,6 +141,9 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 		page.Messages = page.Messages[:limit]
 	}
 	cursor := after
+	if page.Ahead {
+		cursor = page.Last
+	}
 	if n := len(page.Messages); n > 0 {
 		cursor = page.Messages[n-1].ID
 	} else if since == "" {

@@ -146,17 +146,24 @@ func (c *sseConn) open(ctx context.Context, req subscribeRequest, head []byte, p
 		}
 		c.buf = append(c.buf, '\n', '\n')
 	}
+	// Every channel's start is fixed before the first bytes (the response
+	// head) can reach the client.
+	joins := make([]edge.Joining, 0, len(req.channels))
 	for _, ch := range req.channels {
-		pos, err := c.sess.Join(ctx, ch, req.since(ch), func(p edge.Page) error {
+		j, err := c.sess.Start(ctx, ch, req.since(ch))
+		if err != nil {
+			c.refuse(ctx, err)
+			return false
+		}
+		joins = append(joins, j)
+	}
+	for _, j := range joins {
+		ch := j.Channel()
+		pos, err := c.sess.Finish(ctx, j, func(p edge.Page) error {
 			return c.writePage(ch, p)
 		})
 		if err != nil {
-			d, closed := c.sess.Closed()
-			if !closed {
-				c.s.log.WarnContext(ctx, "sse join failed", "err", err)
-				d = edge.DisconnectServerError
-			}
-			c.disconnect(d)
+			c.refuse(ctx, err)
 			return false
 		}
 		c.cursor.Set(ch, pos)
@@ -166,6 +173,16 @@ func (c *sseConn) open(ctx context.Context, req subscribeRequest, head []byte, p
 	c.buf = c.cursor.AppendTo(c.buf)
 	c.buf = append(c.buf, '\n', '\n')
 	return c.writeBuf() == nil
+}
+
+// refuse ends a stream whose join failed, telling the client why.
+func (c *sseConn) refuse(ctx context.Context, err error) {
+	d, closed := c.sess.Closed()
+	if !closed {
+		c.s.log.WarnContext(ctx, "sse join failed", "err", err)
+		d = edge.DisconnectServerError
+	}
+	c.disconnect(d)
 }
 
 // watchClient blocks reading the hijacked connection: an SSE client sends

@@ -67,10 +67,28 @@ func (w *wsResponse) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // handler returns once the request's channels are joined; the reader
 // goroutine and the write turn carry on.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, req subscribeRequest) {
+	if !s.checkOrigin(r) {
+		s.upgrader.Error(w, r, http.StatusForbidden, nil) // before any work for a refused page
+		return
+	}
 	sess, err := s.newSession(metrics.WS)
 	if err != nil {
 		writeError(w, err)
 		return
+	}
+	// The client sees the subscription once the 101 arrives: fix where
+	// each channel starts before that, so a message published right after
+	// it is delivered.
+	joins := make([]edge.Joining, 0, len(req.channels))
+	for _, ch := range req.channels {
+		j, err := sess.Start(r.Context(), ch, req.since(ch))
+		if err != nil {
+			sess.Release()
+			setRetryAfter(w, err)
+			writeError(w, err)
+			return
+		}
+		joins = append(joins, j)
 	}
 	s.hijacked.Add(1) // before the upgrade, which Run's http.Server.Shutdown stops waiting for
 	resp := &wsResponse{ResponseWriter: w}
@@ -87,8 +105,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, req subscribeRe
 		s.hijacked.Done()
 	})
 	c.expireAt(req.expiry())
-	for _, ch := range req.channels {
-		if !c.join(ch, req.since(ch), nil) {
+	for _, j := range joins {
+		if !c.finish(j, nil) {
 			c.end()
 			c.turn.Unlock()
 			return
@@ -314,7 +332,19 @@ func (c *wsConn) flush() {
 // acknowledges with the position. A refused subscription is answered with
 // an error frame; join reports false only when the connection must end.
 func (c *wsConn) join(channel string, since *edge.ID, ref json.RawMessage) bool {
-	pos, err := c.sess.Join(context.Background(), channel, since, func(p edge.Page) error {
+	j, err := c.sess.Start(context.Background(), channel, since)
+	if err != nil {
+		return c.refuse(err, ref)
+	}
+	return c.finish(j, ref)
+}
+
+// finish completes a started join: it writes the channel's history and
+// acknowledges with the position. It reports false only when the
+// connection must end.
+func (c *wsConn) finish(j edge.Joining, ref json.RawMessage) bool {
+	channel := j.Channel()
+	pos, err := c.sess.Finish(context.Background(), j, func(p edge.Page) error {
 		if p.Gap {
 			c.s.metrics.Gap()
 			if err := c.send(serverFrame{Type: "gap", Channel: channel}.encode()); err != nil {
@@ -332,18 +362,25 @@ func (c *wsConn) join(channel string, since *edge.ID, ref json.RawMessage) bool 
 		return nil
 	})
 	if err != nil {
-		if d, closed := c.sess.Closed(); closed {
-			c.disconnect(d)
-			return false
-		}
-		var e *edge.Error
-		if !errors.As(err, &e) {
-			c.s.log.Warn("websocket join failed", "err", err)
-		}
-		return c.send(errorFrame(ref, err)) == nil
+		return c.refuse(err, ref)
 	}
 	c.cursor.Set(channel, pos)
 	return c.send(serverFrame{Type: "subscribed", Ref: ref, Channel: channel, ID: pos.String()}.encode()) == nil
+}
+
+// refuse answers a failed join with an error frame, or ends the
+// connection when the session closed. It reports false when the
+// connection must end.
+func (c *wsConn) refuse(err error, ref json.RawMessage) bool {
+	if d, closed := c.sess.Closed(); closed {
+		c.disconnect(d)
+		return false
+	}
+	var e *edge.Error
+	if !errors.As(err, &e) {
+		c.s.log.Warn("websocket join failed", "err", err)
+	}
+	return c.send(errorFrame(ref, err)) == nil
 }
 
 // writeFrames sends frames: one prepared message (encoded once for all
