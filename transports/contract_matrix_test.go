@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -352,23 +354,36 @@ func expect(t *testing.T, label string, s subscriber, want map[string][]item) {
 	t.Helper()
 	got := map[string]int{}
 	var arrived []item
-	pending := 0
-	for _, w := range want {
-		pending += len(w)
+	due := func() string {
+		var b strings.Builder
+		for _, ch := range slices.Sorted(maps.Keys(want)) {
+			if rest := want[ch][got[ch]:]; len(rest) > 0 {
+				fmt.Fprintf(&b, " %s", brief(rest))
+			}
+		}
+		return b.String()
 	}
-	for pending > 0 {
+	for due() != "" {
 		it, err := s.next(arrival)
 		if err != nil {
-			t.Fatalf("%s: %v; arrived %v, want %v", label, err, arrived, want)
+			t.Fatalf("%s: %v; arrived %s; still due%s", label, err, brief(arrived), due())
 		}
-		arrived = append(arrived, it)
 		w, n := want[it.channel], got[it.channel]
 		if n == len(w) || w[n] != it {
-			t.Fatalf("%s: %v out of place; arrived %v, want %v", label, it, arrived, want)
+			t.Fatalf("%s: %v out of place; arrived %s before it; still due%s", label, it, brief(arrived), due())
 		}
+		arrived = append(arrived, it)
 		got[it.channel]++
-		pending--
 	}
+}
+
+// brief lists items, the middle of a long list left out.
+func brief(items []item) string {
+	const ends = 4
+	if len(items) <= 2*ends+1 {
+		return fmt.Sprint(items)
+	}
+	return fmt.Sprintf("%v … %d more … %v", items[:ends], len(items)-2*ends, items[len(items)-ends:])
 }
 
 // wsSub reads a WebSocket subscription.
@@ -508,7 +523,7 @@ func (s *sseSub) next(within time.Duration) (item, error) {
 		var m wireMessage
 		switch {
 		case ev.Comment != "" || ev.Data == "" && ev.Event == "":
-			continue // heartbeat, or the id-only event
+			continue // heartbeat, or the id-only event (the matrix publishes no empty payload)
 		case ev.Event == "gap":
 			err := json.Unmarshal([]byte(ev.Data), &m)
 			return item{gap: true, channel: m.Channel}, err
@@ -517,9 +532,17 @@ func (s *sseSub) next(within time.Duration) (item, error) {
 		case len(s.channels) == 1:
 			return item{channel: s.channels[0], id: ev.ID}, nil
 		}
-		// Several channels: data is the message object.
-		err := json.Unmarshal([]byte(ev.Data), &m)
-		return item{channel: m.Channel, id: m.ID}, err
+		// Several channels: data is the message object, and the id the
+		// cursor that EventSource will send back, which must place the
+		// message's channel at the message.
+		if err := json.Unmarshal([]byte(ev.Data), &m); err != nil {
+			return item{}, err
+		}
+		c, err := resume.ParseCursor(ev.ID, s.channels)
+		if pos, _ := c.Get(m.Channel); err != nil || pos.String() != m.ID || c.Len() != len(s.channels) {
+			return item{}, fmt.Errorf("event id %q for %s=%s does not place every channel: %v", ev.ID, m.Channel, m.ID, err)
+		}
+		return item{channel: m.Channel, id: m.ID}, nil
 	}
 }
 
