@@ -114,8 +114,10 @@ func (c cell) edge(t *testing.T, cfg edge.Config) *testEdge {
 	t.Helper()
 	c.use(&cfg)
 	cfg = cfg.WithDefaults()
-	var broker edge.Broker = resume.NewMemory(cfg)
-	if cfg.Redis != "" {
+	var broker edge.Broker
+	if cfg.Redis == "" {
+		broker = resume.NewMemory(cfg)
+	} else {
 		r, err := resume.NewRedis(cfg, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
@@ -156,7 +158,8 @@ func (c cell) joinRace(t *testing.T) {
 				}
 				label := fmt.Sprintf("iteration %d", i)
 				expect(t, label, s, want)
-				// Anything after the fence and before it was delivered twice.
+				// Whatever comes between the second message and the fence
+				// came twice.
 				expect(t, label+", fence", s, map[string][]item{channels[0]: {{channel: channels[0], id: e.publish(channels[0], "fence")}}})
 				s.close()
 			}
@@ -363,7 +366,11 @@ func expect(t *testing.T, label string, s subscriber, want map[string][]item) {
 		}
 		return b.String()
 	}
-	for due() != "" {
+	pending := 0
+	for _, w := range want {
+		pending += len(w)
+	}
+	for ; pending > 0; pending-- {
 		it, err := s.next(arrival)
 		if err != nil {
 			t.Fatalf("%s: %v; arrived %s; still due%s", label, err, brief(arrived), due())
@@ -533,8 +540,8 @@ func (s *sseSub) next(within time.Duration) (item, error) {
 			return item{channel: s.channels[0], id: ev.ID}, nil
 		}
 		// Several channels: data is the message object, and the id the
-		// cursor that EventSource will send back, which must place the
-		// message's channel at the message.
+		// cursor that EventSource will send back, which must place every
+		// channel, the message's at the message.
 		if err := json.Unmarshal([]byte(ev.Data), &m); err != nil {
 			return item{}, err
 		}
