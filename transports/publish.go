@@ -105,7 +105,8 @@ func payloadTooLarge(max int) error {
 
 // handleHistory serves GET /v1/history?channel=A[&since=CURSOR][&limit=N]:
 // a page of retained messages after the cursor (from the oldest retained
-// without one), oldest first.
+// without one), oldest first. It is read under the rules of subscribing
+// to the channel: the same token sources, the same anonymous patterns.
 func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 	if !allowMethods(w, r, http.MethodGet) {
 		return
@@ -113,6 +114,14 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	channel := q.Get("channel")
 	if err := edge.ValidateChannel(channel); err != nil {
+		writeError(w, err)
+		return
+	}
+	claims, err := s.access.identify(r)
+	if err == nil {
+		err = s.access.subscribe(claims, channel)
+	}
+	if err != nil {
 		writeError(w, err)
 		return
 	}
