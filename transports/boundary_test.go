@@ -1,11 +1,18 @@
 package transports_test
 
 import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/resume"
 )
 
 // GET /v1/history reads a channel under the rules of subscribing to it:
@@ -53,4 +60,143 @@ func TestHistoryNeedsSubscribeRights(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rawRequest sends head (and body) on a new connection to e and returns
+// the connection and a reader of its answers.
+func rawRequest(t *testing.T, e *testEdge, head string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(e.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := io.WriteString(c, head); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	return c, bufio.NewReader(c)
+}
+
+// readJSONError reads an answer and checks that it is the JSON error
+// with status and code.
+func readJSONError(t *testing.T, br *bufio.Reader, status int, code string) *http.Response {
+	t.Helper()
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	defer resp.Body.Close()
+	var ans errorAnswer
+	body, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(body, &ans); err != nil || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("%s %q is not the JSON error: %v\n%s", resp.Status, resp.Header.Get("Content-Type"), err, body)
+	}
+	if resp.StatusCode != status || ans.Error.Code != code || ans.Error.Message == "" {
+		t.Fatalf("%d %+v, want %d %s", resp.StatusCode, ans.Error, status, code)
+	}
+	return resp
+}
+
+// A publish whose body stops coming is cut after --body-timeout with a
+// 408 JSON error and the connection is closed, however the body was
+// framed; a slow body that keeps coming is not cut.
+func TestStalledBodyIsCut(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	e := startEdge(t, edge.Config{MaxPayload: 16 << 20, BodyTimeout: timeout})
+	publish := "POST /v1/publish?channel=stall HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+	for _, tc := range []struct{ name, request string }{
+		{"16 MiB announced, 10 bytes sent", publish + "Content-Length: 16777216\r\n\r\n0123456789"},
+		{"no byte of the body", publish + "Content-Length: 100\r\n\r\n"},
+		{"chunked, stalled in a chunk", publish + "Transfer-Encoding: chunked\r\n\r\n400\r\n0123456789"},
+		{"chunked, stalled between chunks", publish + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			c, br := rawRequest(t, e, tc.request)
+			resp := readJSONError(t, br, http.StatusRequestTimeout, "request_timeout")
+			if waited := time.Since(start); waited < timeout {
+				t.Errorf("answered after %v, before the body timeout %v", waited, timeout)
+			}
+			if !resp.Close {
+				t.Error("the connection is kept for another request after a cut body")
+			}
+			if n, err := br.Read(make([]byte, 1)); err == nil {
+				t.Errorf("the connection stays open: read %d bytes", n)
+			}
+			c.Close()
+		})
+	}
+	t.Run("over HTTP/2", func(t *testing.T) {
+		tr := &http.Transport{Protocols: new(http.Protocols)}
+		tr.Protocols.SetUnencryptedHTTP2(true)
+		defer tr.CloseIdleConnections()
+		body, w := io.Pipe()
+		defer w.Close()
+		go w.Write([]byte("0123456789")) // then nothing, until the test ends
+		req, _ := http.NewRequest(http.MethodPost, e.url("/v1/publish", "channel", "stall"), body)
+		req.ContentLength = 16 << 20
+		resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var ans errorAnswer
+		decodeJSON(t, resp, &ans)
+		if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusRequestTimeout || ans.Error.Code != "request_timeout" {
+			t.Fatalf("%s %d %+v, want HTTP/2 408 request_timeout", resp.Proto, resp.StatusCode, ans.Error)
+		}
+	})
+	t.Run("slow body that keeps coming", func(t *testing.T) {
+		// Ten bytes a quarter of the timeout apart: the whole body takes
+		// 2.5 timeouts, no gap between bytes comes near one.
+		c, br := rawRequest(t, e, publish+"Content-Length: 10\r\n\r\n")
+		tick := time.NewTicker(timeout / 4)
+		defer tick.Stop()
+		for i := range 10 {
+			<-tick.C
+			if _, err := c.Write([]byte{'0' + byte(i)}); err != nil {
+				t.Fatalf("byte %d: %v", i, err)
+			}
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("a slow body that kept coming: %d", resp.StatusCode)
+		}
+	})
+	t.Run("store slower than the body timeout", func(t *testing.T) {
+		// Past the body the deadline is lifted: net/http's read that
+		// watches for the client leaving would otherwise fail when it
+		// fires and cancel the request while the message is stored.
+		cfg := edge.Config{BodyTimeout: timeout}.WithDefaults()
+		slow := startEdgeWith(t, cfg, slowStore{resume.NewMemory(cfg), 3 * timeout})
+		resp, err := http.Post(slow.url("/v1/publish", "channel", "slow"), "text/plain", strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("publish to a slow store: %d", resp.StatusCode)
+		}
+	})
+}
+
+// slowStore takes delay to store a message, unless the request is
+// cancelled first.
+type slowStore struct {
+	edge.Broker
+	delay time.Duration
+}
+
+func (s slowStore) Publish(ctx context.Context, channel, event string, data []byte) (edge.ID, error) {
+	select {
+	case <-ctx.Done():
+		return edge.ID{}, ctx.Err()
+	case <-time.After(s.delay):
+	}
+	return s.Broker.Publish(ctx, channel, event, data)
 }

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
+	"time"
 
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/edge/auth"
@@ -51,7 +53,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	data, err := readPayload(w, r, s.cfg.MaxPayload)
+	data, err := readPayload(w, r, s.cfg.MaxPayload, s.cfg.BodyTimeout)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -75,28 +77,73 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 	writeJSONBytes(w, http.StatusOK, append(b, `"}`...))
 }
 
-// readPayload reads a request body of at most max bytes. A body of known
-// length is read into one buffer of that length.
-func readPayload(w http.ResponseWriter, r *http.Request, max int) ([]byte, error) {
-	if n := r.ContentLength; n >= 0 {
-		if n > int64(max) {
-			return nil, payloadTooLarge(max)
-		}
-		data := make([]byte, n)
-		if _, err := io.ReadFull(r.Body, data); err != nil {
-			return nil, fmt.Errorf("%w: reading the body: %v", edge.ErrBadRequest, err)
-		}
-		return data, nil
+// readPayload reads a request body of at most max bytes, within timeout of
+// each other: a body that brings no byte for timeout is cut with
+// edge.ErrRequestTimeout (the connection is then closed, as the rest of
+// the body may still come). Memory follows the bytes that arrived, not
+// the Content-Length a client announced (see readBody).
+func readPayload(w http.ResponseWriter, r *http.Request, max int, timeout time.Duration) ([]byte, error) {
+	if r.ContentLength > int64(max) {
+		return nil, payloadTooLarge(max)
 	}
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(max)))
+	// The deadline is on the connection (HTTP/1) or the stream (HTTP/2).
+	// A ResponseWriter without deadlines (a test's recorder) has a body
+	// that cannot stall, so ErrNotSupported is ignored.
+	rc := http.NewResponseController(w)
+	data, err := readBody(http.MaxBytesReader(w, r.Body, int64(max)), r.ContentLength, max, func() {
+		rc.SetReadDeadline(time.Now().Add(timeout))
+	})
 	var tooBig *http.MaxBytesError
 	switch {
+	case err == nil:
+		// net/http lifts the deadline once an HTTP/1 body ends, to watch
+		// for the client leaving; no deadline of the body outlives it on
+		// HTTP/2 either.
+		rc.SetReadDeadline(time.Time{})
+		return data, nil
 	case errors.As(err, &tooBig):
 		return nil, payloadTooLarge(max)
-	case err != nil:
-		return nil, fmt.Errorf("%w: reading the body: %v", edge.ErrBadRequest, err)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		w.Header().Set("Connection", "close")
+		return nil, fmt.Errorf("%w: no byte of the body came for %v", edge.ErrRequestTimeout, timeout)
 	}
-	return data, nil
+	return nil, fmt.Errorf("%w: reading the body: %v", edge.ErrBadRequest, err)
+}
+
+// firstBodyChunk is the buffer a body is first read into: a whole typical
+// payload.
+const firstBodyChunk = 4 << 10
+
+// readBody reads body, of size bytes (-1: unknown, up to max and one byte
+// more, so that a reader that bounds it to max can say it is over),
+// calling progress before each read. Its buffer starts at firstBodyChunk
+// and doubles only once full, so it never holds more than
+// max(firstBodyChunk, 2×bytes received): a client that announces 16 MiB
+// and sends 10 bytes costs 4 KiB, not 16 MiB. A body of known size ends
+// in a buffer of exactly that size.
+func readBody(body io.Reader, size int64, max int, progress func()) ([]byte, error) {
+	limit := max + 1
+	if size >= 0 {
+		limit = int(min(size, int64(limit)))
+	}
+	buf := make([]byte, 0, min(limit, firstBodyChunk))
+	for len(buf) < limit {
+		if len(buf) == cap(buf) {
+			grown := make([]byte, len(buf), min(2*len(buf), limit))
+			copy(grown, buf)
+			buf = grown
+		}
+		progress()
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
 }
 
 func payloadTooLarge(max int) error {

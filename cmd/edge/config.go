@@ -166,6 +166,8 @@ func newFlagSet(cfg *edge.Config, cmd *command) *flag.FlagSet {
 		fmt.Sprintf("bound a long-poll client's linger= request to `DURATION` (default %v)", def.PollLingerMax))
 	durationVar(fs, &cfg.SSERetry, "sse-retry",
 		fmt.Sprintf("ask SSE clients to reconnect after `DURATION` (retry:) (default %v)", def.SSERetry))
+	durationVar(fs, &cfg.BodyTimeout, "body-timeout",
+		fmt.Sprintf("cut a request body (a publish) that brings no byte for `DURATION` with 408 (default %v)", def.BodyTimeout))
 
 	listVar(fs, &cfg.PublishKeys, "publish-key",
 		"let \"Authorization: Bearer `KEY`\" publish to every channel; repeatable (or comma-separated) for several keys; "+

@@ -32,7 +32,7 @@ func effectiveConfig(cfg edge.Config) map[string]any {
 		"max-payload": cfg.MaxPayload, "max-channels": cfg.MaxChannels, "queue-bytes": cfg.QueueBytes,
 		"heartbeat": cfg.Heartbeat.String(), "poll-timeout": cfg.PollTimeout.String(),
 		"poll-timeout-max": cfg.PollTimeoutMax.String(), "poll-linger-max": cfg.PollLingerMax.String(),
-		"sse-retry":   cfg.SSERetry.String(),
+		"sse-retry": cfg.SSERetry.String(), "body-timeout": cfg.BodyTimeout.String(),
 		"publish-key": keys, "insecure-publish": cfg.InsecurePublish, "jwt-secret": secret(cfg.JWTSecret),
 		"jwt-public-key": cfg.JWTPublicKeys, "jwks-url": cfg.JWKSURL,
 		"jwt-audience": cfg.JWTAudiences, "jwt-issuer": cfg.JWTIssuer, "anonymous": cfg.Anonymous,
