@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -199,4 +200,62 @@ func (s slowStore) Publish(ctx context.Context, channel, event string, data []by
 	case <-time.After(s.delay):
 	}
 	return s.Broker.Publish(ctx, channel, event, data)
+}
+
+// A page of another site cannot publish through its visitor's browser:
+// a POST whose Origin is neither the edge's own nor allowed by
+// --cors-origin (or that says Sec-Fetch-Site: cross-site without one) is
+// refused with 403 and nothing is stored, whatever its content type —
+// forms and text/plain fetches need no preflight. Backends, which send
+// no Origin, publish as before.
+func TestCrossSitePublishRefused(t *testing.T) {
+	plain := startEdge(t, edge.Config{})
+	listed := startEdge(t, edge.Config{CORSOrigin: "https://app.example, https://other.example"})
+	anyOrigin := startEdge(t, edge.Config{CORSOrigin: "*"})
+	for i, tc := range []struct {
+		name        string
+		e           *testEdge
+		contentType string
+		header      http.Header
+		status      int
+	}{
+		{"backend without Origin", plain, "application/octet-stream", nil, 200},
+		{"same origin", plain, "text/plain", http.Header{"Origin": {plain.base}}, 200},
+		{"same origin, Sec-Fetch-Site", plain, "text/plain", http.Header{"Origin": {plain.base}, "Sec-Fetch-Site": {"same-origin"}}, 200},
+		{"other site, text/plain", plain, "text/plain", http.Header{"Origin": {"http://evil.example"}}, 403},
+		{"other site, form", plain, "application/x-www-form-urlencoded", http.Header{"Origin": {"http://evil.example"}}, 403},
+		{"other site, multipart", plain, "multipart/form-data; boundary=x", http.Header{"Origin": {"https://evil.example"}, "Sec-Fetch-Site": {"cross-site"}}, 403},
+		{"opaque origin", plain, "text/plain", http.Header{"Origin": {"null"}}, 403},
+		{"another port of the host", plain, "text/plain", http.Header{"Origin": {"http://127.0.0.1:1"}}, 403},
+		{"cross-site without Origin", plain, "text/plain", http.Header{"Sec-Fetch-Site": {"cross-site"}}, 403},
+		{"same-site without Origin", plain, "text/plain", http.Header{"Sec-Fetch-Site": {"same-site"}}, 200},
+		{"origin allowed by --cors-origin", listed, "text/plain", http.Header{"Origin": {"https://other.example"}, "Sec-Fetch-Site": {"cross-site"}}, 200},
+		{"origin not in --cors-origin", listed, "text/plain", http.Header{"Origin": {"https://evil.example"}}, 403},
+		{"cross-site without Origin, list", listed, "text/plain", http.Header{"Sec-Fetch-Site": {"cross-site"}}, 403},
+		{"any origin with --cors-origin *", anyOrigin, "text/plain", http.Header{"Origin": {"https://evil.example"}, "Sec-Fetch-Site": {"cross-site"}}, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			channel := fmt.Sprintf("cross-%d", i)
+			req, _ := http.NewRequest(http.MethodPost, tc.e.url("/v1/publish", "channel", channel), strings.NewReader("x=1"))
+			req.Header.Set("Content-Type", tc.contentType)
+			for k, v := range tc.header {
+				req.Header[k] = v
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var ans errorAnswer
+			decodeJSON(t, resp, &ans)
+			if resp.StatusCode != tc.status || (tc.status == 403) != (ans.Error.Code == "forbidden") {
+				t.Fatalf("%d %+v, want %d", resp.StatusCode, ans.Error, tc.status)
+			}
+			var page struct{ Messages []wireMessage }
+			getJSON(t, tc.e.url("/v1/history", "channel", channel), nil, &page)
+			if stored := len(page.Messages) == 1; stored != (tc.status == 200) {
+				t.Fatalf("%d messages stored after a %d", len(page.Messages), resp.StatusCode)
+			}
+		})
+	}
 }

@@ -25,6 +25,10 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 	if !allowMethods(w, r, http.MethodPost) {
 		return
 	}
+	if err := s.crossSite(r); err != nil {
+		writeError(w, err)
+		return
+	}
 	channel, event := queryValue(r.URL.RawQuery, "channel"), queryValue(r.URL.RawQuery, "event")
 	if err := edge.ValidateChannel(channel); err != nil {
 		writeError(w, err)
@@ -75,6 +79,26 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 	b = append(b, `,"id":"`...)
 	b = id.AppendTo(b)
 	writeJSONBytes(w, http.StatusOK, append(b, `"}`...))
+}
+
+// crossSite refuses a publish that a browser sends for a page of another
+// site. A form or a text/plain fetch needs no CORS preflight: the browser
+// sends it and only hides the answer, so without this check any page
+// open in a browser on the edge's host could publish anonymously from
+// loopback. Such a request has an Origin that is neither the edge's own
+// nor allowed by --cors-origin, or, without Origin, Sec-Fetch-Site:
+// cross-site. Backends send neither header.
+func (s *Server) crossSite(r *http.Request) error {
+	if origin := r.Header.Get("Origin"); origin != "" {
+		if s.checkOrigin(r) {
+			return nil
+		}
+		return fmt.Errorf("%w: publishing from a page of origin %q; the edge allows its own origin and --cors-origin", edge.ErrForbidden, clip(origin))
+	}
+	if r.Header.Get("Sec-Fetch-Site") == "cross-site" && s.cfg.CORSOrigin != "*" {
+		return fmt.Errorf("%w: publishing from a page of another site (Sec-Fetch-Site: cross-site) without an Origin that --cors-origin allows", edge.ErrForbidden)
+	}
+	return nil
 }
 
 // readPayload reads a request body of at most max bytes, within timeout of
