@@ -259,3 +259,84 @@ func TestCrossSitePublishRefused(t *testing.T) {
 		})
 	}
 }
+
+// Anonymous publishing from loopback needs the edge to be named by a
+// loopback name or address or its --domain: a page that DNS rebinding
+// pointed at 127.0.0.1 sends its own name as Host (and as Origin, so it
+// passes same-origin checks) and is refused, over HTTP and over a
+// WebSocket's publish op. Keys, tokens and --insecure-publish do not
+// depend on the Host.
+func TestDNSRebindingCannotPublish(t *testing.T) {
+	open := startEdge(t, edge.Config{Domains: []string{"edge.example"}})
+	insecure := startEdge(t, edge.Config{InsecurePublish: true})
+	keyed := startEdge(t, edge.Config{PublishKeys: []string{"k1"}})
+	port := open.base[strings.LastIndex(open.base, ":"):]
+	for _, tc := range []struct {
+		name, host string
+		e          *testEdge
+		key        string
+		ok         bool
+	}{
+		{"127.0.0.1", "127.0.0.1" + port, open, "", true},
+		{"127.0.0.1 without port", "127.0.0.1", open, "", true},
+		{"another loopback address", "127.8.9.10" + port, open, "", true},
+		{"::1", "[::1]" + port, open, "", true},
+		{"::1 without port", "[::1]", open, "", true},
+		{"IPv4-mapped loopback", "[::ffff:127.0.0.1]" + port, open, "", true},
+		{"localhost", "localhost" + port, open, "", true},
+		{"LOCALHOST.", "LOCALHOST." + port, open, "", true},
+		{"a .localhost name", "app.localhost" + port, open, "", true},
+		{"the --domain", "Edge.Example", open, "", true},
+		{"rebound name", "evil.example" + port, open, "", false},
+		{"rebound name without port", "evil.example", open, "", false},
+		{"localhost as a label", "localhost.evil.example" + port, open, "", false},
+		{"localhost suffix without a dot", "evillocalhost" + port, open, "", false},
+		{"loopback address as a label", "127.0.0.1.nip.io" + port, open, "", false},
+		{"sub-domain of the --domain", "x.edge.example", open, "", false},
+		{"a public address", "203.0.113.7" + port, open, "", false},
+		{"rebound name, --insecure-publish", "evil.example" + port, insecure, "", true},
+		{"rebound name, publish key", "evil.example" + port, keyed, "k1", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			channel := "rebind-" + strings.Map(func(r rune) rune {
+				if strings.ContainsRune("abcdefghijklmnopqrstuvwxyz0123456789", r) {
+					return r
+				}
+				return '-'
+			}, strings.ToLower(tc.name))
+			t.Run("HTTP", func(t *testing.T) {
+				req, _ := http.NewRequest(http.MethodPost, tc.e.url("/v1/publish", "channel", channel), strings.NewReader("x"))
+				req.Host = tc.host
+				// What a rebound page's browser sends: its own origin.
+				req.Header.Set("Origin", "http://"+tc.host)
+				if tc.key != "" {
+					req.Header.Set("Authorization", "Bearer "+tc.key)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				var ans errorAnswer
+				decodeJSON(t, resp, &ans)
+				if (resp.StatusCode == 200) != tc.ok || (!tc.ok && (resp.StatusCode != 403 || !strings.Contains(ans.Error.Message, "loopback"))) {
+					t.Fatalf("%d %+v, want ok %v (403 naming loopback otherwise)", resp.StatusCode, ans.Error, tc.ok)
+				}
+			})
+			if tc.key != "" {
+				return // a WebSocket publishes with its token, not a publish key
+			}
+			t.Run("WebSocket", func(t *testing.T) {
+				ws := dialWSHeader(t, tc.e.wsURL(), http.Header{"Host": {tc.host}, "Origin": {"http://" + tc.host}})
+				ws.send(map[string]any{"op": "publish", "channel": channel, "data": "y", "ref": 1})
+				f := ws.read()
+				switch {
+				case tc.ok && f.Type != "published":
+					t.Fatalf("%+v, want published", f)
+				case !tc.ok && (f.Type != "error" || f.Error.Code != "forbidden"):
+					t.Fatalf("%+v, want a forbidden error", f)
+				}
+			})
+		})
+	}
+}

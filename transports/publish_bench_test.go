@@ -53,6 +53,7 @@ func newPublishClient(channel string) *publishClient {
 	c := &publishClient{payload: payload, body: bytes.NewReader(payload), w: publishRecorder{h: http.Header{}}}
 	c.req = httptest.NewRequest(http.MethodPost, "/v1/publish?channel="+channel, nil)
 	c.req.RemoteAddr = "127.0.0.1:40000" // a loopback backend: no publish key needed
+	c.req.Host = "127.0.0.1:8080"
 	c.req.Body = io.NopCloser(c.body)
 	return c
 }
