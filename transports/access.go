@@ -69,7 +69,23 @@ func (a *access) identify(r *http.Request) (*auth.Claims, error) {
 		return nil, nil
 	}
 	token, err := auth.TokenFromRequest(r)
-	if err == nil && token != "" && a.keyIndex(token) < 0 {
+	return a.claims(r, token, err)
+}
+
+// identifyPublisher is identify for publishing over HTTP, which takes
+// credentials from the Authorization: Bearer header only: a cookie would
+// let another site's form publish as its visitor, and a token in the URL
+// leaks. Any other Authorization scheme is refused, with or without JWT
+// keys.
+func (a *access) identifyPublisher(r *http.Request) (*auth.Claims, error) {
+	token, err := auth.BearerToken(r)
+	return a.claims(r, token, err)
+}
+
+// claims returns the claims of token, which came from r with err: nil
+// for no token, a publish key or no JWT keys.
+func (a *access) claims(r *http.Request, token string, err error) (*auth.Claims, error) {
+	if err == nil && token != "" && a.verifier != nil && a.keyIndex(token) < 0 {
 		var claims *auth.Claims
 		if claims, err = a.verifier.Verify(r.Context(), token); err == nil {
 			return claims, nil
@@ -117,15 +133,14 @@ func (a *access) subscribe(claims *auth.Claims, channel string) error {
 	return fmt.Errorf("%w: the token does not allow subscribing to %q", edge.ErrForbidden, channel)
 }
 
-// publish reports whether the request may publish to channel over HTTP,
-// and who publishes, for rate limits: a publish key, a token subject or
-// the client's IP (never the secret itself).
+// publish reports whether the request may publish to channel over HTTP
+// with claims (from identifyPublisher), and who publishes, for rate
+// limits: a publish key, a token subject or the client's IP (never the
+// secret itself).
 func (a *access) publish(r *http.Request, claims *auth.Claims, channel string) (who string, err error) {
-	if r.Header.Get("Authorization") != "" {
-		if token, _ := auth.TokenFromRequest(r); token != "" {
-			if i := a.keyIndex(token); i >= 0 {
-				return fmt.Sprintf("key %d", i), nil
-			}
+	if token, _ := auth.BearerToken(r); token != "" {
+		if i := a.keyIndex(token); i >= 0 {
+			return fmt.Sprintf("key %d", i), nil
 		}
 	}
 	if claims != nil {

@@ -340,3 +340,54 @@ func TestDNSRebindingCannotPublish(t *testing.T) {
 		})
 	}
 }
+
+// POST /v1/publish takes credentials from "Authorization: Bearer" only: a
+// publish key or token in the edge_token cookie or in access_token= does
+// not publish, with or without another Authorization header beside it,
+// and an Authorization header of another scheme is a 401 — even where
+// anonymous loopback publishing would have let the request through.
+func TestPublishCredentialsFromBearerOnly(t *testing.T) {
+	keyed := startEdge(t, edge.Config{PublishKeys: []string{"k1"}, JWTSecret: testSecret})
+	open := startEdge(t, edge.Config{})
+	tok := token(t, "backend", nil, []string{"*"}, time.Hour)
+	for _, tc := range []struct {
+		name          string
+		e             *testEdge
+		authorization string
+		query         []string
+		cookie        string
+		status        int
+	}{
+		{"key in Bearer", keyed, "Bearer k1", nil, "", 200},
+		{"token in Bearer", keyed, "Bearer " + tok, nil, "", 200},
+		{"key in cookie", keyed, "", nil, "k1", 401},
+		{"key in cookie beside Basic", keyed, "Basic x", nil, "k1", 401},
+		{"token in cookie beside Basic", keyed, "Basic dXNlcjpwYXNz", nil, tok, 401},
+		{"key in access_token", keyed, "", []string{"access_token", "k1"}, "", 401},
+		{"key in access_token beside Basic", keyed, "Basic x", []string{"access_token", "k1"}, "", 401},
+		{"token in access_token beside Basic", keyed, "Basic x", []string{"access_token", tok}, "", 401},
+		{"Basic alone where loopback is open", open, "Basic x", nil, "", 401},
+		{"Basic with a key in cookie where loopback is open", open, "Basic x", nil, "k1", 401},
+		{"nothing where loopback is open", open, "", nil, "", 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, tc.e.url("/v1/publish", append([]string{"channel", "creds"}, tc.query...)...), strings.NewReader("x"))
+			if tc.authorization != "" {
+				req.Header.Set("Authorization", tc.authorization)
+			}
+			if tc.cookie != "" {
+				req.Header.Set("Cookie", "edge_token="+tc.cookie)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var ans errorAnswer
+			decodeJSON(t, resp, &ans)
+			if resp.StatusCode != tc.status || (tc.status == 401) != (ans.Error.Code == "unauthorized") {
+				t.Fatalf("%d %+v, want %d", resp.StatusCode, ans.Error, tc.status)
+			}
+		})
+	}
+}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/edgeworks/edge/edge"
-	"github.com/edgeworks/edge/edge/auth"
 	"github.com/edgeworks/edge/resume"
 	"github.com/edgeworks/edge/transports/metrics"
 )
@@ -36,11 +35,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 	}
 	// Publishing takes credentials from the Authorization header only: a
 	// cookie would let another site's form publish as its visitor.
-	var claims *auth.Claims
-	var err error
-	if r.Header.Get("Authorization") != "" {
-		claims, err = s.access.identify(r)
-	}
+	claims, err := s.access.identifyPublisher(r)
 	var who string
 	if err == nil {
 		who, err = s.access.publish(r, claims, channel)
