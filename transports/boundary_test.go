@@ -3,9 +3,15 @@ package transports_test
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"strings"
@@ -14,6 +20,7 @@ import (
 
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
+	"github.com/edgeworks/edge/transports"
 )
 
 // GET /v1/history reads a channel under the rules of subscribing to it:
@@ -80,8 +87,9 @@ func rawRequest(t *testing.T, e *testEdge, head string) (net.Conn, *bufio.Reader
 }
 
 // readJSONError reads an answer and checks that it is the JSON error
-// with status and code.
-func readJSONError(t *testing.T, br *bufio.Reader, status int, code string) *http.Response {
+// with status and code; it returns the answer, whose body it read, and
+// the error's message.
+func readJSONError(t *testing.T, br *bufio.Reader, status int, code string) (*http.Response, string) {
 	t.Helper()
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
@@ -96,7 +104,7 @@ func readJSONError(t *testing.T, br *bufio.Reader, status int, code string) *htt
 	if resp.StatusCode != status || ans.Error.Code != code || ans.Error.Message == "" {
 		t.Fatalf("%d %+v, want %d %s", resp.StatusCode, ans.Error, status, code)
 	}
-	return resp
+	return resp, ans.Error.Message
 }
 
 // A publish whose body stops coming is cut after --body-timeout with a
@@ -115,7 +123,7 @@ func TestStalledBodyIsCut(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Now()
 			c, br := rawRequest(t, e, tc.request)
-			resp := readJSONError(t, br, http.StatusRequestTimeout, "request_timeout")
+			resp, _ := readJSONError(t, br, http.StatusRequestTimeout, "request_timeout")
 			if waited := time.Since(start); waited < timeout {
 				t.Errorf("answered after %v, before the body timeout %v", waited, timeout)
 			}
@@ -390,4 +398,68 @@ func TestPublishCredentialsFromBearerOnly(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The requests that net/http refuses itself, before any handler, are
+// answered with the edge's JSON error and their status too, not with
+// net/http's plain text.
+func TestNetHTTPRefusalsAreJSON(t *testing.T) {
+	e := startEdge(t, edge.Config{})
+	const get = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+	const post = "POST /v1/publish?channel=a HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+	for _, tc := range []struct {
+		name, request string
+		status        int
+		code, message string
+	}{
+		{"headers over the limit", get + "X-Big: " + strings.Repeat("a", 24<<10) + "\r\n\r\n", 431, "headers_too_large", "headers"},
+		{"Content-Length not a number", post + "Content-Length: abc\r\n\r\nx", 400, "bad_request", "malformed"},
+		{"two different Content-Lengths", post + "Content-Length: 1\r\nContent-Length: 2\r\n\r\nxx", 400, "bad_request", "malformed"},
+		{"negative Content-Length", post + "Content-Length: -5\r\n\r\n", 400, "bad_request", "malformed"},
+		{"unknown Transfer-Encoding", post + "Transfer-Encoding: gzip\r\n\r\n", 501, "bad_request", "Transfer-Encoding"},
+		{"no Host", "GET /healthz HTTP/1.1\r\n\r\n", 400, "bad_request", "Host"},
+		{"header without a colon", get + "Bad Header Without Colon\r\n\r\n", 400, "bad_request", "malformed"},
+		{"unknown HTTP version", "GET /healthz HTTP/9.9\r\nHost: 127.0.0.1\r\n\r\n", 505, "bad_request", "version"},
+		{"unknown Expect", post + "Content-Length: 1\r\nExpect: 200-ok\r\n\r\nx", 417, "bad_request", "Expect"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, br := rawRequest(t, e, tc.request)
+			resp, message := readJSONError(t, br, tc.status, tc.code)
+			if !strings.Contains(message, tc.message) {
+				t.Errorf("message %q does not say %q", message, tc.message)
+			}
+			if !resp.Close {
+				t.Error("the connection stays open after a malformed request")
+			}
+		})
+	}
+	t.Run("plain HTTP to the TLS port", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := edge.Config{}.WithDefaults()
+		useTLS := func(s *transports.Server) { s.UseTLS(&tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}, nil) }
+		secure := serveOn(t, cfg, resume.NewMemory(cfg), ln, transports.WithTelemetry(testTelemetry(t, nil)), useTLS)
+		_, br := rawRequest(t, secure, get+"\r\n")
+		if _, message := readJSONError(t, br, 400, "bad_request"); !strings.Contains(message, "https://") {
+			t.Errorf("message %q does not say to use https://", message)
+		}
+	})
+}
+
+// selfSigned returns a certificate for 127.0.0.1.
+func selfSigned(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
