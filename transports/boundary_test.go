@@ -463,3 +463,87 @@ func selfSigned(t *testing.T) tls.Certificate {
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
+
+// The request line and headers of a request may take 16 KiB, as the
+// README says, and not a byte more, wherever the bytes are: over the
+// limit a block is answered 431 with the JSON error, by net/http or by
+// the edge's own count of what net/http let through.
+func TestHeaderLimitIs16KiB(t *testing.T) {
+	e := startEdge(t, edge.Config{})
+	// head returns a request of exactly size bytes up to and including
+	// the blank line, padded in the query or in headers.
+	head := func(size, headers int, inQuery bool) string {
+		var b strings.Builder
+		b.WriteString("GET /healthz?pad= HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+		for i := range headers {
+			fmt.Fprintf(&b, "X-Pad-%03d: \r\n", i)
+		}
+		pad := size - b.Len() - len("\r\n")
+		if inQuery {
+			return strings.Replace(b.String(), "pad=", "pad="+strings.Repeat("q", pad), 1) + "\r\n"
+		}
+		// The padding goes into the headers' values, spread evenly.
+		var out strings.Builder
+		out.WriteString("GET /healthz?pad= HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+		for i := range headers {
+			n := pad / headers
+			if i < pad%headers {
+				n++
+			}
+			fmt.Fprintf(&out, "X-Pad-%03d: %s\r\n", i, strings.Repeat("h", n))
+		}
+		return out.String() + "\r\n"
+	}
+	for _, tc := range []struct {
+		name    string
+		size    int
+		headers int
+		inQuery bool
+		status  int
+	}{
+		{"16 KiB in one header", 16 << 10, 1, false, 200},
+		{"a byte more in one header", 16<<10 + 1, 1, false, 431},
+		{"16 KiB in many headers", 16 << 10, 60, false, 200},
+		{"a byte more in many headers", 16<<10 + 1, 60, false, 431},
+		{"16 KiB with a long query", 16 << 10, 0, true, 200},
+		{"a byte more in the query", 16<<10 + 1, 0, true, 431},
+		{"16 bytes more", 16<<10 + 16, 1, false, 431},
+		{"twice the limit", 32 << 10, 1, false, 431},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			request := head(tc.size, tc.headers, tc.inQuery)
+			if len(request) != tc.size {
+				t.Fatalf("the test's request has %d bytes, want %d", len(request), tc.size)
+			}
+			for _, kept := range []bool{false, true} {
+				// Alone on a connection, and after another request on it
+				// (net/http reads a connection's first bytes differently).
+				first := ""
+				if kept {
+					first = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+				}
+				_, br := rawRequest(t, e, first+request)
+				if kept {
+					resp, err := http.ReadResponse(br, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				if tc.status != 200 {
+					readJSONError(t, br, tc.status, "headers_too_large")
+					continue
+				}
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Fatalf("after another request %v: %d, want 200", kept, resp.StatusCode)
+				}
+			}
+		})
+	}
+}

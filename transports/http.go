@@ -138,6 +138,37 @@ func cors(allowed string, next http.Handler) http.Handler {
 	})
 }
 
+// limitHead answers 431 to a request whose line and headers, counted as
+// a client writes them ("Name: value" lines), take more than
+// maxHeaderBlock bytes: net/http's own limit lets a few more through (see
+// maxHeaderBlock).
+func limitHead(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n := headBytes(r); n > maxHeaderBlock {
+			writeError(w, fmt.Errorf("%w: the request line and headers take %d bytes, over the limit of %d", edge.ErrHeadersTooLarge, n, maxHeaderBlock))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// headBytes is the size of r's request line and headers written as
+// "METHOD URI PROTO", "Name: value" lines with CRLF and the blank line.
+// net/http keeps Host and Transfer-Encoding out of Header; Host is
+// counted from r.Host.
+func headBytes(r *http.Request) int {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + len("  \r\n\r\n")
+	if r.Host != "" {
+		n += len("Host: \r\n") + len(r.Host)
+	}
+	for name, values := range r.Header {
+		for _, v := range values {
+			n += len(name) + len(": \r\n") + len(v)
+		}
+	}
+	return n
+}
+
 func splitOrigins(list string) []string {
 	origins := strings.Split(list, ",")
 	for i := range origins {

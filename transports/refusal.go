@@ -65,7 +65,7 @@ func jsonRefusal(p []byte) []byte {
 	_, reason, _ := bytes.Cut(line[len("HTTP/1.1 400"):], []byte(": "))
 	switch {
 	case status == http.StatusRequestHeaderFieldsTooLarge:
-		return refusalAnswer(status, edge.ErrHeadersTooLarge.Code, "the request line and headers are too large")
+		return refusalAnswer(status, edge.ErrHeadersTooLarge.Code, fmt.Sprintf("the request line and headers are over the limit of %d bytes", maxHeaderBlock))
 	case status == http.StatusNotImplemented:
 		return refusalAnswer(status, edge.ErrBadRequest.Code, "unsupported Transfer-Encoding; send a Content-Length or chunked")
 	case len(reason) > 0:
