@@ -53,16 +53,18 @@ type Config struct {
 	// means 25s. Clients may ask for a value between HeartbeatMin and
 	// HeartbeatMax (battery).
 	Heartbeat time.Duration
-	// HeartbeatMin and HeartbeatMax bound a client's heartbeat= request.
-	// Zero means 5s and 5m.
+	// HeartbeatMin and HeartbeatMax bound a client's heartbeat= request;
+	// a value outside them is refused. Zero means 5s and 5m.
 	HeartbeatMin, HeartbeatMax time.Duration
 
 	// PollTimeout is how long a long-poll request is held when no message
 	// is available. Zero means 25s.
 	PollTimeout time.Duration
-	// PollTimeoutMax bounds a client's timeout= request. Zero means 60s.
+	// PollTimeoutMax bounds a client's timeout= request; a larger one is
+	// refused. Zero means 60s.
 	PollTimeoutMax time.Duration
-	// PollLingerMax bounds a client's linger= request. Zero means 5s.
+	// PollLingerMax bounds a client's linger= request; a larger one is
+	// refused. Zero means 5s.
 	PollLingerMax time.Duration
 
 	// SSERetry is the reconnect delay sent in SSE "retry:". Zero means 2s.

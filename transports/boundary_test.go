@@ -547,3 +547,65 @@ func TestHeaderLimitIs16KiB(t *testing.T) {
 		})
 	}
 }
+
+// Numeric and duration parameters outside their range are refused with a
+// 400 that names the parameter and the range, never clamped: a client
+// that asked for limit=5000 or heartbeat=1s and silently got something
+// else could not tell. The bounds themselves are accepted.
+func TestOutOfRangeParametersRefused(t *testing.T) {
+	e := startEdge(t, edge.Config{})
+	var start pollAnswer
+	getJSON(t, e.url("/v1/subscribe", "channel", "r", "timeout", "0"), nil, &start)
+	e.publish("r", "x")
+	// poll answers at once: a message after start.Cursor is waiting.
+	poll := func(q ...string) string {
+		return e.url("/v1/subscribe", append([]string{"channel", "r", "since", start.Cursor}, q...)...)
+	}
+	history := func(q ...string) string { return e.url("/v1/history", append([]string{"channel", "r"}, q...)...) }
+	sse := func(q ...string) string {
+		return e.url("/v1/subscribe", append([]string{"channel", "r", "transport", "sse"}, q...)...)
+	}
+	for _, tc := range []struct {
+		name, url string
+		status    int
+		message   string // the refusal names the parameter and its range
+	}{
+		{"history limit=0", history("limit", "0"), 400, "limit=0 is out of range; use 1 to 1000"},
+		{"history limit=-5", history("limit", "-5"), 400, "limit=-5 is out of range; use 1 to 1000"},
+		{"history limit=5000", history("limit", "5000"), 400, "limit=5000 is out of range; use 1 to 1000"},
+		{"history limit past int64", history("limit", "99999999999999999999"), 400, "is out of range; use 1 to 1000"},
+		{"history limit=1", history("limit", "1"), 200, ""},
+		{"history limit=1000", history("limit", "1000"), 200, ""},
+		{"poll limit=0", poll("limit", "0"), 400, "limit=0 is out of range; use 1 to 1000"},
+		{"poll limit=1001", poll("limit", "1001"), 400, "limit=1001 is out of range; use 1 to 1000"},
+		{"poll limit=1000", poll("limit", "1000"), 200, ""},
+		{"timeout over --poll-timeout-max", poll("timeout", "61s"), 400, "timeout=61s is out of range; use 0s to 1m0s"},
+		{"timeout in seconds over the max", poll("timeout", "61"), 400, "timeout=61 is out of range; use 0s to 1m0s"},
+		{"huge timeout", poll("timeout", "1e300"), 400, "timeout=1e300 is out of range"},
+		{"negative timeout", poll("timeout", "-1s"), 400, "timeout=-1s is out of range"},
+		{"timeout at the max", poll("timeout", "60s"), 200, ""},
+		{"timeout=0", poll("timeout", "0"), 200, ""},
+		{"linger over --poll-linger-max", poll("linger", "6s"), 400, "linger=6s is out of range; use 0s to 5s"},
+		{"negative linger", poll("linger", "-0.5"), 400, "linger=-0.5 is out of range; use 0s to 5s"},
+		{"linger at the max", poll("linger", "5s", "timeout", "0"), 200, ""},
+		{"heartbeat under the minimum", poll("heartbeat", "1s"), 400, "heartbeat=1s is out of range; use 5s to 5m0s"},
+		{"heartbeat over the maximum", poll("heartbeat", "301"), 400, "heartbeat=301 is out of range; use 5s to 5m0s"},
+		{"heartbeat at the bounds", poll("heartbeat", "5s"), 200, ""},
+		{"padding over the maximum", sse("padding", "8193"), 400, "padding=8193 is out of range; use 0 to 8192"},
+		{"negative padding", sse("padding", "-1"), 400, "padding=-1 is out of range; use 0 to 8192"},
+		{"not a number", history("limit", "ten"), 400, `limit="ten" is not an integer`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ans errorAnswer
+			if st := getJSON(t, tc.url, nil, &ans); st != tc.status || !strings.Contains(ans.Error.Message, tc.message) {
+				t.Fatalf("%d %+v, want %d saying %q", st, ans.Error, tc.status, tc.message)
+			}
+		})
+	}
+	t.Run("padding at the maximum", func(t *testing.T) {
+		c := openSSE(t, sse("padding", "8192"), nil)
+		if c.resp.StatusCode != 200 {
+			t.Fatalf("%d", c.resp.StatusCode)
+		}
+	})
+}

@@ -3,7 +3,9 @@ package transports
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -222,7 +224,9 @@ func queryValue(rawQuery, name string) string {
 }
 
 // queryDuration reads a duration parameter ("30s", "1m" or plain seconds
-// "30") and clamps it to [lo, hi]; absent means def.
+// "30") within [lo, hi]; absent means def. A value outside the range is
+// refused, naming the range, rather than silently clamped: a client that
+// asked for 1s and got 5s would not know.
 func queryDuration(r *http.Request, name string, def, lo, hi time.Duration) (time.Duration, error) {
 	s := queryValue(r.URL.RawQuery, name)
 	if s == "" {
@@ -231,25 +235,43 @@ func queryDuration(r *http.Request, name string, def, lo, hi time.Duration) (tim
 	d, err := time.ParseDuration(s)
 	if err != nil {
 		secs, err2 := strconv.ParseFloat(s, 64)
-		if err2 != nil || secs != secs || secs > 1e6 {
+		if err2 != nil || math.IsNaN(secs) || math.IsInf(secs, 0) {
 			return 0, fmt.Errorf("%w: %s=%q is not a duration (e.g. 30s or 30)", edge.ErrBadRequest, name, clip(s))
+		}
+		// Compared in seconds first: a huge value overflows a Duration.
+		if secs < lo.Seconds() || secs > hi.Seconds() {
+			return 0, outOfRange(name, s, lo, hi)
 		}
 		d = time.Duration(secs * float64(time.Second))
 	}
-	return min(max(d, lo), hi), nil
+	if d < lo || d > hi {
+		return 0, outOfRange(name, s, lo, hi)
+	}
+	return d, nil
 }
 
-// queryInt reads an integer parameter clamped to [lo, hi]; absent means def.
+// queryInt reads an integer parameter within [lo, hi]; absent means def.
+// A value outside the range is refused, naming the range.
 func queryInt(r *http.Request, name string, def, lo, hi int) (int, error) {
 	s := queryValue(r.URL.RawQuery, name)
 	if s == "" {
 		return def, nil
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil {
+	switch {
+	case errors.Is(err, strconv.ErrRange):
+		return 0, outOfRange(name, s, lo, hi)
+	case err != nil:
 		return 0, fmt.Errorf("%w: %s=%q is not an integer", edge.ErrBadRequest, name, clip(s))
+	case n < lo || n > hi:
+		return 0, outOfRange(name, s, lo, hi)
 	}
-	return min(max(n, lo), hi), nil
+	return n, nil
+}
+
+// outOfRange is the refusal of parameter name's value s outside [lo, hi].
+func outOfRange[T int | time.Duration](name, s string, lo, hi T) error {
+	return fmt.Errorf("%w: %s=%s is out of range; use %v to %v", edge.ErrBadRequest, name, clip(s), lo, hi)
 }
 
 func clip(s string) string {
