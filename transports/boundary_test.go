@@ -609,3 +609,52 @@ func TestOutOfRangeParametersRefused(t *testing.T) {
 		}
 	})
 }
+
+// A query pair that net/url would drop without a word — a malformed
+// percent-escape, a semicolon — is a 400 that names the parameter as
+// malformed, on every endpoint, rather than a parameter that silently is
+// not there ("channel=a%ZZb" reported as an empty channel). Well-formed
+// escapes keep working.
+func TestMalformedQueryRefused(t *testing.T) {
+	e := startEdge(t, edge.Config{})
+	for _, tc := range []struct {
+		name, method, target string
+		status               int
+		message              string
+	}{
+		{"publish channel", "POST", "/v1/publish?channel=a%ZZb", 400, `parameter "channel" is malformed: "%ZZ"`},
+		{"publish event", "POST", "/v1/publish?channel=a&event=%G1", 400, `parameter "event" is malformed`},
+		{"history channel", "GET", "/v1/history?channel=a%ZZb", 400, `parameter "channel" is malformed`},
+		{"history since", "GET", "/v1/history?channel=a&since=1-0%", 400, `parameter "since" is malformed: "%"`},
+		{"subscribe channel", "GET", "/v1/subscribe?channel=a%ZZb&timeout=0", 400, `parameter "channel" is malformed`},
+		{"second channel", "GET", "/v1/subscribe?channel=a&channel=b%2&timeout=0", 400, `parameter "channel" is malformed: "%2"`},
+		{"access_token", "GET", "/v1/subscribe?channel=a&timeout=0&access_token=%zz", 400, `parameter "access_token" is malformed`},
+		{"limit", "GET", "/v1/history?channel=a&limit=1%0", 400, `parameter "limit" is malformed`},
+		{"unknown parameter", "GET", "/v1/history?x=%zz&channel=a", 400, `parameter "x" is malformed`},
+		{"malformed key", "GET", "/v1/history?chan%zzel=a&channel=a", 400, `parameter "chan%zzel" is malformed`},
+		{"semicolon", "GET", "/v1/history?channel=a;b", 400, `parameter "channel" is malformed: it holds a semicolon`},
+		{"well-formed escapes", "POST", "/v1/publish?channel=a%3Ab%2Fc&event=t%2Dick", 200, ""},
+		{"escaped key", "GET", "/v1/history?chan%6Eel=a%3Ab%2Fc", 200, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var body io.Reader
+			if tc.method == "POST" {
+				body = strings.NewReader("x")
+			}
+			req, err := http.NewRequest(tc.method, e.base+tc.target, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var ans errorAnswer
+			decodeJSON(t, resp, &ans)
+			if resp.StatusCode != tc.status || !strings.Contains(ans.Error.Message, tc.message) {
+				t.Fatalf("%d %+v, want %d saying %q", resp.StatusCode, ans.Error, tc.status, tc.message)
+			}
+		})
+	}
+}

@@ -194,6 +194,60 @@ func originAllowed(origins []string, origin string) bool {
 	return false
 }
 
+// checkQuery refuses a request whose query has a pair that net/url drops
+// without a word (url.Values, and so r.URL.Query() and queryValue, hold
+// none of them): a malformed percent-escape or a semicolon. Otherwise
+// channel=a%ZZb would read as no channel at all. Every reader of the
+// query after it sees every pair the client sent.
+func checkQuery(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := queryProblem(r.URL.RawQuery); err != nil {
+			writeError(w, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// queryProblem returns the refusal of the first pair of rawQuery that
+// url.ParseQuery would drop, naming its parameter, or nil. It allocates
+// only for the refusal.
+func queryProblem(rawQuery string) error {
+	if !strings.ContainsAny(rawQuery, "%;") {
+		return nil
+	}
+	for rawQuery != "" {
+		var pair string
+		pair, rawQuery, _ = strings.Cut(rawQuery, "&")
+		key, _, _ := strings.Cut(pair, "=")
+		if k, err := url.QueryUnescape(key); err == nil {
+			key = k
+		}
+		if strings.Contains(pair, ";") {
+			return fmt.Errorf("%w: parameter %q is malformed: it holds a semicolon; separate parameters with & and write ; as %%3B", edge.ErrBadRequest, clip(key))
+		}
+		if i := badEscape(pair); i >= 0 {
+			return fmt.Errorf("%w: parameter %q is malformed: %q is not a percent-escape; write %% as %%25", edge.ErrBadRequest, clip(key), pair[i:min(i+3, len(pair))])
+		}
+	}
+	return nil
+}
+
+// badEscape returns the index of the first "%" in s that two hex digits
+// do not follow, or -1.
+func badEscape(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && (i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2])) {
+			return i
+		}
+	}
+	return -1
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
 // queryValue returns the first value of the parameter name in rawQuery,
 // as url.ParseQuery(rawQuery).Get(name) does, but without building the
 // map: a pair with a semicolon or a malformed escape is skipped, keys and

@@ -137,7 +137,7 @@ func New(cfg edge.Config, broker edge.Broker, log *slog.Logger, opts ...Option) 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: no endpoint at %s", edge.ErrNotFound, clip(r.URL.Path)))
 	})
-	s.handler = requestIDs(log, hsts(cfg.HSTS, cors(cfg.CORSOrigin, limitHead(mux))))
+	s.handler = requestIDs(log, hsts(cfg.HSTS, cors(cfg.CORSOrigin, limitHead(checkQuery(mux)))))
 	return s, nil
 }
 
