@@ -658,3 +658,52 @@ func TestMalformedQueryRefused(t *testing.T) {
 		})
 	}
 }
+
+// A long-poll that waits is answered on its hijacked connection, which
+// then serves the client's next request. A body sent with the poll is
+// the poll's, never a request of its own: behind a proxy that reuses
+// its connections to the edge, a body that became a request would let
+// one client smuggle a request (from the proxy's address, say loopback)
+// past the proxy.
+func TestLongPollBodyIsNotARequest(t *testing.T) {
+	e := startEdge(t, edge.Config{})
+	smuggled := "POST /v1/publish?channel=smuggled HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n\r\nhello"
+	for _, tc := range []struct{ name, framing, body string }{
+		{"Content-Length", fmt.Sprintf("Content-Length: %d\r\n", len(smuggled)), smuggled},
+		{"chunked", "Transfer-Encoding: chunked\r\n", fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(smuggled), smuggled)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, br := rawRequest(t, e, "GET /v1/subscribe?channel=quiet&timeout=50ms HTTP/1.1\r\nHost: 127.0.0.1\r\n"+tc.framing+"\r\n"+tc.body)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var poll pollAnswer
+			decodeJSON(t, resp, &poll)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || len(poll.Messages) != 0 {
+				t.Fatalf("the poll: %d %+v", resp.StatusCode, poll)
+			}
+			// The next answer on the connection is the next request's.
+			if resp.Close {
+				return // or there is none
+			}
+			io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+			next, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("no answer to the request after the poll: %v", err)
+			}
+			var health map[string]any
+			decodeJSON(t, next, &health)
+			next.Body.Close()
+			if health["status"] != "ok" {
+				t.Errorf("the answer after the poll is not /healthz's: %d %v", next.StatusCode, health)
+			}
+			var page struct{ Messages []wireMessage }
+			getJSON(t, e.url("/v1/history", "channel", "smuggled"), nil, &page)
+			if len(page.Messages) > 0 {
+				t.Fatalf("the poll's body was served as a request: %q published", page.Messages[0].Data)
+			}
+		})
+	}
+}
