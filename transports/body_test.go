@@ -108,8 +108,8 @@ func TestReadBody(t *testing.T) {
 				// net/http's body of known length says when it ends early.
 				body = io.MultiReader(io.LimitReader(body, tc.size), unexpectedEOF{})
 			}
-			progress := 0
-			got, err := readBody(body, tc.size, tc.max, func() { progress++ })
+			w := &deadlineRecorder{}
+			got, err := readBody(body, tc.size, tc.max, http.NewResponseController(w), time.Second)
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("err %v, want %v", err, tc.wantErr)
 			}
@@ -122,11 +122,22 @@ func TestReadBody(t *testing.T) {
 			if tc.wantCap > 0 && cap(got) != tc.wantCap {
 				t.Errorf("cap %d, want exactly the size %d", cap(got), tc.wantCap)
 			}
-			if len(tc.want) > 0 && progress == 0 {
+			if len(tc.want) > 0 && w.deadlines == 0 {
 				t.Error("no deadline set before reading")
 			}
 		})
 	}
+}
+
+// deadlineRecorder counts the read deadlines set through it.
+type deadlineRecorder struct {
+	httptest.ResponseRecorder
+	deadlines int
+}
+
+func (w *deadlineRecorder) SetReadDeadline(time.Time) error {
+	w.deadlines++
+	return nil
 }
 
 // unexpectedEOF ends a reader of known length early, as net/http does.

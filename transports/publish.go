@@ -105,21 +105,25 @@ func readPayload(w http.ResponseWriter, r *http.Request, max int, timeout time.D
 	if r.ContentLength > int64(max) {
 		return nil, payloadTooLarge(max)
 	}
+	body := r.Body
+	if r.ContentLength < 0 {
+		// Of unknown length: bounded here. A known length is its bound.
+		body = http.MaxBytesReader(w, body, int64(max))
+	}
 	// The deadline is on the connection (HTTP/1) or the stream (HTTP/2).
 	// A ResponseWriter without deadlines (a test's recorder) has a body
 	// that cannot stall, so ErrNotSupported is ignored.
 	rc := http.NewResponseController(w)
-	data, err := readBody(http.MaxBytesReader(w, r.Body, int64(max)), r.ContentLength, max, func() {
-		rc.SetReadDeadline(time.Now().Add(timeout))
-	})
-	var tooBig *http.MaxBytesError
-	switch {
-	case err == nil:
+	data, err := readBody(body, r.ContentLength, max, rc, timeout)
+	if err == nil {
 		// net/http lifts the deadline once an HTTP/1 body ends, to watch
 		// for the client leaving; no deadline of the body outlives it on
 		// HTTP/2 either.
 		rc.SetReadDeadline(time.Time{})
 		return data, nil
+	}
+	var tooBig *http.MaxBytesError
+	switch {
 	case errors.As(err, &tooBig):
 		return nil, payloadTooLarge(max)
 	case errors.Is(err, os.ErrDeadlineExceeded):
@@ -135,12 +139,12 @@ const firstBodyChunk = 4 << 10
 
 // readBody reads body, of size bytes (-1: unknown, up to max and one byte
 // more, so that a reader that bounds it to max can say it is over),
-// calling progress before each read. Its buffer starts at firstBodyChunk
-// and doubles only once full, so it never holds more than
-// max(firstBodyChunk, 2×bytes received): a client that announces 16 MiB
-// and sends 10 bytes costs 4 KiB, not 16 MiB. A body of known size ends
-// in a buffer of exactly that size.
-func readBody(body io.Reader, size int64, max int, progress func()) ([]byte, error) {
+// setting rc's read deadline timeout ahead before each read. Its buffer
+// starts at firstBodyChunk and doubles only once full, so it never holds
+// more than max(firstBodyChunk, 2×bytes received): a client that
+// announces 16 MiB and sends 10 bytes costs 4 KiB, not 16 MiB. A body of
+// known size ends in a buffer of exactly that size.
+func readBody(body io.Reader, size int64, max int, rc *http.ResponseController, timeout time.Duration) ([]byte, error) {
 	limit := max + 1
 	if size >= 0 {
 		limit = int(min(size, int64(limit)))
@@ -152,7 +156,7 @@ func readBody(body io.Reader, size int64, max int, progress func()) ([]byte, err
 			copy(grown, buf)
 			buf = grown
 		}
-		progress()
+		rc.SetReadDeadline(time.Now().Add(timeout))
 		n, err := body.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if err == io.EOF {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
@@ -33,6 +34,10 @@ func (w *publishRecorder) Write(p []byte) (int, error) {
 	w.body = append(w.body[:0], p...)
 	return len(p), nil
 }
+
+// SetReadDeadline is there as on net/http's writers, whose body reads
+// the publish handler bounds.
+func (w *publishRecorder) SetReadDeadline(time.Time) error { return nil }
 
 func (w *publishRecorder) reset() {
 	clear(w.h)
