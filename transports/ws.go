@@ -99,7 +99,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, req subscribeRe
 		return // the upgrader answered
 	}
 	conn.SetReadLimit(int64(2*s.cfg.MaxPayload + 4096))
-	c := &wsConn{conn: conn, br: resp.br, wait: 2*req.heartbeat + 10*time.Second, claims: req.claims, local: loopback(r.RemoteAddr)}
+	c := &wsConn{conn: conn, br: resp.br, wait: 2*req.heartbeat + 10*time.Second, claims: req.claims, local: s.access.local(r)}
 	c.init(s, metrics.WS, sess, req.heartbeat, c.flush, func() {
 		conn.Close()
 		s.hijacked.Done()

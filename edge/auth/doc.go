@@ -39,6 +39,15 @@
 // metacharacters. Matching takes at most O(len(pattern)·len(channel))
 // steps, whatever the input.
 //
+// # Where a token comes from
+//
+// TokenFromRequest looks in the Authorization: Bearer header, then the
+// access_token query parameter (EventSource cannot set headers), then the
+// edge_token cookie: for subscribing. BearerToken looks in the header
+// only, and refuses an Authorization header of another scheme: for
+// publishing, where a cookie would let another site's form act as its
+// visitor.
+//
 // # Errors
 //
 // Verify's errors wrap ErrExpired, ErrNotYetValid or ErrInvalid, which wrap
