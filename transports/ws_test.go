@@ -1,6 +1,7 @@
 package transports_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 
@@ -314,5 +316,45 @@ func TestWSOriginCheck(t *testing.T) {
 		} else if resp.StatusCode != 400 && resp.StatusCode != 403 {
 			t.Fatalf("status %d", resp.StatusCode)
 		}
+	}
+}
+
+// Error frames are valid JSON in valid UTF-8 text frames whatever the
+// client sent (a browser fails the connection on a text frame that is
+// not UTF-8), and the connection stays usable after them.
+func TestWSErrorFramesAreValidUTF8(t *testing.T) {
+	e := startEdge(t, edge.Config{})
+	c := dialWS(t, e.wsURL())
+	for _, tc := range []struct {
+		name  string
+		frame string
+	}{
+		{"ref with an invalid byte", "{\"op\":\"ping\",\"ref\":\"a\xffb\"}"},
+		{"ref with a UTF-8 encoded surrogate", "{\"op\":\"subscribe\",\"channel\":\"a\",\"ref\":\"\xed\xa0\x80\"}"},
+		{"ref with a lone surrogate escape", `{"op":"ping","ref":"\udc00"}`},
+		{"ref with an invalid byte and a bad op", "{\"op\":\"dance\",\"ref\":\"\xc0\xaf\"}"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := c.conn.WriteMessage(websocket.TextMessage, []byte(tc.frame)); err != nil {
+				t.Fatal(err)
+			}
+			c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			kind, b, err := c.conn.ReadMessage()
+			if err != nil || kind != websocket.TextMessage {
+				t.Fatalf("read: kind %d, %v", kind, err)
+			}
+			if !utf8.Valid(b) || !json.Valid(b) {
+				t.Fatalf("frame %q is not valid UTF-8 JSON", b)
+			}
+			var f wsFrame
+			json.Unmarshal(b, &f)
+			if f.Type != "error" || f.Error == nil || f.Error.Code != "bad_request" || f.Ref != nil {
+				t.Fatalf("frame %s, want a bad_request error frame without ref", b)
+			}
+		})
+	}
+	c.send(map[string]any{"op": "ping", "ref": "ok"})
+	if f := c.readControl("pong"); string(f.Ref) != `"ok"` {
+		t.Fatalf("after the errors: %+v", f)
 	}
 }

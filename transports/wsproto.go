@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
@@ -21,7 +23,7 @@ import (
 // refresh replaces the connection's token before it expires. ping is
 // answered {"type":"pong"}: a script cannot see WebSocket-level pings, so
 // this is how a browser finds out that a silent connection is dead. ref is
-// optional (a number or a string of up to 64 bytes) and is echoed
+// optional (a number or a string of up to 64 bytes of valid UTF-8) and is echoed
 // in the answer; since is optional; publish data is a string, or base64
 // with "encoding":"base64".
 const (
@@ -59,7 +61,7 @@ func parseOp(frame []byte, maxPayload int) (clientOp, error) {
 	if len(op.Ref) > 0 && !validRef(op.Ref) {
 		op.Ref = nil
 		if err == nil {
-			return op, fmt.Errorf("%w: ref must be a number or a string of at most %d bytes", edge.ErrBadRequest, maxRefLen)
+			return op, fmt.Errorf("%w: ref must be a number or a string of at most %d bytes of valid UTF-8, without lone surrogate escapes", edge.ErrBadRequest, maxRefLen)
 		}
 	}
 	var typeErr *json.UnmarshalTypeError
@@ -127,6 +129,11 @@ func parseOp(frame []byte, maxPayload int) (clientOp, error) {
 	return op, nil
 }
 
+// validRef reports whether ref can be echoed: a number, or a string of at
+// most maxRefLen bytes that is valid UTF-8 and holds no lone surrogate
+// escape (which would decode to no character). encoding/json takes
+// invalid UTF-8 inside strings, and a WebSocket text frame must be valid
+// UTF-8, so the raw bytes are checked here.
 func validRef(ref json.RawMessage) bool {
 	if len(ref) > maxRefLen+2 {
 		return false
@@ -136,10 +143,59 @@ func validRef(ref json.RawMessage) bool {
 		return false
 	}
 	switch v.(type) {
-	case float64, string:
+	case float64:
 		return true
+	case string:
+		return utf8.Valid(ref) && !loneSurrogate(ref)
 	}
 	return false
+}
+
+// loneSurrogate reports whether the JSON string s (quotes included, and
+// valid JSON) has a \u escape of a UTF-16 surrogate that is not part of a
+// high-low pair.
+func loneSurrogate(s []byte) bool {
+	for i := 1; i < len(s)-1; i++ {
+		if s[i] != '\\' {
+			continue
+		}
+		i++
+		if s[i] != 'u' {
+			continue
+		}
+		r := hex4(s[i+1 : i+5])
+		i += 4
+		switch {
+		case utf16.IsSurrogate(r) && r >= 0xdc00:
+			return true
+		case utf16.IsSurrogate(r):
+			if i+6 >= len(s) || s[i+1] != '\\' || s[i+2] != 'u' {
+				return true
+			}
+			if lo := hex4(s[i+3 : i+7]); lo < 0xdc00 || lo > 0xdfff {
+				return true
+			}
+			i += 6
+		}
+	}
+	return false
+}
+
+// hex4 decodes four hex digits, which valid JSON guarantees after \u.
+func hex4(h []byte) rune {
+	var r rune
+	for _, c := range h {
+		switch {
+		case c <= '9':
+			c -= '0'
+		case c >= 'a':
+			c -= 'a' - 10
+		default:
+			c -= 'A' - 10
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
 }
 
 // serverFrame is a control frame from the edge. Message frames have no

@@ -2,9 +2,11 @@ package transports
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
@@ -190,6 +192,8 @@ func FuzzParseOp(f *testing.F) {
 		`{"op":"publish","channel":"news","data":"\u00e9\u2028","OP":"publish","Channel":"x"}`,
 		`{"op":"publish","channel":"a","event":"gap","data":"x"}`,
 		`{"op":"subscribe","channel":"a","ref":{"id":1}}`,
+		"{\"op\":\"ping\",\"ref\":\"\xff\"}",
+		`{"op":"ping","ref":"\ud800"}`,
 		`[{"op":"subscribe"}]`,
 		`null`,
 		``,
@@ -211,7 +215,13 @@ func FuzzParseOp(f *testing.F) {
 			if code, _, _ := edge.Classify(err); code == edge.ErrInternal.Code {
 				t.Fatalf("parseOp(%q) error %q classifies as internal", frame, err)
 			}
+			if f := errorFrame(op.Ref, err); !utf8.Valid(f) || !json.Valid(f) {
+				t.Fatalf("parseOp(%q): error frame %q is not valid UTF-8 JSON", frame, f)
+			}
 			return
+		}
+		if f := (serverFrame{Type: "pong", Ref: op.Ref}).encode(); !utf8.Valid(f) || !json.Valid(f) {
+			t.Fatalf("parseOp(%q): frame %q echoing the ref is not valid UTF-8 JSON", frame, f)
 		}
 		switch op.Op {
 		case opSubscribe, opUnsubscribe, opPublish:
@@ -247,4 +257,71 @@ func FuzzParseOp(f *testing.F) {
 			t.Fatalf("parseOp(%q) accepted event %q: %v", frame, op.Event, err)
 		}
 	})
+}
+
+// checkErrorFrame fails unless the error frame for op and err is valid
+// JSON and valid UTF-8 (a WebSocket text frame must be) and echoes the
+// ref as wantRef ("" for none).
+func checkErrorFrame(t *testing.T, op clientOp, err error, wantRef string) {
+	t.Helper()
+	frame := errorFrame(op.Ref, err)
+	if !utf8.Valid(frame) || !json.Valid(frame) {
+		t.Fatalf("error frame %q is not valid UTF-8 JSON", frame)
+	}
+	var f struct {
+		Ref json.RawMessage `json:"ref"`
+	}
+	if err := json.Unmarshal(frame, &f); err != nil {
+		t.Fatal(err)
+	}
+	if string(f.Ref) != wantRef {
+		t.Fatalf("error frame %s echoes ref %s, want %q", frame, f.Ref, wantRef)
+	}
+}
+
+// A string ref must be valid UTF-8 without lone surrogate escapes: it is
+// echoed as sent, and a WebSocket text frame must be valid UTF-8 (a
+// browser closes the connection on one that is not). Such a ref is
+// refused, and the error frame, without it, is valid JSON and UTF-8.
+func TestParseOpRefMustBeValidUTF8(t *testing.T) {
+	tests := []struct {
+		name string
+		ref  string // the raw JSON value of ref
+		ok   bool
+	}{
+		{name: "invalid byte", ref: "\"a\xffb\""},
+		{name: "two invalid bytes", ref: "\"\xff\xfe\""},
+		{name: "truncated sequence", ref: "\"\xe2\x82\""},
+		{name: "overlong encoding", ref: "\"\xc0\xaf\""},
+		{name: "UTF-8 encoded surrogate", ref: "\"\xed\xa0\x80\""},
+		{name: "lone high surrogate escape", ref: `"\ud800"`},
+		{name: "lone low surrogate escape", ref: `"\udc00"`},
+		{name: "high surrogate escape then a letter", ref: `"\ud800x"`},
+		{name: "high surrogate escape then another escape", ref: `"\ud800\u0041"`},
+		{name: "two high surrogate escapes", ref: `"\uD83D\uD83D"`},
+		{name: "multi-byte UTF-8", ref: `"réf-😀"`, ok: true},
+		{name: "escaped letter", ref: `"\u00e9"`, ok: true},
+		{name: "surrogate pair escape", ref: `"\ud83d\ude00"`, ok: true},
+		{name: "surrogate pair escape in capitals", ref: `"\uD83D\uDE00"`, ok: true},
+		{name: "escaped backslash before u", ref: `"\\ud800"`, ok: true},
+		{name: "U+FFFD itself", ref: `"\ufffd�"`, ok: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			op, err := parseOp([]byte(`{"op":"ping","ref":`+tt.ref+`}`), 16)
+			if tt.ok {
+				if err != nil || string(op.Ref) != tt.ref {
+					t.Fatalf("ref %q: got ref %q, err %v; want it accepted", tt.ref, op.Ref, err)
+				}
+				if frame := (serverFrame{Type: "pong", Ref: op.Ref}).encode(); !utf8.Valid(frame) || !json.Valid(frame) {
+					t.Fatalf("pong frame %q is not valid UTF-8 JSON", frame)
+				}
+				return
+			}
+			if !errors.Is(err, edge.ErrBadRequest) || !strings.Contains(err.Error(), "UTF-8") {
+				t.Fatalf("ref %q: got ref %q, err %v; want a bad_request error about UTF-8", tt.ref, op.Ref, err)
+			}
+			checkErrorFrame(t, op, err, "")
+		})
+	}
 }
