@@ -321,7 +321,8 @@ func TestWSOriginCheck(t *testing.T) {
 
 // Error frames are valid JSON in valid UTF-8 text frames whatever the
 // client sent (a browser fails the connection on a text frame that is
-// not UTF-8), and the connection stays usable after them.
+// not UTF-8), they speak the protocol, never Go, and the connection stays
+// usable after them.
 func TestWSErrorFramesAreValidUTF8(t *testing.T) {
 	e := startEdge(t, edge.Config{})
 	c := dialWS(t, e.wsURL())
@@ -333,6 +334,10 @@ func TestWSErrorFramesAreValidUTF8(t *testing.T) {
 		{"ref with a UTF-8 encoded surrogate", "{\"op\":\"subscribe\",\"channel\":\"a\",\"ref\":\"\xed\xa0\x80\"}"},
 		{"ref with a lone surrogate escape", `{"op":"ping","ref":"\udc00"}`},
 		{"ref with an invalid byte and a bad op", "{\"op\":\"dance\",\"ref\":\"\xc0\xaf\"}"},
+		{"channel a number", `{"op":"subscribe","channel":42}`},
+		{"data an object", `{"op":"publish","channel":"a","data":{"p":1}}`},
+		{"an array", `[{"op":"ping"}]`},
+		{"a huge number", `1e999`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := c.conn.WriteMessage(websocket.TextMessage, []byte(tc.frame)); err != nil {
@@ -350,6 +355,11 @@ func TestWSErrorFramesAreValidUTF8(t *testing.T) {
 			json.Unmarshal(b, &f)
 			if f.Type != "error" || f.Error == nil || f.Error.Code != "bad_request" || f.Ref != nil {
 				t.Fatalf("frame %s, want a bad_request error frame without ref", b)
+			}
+			for _, leak := range []string{"Go ", "clientOp", "transports.", "struct"} {
+				if strings.Contains(f.Error.Message, leak) {
+					t.Fatalf("error %q names Go internals (%q)", f.Error.Message, leak)
+				}
 			}
 		})
 	}
