@@ -15,7 +15,9 @@
 //
 // Public keys come from PEM files (--jwt-public-key) and from a JWKS URL
 // (--jwks-url). Unsigned tokens (alg "none") and every other algorithm are
-// refused.
+// refused, and so is a token whose header has "crit": RFC 7515 requires a
+// verifier to refuse critical extensions it does not understand, and the
+// edge understands none.
 //
 // The claims the edge reads:
 //
