@@ -33,7 +33,7 @@ type wsConn struct {
 	wait   time.Duration // read deadline after each frame from the client
 	cursor resume.Cursor // position of what was written, per channel
 	claims *auth.Claims  // the client's token (nil: none); replaced by refresh holding the turn
-	local  bool          // the client is on loopback
+	local  bool          // anonymous loopback publishing applies (see access.local)
 	ponged bool          // a pong frame answered the client's ping since the last heartbeat; the turn owns it
 	subs   bucket        // subscribe ops; only the reader uses it
 	pubs   bucket        // publish ops; only the reader uses it
