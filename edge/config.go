@@ -53,20 +53,26 @@ type Config struct {
 	// means 25s. Clients may ask for a value between HeartbeatMin and
 	// HeartbeatMax (battery).
 	Heartbeat time.Duration
-	// HeartbeatMin and HeartbeatMax bound a client's heartbeat= request.
-	// Zero means 5s and 5m.
+	// HeartbeatMin and HeartbeatMax bound a client's heartbeat= request;
+	// a value outside them is refused. Zero means 5s and 5m.
 	HeartbeatMin, HeartbeatMax time.Duration
 
 	// PollTimeout is how long a long-poll request is held when no message
 	// is available. Zero means 25s.
 	PollTimeout time.Duration
-	// PollTimeoutMax bounds a client's timeout= request. Zero means 60s.
+	// PollTimeoutMax bounds a client's timeout= request; a larger one is
+	// refused. Zero means 60s.
 	PollTimeoutMax time.Duration
-	// PollLingerMax bounds a client's linger= request. Zero means 5s.
+	// PollLingerMax bounds a client's linger= request; a larger one is
+	// refused. Zero means 5s.
 	PollLingerMax time.Duration
 
 	// SSERetry is the reconnect delay sent in SSE "retry:". Zero means 2s.
 	SSERetry time.Duration
+
+	// BodyTimeout is how long a request body (a publish) may bring no
+	// byte before it is cut with a 408. Zero means 30s.
+	BodyTimeout time.Duration
 
 	// PublishKeys are API keys for publishing: "Authorization: Bearer
 	// KEY" with any of them may publish to every channel. Zero means none.
@@ -184,6 +190,7 @@ func (c Config) WithDefaults() Config {
 	setDefault(&c.PollTimeoutMax, 60*time.Second)
 	setDefault(&c.PollLingerMax, 5*time.Second)
 	setDefault(&c.SSERetry, 2*time.Second)
+	setDefault(&c.BodyTimeout, 30*time.Second)
 	setDefault(&c.LogFormat, "text")
 	setDefault(&c.LogLevel, "info")
 	setDefault(&c.MaxConns, 100000)
@@ -296,7 +303,7 @@ func (c Config) Validate() error {
 		{"queue-bytes", int64(c.QueueBytes)},
 		{"history-ttl", int64(c.HistoryTTL)}, {"heartbeat", int64(c.Heartbeat)},
 		{"poll-timeout", int64(c.PollTimeout)}, {"drain-timeout", int64(c.DrainTimeout)}, {"drain-delay", int64(c.DrainDelay)},
-		{"sse-retry", int64(c.SSERetry)}, {"heartbeat-min", int64(c.HeartbeatMin)},
+		{"sse-retry", int64(c.SSERetry)}, {"body-timeout", int64(c.BodyTimeout)}, {"heartbeat-min", int64(c.HeartbeatMin)},
 		{"heartbeat-max", int64(c.HeartbeatMax)}, {"poll-timeout-max", int64(c.PollTimeoutMax)},
 		{"poll-linger-max", int64(c.PollLingerMax)},
 	}

@@ -29,7 +29,9 @@ var (
 	ErrForbidden        = &Error{"forbidden", http.StatusForbidden, "not allowed"}
 	ErrNotFound         = &Error{"not_found", http.StatusNotFound, "not found"}
 	ErrMethodNotAllowed = &Error{"method_not_allowed", http.StatusMethodNotAllowed, "method not allowed"}
+	ErrRequestTimeout   = &Error{"request_timeout", http.StatusRequestTimeout, "request timeout"}
 	ErrPayloadTooLarge  = &Error{"payload_too_large", http.StatusRequestEntityTooLarge, "payload too large"}
+	ErrHeadersTooLarge  = &Error{"headers_too_large", http.StatusRequestHeaderFieldsTooLarge, "request headers too large"}
 	ErrRateLimited      = &Error{"rate_limited", http.StatusTooManyRequests, "rate limited"}
 	ErrUnavailable      = &Error{"unavailable", http.StatusServiceUnavailable, "backend unavailable"}
 	ErrShuttingDown     = &Error{"shutting_down", http.StatusServiceUnavailable, "shutting down"}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -23,14 +24,15 @@ import (
 //   - Publishing needs a publish key (any channel), or a token whose
 //     "publish" claim matches the channel. Without a key or token it is
 //     allowed only with --insecure-publish, or from loopback while no
-//     publish key is set. WebSocket clients may also publish to
-//     --client-publish channels.
+//     publish key is set (see local). WebSocket clients may also publish
+//     to --client-publish channels.
 type access struct {
 	verifier  *auth.Verifier // nil: no JWT key
 	anonymous []string
 	clientPub []string
 	keys      [][]byte
 	insecure  bool
+	domains   []string // --domain: names of the edge besides loopback ones
 	log       *slog.Logger
 
 	failures   atomic.Int64 // refused credentials since start
@@ -39,7 +41,7 @@ type access struct {
 }
 
 func newAccess(cfg edge.Config, log *slog.Logger) (*access, error) {
-	a := &access{anonymous: cfg.Anonymous, clientPub: cfg.ClientPublish, insecure: cfg.InsecurePublish, log: log}
+	a := &access{anonymous: cfg.Anonymous, clientPub: cfg.ClientPublish, insecure: cfg.InsecurePublish, domains: cfg.Domains, log: log}
 	for _, k := range cfg.PublishKeys {
 		a.keys = append(a.keys, []byte(k))
 	}
@@ -67,7 +69,23 @@ func (a *access) identify(r *http.Request) (*auth.Claims, error) {
 		return nil, nil
 	}
 	token, err := auth.TokenFromRequest(r)
-	if err == nil && token != "" && a.keyIndex(token) < 0 {
+	return a.claims(r, token, err)
+}
+
+// identifyPublisher is identify for publishing over HTTP, which takes
+// credentials from the Authorization: Bearer header only: a cookie would
+// let another site's form publish as its visitor, and a token in the URL
+// leaks. Any other Authorization scheme is refused, with or without JWT
+// keys.
+func (a *access) identifyPublisher(r *http.Request) (*auth.Claims, error) {
+	token, err := auth.BearerToken(r)
+	return a.claims(r, token, err)
+}
+
+// claims returns the claims of token, which came from r with err: nil
+// for no token, a publish key or no JWT keys.
+func (a *access) claims(r *http.Request, token string, err error) (*auth.Claims, error) {
+	if err == nil && token != "" && a.verifier != nil && a.keyIndex(token) < 0 {
 		var claims *auth.Claims
 		if claims, err = a.verifier.Verify(r.Context(), token); err == nil {
 			return claims, nil
@@ -115,15 +133,14 @@ func (a *access) subscribe(claims *auth.Claims, channel string) error {
 	return fmt.Errorf("%w: the token does not allow subscribing to %q", edge.ErrForbidden, channel)
 }
 
-// publish reports whether the request may publish to channel over HTTP,
-// and who publishes, for rate limits: a publish key, a token subject or
-// the client's IP (never the secret itself).
+// publish reports whether the request may publish to channel over HTTP
+// with claims (from identifyPublisher), and who publishes, for rate
+// limits: a publish key, a token subject or the client's IP (never the
+// secret itself).
 func (a *access) publish(r *http.Request, claims *auth.Claims, channel string) (who string, err error) {
-	if r.Header.Get("Authorization") != "" {
-		if token, _ := auth.TokenFromRequest(r); token != "" {
-			if i := a.keyIndex(token); i >= 0 {
-				return fmt.Sprintf("key %d", i), nil
-			}
+	if token, _ := auth.BearerToken(r); token != "" {
+		if i := a.keyIndex(token); i >= 0 {
+			return fmt.Sprintf("key %d", i), nil
 		}
 	}
 	if claims != nil {
@@ -131,7 +148,7 @@ func (a *access) publish(r *http.Request, claims *auth.Claims, channel string) (
 	} else {
 		who = "address " + remoteIP(r.RemoteAddr)
 	}
-	return who, a.publishAs(claims, channel, loopback(r.RemoteAddr), false)
+	return who, a.publishAs(claims, channel, a.local(r), false)
 }
 
 // publishAs reports whether claims (nil: anonymous) may publish to channel
@@ -156,7 +173,8 @@ func (a *access) publishRight(claims *auth.Claims, channel string, fromLoopback,
 	case claims != nil:
 		return fmt.Errorf("%w: the token does not allow publishing to %q", edge.ErrForbidden, channel)
 	case len(a.keys) == 0 && a.verifier == nil:
-		return fmt.Errorf("%w: publishing from outside loopback needs a publish key (--publish-key) or --insecure-publish", edge.ErrForbidden)
+		return fmt.Errorf("%w: publishing without a key is for clients on loopback that name the edge localhost, a loopback address or its --domain; "+
+			"from elsewhere it needs a publish key (--publish-key) or --insecure-publish", edge.ErrForbidden)
 	}
 	return fmt.Errorf("%w: publishing needs Authorization: Bearer <publish key or token with a publish right>", edge.ErrUnauthorized)
 }
@@ -171,6 +189,39 @@ func (a *access) keyIndex(token string) int {
 		}
 	}
 	return found
+}
+
+// local reports whether r may publish as a loopback client: it comes from
+// loopback and names the edge by a loopback name or address (localhost,
+// *.localhost, 127.0.0.0/8, ::1) or by a --domain, whatever the edge
+// listens on. A page that DNS rebinding pointed at 127.0.0.1 connects from
+// loopback too, but its browser sends the page's own name as Host.
+func (a *access) local(r *http.Request) bool {
+	return loopback(r.RemoteAddr) && localHost(r.Host, a.domains)
+}
+
+// localHost reports whether host, a Host header with or without a port,
+// is a loopback name or address or one of domains.
+func localHost(host string, domains []string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		host = host[1 : len(host)-1]
+	}
+	host = strings.TrimSuffix(host, ".") // a fully qualified name
+	const tld = ".localhost"             // loopback by RFC 6761; browsers resolve it so themselves
+	if strings.EqualFold(host, tld[1:]) || (len(host) > len(tld) && strings.EqualFold(host[len(host)-len(tld):], tld)) {
+		return true
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return ip.Unmap().IsLoopback()
+	}
+	for _, d := range domains {
+		if strings.EqualFold(host, strings.TrimSuffix(d, ".")) {
+			return true
+		}
+	}
+	return false
 }
 
 // loopback reports whether a remote address is on this machine.

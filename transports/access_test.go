@@ -219,8 +219,11 @@ func serveFrom(e *testEdge, addr string, r *http.Request) *httptest.ResponseReco
 	return w
 }
 
+// publishReq is a publish to channel, with auth as its Bearer token
+// unless empty, addressed to the edge as a backend on its host does.
 func publishReq(channel, auth string) *http.Request {
 	r := httptest.NewRequest(http.MethodPost, "/v1/publish?channel="+channel, strings.NewReader("x"))
+	r.Host = "127.0.0.1:8080"
 	if auth != "" {
 		r.Header.Set("Authorization", "Bearer "+auth)
 	}

@@ -251,7 +251,9 @@ func TestClientSwitchesTransportMidStream(t *testing.T) {
 // closes nothing) is noticed by the client's ping: it reconnects and
 // resumes from its cursor, nothing lost, nothing twice.
 func TestClientNoticesSilentlyDeadWebSocket(t *testing.T) {
-	e := startEdge(t, edge.Config{CORSOrigin: "*"})
+	// The edge lets clients ask for 1 s heartbeats (it refuses heartbeat=
+	// under HeartbeatMin).
+	e := startEdge(t, edge.Config{CORSOrigin: "*", HeartbeatMin: time.Second})
 	proxy := proxytest.Start(t, e.base, proxytest.Pass)
 	proxy.Handle("/test.html", clientPage(proxy.URL(), []string{"s"}, `{"openTimeout": 1500, "minDelay": 20, "maxDelay": 300, "heartbeat": 1000}`))
 	b := openTab(t, proxy.URL()+"/test.html")

@@ -140,7 +140,7 @@ func TestDrainFinishesInFlightPublish(t *testing.T) {
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(conn, "POST /v1/publish?channel=inflight HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n")
+	fmt.Fprintf(conn, "POST /v1/publish?channel=inflight HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n")
 	br := bufio.NewReader(conn)
 	// net/http answers 100 Continue when the handler starts reading the body.
 	if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "HTTP/1.1 100") {

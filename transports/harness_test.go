@@ -149,20 +149,30 @@ func (e *testEdge) publish(channel, data string) string {
 
 func (e *testEdge) publishEvent(channel, event, data string) string {
 	e.t.Helper()
+	id, err := e.tryPublish(channel, event, data)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return id
+}
+
+// tryPublish publishes and returns the id, or what went wrong; unlike
+// publish it may be called from any goroutine.
+func (e *testEdge) tryPublish(channel, event, data string) (string, error) {
 	q := []string{"channel", channel}
 	if event != "" {
 		q = append(q, "event", event)
 	}
 	resp, err := http.Post(e.url("/v1/publish", q...), "text/plain", strings.NewReader(data))
 	if err != nil {
-		e.t.Fatal(err)
+		return "", err
 	}
 	defer resp.Body.Close()
 	var out struct{ Channel, ID string }
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
-		e.t.Fatalf("publish: status %d, err %v", resp.StatusCode, err)
+		return "", fmt.Errorf("publish: status %d, err %v", resp.StatusCode, err)
 	}
-	return out.ID
+	return out.ID, nil
 }
 
 // getJSON does a GET and decodes the JSON answer.
@@ -373,22 +383,32 @@ func (c *wsClient) read() wsFrame {
 	if kind != websocket.TextMessage {
 		c.t.Fatalf("frame kind %d", kind)
 	}
+	f, err := decodeWSFrame(b)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return f
+}
+
+// decodeWSFrame decodes a text frame from the edge, splitting message
+// arrays.
+func decodeWSFrame(b []byte) (wsFrame, error) {
 	var f wsFrame
 	if len(b) > 0 && b[0] == '[' {
 		if err := json.Unmarshal(b, &f.messages); err != nil {
-			c.t.Fatalf("bad array frame %s: %v", b, err)
+			return f, fmt.Errorf("bad array frame %s: %v", b, err)
 		}
-		return f
+		return f, nil
 	}
 	if err := json.Unmarshal(b, &f); err != nil {
-		c.t.Fatalf("bad frame %s: %v", b, err)
+		return f, fmt.Errorf("bad frame %s: %v", b, err)
 	}
 	if f.Type == "" {
 		var m wireMessage
 		json.Unmarshal(b, &m)
 		f.messages = []wireMessage{m}
 	}
-	return f
+	return f, nil
 }
 
 // readControl returns the next control frame of the given type, failing

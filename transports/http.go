@@ -3,7 +3,9 @@ package transports
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -138,6 +140,37 @@ func cors(allowed string, next http.Handler) http.Handler {
 	})
 }
 
+// limitHead answers 431 to a request whose line and headers, counted as
+// a client writes them ("Name: value" lines), take more than
+// maxHeaderBlock bytes: net/http's own limit lets a few more through (see
+// maxHeaderBlock).
+func limitHead(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n := headBytes(r); n > maxHeaderBlock {
+			writeError(w, fmt.Errorf("%w: the request line and headers take %d bytes, over the limit of %d", edge.ErrHeadersTooLarge, n, maxHeaderBlock))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// headBytes is the size of r's request line and headers written as
+// "METHOD URI PROTO", "Name: value" lines with CRLF and the blank line.
+// net/http keeps Host and Transfer-Encoding out of Header; Host is
+// counted from r.Host.
+func headBytes(r *http.Request) int {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + len("  \r\n\r\n")
+	if r.Host != "" {
+		n += len("Host: \r\n") + len(r.Host)
+	}
+	for name, values := range r.Header {
+		for _, v := range values {
+			n += len(name) + len(": \r\n") + len(v)
+		}
+	}
+	return n
+}
+
 func splitOrigins(list string) []string {
 	origins := strings.Split(list, ",")
 	for i := range origins {
@@ -159,6 +192,60 @@ func originAllowed(origins []string, origin string) bool {
 		}
 	}
 	return false
+}
+
+// checkQuery refuses a request whose query has a pair that net/url drops
+// without a word (url.Values, and so r.URL.Query() and queryValue, hold
+// none of them): a malformed percent-escape or a semicolon. Otherwise
+// channel=a%ZZb would read as no channel at all. Every reader of the
+// query after it sees every pair the client sent.
+func checkQuery(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := queryProblem(r.URL.RawQuery); err != nil {
+			writeError(w, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// queryProblem returns the refusal of the first pair of rawQuery that
+// url.ParseQuery would drop, naming its parameter, or nil. It allocates
+// only for the refusal.
+func queryProblem(rawQuery string) error {
+	if !strings.ContainsAny(rawQuery, "%;") {
+		return nil
+	}
+	for rawQuery != "" {
+		var pair string
+		pair, rawQuery, _ = strings.Cut(rawQuery, "&")
+		key, _, _ := strings.Cut(pair, "=")
+		if k, err := url.QueryUnescape(key); err == nil {
+			key = k
+		}
+		if strings.Contains(pair, ";") {
+			return fmt.Errorf("%w: parameter %q is malformed: it holds a semicolon; separate parameters with & and write ; as %%3B", edge.ErrBadRequest, clip(key))
+		}
+		if i := badEscape(pair); i >= 0 {
+			return fmt.Errorf("%w: parameter %q is malformed: %q is not a percent-escape; write %% as %%25", edge.ErrBadRequest, clip(key), pair[i:min(i+3, len(pair))])
+		}
+	}
+	return nil
+}
+
+// badEscape returns the index of the first "%" in s that two hex digits
+// do not follow, or -1.
+func badEscape(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && (i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2])) {
+			return i
+		}
+	}
+	return -1
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 // queryValue returns the first value of the parameter name in rawQuery,
@@ -191,7 +278,9 @@ func queryValue(rawQuery, name string) string {
 }
 
 // queryDuration reads a duration parameter ("30s", "1m" or plain seconds
-// "30") and clamps it to [lo, hi]; absent means def.
+// "30") within [lo, hi]; absent means def. A value outside the range is
+// refused, naming the range, rather than silently clamped: a client that
+// asked for 1s and got 5s would not know.
 func queryDuration(r *http.Request, name string, def, lo, hi time.Duration) (time.Duration, error) {
 	s := queryValue(r.URL.RawQuery, name)
 	if s == "" {
@@ -200,25 +289,43 @@ func queryDuration(r *http.Request, name string, def, lo, hi time.Duration) (tim
 	d, err := time.ParseDuration(s)
 	if err != nil {
 		secs, err2 := strconv.ParseFloat(s, 64)
-		if err2 != nil || secs != secs || secs > 1e6 {
+		if err2 != nil || math.IsNaN(secs) || math.IsInf(secs, 0) {
 			return 0, fmt.Errorf("%w: %s=%q is not a duration (e.g. 30s or 30)", edge.ErrBadRequest, name, clip(s))
+		}
+		// Compared in seconds first: a huge value overflows a Duration.
+		if secs < lo.Seconds() || secs > hi.Seconds() {
+			return 0, outOfRange(name, s, lo, hi)
 		}
 		d = time.Duration(secs * float64(time.Second))
 	}
-	return min(max(d, lo), hi), nil
+	if d < lo || d > hi {
+		return 0, outOfRange(name, s, lo, hi)
+	}
+	return d, nil
 }
 
-// queryInt reads an integer parameter clamped to [lo, hi]; absent means def.
+// queryInt reads an integer parameter within [lo, hi]; absent means def.
+// A value outside the range is refused, naming the range.
 func queryInt(r *http.Request, name string, def, lo, hi int) (int, error) {
 	s := queryValue(r.URL.RawQuery, name)
 	if s == "" {
 		return def, nil
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil {
+	switch {
+	case errors.Is(err, strconv.ErrRange):
+		return 0, outOfRange(name, s, lo, hi)
+	case err != nil:
 		return 0, fmt.Errorf("%w: %s=%q is not an integer", edge.ErrBadRequest, name, clip(s))
+	case n < lo || n > hi:
+		return 0, outOfRange(name, s, lo, hi)
 	}
-	return min(max(n, lo), hi), nil
+	return n, nil
+}
+
+// outOfRange is the refusal of parameter name's value s outside [lo, hi].
+func outOfRange[T int | time.Duration](name, s string, lo, hi T) error {
+	return fmt.Errorf("%w: %s=%s is out of range; use %v to %v", edge.ErrBadRequest, name, clip(s), lo, hi)
 }
 
 func clip(s string) string {

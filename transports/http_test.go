@@ -60,6 +60,54 @@ func FuzzQueryValue(f *testing.F) {
 	})
 }
 
+// queryProblem refuses exactly the queries of which url.ParseQuery drops
+// pairs, so that after it every reader of the query sees every pair.
+func TestQueryProblem(t *testing.T) {
+	for _, tc := range []struct {
+		name, query string
+		bad         bool
+	}{
+		{"empty", "", false},
+		{"plain", "channel=news&event=tick", false},
+		{"escapes", "channel=a%3Ab&event=%7e+x", false},
+		{"escaped key", "chan%6Eel=a", false},
+		{"bad escape", "channel=a%ZZb", true},
+		{"short escape at the end", "channel=a%2", true},
+		{"percent at the end", "channel=a%", true},
+		{"bad escape in a key", "chan%zzel=a", true},
+		{"bad escape in a later pair", "channel=a&since=%g0", true},
+		{"semicolon", "channel=a;b", true},
+		{"semicolon in a key", "a;b=c", true},
+		{"escaped semicolon", "channel=a%3Bb", false},
+		{"empty pairs", "&&channel=a&", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := queryProblem(tc.query); (err != nil) != tc.bad {
+				t.Fatalf("queryProblem(%q) = %v, want a refusal %v", tc.query, err, tc.bad)
+			}
+			if _, err := url.ParseQuery(tc.query); (err != nil) != tc.bad {
+				t.Fatalf("url.ParseQuery(%q) = %v: the table disagrees with net/url", tc.query, err)
+			}
+		})
+	}
+}
+
+// queryProblem refuses a query exactly when url.ParseQuery fails on it.
+func FuzzQueryProblem(f *testing.F) {
+	for _, q := range []string{"channel=news", "channel=a%ZZb", "a;b", "chan%6Eel=a+b&channel=%4", "%"} {
+		f.Add(q)
+	}
+	f.Fuzz(func(t *testing.T, query string) {
+		if strings.Count(query, "&") >= 1000 {
+			t.Skip("net/url refuses many pairs; the header limit keeps queries far below")
+		}
+		_, err := url.ParseQuery(query)
+		if got := queryProblem(query); (got != nil) != (err != nil) {
+			t.Fatalf("queryProblem(%q) = %v, url.ParseQuery gives %v", query, got, err)
+		}
+	})
+}
+
 // Reading the publish parameters allocates nothing unless they hold
 // escapes.
 func TestQueryValueDoesNotAllocate(t *testing.T) {

@@ -195,12 +195,37 @@ func (l *connLimiter) release(ip string) {
 	}
 }
 
-// limitedConn gives its place back when closed.
+// limitedConn gives its place back when closed, and answers the edge's
+// JSON error where net/http would refuse a request in plain text (see
+// jsonRefusal).
 type limitedConn struct {
 	net.Conn
 	l    *connLimiter
 	ip   string
 	once sync.Once
+}
+
+// Write writes p, or the JSON error in place of a canned refusal of
+// net/http's, reporting p written.
+func (c *limitedConn) Write(p []byte) (int, error) {
+	if answer := jsonRefusal(p); answer != nil {
+		if _, err := c.Conn.Write(answer); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+// CloseWrite half-closes a TCP connection. net/http does so after a
+// refusal it answers while the client may still be sending (431), so
+// that the client reads the answer before the connection resets; it
+// looks for the method on the connection it was given.
+func (c *limitedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 func (c *limitedConn) Close() error {

@@ -186,9 +186,12 @@ func (p *pollWaiter) delivered() {
 
 // park hijacks the request's connection and leaves the waiting to p. It
 // reports false, having changed nothing, when the request cannot be
-// parked: HTTP/2, or a handler not run by Server.Run.
+// parked: HTTP/2, a request with a body, or a handler not run by
+// Server.Run. A body would be left on the connection, whose next request
+// net/http reads once the answer gives it back: the body would be served
+// as a request (one smuggled past a proxy that reuses its connections).
 func (s *Server) park(w http.ResponseWriter, r *http.Request, p *pollWaiter, wait time.Duration) bool {
-	if r.ProtoMajor != 1 || s.recycler.Load() == nil {
+	if r.ProtoMajor != 1 || r.ContentLength != 0 || s.recycler.Load() == nil {
 		return false
 	}
 	var head bytes.Buffer

@@ -7,10 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
+	"time"
 
 	"github.com/edgeworks/edge/edge"
-	"github.com/edgeworks/edge/edge/auth"
 	"github.com/edgeworks/edge/resume"
 	"github.com/edgeworks/edge/transports/metrics"
 )
@@ -23,6 +24,10 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 	if !allowMethods(w, r, http.MethodPost) {
 		return
 	}
+	if err := s.crossSite(r); err != nil {
+		writeError(w, err)
+		return
+	}
 	channel, event := queryValue(r.URL.RawQuery, "channel"), queryValue(r.URL.RawQuery, "event")
 	if err := edge.ValidateChannel(channel); err != nil {
 		writeError(w, err)
@@ -30,11 +35,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 	}
 	// Publishing takes credentials from the Authorization header only: a
 	// cookie would let another site's form publish as its visitor.
-	var claims *auth.Claims
-	var err error
-	if r.Header.Get("Authorization") != "" {
-		claims, err = s.access.identify(r)
-	}
+	claims, err := s.access.identifyPublisher(r)
 	var who string
 	if err == nil {
 		who, err = s.access.publish(r, claims, channel)
@@ -51,7 +52,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	data, err := readPayload(w, r, s.cfg.MaxPayload)
+	data, err := readPayload(w, r, s.cfg.MaxPayload, s.cfg.BodyTimeout)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -75,28 +76,97 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 	writeJSONBytes(w, http.StatusOK, append(b, `"}`...))
 }
 
-// readPayload reads a request body of at most max bytes. A body of known
-// length is read into one buffer of that length.
-func readPayload(w http.ResponseWriter, r *http.Request, max int) ([]byte, error) {
-	if n := r.ContentLength; n >= 0 {
-		if n > int64(max) {
-			return nil, payloadTooLarge(max)
+// crossSite refuses a publish that a browser sends for a page of another
+// site. A form or a text/plain fetch needs no CORS preflight: the browser
+// sends it and only hides the answer, so without this check any page
+// open in a browser on the edge's host could publish anonymously from
+// loopback. Such a request has an Origin that is neither the edge's own
+// nor allowed by --cors-origin, or, without Origin, Sec-Fetch-Site:
+// cross-site. Backends send neither header.
+func (s *Server) crossSite(r *http.Request) error {
+	if origin := r.Header.Get("Origin"); origin != "" {
+		if s.checkOrigin(r) {
+			return nil
 		}
-		data := make([]byte, n)
-		if _, err := io.ReadFull(r.Body, data); err != nil {
-			return nil, fmt.Errorf("%w: reading the body: %v", edge.ErrBadRequest, err)
-		}
+		return fmt.Errorf("%w: publishing from a page of origin %q; the edge allows its own origin and --cors-origin", edge.ErrForbidden, clip(origin))
+	}
+	if r.Header.Get("Sec-Fetch-Site") == "cross-site" && s.cfg.CORSOrigin != "*" {
+		return fmt.Errorf("%w: publishing from a page of another site (Sec-Fetch-Site: cross-site) without an Origin that --cors-origin allows", edge.ErrForbidden)
+	}
+	return nil
+}
+
+// readPayload reads a request body of at most max bytes, within timeout of
+// each other: a body that brings no byte for timeout is cut with
+// edge.ErrRequestTimeout (the connection is then closed, as the rest of
+// the body may still come). Memory follows the bytes that arrived, not
+// the Content-Length a client announced (see readBody).
+func readPayload(w http.ResponseWriter, r *http.Request, max int, timeout time.Duration) ([]byte, error) {
+	if r.ContentLength > int64(max) {
+		return nil, payloadTooLarge(max)
+	}
+	body := r.Body
+	if r.ContentLength < 0 {
+		// Of unknown length: bounded here. A known length is its bound.
+		body = http.MaxBytesReader(w, body, int64(max))
+	}
+	// The deadline is on the connection (HTTP/1) or the stream (HTTP/2).
+	// A ResponseWriter without deadlines (a test's recorder) has a body
+	// that cannot stall, so ErrNotSupported is ignored.
+	rc := http.NewResponseController(w)
+	data, err := readBody(body, r.ContentLength, max, rc, timeout)
+	if err == nil {
+		// net/http lifts the deadline once an HTTP/1 body ends, to watch
+		// for the client leaving; no deadline of the body outlives it on
+		// HTTP/2 either.
+		rc.SetReadDeadline(time.Time{})
 		return data, nil
 	}
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(max)))
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
 		return nil, payloadTooLarge(max)
-	case err != nil:
-		return nil, fmt.Errorf("%w: reading the body: %v", edge.ErrBadRequest, err)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		w.Header().Set("Connection", "close")
+		return nil, fmt.Errorf("%w: no byte of the body came for %v", edge.ErrRequestTimeout, timeout)
 	}
-	return data, nil
+	return nil, fmt.Errorf("%w: reading the body: %v", edge.ErrBadRequest, err)
+}
+
+// firstBodyChunk is the buffer a body is first read into: a whole typical
+// payload.
+const firstBodyChunk = 4 << 10
+
+// readBody reads body, of size bytes (-1: unknown, up to max and one byte
+// more, so that a reader that bounds it to max can say it is over),
+// setting rc's read deadline timeout ahead before each read. Its buffer
+// starts at firstBodyChunk and doubles only once full, so it never holds
+// more than max(firstBodyChunk, 2×bytes received): a client that
+// announces 16 MiB and sends 10 bytes costs 4 KiB, not 16 MiB. A body of
+// known size ends in a buffer of exactly that size.
+func readBody(body io.Reader, size int64, max int, rc *http.ResponseController, timeout time.Duration) ([]byte, error) {
+	limit := max + 1
+	if size >= 0 {
+		limit = int(min(size, int64(limit)))
+	}
+	buf := make([]byte, 0, min(limit, firstBodyChunk))
+	for len(buf) < limit {
+		if len(buf) == cap(buf) {
+			grown := make([]byte, len(buf), min(2*len(buf), limit))
+			copy(grown, buf)
+			buf = grown
+		}
+		rc.SetReadDeadline(time.Now().Add(timeout))
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
 }
 
 func payloadTooLarge(max int) error {
@@ -105,7 +175,8 @@ func payloadTooLarge(max int) error {
 
 // handleHistory serves GET /v1/history?channel=A[&since=CURSOR][&limit=N]:
 // a page of retained messages after the cursor (from the oldest retained
-// without one), oldest first.
+// without one), oldest first. It is read under the rules of subscribing
+// to the channel: the same token sources, the same anonymous patterns.
 func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 	if !allowMethods(w, r, http.MethodGet) {
 		return
@@ -113,6 +184,14 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	channel := q.Get("channel")
 	if err := edge.ValidateChannel(channel); err != nil {
+		writeError(w, err)
+		return
+	}
+	claims, err := s.access.identify(r)
+	if err == nil {
+		err = s.access.subscribe(claims, channel)
+	}
+	if err != nil {
 		writeError(w, err)
 		return
 	}

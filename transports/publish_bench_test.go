@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
@@ -34,6 +35,10 @@ func (w *publishRecorder) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// SetReadDeadline is there as on net/http's writers, whose body reads
+// the publish handler bounds.
+func (w *publishRecorder) SetReadDeadline(time.Time) error { return nil }
+
 func (w *publishRecorder) reset() {
 	clear(w.h)
 	w.status = 0
@@ -53,6 +58,7 @@ func newPublishClient(channel string) *publishClient {
 	c := &publishClient{payload: payload, body: bytes.NewReader(payload), w: publishRecorder{h: http.Header{}}}
 	c.req = httptest.NewRequest(http.MethodPost, "/v1/publish?channel="+channel, nil)
 	c.req.RemoteAddr = "127.0.0.1:40000" // a loopback backend: no publish key needed
+	c.req.Host = "127.0.0.1:8080"
 	c.req.Body = io.NopCloser(c.body)
 	return c
 }

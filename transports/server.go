@@ -137,7 +137,7 @@ func New(cfg edge.Config, broker edge.Broker, log *slog.Logger, opts ...Option) 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: no endpoint at %s", edge.ErrNotFound, clip(r.URL.Path)))
 	})
-	s.handler = requestIDs(log, hsts(cfg.HSTS, cors(cfg.CORSOrigin, mux)))
+	s.handler = requestIDs(log, hsts(cfg.HSTS, cors(cfg.CORSOrigin, limitHead(checkQuery(mux)))))
 	return s, nil
 }
 
@@ -185,7 +185,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
+		MaxHeaderBytes:    maxHeaderBlock - headerSlack,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		Protocols:         new(http.Protocols),
 		ConnContext:       withConnLimits,
@@ -246,6 +246,24 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	s.log.Info("stopped")
 	return err
 }
+
+// maxHeaderBlock bounds the request line and headers of a request, in
+// bytes; a larger block is answered 431.
+//
+// net/http reads 4096 bytes beyond http.Server.MaxHeaderBytes (headerSlack,
+// room for its read buffer) before it refuses a header block, so
+// MaxHeaderBytes is set that much under maxHeaderBlock. It is still a few
+// bytes loose: on a connection's first request it has already read the 14
+// bytes it peeks at for an HTTP/2 preface, and it takes a block cut just
+// before its last LF as whole. limitHead counts what it let through and
+// refuses a block over maxHeaderBlock, so the bound holds to the byte for
+// requests written as clients write them. HTTP/2 derives its own limit
+// from MaxHeaderBytes, in its own unit (each field's name and value and
+// 32 bytes, with 320 bytes of slack): about 12 KiB.
+const maxHeaderBlock = 16 << 10
+
+// headerSlack is what net/http reads beyond http.Server.MaxHeaderBytes.
+const headerSlack = 4096
 
 // newSession opens a hub session for a subscriber over t. A long-poll's
 // session is closed first on drain: its answer ends the request at once.

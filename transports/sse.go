@@ -20,12 +20,20 @@ const maxPadding = 8 << 10
 // sseConn is one SSE stream. Over HTTP/1 it hijacks the connection and
 // keeps no goroutine while idle but one blocked reading, which notices the
 // client leave; over HTTP/2 the handler goroutine waits instead.
+//
+// An SSE client sends nothing once the stream runs, so a client that
+// stopped reading (frozen, suspended) looks alive. Over HTTP/1 every
+// heartbeat checks the hijacked connection's kernel send queue: a peer
+// that has not taken, within a heartbeat, the bytes that waited for it at
+// the previous one ends the stream as a slow consumer. Over HTTP/2, and
+// off Linux, it ends when a write fails to complete within writeTimeout.
 type sseConn struct {
 	stream
 	out    func([]byte) error // writes and flushes, within writeTimeout
 	multi  bool               // several channels: data is the JSON object, id the composite cursor
 	cursor resume.Cursor      // position of what was written, per channel
 	buf    []byte             // pooled while the stream writes, nil while idle
+	sendq  sendQueue          // the hijacked connection's; used holding the turn
 }
 
 // serveSSE streams to EventSource and other SSE clients.
@@ -69,6 +77,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req subscribeR
 		}
 	}
 	if conn != nil {
+		c.sendq = watchSendQueue(conn)
 		c.out = func(b []byte) error {
 			conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 			_, err := conn.Write(b)
@@ -218,15 +227,32 @@ func (c *sseConn) flush() {
 		c.end()
 		return
 	}
-	if c.heartbeatDue() && c.buf == nil {
-		c.takeBuf()
-		c.buf = append(c.buf, ": hb\n\n"...)
+	if c.heartbeatDue() {
+		if c.sendq.stalled() {
+			c.stall()
+			return
+		}
+		if c.buf == nil {
+			c.takeBuf()
+			c.buf = append(c.buf, ": hb\n\n"...)
+		}
 	}
 	if c.writeBuf() != nil {
 		c.end()
 		return
 	}
 	c.delivered(n, first)
+}
+
+// stall ends a stream whose peer took nothing of what waited for it for a
+// whole heartbeat, as a slow consumer. It writes no disconnect event,
+// which the peer would not read either, and resets the connection, so
+// that the kernel drops at once what waits in its buffers.
+func (c *sseConn) stall() {
+	c.putBuf()
+	c.sess.Close(edge.DisconnectSlow)
+	c.sendq.abort()
+	c.end()
 }
 
 // takeBuf borrows a write buffer from the pool if the stream holds none.
@@ -242,12 +268,20 @@ func (c *sseConn) writeBuf() error {
 		return nil
 	}
 	err := c.out(c.buf)
+	c.putBuf()
+	return err
+}
+
+// putBuf returns the buffer, if any, to the pool.
+func (c *sseConn) putBuf() {
+	if c.buf == nil {
+		return
+	}
 	b := c.buf[:0]
 	c.buf = nil
 	if cap(b) <= 64<<10 {
 		bufPool.Put(&b)
 	}
-	return err
 }
 
 func (c *sseConn) appendFrame(f *edge.Frame) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"time"
@@ -32,7 +33,7 @@ type wsConn struct {
 	wait   time.Duration // read deadline after each frame from the client
 	cursor resume.Cursor // position of what was written, per channel
 	claims *auth.Claims  // the client's token (nil: none); replaced by refresh holding the turn
-	local  bool          // the client is on loopback
+	local  bool          // anonymous loopback publishing applies (see access.local)
 	ponged bool          // a pong frame answered the client's ping since the last heartbeat; the turn owns it
 	subs   bucket        // subscribe ops; only the reader uses it
 	pubs   bucket        // publish ops; only the reader uses it
@@ -98,8 +99,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, req subscribeRe
 		s.hijacked.Done()
 		return // the upgrader answered
 	}
-	conn.SetReadLimit(int64(2*s.cfg.MaxPayload + 4096))
-	c := &wsConn{conn: conn, br: resp.br, wait: 2*req.heartbeat + 10*time.Second, claims: req.claims, local: loopback(r.RemoteAddr)}
+	conn.SetReadLimit(int64(s.wsMessageLimit()))
+	c := &wsConn{conn: conn, br: resp.br, wait: 2*req.heartbeat + 10*time.Second, claims: req.claims, local: s.access.local(r)}
 	c.init(s, metrics.WS, sess, req.heartbeat, c.flush, func() {
 		conn.Close()
 		s.hijacked.Done()
@@ -157,15 +158,76 @@ func (c *wsConn) awaitFrame() bool {
 	}
 }
 
+// wsMessageLimit is the largest client message in bytes, on the wire
+// and once inflated: a publish op of MaxPayload (twice that for escapes
+// and base64) and its fields.
+func (s *Server) wsMessageLimit() int { return 2*s.cfg.MaxPayload + 4096 }
+
+// disconnectTooBig closes a connection whose client sent a message over
+// wsMessageLimit.
+var disconnectTooBig = edge.Disconnect{Code: websocket.CloseMessageTooBig, Reason: "message_too_big"}
+
 // readMessage reads one message and runs it. It reports false when the
 // connection ended.
+//
+// gorilla's read limit counts the bytes on the wire, which a compressed
+// message (permessage-deflate) may inflate a thousandfold; the message is
+// read here through a limit on its inflated bytes, so no message costs
+// more memory than the limit, and one over it closes the connection with
+// 1009 as soon as the limit is passed, without inflating the rest.
 func (c *wsConn) readMessage() bool {
-	kind, frame, err := c.conn.ReadMessage()
+	kind, r, err := c.conn.NextReader()
+	if err != nil {
+		return false
+	}
+	frame, err := readAtMost(r, c.s.wsMessageLimit())
+	if errors.Is(err, errTooBig) {
+		if c.turn.Lock() {
+			c.disconnect(disconnectTooBig)
+			c.end()
+			c.turn.Unlock()
+		}
+		return false
+	}
 	if err != nil {
 		return false
 	}
 	c.conn.SetReadDeadline(time.Now().Add(c.wait))
 	return c.handle(kind, frame)
+}
+
+// errTooBig is readAtMost's error for a message over its limit.
+var errTooBig = errors.New("message over the limit")
+
+// readAtMost reads r to its end into a buffer of at most limit bytes,
+// grown as the message comes, and fails with errTooBig as soon as r has
+// more.
+func readAtMost(r io.Reader, limit int) ([]byte, error) {
+	b := make([]byte, 0, min(limit, wsReadBuffer))
+	for {
+		if len(b) == cap(b) && len(b) < limit {
+			b = append(make([]byte, 0, min(2*cap(b), limit)), b...)
+		}
+		if len(b) == limit {
+			var one [1]byte
+			n, err := io.ReadFull(r, one[:])
+			switch {
+			case n > 0:
+				return nil, errTooBig
+			case err == io.EOF:
+				return b, nil
+			}
+			return nil, err
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		switch {
+		case err == io.EOF:
+			return b, nil
+		case err != nil:
+			return nil, err
+		}
+	}
 }
 
 // handle runs one client frame. It reports false when the connection

@@ -1,13 +1,17 @@
 package transports_test
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 
@@ -314,5 +318,121 @@ func TestWSOriginCheck(t *testing.T) {
 		} else if resp.StatusCode != 400 && resp.StatusCode != 403 {
 			t.Fatalf("status %d", resp.StatusCode)
 		}
+	}
+}
+
+// Error frames are valid JSON in valid UTF-8 text frames whatever the
+// client sent (a browser fails the connection on a text frame that is
+// not UTF-8), they speak the protocol, never Go, and the connection stays
+// usable after them.
+func TestWSErrorFramesAreValidUTF8(t *testing.T) {
+	e := startEdge(t, edge.Config{})
+	c := dialWS(t, e.wsURL())
+	for _, tc := range []struct {
+		name  string
+		frame string
+	}{
+		{"ref with an invalid byte", "{\"op\":\"ping\",\"ref\":\"a\xffb\"}"},
+		{"ref with a UTF-8 encoded surrogate", "{\"op\":\"subscribe\",\"channel\":\"a\",\"ref\":\"\xed\xa0\x80\"}"},
+		{"ref with a lone surrogate escape", `{"op":"ping","ref":"\udc00"}`},
+		{"ref with an invalid byte and a bad op", "{\"op\":\"dance\",\"ref\":\"\xc0\xaf\"}"},
+		{"channel a number", `{"op":"subscribe","channel":42}`},
+		{"data an object", `{"op":"publish","channel":"a","data":{"p":1}}`},
+		{"an array", `[{"op":"ping"}]`},
+		{"a huge number", `1e999`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := c.conn.WriteMessage(websocket.TextMessage, []byte(tc.frame)); err != nil {
+				t.Fatal(err)
+			}
+			c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			kind, b, err := c.conn.ReadMessage()
+			if err != nil || kind != websocket.TextMessage {
+				t.Fatalf("read: kind %d, %v", kind, err)
+			}
+			if !utf8.Valid(b) || !json.Valid(b) {
+				t.Fatalf("frame %q is not valid UTF-8 JSON", b)
+			}
+			var f wsFrame
+			json.Unmarshal(b, &f)
+			if f.Type != "error" || f.Error == nil || f.Error.Code != "bad_request" || f.Ref != nil {
+				t.Fatalf("frame %s, want a bad_request error frame without ref", b)
+			}
+			for _, leak := range []string{"Go ", "clientOp", "transports.", "struct"} {
+				if strings.Contains(f.Error.Message, leak) {
+					t.Fatalf("error %q names Go internals (%q)", f.Error.Message, leak)
+				}
+			}
+		})
+	}
+	c.send(map[string]any{"op": "ping", "ref": "ok"})
+	if f := c.readControl("pong"); string(f.Ref) != `"ok"` {
+		t.Fatalf("after the errors: %+v", f)
+	}
+}
+
+// A compressed message that inflates far beyond the read limit (a
+// decompression bomb, needing no token: the upgrade names no channel) is
+// refused with close 1009 while it is read, so the edge never holds the
+// inflated message; a subscriber on the same edge keeps receiving.
+func TestWSDecompressionBomb(t *testing.T) {
+	e := startEdge(t, edge.Config{})
+	good := dialWS(t, e.wsURL("channel", "steady"))
+	good.readControl("subscribed")
+
+	const inflated = 32 << 20 // zeros: about 32 KiB once compressed, well under the wire limit
+	for _, tc := range []struct {
+		name string
+		kind int
+	}{
+		{"text", websocket.TextMessage},
+		{"binary", websocket.BinaryMessage},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := websocket.Dialer{EnableCompression: true}
+			conn, resp, err := d.Dial(e.wsURL(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if !strings.Contains(resp.Header.Get("Sec-Websocket-Extensions"), "permessage-deflate") {
+				t.Fatal("the edge did not negotiate compression")
+			}
+			zeros := make([]byte, 64<<10)
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			// Streamed through gorilla's compressor, so the test never
+			// holds the inflated message either. The edge may close
+			// before the client has sent it all: write errors are
+			// expected then.
+			if w, err := conn.NextWriter(tc.kind); err == nil {
+				for i := 0; i < inflated/len(zeros) && err == nil; i++ {
+					_, err = w.Write(zeros)
+				}
+				w.Close()
+			}
+			conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+			// A disconnect frame may come before the close.
+			_, frame, err := conn.ReadMessage()
+			var f wsFrame
+			if err == nil && json.Unmarshal(frame, &f) == nil && f.Type == "disconnect" && f.Code == websocket.CloseMessageTooBig {
+				_, frame, err = conn.ReadMessage()
+			}
+			runtime.ReadMemStats(&after)
+			allocated := after.TotalAlloc - before.TotalAlloc
+			t.Logf("%d KiB allocated in the process while the edge read a bomb of %d MiB", allocated>>10, inflated>>20)
+			if allocated > inflated/8 {
+				t.Errorf("%d MiB allocated while the edge read a message of %d MiB inflated; it must stop at the limit", allocated>>20, inflated>>20)
+			}
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != websocket.CloseMessageTooBig || ce.Text == "" {
+				t.Fatalf("got frame %.200q, err %v; want close 1009 with a reason", frame, err)
+			}
+		})
+	}
+	id := e.publish("steady", "still here")
+	if m := good.readMessages(1)[0]; m.ID != id {
+		t.Fatalf("the subscriber got %+v, want %s", m, id)
 	}
 }

@@ -1,10 +1,13 @@
 package transports
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
@@ -21,9 +24,10 @@ import (
 // refresh replaces the connection's token before it expires. ping is
 // answered {"type":"pong"}: a script cannot see WebSocket-level pings, so
 // this is how a browser finds out that a silent connection is dead. ref is
-// optional (a number or a string of up to 64 bytes) and is echoed
-// in the answer; since is optional; publish data is a string, or base64
-// with "encoding":"base64".
+// optional (a number, or a string of up to 64 bytes of valid UTF-8) and is
+// echoed in the answer; since is optional; publish data is a string, or
+// base64 with "encoding":"base64". Every field but ref and data is a
+// string; null counts as absent.
 const (
 	opSubscribe   = "subscribe"
 	opUnsubscribe = "unsubscribe"
@@ -37,39 +41,79 @@ const maxRefLen = 64
 
 // clientOp is one parsed client operation.
 type clientOp struct {
-	Op       string          `json:"op"`
-	Ref      json.RawMessage `json:"ref,omitempty"`
-	Channel  string          `json:"channel"`
-	Since    string          `json:"since"`
-	Event    string          `json:"event"`
-	Data     *string         `json:"data"`
-	Encoding string          `json:"encoding"`
-	Token    string          `json:"token"`
+	Op       string
+	Ref      json.RawMessage // valid: a number, or a string of valid UTF-8; echoed as is
+	Channel  string
+	Since    string
+	Event    string
+	Encoding string
+	Token    string
 
 	since   *edge.ID // parsed Since
-	payload []byte   // decoded Data
+	payload []byte   // decoded data
 }
 
+// rawOp is a client frame with each field kept as raw JSON, so that
+// parseOp checks the types itself and its errors name the protocol's
+// fields and JSON types, never Go's.
+type rawOp struct {
+	Op       json.RawMessage `json:"op"`
+	Ref      json.RawMessage `json:"ref"`
+	Channel  json.RawMessage `json:"channel"`
+	Since    json.RawMessage `json:"since"`
+	Event    json.RawMessage `json:"event"`
+	Data     json.RawMessage `json:"data"`
+	Encoding json.RawMessage `json:"encoding"`
+	Token    json.RawMessage `json:"token"`
+}
+
+// The errors of parseOp about a frame's shape.
+var (
+	errNotObject = fmt.Errorf("%w: a frame must be a JSON object like {\"op\":\"subscribe\",\"channel\":\"news\"}", edge.ErrBadRequest)
+	errBadRef    = fmt.Errorf("%w: ref must be a number or a string of at most %d bytes", edge.ErrBadRequest, maxRefLen)
+	errRefRange  = fmt.Errorf("%w: ref is a number too large for a double; use a smaller number or a string", edge.ErrBadRequest)
+	errRefText   = fmt.Errorf("%w: a string ref must be valid UTF-8, without lone surrogate escapes", edge.ErrBadRequest)
+	errDataType  = fmt.Errorf("%w: data must be a string (to publish JSON, send it as a string; binary as base64 with \"encoding\":\"base64\")", edge.ErrBadRequest)
+)
+
 // parseOp parses and validates a client frame. On error the returned op
-// still carries the ref when one could be read, so the error frame can
-// echo it.
+// still carries the ref when the frame is an object with a valid one, so
+// the error frame can echo it. Error messages speak of the protocol's
+// fields and JSON types; a bad ref is never returned, so what is echoed
+// is always valid JSON and valid UTF-8.
 func parseOp(frame []byte, maxPayload int) (clientOp, error) {
+	var raw rawOp
+	if !isObject(frame) || json.Unmarshal(frame, &raw) != nil {
+		return clientOp{}, errNotObject
+	}
 	var op clientOp
-	err := json.Unmarshal(frame, &op)
-	if len(op.Ref) > 0 && !validRef(op.Ref) {
-		op.Ref = nil
-		if err == nil {
-			return op, fmt.Errorf("%w: ref must be a number or a string of at most %d bytes", edge.ErrBadRequest, maxRefLen)
+	if present(raw.Ref) {
+		if err := checkRef(raw.Ref); err != nil {
+			return op, err
+		}
+		op.Ref = raw.Ref
+	}
+	for _, f := range []struct {
+		name string
+		raw  json.RawMessage
+		into *string
+	}{
+		{"op", raw.Op, &op.Op}, {"channel", raw.Channel, &op.Channel}, {"since", raw.Since, &op.Since},
+		{"event", raw.Event, &op.Event}, {"encoding", raw.Encoding, &op.Encoding}, {"token", raw.Token, &op.Token},
+	} {
+		if !present(f.raw) {
+			continue
+		}
+		if !isString(f.raw) || json.Unmarshal(f.raw, f.into) != nil {
+			return op, fmt.Errorf("%w: %s must be a string", edge.ErrBadRequest, f.name)
 		}
 	}
-	var typeErr *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &typeErr):
-		// A field of the wrong type: the ref was still read, so the error
-		// frame can answer it.
-		return clientOp{Ref: op.Ref}, fmt.Errorf("%w: field %q has the wrong JSON type (want %s)", edge.ErrBadRequest, clip(typeErr.Field), typeErr.Type)
-	case err != nil:
-		return clientOp{}, fmt.Errorf("%w: a frame must be a JSON object like {\"op\":\"subscribe\",\"channel\":\"news\"}", edge.ErrBadRequest)
+	var data *string
+	if present(raw.Data) {
+		data = new(string)
+		if !isString(raw.Data) || json.Unmarshal(raw.Data, data) != nil {
+			return op, errDataType
+		}
 	}
 	switch op.Op {
 	case opSubscribe, opUnsubscribe, opPublish:
@@ -106,14 +150,14 @@ func parseOp(frame []byte, maxPayload int) (clientOp, error) {
 	if err := edge.ValidateEvent(op.Event); err != nil {
 		return op, err
 	}
-	if op.Data == nil {
+	if data == nil {
 		return op, fmt.Errorf("%w: publish needs data", edge.ErrBadRequest)
 	}
 	switch op.Encoding {
 	case "":
-		op.payload = []byte(*op.Data)
+		op.payload = []byte(*data)
 	case "base64":
-		p, err := base64.StdEncoding.DecodeString(*op.Data)
+		p, err := base64.StdEncoding.DecodeString(*data)
 		if err != nil {
 			return op, fmt.Errorf("%w: data is not base64", edge.ErrBadRequest)
 		}
@@ -127,19 +171,91 @@ func parseOp(frame []byte, maxPayload int) (clientOp, error) {
 	return op, nil
 }
 
-func validRef(ref json.RawMessage) bool {
+// isObject reports whether the JSON text b is an object (or not JSON at
+// all, which json.Unmarshal then refuses).
+func isObject(b []byte) bool {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	return len(b) > 0 && b[0] == '{'
+}
+
+// present reports whether a field was sent with a value other than null;
+// null counts as absent, as many clients serialise a missing value so.
+func present(raw json.RawMessage) bool {
+	return len(raw) > 0 && string(raw) != "null"
+}
+
+// isString reports whether the JSON value raw is a string.
+func isString(raw json.RawMessage) bool { return raw[0] == '"' }
+
+// checkRef reports whether ref can be echoed: a number that fits a
+// double, or a string of at most maxRefLen bytes that is valid UTF-8 and
+// holds no lone surrogate escape (which would decode to no character).
+// encoding/json takes invalid UTF-8 inside strings, and a WebSocket text
+// frame must be valid UTF-8, so the raw bytes are checked here.
+func checkRef(ref json.RawMessage) error {
 	if len(ref) > maxRefLen+2 {
-		return false
+		return errBadRef
 	}
-	var v any
-	if json.Unmarshal(ref, &v) != nil {
-		return false
+	switch c := ref[0]; {
+	case c == '"':
+		if !utf8.Valid(ref) || loneSurrogate(ref) {
+			return errRefText
+		}
+		return nil
+	case c == '-' || '0' <= c && c <= '9':
+		if _, err := strconv.ParseFloat(string(ref), 64); err != nil {
+			return errRefRange
+		}
+		return nil
 	}
-	switch v.(type) {
-	case float64, string:
-		return true
+	return errBadRef
+}
+
+// loneSurrogate reports whether the JSON string s (quotes included, and
+// valid JSON) has a \u escape of a UTF-16 surrogate that is not part of a
+// high-low pair.
+func loneSurrogate(s []byte) bool {
+	for i := 1; i < len(s)-1; i++ {
+		if s[i] != '\\' {
+			continue
+		}
+		i++
+		if s[i] != 'u' {
+			continue
+		}
+		r := hex4(s[i+1 : i+5])
+		i += 4
+		switch {
+		case utf16.IsSurrogate(r) && r >= 0xdc00:
+			return true
+		case utf16.IsSurrogate(r):
+			if i+6 >= len(s) || s[i+1] != '\\' || s[i+2] != 'u' {
+				return true
+			}
+			if lo := hex4(s[i+3 : i+7]); lo < 0xdc00 || lo > 0xdfff {
+				return true
+			}
+			i += 6
+		}
 	}
 	return false
+}
+
+// hex4 decodes four hex digits, which valid JSON guarantees after \u.
+func hex4(h []byte) rune {
+	var r rune
+	for _, c := range h {
+		switch {
+		case c <= '9':
+			c -= '0'
+		case c >= 'a':
+			c -= 'a' - 10
+		default:
+			c -= 'A' - 10
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
 }
 
 // serverFrame is a control frame from the edge. Message frames have no

@@ -2,9 +2,11 @@ package transports
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
@@ -190,6 +192,9 @@ func FuzzParseOp(f *testing.F) {
 		`{"op":"publish","channel":"news","data":"\u00e9\u2028","OP":"publish","Channel":"x"}`,
 		`{"op":"publish","channel":"a","event":"gap","data":"x"}`,
 		`{"op":"subscribe","channel":"a","ref":{"id":1}}`,
+		"{\"op\":\"ping\",\"ref\":\"\xff\"}",
+		`{"op":"ping","ref":"\ud800"}`,
+		`{"op":"publish","channel":1e999,"data":{}}`,
 		`[{"op":"subscribe"}]`,
 		`null`,
 		``,
@@ -200,7 +205,7 @@ func FuzzParseOp(f *testing.F) {
 		maxPayload &= 0xffff
 		op, err := parseOp(frame, maxPayload)
 		if len(op.Ref) > 0 {
-			if !validRef(op.Ref) {
+			if checkRef(op.Ref) != nil {
 				t.Fatalf("parseOp(%q) returned the invalid ref %s", frame, op.Ref)
 			}
 		}
@@ -208,10 +213,22 @@ func FuzzParseOp(f *testing.F) {
 			if got := wrapsOne(err); len(got) != 1 {
 				t.Fatalf("parseOp(%q) error %q wraps %v, want exactly one of the client-error sentinels", frame, err, got)
 			}
-			if code, _, _ := edge.Classify(err); code == edge.ErrInternal.Code {
+			code, _, msg := edge.Classify(err)
+			if code == edge.ErrInternal.Code {
 				t.Fatalf("parseOp(%q) error %q classifies as internal", frame, err)
 			}
+			for _, leak := range []string{"Go ", "clientOp", "rawOp", "transports.", "struct", "json:"} {
+				if strings.Contains(msg, leak) {
+					t.Fatalf("parseOp(%q) error %q names Go internals (%q)", frame, msg, leak)
+				}
+			}
+			if f := errorFrame(op.Ref, err); !utf8.Valid(f) || !json.Valid(f) {
+				t.Fatalf("parseOp(%q): error frame %q is not valid UTF-8 JSON", frame, f)
+			}
 			return
+		}
+		if f := (serverFrame{Type: "pong", Ref: op.Ref}).encode(); !utf8.Valid(f) || !json.Valid(f) {
+			t.Fatalf("parseOp(%q): frame %q echoing the ref is not valid UTF-8 JSON", frame, f)
 		}
 		switch op.Op {
 		case opSubscribe, opUnsubscribe, opPublish:
@@ -247,4 +264,132 @@ func FuzzParseOp(f *testing.F) {
 			t.Fatalf("parseOp(%q) accepted event %q: %v", frame, op.Event, err)
 		}
 	})
+}
+
+// checkErrorFrame fails unless the error frame for op and err is valid
+// JSON and valid UTF-8 (a WebSocket text frame must be) and echoes the
+// ref as wantRef ("" for none).
+func checkErrorFrame(t *testing.T, op clientOp, err error, wantRef string) {
+	t.Helper()
+	frame := errorFrame(op.Ref, err)
+	if !utf8.Valid(frame) || !json.Valid(frame) {
+		t.Fatalf("error frame %q is not valid UTF-8 JSON", frame)
+	}
+	var f struct {
+		Ref json.RawMessage `json:"ref"`
+	}
+	if err := json.Unmarshal(frame, &f); err != nil {
+		t.Fatal(err)
+	}
+	if string(f.Ref) != wantRef {
+		t.Fatalf("error frame %s echoes ref %s, want %q", frame, f.Ref, wantRef)
+	}
+}
+
+// A string ref must be valid UTF-8 without lone surrogate escapes: it is
+// echoed as sent, and a WebSocket text frame must be valid UTF-8 (a
+// browser closes the connection on one that is not). Such a ref is
+// refused, and the error frame, without it, is valid JSON and UTF-8.
+func TestParseOpRefMustBeValidUTF8(t *testing.T) {
+	tests := []struct {
+		name string
+		ref  string // the raw JSON value of ref
+		ok   bool
+	}{
+		{name: "invalid byte", ref: "\"a\xffb\""},
+		{name: "two invalid bytes", ref: "\"\xff\xfe\""},
+		{name: "truncated sequence", ref: "\"\xe2\x82\""},
+		{name: "overlong encoding", ref: "\"\xc0\xaf\""},
+		{name: "UTF-8 encoded surrogate", ref: "\"\xed\xa0\x80\""},
+		{name: "lone high surrogate escape", ref: `"\ud800"`},
+		{name: "lone low surrogate escape", ref: `"\udc00"`},
+		{name: "high surrogate escape then a letter", ref: `"\ud800x"`},
+		{name: "high surrogate escape then another escape", ref: `"\ud800\u0041"`},
+		{name: "two high surrogate escapes", ref: `"\uD83D\uD83D"`},
+		{name: "multi-byte UTF-8", ref: `"réf-😀"`, ok: true},
+		{name: "escaped letter", ref: `"\u00e9"`, ok: true},
+		{name: "surrogate pair escape", ref: `"\ud83d\ude00"`, ok: true},
+		{name: "surrogate pair escape in capitals", ref: `"\uD83D\uDE00"`, ok: true},
+		{name: "escaped backslash before u", ref: `"\\ud800"`, ok: true},
+		{name: "U+FFFD itself", ref: `"\ufffd�"`, ok: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			op, err := parseOp([]byte(`{"op":"ping","ref":`+tt.ref+`}`), 16)
+			if tt.ok {
+				if err != nil || string(op.Ref) != tt.ref {
+					t.Fatalf("ref %q: got ref %q, err %v; want it accepted", tt.ref, op.Ref, err)
+				}
+				if frame := (serverFrame{Type: "pong", Ref: op.Ref}).encode(); !utf8.Valid(frame) || !json.Valid(frame) {
+					t.Fatalf("pong frame %q is not valid UTF-8 JSON", frame)
+				}
+				return
+			}
+			if !errors.Is(err, edge.ErrBadRequest) || !strings.Contains(err.Error(), "UTF-8") {
+				t.Fatalf("ref %q: got ref %q, err %v; want a bad_request error about UTF-8", tt.ref, op.Ref, err)
+			}
+			checkErrorFrame(t, op, err, "")
+		})
+	}
+}
+
+// Errors speak the protocol: they name the field and the JSON type it
+// must have, never a Go type or struct (encoding/json's own messages do),
+// and the error frame is valid JSON and UTF-8 that keeps a valid ref.
+func TestParseOpErrorsSpeakProtocol(t *testing.T) {
+	deep := func(open, close string) string { return strings.Repeat(open, 20000) + strings.Repeat(close, 20000) }
+	tests := []struct {
+		name  string
+		frame string
+		want  string // the message must contain it
+		ref   string // the ref the error frame must echo
+	}{
+		{name: "op a number", frame: `{"op":1,"ref":1}`, want: "op must be a string", ref: "1"},
+		{name: "op an array", frame: `{"op":["subscribe"],"channel":"a","ref":9}`, want: "op must be a string", ref: "9"},
+		{name: "op an object", frame: `{"op":{"x":1}}`, want: "op must be a string"},
+		{name: "op a bool", frame: `{"op":true}`, want: "op must be a string"},
+		{name: "op a huge number", frame: `{"op":1e999}`, want: "op must be a string"},
+		{name: "channel a number", frame: `{"op":"subscribe","channel":42,"ref":"s"}`, want: "channel must be a string", ref: `"s"`},
+		{name: "channel a huge number", frame: `{"op":"subscribe","channel":123456789012345678901234567890e400}`, want: "channel must be a string"},
+		{name: "channel an array", frame: `{"op":"subscribe","channel":["a","b"]}`, want: "channel must be a string"},
+		{name: "since a number", frame: `{"op":"subscribe","channel":"a","since":1732270000000}`, want: "since must be a string"},
+		{name: "event a bool", frame: `{"op":"publish","channel":"a","event":false,"data":"x"}`, want: "event must be a string"},
+		{name: "data an object", frame: `{"op":"publish","channel":"a","data":{"p":1},"ref":3}`, want: "data must be a string", ref: "3"},
+		{name: "data a number", frame: `{"op":"publish","channel":"a","data":1e400}`, want: "data must be a string"},
+		{name: "data an array", frame: `{"op":"publish","channel":"a","data":[1,2]}`, want: "data must be a string"},
+		{name: "encoding an array", frame: `{"op":"publish","channel":"a","data":"x","encoding":["base64"]}`, want: "encoding must be a string"},
+		{name: "token an object", frame: `{"op":"refresh","token":{"jwt":"x"},"ref":4}`, want: "token must be a string", ref: "4"},
+		{name: "ref an object", frame: `{"op":"ping","ref":{"id":1}}`, want: "ref must be a number or a string"},
+		{name: "ref a bool", frame: `{"op":"ping","ref":false}`, want: "ref must be a number or a string"},
+		{name: "ref a huge number", frame: `{"op":"ping","ref":1e999}`, want: "ref is a number too large"},
+		{name: "array", frame: `[{"op":"subscribe","channel":"a"}]`, want: "a frame must be a JSON object"},
+		{name: "number", frame: `3`, want: "a frame must be a JSON object"},
+		{name: "huge number", frame: `1e999`, want: "a frame must be a JSON object"},
+		{name: "string", frame: `"subscribe"`, want: "a frame must be a JSON object"},
+		{name: "bool", frame: `true`, want: "a frame must be a JSON object"},
+		{name: "null", frame: `null`, want: "a frame must be a JSON object"},
+		{name: "empty", frame: ``, want: "a frame must be a JSON object"},
+		{name: "blank", frame: " \n", want: "a frame must be a JSON object"},
+		{name: "deep nesting in a field", frame: `{"op":"subscribe","channel":"a","x":` + deep("[", "]") + `}`, want: "a frame must be a JSON object"},
+		{name: "deep nesting as a field value", frame: `{"op":` + deep(`{"a":`, "}") + `}`, want: "a frame must be a JSON object"},
+		{name: "deep nesting at the top", frame: deep("[", "]"), want: "a frame must be a JSON object"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			op, err := parseOp([]byte(tt.frame), 16)
+			if !errors.Is(err, edge.ErrBadRequest) {
+				t.Fatalf("parseOp(%s) error %v, want one wrapping edge.ErrBadRequest", clip(tt.frame), err)
+			}
+			_, _, msg := edge.Classify(err)
+			for _, leak := range []string{"Go ", "clientOp", "rawOp", "transports.", "struct", "json:"} {
+				if strings.Contains(msg, leak) {
+					t.Fatalf("parseOp(%s) error %q names Go internals (%q)", clip(tt.frame), msg, leak)
+				}
+			}
+			if !strings.Contains(msg, tt.want) {
+				t.Fatalf("parseOp(%s) error %q, want one saying %q", clip(tt.frame), msg, tt.want)
+			}
+			checkErrorFrame(t, op, err, tt.ref)
+		})
+	}
 }

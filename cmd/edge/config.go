@@ -161,11 +161,13 @@ func newFlagSet(cfg *edge.Config, cmd *command) *flag.FlagSet {
 	durationVar(fs, &cfg.PollTimeout, "poll-timeout",
 		fmt.Sprintf("hold a long-poll request with no message for `DURATION`, at most -poll-timeout-max (default %v)", def.PollTimeout))
 	durationVar(fs, &cfg.PollTimeoutMax, "poll-timeout-max",
-		fmt.Sprintf("bound a long-poll client's timeout= request to `DURATION` (default %v)", def.PollTimeoutMax))
+		fmt.Sprintf("refuse a long-poll client's timeout= over `DURATION` with 400 (default %v)", def.PollTimeoutMax))
 	durationVar(fs, &cfg.PollLingerMax, "poll-linger-max",
-		fmt.Sprintf("bound a long-poll client's linger= request to `DURATION` (default %v)", def.PollLingerMax))
+		fmt.Sprintf("refuse a long-poll client's linger= over `DURATION` with 400 (default %v)", def.PollLingerMax))
 	durationVar(fs, &cfg.SSERetry, "sse-retry",
 		fmt.Sprintf("ask SSE clients to reconnect after `DURATION` (retry:) (default %v)", def.SSERetry))
+	durationVar(fs, &cfg.BodyTimeout, "body-timeout",
+		fmt.Sprintf("cut a request body (a publish) that brings no byte for `DURATION` with 408 (default %v)", def.BodyTimeout))
 
 	listVar(fs, &cfg.PublishKeys, "publish-key",
 		"let \"Authorization: Bearer `KEY`\" publish to every channel; repeatable (or comma-separated) for several keys; "+

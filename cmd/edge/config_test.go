@@ -42,6 +42,7 @@ func TestLoadConfig(t *testing.T) {
 		{"poll-timeout-max", "40s"},
 		{"poll-linger-max", "2s"},
 		{"sse-retry", "3s"},
+		{"body-timeout", "45s"},
 		{"publish-key", "s3cret"},
 		{"cors-origin", "https://example.com"},
 		{"drain-timeout", "5s"},
@@ -87,6 +88,7 @@ func TestLoadConfig(t *testing.T) {
 		PollTimeoutMax: 40 * time.Second,
 		PollLingerMax:  2 * time.Second,
 		SSERetry:       3 * time.Second,
+		BodyTimeout:    45 * time.Second,
 		PublishKeys:    []string{"s3cret"},
 		CORSOrigin:     "https://example.com",
 		DrainTimeout:   5 * time.Second,
@@ -144,6 +146,7 @@ func TestLoadConfig(t *testing.T) {
 		"poll-timeout-max": "40s",
 		"poll-linger-max": "2s",
 		"sse-retry": "3s",
+		"body-timeout": "45s",
 		"publish-key": "s3cret",
 		"cors-origin": "https://example.com",
 		"drain-timeout": "5s",
@@ -432,7 +435,7 @@ func TestUsage(t *testing.T) {
 		"-history-memory BYTES", "-max-payload BYTES", "-max-channels N",
 		"-queue-bytes BYTES", "-heartbeat DURATION", "-poll-timeout DURATION",
 		"-poll-timeout-max DURATION", "-poll-linger-max DURATION",
-		"-sse-retry DURATION", "-publish-key KEY", "-cors-origin ORIGIN",
+		"-sse-retry DURATION", "-body-timeout DURATION", "(default 30s)", "-publish-key KEY", "-cors-origin ORIGIN",
 		"-drain-timeout DURATION", "-config FILE",
 	} {
 		if !strings.Contains(out, s) {

@@ -153,6 +153,13 @@ func startNode(t *testing.T, bin string, args ...string) string {
 // its whole banner; the process is killed at cleanup.
 func startNodeBanner(t *testing.T, bin string, args ...string) (base, banner string) {
 	t.Helper()
+	base, banner, _ = startProcess(t, bin, args...)
+	return base, banner
+}
+
+// startProcess is startNodeBanner that also returns the running process.
+func startProcess(t *testing.T, bin string, args ...string) (base, banner string, proc *os.Process) {
+	t.Helper()
 	cmd := exec.Command(bin, append([]string{"--listen", "127.0.0.1:0"}, args...)...)
 	stdout, _ := cmd.StdoutPipe()
 	var stderr bytes.Buffer
@@ -175,7 +182,7 @@ func startNodeBanner(t *testing.T, bin string, args ...string) (base, banner str
 	if !ok {
 		t.Fatalf("banner %q", banner)
 	}
-	return base, banner
+	return base, banner, cmd.Process
 }
 
 // Two edge processes on one Redis: a message published on one reaches an

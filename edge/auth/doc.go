@@ -15,7 +15,9 @@
 //
 // Public keys come from PEM files (--jwt-public-key) and from a JWKS URL
 // (--jwks-url). Unsigned tokens (alg "none") and every other algorithm are
-// refused.
+// refused, and so is a token whose header has "crit": RFC 7515 requires a
+// verifier to refuse critical extensions it does not understand, and the
+// edge understands none.
 //
 // The claims the edge reads:
 //
@@ -38,6 +40,15 @@
 // "user:42:a:b", "*" matches every channel. There are no other
 // metacharacters. Matching takes at most O(len(pattern)·len(channel))
 // steps, whatever the input.
+//
+// # Where a token comes from
+//
+// TokenFromRequest looks in the Authorization: Bearer header, then the
+// access_token query parameter (EventSource cannot set headers), then the
+// edge_token cookie: for subscribing. BearerToken looks in the header
+// only, and refuses an Authorization header of another scheme: for
+// publishing, where a cookie would let another site's form act as its
+// visitor.
 //
 // # Errors
 //

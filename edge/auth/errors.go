@@ -23,6 +23,9 @@ var (
 	ErrKeysUnavailable = fmt.Errorf("%w: token keys not loaded yet (the JWKS could not be fetched); try again later", edge.ErrUnavailable)
 )
 
+// errCritical refuses a token with a "crit" header (RFC 7515 §4.1.11).
+var errCritical = fmt.Errorf(`%w: the header has "crit", naming extensions that must be understood, and this edge understands none; issue the token without "crit"`, ErrInvalid)
+
 // clip shortens s for an error message.
 func clip(s string) string {
 	const max = 64

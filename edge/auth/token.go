@@ -27,6 +27,7 @@ var (
 	errSeveralAuthorization   = fmt.Errorf("%w: several Authorization headers; send one", edge.ErrUnauthorized)
 	errMalformedAuthorization = fmt.Errorf(`%w: malformed Authorization header; send "Authorization: Bearer <token>"`, edge.ErrUnauthorized)
 	errSeveralParams          = fmt.Errorf("%w: several different %s parameters; send one", edge.ErrUnauthorized, TokenParam)
+	errNotBearer              = fmt.Errorf(`%w: the Authorization header has a scheme other than Bearer; send "Authorization: Bearer <token>"`, edge.ErrUnauthorized)
 
 	fromHeader = newTokenSource("the Bearer token in the Authorization header")
 	fromQuery  = newTokenSource("the " + TokenParam + " parameter")
@@ -96,6 +97,24 @@ func TokenFromRequest(r *http.Request) (string, error) {
 		return fromCookie.check(c.Value)
 	}
 	return "", nil
+}
+
+// BearerToken returns the token of the request's "Authorization: Bearer"
+// header, and "" and nil without an Authorization header. Unlike
+// TokenFromRequest it looks nowhere else, for requests that take
+// credentials from the header only (publishing): a browser sends a cookie
+// with any site's form, and a URL leaks into logs and Referer headers. An
+// Authorization header of another scheme (Basic) is an error, as are the
+// header errors of TokenFromRequest; each wraps edge.ErrUnauthorized and
+// holds no token text.
+//
+// BearerToken does not verify the token.
+func BearerToken(r *http.Request) (string, error) {
+	tok, found, err := bearer(r.Header)
+	if !found && err == nil && strings.Trim(r.Header.Get("Authorization"), " \t") != "" {
+		return "", errNotBearer
+	}
+	return tok, err
 }
 
 // bearer returns the token of an "Authorization: Bearer" header; found is

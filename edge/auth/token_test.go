@@ -75,6 +75,52 @@ func TestTokenFromRequest(t *testing.T) {
 	}
 }
 
+// BearerToken reads the Authorization: Bearer header and nothing else: a
+// token in access_token= or the edge_token cookie is not there, and a
+// header of another scheme is refused rather than passed over.
+func TestBearerToken(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		header []string // Authorization values
+		query  string
+		cookie string
+		want   string
+		err    error
+	}{
+		{name: "none"},
+		{name: "bearer", header: []string{"Bearer abc.def.ghi"}, want: "abc.def.ghi"},
+		{name: "scheme case", header: []string{"bearer abc"}, want: "abc"},
+		{name: "bearer beside query and cookie", header: []string{"Bearer h"}, query: "access_token=q", cookie: "edge_token=c", want: "h"},
+		{name: "query is not read", query: "access_token=q"},
+		{name: "cookie is not read", cookie: "edge_token=c"},
+		{name: "empty header", header: []string{" "}, cookie: "edge_token=c"},
+		{name: "basic", header: []string{"Basic dXNlcjpwYXNz"}, err: errNotBearer},
+		{name: "basic beside a cookie", header: []string{"Basic x"}, cookie: "edge_token=c", err: errNotBearer},
+		{name: "basic beside a query token", header: []string{"Basic x"}, query: "access_token=q", err: errNotBearer},
+		{name: "no scheme", header: []string{"abc.def.ghi"}, err: errMalformedAuthorization},
+		{name: "bearer alone", header: []string{"Bearer"}, err: errMalformedAuthorization},
+		{name: "two headers", header: []string{"Bearer a", "Bearer b"}, err: errSeveralAuthorization},
+		{name: "token with a control byte", header: []string{"Bearer abc\x01"}, err: fromHeader.badBytes},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", "/v1/publish?channel=a&"+tc.query, nil)
+			for _, h := range tc.header {
+				r.Header.Add("Authorization", h)
+			}
+			if tc.cookie != "" {
+				r.Header.Set("Cookie", tc.cookie)
+			}
+			got, err := BearerToken(r)
+			if got != tc.want || !errors.Is(err, tc.err) || (tc.err == nil) != (err == nil) {
+				t.Fatalf("BearerToken = %.20q, %v; want %.20q, %v", got, err, tc.want, tc.err)
+			}
+			if err != nil && !errors.Is(err, edge.ErrUnauthorized) {
+				t.Errorf("error %v does not wrap edge.ErrUnauthorized", err)
+			}
+		})
+	}
+}
+
 // tokenErrors lists every error TokenFromRequest returns.
 var tokenErrors = []error{
 	errSeveralAuthorization, errMalformedAuthorization, errSeveralParams,

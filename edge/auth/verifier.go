@@ -196,6 +196,10 @@ func (v *Verifier) Run(ctx context.Context) {
 // With Audiences or an Issuer configured, aud must name one of the
 // audiences and iss must equal the issuer.
 //
+// A token whose header has "crit" is refused whatever it lists: RFC 7515
+// requires a verifier to refuse critical extensions it does not
+// understand, and the edge understands none.
+//
 // The error wraps ErrExpired, ErrNotYetValid, ErrInvalid or
 // ErrKeysUnavailable, and never contains the token.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
@@ -210,6 +214,14 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	var tc tokenClaims
 	var keyErr error // keyFunc's own error, which says it best
 	tok, err := v.parser.ParseWithClaims(token, &tc, func(t *jwt.Token) (any, error) {
+		if _, ok := t.Header["crit"]; ok {
+			// RFC 7515 §4.1.11: extensions named critical must be
+			// understood, and this edge understands none. Checked
+			// before any key is looked up, so such a token cannot
+			// make the edge refetch the JWKS.
+			keyErr = errCritical
+			return nil, keyErr
+		}
 		k, err := v.keyFor(ctx, t)
 		keyErr = err
 		return k, err

@@ -344,3 +344,75 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// A token with a "crit" header is refused, whatever it lists and whichever
+// key would verify it (RFC 7515 §4.1.11: a verifier must refuse critical
+// extensions it does not understand, and the edge understands none). The
+// same token without "crit" is accepted, so the header alone decides; a
+// crit token with an unknown kid does not make the edge refetch the JWKS.
+func TestVerifyRefusesCrit(t *testing.T) {
+	k := testKeys()
+	srv := newJWKSServer(t, 200, jwks(rsaJWK("r1", &k.rsa.PublicKey), ecJWK("e1", &k.ec.PublicKey), okpJWK("o1", k.ed.Public().(ed25519.PublicKey))))
+	jwksV, _, _ := jwksVerifier(t, srv, Config{})
+	type path struct {
+		name   string
+		v      *Verifier
+		method jwt.SigningMethod
+		key    any
+		kid    string
+	}
+	var paths []path
+	for _, a := range algs() {
+		paths = append(paths, path{a.name + " configured key", newVerifier(t, a.cfg(t)), a.method, a.signKey, ""})
+	}
+	paths = append(paths,
+		path{"RS256 JWKS key", jwksV, jwt.SigningMethodRS256, k.rsa, "r1"},
+		path{"ES256 JWKS key", jwksV, jwt.SigningMethodES256, k.ec, "e1"},
+		path{"EdDSA JWKS key", jwksV, jwt.SigningMethodEdDSA, k.ed, "o1"},
+		path{"RS256 JWKS without kid", jwksV, jwt.SigningMethodRS256, k.rsa, ""},
+		path{"RS256 JWKS with an unknown kid", jwksV, jwt.SigningMethodRS256, k.rsa, "nope"},
+	)
+	crits := []struct {
+		name string
+		crit any
+	}{
+		{"an extension", []string{"exp"}},
+		{"b64 (RFC 7797)", []string{"b64"}},
+		{"several", []string{"a", "b"}},
+		{"empty list", []string{}},
+		{"not a list", "exp"},
+		{"null", nil},
+	}
+	now := time.Now()
+	before := srv.requests()
+	for _, p := range paths {
+		t.Run(p.name, func(t *testing.T) {
+			if p.kid != "nope" {
+				if _, err := p.v.Verify(context.Background(), sign(t, p.method, p.key, p.kid, claimsFor(now))); err != nil {
+					t.Fatalf("the token without crit is refused: %v", err)
+				}
+			}
+			for _, c := range crits {
+				t.Run(c.name, func(t *testing.T) {
+					tok := jwt.NewWithClaims(p.method, claimsFor(now))
+					tok.Header["crit"] = c.crit
+					if p.kid != "" {
+						tok.Header["kid"] = p.kid
+					}
+					s, err := tok.SignedString(p.key)
+					if err != nil {
+						t.Fatal(err)
+					}
+					_, err = p.v.Verify(context.Background(), s)
+					checkRefused(t, err, ErrInvalid, s)
+					if !strings.Contains(err.Error(), `"crit"`) {
+						t.Fatalf("error %q does not say that crit is the reason", err)
+					}
+				})
+			}
+		})
+	}
+	if n := srv.requests() - before; n != 0 {
+		t.Errorf("%d JWKS fetches for crit tokens, want none", n)
+	}
+}

@@ -54,7 +54,7 @@ export interface Options {
   pauseWhenHidden?: boolean;
   /** How long (ms) the page must stay hidden before the connection is paused. Default 10000. */
   hiddenDelay?: number;
-  /** Heartbeat interval (ms) asked of the edge for SSE comments and WebSocket pings; longer saves battery. The edge clamps it (5 s to 5 min by default). Default 25000. */
+  /** Heartbeat interval (ms) asked of the edge for SSE comments and WebSocket pings; longer saves battery. The edge refuses a value outside its bounds (5 s to 5 min by default) with bad_request. Default 25000. */
   heartbeat?: number;
   /** Long-poll hold (ms) without messages. Default 25000. */
   pollTimeout?: number;
