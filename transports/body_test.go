@@ -105,8 +105,7 @@ func TestReadBody(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			body := tc.body
 			if tc.size >= 0 {
-				// net/http's body of known length says when it ends early.
-				body = io.MultiReader(io.LimitReader(body, tc.size), unexpectedEOF{})
+				body = &knownLength{r: io.LimitReader(body, tc.size), left: tc.size}
 			}
 			w := &deadlineRecorder{}
 			got, err := readBody(body, tc.size, tc.max, http.NewResponseController(w), time.Second)
@@ -140,7 +139,21 @@ func (w *deadlineRecorder) SetReadDeadline(time.Time) error {
 	return nil
 }
 
-// unexpectedEOF ends a reader of known length early, as net/http does.
-type unexpectedEOF struct{}
+// knownLength is a body of known length as net/http reads it: io.EOF
+// after its left bytes, io.ErrUnexpectedEOF when the client sent fewer.
+type knownLength struct {
+	r    io.Reader
+	left int64
+}
 
-func (unexpectedEOF) Read([]byte) (int, error) { return 0, io.ErrUnexpectedEOF }
+func (b *knownLength) Read(p []byte) (int, error) {
+	if b.left == 0 {
+		return 0, io.EOF
+	}
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	if err == io.EOF && b.left > 0 {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}

@@ -124,7 +124,7 @@ func readPayload(w http.ResponseWriter, r *http.Request, max int, timeout time.D
 	}
 	var tooBig *http.MaxBytesError
 	switch {
-	case errors.As(err, &tooBig):
+	case errors.As(err, &tooBig), errors.Is(err, errTooBig):
 		return nil, payloadTooLarge(max)
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		w.Header().Set("Connection", "close")
@@ -139,34 +139,16 @@ const firstBodyChunk = 4 << 10
 
 // readBody reads body, of size bytes (-1: unknown, up to max and one byte
 // more, so that a reader that bounds it to max can say it is over),
-// setting rc's read deadline timeout ahead before each read. Its buffer
-// starts at firstBodyChunk and doubles only once full, so it never holds
-// more than max(firstBodyChunk, 2×bytes received): a client that
-// announces 16 MiB and sends 10 bytes costs 4 KiB, not 16 MiB. A body of
+// setting rc's read deadline timeout ahead before each read, into a buffer
+// that grows with what arrives (see readAtMost): a client that announces
+// 16 MiB and sends 10 bytes costs firstBodyChunk, not 16 MiB. A body of
 // known size ends in a buffer of exactly that size.
 func readBody(body io.Reader, size int64, max int, rc *http.ResponseController, timeout time.Duration) ([]byte, error) {
 	limit := max + 1
 	if size >= 0 {
 		limit = int(min(size, int64(limit)))
 	}
-	buf := make([]byte, 0, min(limit, firstBodyChunk))
-	for len(buf) < limit {
-		if len(buf) == cap(buf) {
-			grown := make([]byte, len(buf), min(2*len(buf), limit))
-			copy(grown, buf)
-			buf = grown
-		}
-		rc.SetReadDeadline(time.Now().Add(timeout))
-		n, err := body.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	return buf, nil
+	return readAtMost(body, limit, firstBodyChunk, func() { rc.SetReadDeadline(time.Now().Add(timeout)) })
 }
 
 func payloadTooLarge(max int) error {

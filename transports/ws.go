@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"time"
@@ -180,7 +179,7 @@ func (c *wsConn) readMessage() bool {
 	if err != nil {
 		return false
 	}
-	frame, err := readAtMost(r, c.s.wsMessageLimit())
+	frame, err := readAtMost(r, c.s.wsMessageLimit(), wsReadBuffer, nil)
 	if errors.Is(err, errTooBig) {
 		if c.turn.Lock() {
 			c.disconnect(disconnectTooBig)
@@ -194,40 +193,6 @@ func (c *wsConn) readMessage() bool {
 	}
 	c.conn.SetReadDeadline(time.Now().Add(c.wait))
 	return c.handle(kind, frame)
-}
-
-// errTooBig is readAtMost's error for a message over its limit.
-var errTooBig = errors.New("message over the limit")
-
-// readAtMost reads r to its end into a buffer of at most limit bytes,
-// grown as the message comes, and fails with errTooBig as soon as r has
-// more.
-func readAtMost(r io.Reader, limit int) ([]byte, error) {
-	b := make([]byte, 0, min(limit, wsReadBuffer))
-	for {
-		if len(b) == cap(b) && len(b) < limit {
-			b = append(make([]byte, 0, min(2*cap(b), limit)), b...)
-		}
-		if len(b) == limit {
-			var one [1]byte
-			n, err := io.ReadFull(r, one[:])
-			switch {
-			case n > 0:
-				return nil, errTooBig
-			case err == io.EOF:
-				return b, nil
-			}
-			return nil, err
-		}
-		n, err := r.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		switch {
-		case err == io.EOF:
-			return b, nil
-		case err != nil:
-			return nil, err
-		}
-	}
 }
 
 // handle runs one client frame. It reports false when the connection

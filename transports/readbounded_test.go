@@ -40,7 +40,7 @@ func TestReadAtMost(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := readAtMost(tt.r, tt.limit)
+			got, err := readAtMost(tt.r, tt.limit, wsReadBuffer, nil)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("error %v, want %v", err, tt.wantErr)
 			}
@@ -54,7 +54,7 @@ func TestReadAtMost(t *testing.T) {
 	}
 	t.Run("reads one byte past the limit at most", func(t *testing.T) {
 		r := bytes.NewReader([]byte(msg(10 * limit)))
-		if _, err := readAtMost(r, limit); !errors.Is(err, errTooBig) {
+		if _, err := readAtMost(r, limit, wsReadBuffer, nil); !errors.Is(err, errTooBig) {
 			t.Fatalf("error %v, want errTooBig", err)
 		}
 		if read := 10*limit - r.Len(); read > limit+1 {
