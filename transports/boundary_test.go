@@ -249,20 +249,15 @@ func TestCrossSitePublishRefused(t *testing.T) {
 			for k, v := range tc.header {
 				req.Header[k] = v
 			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
 			var ans errorAnswer
-			decodeJSON(t, resp, &ans)
-			if resp.StatusCode != tc.status || (tc.status == 403) != (ans.Error.Code == "forbidden") {
-				t.Fatalf("%d %+v, want %d", resp.StatusCode, ans.Error, tc.status)
+			status := doJSON(t, req, &ans)
+			if status != tc.status || (tc.status == 403) != (ans.Error.Code == "forbidden") {
+				t.Fatalf("%d %+v, want %d", status, ans.Error, tc.status)
 			}
 			var page struct{ Messages []wireMessage }
 			getJSON(t, tc.e.url("/v1/history", "channel", channel), nil, &page)
 			if stored := len(page.Messages) == 1; stored != (tc.status == 200) {
-				t.Fatalf("%d messages stored after a %d", len(page.Messages), resp.StatusCode)
+				t.Fatalf("%d messages stored after a %d", len(page.Messages), status)
 			}
 		})
 	}
@@ -320,15 +315,10 @@ func TestDNSRebindingCannotPublish(t *testing.T) {
 				if tc.key != "" {
 					req.Header.Set("Authorization", "Bearer "+tc.key)
 				}
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer resp.Body.Close()
 				var ans errorAnswer
-				decodeJSON(t, resp, &ans)
-				if (resp.StatusCode == 200) != tc.ok || (!tc.ok && (resp.StatusCode != 403 || !strings.Contains(ans.Error.Message, "loopback"))) {
-					t.Fatalf("%d %+v, want ok %v (403 naming loopback otherwise)", resp.StatusCode, ans.Error, tc.ok)
+				status := doJSON(t, req, &ans)
+				if (status == 200) != tc.ok || (!tc.ok && (status != 403 || !strings.Contains(ans.Error.Message, "loopback"))) {
+					t.Fatalf("%d %+v, want ok %v (403 naming loopback otherwise)", status, ans.Error, tc.ok)
 				}
 			})
 			if tc.key != "" {
@@ -386,15 +376,10 @@ func TestPublishCredentialsFromBearerOnly(t *testing.T) {
 			if tc.cookie != "" {
 				req.Header.Set("Cookie", "edge_token="+tc.cookie)
 			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
 			var ans errorAnswer
-			decodeJSON(t, resp, &ans)
-			if resp.StatusCode != tc.status || (tc.status == 401) != (ans.Error.Code == "unauthorized") {
-				t.Fatalf("%d %+v, want %d", resp.StatusCode, ans.Error, tc.status)
+			status := doJSON(t, req, &ans)
+			if status != tc.status || (tc.status == 401) != (ans.Error.Code == "unauthorized") {
+				t.Fatalf("%d %+v, want %d", status, ans.Error, tc.status)
 			}
 		})
 	}
@@ -645,15 +630,10 @@ func TestMalformedQueryRefused(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
 			var ans errorAnswer
-			decodeJSON(t, resp, &ans)
-			if resp.StatusCode != tc.status || !strings.Contains(ans.Error.Message, tc.message) {
-				t.Fatalf("%d %+v, want %d saying %q", resp.StatusCode, ans.Error, tc.status, tc.message)
+			status := doJSON(t, req, &ans)
+			if status != tc.status || !strings.Contains(ans.Error.Message, tc.message) {
+				t.Fatalf("%d %+v, want %d saying %q", status, ans.Error, tc.status, tc.message)
 			}
 		})
 	}

@@ -447,6 +447,19 @@ func (c *wsClient) send(v any) {
 // drain reads the body of an HTTP response to the end.
 func drain(r io.Reader) { io.Copy(io.Discard, r) }
 
+// doJSON sends req, decodes its JSON answer into into and returns the
+// status.
+func doJSON(t *testing.T, req *http.Request, into any) int {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	decodeJSON(t, resp, into)
+	return resp.StatusCode
+}
+
 func decodeJSON(t *testing.T, resp *http.Response, into any) {
 	t.Helper()
 	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {

@@ -376,11 +376,15 @@ func attackSlowloris(t *testing.T, a *attacked) {
 		go func() {
 			c.SetReadDeadline(time.Now().Add(30 * time.Second))
 			go func() {
+				// The attacker's pace: a byte a second, until the edge cuts
+				// the connection or 30 s pass.
+				tick := time.NewTicker(time.Second)
+				defer tick.Stop()
 				for range 30 {
 					if _, err := c.Write([]byte("X")); err != nil {
 						return
 					}
-					time.Sleep(time.Second) // the attacker's pace, not synchronisation
+					<-tick.C
 				}
 			}()
 			io.Copy(io.Discard, c)

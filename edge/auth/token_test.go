@@ -11,6 +11,19 @@ import (
 	"github.com/edgeworks/edge/edge"
 )
 
+// credentialRequest is a request to target with the Authorization
+// headers and the Cookie header given.
+func credentialRequest(method, target string, authorization []string, cookie string) *http.Request {
+	r := httptest.NewRequest(method, target, nil)
+	for _, h := range authorization {
+		r.Header.Add("Authorization", h)
+	}
+	if cookie != "" {
+		r.Header.Set("Cookie", cookie)
+	}
+	return r
+}
+
 func TestTokenFromRequest(t *testing.T) {
 	long := strings.Repeat("t", MaxTokenLen)
 	tooLong := long + "t"
@@ -51,14 +64,7 @@ func TestTokenFromRequest(t *testing.T) {
 		{name: "bad header beats good query", header: []string{"Bearer"}, query: "access_token=q", err: errMalformedAuthorization},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := httptest.NewRequest("GET", "/v1/subscribe?"+tc.query, nil)
-			for _, h := range tc.header {
-				r.Header.Add("Authorization", h)
-			}
-			if tc.cookie != "" {
-				r.Header.Set("Cookie", tc.cookie)
-			}
-			got, err := TokenFromRequest(r)
+			got, err := TokenFromRequest(credentialRequest("GET", "/v1/subscribe?"+tc.query, tc.header, tc.cookie))
 			if got != tc.want || !errors.Is(err, tc.err) || (tc.err == nil) != (err == nil) {
 				t.Fatalf("TokenFromRequest = %.20q, %v; want %.20q, %v", got, err, tc.want, tc.err)
 			}
@@ -103,14 +109,7 @@ func TestBearerToken(t *testing.T) {
 		{name: "token with a control byte", header: []string{"Bearer abc\x01"}, err: fromHeader.badBytes},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := httptest.NewRequest("POST", "/v1/publish?channel=a&"+tc.query, nil)
-			for _, h := range tc.header {
-				r.Header.Add("Authorization", h)
-			}
-			if tc.cookie != "" {
-				r.Header.Set("Cookie", tc.cookie)
-			}
-			got, err := BearerToken(r)
+			got, err := BearerToken(credentialRequest("POST", "/v1/publish?channel=a&"+tc.query, tc.header, tc.cookie))
 			if got != tc.want || !errors.Is(err, tc.err) || (tc.err == nil) != (err == nil) {
 				t.Fatalf("BearerToken = %.20q, %v; want %.20q, %v", got, err, tc.want, tc.err)
 			}
