@@ -12,9 +12,11 @@ import (
 )
 
 // Start launches headless Chromium for the rest of t and returns a
-// chromedp context for one tab. Without a chromium binary it skips t,
-// saying so, except under CI (CI set), where that is a failure.
-func Start(t testing.TB) context.Context {
+// chromedp context for one tab; flags are added to the command line (for
+// example chromedp.Flag("host-resolver-rules", "MAP x.test 127.0.0.1")).
+// Without a chromium binary it skips t, saying so, except under CI (CI
+// set), where that is a failure.
+func Start(t testing.TB, flags ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
@@ -35,6 +37,7 @@ func Start(t testing.TB) context.Context {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 	}
+	opts = append(opts, flags...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelTab := chromedp.NewContext(allocCtx)
 	t.Cleanup(func() {
