@@ -21,7 +21,8 @@
 //	GET  /healthz      liveness: 200 {"status":"ok","sessions":N,"auth_refusals":N}
 //	GET  /readyz       readiness: 200 when the store is reachable, 503 while draining or while Redis is down
 //	GET  /metrics      Prometheus text format (go doc ./transports/metrics)
-//	GET  /status       the live status page; /status/events its SSE feed (go doc ./transports/status)
+//	GET  /status       the live status page; /status/events its SSE feed (go doc ./transports/status);
+//	                   like /metrics open to anyone who can reach the edge, counts only (no channel, no user)
 //	GET  /v1/client.js the browser client (ES module; ?classic for a classic script defining window.edge);
 //	                   /v1/client.d.ts its TypeScript declarations, also named by X-TypeScript-Types
 //	GET  /             the demo page
@@ -208,14 +209,23 @@
 //
 // POST /v1/publish?channel=A[&event=TYPE] with the payload as the body (at
 // most --max-payload bytes) answers 200 {"channel":"A","id":"<id>"} once
-// the message is stored. Credentials come from Authorization: Bearer only
-// (a publish key or a token with a publish claim; never a cookie or
-// access_token=, and Authorization: Basic is a 401). Without them,
-// publishing works from loopback while no publish key is set (or from
-// anywhere with --insecure-publish), and only when Host names the edge as
-// localhost, *.localhost, a loopback address or its --domain, and the
-// request is not cross-site: an Origin that is neither the edge's own nor
-// in --cors-origin, or Sec-Fetch-Site: cross-site, is a 403. A body is read
+// the message is stored. Credentials come from Authorization: Bearer only:
+// a publish key (compared in constant time) or a token with a publish
+// claim. A key or token in the edge_token cookie or in access_token= does
+// not count (a cookie would let another site's form publish as its
+// visitor, and a URL leaks), and an Authorization header of another scheme
+// (Basic) is a 401. Without them, publishing works from loopback while no
+// publish key is set (or from anywhere with --insecure-publish), and only
+// when Host names the edge as localhost, *.localhost, a loopback address
+// (127.0.0.0/8, [::1]) or its --domain, whatever --listen is: a page that
+// DNS rebinding pointed at 127.0.0.1 sends its own name and gets 403. The
+// same holds for WebSocket publish ops. A publish that a browser sends for
+// a page of another site is refused with 403 forbidden: an Origin that is
+// neither the edge's own nor in --cors-origin, or Sec-Fetch-Site:
+// cross-site without one. A form or a text/plain fetch needs no CORS
+// preflight, so without this any page open in a browser on the edge's host
+// could publish through loopback; backends (curl, server code) send no
+// Origin and are not affected. A body is read
 // as it arrives (4 KiB, doubled as it fills), never allocated ahead from
 // Content-Length; a body that brings no byte for --body-timeout is a 408
 // and the connection is closed. The edge never resends a publish: a 503
@@ -297,9 +307,11 @@
 //
 // A subscriber's token comes from Authorization: Bearer, access_token=
 // (EventSource cannot set headers) or the edge_token cookie, and is never
-// logged; see go doc ./edge/auth for the claims and algorithms. No token,
-// or a bad or expired one, is 401 unauthorized; a token that does not
-// cover the channel is 403 forbidden. When a streaming connection's token
+// logged; see go doc ./edge/auth for the claims and algorithms. exp and
+// nbf are checked with 30 s of leeway. No token, or a bad or expired one,
+// is 401 unauthorized, whose message says which claim is wrong ("the aud
+// claim names none of this edge's audiences"); a token that does not cover
+// the channel is 403 forbidden. When a streaming connection's token
 // expires, the edge ends it with 4005 token_expired (SSE disconnect event,
 // WebSocket close); a WebSocket client can send a refresh op before that.
 // Refused credentials are counted (auth_refusals in /healthz) and logged
@@ -310,6 +322,57 @@
 // (* for any): the WebSocket Origin check, CORS for SSE, long-poll,
 // history and publish, and the publish origin check above.
 //
+// # Browser client
+//
+// GET /v1/client.js serves the browser client (package client embeds it;
+// its options are documented in client.d.ts, served at /v1/client.d.ts).
+// What it does, in detail:
+//
+//   - It tries WebSocket, then SSE, then long-polling, and moves on not
+//     only when a transport is refused but when it does not prove itself
+//     within openTimeout (8 s): a WebSocket upgrade that a proxy strips or
+//     leaves hanging (no first frame), an SSE stream whose first bytes
+//     never come because a proxy buffers it, a long-poll that fails. The
+//     edge's own errors are not mistaken for broken paths: a 400
+//     bad_channel closes the subscription (onError), a 503 or 429 is
+//     retried later on the same transport.
+//   - It remembers what worked for the edge's origin in sessionStorage, so
+//     the next page load starts there, and while on a worse transport it
+//     tries the better ones again after upgradeAfter (60 s, doubling after
+//     each failed try). A switch opens the better transport from the
+//     current cursor and only then closes the old one.
+//   - It keeps the last id per channel (and the start position the edge
+//     reports before any message), resumes every reconnect and every
+//     switch from it, and drops anything at or before it: onMessage sees
+//     every message exactly once, in order per channel. sub.cursor is the
+//     edge's cursor format, for since in a later subscribe or an
+//     EventSource.
+//   - Reconnects back off exponentially with full jitter (uniform in
+//     [0, min(maxDelay, minDelay·2^attempt)), 1 s and 30 s; a connection
+//     open for stableAfter, 30 s, resets it). When the edge says when to
+//     come back — the retry_ms of a drain or slow-consumer disconnect
+//     (already jittered by the edge, spread over 5 s on drain), or
+//     Retry-After — the client waits exactly that. A disconnect with
+//     reconnect:false (codes 4500–4999) closes the subscription.
+//   - While the page is hidden (after hiddenDelay, 10 s) the connection is
+//     closed and the state is paused; when it is visible again the client
+//     resumes from its cursor. offline closes it too, online reconnects at
+//     once. heartbeat (ms, default 25 s) asks for rarer heartbeats, linger
+//     lets the edge collect a burst before answering a long-poll,
+//     pollTimeout sets the hold; pauseWhenHidden: false keeps a background
+//     dashboard connected.
+//   - An SSE stream silent for two heartbeats and 5 s is treated as dead
+//     and reconnected; a long-poll without an answer well after its hold is
+//     retried. A WebSocket silent for a heartbeat gets a ping op; without
+//     an answer within another heartbeat and 5 s it is treated as dead (a
+//     NAT that forgot it, a network switch) and reconnected from the
+//     cursor. An older edge's error answer to the ping counts as an answer
+//     too.
+//
+// The client receives SSE with fetch and a stream reader (so it sees
+// heartbeats and the start position, which EventSource hides). States are
+// connecting, open, reconnecting, paused, offline and closed.
+//
 // # Behind proxies
 //
 // SSE answers carry Cache-Control: no-cache, no-transform and
@@ -317,6 +380,36 @@
 // comments; padding= sends up to 8 KiB first for proxies that hold back the
 // first kilobytes; long-poll holds default to 25 s, under the 30–60 s idle
 // timeouts of common proxies and load balancers.
+//
+// # Tests
+//
+// The contract (the join, cursors, resume, gaps) is proven by one table,
+// TestContract in contract_matrix_test.go: five properties (join-race: 300
+// subscribe-then-publish races; resume-seam; gap; future-cursor;
+// malformed-cursor) on every backend (memory, redis, redis-cluster,
+// redis-sentinel) over every transport (ws-url, ws-op, sse, sse-multi,
+// poll), named TestContract/<backend>/<transport>/<property>. Protocol
+// behaviour is not done until the whole matrix passes, and a new backend
+// or transport is a new row or column there, not a test of its own. Run
+// one cell with go test -race -run 'TestContract/^redis$/^sse$' ./transports/:
+// the names are regular expressions matched anywhere, so
+// -run 'TestContract/redis/sse' runs the redis-cluster, redis-sentinel and
+// sse-multi cells too. The whole matrix takes about a minute under -race
+// on two cores.
+//
+// The other end-to-end tests start real servers on 127.0.0.1:0 and use
+// real clients: net/http, r3labs/sse and gorilla/websocket, and headless
+// Chromium driven with chromedp, a fresh profile per test (a page with
+// nothing but new EventSource(…) resumes across an edge restart; the
+// browser client falls back behind test proxies that refuse, hang or
+// buffer; another site's form and text/plain posts, and a page under a
+// rebound DNS name, are refused). Parsers and encoders have fuzz tests
+// with seed corpora in their package's testdata/fuzz/, among them
+// FuzzSSEEvent, FuzzMessageJSON, FuzzParseOp and FuzzQueryValue here,
+// FuzzParseID and FuzzValidateChannel in edge, FuzzVerify and FuzzMatch in
+// edge/auth, FuzzParseCursor and FuzzCursorRoundTrip in resume:
+//
+//	go test -run=^$ -fuzz=^FuzzSSEEvent$ -fuzztime=1m ./transports/
 //
 // # Publish traces
 //

@@ -67,7 +67,8 @@
 // History and messages:
 //
 //	--history-size N                messages retained per channel (default 1000)
-//	--history-ttl DURATION          how long messages are retained (default 1h)
+//	--history-ttl DURATION          how long messages are retained; the embedded store forgets idle empty
+//	                                channels after it (default 1h)
 //	--history-memory BYTES          payload bytes the embedded store holds over all channels, trimming the
 //	                                oldest (default 268435456, 256 MiB)
 //	--max-payload BYTES             largest payload, 413 above; at most 16 MiB (default 65536)
