@@ -17,7 +17,7 @@ import (
 	"github.com/edgeworks/edge/edge"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden wire transcripts in testdata/golden")
+var update = flag.Bool("update", false, "rewrite the golden wire transcripts in ../testdata/golden")
 
 var idPattern = regexp.MustCompile(`\b\d{13}-\d+\b`)
 
@@ -35,7 +35,7 @@ func normalize(s string) string {
 
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", "golden", name)
+	path := filepath.Join("..", "testdata", "golden", name)
 	got = normalize(got)
 	if *update {
 		os.MkdirAll(filepath.Dir(path), 0o755)
