@@ -355,10 +355,29 @@ func TestGolden(t *testing.T) {
 				t.Fatalf("%v (go test ./transports -run Golden -update writes it)", err)
 			}
 			if !bytes.Equal(got, want) {
-				t.Errorf("the edge's bytes differ from %s (if the change is meant, rerun with -update and review the diff)\n--- got\n%s\n--- want\n%s", path, got, want)
+				line, g, w := firstLineDiff(got, want)
+				t.Errorf("the edge's bytes differ from %s at line %d:\n got: %q\nwant: %q\n(if the change is meant, rerun with -update and review the diff)\n--- the whole transcript:\n%s", path, line, g, w, got)
 			}
 		})
 	}
+}
+
+// firstLineDiff returns the number of the first line where got and want
+// differ, and that line of each, line break included ("" past the end).
+func firstLineDiff(got, want []byte) (int, string, string) {
+	g, w := bytes.SplitAfter(got, []byte("\n")), bytes.SplitAfter(want, []byte("\n"))
+	line := func(lines [][]byte, i int) string {
+		if i < len(lines) {
+			return string(lines[i])
+		}
+		return ""
+	}
+	for i := range max(len(g), len(w)) {
+		if line(g, i) != line(w, i) {
+			return i + 1, line(g, i), line(w, i)
+		}
+	}
+	return 0, "", ""
 }
 
 // wire records one transcript: what the test sends on its connection to
