@@ -333,6 +333,8 @@ func post(target, contentType, body string, extra ...string) string {
 	return b.String()
 }
 
+// TestGolden runs every goldenCase on an edge of its own and compares the
+// transcript with its file, byte for byte.
 func TestGolden(t *testing.T) {
 	for _, tc := range goldenCases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -355,8 +357,8 @@ func TestGolden(t *testing.T) {
 				t.Fatalf("%v (go test ./transports -run Golden -update writes it)", err)
 			}
 			if !bytes.Equal(got, want) {
-				line, g, w := firstLineDiff(got, want)
-				t.Errorf("the edge's bytes differ from %s at line %d:\n got: %q\nwant: %q\n(if the change is meant, rerun with -update and review the diff)\n--- the whole transcript:\n%s", path, line, g, w, got)
+				line, gotLine, wantLine := firstLineDiff(got, want)
+				t.Errorf("the edge's bytes differ from %s at line %d:\n got: %q\nwant: %q\n(if the change is meant, rerun with -update and review the diff)\n--- the whole transcript:\n%s", path, line, gotLine, wantLine, got)
 			}
 		})
 	}
