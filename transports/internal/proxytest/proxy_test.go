@@ -38,7 +38,7 @@ func waitNoLeaks(within time.Duration) string {
 		buf = buf[:runtime.Stack(buf, true)]
 		var leaked []string
 		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "transports/proxytest.") && !strings.Contains(g, "waitNoLeaks") && !strings.Contains(g, "TestMain") {
+			if strings.Contains(g, "transports/internal/proxytest.") && !strings.Contains(g, "waitNoLeaks") && !strings.Contains(g, "TestMain") {
 				leaked = append(leaked, g)
 			}
 		}
