@@ -1,7 +1,6 @@
 package transports
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
+	"github.com/edgeworks/edge/transports/internal/hijack"
 	"github.com/edgeworks/edge/transports/metrics"
 )
 
@@ -194,19 +194,13 @@ func (s *Server) park(w http.ResponseWriter, r *http.Request, p *pollWaiter, wai
 	if r.ProtoMajor != 1 || r.ContentLength != 0 || s.recycler.Load() == nil {
 		return false
 	}
-	var head bytes.Buffer
-	w.Header().Write(&head)
 	s.hijacked.Add(1) // before the hijack, which Run's http.Server.Shutdown stops waiting for
-	conn, brw, err := http.NewResponseController(w).Hijack()
+	conn, head, pending, err := hijack.Take(w)
 	if err != nil {
 		s.hijacked.Done()
 		return false
 	}
-	if n := brw.Reader.Buffered(); n > 0 {
-		p.pending, _ = brw.Reader.Peek(n)
-		p.pending = bytes.Clone(p.pending)
-	}
-	p.conn, p.head = conn, head.Bytes()
+	p.conn, p.head, p.pending = conn, head, pending
 	p.keepAlive = r.ProtoMinor >= 1 && !r.Close
 	p.turn.write = p.check
 	p.turn.mu.Lock()
@@ -262,23 +256,7 @@ func (p *pollWaiter) answer() {
 	}
 	p.release()
 	keepAlive := p.keepAlive && !p.s.hub.ShuttingDown()
-	b := make([]byte, 0, 256+len(p.head)+len(body))
-	b = append(b, "HTTP/1.1 "...)
-	b = strconv.AppendInt(b, int64(status), 10)
-	b = append(b, ' ')
-	b = append(b, http.StatusText(status)...)
-	b = append(b, "\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nDate: "...)
-	b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
-	b = append(b, "\r\nContent-Length: "...)
-	b = strconv.AppendInt(b, int64(len(body)+1), 10)
-	b = append(b, "\r\n"...)
-	if !keepAlive {
-		b = append(b, "Connection: close\r\n"...)
-	}
-	b = append(b, p.head...)
-	b = append(b, "\r\n"...)
-	b = append(b, body...)
-	b = append(b, '\n')
+	b := hijack.AppendJSON(make([]byte, 0, 256+len(p.head)+len(body)), status, p.head, body, keepAlive)
 	p.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	_, err := p.conn.Write(b)
 	if err == nil && status == http.StatusOK {
@@ -288,7 +266,7 @@ func (p *pollWaiter) answer() {
 		p.conn.Close()
 	} else {
 		p.conn.SetWriteDeadline(time.Time{})
-		p.s.recycler.Load().giveBack(p.conn, p.pending)
+		p.s.recycler.Load().GiveBack(p.conn, p.pending)
 	}
 	p.s.hijacked.Done()
 }
