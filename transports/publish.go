@@ -1,8 +1,6 @@
 package transports
 
 import (
-	"go.opentelemetry.io/otel/propagation"
-
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
