@@ -243,31 +243,24 @@ func (p *pollWaiter) wait(wait time.Duration, done func()) {
 	p.turn.Kick() // frames may have arrived before the wake was set
 }
 
-// check is a waiting request's turn: the wait is over when the hold or
-// linger ended, the session closed, or a message arrived (after linger=
-// when asked).
+// check is a waiting request's turn: the wait is over when the session
+// closed, the hold or linger ended, or a message arrived (with linger=,
+// it starts lingering then instead).
 func (p *pollWaiter) check() {
 	if d, closed := p.sess.Closed(); closed {
 		p.ans.disconnect = &d
-		p.stop()
-		p.done()
-		return
+	} else if !p.expired.Load() {
+		if p.lingering || !anyBuffered(p.sess, p.channels, &p.ans.cursor) {
+			return
+		}
+		if p.linger > 0 {
+			p.lingering = true
+			p.timer.Reset(p.linger)
+			return
+		}
 	}
-	if p.expired.Load() {
-		p.stop()
-		p.done()
-		return
-	}
-	if p.lingering || !anyBuffered(p.sess, p.channels, &p.ans.cursor) {
-		return
-	}
-	if p.linger == 0 {
-		p.stop()
-		p.done()
-		return
-	}
-	p.lingering = true
-	p.timer.Reset(p.linger)
+	p.stop()
+	p.done()
 }
 
 // stop ends the wait: later wakes and the timer do nothing. The caller
