@@ -14,8 +14,8 @@ import (
 // Listener.GiveBack. It returns header, w's header lines as
 // http.Header.Write writes them, for the head the caller writes by hand,
 // and pending, a copy of the bytes of the client's next request that
-// net/http had already read (nil when none). Take fails with
-// http.ErrNotSupported on HTTP/2.
+// net/http had already read (nil when none). On HTTP/2 it fails with an
+// error wrapping http.ErrNotSupported.
 func Take(w http.ResponseWriter) (conn net.Conn, header, pending []byte, err error) {
 	var h bytes.Buffer
 	w.Header().Write(&h)
