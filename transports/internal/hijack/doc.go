@@ -10,7 +10,7 @@
 //
 // An HTTP/1 SSE stream and a long-poll that waits (a parked poll) take
 // their connection from net/http (Take), so that while idle they hold
-// none of net/http's buffers and no goroutine. Their answers are then
+// none of net/http's buffers or goroutines. Their answers are then
 // written by hand: AppendStreamHead starts a stream whose body runs until
 // the connection closes, and AppendJSON writes a whole JSON answer with
 // its Content-Length. Both must stay valid HTTP/1.1 for every client
@@ -42,7 +42,9 @@
 // every heartbeat ping) handled there leaves the goroutine waiting inside
 // gorilla for the next message. So the edge keeps the bufio.Reader that
 // gorilla reads through (UpgradeResponse) and waits in SkipPong, which
-// peeks at the next frame header and consumes a pong frame itself.
+// peeks at the next frame header and consumes a pong frame itself (a
+// final, masked one with a payload of at most 125 bytes, as clients send;
+// anything else is left to gorilla, which handles it as before).
 //
 // Assumptions: with Upgrader.ReadBufferSize 0, gorilla reads the
 // connection through the hijacked bufio.Reader when that is larger than
