@@ -456,4 +456,11 @@
 // goroutines as usual, and so does a long-poll sent with a body, which is
 // never parked: its body could otherwise be read as the connection's next
 // request.
+//
+// The workarounds below net/http and gorilla/websocket that make this
+// possible (hand-written HTTP/1.1 answers on hijacked connections, the
+// listener that takes answered long-poll connections back, the pong
+// peeking that relies on gorilla reading through the edge's buffer) live
+// in one internal package, transports/internal/hijack, each with a test
+// that fails if the library behaviour it rests on changes.
 package transports
