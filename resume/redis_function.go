@@ -7,6 +7,8 @@ import _ "embed"
 //
 //	edge:{CHANNEL}        the Stream of the channel's messages (fields e = event, d = data)
 //	edge:{CHANNEL}:live   the shard channel (SPUBLISH) that relays new messages to every node
+//	                      ("0<id>\n<event>\n<data>", see liveMessage)
+//	edge:settings         the fleet's settings, a hash (see redis_settings.go)
 func streamKey(channel string) string { return "edge:{" + channel + "}" }
 
 func liveKey(channel string) string { return "edge:{" + channel + "}:live" }
