@@ -88,7 +88,7 @@ func (r *Redis) Publish(ctx context.Context, channel, event string, data []byte)
 	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
 	defer cancel()
 	key := streamKey(channel)
-	settings, err := r.fleetSettings(ctx)
+	settings, err := r.currentSettings(ctx)
 	if err != nil {
 		return edge.ID{}, unavailable("publish", err)
 	}

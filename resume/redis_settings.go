@@ -111,9 +111,9 @@ func (r *Redis) learnSettings(ctx context.Context) (*fleetSettings, error) {
 	return &fleet, nil
 }
 
-// fleetSettings returns the fleet's settings, reading them when this node
+// currentSettings returns the fleet's settings, reading them when this node
 // could not yet (Redis was down at start).
-func (r *Redis) fleetSettings(ctx context.Context) (*fleetSettings, error) {
+func (r *Redis) currentSettings(ctx context.Context) (*fleetSettings, error) {
 	if s := r.settings.Load(); s != nil {
 		return s, nil
 	}

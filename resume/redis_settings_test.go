@@ -41,8 +41,8 @@ func (l *logBuffer) String() string {
 type settingsBackend struct {
 	name  string
 	start func(t *testing.T) (edge.Config, func(t *testing.T, key string, args ...string) (string, error))
-	// direct is what a direct FCALL without options gets: the fleet's
-	// settings, or (on a cluster, where the function cannot read them)
+	// directGetsFleet: a direct FCALL without options gets the fleet's
+	// settings; else (on a cluster, where the function cannot read them)
 	// the defaults.
 	directGetsFleet bool
 }
