@@ -29,13 +29,13 @@ local MAX_CHANNEL_LEN = 200 -- edge.MaxChannelLen
 local MAX_EVENT_LEN = 64 -- edge.MaxEventLen
 local RESERVED_EVENTS = {gap = true, disconnect = true} -- edge.IsReservedEvent
 
--- nameClass returns NAME_ALPHABET as a Lua character class, each range as
--- it is and each single byte escaped: "[A-Za-z0-9%_%-%.%:%@%/]". It is
--- built on first use: the string library is not there while the library
--- loads.
-local name_class
-local function nameClass()
-  if not name_class then
+-- patterns returns the Lua patterns of a stream key and of an event type,
+-- built from NAME_ALPHABET on first use (the string library is not there
+-- while the library loads): each range as it is, each single byte escaped,
+-- as in "[A-Za-z0-9%_%-%.%:%@%/]".
+local key_pattern, event_pattern
+local function patterns()
+  if not key_pattern then
     local class = '['
     for r in string.gmatch(NAME_ALPHABET, '%S+') do
       if #r == 3 and string.sub(r, 2, 2) == '-' then
@@ -44,9 +44,11 @@ local function nameClass()
         class = class .. '%' .. r
       end
     end
-    name_class = class .. ']'
+    class = class .. ']'
+    key_pattern = '^edge:{(' .. class .. '+)}$'
+    event_pattern = '^' .. class .. '*$'
   end
-  return name_class
+  return key_pattern, event_pattern
 end
 
 -- The fleet's settings (resume's settingsKey) and the defaults of
@@ -63,7 +65,7 @@ local USAGE = 'ERR edge: usage: FCALL edge_publish 1 edge:{channel} event payloa
 -- positive returns v as a whole number >= 1, or nil.
 local function positive(v)
   local n = tonumber(v)
-  if n and n >= 1 and n == math.floor(n) then
+  if n and n >= 1 and n % 1 == 0 then
     return n
   end
   return nil
@@ -90,7 +92,7 @@ end
 -- settings returns the settings for one call (the options after the
 -- payload, then the fleet's, then the defaults), or nil and an error.
 local function settings(args)
-  local s = {}
+  local s, given = {}, 0
   for i = 3, #args, 2 do
     local name, value = args[i], args[i + 1]
     if DEFAULTS[name] == nil then
@@ -103,12 +105,14 @@ local function settings(args)
     if s[name] == nil then
       return nil, 'ERR edge: option ' .. name .. ' must be a whole number of at least 1'
     end
+    given = given + 1
   end
-  local from
-  for name, default in pairs(DEFAULTS) do
-    if s[name] == nil then
-      from = from or fleet()
-      s[name] = from[name] or default
+  if given < 3 then
+    local from = fleet()
+    for name, default in pairs(DEFAULTS) do
+      if s[name] == nil then
+        s[name] = from[name] or default
+      end
     end
   end
   return s
@@ -119,13 +123,13 @@ local function publish(keys, args)
     return redis.error_reply(USAGE)
   end
   local key = keys[1]
-  local class = nameClass()
-  local ch = string.match(key, '^edge:{(' .. class .. '+)}$')
+  local key_pat, event_pat = patterns()
+  local ch = string.match(key, key_pat)
   if not ch or #ch > MAX_CHANNEL_LEN then
     return redis.error_reply('ERR edge: the key must be edge:{channel}, channel 1-' .. MAX_CHANNEL_LEN .. ' bytes of ' .. NAME_ALPHABET)
   end
   local event, data = args[1], args[2]
-  if #event > MAX_EVENT_LEN or not string.match(event, '^' .. class .. '*$') or RESERVED_EVENTS[event] then
+  if #event > MAX_EVENT_LEN or not string.match(event, event_pat) or RESERVED_EVENTS[event] then
     return redis.error_reply('ERR edge: invalid event type')
   end
   local s, err = settings(args)

@@ -76,7 +76,7 @@ const (
 func newPublishCall(ctx context.Context, key, event string, data []byte, s *fleetSettings) *publishCall {
 	c := &publishCall{size: len(key) + len(event) + len(data) + 96, wake: make(chan struct{}, 1)}
 	c.args = [...]any{"fcall", publishFunction, 1, key, event, data,
-		optHistorySize, s.historySize, optHistoryTTLMs, s.historyTTLMs, optMaxPayload, s.maxPayload}
+		s.options[0], s.options[1], s.options[2], s.options[3], s.options[4], s.options[5]}
 	c.cmd = redis.NewZeroCopyStringCmd(ctx, c.reply[:], c.args[:]...)
 	c.cmd.SetFirstKeyPos(3)
 	return c

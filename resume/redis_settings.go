@@ -50,6 +50,15 @@ type fleetSettings struct {
 	historySize  int64
 	historyTTLMs int64
 	maxPayload   int64
+	// options are the settings as the publish function's options, boxed
+	// once rather than on every publish.
+	options [6]any
+}
+
+// withOptions returns s with its options filled in.
+func (s fleetSettings) withOptions() fleetSettings {
+	s.options = [...]any{optHistorySize, s.historySize, optHistoryTTLMs, s.historyTTLMs, optMaxPayload, s.maxPayload}
+	return s
 }
 
 // settingsOf returns cfg's settings.
@@ -107,6 +116,7 @@ func (r *Redis) learnSettings(ctx context.Context) (*fleetSettings, error) {
 					s.flag, s.flagValue(n), settingsKey, s.name, *s.own, s.flag, s.flagValue(*s.own)))
 		}
 	}
+	fleet = fleet.withOptions()
 	r.settings.Store(&fleet)
 	return &fleet, nil
 }
