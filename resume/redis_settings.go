@@ -28,7 +28,9 @@ import (
 // (backends calling FCALL directly, and nodes of the previous release
 // during a rolling upgrade), and not on Redis Cluster, where a function may
 // touch only keys in its declared key's slot: there such callers get the
-// defaults (or pass the options themselves).
+// defaults (or pass the options themselves), and a node of a fleet whose
+// settings are not the defaults warns at start, naming the options to
+// append.
 //
 // To change a setting, an operator writes the key (redis-cli HSET
 // edge:settings history-size 5000), then restarts the nodes with the
@@ -117,6 +119,12 @@ func (r *Redis) learnSettings(ctx context.Context) (*fleetSettings, error) {
 		}
 	}
 	fleet = fleet.withOptions()
+	if d := settingsOf(edge.Config{}.WithDefaults()); r.cluster != nil &&
+		(fleet.historySize != d.historySize || fleet.historyTTLMs != d.historyTTLMs || fleet.maxPayload != d.maxPayload) {
+		r.log.Warn("redis: on Redis Cluster the function cannot read the fleet's settings: an FCALL edge_publish without options uses the defaults",
+			"key", settingsKey, "fix", fmt.Sprintf("have backends that call FCALL edge_publish directly append: %s %d %s %d %s %d",
+				optHistorySize, fleet.historySize, optHistoryTTLMs, fleet.historyTTLMs, optMaxPayload, fleet.maxPayload))
+	}
 	r.settings.Store(&fleet)
 	return &fleet, nil
 }

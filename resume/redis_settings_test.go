@@ -153,6 +153,10 @@ func TestRedisFleetSettings(t *testing.T) {
 					}
 				}
 				_, errTooLarge := do(t, key, "FCALL", "edge_publish", "1", key, directEvent, strings.Repeat("x", fleetMax+1))
+				const warning = `level=WARN msg="redis: on Redis Cluster the function cannot read the fleet's settings: an FCALL edge_publish without options uses the defaults" key=edge:settings fix="have backends that call FCALL edge_publish directly append: history-size 20 history-ttl-ms 7200000 max-payload 1000"`
+				if warned := strings.Contains(logA.String(), warning); warned == backend.directGetsFleet {
+					t.Errorf("the node warns that direct FCALLs get the defaults: %v, want %v; its log:\n%s", warned, !backend.directGetsFleet, logA)
+				}
 				if backend.directGetsFleet {
 					assertRetention(t, do, "direct", 1, maxTrimmed, time.Hour, fleetTTL)
 					if errTooLarge == nil {
