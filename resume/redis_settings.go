@@ -92,15 +92,15 @@ func (r *Redis) learnSettings(ctx context.Context) (*fleetSettings, error) {
 	}
 	fleet := own
 	for i, s := range []struct {
-		name      string
-		own       *int64
-		fleet     *int64
-		flag      string
-		flagValue func(int64) string
+		name    string
+		own     *int64
+		fleet   *int64
+		setting string // as the node's configuration names it (flag and file)
+		show    func(int64) string
 	}{
-		{optHistorySize, &own.historySize, &fleet.historySize, "--history-size", func(n int64) string { return strconv.FormatInt(n, 10) }},
-		{optHistoryTTLMs, &own.historyTTLMs, &fleet.historyTTLMs, "--history-ttl", func(n int64) string { return (time.Duration(n) * time.Millisecond).String() }},
-		{optMaxPayload, &own.maxPayload, &fleet.maxPayload, "--max-payload", func(n int64) string { return strconv.FormatInt(n, 10) }},
+		{optHistorySize, &own.historySize, &fleet.historySize, "history-size", func(n int64) string { return strconv.FormatInt(n, 10) }},
+		{optHistoryTTLMs, &own.historyTTLMs, &fleet.historyTTLMs, "history-ttl", func(n int64) string { return (time.Duration(n) * time.Millisecond).String() }},
+		{optMaxPayload, &own.maxPayload, &fleet.maxPayload, "max-payload", func(n int64) string { return strconv.FormatInt(n, 10) }},
 	} {
 		text, _ := reply[i].(string)
 		n, err := strconv.ParseInt(text, 10, 64)
@@ -112,10 +112,10 @@ func (r *Redis) learnSettings(ctx context.Context) (*fleetSettings, error) {
 		}
 		*s.fleet = n
 		if n != *s.own {
-			r.log.Error("redis: this node's "+s.flag+" disagrees with the fleet's; this node follows the fleet",
-				"key", settingsKey, "setting", s.name, "node", s.flagValue(*s.own), "fleet", s.flagValue(n),
-				"fix", fmt.Sprintf("run this node with %s %s like the fleet, or change the fleet's: redis-cli HSET %s %s %d, then restart the nodes with %s %s",
-					s.flag, s.flagValue(n), settingsKey, s.name, *s.own, s.flag, s.flagValue(*s.own)))
+			r.log.Error("redis: this node's "+s.setting+" disagrees with the fleet's; this node follows the fleet",
+				"key", settingsKey, "setting", s.name, "node", s.show(*s.own), "fleet", s.show(n),
+				"fix", fmt.Sprintf("set this node's %s to %s like the fleet; or change the fleet's (redis-cli HSET %s %s %d) and restart the nodes with %s %s",
+					s.setting, s.show(n), settingsKey, s.name, *s.own, s.setting, s.show(*s.own)))
 		}
 	}
 	fleet = fleet.withOptions()

@@ -119,8 +119,8 @@ func TestRedisFleetSettings(t *testing.T) {
 			t.Run("a disagreeing node says so loudly", func(t *testing.T) {
 				log := logB.String()
 				for _, want := range []string{
-					`level=ERROR msg="redis: this node's --history-size disagrees with the fleet's; this node follows the fleet" key=edge:settings setting=history-size node=500 fleet=20 fix="run this node with --history-size 20 like the fleet, or change the fleet's: redis-cli HSET edge:settings history-size 500, then restart the nodes with --history-size 500"`,
-					`level=ERROR msg="redis: this node's --history-ttl disagrees with the fleet's; this node follows the fleet" key=edge:settings setting=history-ttl-ms node=1h0m0s fleet=2h0m0s`,
+					`level=ERROR msg="redis: this node's history-size disagrees with the fleet's; this node follows the fleet" key=edge:settings setting=history-size node=500 fleet=20 fix="set this node's history-size to 20 like the fleet; or change the fleet's (redis-cli HSET edge:settings history-size 500) and restart the nodes with history-size 500"`,
+					`level=ERROR msg="redis: this node's history-ttl disagrees with the fleet's; this node follows the fleet" key=edge:settings setting=history-ttl-ms node=1h0m0s fleet=2h0m0s fix="set this node's history-ttl to 2h0m0s like the fleet; or change the fleet's (redis-cli HSET edge:settings history-ttl-ms 3600000) and restart the nodes with history-ttl 1h0m0s"`,
 				} {
 					if !strings.Contains(log, want) {
 						t.Errorf("the node's log lacks\n%s\nit is:\n%s", want, log)
