@@ -201,3 +201,22 @@ func assertRetention(t *testing.T, do func(*testing.T, string, ...string) (strin
 		t.Errorf("%s expires in %sms, want more than %v and at most %v", key, pttl, minTTL, maxTTL)
 	}
 }
+
+// A malformed value in the fleet's settings is reported, with the fix, and
+// the node uses its own setting for it.
+func TestRedisFleetSettingsMalformed(t *testing.T) {
+	srv := redistest.Start(t)
+	if _, err := srv.Do(t, "HSET", "edge:settings", "history-size", "lots", "history-ttl-ms", "3600000", "max-payload", "65536"); err != nil {
+		t.Fatal(err)
+	}
+	n, log := startSettingsNode(t, edge.Config{Redis: srv.URL()}, edge.Config{HistorySize: 20})
+	const want = `level=ERROR msg="redis: the fleet's settings hold a malformed value; this node uses its own" key=edge:settings setting=history-size fleet=lots node=20 fix="redis-cli HSET edge:settings history-size 20"`
+	if !strings.Contains(log.String(), want) {
+		t.Fatalf("the node's log lacks\n%s\nit is:\n%s", want, log)
+	}
+	do := func(t *testing.T, _ string, args ...string) (string, error) { return srv.Do(t, args...) }
+	for i := range 300 {
+		mustPublish(t, n, "m", fmt.Sprint(i))
+	}
+	assertRetention(t, do, "m", 1, 120, 0, time.Hour)
+}
