@@ -96,7 +96,9 @@ local function settings(args)
   for i = 3, #args, 2 do
     local name, value = args[i], args[i + 1]
     if DEFAULTS[name] == nil then
-      return nil, 'ERR edge: unknown option ' .. string.format('%q', string.sub(name, 1, 64)) .. '; the options are history-size, history-ttl-ms and max-payload'
+      -- "usage" tells a node of a later release that sent it that this
+      -- function is older than its own and ran nothing: it loads its own.
+      return nil, 'ERR edge: usage: unknown option ' .. string.format('%q', string.sub(name, 1, 64)) .. '; the options are history-size, history-ttl-ms and max-payload'
     end
     if s[name] ~= nil then
       return nil, 'ERR edge: option ' .. name .. ' given twice'

@@ -217,8 +217,9 @@ func (q *publishQueue) takeLocked(first *publishCall) []*publishCall {
 // execPublishes runs the FCALLs of batch, loading the function and running
 // them again if Redis lost it (a restart without persistence, a flush, a
 // failover) or holds an older one (a node of the previous release started
-// during a rolling upgrade, and its function refuses the options):
-// "Function not found" and "edge: usage" mean nothing was run.
+// during a rolling upgrade, and its function refuses the options, or
+// options it does not know yet): "Function not found" and "edge: usage"
+// mean nothing was run.
 func (r *Redis) execPublishes(ctx context.Context, batch []*publishCall) {
 	r.pipeline(ctx, batch)
 	var missing []*publishCall
