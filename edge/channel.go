@@ -1,6 +1,9 @@
 package edge
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Limits on names that come from the network.
 const (
@@ -17,26 +20,38 @@ const (
 	EventDisconnect = "disconnect"
 )
 
-// nameChars marks the bytes allowed in channel names and event types:
-// A-Z a-z 0-9 _ - . : @ /
+// IsReservedEvent reports whether event is one the edge reserves for itself.
+func IsReservedEvent(event string) bool {
+	return event == EventGap || event == EventDisconnect
+}
+
+// NameAlphabet is the one definition of the bytes that channel names and
+// event types may hold, as space-separated ranges ("A-Z") and single bytes:
+// the validation below, auth's patterns and the Redis function (resume's
+// edge.lua, pinned to it by a test) all follow it, and error messages quote
+// it.
+const NameAlphabet = "A-Z a-z 0-9 _ - . : @ /"
+
+// nameChars marks the bytes of NameAlphabet.
 var nameChars = func() (t [256]bool) {
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-	}
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for _, c := range "_-.:@/" {
-		t[c] = true
+	for _, r := range strings.Fields(NameAlphabet) {
+		if len(r) == 3 && r[1] == '-' {
+			for c := r[0]; c <= r[2]; c++ {
+				t[c] = true
+			}
+		} else {
+			t[r[0]] = true
+		}
 	}
 	return t
 }()
 
-// ValidateChannel returns nil if name is a valid channel name (1–200 bytes
-// of A-Z a-z 0-9 _ - . : @ /), else an error wrapping ErrBadChannel.
+// IsNameByte reports whether b belongs to the name alphabet.
+func IsNameByte(b byte) bool { return nameChars[b] }
+
+// ValidateChannel returns nil if name is a valid channel name (1 to
+// MaxChannelLen bytes of the name alphabet), else an error wrapping
+// ErrBadChannel.
 func ValidateChannel(name string) error {
 	if err := validateName(name, MaxChannelLen); err != nil {
 		return fmt.Errorf("%w: channel %s", ErrBadChannel, err)
@@ -45,7 +60,7 @@ func ValidateChannel(name string) error {
 }
 
 // ValidateEvent returns nil if event is empty (the default "message" type)
-// or a valid event type (1–64 bytes of the channel-name alphabet, not a
+// or a valid event type (1 to MaxEventLen bytes of the name alphabet, not a
 // reserved type), else an error wrapping ErrBadEvent.
 func ValidateEvent(event string) error {
 	if event == "" {
@@ -54,7 +69,7 @@ func ValidateEvent(event string) error {
 	if err := validateName(event, MaxEventLen); err != nil {
 		return fmt.Errorf("%w: event type %s", ErrBadEvent, err)
 	}
-	if event == EventGap || event == EventDisconnect {
+	if IsReservedEvent(event) {
 		return fmt.Errorf("%w: event type %q is reserved for the edge", ErrBadEvent, event)
 	}
 	return nil
@@ -69,7 +84,7 @@ func validateName(s string, max int) error {
 	}
 	for i := 0; i < len(s); i++ {
 		if !nameChars[s[i]] {
-			return fmt.Errorf("%q has byte %q at %d; allowed are A-Z a-z 0-9 _ - . : @ /", clip(s), s[i], i)
+			return fmt.Errorf("%q has byte %q at %d; allowed are %s", Clip(s), s[i], i, NameAlphabet)
 		}
 	}
 	return nil

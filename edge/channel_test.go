@@ -73,13 +73,13 @@ func TestValidateChannel(t *testing.T) {
 				return
 			}
 			if err == nil {
-				t.Fatalf("ValidateChannel(%q) = nil, want an error", clip(tt.in))
+				t.Fatalf("ValidateChannel(%q) = nil, want an error", Clip(tt.in))
 			}
 			if !errors.Is(err, ErrBadChannel) {
-				t.Errorf("ValidateChannel(%q) error %v does not wrap ErrBadChannel", clip(tt.in), err)
+				t.Errorf("ValidateChannel(%q) error %v does not wrap ErrBadChannel", Clip(tt.in), err)
 			}
 			if errors.Is(err, ErrBadEvent) {
-				t.Errorf("ValidateChannel(%q) error %v wraps ErrBadEvent", clip(tt.in), err)
+				t.Errorf("ValidateChannel(%q) error %v wraps ErrBadEvent", Clip(tt.in), err)
 			}
 			if len(err.Error()) > 512 {
 				t.Errorf("ValidateChannel error message is %d bytes long; untrusted input must be clipped", len(err.Error()))

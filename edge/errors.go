@@ -91,3 +91,14 @@ var (
 	DisconnectExpired     = Disconnect{4005, "token_expired"}
 	DisconnectBadRequest  = Disconnect{4500, "bad_request"}
 )
+
+// Clip shortens untrusted input to at most 64 bytes (and an ellipsis)
+// before it is quoted in an error message, so that a huge or hostile value
+// cannot flood a reply or a log line.
+func Clip(s string) string {
+	const max = 64
+	if len(s) > max {
+		return s[:max] + "…"
+	}
+	return s
+}

@@ -35,7 +35,7 @@ func ParseIDBytes(b []byte) (ID, error) {
 }
 
 func badID(s string) error {
-	return fmt.Errorf("%w: %q is not an id of the form <ms>-<seq>", ErrBadCursor, clip(s))
+	return fmt.Errorf("%w: %q is not an id of the form <ms>-<seq>", ErrBadCursor, Clip(s))
 }
 
 func parseID[T string | []byte](s T) (ID, bool) {
@@ -127,13 +127,4 @@ func (id ID) Next(nowMs uint64) ID {
 		return ID{Ms: id.Ms + 1}
 	}
 	return ID{Ms: id.Ms, Seq: id.Seq + 1}
-}
-
-// clip shortens untrusted input before it is quoted in an error message.
-func clip(s string) string {
-	const max = 64
-	if len(s) > max {
-		return s[:max] + "…"
-	}
-	return s
 }

@@ -60,10 +60,10 @@ func TestParseID(t *testing.T) {
 			got, err := ParseID(tt.in)
 			if tt.wantErr {
 				if err == nil {
-					t.Fatalf("ParseID(%q) = %v, want an error", clip(tt.in), got)
+					t.Fatalf("ParseID(%q) = %v, want an error", Clip(tt.in), got)
 				}
 				if !errors.Is(err, ErrBadCursor) {
-					t.Errorf("ParseID(%q) error %v does not wrap ErrBadCursor", clip(tt.in), err)
+					t.Errorf("ParseID(%q) error %v does not wrap ErrBadCursor", Clip(tt.in), err)
 				}
 				if len(err.Error()) > 512 {
 					t.Errorf("ParseID error message is %d bytes long; untrusted input must be clipped", len(err.Error()))
@@ -84,14 +84,14 @@ func TestParseID(t *testing.T) {
 // a valid id.
 func TestParseIDBytes(t *testing.T) {
 	for _, in := range []string{"0-0", "1732270000000-3", "123", maxU64 + "-" + maxU64, "", "1-", "1--2", "18446744073709551616-0", strings.Repeat("1", 100)} {
-		t.Run(clip(in), func(t *testing.T) {
+		t.Run(Clip(in), func(t *testing.T) {
 			want, wantErr := ParseID(in)
 			got, err := ParseIDBytes([]byte(in))
 			if got != want || (err == nil) != (wantErr == nil) {
-				t.Fatalf("ParseIDBytes(%q) = %v, %v; ParseID gives %v, %v", clip(in), got, err, want, wantErr)
+				t.Fatalf("ParseIDBytes(%q) = %v, %v; ParseID gives %v, %v", Clip(in), got, err, want, wantErr)
 			}
 			if err != nil && (!errors.Is(err, ErrBadCursor) || err.Error() != wantErr.Error()) {
-				t.Fatalf("ParseIDBytes(%q) error %q, ParseID's %q", clip(in), err, wantErr)
+				t.Fatalf("ParseIDBytes(%q) error %q, ParseID's %q", Clip(in), err, wantErr)
 			}
 		})
 	}

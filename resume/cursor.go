@@ -119,7 +119,7 @@ func ParseCursor(s string, channels []string) (Cursor, error) {
 	for part := range strings.SplitSeq(string(raw), ",") {
 		ch, idText, ok := strings.Cut(part, "=")
 		if !ok {
-			return c, fmt.Errorf("%w: composite cursor entry %q is not channel=id", edge.ErrBadCursor, clip(part))
+			return c, fmt.Errorf("%w: composite cursor entry %q is not channel=id", edge.ErrBadCursor, edge.Clip(part))
 		}
 		if err := edge.ValidateChannel(ch); err != nil {
 			return c, fmt.Errorf("%w: %v", edge.ErrBadCursor, err)
@@ -139,11 +139,4 @@ func ParseCursor(s string, channels []string) (Cursor, error) {
 		}
 	}
 	return c, nil
-}
-
-func clip(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
 }

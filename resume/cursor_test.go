@@ -322,10 +322,10 @@ func TestParseCursor(t *testing.T) {
 			got, err := ParseCursor(tt.in, tt.channels)
 			if tt.wantErr {
 				if err == nil {
-					t.Fatalf("ParseCursor(%q, %q) = %q, want an error", clip(tt.in), tt.channels, got.String())
+					t.Fatalf("ParseCursor(%q, %q) = %q, want an error", edge.Clip(tt.in), tt.channels, got.String())
 				}
 				if !errors.Is(err, edge.ErrBadCursor) {
-					t.Errorf("ParseCursor(%q, %q) error %v does not wrap edge.ErrBadCursor", clip(tt.in), tt.channels, err)
+					t.Errorf("ParseCursor(%q, %q) error %v does not wrap edge.ErrBadCursor", edge.Clip(tt.in), tt.channels, err)
 				}
 				if len(err.Error()) > 512 {
 					t.Errorf("error message is %d bytes long; untrusted input must be clipped", len(err.Error()))

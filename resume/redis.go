@@ -29,7 +29,8 @@ const redisTimeout = 5 * time.Second
 // per node that subscribes only the channels with local subscribers.
 //
 // Messages are stored and relayed by one Redis Function call (see
-// functionLibrary), so a message is either stored and relayed or the
+// functionLibrary), with the fleet's retention settings from one Redis key
+// (see redis_settings.go), so a message is either stored and relayed or the
 // publisher gets an error. When the subscriber connection drops and comes
 // back, every watched channel is filled from its stream after the last id
 // this node delivered, so live subscribers miss nothing Redis stored.
@@ -50,6 +51,9 @@ type Redis struct {
 	log     *slog.Logger
 	deliver atomic.Pointer[func(context.Context, edge.Message)]
 	lost    atomic.Pointer[func(string)]
+
+	// settings are the fleet's (see redis_settings.go); nil until read.
+	settings atomic.Pointer[fleetSettings]
 
 	// Publishes wait for a pipeline here (see redis_publish.go): in
 	// publishes for a single Redis, in masterPublishes (by address) for
@@ -93,9 +97,11 @@ type shard struct {
 // rediss://) URL; with cfg.RedisCluster the comma-separated URLs of Redis
 // Cluster nodes; with cfg.RedisSentinelMaster the URLs of Sentinels, whose
 // master (and its successor after a failover) it uses. It loads the edge's Redis Function (on every
-// master). cfg must be the result of edge.Config.WithDefaults. Redis may be
+// master) and reads the fleet's settings, logging an error where cfg's
+// disagree. cfg must be the result of edge.Config.WithDefaults. Redis may be
 // down at start: the function is loaded again when a publish finds it
-// missing, and Ready reports the outage.
+// missing, the settings are read by the first publish, and Ready reports
+// the outage.
 func NewRedis(cfg edge.Config, log *slog.Logger) (*Redis, error) {
 	var opts []*redis.Options
 	for _, u := range strings.Split(cfg.Redis, ",") {
@@ -140,14 +146,22 @@ func NewRedis(cfg edge.Config, log *slog.Logger) (*Redis, error) {
 	return r, nil
 }
 
+// loadFunction loads the publish function (on every master of a cluster)
+// and reads the fleet's settings.
 func (r *Redis) loadFunction(ctx context.Context) error {
-	code := functionLibrary(r.cfg)
+	var err error
 	if r.cluster != nil {
-		return r.cluster.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
-			return c.FunctionLoadReplace(ctx, code).Err()
+		err = r.cluster.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			return c.FunctionLoadReplace(ctx, functionLibrary).Err()
 		})
+	} else {
+		err = r.rdb.FunctionLoadReplace(ctx, functionLibrary).Err()
 	}
-	return r.rdb.FunctionLoadReplace(ctx, code).Err()
+	if err != nil {
+		return err
+	}
+	_, err = r.learnSettings(ctx)
+	return err
 }
 
 // Client returns the Redis client, for other users of the same Redis
@@ -707,15 +721,28 @@ func (r *Redis) deliverNew(ctx context.Context, w *watch, m edge.Message) {
 	}
 }
 
-// liveMessage parses "id\nevent\ndata" as the publish function sends it.
+// liveMessage parses a live relay payload as the publish function sends it.
+//
+// Version 1 (the previous release) is "<id>\n<event>\n<data>", with the id
+// as Redis writes it: no leading zero, as no message has the millisecond 0.
+// Version 2 (this release) marks itself with a zero before the id:
+// "0<id>\n<event>\n<data>". A version-1 parser reads the same id from it
+// (it accepts leading zeros), so nodes of both releases relay each other's
+// messages during a rolling upgrade. In version 2, attributes may follow
+// the id on its line, after a space ("0<id> name=value ..."); this release
+// writes none (a version-1 parser would refuse them) and ignores them, so
+// the next release can add some without breaking this one.
 func liveMessage(channel, payload string) (edge.Message, error) {
 	b := []byte(payload)
-	idText, rest, ok1 := bytes.Cut(b, []byte{'\n'})
+	head, rest, ok1 := bytes.Cut(b, []byte{'\n'})
 	event, data, ok2 := bytes.Cut(rest, []byte{'\n'})
 	if !ok1 || !ok2 {
 		return edge.Message{}, fmt.Errorf("live message of %q is not id\\nevent\\ndata", channel)
 	}
-	id, err := edge.ParseIDBytes(idText)
+	if len(head) > 1 && head[0] == '0' && head[1] >= '0' && head[1] <= '9' {
+		head, _, _ = bytes.Cut(head[1:], []byte{' '})
+	}
+	id, err := edge.ParseIDBytes(head)
 	if err != nil {
 		return edge.Message{}, err
 	}

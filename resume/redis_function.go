@@ -1,16 +1,14 @@
 package resume
 
-import (
-	"fmt"
-
-	"github.com/edgeworks/edge/edge"
-)
+import _ "embed"
 
 // Key layout in Redis. A channel's keys share the hash tag {channel}, so
 // they live in one cluster slot:
 //
 //	edge:{CHANNEL}        the Stream of the channel's messages (fields e = event, d = data)
 //	edge:{CHANNEL}:live   the shard channel (SPUBLISH) that relays new messages to every node
+//	                      ("0<id>\n<event>\n<data>", see liveMessage)
+//	edge:settings         the fleet's settings, a hash (see redis_settings.go)
 func streamKey(channel string) string { return "edge:{" + channel + "}" }
 
 func liveKey(channel string) string { return "edge:{" + channel + "}:live" }
@@ -25,49 +23,26 @@ func channelOfLive(key string) string {
 }
 
 // publishFunction is the name of the Redis Function that stores and relays
-// a message atomically. Backends publish with one command:
+// a message atomically, loaded from edge.lua (FUNCTION LOAD REPLACE) on
+// every master at start and whenever a publish finds it missing. Backends
+// publish with one command:
 //
-//	FCALL edge_publish 1 edge:{CHANNEL} EVENT PAYLOAD
+//	FCALL edge_publish 1 edge:{CHANNEL} EVENT PAYLOAD [NAME VALUE]...
 //
-// which answers the message id. EVENT may be "" for the default type.
+// which answers the message id. EVENT may be "" for the default type. The
+// options after PAYLOAD are named, so that later ones (the function
+// refuses names it does not know) can be added without ambiguity; today
+// they are the retention settings, which nodes always pass (see
+// settings.go).
 const publishFunction = "edge_publish"
 
-// functionLibrary returns the Lua library the edge loads at start (FUNCTION
-// LOAD REPLACE), with the retention and size limits of cfg built in. It
+// functionLibrary is the Lua library that defines publishFunction. It
 // validates its input as the HTTP API does, appends to the stream (trimmed
 // by count with MAXLEN ~ and by age with MINID ~, expiring when idle) and
-// relays id, event and payload to the live shard channel in one atomic step.
-func functionLibrary(cfg edge.Config) string {
-	return fmt.Sprintf(`#!lua name=edge
-local MAXLEN = %d
-local TTL_MS = %d
-local MAX_PAYLOAD = %d
-
-local function publish(keys, args)
-  local key = keys[1]
-  if #keys ~= 1 or #args ~= 2 then
-    return redis.error_reply('ERR edge: usage: FCALL edge_publish 1 edge:{channel} event payload')
-  end
-  local ch = string.match(key, '^edge:{([A-Za-z0-9_.:@/-]+)}$')
-  if not ch or #ch > 200 then
-    return redis.error_reply('ERR edge: the key must be edge:{channel}, channel 1-200 bytes of A-Z a-z 0-9 _ - . : @ /')
-  end
-  local event, data = args[1], args[2]
-  if #event > 64 or not string.match(event, '^[A-Za-z0-9_.:@/-]*$') or event == 'gap' or event == 'disconnect' then
-    return redis.error_reply('ERR edge: invalid event type')
-  end
-  if #data > MAX_PAYLOAD then
-    return redis.error_reply('ERR edge: payload too large')
-  end
-  local id = redis.call('XADD', key, 'MAXLEN', '~', MAXLEN, '*', 'e', event, 'd', data)
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  redis.call('XTRIM', key, 'MINID', '~', now - TTL_MS)
-  redis.call('PEXPIRE', key, TTL_MS)
-  redis.call('SPUBLISH', key .. ':live', id .. '\n' .. event .. '\n' .. data)
-  return id
-end
-
-redis.register_function('%s', publish)
-`, cfg.HistorySize, cfg.HistoryTTL.Milliseconds(), cfg.MaxPayload, publishFunction)
-}
+// relays the message to the live shard channel in one atomic step. The
+// same text serves every node: the settings come with each call or from
+// the settings key, and the protocol's facts it repeats from package edge
+// are pinned to it by TestFunctionFacts.
+//
+//go:embed edge.lua
+var functionLibrary string

@@ -51,7 +51,7 @@ type publishQueue struct {
 // publishCall is one publish on its way to Redis.
 type publishCall struct {
 	cmd   *redis.ZeroCopyStringCmd
-	args  [6]any
+	args  [12]any
 	size  int           // bytes the call adds to a pipeline, roughly
 	state callState     // guarded by publishQueue.mu until wake is signalled
 	wake  chan struct{} // signalled once: the call was answered, or it leads
@@ -70,9 +70,12 @@ const (
 	callLeading                  // handed the next pipeline
 )
 
-func newPublishCall(ctx context.Context, key, event string, data []byte) *publishCall {
-	c := &publishCall{size: len(key) + len(event) + len(data) + 64, wake: make(chan struct{}, 1)}
-	c.args = [...]any{"fcall", publishFunction, 1, key, event, data}
+// newPublishCall prepares the FCALL of one message, with the fleet's
+// settings as the function's options.
+func newPublishCall(ctx context.Context, key, event string, data []byte, s *fleetSettings) *publishCall {
+	c := &publishCall{size: len(key) + len(event) + len(data) + 96, wake: make(chan struct{}, 1)}
+	c.args = [...]any{"fcall", publishFunction, 1, key, event, data,
+		s.options[0], s.options[1], s.options[2], s.options[3], s.options[4], s.options[5]}
 	c.cmd = redis.NewZeroCopyStringCmd(ctx, c.reply[:], c.args[:]...)
 	c.cmd.SetFirstKeyPos(3)
 	return c
@@ -84,11 +87,15 @@ func (r *Redis) Publish(ctx context.Context, channel, event string, data []byte)
 	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
 	defer cancel()
 	key := streamKey(channel)
+	settings, err := r.currentSettings(ctx)
+	if err != nil {
+		return edge.ID{}, unavailable("publish", err)
+	}
 	q, err := r.publishQueue(ctx, key)
 	if err != nil {
 		return edge.ID{}, unavailable("publish", err)
 	}
-	c := newPublishCall(ctx, key, event, data)
+	c := newPublishCall(ctx, key, event, data, settings)
 	q.mu.Lock()
 	if q.sending < maxPublishPipelines {
 		q.sending++
@@ -205,12 +212,15 @@ func (q *publishQueue) takeLocked(first *publishCall) []*publishCall {
 
 // execPublishes runs the FCALLs of batch, loading the function and running
 // them again if Redis lost it (a restart without persistence, a flush, a
-// failover): "Function not found" means nothing was run.
+// failover) or holds an older one (a node of the previous release started
+// during a rolling upgrade, and its function refuses the options, or
+// options it does not know yet): "Function not found" and "edge: usage"
+// mean nothing was run.
 func (r *Redis) execPublishes(ctx context.Context, batch []*publishCall) {
 	r.pipeline(ctx, batch)
 	var missing []*publishCall
 	for _, c := range batch {
-		if err := c.cmd.Err(); err != nil && strings.Contains(err.Error(), "Function not found") {
+		if err := c.cmd.Err(); err != nil && (strings.Contains(err.Error(), "Function not found") || strings.Contains(err.Error(), "edge: usage")) {
 			missing = append(missing, c)
 		}
 	}

@@ -333,6 +333,14 @@ func TestRedisFunctionValidatesInput(t *testing.T) {
 		{"event with newline", []string{"FCALL", "edge_publish", "1", "edge:{a}", "x\ny", "x"}},
 		{"too large", []string{"FCALL", "edge_publish", "1", "edge:{a}", "", "01234567890"}},
 		{"missing payload", []string{"FCALL", "edge_publish", "1", "edge:{a}", ""}},
+		{"option without a value", []string{"FCALL", "edge_publish", "1", "edge:{a}", "", "x", "history-size"}},
+		{"unknown option", []string{"FCALL", "edge_publish", "1", "edge:{a}", "", "x", "idempotency-key", "k"}},
+		{"option given twice", []string{"FCALL", "edge_publish", "1", "edge:{a}", "", "x", "history-size", "5", "history-size", "6"}},
+		{"option not a number", []string{"FCALL", "edge_publish", "1", "edge:{a}", "", "x", "history-ttl-ms", "1h"}},
+		{"option zero", []string{"FCALL", "edge_publish", "1", "edge:{a}", "", "x", "max-payload", "0"}},
+		{"option fractional", []string{"FCALL", "edge_publish", "1", "edge:{a}", "", "x", "history-size", "1.5"}},
+		{"too large for the option", []string{"FCALL", "edge_publish", "1", "edge:{a}", "", "xx", "max-payload", "1"}},
+		{"two keys", []string{"FCALL", "edge_publish", "2", "edge:{a}", "edge:{a}x", "", "x"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := srv.Do(t, tc.args...); err == nil {

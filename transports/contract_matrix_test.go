@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
@@ -28,10 +29,10 @@ import (
 // embedded-store test passed.
 //
 // Each backend's servers start once and serve all its cells. Edges on one
-// Redis share the history size built into the Redis Function (the edge
-// that starts last sets it for all), so a backend's properties run one
-// after another, each on edges started for it; only a property's own
-// iterations run in parallel.
+// Redis follow the fleet's settings in Redis (edge:settings, which each
+// property sets for its edges as an operator changes them), so a backend's
+// properties run one after another, each on edges started for it; only a
+// property's own iterations run in parallel.
 func TestContract(t *testing.T) {
 	for _, b := range contractBackends {
 		t.Run(b.name, func(t *testing.T) {
@@ -118,6 +119,7 @@ func (c cell) edge(t *testing.T, cfg edge.Config) *testEdge {
 	if cfg.Redis == "" {
 		broker = resume.NewMemory(cfg)
 	} else {
+		setFleetSettings(t, cfg)
 		r, err := resume.NewRedis(cfg, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
@@ -130,6 +132,28 @@ func (c cell) edge(t *testing.T, cfg edge.Config) *testEdge {
 	// (net/http waits that long for a new connection's first request).
 	t.Cleanup(http.DefaultTransport.(*http.Transport).CloseIdleConnections)
 	return e
+}
+
+// setFleetSettings makes cfg's retention the fleet's, as an operator
+// changes it: in the hash edge:settings, which edges read at start and
+// follow (see resume's redis_settings.go).
+func setFleetSettings(t *testing.T, cfg edge.Config) {
+	t.Helper()
+	var addrs []string
+	for _, u := range strings.Split(cfg.Redis, ",") {
+		opt, err := redis.ParseURL(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, opt.Addr)
+	}
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs, MasterName: cfg.RedisSentinelMaster})
+	defer rdb.Close()
+	err := rdb.HSet(context.Background(), "edge:settings", "history-size", cfg.HistorySize,
+		"history-ttl-ms", cfg.HistoryTTL.Milliseconds(), "max-payload", cfg.MaxPayload).Err()
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // channels names the channels of one subscription, fresh on the backend.

@@ -224,10 +224,10 @@ func queryProblem(rawQuery string) error {
 			key = k
 		}
 		if strings.Contains(pair, ";") {
-			return fmt.Errorf("%w: parameter %q is malformed: it holds a semicolon; separate parameters with & and write ; as %%3B", edge.ErrBadRequest, clip(key))
+			return fmt.Errorf("%w: parameter %q is malformed: it holds a semicolon; separate parameters with & and write ; as %%3B", edge.ErrBadRequest, edge.Clip(key))
 		}
 		if i := badEscape(pair); i >= 0 {
-			return fmt.Errorf("%w: parameter %q is malformed: %q is not a percent-escape; write %% as %%25", edge.ErrBadRequest, clip(key), pair[i:min(i+3, len(pair))])
+			return fmt.Errorf("%w: parameter %q is malformed: %q is not a percent-escape; write %% as %%25", edge.ErrBadRequest, edge.Clip(key), pair[i:min(i+3, len(pair))])
 		}
 	}
 	return nil
@@ -290,7 +290,7 @@ func queryDuration(r *http.Request, name string, def, lo, hi time.Duration) (tim
 	if err != nil {
 		secs, err2 := strconv.ParseFloat(s, 64)
 		if err2 != nil || math.IsNaN(secs) || math.IsInf(secs, 0) {
-			return 0, fmt.Errorf("%w: %s=%q is not a duration (e.g. 30s or 30)", edge.ErrBadRequest, name, clip(s))
+			return 0, fmt.Errorf("%w: %s=%q is not a duration (e.g. 30s or 30)", edge.ErrBadRequest, name, edge.Clip(s))
 		}
 		// Compared in seconds first: a huge value overflows a Duration.
 		if secs < lo.Seconds() || secs > hi.Seconds() {
@@ -316,7 +316,7 @@ func queryInt(r *http.Request, name string, def, lo, hi int) (int, error) {
 	case errors.Is(err, strconv.ErrRange):
 		return 0, outOfRange(name, s, lo, hi)
 	case err != nil:
-		return 0, fmt.Errorf("%w: %s=%q is not an integer", edge.ErrBadRequest, name, clip(s))
+		return 0, fmt.Errorf("%w: %s=%q is not an integer", edge.ErrBadRequest, name, edge.Clip(s))
 	case n < lo || n > hi:
 		return 0, outOfRange(name, s, lo, hi)
 	}
@@ -325,12 +325,5 @@ func queryInt(r *http.Request, name string, def, lo, hi int) (int, error) {
 
 // outOfRange is the refusal of parameter name's value s outside [lo, hi].
 func outOfRange[T int | time.Duration](name, s string, lo, hi T) error {
-	return fmt.Errorf("%w: %s=%s is out of range; use %v to %v", edge.ErrBadRequest, name, clip(s), lo, hi)
-}
-
-func clip(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
+	return fmt.Errorf("%w: %s=%s is out of range; use %v to %v", edge.ErrBadRequest, name, edge.Clip(s), lo, hi)
 }

@@ -128,7 +128,7 @@ func (s *Server) crossSite(r *http.Request) error {
 		if s.checkOrigin(r) {
 			return nil
 		}
-		return fmt.Errorf("%w: publishing from a page of origin %q; the edge allows its own origin and --cors-origin", edge.ErrForbidden, clip(origin))
+		return fmt.Errorf("%w: publishing from a page of origin %q; the edge allows its own origin and --cors-origin", edge.ErrForbidden, edge.Clip(origin))
 	}
 	if r.Header.Get("Sec-Fetch-Site") == "cross-site" && s.cfg.CORSOrigin != "*" {
 		return fmt.Errorf("%w: publishing from a page of another site (Sec-Fetch-Site: cross-site) without an Origin that --cors-origin allows", edge.ErrForbidden)

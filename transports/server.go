@@ -117,7 +117,7 @@ func New(cfg edge.Config, broker edge.Broker, log *slog.Logger, opts ...Option) 
 		CheckOrigin:       s.checkOrigin,
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
 			if status == http.StatusForbidden {
-				writeError(w, fmt.Errorf("%w: websocket from origin %q; the edge allows its own origin and --cors-origin", edge.ErrForbidden, clip(r.Header.Get("Origin"))))
+				writeError(w, fmt.Errorf("%w: websocket from origin %q; the edge allows its own origin and --cors-origin", edge.ErrForbidden, edge.Clip(r.Header.Get("Origin"))))
 				return
 			}
 			writeError(w, fmt.Errorf("%w: websocket upgrade: %v", edge.ErrBadRequest, reason))
@@ -136,7 +136,7 @@ func New(cfg edge.Config, broker edge.Broker, log *slog.Logger, opts ...Option) 
 	mux.HandleFunc("/v1/client.d.ts", getOnly(client.ServeTypes))
 	mux.HandleFunc("/{$}", getOnly(client.ServeDemo))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, fmt.Errorf("%w: no endpoint at %s", edge.ErrNotFound, clip(r.URL.Path)))
+		writeError(w, fmt.Errorf("%w: no endpoint at %s", edge.ErrNotFound, edge.Clip(r.URL.Path)))
 	})
 	s.handler = requestIDs(log, hsts(cfg.HSTS, cors(cfg.CORSOrigin, limitHead(checkQuery(mux)))))
 	return s, nil

@@ -65,7 +65,7 @@ func negotiate(r *http.Request) (transport, error) {
 		return t, nil
 	case "":
 	default:
-		return "", fmt.Errorf("%w: transport=%q; use ws, sse or poll", edge.ErrBadRequest, clip(string(t)))
+		return "", fmt.Errorf("%w: transport=%q; use ws, sse or poll", edge.ErrBadRequest, edge.Clip(string(t)))
 	}
 	if websocket.IsWebSocketUpgrade(r) {
 		return transportWS, nil

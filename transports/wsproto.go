@@ -127,7 +127,7 @@ func parseOp(frame []byte, maxPayload int) (clientOp, error) {
 	case "":
 		return op, fmt.Errorf("%w: op is missing; use subscribe, unsubscribe, publish, refresh or ping", edge.ErrBadRequest)
 	default:
-		return op, fmt.Errorf("%w: unknown op %q; use subscribe, unsubscribe, publish, refresh or ping", edge.ErrBadRequest, clip(op.Op))
+		return op, fmt.Errorf("%w: unknown op %q; use subscribe, unsubscribe, publish, refresh or ping", edge.ErrBadRequest, edge.Clip(op.Op))
 	}
 	if err := edge.ValidateChannel(op.Channel); err != nil {
 		return op, err
@@ -163,7 +163,7 @@ func parseOp(frame []byte, maxPayload int) (clientOp, error) {
 		}
 		op.payload = p
 	default:
-		return op, fmt.Errorf("%w: encoding %q; use base64 or leave it out", edge.ErrBadRequest, clip(op.Encoding))
+		return op, fmt.Errorf("%w: encoding %q; use base64 or leave it out", edge.ErrBadRequest, edge.Clip(op.Encoding))
 	}
 	if len(op.payload) > maxPayload {
 		return op, fmt.Errorf("%w: the payload limit is %d bytes", edge.ErrPayloadTooLarge, maxPayload)

@@ -118,10 +118,10 @@ func TestParseOp(t *testing.T) {
 			}
 			if tt.wantErr != nil {
 				if err == nil {
-					t.Fatalf("parseOp(%s) = %+v, want an error wrapping %v", clip(tt.frame), op, tt.wantErr)
+					t.Fatalf("parseOp(%s) = %+v, want an error wrapping %v", edge.Clip(tt.frame), op, tt.wantErr)
 				}
 				if got := wrapsOne(err); len(got) != 1 || got[0] != tt.wantErr {
-					t.Errorf("parseOp(%s) error %q wraps %v, want only %v", clip(tt.frame), err, got, tt.wantErr)
+					t.Errorf("parseOp(%s) error %q wraps %v, want only %v", edge.Clip(tt.frame), err, got, tt.wantErr)
 				}
 				if len(err.Error()) > 512 {
 					t.Errorf("error message is %d bytes long; untrusted input must be clipped", len(err.Error()))
@@ -378,16 +378,16 @@ func TestParseOpErrorsSpeakProtocol(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			op, err := parseOp([]byte(tt.frame), 16)
 			if !errors.Is(err, edge.ErrBadRequest) {
-				t.Fatalf("parseOp(%s) error %v, want one wrapping edge.ErrBadRequest", clip(tt.frame), err)
+				t.Fatalf("parseOp(%s) error %v, want one wrapping edge.ErrBadRequest", edge.Clip(tt.frame), err)
 			}
 			_, _, msg := edge.Classify(err)
 			for _, leak := range []string{"Go ", "clientOp", "rawOp", "transports.", "struct", "json:"} {
 				if strings.Contains(msg, leak) {
-					t.Fatalf("parseOp(%s) error %q names Go internals (%q)", clip(tt.frame), msg, leak)
+					t.Fatalf("parseOp(%s) error %q names Go internals (%q)", edge.Clip(tt.frame), msg, leak)
 				}
 			}
 			if !strings.Contains(msg, tt.want) {
-				t.Fatalf("parseOp(%s) error %q, want one saying %q", clip(tt.frame), msg, tt.want)
+				t.Fatalf("parseOp(%s) error %q, want one saying %q", edge.Clip(tt.frame), msg, tt.want)
 			}
 			checkErrorFrame(t, op, err, tt.ref)
 		})

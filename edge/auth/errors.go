@@ -25,12 +25,3 @@ var (
 
 // errCritical refuses a token with a "crit" header (RFC 7515 §4.1.11).
 var errCritical = fmt.Errorf(`%w: the header has "crit", naming extensions that must be understood, and this edge understands none; issue the token without "crit"`, ErrInvalid)
-
-// clip shortens s for an error message.
-func clip(s string) string {
-	const max = 64
-	if len(s) > max {
-		return s[:max] + "…"
-	}
-	return s
-}

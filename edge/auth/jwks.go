@@ -19,6 +19,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/edgeworks/edge/edge"
 )
 
 // Bounds on what a JWKS URL may hand the edge.
@@ -178,11 +180,11 @@ func parseJWKS(body []byte) (keys []pubKey, skipped []string, err error) {
 		}
 		k, err := j.pubKey()
 		if err != nil {
-			skipped = append(skipped, fmt.Sprintf("key %d (kid %q): %v", i, clip(j.Kid), err))
+			skipped = append(skipped, fmt.Sprintf("key %d (kid %q): %v", i, edge.Clip(j.Kid), err))
 			continue
 		}
 		if len(keys) == maxJWKSKeys {
-			skipped = append(skipped, fmt.Sprintf("key %d (kid %q): more than %d usable keys", i, clip(j.Kid), maxJWKSKeys))
+			skipped = append(skipped, fmt.Sprintf("key %d (kid %q): more than %d usable keys", i, edge.Clip(j.Kid), maxJWKSKeys))
 			continue
 		}
 		keys = append(keys, k)
@@ -193,7 +195,7 @@ func parseJWKS(body []byte) (keys []pubKey, skipped []string, err error) {
 // pubKey returns the key j describes, if the edge can verify with it.
 func (j *jwk) pubKey() (pubKey, error) {
 	if j.Use != "" && j.Use != "sig" {
-		return pubKey{}, fmt.Errorf("use %q is not \"sig\"", clip(j.Use))
+		return pubKey{}, fmt.Errorf("use %q is not \"sig\"", edge.Clip(j.Use))
 	}
 	var (
 		k   pubKey
@@ -207,7 +209,7 @@ func (j *jwk) pubKey() (pubKey, error) {
 	case "OKP":
 		k, err = j.okp()
 	default:
-		return pubKey{}, fmt.Errorf("kty %q is not supported; use RSA, EC (P-256) or OKP (Ed25519)", clip(j.Kty))
+		return pubKey{}, fmt.Errorf("kty %q is not supported; use RSA, EC (P-256) or OKP (Ed25519)", edge.Clip(j.Kty))
 	}
 	if err != nil {
 		return pubKey{}, err
@@ -215,7 +217,7 @@ func (j *jwk) pubKey() (pubKey, error) {
 	// alg is optional; when present it must be the one algorithm the edge
 	// verifies with this kind of key. "Ed25519" is RFC 9864's name.
 	if j.Alg != "" && j.Alg != k.alg && !(k.alg == algEdDSA && j.Alg == "Ed25519") {
-		return pubKey{}, fmt.Errorf("alg %q is not supported for kty %s; the edge verifies %s with it", clip(j.Alg), j.Kty, k.alg)
+		return pubKey{}, fmt.Errorf("alg %q is not supported for kty %s; the edge verifies %s with it", edge.Clip(j.Alg), j.Kty, k.alg)
 	}
 	k.kid = j.Kid
 	return k, nil
@@ -245,7 +247,7 @@ func (j *jwk) rsa() (pubKey, error) {
 
 func (j *jwk) ec() (pubKey, error) {
 	if j.Crv != "P-256" {
-		return pubKey{}, fmt.Errorf("EC curve %q is not supported; use P-256 (ES256)", clip(j.Crv))
+		return pubKey{}, fmt.Errorf("EC curve %q is not supported; use P-256 (ES256)", edge.Clip(j.Crv))
 	}
 	x, err := b64(j.X, "x", 32)
 	if err != nil {
@@ -264,7 +266,7 @@ func (j *jwk) ec() (pubKey, error) {
 
 func (j *jwk) okp() (pubKey, error) {
 	if j.Crv != "Ed25519" {
-		return pubKey{}, fmt.Errorf("OKP curve %q is not supported; use Ed25519 (EdDSA)", clip(j.Crv))
+		return pubKey{}, fmt.Errorf("OKP curve %q is not supported; use Ed25519 (EdDSA)", edge.Clip(j.Crv))
 	}
 	x, err := b64(j.X, "x", ed25519.PublicKeySize)
 	if err != nil {
@@ -292,7 +294,7 @@ func b64(s, name string, size int) ([]byte, error) {
 func keyIDs(keys []pubKey) string {
 	ids := make([]string, len(keys))
 	for i, k := range keys {
-		ids[i] = clip(k.kid)
+		ids[i] = edge.Clip(k.kid)
 	}
 	return strings.Join(ids, ",")
 }
@@ -301,7 +303,7 @@ func keyIDs(keys []pubKey) string {
 func checkJWKSURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return fmt.Errorf("auth: --jwks-url %q: want an absolute http(s) URL, e.g. https://issuer.example/.well-known/jwks.json", clip(raw))
+		return fmt.Errorf("auth: --jwks-url %q: want an absolute http(s) URL, e.g. https://issuer.example/.well-known/jwks.json", edge.Clip(raw))
 	}
 	return nil
 }
@@ -310,7 +312,7 @@ func checkJWKSURL(raw string) error {
 func redact(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return clip(raw)
+		return edge.Clip(raw)
 	}
 	return u.Redacted()
 }

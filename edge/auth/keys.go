@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+
+	"github.com/edgeworks/edge/edge"
 )
 
 // Bounds on RSA keys: shorter ones are breakable, longer ones make every
@@ -88,7 +90,7 @@ func loadPEMFile(path string) ([]pubKey, error) {
 		}
 		k, err := keyFromBlock(b)
 		if err != nil {
-			return nil, fmt.Errorf("auth: --jwt-public-key %s: PEM block %d (%s): %w", path, n, clip(b.Type), err)
+			return nil, fmt.Errorf("auth: --jwt-public-key %s: PEM block %d (%s): %w", path, n, edge.Clip(b.Type), err)
 		}
 		keys = append(keys, k)
 	}

@@ -6,23 +6,9 @@ import (
 	"github.com/edgeworks/edge/edge"
 )
 
-// patternChars marks the bytes allowed in patterns: the channel alphabet
-// A-Z a-z 0-9 _ - . : @ / and '*'.
-var patternChars = func() (t [256]bool) {
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-	}
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for _, c := range "_-.:@/*" {
-		t[c] = true
-	}
-	return t
-}()
+// isPatternByte reports whether b may appear in a pattern: a byte of the
+// channel alphabet (edge.NameAlphabet) or '*'.
+func isPatternByte(b byte) bool { return b == '*' || edge.IsNameByte(b) }
 
 // Match reports whether channel matches pattern, in which '*' stands for
 // any run of characters (possibly empty), anywhere and as often as wanted;
@@ -81,8 +67,9 @@ func MatchAny(patterns []string, channel string) bool {
 	return false
 }
 
-// ValidatePattern returns nil if p is a valid pattern: 1–200 bytes of the
-// channel alphabet (A-Z a-z 0-9 _ - . : @ /) and '*'. The error names the
+// ValidatePattern returns nil if p is a valid pattern: 1 to
+// edge.MaxChannelLen bytes of the channel alphabet (edge.NameAlphabet) and
+// '*'. The error names the
 // pattern and what is wrong with it.
 func ValidatePattern(p string) error {
 	if msg := patternProblem(p); msg != "" {
@@ -97,11 +84,11 @@ func patternProblem(p string) string {
 		return `empty pattern; a pattern is a channel name in which '*' stands for any characters, e.g. "public:*"`
 	}
 	if len(p) > edge.MaxChannelLen {
-		return fmt.Sprintf("pattern %q is %d bytes long, the limit is %d", clip(p), len(p), edge.MaxChannelLen)
+		return fmt.Sprintf("pattern %q is %d bytes long, the limit is %d", edge.Clip(p), len(p), edge.MaxChannelLen)
 	}
 	for i := 0; i < len(p); i++ {
-		if !patternChars[p[i]] {
-			return fmt.Sprintf("pattern %q has byte %s at %d; allowed are A-Z a-z 0-9 _ - . : @ / and *", clip(p), quoteByte(p[i]), i)
+		if !isPatternByte(p[i]) {
+			return fmt.Sprintf("pattern %q has byte %s at %d; allowed are %s and *", edge.Clip(p), quoteByte(p[i]), i, edge.NameAlphabet)
 		}
 	}
 	return ""

@@ -145,7 +145,7 @@ func project(s, alphabet string) string {
 // inAlphabet reports whether s has only channel bytes (and '*' if star).
 func inAlphabet(s string, star bool) bool {
 	for i := 0; i < len(s); i++ {
-		if !patternChars[s[i]] || (!star && s[i] == '*') {
+		if !isPatternByte(s[i]) || (!star && s[i] == '*') {
 			return false
 		}
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/edgeworks/edge/edge"
 )
 
 // Defaults of Config.
@@ -269,7 +271,7 @@ func (v *Verifier) keyFor(ctx context.Context, t *jwt.Token) (any, error) {
 			// The key named by kid, and only if it fits the algorithm.
 			named := byKid(ks, kid)
 			if add(named); len(keys.Keys) == 0 {
-				return nil, fmt.Errorf("%w: key %q verifies %s tokens, not %s", ErrInvalid, clip(kid), named[0].alg, alg)
+				return nil, fmt.Errorf("%w: key %q verifies %s tokens, not %s", ErrInvalid, edge.Clip(kid), named[0].alg, alg)
 			}
 			return keys, nil
 		}
@@ -284,7 +286,7 @@ func (v *Verifier) keyFor(ctx context.Context, t *jwt.Token) (any, error) {
 	case unavailable:
 		return nil, ErrKeysUnavailable
 	case kid != "" && v.jwks != nil:
-		return nil, fmt.Errorf("%w: no key with kid %q (not in the JWKS, even refetched)", ErrInvalid, clip(kid))
+		return nil, fmt.Errorf("%w: no key with kid %q (not in the JWKS, even refetched)", ErrInvalid, edge.Clip(kid))
 	}
 	return nil, fmt.Errorf("%w: %s tokens are not accepted here (no %s key is configured)", ErrInvalid, alg, keyKind[alg])
 }
@@ -334,7 +336,7 @@ func (v *Verifier) explain(tok *jwt.Token, tc *tokenClaims, segments int, err er
 	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
 		return fmt.Errorf("%w: the iss claim is not this edge's issuer", ErrInvalid)
 	case errors.As(err, &typeErr) && typeErr.Field != "":
-		return fmt.Errorf("%w: claim %q has the wrong type", ErrInvalid, clip(strings.TrimPrefix(typeErr.Field, "RegisteredClaims.")))
+		return fmt.Errorf("%w: claim %q has the wrong type", ErrInvalid, edge.Clip(strings.TrimPrefix(typeErr.Field, "RegisteredClaims.")))
 	case errors.As(err, &b64Err):
 		return fmt.Errorf("%w: a segment is not base64url", ErrInvalid)
 	case errors.As(err, &syntaxErr):
@@ -355,7 +357,7 @@ func (v *Verifier) explain(tok *jwt.Token, tc *tokenClaims, segments int, err er
 		return fmt.Errorf("%w: unsigned tokens (alg none) are refused", ErrInvalid)
 	case algHS256, algRS256, algES256, algEdDSA:
 	default:
-		return fmt.Errorf("%w: algorithm %q is not accepted; use HS256, RS256, ES256 or EdDSA", ErrInvalid, clip(alg))
+		return fmt.Errorf("%w: algorithm %q is not accepted; use HS256, RS256, ES256 or EdDSA", ErrInvalid, edge.Clip(alg))
 	}
 	if errors.Is(err, jwt.ErrTokenSignatureInvalid) {
 		return fmt.Errorf("%w: the %s signature does not verify", ErrInvalid, alg)
