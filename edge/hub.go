@@ -1,9 +1,6 @@
 package edge
 
 import (
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/trace"
-
 	"context"
 	"hash/maphash"
 	"log/slog"
@@ -11,6 +8,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 const numShards = 64
@@ -141,8 +141,6 @@ func (h *Hub) deliver(ctx context.Context, m Message) {
 	}
 }
 
-// add registers s for channel's live frames and waits until the broker
-// relays the channel.
 // lost closes the channel's local sessions with DisconnectResync: their
 // live stream missed messages, and only a resume tells their clients.
 func (h *Hub) lost(channel string) {
@@ -155,6 +153,8 @@ func (h *Hub) lost(channel string) {
 	}
 }
 
+// add registers s for channel's live frames and waits until the broker
+// relays the channel.
 func (h *Hub) add(ctx context.Context, channel string, s *Session) error {
 	sh := h.shard(channel)
 	sh.mu.Lock()

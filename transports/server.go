@@ -1,10 +1,6 @@
 package transports
 
 import (
-	"github.com/redis/go-redis/v9"
-	"go.opentelemetry.io/otel/trace"
-	"sync/atomic"
-
 	"context"
 	"crypto/tls"
 	"errors"
@@ -14,9 +10,12 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/transports/client"
