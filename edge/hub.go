@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"fmt"
 	"hash/maphash"
 	"log/slog"
 	"slices"
@@ -45,9 +46,14 @@ type shard struct {
 	chans map[string][]*Session
 }
 
-// NewHub returns a hub that relays the broker's live messages. cfg must be
-// the result of WithDefaults. NewHub calls broker.Relay.
+// NewHub returns a hub that relays the broker's live messages, with the
+// zero fields of cfg set to their defaults. NewHub calls broker.Relay. It
+// panics when cfg.Validate fails: a caller validates configuration first.
 func NewHub(broker Broker, cfg Config, log *slog.Logger) *Hub {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		panic(fmt.Sprintf("edge: NewHub: %v", err))
+	}
 	h := &Hub{
 		broker:   broker,
 		cfg:      cfg,

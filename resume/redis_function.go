@@ -1,10 +1,6 @@
 package resume
 
-import (
-	"fmt"
-
-	"github.com/edgeworks/edge/edge"
-)
+import "fmt"
 
 // Key layout in Redis. A channel's keys share the hash tag {channel}, so
 // they live in one cluster slot:
@@ -37,7 +33,7 @@ const publishFunction = "edge_publish"
 // validates its input as the HTTP API does, appends to the stream (trimmed
 // by count with MAXLEN ~ and by age with MINID ~, expiring when idle) and
 // relays id, event and payload to the live shard channel in one atomic step.
-func functionLibrary(cfg edge.Config) string {
+func functionLibrary(cfg RedisConfig) string {
 	return fmt.Sprintf(`#!lua name=edge
 local MAXLEN = %d
 local TTL_MS = %d

@@ -14,7 +14,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/transports"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden wire transcripts in testdata/golden")
@@ -62,7 +62,7 @@ func publishSample(e *testEdge) {
 }
 
 func TestGoldenSSE(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	publishSample(e)
 	resp, err := http.Get(e.url("/v1/subscribe", "channel", "news", "since", "0-0", "transport", "sse"))
 	if err != nil {
@@ -85,7 +85,7 @@ func TestGoldenSSE(t *testing.T) {
 }
 
 func TestGoldenPoll(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	publishSample(e)
 	resp, err := http.Get(e.url("/v1/subscribe", "channel", "news", "since", "0-0"))
 	if err != nil {
@@ -97,7 +97,7 @@ func TestGoldenPoll(t *testing.T) {
 }
 
 func TestGoldenWebSocket(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	publishSample(e)
 	c := dialWS(t, e.wsURL("channel", "news", "since", "0-0"))
 	var b strings.Builder
@@ -117,7 +117,7 @@ func TestGoldenWebSocket(t *testing.T) {
 }
 
 func TestGoldenError(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	resp, err := http.Get(e.url("/v1/subscribe", "channel", "news", "since", "yesterday"))
 	if err != nil {
 		t.Fatal(err)

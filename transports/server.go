@@ -27,7 +27,7 @@ import (
 // SSE, long-poll), publish, history and health. Create it with New, start
 // it with Run.
 type Server struct {
-	cfg      edge.Config
+	cfg      Config
 	broker   edge.Broker
 	hub      *edge.Hub
 	log      *slog.Logger
@@ -54,15 +54,19 @@ type Server struct {
 	recycler atomic.Pointer[recycler]
 }
 
-// New returns a server for cfg (which New completes with WithDefaults)
-// that stores and relays messages through broker.
+// New returns a server for cfg, with its zero fields set to their
+// defaults (see Config.WithDefaults), that stores and relays messages
+// through broker.
 //
-// It fails when the token keys cfg names cannot be used (an unreadable
-// or invalid key file). Its metrics and traces go where WithTelemetry
-// says. When broker has a Redis client (Client() redis.UniversalClient),
-// the server counts and times its round-trips.
-func New(cfg edge.Config, broker edge.Broker, log *slog.Logger, opts ...Option) (*Server, error) {
+// It fails when cfg.Validate does, or when the token keys cfg names cannot
+// be used (an unreadable or invalid key file). Its metrics and traces go
+// where WithTelemetry says. When broker has a Redis client (Client()
+// redis.UniversalClient), the server counts and times its round-trips.
+func New(cfg Config, broker edge.Broker, log *slog.Logger, opts ...Option) (*Server, error) {
 	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("transports: %w", err)
+	}
 	log = logWithRequestID(log)
 	acc, err := newAccess(cfg, log)
 	if err != nil {
@@ -71,7 +75,7 @@ func New(cfg edge.Config, broker edge.Broker, log *slog.Logger, opts ...Option) 
 	s := &Server{
 		cfg:    cfg,
 		broker: broker,
-		hub:    edge.NewHub(broker, cfg, log),
+		hub:    edge.NewHub(broker, cfg.Hub, log),
 		log:    log,
 		access: acc,
 	}

@@ -63,10 +63,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Error("cannot listen; choose another address with --listen", "addr", cfg.Listen, "err", err)
 		return 1
 	}
-	var broker edge.Broker = resume.NewMemory(cfg)
+	var broker edge.Broker = resume.NewMemory(cfg.memoryConfig())
 	store := "memory (embedded)"
 	if cfg.Redis != "" {
-		if broker, err = resume.NewRedis(cfg, log); err != nil {
+		if broker, err = resume.NewRedis(cfg.redisConfig(), log); err != nil {
 			log.Error("cannot use Redis; check --redis", "err", err)
 			return 2
 		}
@@ -97,7 +97,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer shutdownTelemetry(tel, log)
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("telemetry: export failed", "err", err) }))
-	srv, err := transports.New(cfg, broker, log, transports.WithTelemetry(transports.Telemetry{
+	srv, err := transports.New(cfg.transportsConfig(), broker, log, transports.WithTelemetry(transports.Telemetry{
 		Meters: tel.Meters, Tracers: tel.Tracers, Propagator: tel.Propagator, Metrics: tel.Handler,
 	}))
 	if err != nil {
@@ -147,7 +147,7 @@ func tlsLine(term *edgetls.Terminator) string {
 }
 
 // logAccess says at start who may publish and subscribe.
-func logAccess(cfg edge.Config, log *slog.Logger) {
+func logAccess(cfg config, log *slog.Logger) {
 	switch {
 	case cfg.InsecurePublish:
 		log.Warn("anyone may publish, from anywhere (--insecure-publish)")
@@ -156,7 +156,7 @@ func logAccess(cfg edge.Config, log *slog.Logger) {
 	default:
 		log.Info("publishing needs a publish key or a token's publish right", "keys", len(cfg.PublishKeys))
 	}
-	if cfg.TokensEnabled() {
+	if cfg.tokensEnabled() {
 		log.Info("subscribing needs a token, except to anonymous channels", "anonymous", cfg.Anonymous,
 			"audiences", cfg.JWTAudiences, "issuer", cfg.JWTIssuer)
 	}
