@@ -25,7 +25,8 @@ func startFleet(t *testing.T, n int) ([]*testEdge, *redistest.Server) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		nodes = append(nodes, startEdgeWith(t, transports.Config{}, r))
+		nodes = append(nodes, startEdgeWith(t, transports.Config{}, r,
+			transports.WithTelemetry(testTelemetry(t, nil)), transports.WithStore(r)))
 	}
 	return nodes, srv
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/edgeworks/edge/edge"
@@ -29,6 +28,7 @@ import (
 type Server struct {
 	cfg      Config
 	broker   edge.Broker
+	store    Store // nil: the embedded store
 	hub      *edge.Hub
 	log      *slog.Logger
 	upgrader websocket.Upgrader
@@ -60,8 +60,8 @@ type Server struct {
 //
 // It fails when cfg.Validate does, or when the token keys cfg names cannot
 // be used (an unreadable or invalid key file). Its metrics and traces go
-// where WithTelemetry says. When broker has a Redis client (Client()
-// redis.UniversalClient), the server counts and times its round-trips.
+// where WithTelemetry says; WithStore names broker's backing store and
+// counts its round trips.
 func New(cfg Config, broker edge.Broker, log *slog.Logger, opts ...Option) (*Server, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -104,8 +104,8 @@ func New(cfg Config, broker edge.Broker, log *slog.Logger, opts ...Option) (*Ser
 	}
 	s.metrics = m
 	s.status = status.New(s.statusReading, log)
-	if rc, ok := broker.(interface{ Client() redis.UniversalClient }); ok {
-		rc.Client().AddHook(m.RedisHook())
+	if s.store != nil {
+		s.store.OnRoundTrip(m.StoreRoundTrip)
 	}
 	if cfg.PublishRate > 0 {
 		s.publishes = newRateLimiter(cfg.PublishRate)

@@ -65,12 +65,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	var broker edge.Broker = resume.NewMemory(cfg.memoryConfig())
 	store := "memory (embedded)"
+	var opts []transports.Option
 	if cfg.Redis != "" {
-		if broker, err = resume.NewRedis(cfg.redisConfig(), log); err != nil {
+		r, err := resume.NewRedis(cfg.redisConfig(), log)
+		if err != nil {
 			log.Error("cannot use Redis; check --redis", "err", err)
 			return 2
 		}
-		store = "redis"
+		broker, store = r, "redis"
+		opts = append(opts, transports.WithStore(r))
 	}
 	term, err := newTerminator(cfg, broker, log)
 	if err != nil {
@@ -97,9 +100,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer shutdownTelemetry(tel, log)
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("telemetry: export failed", "err", err) }))
-	srv, err := transports.New(cfg.transportsConfig(), broker, log, transports.WithTelemetry(transports.Telemetry{
+	opts = append(opts, transports.WithTelemetry(transports.Telemetry{
 		Meters: tel.Meters, Tracers: tel.Tracers, Propagator: tel.Propagator, Metrics: tel.Handler,
 	}))
+	srv, err := transports.New(cfg.transportsConfig(), broker, log, opts...)
 	if err != nil {
 		log.Error("cannot set up token verification; check --jwt-secret, --jwt-public-key and --jwks-url", "err", err)
 		return 2
