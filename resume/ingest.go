@@ -41,13 +41,24 @@ return 0
 `)
 
 // runIngest relays plain PUBLISH traffic on channels matching pattern
-// until ctx is done.
+// until ctx is done. The lease is held by a goroutine of its own, so that
+// a burst of messages to store never delays its renewal; runIngest stops
+// it and waits for it before it returns.
 func (r *Redis) runIngest(ctx context.Context, pattern string) {
 	var idBytes [8]byte
 	rand.Read(idBytes[:])
 	nodeID := hex.EncodeToString(idBytes[:])
 	leader := make(chan bool, 1)
-	go r.holdLease(ctx, nodeID, leader)
+	leaseCtx, stopLease := context.WithCancel(ctx)
+	leaseDone := make(chan struct{})
+	go func() {
+		defer close(leaseDone)
+		r.holdLease(leaseCtx, nodeID, leader)
+	}()
+	defer func() {
+		stopLease()
+		<-leaseDone
+	}()
 
 	ps := r.rdb.PSubscribe(ctx, pattern)
 	defer ps.Close()

@@ -34,7 +34,7 @@ func startACME(t *testing.T, pebble *pebbletest.Server, listen string, cfg Confi
 	cfg.Mode, cfg.Listen, cfg.CA, cfg.CARoots = ACME, ln.Addr().String(), pebble.DirectoryURL(), pebble.ClientCAs()
 	cfg.Email = "ops@edge.test"
 	if cfg.StorageDir == "" && cfg.Redis == nil {
-		cfg.StorageDir = t.TempDir()
+		cfg.StorageDir = lingeringDir(t)
 	}
 	cfg.Log = slog.New(slog.NewTextHandler(io.MultiWriter(logs, t.Output()), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	term, err := New(cfg)
@@ -179,8 +179,6 @@ func TestACMEFailedValidationNamesTheFix(t *testing.T) {
 	}
 }
 
-// An unreachable CA is a clear log line naming the fix; the edge keeps
-// serving.
 // lingeringDir is a temporary directory for certmagic storage that a
 // retry job may still write to (a lock) just after Close: certmagic does
 // not let the caller wait for its background jobs. The cleanup removes it
@@ -203,6 +201,8 @@ func lingeringDir(t *testing.T) string {
 	return dir
 }
 
+// An unreachable CA is a clear log line naming the fix; the edge keeps
+// serving.
 func TestACMEUnreachableCA(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/edgeworks/edge/transports"
-	"github.com/edgeworks/edge/transports/browsertest"
+	"github.com/edgeworks/edge/transports/internal/browsertest"
 )
 
 // crossSitePage is another site's page that makes its visitor's browser

@@ -14,7 +14,7 @@ import (
 
 	"github.com/edgeworks/edge/resume"
 	"github.com/edgeworks/edge/transports"
-	"github.com/edgeworks/edge/transports/browsertest"
+	"github.com/edgeworks/edge/transports/internal/browsertest"
 )
 
 // dashboardPage is a dashboard that uses nothing but EventSource.

@@ -22,8 +22,8 @@ import (
 
 	"github.com/edgeworks/edge/resume"
 	"github.com/edgeworks/edge/transports"
-	"github.com/edgeworks/edge/transports/browsertest"
-	"github.com/edgeworks/edge/transports/proxytest"
+	"github.com/edgeworks/edge/transports/internal/browsertest"
+	"github.com/edgeworks/edge/transports/internal/proxytest"
 )
 
 // fastClient are client options for tests: quick to give up on a broken

@@ -1,8 +1,466 @@
 // Package transports is the HTTP surface of edge: one subscribe URL that
 // serves WebSocket, Server-Sent Events and long-polling (negotiated per
-// request), publishing, history, health endpoints, and the Server that runs
-// them with graceful drain.
+// request), publishing, history, health endpoints, the browser client and
+// the status page, and the Server that runs them with graceful drain.
+//
+// This comment is also the wire reference: what a client in any language
+// sends and receives, byte for byte where it matters. The golden
+// transcripts in the repository's testdata/ directory show the same
+// exchanges as captured from a real edge. The command's flags named below
+// are described in full by go doc ./cmd/edge.
+//
+// # Endpoints
+//
+//	GET  /v1/subscribe?channel=A[&channel=B…][&since=CURSOR]
+//	     a WebSocket upgrade gets WebSocket; Accept: text/event-stream gets SSE;
+//	     anything else gets long-polling; transport=ws|sse|poll forces one
+//	POST /v1/publish?channel=A[&event=TYPE]
+//	     the body is the payload; 200 {"channel":"A","id":"<id>"} once stored
+//	GET  /v1/history?channel=A[&since=CURSOR][&limit=N]
+//	     a page of retained messages (see History)
+//	GET  /healthz      liveness: 200 {"status":"ok","sessions":N,"auth_refusals":N}
+//	GET  /readyz       readiness: 200 when the store is reachable, 503 while draining or while Redis is down
+//	GET  /metrics      Prometheus text format (go doc ./transports/metrics)
+//	GET  /status       the live status page; /status/events its SSE feed (go doc ./transports/status);
+//	                   like /metrics open to anyone who can reach the edge, counts only (no channel, no user)
+//	GET  /v1/client.js the browser client (ES module; ?classic for a classic script defining window.edge);
+//	                   /v1/client.d.ts its TypeScript declarations, also named by X-TypeScript-Types
+//	GET  /             the demo page
+//
+// Subscribe parameters, all optional: heartbeat= (SSE comments and
+// WebSocket pings; 5s to 5m, default --heartbeat), padding= (SSE: bytes
+// of padding comment sent first, 0 to 8192, for proxies that buffer the
+// first kilobytes), and for long-polling timeout= (0 to
+// --poll-timeout-max), linger= (0 to --poll-linger-max) and limit= (1 to
+// 1000). Durations are written 30s, 1m or as plain seconds. A value
+// outside its range is refused with 400 bad_request naming the parameter
+// and the range ("limit=5000 is out of range; use 1 to 1000"), never
+// clamped. On every endpoint, a parameter with a malformed percent-escape
+// (channel=a%ZZb) or a semicolon is a 400 that names it as malformed,
+// never silently dropped.
+//
+// A cursor comes from the Last-Event-ID header (which wins, as
+// EventSource sends it on reconnect) or from since=. For one channel it
+// is a message id (<ms>-<seq>); for several channels an opaque URL-safe
+// string ("m." and base64url) holding the position in each; at most
+// 32 KiB. since=0-0 asks for everything retained. A malformed cursor is
+// 400 bad_cursor; a well-formed cursor ahead of its channel gets the gap
+// signal and continues from the channel's current position.
+//
+// # Message object
+//
+// WebSocket frames, long-poll answers, history pages and multi-channel SSE
+// events carry messages as:
+//
+//	{"channel":"prices","id":"1732270000000-3","event":"","data":"{\"price\":1}"}
+//
+// data is the payload as a string. A payload that is not valid UTF-8 is
+// sent base64-encoded with "encoding":"base64" added. An event type uses
+// the channel alphabet, at most 64 bytes; gap and disconnect are
+// reserved.
+//
+// # Server-Sent Events
+//
+// Headers: Content-Type: text/event-stream, Cache-Control: no-cache,
+// no-transform, X-Accel-Buffering: no (nginx). Over HTTP/1 the edge takes
+// the connection from net/http and the body runs until the connection
+// closes (Connection: close); over HTTP/2 it is an ordinary stream. The
+// stream is:
+//
+//	retry: 2000
+//
+//	id: 1732270000000-2          ← id-only event: sets lastEventId to the start position
+//
+//	id: 1732270000000-3
+//	event: price                 ← only when the message has an event type
+//	data: first line             ← one data: line per payload line
+//	data: second line
+//
+//	: hb                         ← heartbeat comment every --heartbeat
+//
+// History after the cursor comes before the id-only event, live messages
+// after it. With one channel, data is exactly the published payload, so
+// es.onmessage = e => JSON.parse(e.data) works unchanged; line breaks in a
+// payload (\n, \r\n, \r) become separate data: lines, which EventSource
+// joins with \n, so a payload can never inject a field. Single-channel SSE
+// carries text only: a non-UTF-8 payload needs another transport. With
+// several channels (channel=a&channel=b), data is the message object
+// (JSON.parse(e.data).channel tells the channel), id: is the composite
+// cursor and event: is still the message's type.
+//
+//	event: gap
+//	data: {"channel":"A"}        ← before resumed messages, when history after the cursor was lost
+//
+//	retry: 3712
+//	event: disconnect
+//	data: {"code":1012,"reason":"shutdown","reconnect":true}   ← when the edge ends the stream
+//
+// The retry: before a disconnect is jittered (--sse-retry plus up to 5 s
+// on drain), so clients do not all come back at once.
+//
+// A client that stops reading (a frozen tab, a suspended process) still
+// looks connected: its kernel acknowledges bytes until its receive buffer
+// is full, then holds the window shut, and an SSE client sends nothing the
+// edge could miss. Over HTTP/1 on Linux the edge looks at the
+// connection's kernel send queue at every heartbeat: when bytes that
+// waited for the client at one heartbeat are still unacknowledged at the
+// next, the stream ends as a slow consumer (counted in
+// edge_slow_consumer_disconnects_total), reset and without a disconnect
+// event the client would not read; it resumes from its Last-Event-ID once
+// it runs again. Such a client is noticed within two heartbeats of its
+// receive buffer filling: with messages flowing, within seconds; on a
+// channel where only heartbeats flow, only once the heartbeats alone have
+// filled it (6 bytes each, so practically never, and it costs no more than
+// any idle stream meanwhile). Over HTTP/2, whose streams share one
+// connection and its send queue, and off Linux, it is noticed when a write
+// cannot complete within 10 s, once flow control or the kernel buffers are
+// full: with a trickle of messages that can take minutes.
+//
+// # WebSocket
+//
+// JSON text frames. permessage-deflate is negotiated when the client
+// offers it (browsers do), without context takeover, so a compressing
+// connection holds no compression state while idle. It costs CPU, not
+// memory: a message is compressed once for every subscriber that
+// negotiated it, batches (catch-up, bursts) once per connection, with
+// pooled compressors (about 1.2 MB each, one per concurrent writer); a
+// compressed client frame borrows a pooled inflater (about 40 KiB) while
+// it is read. Client messages are bounded once inflated, not only on the
+// wire: a message over 2×--max-payload + 4 KiB either way (a decompression
+// bomb) is refused as soon as the edge has read that much, with a
+// disconnect frame and close 1009 message_too_big. The edge pings every
+// --heartbeat; a client that answers neither pings nor frames for two
+// heartbeats and 10 s is dropped.
+//
+// Client to edge (ref is optional, a number or a string of up to 64 bytes
+// of valid UTF-8, echoed back; a ref that is neither is refused with an
+// error frame without it, so every frame the edge sends is valid UTF-8):
+//
+//	{"op":"subscribe","channel":"A","since":"<cursor>","ref":1}
+//	{"op":"unsubscribe","channel":"A","ref":2}
+//	{"op":"publish","channel":"A","event":"price","data":"…","ref":3}
+//	{"op":"ping","ref":4}
+//	{"op":"refresh","token":"<jwt>","ref":5}
+//
+// ping is answered with a pong frame: scripts cannot see WebSocket pings,
+// so a browser that has heard nothing for a while pings to learn whether
+// the path still works. The edge skips its own next ping after answering
+// one, so a client pinging once a heartbeat costs no extra wake-ups.
+// publish may carry "encoding":"base64" for binary payloads. It needs a
+// publish right: the publish claim of the token the connection was opened
+// with (or refreshed to), a --client-publish pattern, --insecure-publish,
+// or anonymous loopback publishing while no publish key is set; without
+// one it gets an error frame (unauthorized or forbidden). refresh replaces the connection's token with one for
+// the same subject before it expires, moving the expiry.
+//
+// Edge to client: a message object, or an array of them (when several are
+// ready at once, e.g. history; an array frame holds at most about
+// 256 KiB), or a control frame with a type:
+//
+//	{"type":"subscribed","ref":1,"channel":"A","id":"<position>"}
+//	{"type":"unsubscribed","ref":2,"channel":"A"}
+//	{"type":"published","ref":3,"channel":"A","id":"<id>"}
+//	{"type":"pong","ref":4}
+//	{"type":"refreshed","ref":5}
+//	{"type":"error","ref":1,"error":{"code":"bad_channel","message":"…"}}
+//	{"type":"gap","channel":"A"}
+//	{"type":"disconnect","code":4002,"reason":"slow_consumer","reconnect":true,"retry_ms":2400,"cursor":"<cursor>"}
+//
+// A subscribe's history arrives before its subscribed frame. The start
+// position of channels in the URL is fixed before the 101 answer. To resume after a reconnect,
+// keep the last id per channel and send subscribe with since, or put the
+// cursor of the disconnect frame in the URL. Bad frames (not a JSON
+// object, an unknown op, a field of the wrong type, a binary frame) get an
+// error frame that names the field and the type it needs ("channel must be
+// a string"), and the connection stays open. A disconnect frame is
+// followed by a close frame with the same code.
+//
+// # Long-polling
+//
+// GET /v1/subscribe?channel=A&since=CURSOR answers at once when messages
+// after the cursor are retained, else holds until one arrives or timeout=
+// passes (default --poll-timeout, 25s; at most --poll-timeout-max).
+// linger= (at most --poll-linger-max) keeps collecting for that long once
+// there is a first message, so a battery-conscious client wakes once per
+// burst. limit= bounds the messages per answer (default 100, at most
+// 1000). Without since=, the poll starts at the channels' current
+// position.
+//
+//	{"messages":[{"channel":"A","id":"…","event":"","data":"…"}],"cursor":"…","gap":false}
+//
+// Send cursor as since= in the next poll. An empty messages means the hold
+// timed out. With "gap":true, "gap_channels":["A"] names the channels whose
+// history after the cursor was lost. Answers are Cache-Control: no-store.
+// When the edge drains, a waiting poll is answered at once, and the answer
+// carries "disconnect":{"code":1012,"reason":"shutdown","reconnect":true,"retry_ms":…}.
+//
+// # History
+//
+// GET /v1/history?channel=A[&since=CURSOR][&limit=N] answers
+//
+//	{"channel":"A","messages":[…],"cursor":"…","gap":false,"more":false}
+//
+// oldest first; limit is 1 to 1000 (default 100); page on with
+// since=<cursor> while more is true. It needs the rights of subscribing to
+// the channel: the same token sources, 401/403, and --anonymous channels
+// without a token.
+//
+// # Publishing
+//
+// POST /v1/publish?channel=A[&event=TYPE] with the payload as the body (at
+// most --max-payload bytes) answers 200 {"channel":"A","id":"<id>"} once
+// the message is stored. Credentials come from Authorization: Bearer only:
+// a publish key (compared in constant time) or a token with a publish
+// claim. A key or token in the edge_token cookie or in access_token= does
+// not count (a cookie would let another site's form publish as its
+// visitor, and a URL leaks), and an Authorization header of another scheme
+// (Basic) is a 401. Without them, publishing works from loopback while no
+// publish key is set (or from anywhere with --insecure-publish), and only
+// when Host names the edge as localhost, *.localhost, a loopback address
+// (127.0.0.0/8, [::1]) or its --domain, whatever --listen is: a page that
+// DNS rebinding pointed at 127.0.0.1 sends its own name and gets 403. The
+// same holds for WebSocket publish ops. A publish that a browser sends for
+// a page of another site is refused with 403 forbidden: an Origin that is
+// neither the edge's own nor in --cors-origin, or Sec-Fetch-Site:
+// cross-site without one. A form or a text/plain fetch needs no CORS
+// preflight, so without this any page open in a browser on the edge's host
+// could publish through loopback; backends (curl, server code) send no
+// Origin and are not affected. A body is read
+// as it arrives (4 KiB, doubled as it fills), never allocated ahead from
+// Content-Length; a body that brings no byte for --body-timeout is a 408
+// and the connection is closed. The edge never resends a publish: a 503
+// after Redis ran the function may mean the message was stored.
+//
+// # Errors
+//
+// Every error is {"error":{"code":"…","message":"…"}} with its HTTP status:
+//
+//	400            bad_request, bad_channel, bad_event, bad_cursor, too_many_channels
+//	401            unauthorized (missing, invalid or expired credentials)
+//	403            forbidden
+//	404            not_found
+//	405            method_not_allowed
+//	408            request_timeout (a publish body that stopped coming for --body-timeout; the connection is closed)
+//	413            payload_too_large
+//	417, 501, 505  bad_request (an Expect other than 100-continue, an unknown Transfer-Encoding,
+//	               an HTTP version other than 1.x and 2)
+//	429            rate_limited, too_many_connections (with Retry-After)
+//	431            headers_too_large (request line and headers over 16 KiB)
+//	503            unavailable, shutting_down
+//
+// Messages never carry internals: a Redis failure says which operation
+// failed, not where Redis is. Requests that Go's net/http refuses before
+// the edge sees them (headers over the limit, a malformed request line,
+// header or Content-Length, two different Content-Lengths, no Host) get
+// the same JSON error, with the connection closed after it. Over TLS only
+// plain HTTP sent to the TLS port is rewritten so (the rest stays
+// net/http's plain text there, as the edge sees encrypted bytes below
+// TLS); HTTP/2 answers headers over its limit with net/http's own 431 (an
+// HTML body) and refuses malformed frames with HTTP/2 error codes.
+//
+// Disconnect codes (WebSocket close code, SSE disconnect event, long-poll
+// disconnect field): 1012 (WebSocket's "service restart") and 4000–4499
+// mean "reconnect with your cursor", 4500–4999 "do not retry the same
+// request":
+//
+//	1009  message_too_big  a WebSocket client message over 2×--max-payload + 4 KiB, on the wire
+//	                       or inflated; reconnect without resending it
+//	1012  shutdown         the node is draining; reconnect (to any node) after retry_ms
+//	4002  slow_consumer    the client fell more than --queue-bytes behind; resume from history
+//	4003  server_error     the store failed; reconnect
+//	4004  resync           the node's relay from Redis lost messages it cannot recover;
+//	                       resume with your cursor to get the gap
+//	4005  token_expired    the connection's token expired; reconnect with a fresh one
+//	4500  bad_request      reserved for requests that will not succeed on retry
+//
+// # Limits
+//
+// Every limit has a clear answer:
+//
+//	--max-conns, --max-conns-per-ip   100000, 1000  429 too_many_connections (Retry-After: 5) and close
+//	                                                (plain HTTP; over TLS just close)
+//	--subscribe-rate N                20/s          per connection: a rate_limited error frame for WebSocket
+//	                                                ops, 429 with Retry-After for new SSE and WebSocket
+//	                                                streams (HTTP/2 multiplexes many); long-polls are paced
+//	                                                by their messages and bounded by the connection limits
+//	--publish-rate N                  no bound      HTTP publishes a second per key, token subject or
+//	                                                anonymous IP: 429 with Retry-After
+//	--client-publish-rate N           50/s          publishes per WebSocket: rate_limited error frame
+//	--max-channels                    64            channels per connection: 400 too_many_channels
+//	--max-payload                     64 KiB        413; WebSocket messages over 2× + 4 KiB (counted
+//	                                                inflated too) close with 1009
+//	request line and headers          16 KiB        431 headers_too_large; over HTTP/2, net/http's own count
+//	                                                (each name and value plus 32 bytes) stops at about 12 KiB
+//	request headers sent slowly       10 s          the connection is closed (ReadHeaderTimeout)
+//	--body-timeout                    30 s          408 request_timeout and close
+//	cursors                           32 KiB        400 bad_cursor
+//	--queue-bytes                     1 MiB         per connection: disconnect 4002 slow_consumer with the cursor
+//	status page viewers               32            429
+//
+// Each connection's outgoing queue is bounded by --queue-bytes; a client
+// that falls further behind is disconnected with its cursor and resumes
+// from history. It never slows the publisher or other subscribers.
+// Joining a channel buffers live messages under the same bound (overflow
+// only means "read more history").
+//
+// # Auth
+//
+// A subscriber's token comes from Authorization: Bearer, access_token=
+// (EventSource cannot set headers) or the edge_token cookie, and is never
+// logged; see go doc ./edge/auth for the claims and algorithms. exp and
+// nbf are checked with 30 s of leeway. No token, or a bad or expired one,
+// is 401 unauthorized, whose message says which claim is wrong ("the aud
+// claim names none of this edge's audiences"); a token that does not cover
+// the channel is 403 forbidden. When a streaming connection's token
+// expires, the edge ends it with 4005 token_expired (SSE disconnect event,
+// WebSocket close); a WebSocket client can send a refresh op before that.
+// Refused credentials are counted (auth_refusals in /healthz) and logged
+// at most once a second with the reason, the client's address and the
+// count since the last line.
+//
+// Browsers on other origins are refused unless --cors-origin lists them
+// (* for any): the WebSocket Origin check, CORS for SSE, long-poll,
+// history and publish, and the publish origin check above.
+//
+// # Browser client
+//
+// GET /v1/client.js serves the browser client (package client embeds it;
+// its options are documented in client.d.ts, served at /v1/client.d.ts).
+// What it does, in detail:
+//
+//   - It tries WebSocket, then SSE, then long-polling, and moves on not
+//     only when a transport is refused but when it does not prove itself
+//     within openTimeout (8 s): a WebSocket upgrade that a proxy strips or
+//     leaves hanging (no first frame), an SSE stream whose first bytes
+//     never come because a proxy buffers it, a long-poll that fails. The
+//     edge's own errors are not mistaken for broken paths: a 400
+//     bad_channel closes the subscription (onError), a 503 or 429 is
+//     retried later on the same transport.
+//   - It remembers what worked for the edge's origin in sessionStorage, so
+//     the next page load starts there, and while on a worse transport it
+//     tries the better ones again after upgradeAfter (60 s, doubling after
+//     each failed try). A switch opens the better transport from the
+//     current cursor and only then closes the old one.
+//   - It keeps the last id per channel (and the start position the edge
+//     reports before any message), resumes every reconnect and every
+//     switch from it, and drops anything at or before it: onMessage sees
+//     every message exactly once, in order per channel. sub.cursor is the
+//     edge's cursor format, for since in a later subscribe or an
+//     EventSource.
+//   - Reconnects back off exponentially with full jitter (uniform in
+//     [0, min(maxDelay, minDelay·2^attempt)), 1 s and 30 s; a connection
+//     open for stableAfter, 30 s, resets it). When the edge says when to
+//     come back — the retry_ms of a drain or slow-consumer disconnect
+//     (already jittered by the edge, spread over 5 s on drain), or
+//     Retry-After — the client waits exactly that. A disconnect with
+//     reconnect:false (codes 4500–4999) closes the subscription.
+//   - While the page is hidden (after hiddenDelay, 10 s) the connection is
+//     closed and the state is paused; when it is visible again the client
+//     resumes from its cursor. offline closes it too, online reconnects at
+//     once. heartbeat (ms, default 25 s) asks for rarer heartbeats, linger
+//     lets the edge collect a burst before answering a long-poll,
+//     pollTimeout sets the hold; pauseWhenHidden: false keeps a background
+//     dashboard connected.
+//   - An SSE stream silent for two heartbeats and 5 s is treated as dead
+//     and reconnected; a long-poll without an answer well after its hold is
+//     retried. A WebSocket silent for a heartbeat gets a ping op; without
+//     an answer within another heartbeat and 5 s it is treated as dead (a
+//     NAT that forgot it, a network switch) and reconnected from the
+//     cursor. An older edge's error answer to the ping counts as an answer
+//     too.
+//
+// The client receives SSE with fetch and a stream reader (so it sees
+// heartbeats and the start position, which EventSource hides). States are
+// connecting, open, reconnecting, paused, offline and closed.
+//
+// # Behind proxies
+//
+// SSE answers carry Cache-Control: no-cache, no-transform and
+// X-Accel-Buffering: no, start with a retry: line and send heartbeat
+// comments; padding= sends up to 8 KiB first for proxies that hold back the
+// first kilobytes; long-poll holds default to 25 s, under the 30–60 s idle
+// timeouts of common proxies and load balancers.
+//
+// # Tests
+//
+// The contract (the join, cursors, resume, gaps) is proven by one table,
+// TestContract in contract_matrix_test.go: five properties (join-race: 300
+// subscribe-then-publish races; resume-seam; gap; future-cursor;
+// malformed-cursor) on every backend (memory, redis, redis-cluster,
+// redis-sentinel) over every transport (ws-url, ws-op, sse, sse-multi,
+// poll), named TestContract/<backend>/<transport>/<property>. Protocol
+// behaviour is not done until the whole matrix passes, and a new backend
+// or transport is a new row or column there, not a test of its own. Run
+// one cell with go test -race -run 'TestContract/^redis$/^sse$' ./transports/:
+// the names are regular expressions matched anywhere, so
+// -run 'TestContract/redis/sse' runs the redis-cluster, redis-sentinel and
+// sse-multi cells too. The whole matrix takes about a minute under -race
+// on two cores.
+//
+// The other end-to-end tests start real servers on 127.0.0.1:0 and use
+// real clients: net/http, r3labs/sse and gorilla/websocket, and headless
+// Chromium driven with chromedp, a fresh profile per test (a page with
+// nothing but new EventSource(…) resumes across an edge restart; the
+// browser client falls back behind test proxies that refuse, hang or
+// buffer; another site's form and text/plain posts, and a page under a
+// rebound DNS name, are refused). Parsers and encoders have fuzz tests
+// with seed corpora in their package's testdata/fuzz/, among them
+// FuzzSSEEvent, FuzzMessageJSON, FuzzParseOp and FuzzQueryValue here,
+// FuzzParseID and FuzzValidateChannel in edge, FuzzVerify and FuzzMatch in
+// edge/auth, FuzzParseCursor and FuzzCursorRoundTrip in resume:
+//
+//	go test -run=^$ -fuzz=^FuzzSSEEvent$ -fuzztime=1m ./transports/
+//
+// # Publish traces
+//
+// Each publish is a span "publish" (server kind; a child of the request's
+// traceparent when there is one; attributes edge.source, edge.channel,
+// edge.payload_bytes, edge.message_id) with the child "store" (the write
+// to history) and, on the embedded store, "fanout" (edge.subscribers: the
+// queues it reached) under store. Without an OTLP endpoint the tracer is a
+// no-op and tracing costs nothing. Every HTTP answer carries X-Request-Id:
+// the request's own when it is 1–64 characters of letters, digits and
+// -_.: (a proxy's id carries through), otherwise a new one; log lines about
+// a request carry it as request_id.
+//
+// # How a connection writes
 //
 // Every message is encoded once per wire format (edge.Frame caches the
-// encodings) and each connection has exactly one writer goroutine.
+// SSE bytes, the JSON object and the prepared WebSocket message) and
+// shared by all subscribers; the fan-out copies no payload per subscriber.
+//
+// A connection has no writer goroutine of its own. Its writes are
+// serialised by a write turn, a mutex with a small state: whoever holds
+// the turn owns the connection's output, and nobody else writes to it. The
+// session's queue wakes the turn when frames arrive; the wake starts one
+// short-lived goroutine (unless one is already on its way), which takes
+// everything queued, writes it as one coalesced write with a deadline
+// (10 s), and exits. The heartbeat timer takes the turn to write a
+// heartbeat or ping, and whoever sees the client leave takes it to end the
+// connection. The request handler holds the turn while it writes the
+// start of a stream and its history, and the WebSocket reader holds it
+// while it answers a client op or joins a channel (writing that channel's
+// history), so history and live frames never interleave. An idle
+// connection so costs no goroutine for writing.
+//
+// What each transport keeps while idle: an HTTP/1 SSE stream is taken off
+// net/http (hijacked) and keeps one goroutine blocked in a one-byte read
+// that notices the client leave. A WebSocket connection keeps its reader,
+// parked in a few shallow calls on a 512-byte buffer (it consumes
+// heartbeat pongs itself). A long-poll that has to wait is parked with no
+// goroutine at all: its turn answers on the hijacked connection when a
+// message arrives or a timer ends the hold or the linger, and hands the
+// connection back to net/http, so the next poll reuses the keep-alive
+// connection (a client that leaves while parked is noticed when the hold
+// ends). Over HTTP/2 (h2c or TLS) SSE and long-poll wait in their handler
+// goroutines as usual, and so does a long-poll sent with a body, which is
+// never parked: its body could otherwise be read as the connection's next
+// request.
+//
+// The workarounds below net/http and gorilla/websocket that make this
+// possible (hand-written HTTP/1.1 answers on hijacked connections, the
+// listener that takes answered long-poll connections back, the pong
+// peeking that relies on gorilla reading through the edge's buffer) live
+// in one internal package, transports/internal/hijack, each with a test
+// that fails if the library behaviour it rests on changes.
 package transports

@@ -12,8 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -27,40 +25,6 @@ import (
 	"github.com/edgeworks/edge/transports"
 	"github.com/edgeworks/edge/transports/telemetry"
 )
-
-// TestMain fails the package when goroutines of the edge outlive the
-// servers the tests started and stopped.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaked := waitNoLeaks(5 * time.Second); leaked != "" {
-			fmt.Fprintf(os.Stderr, "leaked goroutines:\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-func waitNoLeaks(within time.Duration) string {
-	deadline := time.Now().Add(within)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaked []string
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "edgeworks/edge/") && !strings.Contains(g, "waitNoLeaks") && !strings.Contains(g, "TestMain") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 {
-			return ""
-		}
-		if time.Now().After(deadline) {
-			return strings.Join(leaked, "\n\n")
-		}
-		time.Sleep(20 * time.Millisecond) // polling for goroutines to end, not synchronisation
-	}
-}
 
 // testEdge is a real edge server on a loopback port.
 type testEdge struct {

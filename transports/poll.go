@@ -1,7 +1,6 @@
 package transports
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
+	"github.com/edgeworks/edge/transports/internal/hijack"
 	"github.com/edgeworks/edge/transports/metrics"
 )
 
@@ -27,7 +27,8 @@ import (
 // at the channels' current position (only later messages).
 //
 // A waiting HTTP/1 request is parked (see pollWaiter): it holds no
-// goroutine and none of net/http's buffers.
+// goroutine and none of net/http's buffers. Over HTTP/2 the handler
+// goroutine waits instead (hold), on the same timer and wakes.
 func (s *Server) servePoll(w http.ResponseWriter, r *http.Request, req subscribeRequest) {
 	timeout, err := queryDuration(r, "timeout", s.cfg.PollTimeout, 0, s.cfg.PollTimeoutMax)
 	if err != nil {
@@ -67,7 +68,7 @@ func (s *Server) servePoll(w http.ResponseWriter, r *http.Request, req subscribe
 	if s.park(w, r, p, wait) {
 		return
 	}
-	p.ans.disconnect = holdPoll(r.Context(), sess, req.channels, &p.ans.cursor, wait, linger, p.lingering)
+	p.hold(r.Context(), wait)
 	p.respond(w, p.finish(r.Context()))
 }
 
@@ -80,10 +81,11 @@ type pollAnswer struct {
 	retry      time.Duration
 }
 
-// pollWaiter is one long-poll request. Parked, it waits without a
-// goroutine: the session wakes its turn when frames arrive, a timer when
-// the hold or the linger ends; the turn then answers on the hijacked
-// connection and gives it back to net/http for the client's next request.
+// pollWaiter is one long-poll request. It waits without a goroutine of
+// its own (see wait): the session wakes its turn when frames arrive, a
+// timer when the hold or the linger ends. Parked, the turn then answers
+// on the hijacked connection and gives it back to net/http for the
+// client's next request; held, it wakes the handler, which answers.
 type pollWaiter struct {
 	s         *Server
 	sess      *edge.Session
@@ -93,10 +95,13 @@ type pollWaiter struct {
 	ans       pollAnswer
 	lingering bool // a message arrived; answer when the timer fires
 
+	// Set when waiting.
+	turn    writeTurn
+	timer   *time.Timer
+	expired atomic.Bool
+	done    func() // called holding the turn once the wait is over
+
 	// Set when parked.
-	turn      writeTurn
-	timer     *time.Timer
-	expired   atomic.Bool
 	conn      net.Conn
 	head      []byte // the handler's response header lines (CORS)
 	pending   []byte // bytes of the client's next request, read early
@@ -184,30 +189,49 @@ func (p *pollWaiter) delivered() {
 	}
 }
 
-// park hijacks the request's connection and leaves the waiting to p. It
-// reports false, having changed nothing, when the request cannot be
-// parked: HTTP/2, a request with a body, or a handler not run by
-// Server.Run. A body would be left on the connection, whose next request
-// net/http reads once the answer gives it back: the body would be served
-// as a request (one smuggled past a proxy that reuses its connections).
+// park hijacks the request's connection and leaves the waiting to p,
+// which answers on it. It reports false, having changed nothing, when the
+// request cannot be parked: HTTP/2, a request with a body, or a handler
+// not run by Server.Run. A body would be left on the connection, whose
+// next request net/http reads once the answer gives it back: the body
+// would be served as a request (one smuggled past a proxy that reuses its
+// connections).
 func (s *Server) park(w http.ResponseWriter, r *http.Request, p *pollWaiter, wait time.Duration) bool {
 	if r.ProtoMajor != 1 || r.ContentLength != 0 || s.recycler.Load() == nil {
 		return false
 	}
-	var head bytes.Buffer
-	w.Header().Write(&head)
 	s.hijacked.Add(1) // before the hijack, which Run's http.Server.Shutdown stops waiting for
-	conn, brw, err := http.NewResponseController(w).Hijack()
+	conn, head, pending, err := hijack.Take(w)
 	if err != nil {
 		s.hijacked.Done()
 		return false
 	}
-	if n := brw.Reader.Buffered(); n > 0 {
-		p.pending, _ = brw.Reader.Peek(n)
-		p.pending = bytes.Clone(p.pending)
-	}
-	p.conn, p.head = conn, head.Bytes()
+	p.conn, p.head, p.pending = conn, head, pending
 	p.keepAlive = r.ProtoMinor >= 1 && !r.Close
+	p.wait(wait, p.answer)
+	return true
+}
+
+// hold waits in the handler, for a request that cannot be parked, until
+// p's wait is over or the client leaves; the handler then answers.
+func (p *pollWaiter) hold(ctx context.Context, wait time.Duration) {
+	over := make(chan struct{})
+	p.wait(wait, func() { close(over) })
+	select {
+	case <-over:
+	case <-ctx.Done():
+		if p.turn.Lock() { // false: the wait is over
+			p.stop()
+			p.turn.Unlock()
+		}
+	}
+}
+
+// wait starts waiting for wait (the hold, or the linger when the answer
+// already has messages): the session wakes p's turn when frames arrive, a
+// timer when the time is up; the turn calls done once the wait is over.
+func (p *pollWaiter) wait(wait time.Duration, done func()) {
+	p.done = done
 	p.turn.write = p.check
 	p.turn.mu.Lock()
 	p.sess.SetWake(p.turn.Kick)
@@ -217,39 +241,40 @@ func (s *Server) park(w http.ResponseWriter, r *http.Request, p *pollWaiter, wai
 	})
 	p.turn.mu.Unlock()
 	p.turn.Kick() // frames may have arrived before the wake was set
-	return true
 }
 
-// check is a parked request's turn: it answers when the hold or linger
-// ended, the session closed, or a message arrived (after linger= when
-// asked).
+// check is a waiting request's turn: the wait is over when the session
+// closed, the hold or linger ended, or a message arrived (with linger=,
+// it starts lingering then instead).
 func (p *pollWaiter) check() {
 	if d, closed := p.sess.Closed(); closed {
 		p.ans.disconnect = &d
-		p.answer()
-		return
+	} else if !p.expired.Load() {
+		if p.lingering || !anyBuffered(p.sess, p.channels, &p.ans.cursor) {
+			return
+		}
+		if p.linger > 0 {
+			p.lingering = true
+			p.timer.Reset(p.linger)
+			return
+		}
 	}
-	if p.expired.Load() {
-		p.answer()
-		return
-	}
-	if p.lingering || !anyBuffered(p.sess, p.channels, &p.ans.cursor) {
-		return
-	}
-	if p.linger == 0 {
-		p.answer()
-		return
-	}
-	p.lingering = true
-	p.timer.Reset(p.linger)
+	p.stop()
+	p.done()
 }
 
-// answer writes the answer on the hijacked connection and gives the
-// connection back to net/http, or closes it. The caller holds the turn.
-func (p *pollWaiter) answer() {
+// stop ends the wait: later wakes and the timer do nothing. The caller
+// holds the turn.
+func (p *pollWaiter) stop() {
 	p.turn.Close()
 	p.timer.Stop()
 	p.sess.SetWake(nil)
+}
+
+// answer writes the answer on the hijacked connection and gives the
+// connection back to net/http, or closes it. The caller holds the turn
+// and stopped the wait.
+func (p *pollWaiter) answer() {
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
 	status, body := http.StatusOK, []byte(nil)
@@ -262,23 +287,7 @@ func (p *pollWaiter) answer() {
 	}
 	p.release()
 	keepAlive := p.keepAlive && !p.s.hub.ShuttingDown()
-	b := make([]byte, 0, 256+len(p.head)+len(body))
-	b = append(b, "HTTP/1.1 "...)
-	b = strconv.AppendInt(b, int64(status), 10)
-	b = append(b, ' ')
-	b = append(b, http.StatusText(status)...)
-	b = append(b, "\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nDate: "...)
-	b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
-	b = append(b, "\r\nContent-Length: "...)
-	b = strconv.AppendInt(b, int64(len(body)+1), 10)
-	b = append(b, "\r\n"...)
-	if !keepAlive {
-		b = append(b, "Connection: close\r\n"...)
-	}
-	b = append(b, p.head...)
-	b = append(b, "\r\n"...)
-	b = append(b, body...)
-	b = append(b, '\n')
+	b := hijack.AppendJSON(make([]byte, 0, 256+len(p.head)+len(body)), status, p.head, body, keepAlive)
 	p.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	_, err := p.conn.Write(b)
 	if err == nil && status == http.StatusOK {
@@ -288,7 +297,7 @@ func (p *pollWaiter) answer() {
 		p.conn.Close()
 	} else {
 		p.conn.SetWriteDeadline(time.Time{})
-		p.s.recycler.Load().giveBack(p.conn, p.pending)
+		p.s.recycler.Load().GiveBack(p.conn, p.pending)
 	}
 	p.s.hijacked.Done()
 }
@@ -322,39 +331,8 @@ func (s *Server) pollHistory(ctx context.Context, ans *pollAnswer, channels []st
 	return nil
 }
 
-// holdPoll waits until a message after the cursor is buffered and then
-// lingers (at once when the answer already has messages), until the
-// timeout passes, the client leaves or the session closes.
-func holdPoll(ctx context.Context, sess *edge.Session, channels []string, cursor *resume.Cursor, timeout, linger time.Duration, have bool) *edge.Disconnect {
-	wait := timeout
-	if have {
-		wait = linger
-	}
-	hold := time.NewTimer(wait)
-	defer hold.Stop()
-	lingering := have
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-hold.C:
-			return nil
-		case <-sess.Notify():
-			if d, closed := sess.Closed(); closed {
-				return &d
-			}
-			if lingering || !anyBuffered(sess, channels, cursor) {
-				continue
-			}
-			if linger == 0 {
-				return nil
-			}
-			lingering = true
-			hold.Reset(linger)
-		}
-	}
-}
-
+// anyBuffered reports whether sess buffered a frame after the cursor, or
+// lost some, in any of channels.
 func anyBuffered(sess *edge.Session, channels []string, cursor *resume.Cursor) bool {
 	for _, ch := range channels {
 		pos, _ := cursor.Get(ch)

@@ -1,6 +1,8 @@
 package transports_test
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -202,4 +204,104 @@ func waitNoSessions(t *testing.T, e *testEdge) {
 		}
 		time.Sleep(5 * time.Millisecond) // polling a counter, not synchronisation
 	}
+}
+
+// A long-poll waits the same way whether parked (HTTP/1: the connection
+// hijacked, no goroutine) or held in its handler (HTTP/2): it answers when
+// a message arrives, collects for linger= first when asked, and answers
+// empty at timeout=. A held poll whose client leaves ends its session at
+// once (a parked one notices at its timeout).
+func TestPollWaitParkedAndHeld(t *testing.T) {
+	e := startEdge(t, transports.Config{})
+	h2c := &http.Transport{Protocols: new(http.Protocols)}
+	h2c.Protocols.SetUnencryptedHTTP2(true)
+	defer h2c.CloseIdleConnections()
+	h1 := &http.Transport{}
+	defer h1.CloseIdleConnections()
+	clients := []struct {
+		name  string
+		tr    *http.Transport
+		proto int
+	}{
+		{"parked", h1, 1},
+		{"held", h2c, 2},
+	}
+	tests := []struct {
+		name    string
+		query   []string
+		publish []string
+		want    []string
+	}{
+		{name: "message", query: []string{"timeout", "30s"}, publish: []string{"one"}, want: []string{"one"}},
+		{name: "linger", query: []string{"timeout", "30s", "linger", "1s"}, publish: []string{"a", "b", "c"}, want: []string{"a", "b", "c"}},
+		{name: "timeout", query: []string{"timeout", "200ms"}},
+	}
+	for _, c := range clients {
+		client := &http.Client{Transport: c.tr}
+		poll := func(ctx context.Context, query ...string) (pollAnswer, error) {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.url("/v1/subscribe", query...), nil)
+			resp, err := client.Do(req)
+			if err != nil {
+				return pollAnswer{}, err
+			}
+			defer resp.Body.Close()
+			var a pollAnswer
+			if resp.ProtoMajor != c.proto {
+				return a, fmt.Errorf("served over %s", resp.Proto)
+			}
+			return a, json.NewDecoder(resp.Body).Decode(&a)
+		}
+		for _, tt := range tests {
+			t.Run(c.name+"/"+tt.name, func(t *testing.T) {
+				channel := c.name + "-" + tt.name
+				start, err := poll(context.Background(), "channel", channel, "timeout", "0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				type result struct {
+					a   pollAnswer
+					err error
+				}
+				got := make(chan result, 1)
+				go func() {
+					a, err := poll(context.Background(), append([]string{"channel", channel, "since", start.Cursor}, tt.query...)...)
+					got <- result{a, err}
+				}()
+				waitSessions(t, e, 1)
+				for _, m := range tt.publish {
+					e.publish(channel, m)
+				}
+				r := <-got
+				if r.err != nil {
+					t.Fatal(r.err)
+				}
+				var data []string
+				for _, m := range r.a.Messages {
+					data = append(data, m.Data)
+				}
+				if !slices.Equal(data, tt.want) || r.a.Gap {
+					t.Fatalf("answer %+v, want messages %q", r.a, tt.want)
+				}
+				if len(tt.want) == 0 && r.a.Cursor != start.Cursor {
+					t.Fatalf("cursor %q after an empty answer, want %q", r.a.Cursor, start.Cursor)
+				}
+				waitNoSessions(t, e)
+			})
+		}
+	}
+	t.Run("held/client leaves", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.url("/v1/subscribe", "channel", "leaves", "timeout", "60s"), nil)
+			if resp, err := (&http.Client{Transport: h2c}).Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}()
+		waitSessions(t, e, 1)
+		cancel()
+		<-done
+		waitNoSessions(t, e)
+	})
 }

@@ -1,18 +1,20 @@
 package transports
 
 import (
-	"go.opentelemetry.io/otel/propagation"
-
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/edgeworks/edge/edge"
-	"github.com/edgeworks/edge/resume"
 	"github.com/edgeworks/edge/transports/metrics"
 )
 
@@ -74,6 +76,44 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 	b = append(b, `,"id":"`...)
 	b = id.AppendTo(b)
 	writeJSONBytes(w, http.StatusOK, append(b, `"}`...))
+}
+
+// publish stores a message from src and counts it. With tracing on it is
+// the span "publish" (a child of the caller's traceparent, if any) around
+// the span "store"; the hub's "fanout" span is a child of "store" where the
+// broker relays synchronously (the embedded store), so the trace shows
+// store and delivery work.
+func (s *Server) publish(ctx context.Context, src metrics.Source, channel, event string, data []byte) (edge.ID, error) {
+	if s.tracer == nil {
+		id, err := s.broker.Publish(ctx, channel, event, data)
+		if err == nil {
+			s.metrics.Published(src)
+		}
+		return id, err
+	}
+	kind := trace.SpanKindServer
+	if src != metrics.HTTP {
+		kind = trace.SpanKindInternal
+	}
+	ctx, span := s.tracer.Start(ctx, "publish", trace.WithSpanKind(kind), trace.WithAttributes(
+		attribute.String("edge.source", src.String()),
+		attribute.String("edge.channel", channel),
+		attribute.Int("edge.payload_bytes", len(data)),
+	))
+	defer span.End()
+	storeCtx, store := s.tracer.Start(ctx, "store")
+	id, err := s.broker.Publish(storeCtx, channel, event, data)
+	if err != nil {
+		store.RecordError(err)
+		store.SetStatus(codes.Error, "store failed")
+		store.End()
+		span.SetStatus(codes.Error, "store failed")
+		return id, err
+	}
+	store.End()
+	span.SetAttributes(attribute.String("edge.message_id", id.String()))
+	s.metrics.Published(src)
+	return id, nil
 }
 
 // crossSite refuses a publish that a browser sends for a page of another
@@ -153,90 +193,4 @@ func readBody(body io.Reader, size int64, max int, rc *http.ResponseController, 
 
 func payloadTooLarge(max int) error {
 	return fmt.Errorf("%w: the payload limit is %d bytes", edge.ErrPayloadTooLarge, max)
-}
-
-// handleHistory serves GET /v1/history?channel=A[&since=CURSOR][&limit=N]:
-// a page of retained messages after the cursor (from the oldest retained
-// without one), oldest first. It is read under the rules of subscribing
-// to the channel: the same token sources, the same anonymous patterns.
-func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
-	if !allowMethods(w, r, http.MethodGet) {
-		return
-	}
-	q := r.URL.Query()
-	channel := q.Get("channel")
-	if err := edge.ValidateChannel(channel); err != nil {
-		writeError(w, err)
-		return
-	}
-	claims, err := s.access.identify(r)
-	if err == nil {
-		err = s.access.subscribe(claims, channel)
-	}
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	limit, err := queryInt(r, "limit", 100, 1, maxPageMessages)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	var after edge.ID
-	since := q.Get("since")
-	if since != "" {
-		c, err := resume.ParseCursor(since, []string{channel})
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		after, _ = c.Get(channel)
-	}
-	page, err := s.broker.History(r.Context(), channel, after, limit+1)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	more := len(page.Messages) > limit
-	if more {
-		page.Messages = page.Messages[:limit]
-	}
-	cursor := after
-	if page.Ahead {
-		cursor = page.Last
-	}
-	if n := len(page.Messages); n > 0 {
-		cursor = page.Messages[n-1].ID
-	} else if since == "" {
-		if cursor, err = s.broker.Last(r.Context(), channel); err != nil {
-			writeError(w, err)
-			return
-		}
-	}
-	b := []byte(`{"channel":`)
-	b = appendJSONString(b, channel)
-	b = append(b, `,"messages":`...)
-	b = appendMessages(b, page.Messages)
-	b = append(b, `,"cursor":"`...)
-	b = cursor.AppendTo(b)
-	b = append(b, `","gap":`...)
-	b = strconv.AppendBool(b, since != "" && page.Gap)
-	b = append(b, `,"more":`...)
-	b = strconv.AppendBool(b, more)
-	writeJSONBytes(w, http.StatusOK, append(b, '}'))
-}
-
-// maxPageMessages bounds the messages in one history or long-poll answer.
-const maxPageMessages = 1000
-
-// appendMessages appends msgs as a JSON array of message objects.
-func appendMessages(b []byte, msgs []edge.Message) []byte {
-	b = append(b, '[')
-	for i := range msgs {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendMessageJSON(b, &msgs[i])
-	}
-	return append(b, ']')
 }

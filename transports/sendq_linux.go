@@ -5,6 +5,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/edgeworks/edge/transports/internal/hijack"
 )
 
 // sendQueue watches, from the kernel's counters of a TCP connection,
@@ -35,7 +37,7 @@ func watchSendQueue(conn net.Conn) sendQueue {
 			return sendQueue{rc: rc}
 		case *limitedConn:
 			conn = c.Conn
-		case *replayConn:
+		case *hijack.ReplayConn:
 			conn = c.Conn
 		case interface{ NetConn() net.Conn }: // *tls.Conn
 			conn = c.NetConn()

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/edgeworks/edge/transports/internal/hijack"
 )
 
 // tcpPair returns the two ends of a loopback TCP connection; the client's
@@ -92,7 +94,7 @@ func TestWatchSendQueue(t *testing.T) {
 	}{
 		{name: "TCP", conn: server, watch: true},
 		{name: "limited", conn: &limitedConn{Conn: server}, watch: true},
-		{name: "recycled", conn: &replayConn{Conn: &limitedConn{Conn: server}}, watch: true},
+		{name: "recycled", conn: &hijack.ReplayConn{Conn: &limitedConn{Conn: server}}, watch: true},
 		{name: "TLS", conn: tls.Server(&limitedConn{Conn: server}, &tls.Config{}), watch: true},
 		{name: "pipe", conn: pipe},
 		{name: "TLS over a pipe", conn: tls.Server(pipe, &tls.Config{})},

@@ -18,6 +18,7 @@ import (
 
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/transports/client"
+	"github.com/edgeworks/edge/transports/internal/hijack"
 	"github.com/edgeworks/edge/transports/metrics"
 	"github.com/edgeworks/edge/transports/status"
 )
@@ -51,7 +52,7 @@ type Server struct {
 	// recycler is Run's listener, which takes answered long-poll
 	// connections back; nil when the handler runs elsewhere. Atomic, as
 	// Handler may serve while Run starts.
-	recycler atomic.Pointer[recycler]
+	recycler atomic.Pointer[hijack.Listener]
 }
 
 // New returns a server for cfg, with its zero fields set to their
@@ -112,7 +113,7 @@ func New(cfg Config, broker edge.Broker, log *slog.Logger, opts ...Option) (*Ser
 	}
 	s.upgrader = websocket.Upgrader{
 		// ReadBufferSize 0: gorilla reads through the buffered reader
-		// wsResponse.Hijack makes, which the edge keeps (see awaitFrame).
+		// hijack.UpgradeResponse makes, which the edge keeps (see hijack.SkipPong).
 		WriteBufferSize:   4096,
 		WriteBufferPool:   &sync.Pool{},
 		EnableCompression: true,
@@ -202,7 +203,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	if s.tls != nil {
 		ln = tls.NewListener(ln, s.tls)
 	}
-	rec := newRecycler(ln)
+	rec := hijack.NewListener(ln)
 	s.recycler.Store(rec)
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- srv.Serve(rec) }()

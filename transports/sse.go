@@ -1,7 +1,6 @@
 package transports
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
+	"github.com/edgeworks/edge/transports/internal/hijack"
 	"github.com/edgeworks/edge/transports/metrics"
 )
 
@@ -128,15 +128,11 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req subscribeR
 // head for the stream's first write. The body runs until the connection
 // closes.
 func hijackSSE(w http.ResponseWriter) (net.Conn, []byte, error) {
-	conn, _, err := http.NewResponseController(w).Hijack()
+	conn, header, _, err := hijack.Take(w)
 	if err != nil {
 		return nil, nil, err
 	}
-	var head bytes.Buffer
-	head.WriteString("HTTP/1.1 200 OK\r\n")
-	w.Header().Write(&head)
-	head.WriteString("Connection: close\r\n\r\n")
-	return conn, head.Bytes(), nil
+	return conn, hijack.AppendStreamHead(nil, header), nil
 }
 
 // open writes the start of the stream (after head, the response head of a

@@ -20,7 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/edgeworks/edge/transports"
-	"github.com/edgeworks/edge/transports/browsertest"
+	"github.com/edgeworks/edge/transports/internal/browsertest"
 )
 
 // The status page and its stream are served at /status and

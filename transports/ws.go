@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/edge/auth"
 	"github.com/edgeworks/edge/resume"
+	"github.com/edgeworks/edge/transports/internal/hijack"
 	"github.com/edgeworks/edge/transports/metrics"
 )
 
@@ -28,7 +28,7 @@ const maxArrayBytes = 256 << 10
 type wsConn struct {
 	stream
 	conn   *websocket.Conn
-	br     *bufio.Reader // what conn reads through; see awaitFrame
+	br     *bufio.Reader // what conn reads through; see hijack.SkipPong
 	wait   time.Duration // read deadline after each frame from the client
 	cursor resume.Cursor // position of what was written, per channel
 	claims *auth.Claims  // the client's token (nil: none); replaced by refresh holding the turn
@@ -41,27 +41,6 @@ type wsConn struct {
 // wsReadBuffer is the size of a WebSocket connection's read buffer. Client
 // frames are small operations; larger ones are read through it.
 const wsReadBuffer = 512
-
-// wsResponse hands gorilla's Upgrade a connection whose buffered reader
-// the edge keeps, so that the reader goroutine can wait for the next frame
-// outside gorilla (see awaitFrame). gorilla reads through a hijacked
-// reader of more than 256 bytes when Upgrader.ReadBufferSize is 0.
-type wsResponse struct {
-	http.ResponseWriter
-	br *bufio.Reader
-}
-
-// Hijack takes the connection from net/http and wraps it in a new small
-// buffered reader, unless the client sent data early (which gorilla
-// refuses).
-func (w *wsResponse) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
-	if err != nil || brw.Reader.Buffered() > 0 {
-		return conn, brw, err
-	}
-	w.br = bufio.NewReaderSize(conn, wsReadBuffer)
-	return conn, bufio.NewReadWriter(w.br, bufio.NewWriterSize(conn, wsReadBuffer)), nil
-}
 
 // serveWS upgrades the request and serves the WebSocket protocol. The
 // handler returns once the request's channels are joined; the reader
@@ -91,7 +70,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, req subscribeRe
 		joins = append(joins, j)
 	}
 	s.hijacked.Add(1) // before the upgrade, which Run's http.Server.Shutdown stops waiting for
-	resp := &wsResponse{ResponseWriter: w}
+	resp := &hijack.UpgradeResponse{ResponseWriter: w, Size: wsReadBuffer}
 	conn, err := s.upgrader.Upgrade(resp, r, nil)
 	if err != nil {
 		sess.Release()
@@ -99,7 +78,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, req subscribeRe
 		return // the upgrader answered
 	}
 	conn.SetReadLimit(int64(s.wsMessageLimit()))
-	c := &wsConn{conn: conn, br: resp.br, wait: 2*req.heartbeat + 10*time.Second, claims: req.claims, local: s.access.local(r)}
+	c := &wsConn{conn: conn, br: resp.Reader(), wait: 2*req.heartbeat + 10*time.Second, claims: req.claims, local: s.access.local(r)}
 	c.init(s, metrics.WS, sess, req.heartbeat, c.flush, func() {
 		conn.Close()
 		s.hijacked.Done()
@@ -118,42 +97,25 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, req subscribeRe
 }
 
 // read parses client frames and runs them until the connection fails or
-// closes. Between messages it waits in awaitFrame, a few shallow calls
-// deep, so an idle connection's only goroutine keeps a minimal stack.
+// closes. Between messages it waits in hijack.SkipPong, a few shallow
+// calls deep, so an idle connection's only goroutine keeps a minimal
+// stack; the pongs that answer the heartbeat pings are consumed there.
 func (c *wsConn) read() {
 	defer c.leave()
 	c.conn.SetReadDeadline(time.Now().Add(c.wait))
 	c.conn.SetPongHandler(func(string) error {
 		return c.conn.SetReadDeadline(time.Now().Add(c.wait))
 	})
-	for c.awaitFrame() && c.readMessage() {
-	}
-}
-
-// awaitFrame waits until the client sends a frame other than a pong, and
-// consumes the pongs that answer the heartbeat pings itself: inside
-// gorilla the wait would sit much deeper, and a pong handled there would
-// leave the goroutine waiting inside gorilla for the next message. It
-// reports false when the connection failed. Between messages gorilla is at
-// a frame boundary, so skipping a whole pong frame here changes nothing
-// it keeps.
-func (c *wsConn) awaitFrame() bool {
 	for {
-		h, err := c.br.Peek(2)
-		if err != nil {
-			return false
+		pong, err := hijack.SkipPong(c.br)
+		switch {
+		case err != nil:
+			return
+		case pong:
+			c.conn.SetReadDeadline(time.Now().Add(c.wait))
+		case !c.readMessage():
+			return
 		}
-		// A final, unextended, masked pong with a short payload; anything
-		// else, valid or not, is for gorilla.
-		n := 2 + 4 + int(h[1]&0x7f)
-		if h[0] != 0x8a || h[1]&0x80 == 0 || n > 2+4+125 {
-			return true
-		}
-		if _, err := c.br.Peek(n); err != nil {
-			return false
-		}
-		c.br.Discard(n)
-		c.conn.SetReadDeadline(time.Now().Add(c.wait))
 	}
 }
 

@@ -1,10 +1,3 @@
-// Command edge runs the edge real-time fan-out server. With no flags it
-// serves on 127.0.0.1:8080 with the embedded in-memory store.
-//
-//	go run ./cmd/edge [flags]
-//
-// Every flag can also be set as an environment variable EDGE_<NAME> or in
-// a JSON file given with --config; run with -h for the list.
 package main
 
 import (

@@ -1,8 +1,13 @@
-// Package redistest starts real redis-server processes for tests: a single
-// server (Start) or a local Redis Cluster (StartCluster for masters only,
-// StartClusterWith for masters with replicas), each server on a free
-// 127.0.0.1 port with its own temporary directory, and stopped in
-// t.Cleanup.
+// Package redistest is a test helper, in the manner of net/http/httptest:
+// it starts real redis-server processes for tests. Only tests import it;
+// it is public because the tests of several packages (cmd/edge, resume,
+// tls/redisstore, transports) share it.
+//
+// It starts a single server (Start), a local Redis Cluster (StartCluster
+// for masters only, StartClusterWith for masters with replicas) or a
+// Sentinel (StartSentinel), each server a child process listening on a free
+// 127.0.0.1 port with its own temporary directory (from t.TempDir), and
+// stopped in t.Cleanup.
 //
 // Servers persist with AOF (appendfsync always) and take no RDB snapshots,
 // so what a test wrote before Server.Restart, or before Server.Kill and

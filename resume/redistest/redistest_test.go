@@ -15,42 +15,6 @@ import (
 	"time"
 )
 
-// TestMain fails the run if goroutines started by this package (the
-// process waiters and exec's output copiers) outlive the tests.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaked := leakedGoroutines(); leaked != "" {
-			fmt.Fprintf(os.Stderr, "redistest: goroutines outlived the tests:\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// leakedGoroutines returns the stacks of goroutines running this package's
-// or os/exec's code, after giving them a second to finish.
-func leakedGoroutines() string {
-	deadline := time.Now().Add(time.Second)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaked []string
-		for g := range strings.SplitSeq(string(buf), "\n\n") {
-			if strings.Contains(g, "TestMain") || strings.Contains(g, "leakedGoroutines") {
-				continue
-			}
-			if strings.Contains(g, "redistest.") || strings.Contains(g, "os/exec.") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 || time.Now().After(deadline) {
-			return strings.Join(leaked, "\n\n")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestServerDo(t *testing.T) {
 	t.Parallel()
 	s := Start(t)

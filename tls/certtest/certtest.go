@@ -1,5 +1,11 @@
-// Package certtest issues certificates from a throwaway CA for tests of
-// TLS serving: PEM files to point an edge at, and the pool to verify it.
+// Package certtest is a test helper, in the manner of net/http/httptest:
+// it issues certificates from a throwaway CA for tests of TLS serving, PEM
+// files to point an edge at and the pool to verify it. Only tests import
+// it; it is public because the tests of tls and cmd/edge share it.
+//
+// The CA lives in memory for one test and its certificates are valid for a
+// day. It starts no process or listener; it writes only the files a test
+// names (under t.TempDir, say), and Verified dials the address it is given.
 package certtest
 
 import (

@@ -1,8 +1,13 @@
-// Package pebbletest runs Let's Encrypt's Pebble ACME server in-process for
-// tests: Start serves Pebble's ACME API over HTTPS on a free 127.0.0.1 port,
-// with a DNS resolver of its own that answers 127.0.0.1 for every name, so
-// Pebble's validation authority reaches the code under test for any test
-// domain ("edge.test", "a.edge.test"). Everything stops in t.Cleanup.
+// Package pebbletest is a test helper, in the manner of net/http/httptest:
+// it runs Let's Encrypt's Pebble ACME server inside the test process.
+// Only tests import it; it is public because the tests of tls and cmd/edge
+// share it.
+//
+// Start serves Pebble's ACME API over HTTPS on a free 127.0.0.1 port, with
+// a DNS resolver of its own (also on 127.0.0.1) that answers 127.0.0.1 for
+// every name, so Pebble's validation authority reaches the code under test
+// for any test domain ("edge.test", "a.edge.test"). It starts no process
+// and writes no files. Everything stops in t.Cleanup.
 //
 //	ca := pebbletest.Start(t, pebbletest.Options{CertificateValidity: time.Hour})
 //	// serve HTTP-01 on 127.0.0.1:ca.HTTPPort(), then point the ACME client

@@ -13,8 +13,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,43 +24,6 @@ import (
 
 // pebbleDefaultValidity is Pebble's default certificate lifetime, 90 days.
 const pebbleDefaultValidity = 7776000 * time.Second
-
-// TestMain fails the run if goroutines of Pebble, of its resolver or of
-// this package outlive the tests.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaked := leakedGoroutines(); leaked != "" {
-			fmt.Fprintf(os.Stderr, "pebbletest: goroutines outlived the tests:\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// leakedGoroutines returns the stacks of goroutines running Pebble's,
-// miekg/dns's or this package's code, after giving them a few seconds to
-// finish.
-func leakedGoroutines() string {
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaked []string
-		for g := range strings.SplitSeq(string(buf), "\n\n") {
-			if strings.Contains(g, "TestMain") || strings.Contains(g, "leakedGoroutines") {
-				continue
-			}
-			if strings.Contains(g, "letsencrypt/pebble") || strings.Contains(g, "miekg/dns") || strings.Contains(g, "pebbletest.") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 || time.Now().After(deadline) {
-			return strings.Join(leaked, "\n\n")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 // TestIssue obtains certificates from Pebble with a real ACME client, with
 // the challenge served by the test, and checks the chain, the lifetime and

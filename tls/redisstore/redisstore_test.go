@@ -12,8 +12,6 @@ import (
 	"fmt"
 	"io/fs"
 	"math/big"
-	"os"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,41 +26,6 @@ import (
 
 	"github.com/edgeworks/edge/resume/redistest"
 )
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaked := waitNoLeaks(5 * time.Second); leaked != "" {
-			fmt.Fprintf(os.Stderr, "goroutines outlived the tests:\n\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// waitNoLeaks waits until no goroutine runs code of this package (a lock
-// refresher left behind) and returns the stacks of those still running
-// after within.
-func waitNoLeaks(within time.Duration) string {
-	deadline := time.Now().Add(within)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaked []string
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "tls/redisstore.") && !strings.Contains(g, "waitNoLeaks") && !strings.Contains(g, "TestMain") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 {
-			return ""
-		}
-		if time.Now().After(deadline) {
-			return strings.Join(leaked, "\n\n")
-		}
-		time.Sleep(20 * time.Millisecond) // polling for goroutines to end, not synchronisation
-	}
-}
 
 // backend is a Redis for the tests: a single server or a cluster.
 type backend struct {

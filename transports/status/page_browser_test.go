@@ -9,7 +9,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/edgeworks/edge/transports/browsertest"
+	"github.com/edgeworks/edge/transports/internal/browsertest"
 	"github.com/edgeworks/edge/transports/metrics"
 )
 

@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -24,40 +22,6 @@ import (
 
 	"github.com/edgeworks/edge/transports/telemetry"
 )
-
-// TestMain fails the run when SDK or gRPC goroutines outlive the tests:
-// every Telemetry the tests build is shut down, and Shutdown must stop
-// what New started.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaked := waitForOTelGoroutines(5 * time.Second); leaked != "" {
-			fmt.Fprintf(os.Stderr, "goroutines outlived the tests:\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// waitForOTelGoroutines waits up to d for goroutines running OTel SDK,
-// exporter or gRPC code to end; it returns their stacks if some remain.
-func waitForOTelGoroutines(d time.Duration) string {
-	deadline := time.Now().Add(d)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaked []string
-		for g := range strings.SplitSeq(string(buf), "\n\n") {
-			if strings.Contains(g, "go.opentelemetry.io/otel/") || strings.Contains(g, "google.golang.org/grpc") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 || time.Now().After(deadline) {
-			return strings.Join(leaked, "\n\n")
-		}
-		time.Sleep(10 * time.Millisecond) // polling goroutines that are exiting, not synchronisation
-	}
-}
 
 // envOf is an Options.Env that reads m.
 func envOf(m map[string]string) func(string) string {

@@ -1,0 +1,111 @@
+package hijack
+
+import (
+	"net"
+	"sync"
+)
+
+// Listener is a server's listener that also hands net/http connections
+// given back after a hand-written answer (GiveBack), so that the client's
+// next request on that keep-alive connection is served as usual. Its
+// methods are safe for concurrent use.
+type Listener struct {
+	net.Listener
+	accepted chan acceptResult
+	back     chan net.Conn
+	done     chan struct{} // closed by Close
+	once     sync.Once
+	loop     sync.WaitGroup // the accept loop
+}
+
+type acceptResult struct {
+	conn net.Conn
+	err  error
+}
+
+// NewListener wraps ln. Its goroutine accepts from ln until Close, which
+// waits for it; errors go to Accept's caller, which decides whether to go
+// on.
+func NewListener(ln net.Listener) *Listener {
+	l := &Listener{
+		Listener: ln,
+		accepted: make(chan acceptResult),
+		back:     make(chan net.Conn),
+		done:     make(chan struct{}),
+	}
+	l.loop.Add(1)
+	go l.acceptLoop()
+	return l
+}
+
+func (l *Listener) acceptLoop() {
+	defer l.loop.Done()
+	for {
+		conn, err := l.Listener.Accept()
+		select {
+		case l.accepted <- acceptResult{conn, err}:
+		case <-l.done:
+			if conn != nil {
+				conn.Close()
+			}
+			return
+		}
+	}
+}
+
+// Accept returns the next new or given-back connection.
+func (l *Listener) Accept() (net.Conn, error) {
+	select {
+	case a := <-l.accepted:
+		return a.conn, a.err
+	case conn := <-l.back:
+		return conn, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close closes the listener and waits for its accept loop to end;
+// connections given back later are closed.
+func (l *Listener) Close() error {
+	var err error
+	l.once.Do(func() {
+		close(l.done)
+		err = l.Listener.Close()
+		l.loop.Wait()
+	})
+	return err
+}
+
+// GiveBack hands conn, whose next request net/http is to read, to the
+// server's next Accept; pending are bytes of it that were already read
+// (see Take). It waits until net/http accepts the connection, or closes
+// it when the listener closed.
+func (l *Listener) GiveBack(conn net.Conn, pending []byte) {
+	if len(pending) > 0 {
+		conn = &ReplayConn{Conn: conn, pending: pending}
+	}
+	select {
+	case l.back <- conn:
+	case <-l.done:
+		conn.Close()
+	}
+}
+
+// ReplayConn is a given-back connection whose reads return the bytes
+// already read from it (the pending of GiveBack) before reading the
+// connection.
+type ReplayConn struct {
+	net.Conn
+	pending []byte
+}
+
+// Read reads the pending bytes first, then the connection.
+func (c *ReplayConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
