@@ -16,9 +16,8 @@ func TestFanoutAllocationBudget(t *testing.T) {
 	if testing.Short() {
 		t.Skip("allocation budget: not in -short")
 	}
-	cfg := edge.Config{QueueBytes: 64 << 20}.WithDefaults()
-	broker := resume.NewMemory(cfg)
-	hub := edge.NewHub(broker, cfg, slog.New(slog.DiscardHandler))
+	broker := resume.NewMemory(resume.MemoryConfig{})
+	hub := edge.NewHub(broker, edge.Config{QueueBytes: 64 << 20}, slog.New(slog.DiscardHandler))
 	ctx := context.Background()
 	var sessions []*edge.Session
 	for range 1000 {

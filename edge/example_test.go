@@ -12,9 +12,9 @@ import (
 // A hub fans a broker's messages out to sessions; a session joins a
 // channel at a cursor and gets history, then live messages, at the seam.
 func Example() {
-	cfg := edge.Config{}.WithDefaults()
-	broker := resume.NewMemory(cfg)
-	hub := edge.NewHub(broker, cfg, slog.Default())
+	// The zero configurations are valid: defaults everywhere.
+	broker := resume.NewMemory(resume.MemoryConfig{})
+	hub := edge.NewHub(broker, edge.Config{}, slog.Default())
 	ctx := context.Background()
 
 	first, _ := broker.Publish(ctx, "news", "", []byte("before"))

@@ -1,16 +1,17 @@
 package edge
 
 import (
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/trace"
-
 	"context"
+	"fmt"
 	"hash/maphash"
 	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 const numShards = 64
@@ -45,9 +46,14 @@ type shard struct {
 	chans map[string][]*Session
 }
 
-// NewHub returns a hub that relays the broker's live messages. cfg must be
-// the result of WithDefaults. NewHub calls broker.Relay.
+// NewHub returns a hub that relays the broker's live messages, with the
+// zero fields of cfg set to their defaults. NewHub calls broker.Relay. It
+// panics when cfg.Validate fails: a caller validates configuration first.
 func NewHub(broker Broker, cfg Config, log *slog.Logger) *Hub {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		panic(fmt.Sprintf("edge: NewHub: %v", err))
+	}
 	h := &Hub{
 		broker:   broker,
 		cfg:      cfg,
@@ -141,8 +147,6 @@ func (h *Hub) deliver(ctx context.Context, m Message) {
 	}
 }
 
-// add registers s for channel's live frames and waits until the broker
-// relays the channel.
 // lost closes the channel's local sessions with DisconnectResync: their
 // live stream missed messages, and only a resume tells their clients.
 func (h *Hub) lost(channel string) {
@@ -155,6 +159,8 @@ func (h *Hub) lost(channel string) {
 	}
 }
 
+// add registers s for channel's live frames and waits until the broker
+// relays the channel.
 func (h *Hub) add(ctx context.Context, channel string, s *Session) error {
 	sh := h.shard(channel)
 	sh.mu.Lock()

@@ -10,6 +10,15 @@ type Message struct {
 	Data    []byte // the opaque payload; never modified after publish
 }
 
+// Payload limits shared by every layer that checks a message's size.
+const (
+	// DefaultMaxPayload is the largest payload, in bytes, that a layer
+	// accepts when its configuration leaves the limit zero: 64 KiB.
+	DefaultMaxPayload = 64 << 10
+	// MaxPayloadLimit bounds every configured payload limit: 16 MiB.
+	MaxPayloadLimit = 16 << 20
+)
+
 // Encoding names one wire format of a message. Each transport builds its
 // encoding of a Frame at most once, however many subscribers it has.
 type Encoding uint8

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -76,8 +75,14 @@ func (b *testBroker) Watched(channel string) bool {
 // newHub returns a hub over a fresh embedded store.
 func newHub(t testing.TB, cfg edge.Config) (*edge.Hub, *testBroker) {
 	t.Helper()
-	cfg = cfg.WithDefaults()
-	b := &testBroker{Memory: resume.NewMemory(cfg), watched: make(map[string]int)}
+	return newHubWithHistory(t, cfg, 0)
+}
+
+// newHubWithHistory is newHub over a store whose channels retain
+// historySize messages (zero: the default).
+func newHubWithHistory(t testing.TB, cfg edge.Config, historySize int) (*edge.Hub, *testBroker) {
+	t.Helper()
+	b := &testBroker{Memory: resume.NewMemory(resume.MemoryConfig{HistorySize: historySize}), watched: make(map[string]int)}
 	return edge.NewHub(b, cfg, slog.New(slog.DiscardHandler)), b
 }
 
@@ -311,7 +316,7 @@ func TestJoinWithCursor(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h, b := newHub(t, edge.Config{HistorySize: 10_000})
+			h, b := newHubWithHistory(t, edge.Config{}, 10_000)
 			floor, err := b.Last(context.Background(), "c")
 			if err != nil {
 				t.Fatal(err)
@@ -357,7 +362,7 @@ func TestJoinWithCursor(t *testing.T) {
 // together, with no gap and no duplicate at the seam.
 func TestJoinSeam(t *testing.T) {
 	const total = 20_000
-	h, b := newHub(t, edge.Config{HistorySize: 2 * total, QueueBytes: 64 << 20})
+	h, b := newHubWithHistory(t, edge.Config{QueueBytes: 64 << 20}, 2*total)
 	floor, err := b.Last(context.Background(), "c")
 	if err != nil {
 		t.Fatal(err)
@@ -538,8 +543,7 @@ func TestJoinOverflowRereadsHistory(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := edge.Config{QueueBytes: 4096, MaxPayload: 1024, HistorySize: 100_000}
-			h, b := newHub(t, cfg)
+			h, b := newHubWithHistory(t, edge.Config{QueueBytes: 4096}, 100_000)
 			size := edge.NewFrame(edge.Message{Channel: "c", Data: []byte("c#100")}).Size()
 			burst := 2 * 4096 / size // more than the buffer holds
 			all := publishN(t, b, "c", 50)
@@ -614,8 +618,7 @@ func TestJoinOverflowRereadsHistory(t *testing.T) {
 // TestJoinGivesUpOnEndlessOverflow: a client that can never catch up is a
 // slow consumer; Join must not loop forever.
 func TestJoinGivesUpOnEndlessOverflow(t *testing.T) {
-	cfg := edge.Config{QueueBytes: 4096, MaxPayload: 1024, HistorySize: 1_000_000}
-	h, b := newHub(t, cfg)
+	h, b := newHubWithHistory(t, edge.Config{QueueBytes: 4096}, 1_000_000)
 	s := newSession(t, h)
 	const maxEmits = 1000
 	calls := 0
@@ -680,7 +683,7 @@ func TestJoinErrors(t *testing.T) {
 
 func TestSlowConsumer(t *testing.T) {
 	const queue = 4096
-	h, b := newHub(t, edge.Config{QueueBytes: queue, MaxPayload: 1024})
+	h, b := newHub(t, edge.Config{QueueBytes: queue})
 	payload := strings.Repeat("x", 100)
 	size := edge.NewFrame(edge.Message{Channel: "c", Data: []byte(payload)}).Size()
 	fits := queue / size
@@ -842,7 +845,7 @@ func TestSubscribeLimits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h, b := newHub(t, edge.Config{MaxChannels: maxChannels, QueueBytes: 4096, MaxPayload: 1024})
+			h, b := newHub(t, edge.Config{MaxChannels: maxChannels, QueueBytes: 4096})
 			tt.run(t, newSession(t, h), b)
 		})
 	}
@@ -989,156 +992,6 @@ func TestShutdownRacingNewSession(t *testing.T) {
 	}
 }
 
-func TestConfigWithDefaults(t *testing.T) {
-	defaults := edge.Config{
-		Listen:         "127.0.0.1:8080",
-		HistorySize:    1000,
-		HistoryTTL:     time.Hour,
-		HistoryMemory:  256 << 20,
-		MaxPayload:     64 << 10,
-		MaxChannels:    64,
-		QueueBytes:     1 << 20,
-		Heartbeat:      25 * time.Second,
-		HeartbeatMin:   5 * time.Second,
-		HeartbeatMax:   5 * time.Minute,
-		PollTimeout:    25 * time.Second,
-		PollTimeoutMax: 60 * time.Second,
-		PollLingerMax:  5 * time.Second,
-		SSERetry:       2 * time.Second,
-		BodyTimeout:    30 * time.Second,
-		DrainTimeout:   10 * time.Second,
-		MaxConns:       100000,
-		MaxConnsPerIP:  1000,
-		SubscribeRate:  20,
-		LogFormat:      "text",
-		LogLevel:       "info",
-
-		ClientPublishRate: 50,
-	}
-	explicit := edge.Config{
-		Listen:         "0.0.0.0:9000",
-		HistorySize:    7,
-		HistoryTTL:     time.Minute,
-		HistoryMemory:  1 << 20,
-		MaxPayload:     1024,
-		MaxChannels:    2,
-		QueueBytes:     4096,
-		Heartbeat:      time.Minute,
-		HeartbeatMin:   time.Second,
-		HeartbeatMax:   time.Hour,
-		PollTimeout:    10 * time.Second,
-		PollTimeoutMax: 20 * time.Second,
-		PollLingerMax:  time.Second,
-		SSERetry:       time.Second,
-		BodyTimeout:    time.Minute,
-		PublishKeys:    []string{"k"},
-		CORSOrigin:     "https://app.example",
-		DrainTimeout:   time.Minute,
-		MaxConns:       10,
-		MaxConnsPerIP:  5,
-		SubscribeRate:  3,
-		PublishRate:    4,
-		LogFormat:      "json",
-		LogLevel:       "debug",
-
-		ClientPublishRate: 6,
-	}
-	with := func(c edge.Config, f func(*edge.Config)) edge.Config { f(&c); return c }
-	tests := []struct {
-		name string
-		in   edge.Config
-		want edge.Config
-	}{
-		{"zero value", edge.Config{}, defaults},
-		{"explicit values are kept", explicit, explicit},
-		{"default queue raised to twice the payload",
-			edge.Config{MaxPayload: 1 << 20},
-			with(defaults, func(c *edge.Config) { c.MaxPayload, c.QueueBytes = 1<<20, 2<<20 })},
-		{"small queue raised to twice the payload",
-			edge.Config{MaxPayload: 1024, QueueBytes: 100},
-			with(defaults, func(c *edge.Config) { c.MaxPayload, c.QueueBytes = 1024, 2048 })},
-		{"queue of exactly twice the payload kept",
-			edge.Config{MaxPayload: 1024, QueueBytes: 2048},
-			with(defaults, func(c *edge.Config) { c.MaxPayload, c.QueueBytes = 1024, 2048 })},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := tt.in.WithDefaults()
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("WithDefaults =\n%+v\nwant\n%+v", got, tt.want)
-			}
-			if err := got.Validate(); err != nil {
-				t.Errorf("Validate: %v", err)
-			}
-			if again := got.WithDefaults(); !reflect.DeepEqual(again, got) {
-				t.Errorf("WithDefaults is not idempotent: %+v", again)
-			}
-		})
-	}
-}
-
-func TestConfigValidate(t *testing.T) {
-	tests := []struct {
-		name  string
-		edit  func(*edge.Config)
-		wants []string // each must start one of the joined errors
-	}{
-		{"defaults", func(*edge.Config) {}, nil},
-		{"bad listen", func(c *edge.Config) { c.Listen = "8080" }, []string{"listen:"}},
-		{"negative history-size", func(c *edge.Config) { c.HistorySize = -1 }, []string{"history-size:"}},
-		{"negative history-memory", func(c *edge.Config) { c.HistoryMemory = -1 }, []string{"history-memory:"}},
-		{"negative history-ttl", func(c *edge.Config) { c.HistoryTTL = -time.Second }, []string{"history-ttl:"}},
-		{"negative max-channels", func(c *edge.Config) { c.MaxChannels = -1 }, []string{"max-channels:"}},
-		{"negative heartbeat", func(c *edge.Config) { c.Heartbeat = -time.Second }, []string{"heartbeat:"}},
-		{"negative drain-timeout", func(c *edge.Config) { c.DrainTimeout = -time.Second }, []string{"drain-timeout:"}},
-		{"negative sse-retry", func(c *edge.Config) { c.SSERetry = -time.Second }, []string{"sse-retry:"}},
-		{"negative body-timeout", func(c *edge.Config) { c.BodyTimeout = -time.Second }, []string{"body-timeout:"}},
-		{"negative poll-linger-max", func(c *edge.Config) { c.PollLingerMax = -time.Second }, []string{"poll-linger-max:"}},
-		{"max-payload over 16 MiB", func(c *edge.Config) { c.MaxPayload, c.QueueBytes = 32<<20, 64<<20 }, []string{"max-payload:"}},
-		{"inverted heartbeat bounds", func(c *edge.Config) { c.HeartbeatMin, c.HeartbeatMax = time.Hour, time.Minute }, []string{"heartbeat:"}},
-		{"poll-timeout over its max", func(c *edge.Config) { c.PollTimeout = 2 * time.Minute }, []string{"poll-timeout:"}},
-		{"several problems at once", func(c *edge.Config) {
-			c.Listen = "no port"
-			c.HistorySize = -5
-			c.HistoryTTL = -time.Minute
-			c.MaxPayload, c.QueueBytes = 32<<20, 64<<20
-			c.PollTimeout = 2 * time.Minute
-		}, []string{"listen:", "history-size:", "history-ttl:", "max-payload:", "poll-timeout:"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := edge.Config{}.WithDefaults()
-			tt.edit(&c)
-			err := c.Validate()
-			if len(tt.wants) == 0 {
-				if err != nil {
-					t.Errorf("Validate = %v, want nil", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("Validate = nil, want errors naming %v", tt.wants)
-			}
-			joined, ok := err.(interface{ Unwrap() []error })
-			if !ok {
-				t.Fatalf("Validate returned %T, not an errors.Join", err)
-			}
-			var starts []string
-			for _, e := range joined.Unwrap() {
-				starts = append(starts, e.Error())
-			}
-			if len(starts) != len(tt.wants) {
-				t.Errorf("Validate reported %d problems, want %d:\n%v", len(starts), len(tt.wants), err)
-			}
-			for _, w := range tt.wants {
-				if !slices.ContainsFunc(starts, func(s string) bool { return strings.HasPrefix(s, w) }) {
-					t.Errorf("no problem names %q:\n%v", w, err)
-				}
-			}
-		})
-	}
-}
-
 func TestClassify(t *testing.T) {
 	secret := errors.New("dial tcp 10.1.2.3:6379: password=hunter2")
 	tests := []struct {
@@ -1239,9 +1092,8 @@ func (b *lossyBroker) OnLost(lost func(string)) { b.lost = lost }
 // A broker's loss report closes exactly that channel's sessions with
 // DisconnectResync, so their clients resume and see the gap.
 func TestLostChannelResyncsItsSessions(t *testing.T) {
-	cfg := edge.Config{}.WithDefaults()
-	b := &lossyBroker{Memory: resume.NewMemory(cfg)}
-	hub := edge.NewHub(b, cfg, slog.New(slog.DiscardHandler))
+	b := &lossyBroker{Memory: resume.NewMemory(resume.MemoryConfig{})}
+	hub := edge.NewHub(b, edge.Config{}, slog.New(slog.DiscardHandler))
 	ctx := context.Background()
 	join := func(ch string) *edge.Session {
 		s, err := hub.NewSession()

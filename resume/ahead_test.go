@@ -18,12 +18,12 @@ import (
 func TestHistoryCursorAhead(t *testing.T) {
 	stores := []struct {
 		name string
-		open func(t *testing.T, cfg edge.Config) edge.Broker
+		open func(t *testing.T) edge.Broker
 	}{
-		{"memory", func(t *testing.T, cfg edge.Config) edge.Broker { return resume.NewMemory(cfg.WithDefaults()) }},
-		{"redis", func(t *testing.T, cfg edge.Config) edge.Broker {
-			cfg.Redis = redistest.Start(t).URL()
-			r, err := resume.NewRedis(cfg.WithDefaults(), slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError})))
+		{"memory", func(t *testing.T) edge.Broker { return resume.NewMemory(resume.MemoryConfig{}) }},
+		{"redis", func(t *testing.T) edge.Broker {
+			cfg := resume.RedisConfig{URLs: []string{redistest.Start(t).URL()}}
+			r, err := resume.NewRedis(cfg, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError})))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -33,7 +33,7 @@ func TestHistoryCursorAhead(t *testing.T) {
 	future := edge.ID{Ms: 9999999999999}
 	for _, st := range stores {
 		t.Run(st.name, func(t *testing.T) {
-			b := st.open(t, edge.Config{})
+			b := st.open(t)
 			ctx := context.Background()
 			last, err := b.Last(ctx, "never")
 			if err != nil {

@@ -12,7 +12,7 @@ import (
 )
 
 // Ingest: publishers that only PUBLISH to plain Redis channels (as most
-// Redis + WebSocket tutorials do) are relayed when Config.Ingest is set.
+// Redis + WebSocket tutorials do) are relayed when RedisConfig.Ingest is set.
 // Every node pattern-subscribes; the one node that holds the ingest lease
 // appends each message to its channel's stream through the publish
 // function, so it gets an id, history and resume like any other. Plain

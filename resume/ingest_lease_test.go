@@ -10,7 +10,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
-	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume/redistest"
 )
 
@@ -47,7 +46,7 @@ func (g *leaseGate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 func TestIngestWaitsForItsLease(t *testing.T) {
 	srv := redistest.Start(t)
 	ignore := goleak.IgnoreCurrent()
-	r, err := NewRedis(edge.Config{Redis: srv.URL()}.WithDefaults(), slog.New(slog.DiscardHandler))
+	r, err := NewRedis(RedisConfig{URLs: []string{srv.URL()}}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
 	"github.com/edgeworks/edge/resume/redistest"
 )
@@ -37,14 +36,14 @@ func TestRedisIngest(t *testing.T) {
 	srv := redistest.Start(t)
 	var nodes []*redisNode
 	for range 2 {
-		cfg := edge.Config{Redis: srv.URL(), Ingest: "plain.*"}.WithDefaults()
+		cfg := resume.RedisConfig{URLs: []string{srv.URL()}, Ingest: "plain.*"}
 		r, err := resume.NewRedis(cfg, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}
 		nodes = append(nodes, runRedisNode(t, r))
 	}
-	watcher := startRedisNode(t, srv, edge.Config{})
+	watcher := startRedisNode(t, srv, resume.RedisConfig{})
 	if err := watcher.Watch(context.Background(), "plain.news"); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package resume
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -13,9 +14,9 @@ import (
 var _ edge.Broker = (*Memory)(nil)
 
 // Memory is the embedded, single-node store: each channel keeps its recent
-// messages in a ring bounded by Config.HistorySize and Config.HistoryTTL,
-// all channels together by Config.HistoryMemory. Ids have the Redis Stream
-// form and are strictly increasing per channel.
+// messages in a ring bounded by MemoryConfig.HistorySize and HistoryTTL,
+// all channels together by MemoryConfig.HistoryMemory. Ids have the Redis
+// Stream form and are strictly increasing per channel.
 //
 // Gap detection: every channel has a floor, the newest id known to be lost
 // (trimmed, expired, or from before this store started). A cursor below the
@@ -25,7 +26,7 @@ var _ edge.Broker = (*Memory)(nil)
 //
 // Memory is safe for concurrent use.
 type Memory struct {
-	cfg     edge.Config
+	cfg     MemoryConfig
 	now     func() time.Time
 	start   edge.ID
 	bytes   atomic.Int64 // payload bytes retained over all channels
@@ -50,13 +51,18 @@ type memChannel struct {
 	dead    bool    // dropped from Memory.channels; look it up again
 }
 
-// NewMemory returns an empty store. cfg must be the result of
-// edge.Config.WithDefaults.
-func NewMemory(cfg edge.Config) *Memory {
+// NewMemory returns an empty store, with the zero fields of cfg set to
+// their defaults. It panics when cfg.Validate fails: a caller validates
+// configuration first.
+func NewMemory(cfg MemoryConfig) *Memory {
 	return newMemory(cfg, time.Now)
 }
 
-func newMemory(cfg edge.Config, now func() time.Time) *Memory {
+func newMemory(cfg MemoryConfig, now func() time.Time) *Memory {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		panic(fmt.Sprintf("resume: NewMemory: %v", err))
+	}
 	return &Memory{
 		cfg:      cfg,
 		now:      now,

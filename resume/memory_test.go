@@ -39,7 +39,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 func (c *fakeClock) Ms() uint64 { return uint64(c.Now().UnixMilli()) }
 
 // newTestMemory returns a store on a fake clock frozen at t0.
-func newTestMemory(t *testing.T, cfg edge.Config) (*Memory, *fakeClock) {
+func newTestMemory(t *testing.T, cfg MemoryConfig) (*Memory, *fakeClock) {
 	t.Helper()
 	clock := &fakeClock{t: t0}
 	return newMemory(cfg.WithDefaults(), clock.Now), clock
@@ -139,7 +139,7 @@ func TestMemoryIDs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, clock := newTestMemory(t, edge.Config{HistorySize: 10_000})
+			m, clock := newTestMemory(t, MemoryConfig{HistorySize: 10_000})
 			prev := map[string]edge.ID{"a": startFloor, "b": startFloor}
 			for i := range tt.n {
 				tt.tick(i, clock)
@@ -175,7 +175,7 @@ func TestMemoryIDs(t *testing.T) {
 }
 
 func TestMemoryHistory(t *testing.T) {
-	m, clock := newTestMemory(t, edge.Config{})
+	m, clock := newTestMemory(t, MemoryConfig{})
 	ids := make([]edge.ID, 10)
 	for i := range ids {
 		clock.Advance(10 * time.Millisecond)
@@ -224,7 +224,7 @@ func TestMemoryHistory(t *testing.T) {
 // scan for every boundary cursor while the ring has wrapped around.
 func TestMemoryHistoryWrappedRing(t *testing.T) {
 	const size, total = 7, 19
-	m, clock := newTestMemory(t, edge.Config{HistorySize: size})
+	m, clock := newTestMemory(t, MemoryConfig{HistorySize: size})
 	var all []edge.ID
 	for i := range total {
 		if i%3 == 0 { // some ids share a millisecond, some do not
@@ -258,7 +258,7 @@ func TestMemoryHistoryWrappedRing(t *testing.T) {
 }
 
 func TestMemoryTrimBySize(t *testing.T) {
-	m, clock := newTestMemory(t, edge.Config{HistorySize: 5})
+	m, clock := newTestMemory(t, MemoryConfig{HistorySize: 5})
 	var ids []edge.ID
 	for range 8 {
 		clock.Advance(time.Millisecond)
@@ -293,7 +293,7 @@ func TestMemoryTrimBySize(t *testing.T) {
 
 func TestMemoryTrimByTTL(t *testing.T) {
 	const ttl = time.Minute
-	m, clock := newTestMemory(t, edge.Config{HistoryTTL: ttl})
+	m, clock := newTestMemory(t, MemoryConfig{HistoryTTL: ttl})
 	var ids []edge.ID
 	for range 3 { // msgs 1..3 at t0+1ms..t0+3ms
 		clock.Advance(time.Millisecond)
@@ -365,7 +365,7 @@ func TestMemoryHistoryMemoryBudget(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, clock := newTestMemory(t, edge.Config{HistoryMemory: budget})
+			m, clock := newTestMemory(t, MemoryConfig{HistoryMemory: budget})
 			published := make(map[string][]edge.ID)
 			for range tt.perChan {
 				for c := range tt.channels {
@@ -478,7 +478,7 @@ func TestMemoryGapFloors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, clock := newTestMemory(t, edge.Config{})
+			m, clock := newTestMemory(t, MemoryConfig{})
 			tt.run(t, m, clock)
 		})
 	}
@@ -487,7 +487,7 @@ func TestMemoryGapFloors(t *testing.T) {
 func TestMemorySweep(t *testing.T) {
 	const ttl = time.Minute
 	t.Run("drops an idle empty channel; old cursors get a gap after it returns", func(t *testing.T) {
-		m, clock := newTestMemory(t, edge.Config{HistoryTTL: ttl})
+		m, clock := newTestMemory(t, MemoryConfig{HistoryTTL: ttl})
 		var old []edge.ID
 		for range 3 {
 			clock.Advance(time.Millisecond)
@@ -531,7 +531,7 @@ func TestMemorySweep(t *testing.T) {
 		}
 	})
 	t.Run("keeps a channel that retains messages", func(t *testing.T) {
-		m, clock := newTestMemory(t, edge.Config{HistoryTTL: ttl})
+		m, clock := newTestMemory(t, MemoryConfig{HistoryTTL: ttl})
 		clock.Advance(time.Millisecond)
 		a := publish(t, m, "c", []byte("a"))
 		clock.Advance(ttl / 2)
@@ -545,7 +545,7 @@ func TestMemorySweep(t *testing.T) {
 		checkPage(t, history(t, m, "c", edge.ID{}, 10), []edge.ID{b}, true)
 	})
 	t.Run("keeps a channel published within the ttl", func(t *testing.T) {
-		m, clock := newTestMemory(t, edge.Config{HistoryTTL: ttl})
+		m, clock := newTestMemory(t, MemoryConfig{HistoryTTL: ttl})
 		clock.Advance(time.Millisecond)
 		a := publish(t, m, "c", []byte("a"))
 		clock.Advance(ttl / 2)
@@ -556,7 +556,7 @@ func TestMemorySweep(t *testing.T) {
 
 func TestMemoryRelay(t *testing.T) {
 	t.Run("every message in id order", func(t *testing.T) {
-		m, clock := newTestMemory(t, edge.Config{})
+		m, clock := newTestMemory(t, MemoryConfig{})
 		var got []edge.Message
 		m.Relay(func(_ context.Context, msg edge.Message) { got = append(got, msg) })
 		var want []edge.ID
@@ -577,7 +577,7 @@ func TestMemoryRelay(t *testing.T) {
 	})
 	t.Run("concurrent publishers on one channel", func(t *testing.T) {
 		const publishers, each = 8, 500
-		m := NewMemory(edge.Config{HistorySize: publishers * each}.WithDefaults())
+		m := NewMemory(MemoryConfig{HistorySize: publishers * each}.WithDefaults())
 		var mu sync.Mutex
 		var delivered []edge.ID
 		m.Relay(func(_ context.Context, msg edge.Message) {
@@ -622,7 +622,7 @@ func TestMemoryRelay(t *testing.T) {
 }
 
 func TestMemoryPublishCopiesPayload(t *testing.T) {
-	m, _ := newTestMemory(t, edge.Config{})
+	m, _ := newTestMemory(t, MemoryConfig{})
 	var relayed edge.Message
 	m.Relay(func(_ context.Context, msg edge.Message) { relayed = msg })
 	buf := []byte("hello")

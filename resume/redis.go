@@ -45,7 +45,7 @@ const redisTimeout = 5 * time.Second
 //
 // Redis is safe for concurrent use. Run must be running for live relay.
 type Redis struct {
-	cfg     edge.Config
+	cfg     RedisConfig
 	rdb     redis.UniversalClient // commands: a *redis.Client or a *redis.ClusterClient
 	cluster *redis.ClusterClient  // nil for a single Redis
 	log     *slog.Logger
@@ -93,18 +93,22 @@ type shard struct {
 	ps *redis.PubSub
 }
 
-// NewRedis connects to the Redis that cfg.Redis names: one redis:// (or
-// rediss://) URL; with cfg.RedisCluster the comma-separated URLs of Redis
-// Cluster nodes; with cfg.RedisSentinelMaster the URLs of Sentinels, whose
-// master (and its successor after a failover) it uses. It loads the edge's Redis Function (on every
-// master) and reads the fleet's settings, logging an error where cfg's
-// disagree. cfg must be the result of edge.Config.WithDefaults. Redis may be
+// NewRedis connects to the Redis that cfg.URLs name, with the zero fields
+// of cfg set to their defaults: one redis:// (or rediss://) URL; with
+// cfg.Cluster the URLs of Redis Cluster nodes; with cfg.SentinelMaster the
+// URLs of Sentinels, whose master (and its successor after a failover) it
+// uses. It loads the edge's Redis Function (on every master) and reads the
+// fleet's settings, logging an error where cfg's disagree. Redis may be
 // down at start: the function is loaded again when a publish finds it
 // missing, the settings are read by the first publish, and Ready reports
-// the outage.
-func NewRedis(cfg edge.Config, log *slog.Logger) (*Redis, error) {
+// the outage. It fails when cfg.Validate does or a URL does not parse.
+func NewRedis(cfg RedisConfig, log *slog.Logger) (*Redis, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("resume: redis config: %w", err)
+	}
 	var opts []*redis.Options
-	for _, u := range strings.Split(cfg.Redis, ",") {
+	for _, u := range cfg.URLs {
 		opt, err := redis.ParseURL(strings.TrimSpace(u))
 		if err != nil {
 			return nil, fmt.Errorf("resume: redis URL %q: %w", u, err)
@@ -113,7 +117,7 @@ func NewRedis(cfg edge.Config, log *slog.Logger) (*Redis, error) {
 	}
 	r := &Redis{cfg: cfg, log: log, watches: make(map[string]*watch), shards: make(map[string]*shard)}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	if cfg.RedisCluster || (len(opts) > 1 && cfg.RedisSentinelMaster == "") {
+	if cfg.Cluster || (len(opts) > 1 && cfg.SentinelMaster == "") {
 		var addrs []string
 		for _, o := range opts {
 			addrs = append(addrs, o.Addr)
@@ -123,13 +127,13 @@ func NewRedis(cfg edge.Config, log *slog.Logger) (*Redis, error) {
 			TLSConfig: opts[0].TLSConfig, MaxRetries: 1, DisableIdentity: true,
 		})
 		r.rdb = r.cluster
-	} else if cfg.RedisSentinelMaster != "" {
+	} else if cfg.SentinelMaster != "" {
 		var addrs []string
 		for _, o := range opts {
 			addrs = append(addrs, o.Addr)
 		}
 		r.rdb = redis.NewFailoverClient(&redis.FailoverOptions{
-			MasterName: cfg.RedisSentinelMaster, SentinelAddrs: addrs,
+			MasterName: cfg.SentinelMaster, SentinelAddrs: addrs,
 			Username: opts[0].Username, Password: opts[0].Password, DB: opts[0].DB,
 			TLSConfig: opts[0].TLSConfig, MaxRetries: 1, DisableIdentity: true,
 		})
@@ -141,7 +145,7 @@ func NewRedis(cfg edge.Config, log *slog.Logger) (*Redis, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), redisTimeout)
 	defer cancel()
 	if err := r.loadFunction(ctx); err != nil {
-		log.Warn("redis not reachable at start; will retry", "redis", cfg.Redis, "err", err)
+		log.Warn("redis not reachable at start; will retry", "redis", strings.Join(cfg.URLs, ","), "err", err)
 	}
 	return r, nil
 }
@@ -382,7 +386,7 @@ func (r *Redis) Unwatch(channel string) {
 	}
 }
 
-// Run relays plain PUBLISH traffic when Config.Ingest is set, waits until
+// Run relays plain PUBLISH traffic when RedisConfig.Ingest is set, waits until
 // ctx is done, then stops the relay connections and closes the client.
 func (r *Redis) Run(ctx context.Context) error {
 	if r.cfg.Ingest != "" {

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"testing"
 
-	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
 	"github.com/edgeworks/edge/resume/redistest"
 )
@@ -16,7 +15,7 @@ import (
 // disk does not set the pace).
 func BenchmarkRedisPublish(b *testing.B) {
 	srv := redistest.Start(b, "--appendonly", "no")
-	cfg := edge.Config{Redis: srv.URL()}.WithDefaults()
+	cfg := resume.RedisConfig{URLs: []string{srv.URL()}}
 	r, err := resume.NewRedis(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)

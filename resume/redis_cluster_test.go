@@ -15,7 +15,7 @@ import (
 
 func startClusterNode(t *testing.T, c *redistest.Cluster) *redisNode {
 	t.Helper()
-	cfg := edge.Config{Redis: c.URLs()}.WithDefaults() // several URLs: a cluster
+	cfg := resume.RedisConfig{URLs: strings.Split(c.URLs(), ",")} // several URLs: a cluster
 	r, err := resume.NewRedis(cfg, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError})))
 	if err != nil {
 		t.Fatal(err)

@@ -31,7 +31,7 @@ func luaLocal(t *testing.T, name string) string {
 // The facts edge.lua repeats from Go are the same as in Go: the test fails
 // when either side changes alone.
 func TestFunctionFacts(t *testing.T) {
-	defaults := edge.Config{}.WithDefaults()
+	defaults := RedisConfig{}.WithDefaults()
 	for _, tc := range []struct {
 		name, lua, want string
 	}{
@@ -83,7 +83,7 @@ func TestFunctionFacts(t *testing.T) {
 // edge accepts: every byte, and the length limits.
 func TestFunctionAlphabet(t *testing.T) {
 	srv := redistest.Start(t)
-	r := startTestRedis(t, srv, edge.Config{})
+	r := startTestRedis(t, srv, RedisConfig{})
 	ctx := context.Background()
 	type call struct {
 		name, channel, event string
@@ -174,7 +174,7 @@ func sameMessage(a, b edge.Message) bool {
 // a rolling upgrade.
 func TestLivePayloadReadByPreviousRelease(t *testing.T) {
 	srv := redistest.Start(t)
-	r := startTestRedis(t, srv, edge.Config{})
+	r := startTestRedis(t, srv, RedisConfig{})
 	ctx := context.Background()
 	sub := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { sub.Close() })
@@ -217,7 +217,7 @@ func TestLivePayloadReadByPreviousRelease(t *testing.T) {
 // options) work with it.
 func TestFunctionReplacedByPreviousRelease(t *testing.T) {
 	srv := redistest.Start(t)
-	r := startTestRedis(t, srv, edge.Config{HistorySize: 50})
+	r := startTestRedis(t, srv, RedisConfig{HistorySize: 50})
 	previous, err := os.ReadFile("testdata/edge-previous.lua")
 	if err != nil {
 		t.Fatal(err)

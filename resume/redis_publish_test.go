@@ -98,10 +98,10 @@ func (q *publishQueue) waitQueued(n int) {
 	}
 }
 
-func startTestRedis(t *testing.T, srv *redistest.Server, cfg edge.Config) *Redis {
+func startTestRedis(t *testing.T, srv *redistest.Server, cfg RedisConfig) *Redis {
 	t.Helper()
-	cfg.Redis = srv.URL()
-	r, err := NewRedis(cfg.WithDefaults(), slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError})))
+	cfg.URLs = []string{srv.URL()}
+	r, err := NewRedis(cfg, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ type publishResult struct {
 // fails alone, and a publish given up while it waited is never sent.
 func TestRedisPublishPipelinesWaitingPublishes(t *testing.T) {
 	srv := redistest.Start(t)
-	r := startTestRedis(t, srv, edge.Config{MaxPayload: 64})
+	r := startTestRedis(t, srv, RedisConfig{MaxPayload: 64})
 	gate := newPublishGate(maxPublishPipelines)
 	r.rdb.AddHook(gate)
 	ctx := context.Background()
@@ -209,7 +209,7 @@ func TestRedisPublishPipelinesWaitingPublishes(t *testing.T) {
 // "Function not found" means none of them ran.
 func TestRedisPublishPipelineReloadsTheFunction(t *testing.T) {
 	srv := redistest.Start(t)
-	r := startTestRedis(t, srv, edge.Config{})
+	r := startTestRedis(t, srv, RedisConfig{})
 	gate := newPublishGate(maxPublishPipelines + 1)
 	r.rdb.AddHook(gate)
 	results := make(chan publishResult)

@@ -64,7 +64,7 @@ func (s fleetSettings) withOptions() fleetSettings {
 }
 
 // settingsOf returns cfg's settings.
-func settingsOf(cfg edge.Config) fleetSettings {
+func settingsOf(cfg RedisConfig) fleetSettings {
 	return fleetSettings{
 		historySize:  int64(cfg.HistorySize),
 		historyTTLMs: cfg.HistoryTTL.Milliseconds(),
@@ -119,7 +119,7 @@ func (r *Redis) learnSettings(ctx context.Context) (*fleetSettings, error) {
 		}
 	}
 	fleet = fleet.withOptions()
-	if d := settingsOf(edge.Config{}.WithDefaults()); r.cluster != nil &&
+	if d := settingsOf(RedisConfig{}.WithDefaults()); r.cluster != nil &&
 		(fleet.historySize != d.historySize || fleet.historyTTLMs != d.historyTTLMs || fleet.maxPayload != d.maxPayload) {
 		r.log.Warn("redis: on Redis Cluster the function cannot read the fleet's settings: an FCALL edge_publish without options uses the defaults",
 			"key", settingsKey, "fix", fmt.Sprintf("have backends that call FCALL edge_publish directly append: %s %d %s %d %s %d",

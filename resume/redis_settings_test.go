@@ -39,7 +39,7 @@ func (l *logBuffer) String() string {
 // connects to it, and a way to run a command where a key lives.
 type settingsBackend struct {
 	name  string
-	start func(t *testing.T) (edge.Config, func(t *testing.T, key string, args ...string) (string, error))
+	start func(t *testing.T) (resume.RedisConfig, func(t *testing.T, key string, args ...string) (string, error))
 	// directGetsFleet: a direct FCALL without options gets the fleet's
 	// settings; else (on a cluster, where the function cannot read them)
 	// the defaults.
@@ -47,19 +47,19 @@ type settingsBackend struct {
 }
 
 var settingsBackends = []settingsBackend{
-	{name: "standalone", directGetsFleet: true, start: func(t *testing.T) (edge.Config, func(*testing.T, string, ...string) (string, error)) {
+	{name: "standalone", directGetsFleet: true, start: func(t *testing.T) (resume.RedisConfig, func(*testing.T, string, ...string) (string, error)) {
 		srv := redistest.Start(t)
-		return edge.Config{Redis: srv.URL()}, func(t *testing.T, _ string, args ...string) (string, error) { return srv.Do(t, args...) }
+		return resume.RedisConfig{URLs: []string{srv.URL()}}, func(t *testing.T, _ string, args ...string) (string, error) { return srv.Do(t, args...) }
 	}},
-	{name: "sentinel", directGetsFleet: true, start: func(t *testing.T) (edge.Config, func(*testing.T, string, ...string) (string, error)) {
+	{name: "sentinel", directGetsFleet: true, start: func(t *testing.T) (resume.RedisConfig, func(*testing.T, string, ...string) (string, error)) {
 		master := redistest.Start(t)
 		sentinel := redistest.StartSentinel(t, master, "edgemaster")
-		return edge.Config{Redis: sentinel.URL(), RedisSentinelMaster: "edgemaster"},
+		return resume.RedisConfig{URLs: []string{sentinel.URL()}, SentinelMaster: "edgemaster"},
 			func(t *testing.T, _ string, args ...string) (string, error) { return master.Do(t, args...) }
 	}},
-	{name: "cluster", start: func(t *testing.T) (edge.Config, func(*testing.T, string, ...string) (string, error)) {
+	{name: "cluster", start: func(t *testing.T) (resume.RedisConfig, func(*testing.T, string, ...string) (string, error)) {
 		c := redistest.StartCluster(t, 3)
-		return edge.Config{Redis: c.URLs()}, func(t *testing.T, key string, args ...string) (string, error) {
+		return resume.RedisConfig{URLs: strings.Split(c.URLs(), ",")}, func(t *testing.T, key string, args ...string) (string, error) {
 			return c.MasterOf(t, key).Do(t, args...)
 		}
 	}},
@@ -67,11 +67,11 @@ var settingsBackends = []settingsBackend{
 
 // startSettingsNode starts a node with cfg's settings on the Redis that
 // conn names and returns it with its log.
-func startSettingsNode(t *testing.T, conn, cfg edge.Config) (*redisNode, *logBuffer) {
+func startSettingsNode(t *testing.T, conn, cfg resume.RedisConfig) (*redisNode, *logBuffer) {
 	t.Helper()
 	log := new(logBuffer)
-	cfg.Redis, cfg.RedisSentinelMaster = conn.Redis, conn.RedisSentinelMaster
-	r, err := resume.NewRedis(cfg.WithDefaults(), slog.New(slog.NewTextHandler(log, nil)))
+	cfg.URLs, cfg.SentinelMaster = conn.URLs, conn.SentinelMaster
+	r, err := resume.NewRedis(cfg, slog.New(slog.NewTextHandler(log, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,8 +97,8 @@ func TestRedisFleetSettings(t *testing.T) {
 		t.Run(backend.name, func(t *testing.T) {
 			conn, do := backend.start(t)
 			ctx := context.Background()
-			a, logA := startSettingsNode(t, conn, edge.Config{HistorySize: fleetSize, HistoryTTL: fleetTTL, MaxPayload: fleetMax})
-			b, logB := startSettingsNode(t, conn, edge.Config{HistorySize: nodeBSize, MaxPayload: fleetMax})
+			a, logA := startSettingsNode(t, conn, resume.RedisConfig{HistorySize: fleetSize, HistoryTTL: fleetTTL, MaxPayload: fleetMax})
+			b, logB := startSettingsNode(t, conn, resume.RedisConfig{HistorySize: nodeBSize, MaxPayload: fleetMax})
 
 			t.Run("the first node writes the fleet's settings", func(t *testing.T) {
 				got, err := do(t, "edge:settings", "HGETALL", "edge:settings")
@@ -208,7 +208,7 @@ func TestRedisFleetSettingsMalformed(t *testing.T) {
 	if _, err := srv.Do(t, "HSET", "edge:settings", "history-size", "lots", "history-ttl-ms", "3600000", "max-payload", "65536"); err != nil {
 		t.Fatal(err)
 	}
-	n, log := startSettingsNode(t, edge.Config{Redis: srv.URL()}, edge.Config{HistorySize: 20})
+	n, log := startSettingsNode(t, resume.RedisConfig{URLs: []string{srv.URL()}}, resume.RedisConfig{HistorySize: 20})
 	const want = `level=ERROR msg="redis: the fleet's settings hold a malformed value; this node uses its own" key=edge:settings setting=history-size fleet=lots node=20 fix="redis-cli HSET edge:settings history-size 20"`
 	if !strings.Contains(log.String(), want) {
 		t.Fatalf("the node's log lacks\n%s\nit is:\n%s", want, log)

@@ -27,10 +27,9 @@ type redisNode struct {
 	more chan struct{}
 }
 
-func startRedisNode(t *testing.T, srv *redistest.Server, cfg edge.Config) *redisNode {
+func startRedisNode(t *testing.T, srv *redistest.Server, cfg resume.RedisConfig) *redisNode {
 	t.Helper()
-	cfg.Redis = srv.URL()
-	cfg = cfg.WithDefaults()
+	cfg.URLs = []string{srv.URL()}
 	r, err := resume.NewRedis(cfg, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError})))
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +111,7 @@ func mustPublish(t *testing.T, b edge.Broker, channel, data string) edge.ID {
 
 func TestRedisPublishHistoryLast(t *testing.T) {
 	srv := redistest.Start(t)
-	n := startRedisNode(t, srv, edge.Config{})
+	n := startRedisNode(t, srv, resume.RedisConfig{})
 	ctx := context.Background()
 	if last, err := n.Last(ctx, "h"); err != nil || !last.IsZero() {
 		t.Fatalf("Last of a new channel = %v, %v", last, err)
@@ -156,7 +155,7 @@ func TestRedisPublishHistoryLast(t *testing.T) {
 
 func TestRedisGap(t *testing.T) {
 	srv := redistest.Start(t)
-	n := startRedisNode(t, srv, edge.Config{HistorySize: 100})
+	n := startRedisNode(t, srv, resume.RedisConfig{HistorySize: 100})
 	ctx := context.Background()
 	var ids []edge.ID
 	for i := range 400 {
@@ -193,8 +192,8 @@ func TestRedisGap(t *testing.T) {
 // A message published on one node reaches the other, once, in order.
 func TestRedisRelayAcrossNodes(t *testing.T) {
 	srv := redistest.Start(t)
-	a := startRedisNode(t, srv, edge.Config{})
-	b := startRedisNode(t, srv, edge.Config{})
+	a := startRedisNode(t, srv, resume.RedisConfig{})
+	b := startRedisNode(t, srv, resume.RedisConfig{})
 	if err := b.Watch(context.Background(), "x"); err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +214,7 @@ func TestRedisRelayAcrossNodes(t *testing.T) {
 // filled from the stream: delivered once, in order.
 func TestRedisFillAfterRelayDrop(t *testing.T) {
 	srv := redistest.Start(t)
-	b := startRedisNode(t, srv, edge.Config{})
+	b := startRedisNode(t, srv, resume.RedisConfig{})
 	if err := b.Watch(context.Background(), "f"); err != nil {
 		t.Fatal(err)
 	}
@@ -248,8 +247,8 @@ func TestRedisFillAfterRelayDrop(t *testing.T) {
 // outage fail with ErrUnavailable and readiness fails.
 func TestRedisRestart(t *testing.T) {
 	srv := redistest.Start(t)
-	a := startRedisNode(t, srv, edge.Config{})
-	b := startRedisNode(t, srv, edge.Config{})
+	a := startRedisNode(t, srv, resume.RedisConfig{})
+	b := startRedisNode(t, srv, resume.RedisConfig{})
 	if err := b.Watch(context.Background(), "r"); err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +321,7 @@ func TestRedisRestart(t *testing.T) {
 
 func TestRedisFunctionValidatesInput(t *testing.T) {
 	srv := redistest.Start(t)
-	startRedisNode(t, srv, edge.Config{MaxPayload: 10})
+	startRedisNode(t, srv, resume.RedisConfig{MaxPayload: 10})
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -355,7 +354,7 @@ func TestRedisFunctionValidatesInput(t *testing.T) {
 // history-ttl.
 func TestRedisRetention(t *testing.T) {
 	srv := redistest.Start(t)
-	n := startRedisNode(t, srv, edge.Config{HistorySize: 100, HistoryTTL: time.Hour})
+	n := startRedisNode(t, srv, resume.RedisConfig{HistorySize: 100, HistoryTTL: time.Hour})
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	for w := range 4 {
@@ -388,7 +387,7 @@ func TestRedisRetention(t *testing.T) {
 func TestRedisSentinel(t *testing.T) {
 	master := redistest.Start(t)
 	sentinel := redistest.StartSentinel(t, master, "edgemaster")
-	cfg := edge.Config{Redis: sentinel.URL(), RedisSentinelMaster: "edgemaster"}.WithDefaults()
+	cfg := resume.RedisConfig{URLs: []string{sentinel.URL()}, SentinelMaster: "edgemaster"}
 	var nodes []*redisNode
 	for range 2 {
 		r, err := resume.NewRedis(cfg, slog.New(slog.DiscardHandler))
@@ -414,7 +413,7 @@ func TestRedisSentinel(t *testing.T) {
 // its subscribers resume and see the gap) instead of skipping silently.
 func TestRedisReportsUnrecoverableLoss(t *testing.T) {
 	srv := redistest.Start(t)
-	n := startRedisNode(t, srv, edge.Config{})
+	n := startRedisNode(t, srv, resume.RedisConfig{})
 	lost := make(chan string, 1)
 	n.OnLost(func(ch string) { lost <- ch })
 	ctx := context.Background()
@@ -457,7 +456,7 @@ func TestRedisFailedFillHoldsLiveMessages(t *testing.T) {
 	if _, err := srv.Do(t, "ACL", "SETUSER", "relay", "on", ">pw", "~*", "&*", "+@all"); err != nil {
 		t.Fatal(err)
 	}
-	cfg := edge.Config{Redis: "redis://relay:pw@" + srv.Addr}.WithDefaults()
+	cfg := resume.RedisConfig{URLs: []string{"redis://relay:pw@" + srv.Addr}}
 	r, err := resume.NewRedis(cfg, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError})))
 	if err != nil {
 		t.Fatal(err)

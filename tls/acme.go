@@ -19,12 +19,6 @@ import (
 )
 
 func (t *Terminator) acme(ctx context.Context, cfg Config) error {
-	if len(cfg.Domains) == 0 && !cfg.OnDemand {
-		return errors.New("tls: acme mode needs --domain NAME (repeat it for several names) or --on-demand")
-	}
-	if cfg.OnDemand && len(cfg.OnDemandAllow) == 0 && cfg.OnDemandAsk == "" {
-		return errors.New("tls: --on-demand needs --on-demand-allow PATTERN or --on-demand-ask URL, or every name on the internet could make the edge order certificates")
-	}
 	ca := cfg.CA
 	if ca == "" {
 		ca = LetsEncrypt

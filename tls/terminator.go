@@ -3,8 +3,6 @@ package edgetls
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,18 +11,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
-	"github.com/redis/go-redis/v9"
-)
-
-// Mode is how the edge terminates TLS.
-type Mode string
-
-// The modes.
-const (
-	Off        Mode = "off"         // plain HTTP, e.g. behind a load balancer that terminates TLS
-	SelfSigned Mode = "self-signed" // a certificate generated at start, for local development
-	Files      Mode = "files"       // a certificate and key from PEM files, reloaded when they change
-	ACME       Mode = "acme"        // certificates from an ACME CA (Let's Encrypt), renewed automatically
 )
 
 // LetsEncrypt is the ACME directory used when Config.CA is zero.
@@ -37,67 +23,6 @@ var modernSuites = []uint16{
 	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
 	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
 	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-}
-
-// Config says how to terminate TLS. The zero value is Off.
-type Config struct {
-	Mode Mode
-
-	// Listen is the address the TLS listener serves on. In ACME mode its
-	// port is where TLS-ALPN-01 challenges arrive (443 in production).
-	Listen string
-	// HTTPListen, when set, is the address of the plain-HTTP server
-	// (port 80 in production) that serves HTTP-01 challenges and
-	// redirects everything else to https. Zero means no HTTP-01.
-	HTTPListen string
-
-	// CertFile and KeyFile are the PEM files of the Files mode.
-	CertFile, KeyFile string
-	// ReloadInterval is how often the files are checked for changes.
-	// Zero means 2s.
-	ReloadInterval time.Duration
-
-	// Domains are the names to obtain certificates for at start (ACME),
-	// or extra names for the self-signed certificate.
-	Domains []string
-	// Email is the ACME account's contact address (expiry notices).
-	Email string
-	// CA is the ACME directory URL. Zero means Let's Encrypt.
-	CA string
-	// CARoots are the roots that the ACME CA's own HTTPS endpoint is
-	// verified with. Nil means the system's roots.
-	CARoots *x509.CertPool
-	// StorageDir keeps ACME accounts, certificates and locks on disk when
-	// Redis is nil. Zero means certmagic's default
-	// ($XDG_DATA_HOME/certmagic or ~/.local/share/certmagic).
-	StorageDir string
-	// Redis, when set, keeps ACME accounts, certificates and locks in
-	// Redis, shared by every node: a fleet obtains one certificate per
-	// name, not one per node.
-	Redis redis.UniversalClient
-
-	// OnDemand obtains certificates at the first handshake for names
-	// that OnDemandAllow or OnDemandAsk approve (ACME mode).
-	OnDemand bool
-	// OnDemandAllow lists approved names: exact ("a.example.com") or one
-	// leading label wildcard ("*.customers.example.com").
-	OnDemandAllow []string
-	// OnDemandAsk is a URL asked GET URL?domain=NAME; a 200 answer
-	// approves the name.
-	OnDemandAsk string
-	// OnDemandRate bounds the approvals per minute, so a flood of names
-	// cannot run up ACME orders. Zero means 10.
-	OnDemandRate int
-
-	// RenewCheckInterval is how often certificates are checked for
-	// renewal. Zero means certmagic's default (10m).
-	RenewCheckInterval time.Duration
-	// RenewalWindowRatio is the part of a certificate's lifetime, at its
-	// end, in which it is renewed. Zero means certmagic's default (1/3).
-	RenewalWindowRatio float64
-
-	// Log receives what happens; nil means slog.Default().
-	Log *slog.Logger
 }
 
 // Terminator holds the TLS configuration of one edge node and the work
@@ -113,11 +38,15 @@ type Terminator struct {
 	wg      sync.WaitGroup
 }
 
-// New prepares TLS as cfg says. For ACME it starts obtaining the
-// certificates of cfg.Domains in the background and serves meanwhile;
-// failures are logged with what to fix and retried. It returns an error
-// only for a configuration that cannot work (a missing key file, say).
+// New prepares TLS as cfg says, with the zero fields of cfg meaning their
+// defaults. For ACME it starts obtaining the certificates of cfg.Domains
+// in the background and serves meanwhile; failures are logged with what to
+// fix and retried. It returns an error only for a configuration that
+// cannot work: one that cfg.Validate refuses, or a missing key file, say.
 func New(cfg Config) (*Terminator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -133,8 +62,6 @@ func New(cfg Config) (*Terminator, error) {
 		err = t.files(ctx, cfg)
 	case ACME:
 		err = t.acme(ctx, cfg)
-	default:
-		err = fmt.Errorf("tls: unknown mode %q; use off, self-signed, files or acme", cfg.Mode)
 	}
 	if err != nil {
 		t.Close()
@@ -212,9 +139,6 @@ func (t *Terminator) selfSigned(cfg Config) error {
 }
 
 func (t *Terminator) files(ctx context.Context, cfg Config) error {
-	if cfg.CertFile == "" || cfg.KeyFile == "" {
-		return errors.New("tls: files mode needs --cert FILE and --key FILE")
-	}
 	src, err := newFileSource(cfg.CertFile, cfg.KeyFile, cfg.Log)
 	if err != nil {
 		return err

@@ -40,7 +40,7 @@ type access struct {
 	logEvery   atomic.Int64 // unix nanoseconds before which no failure is logged
 }
 
-func newAccess(cfg edge.Config, log *slog.Logger) (*access, error) {
+func newAccess(cfg Config, log *slog.Logger) (*access, error) {
 	a := &access{anonymous: cfg.Anonymous, clientPub: cfg.ClientPublish, insecure: cfg.InsecurePublish, domains: cfg.Domains, log: log}
 	for _, k := range cfg.PublishKeys {
 		a.keys = append(a.keys, []byte(k))

@@ -18,7 +18,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
 
-	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
 	"github.com/edgeworks/edge/transports"
 )
@@ -65,7 +64,7 @@ func bearer(tok string) http.Header { return http.Header{"Authorization": {"Bear
 // With a JWT key, channels need a token that names them, except
 // anonymous ones; every kind of bad token is refused.
 func TestSubscribeNeedsATokenUnlessAnonymous(t *testing.T) {
-	e := startEdge(t, edge.Config{JWTSecret: testSecret, Anonymous: []string{"public:*"}})
+	e := startEdge(t, transports.Config{JWTSecret: testSecret, Anonymous: []string{"public:*"}})
 	user42 := token(t, "42", []string{"user:42:*"}, nil, time.Hour)
 	expired := token(t, "42", []string{"user:42:*"}, nil, -time.Hour)
 	notYet, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "42", "channels": []string{"user:42:*"},
@@ -114,7 +113,7 @@ func TestSubscribeNeedsATokenUnlessAnonymous(t *testing.T) {
 // or by another issuer is refused everywhere a token is read, with a
 // message that says which claim is wrong.
 func TestTokenAudienceAndIssuer(t *testing.T) {
-	e := startEdge(t, edge.Config{JWTSecret: testSecret, JWTAudiences: []string{"edge"}, JWTIssuer: "https://id.example"})
+	e := startEdge(t, transports.Config{JWTSecret: testSecret, JWTAudiences: []string{"edge"}, JWTIssuer: "https://id.example"})
 	mint := func(aud, iss string) string {
 		claims := jwt.MapClaims{"sub": "42", "channels": []string{"user:42:*"}, "publish": []string{"user:42:*"},
 			"exp": time.Now().Add(time.Hour).Unix(), "aud": aud, "iss": iss}
@@ -176,7 +175,7 @@ func dialWSHeader(t *testing.T, u string, header http.Header) *wsClient {
 // A stream whose token expires is closed with token_expired; a WebSocket
 // that refreshes its token in time stays.
 func TestTokenExpiryAndRefresh(t *testing.T) {
-	e := startEdge(t, edge.Config{JWTSecret: testSecret})
+	e := startEdge(t, transports.Config{JWTSecret: testSecret})
 	short := token(t, "7", []string{"c"}, nil, 1500*time.Millisecond)
 
 	sse := openSSE(t, e.url("/v1/subscribe", "channel", "c", "access_token", short), nil)
@@ -234,18 +233,18 @@ func publishReq(channel, auth string) *http.Request {
 // a publish right; anyone with --insecure-publish.
 func TestPublishRights(t *testing.T) {
 	const remote, local = "203.0.113.7:4000", "127.0.0.1:4000"
-	open := startEdge(t, edge.Config{})
+	open := startEdge(t, transports.Config{})
 	if w := serveFrom(open, local, publishReq("a", "")); w.Code != 200 {
 		t.Errorf("loopback without keys: %d", w.Code)
 	}
 	if w := serveFrom(open, remote, publishReq("a", "")); w.Code != 403 || !strings.Contains(w.Body.String(), "--publish-key") {
 		t.Errorf("remote without keys: %d %s", w.Code, w.Body)
 	}
-	insecure := startEdge(t, edge.Config{InsecurePublish: true})
+	insecure := startEdge(t, transports.Config{InsecurePublish: true})
 	if w := serveFrom(insecure, remote, publishReq("a", "")); w.Code != 200 {
 		t.Errorf("remote with --insecure-publish: %d", w.Code)
 	}
-	keyed := startEdge(t, edge.Config{PublishKeys: []string{"k1"}, JWTSecret: testSecret})
+	keyed := startEdge(t, transports.Config{PublishKeys: []string{"k1"}, JWTSecret: testSecret})
 	news := token(t, "backend", nil, []string{"news:*"}, time.Hour)
 	for _, tc := range []struct {
 		name, from, channel, auth string
@@ -266,7 +265,7 @@ func TestPublishRights(t *testing.T) {
 // Browsers on other sites cannot open WebSockets (cross-site WebSocket
 // hijacking) nor read SSE or long-polls: both default to same-origin.
 func TestSameOriginByDefault(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	_, resp, err := websocket.DefaultDialer.Dial(e.wsURL("channel", "a"), http.Header{"Origin": {"https://evil.example"}})
 	if err == nil || resp == nil || resp.StatusCode != 403 {
 		t.Fatalf("cross-site WebSocket: %v", err)
@@ -298,7 +297,7 @@ func TestSameOriginByDefault(t *testing.T) {
 // over HTTP, subscribe requests per address — each refused with a clear
 // answer (429 and Retry-After over HTTP).
 func TestRateLimits(t *testing.T) {
-	e := startEdge(t, edge.Config{SubscribeRate: 2, ClientPublishRate: 2, PublishRate: 3})
+	e := startEdge(t, transports.Config{SubscribeRate: 2, ClientPublishRate: 2, PublishRate: 3})
 	c := dialWS(t, e.wsURL())
 	for i := range 3 {
 		c.send(map[string]any{"op": "subscribe", "channel": "s" + strconv.Itoa(i), "ref": i})
@@ -356,7 +355,7 @@ func TestRateLimits(t *testing.T) {
 // Connections over the per-address limit are answered 429 and closed;
 // a freed place can be taken again.
 func TestConnectionLimitPerAddress(t *testing.T) {
-	e := startEdge(t, edge.Config{MaxConnsPerIP: 2})
+	e := startEdge(t, transports.Config{MaxConnsPerIP: 2})
 	addr := strings.TrimPrefix(e.base, "http://")
 	var held []net.Conn
 	for range 2 {
@@ -397,7 +396,7 @@ func TestConnectionLimitPerAddress(t *testing.T) {
 // A token in a cookie or in access_token= does not publish: another
 // site's form could otherwise publish as its visitor.
 func TestPublishIgnoresCookieTokens(t *testing.T) {
-	e := startEdge(t, edge.Config{JWTSecret: testSecret, PublishKeys: []string{"k"}})
+	e := startEdge(t, transports.Config{JWTSecret: testSecret, PublishKeys: []string{"k"}})
 	tok := token(t, "u", nil, []string{"*"}, time.Hour)
 	r := publishReq("a", "")
 	r.Header.Set("Cookie", "edge_token="+tok)
@@ -424,8 +423,8 @@ func TestAuthFailuresAreLoggedWithoutSecrets(t *testing.T) {
 		defer mu.Unlock()
 		return logs.Write(p)
 	}), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	cfg := edge.Config{JWTSecret: testSecret, PublishKeys: []string{"publish-key-9f8e7d"}}.WithDefaults()
-	srv, err := transports.New(cfg, resume.NewMemory(cfg), log, transports.WithTelemetry(testTelemetry(t, nil)))
+	cfg := transports.Config{JWTSecret: testSecret, PublishKeys: []string{"publish-key-9f8e7d"}}.WithDefaults()
+	srv, err := transports.New(cfg, resume.NewMemory(resume.MemoryConfig{}), log, transports.WithTelemetry(testTelemetry(t, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

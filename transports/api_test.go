@@ -8,10 +8,11 @@ import (
 	"time"
 
 	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/transports"
 )
 
 func TestPublishAndHistory(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	var ids []string
 	for i := range 5 {
 		ids = append(ids, e.publish("news", fmt.Sprintf("m%d", i)))
@@ -55,7 +56,7 @@ func TestPublishAndHistory(t *testing.T) {
 }
 
 func TestBadInputAnswersJSONErrors(t *testing.T) {
-	e := startEdge(t, edge.Config{MaxPayload: 1024})
+	e := startEdge(t, transports.Config{MaxPayload: 1024})
 	cases := []struct {
 		name, method, url, body string
 		header                  http.Header
@@ -115,7 +116,7 @@ func manyChannels(n int) []string {
 }
 
 func TestPublishKey(t *testing.T) {
-	e := startEdge(t, edge.Config{PublishKeys: []string{"other", "s3cret"}})
+	e := startEdge(t, transports.Config{PublishKeys: []string{"other", "s3cret"}})
 	for _, tc := range []struct {
 		name, auth string
 		status     int
@@ -145,7 +146,7 @@ func TestPublishKey(t *testing.T) {
 }
 
 func TestNegotiation(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	t.Run("accept event-stream gets SSE", func(t *testing.T) {
 		c := openSSE(t, e.url("/v1/subscribe", "channel", "n"), nil)
 		if ct := c.resp.Header.Get("Content-Type"); ct != "text/event-stream" {
@@ -187,7 +188,7 @@ func TestNegotiation(t *testing.T) {
 }
 
 func TestHealth(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	for _, path := range []string{"/healthz", "/readyz"} {
 		var body map[string]any
 		if st := getJSON(t, e.url(path), nil, &body); st != 200 {
@@ -197,7 +198,7 @@ func TestHealth(t *testing.T) {
 }
 
 func TestCORS(t *testing.T) {
-	e := startEdge(t, edge.Config{CORSOrigin: "https://app.example"})
+	e := startEdge(t, transports.Config{CORSOrigin: "https://app.example"})
 	for _, tc := range []struct{ origin, want string }{
 		{"https://app.example", "https://app.example"},
 		{"https://evil.example", ""},
@@ -220,7 +221,7 @@ func TestCORS(t *testing.T) {
 // SSE (whose head goes out on a hijacked connection) and a long-poll that
 // waited (parked, answered by hand), not only plain handlers.
 func TestCORSForSSEAndLongPoll(t *testing.T) {
-	e := startEdge(t, edge.Config{CORSOrigin: "https://app.example, https://other.example"})
+	e := startEdge(t, transports.Config{CORSOrigin: "https://app.example, https://other.example"})
 	for _, tc := range []struct{ origin, want string }{
 		{"https://other.example", "https://other.example"},
 		{"https://evil.example", ""},
@@ -250,7 +251,7 @@ func TestCORSForSSEAndLongPoll(t *testing.T) {
 // proxies and load balancers (60 s for nginx and AWS ALB, 30 s for some
 // corporate proxies), and the SSE heartbeat keeps streams under them too.
 func TestDefaultsFitProxyIdleTimeouts(t *testing.T) {
-	cfg := edge.Config{}.WithDefaults()
+	cfg := transports.Config{}.WithDefaults()
 	if cfg.PollTimeout >= 30*time.Second || cfg.Heartbeat >= 30*time.Second {
 		t.Fatalf("poll hold %v, heartbeat %v: not under 30 s", cfg.PollTimeout, cfg.Heartbeat)
 	}

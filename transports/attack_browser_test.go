@@ -11,7 +11,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/transports"
 	"github.com/edgeworks/edge/transports/internal/browsertest"
 )
 
@@ -48,7 +48,7 @@ func TestBrowserCrossSitePublish(t *testing.T) {
 				fmt.Fprintf(w, crossSitePage, *edgeURL.Load())
 			}))
 			defer page.Close()
-			cfg := edge.Config{}
+			cfg := transports.Config{}
 			if tc.allowed {
 				cfg.CORSOrigin = page.URL
 			}
@@ -91,7 +91,7 @@ const rebindScript = `(async () => {
 // a loopback name, or a name --domain gives the edge, can.
 func TestBrowserDNSRebinding(t *testing.T) {
 	browser := browsertest.Start(t, chromedp.Flag("host-resolver-rules", "MAP rebind.test 127.0.0.1, MAP edge.test 127.0.0.1"))
-	e := startEdge(t, edge.Config{Domains: []string{"edge.test"}})
+	e := startEdge(t, transports.Config{Domains: []string{"edge.test"}})
 	port := e.base[strings.LastIndex(e.base, ":")+1:]
 	for _, tc := range []struct {
 		host string

@@ -28,7 +28,7 @@ import (
 // edge_token cookie), 401 without a token, 403 with one that does not
 // cover the channel, and no token for --anonymous channels.
 func TestHistoryNeedsSubscribeRights(t *testing.T) {
-	e := startEdge(t, edge.Config{JWTSecret: testSecret, Anonymous: []string{"public:*"}})
+	e := startEdge(t, transports.Config{JWTSecret: testSecret, Anonymous: []string{"public:*"}})
 	e.publish("private", "secret payload")
 	e.publish("public:news", "hello")
 	reader := token(t, "42", []string{"private"}, nil, time.Hour)
@@ -112,7 +112,7 @@ func readJSONError(t *testing.T, br *bufio.Reader, status int, code string) (*ht
 // framed; a slow body that keeps coming is not cut.
 func TestStalledBodyIsCut(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	e := startEdge(t, edge.Config{MaxPayload: 16 << 20, BodyTimeout: timeout})
+	e := startEdge(t, transports.Config{MaxPayload: 16 << 20, BodyTimeout: timeout})
 	publish := "POST /v1/publish?channel=stall HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 	for _, tc := range []struct{ name, request string }{
 		{"16 MiB announced, 10 bytes sent", publish + "Content-Length: 16777216\r\n\r\n0123456789"},
@@ -181,8 +181,8 @@ func TestStalledBodyIsCut(t *testing.T) {
 		// Past the body the deadline is lifted: net/http's read that
 		// watches for the client leaving would otherwise fail when it
 		// fires and cancel the request while the message is stored.
-		cfg := edge.Config{BodyTimeout: timeout}.WithDefaults()
-		slow := startEdgeWith(t, cfg, slowStore{resume.NewMemory(cfg), 3 * timeout})
+		cfg := transports.Config{BodyTimeout: timeout}.WithDefaults()
+		slow := startEdgeWith(t, cfg, slowStore{resume.NewMemory(resume.MemoryConfig{}), 3 * timeout})
 		resp, err := http.Post(slow.url("/v1/publish", "channel", "slow"), "text/plain", strings.NewReader("x"))
 		if err != nil {
 			t.Fatal(err)
@@ -217,9 +217,9 @@ func (s slowStore) Publish(ctx context.Context, channel, event string, data []by
 // forms and text/plain fetches need no preflight. Backends, which send
 // no Origin, publish as before.
 func TestCrossSitePublishRefused(t *testing.T) {
-	plain := startEdge(t, edge.Config{})
-	listed := startEdge(t, edge.Config{CORSOrigin: "https://app.example, https://other.example"})
-	anyOrigin := startEdge(t, edge.Config{CORSOrigin: "*"})
+	plain := startEdge(t, transports.Config{})
+	listed := startEdge(t, transports.Config{CORSOrigin: "https://app.example, https://other.example"})
+	anyOrigin := startEdge(t, transports.Config{CORSOrigin: "*"})
 	for i, tc := range []struct {
 		name        string
 		e           *testEdge
@@ -270,9 +270,9 @@ func TestCrossSitePublishRefused(t *testing.T) {
 // WebSocket's publish op. Keys, tokens and --insecure-publish do not
 // depend on the Host.
 func TestDNSRebindingCannotPublish(t *testing.T) {
-	open := startEdge(t, edge.Config{Domains: []string{"edge.example"}})
-	insecure := startEdge(t, edge.Config{InsecurePublish: true})
-	keyed := startEdge(t, edge.Config{PublishKeys: []string{"k1"}})
+	open := startEdge(t, transports.Config{Domains: []string{"edge.example"}})
+	insecure := startEdge(t, transports.Config{InsecurePublish: true})
+	keyed := startEdge(t, transports.Config{PublishKeys: []string{"k1"}})
 	port := open.base[strings.LastIndex(open.base, ":"):]
 	for _, tc := range []struct {
 		name, host string
@@ -345,8 +345,8 @@ func TestDNSRebindingCannotPublish(t *testing.T) {
 // and an Authorization header of another scheme is a 401 — even where
 // anonymous loopback publishing would have let the request through.
 func TestPublishCredentialsFromBearerOnly(t *testing.T) {
-	keyed := startEdge(t, edge.Config{PublishKeys: []string{"k1"}, JWTSecret: testSecret})
-	open := startEdge(t, edge.Config{})
+	keyed := startEdge(t, transports.Config{PublishKeys: []string{"k1"}, JWTSecret: testSecret})
+	open := startEdge(t, transports.Config{})
 	tok := token(t, "backend", nil, []string{"*"}, time.Hour)
 	for _, tc := range []struct {
 		name          string
@@ -389,7 +389,7 @@ func TestPublishCredentialsFromBearerOnly(t *testing.T) {
 // answered with the edge's JSON error and their status too, not with
 // net/http's plain text.
 func TestNetHTTPRefusalsAreJSON(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	const get = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 	const post = "POST /v1/publish?channel=a HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 	for _, tc := range []struct {
@@ -423,9 +423,9 @@ func TestNetHTTPRefusalsAreJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg := edge.Config{}.WithDefaults()
+		cfg := transports.Config{}.WithDefaults()
 		useTLS := func(s *transports.Server) { s.UseTLS(&tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}, nil) }
-		secure := serveOn(t, cfg, resume.NewMemory(cfg), ln, transports.WithTelemetry(testTelemetry(t, nil)), useTLS)
+		secure := serveOn(t, cfg, resume.NewMemory(resume.MemoryConfig{}), ln, transports.WithTelemetry(testTelemetry(t, nil)), useTLS)
 		_, br := rawRequest(t, secure, get+"\r\n")
 		if _, message := readJSONError(t, br, 400, "bad_request"); !strings.Contains(message, "https://") {
 			t.Errorf("message %q does not say to use https://", message)
@@ -454,7 +454,7 @@ func selfSigned(t *testing.T) tls.Certificate {
 // limit a block is answered 431 with the JSON error, by net/http or by
 // the edge's own count of what net/http let through.
 func TestHeaderLimitIs16KiB(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	// head returns a request of exactly size bytes up to and including
 	// the blank line, padded in the query or in headers.
 	head := func(size, headers int, inQuery bool) string {
@@ -538,7 +538,7 @@ func TestHeaderLimitIs16KiB(t *testing.T) {
 // that asked for limit=5000 or heartbeat=1s and silently got something
 // else could not tell. The bounds themselves are accepted.
 func TestOutOfRangeParametersRefused(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	var start pollAnswer
 	getJSON(t, e.url("/v1/subscribe", "channel", "r", "timeout", "0"), nil, &start)
 	e.publish("r", "x")
@@ -601,7 +601,7 @@ func TestOutOfRangeParametersRefused(t *testing.T) {
 // not there ("channel=a%ZZb" reported as an empty channel). Well-formed
 // escapes keep working.
 func TestMalformedQueryRefused(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	for _, tc := range []struct {
 		name, method, target string
 		status               int
@@ -646,7 +646,7 @@ func TestMalformedQueryRefused(t *testing.T) {
 // one client smuggle a request (from the proxy's address, say loopback)
 // past the proxy.
 func TestLongPollBodyIsNotARequest(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	smuggled := "POST /v1/publish?channel=smuggled HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n\r\nhello"
 	for _, tc := range []struct{ name, framing, body string }{
 		{"Content-Length", fmt.Sprintf("Content-Length: %d\r\n", len(smuggled)), smuggled},

@@ -12,7 +12,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
 	"github.com/edgeworks/edge/transports"
 	"github.com/edgeworks/edge/transports/internal/browsertest"
@@ -31,8 +30,8 @@ es.onmessage = (e) => { window.got.push(e.data); };
 // store kept the history, as a Redis-backed node's does.
 func TestBrowserEventSourceResumesAcrossRestart(t *testing.T) {
 	browser := browsertest.Start(t)
-	cfg := edge.Config{CORSOrigin: "*", SSERetry: 100 * time.Millisecond, DrainTimeout: 2 * time.Second}.WithDefaults()
-	store := resume.NewMemory(cfg)
+	cfg := transports.Config{CORSOrigin: "*", SSERetry: 100 * time.Millisecond, DrainTimeout: 2 * time.Second}.WithDefaults()
+	store := resume.NewMemory(resume.MemoryConfig{})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

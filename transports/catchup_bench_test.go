@@ -15,7 +15,6 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
 	"github.com/edgeworks/edge/transports"
 )
@@ -30,12 +29,12 @@ const catchUpMessages = 10_000
 //
 //	go test -run '^$' -bench CatchUp ./transports/
 func BenchmarkCatchUp(b *testing.B) {
-	cfg := edge.Config{HistorySize: catchUpMessages}.WithDefaults()
+	cfg := transports.Config{}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv, err := transports.New(cfg, resume.NewMemory(cfg), slog.New(slog.DiscardHandler))
+	srv, err := transports.New(cfg, resume.NewMemory(resume.MemoryConfig{HistorySize: catchUpMessages}), slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}

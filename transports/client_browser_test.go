@@ -20,8 +20,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/gorilla/websocket"
 
-	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
+	"github.com/edgeworks/edge/transports"
 	"github.com/edgeworks/edge/transports/internal/browsertest"
 	"github.com/edgeworks/edge/transports/internal/proxytest"
 )
@@ -144,7 +144,7 @@ func publishN(e *testEdge, channels []string, prefix string, n int) []string {
 // Directly, from a page of another origin, the client picks WebSocket and
 // receives every message of two channels.
 func TestClientPicksWebSocket(t *testing.T) {
-	e := startEdge(t, edge.Config{CORSOrigin: "*"})
+	e := startEdge(t, transports.Config{CORSOrigin: "*"})
 	channels := []string{"prices", "news"}
 	page := httptest.NewServer(clientPage(e.base, channels, fastClient))
 	defer page.Close()
@@ -160,7 +160,7 @@ func TestClientPicksWebSocket(t *testing.T) {
 
 // The classic-script form defines globalThis.edge.
 func TestClientAsClassicScript(t *testing.T) {
-	e := startEdge(t, edge.Config{CORSOrigin: "*"})
+	e := startEdge(t, transports.Config{CORSOrigin: "*"})
 	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `<!doctype html><script src="%s/v1/client.js?classic"></script><script>
 window.got = [];
@@ -189,7 +189,7 @@ func TestClientFallsBackThroughHostileProxies(t *testing.T) {
 		{"buffering proxy", proxytest.Buffer, "poll"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := startEdge(t, edge.Config{CORSOrigin: "*"})
+			e := startEdge(t, transports.Config{CORSOrigin: "*"})
 			proxy := proxytest.Start(t, e.base, tc.mode)
 			channels := []string{"a", "b"}
 			proxy.Handle("/test.html", clientPage(proxy.URL(), channels, fastClient))
@@ -216,7 +216,7 @@ func TestClientFallsBackThroughHostileProxies(t *testing.T) {
 // with its cursor: nothing lost, nothing twice. When WebSocket gets
 // through again, the client moves back to it, again without loss.
 func TestClientSwitchesTransportMidStream(t *testing.T) {
-	e := startEdge(t, edge.Config{CORSOrigin: "*"})
+	e := startEdge(t, transports.Config{CORSOrigin: "*"})
 	proxy := proxytest.Start(t, e.base, proxytest.Pass)
 	channels := []string{"x", "y"}
 	proxy.Handle("/test.html", clientPage(proxy.URL(), channels, `{"openTimeout": 1500, "minDelay": 20, "maxDelay": 300, "upgradeAfter": 300}`))
@@ -253,7 +253,7 @@ func TestClientSwitchesTransportMidStream(t *testing.T) {
 func TestClientNoticesSilentlyDeadWebSocket(t *testing.T) {
 	// The edge lets clients ask for 1 s heartbeats (it refuses heartbeat=
 	// under HeartbeatMin).
-	e := startEdge(t, edge.Config{CORSOrigin: "*", HeartbeatMin: time.Second})
+	e := startEdge(t, transports.Config{CORSOrigin: "*", HeartbeatMin: time.Second})
 	proxy := proxytest.Start(t, e.base, proxytest.Pass)
 	proxy.Handle("/test.html", clientPage(proxy.URL(), []string{"s"}, `{"openTimeout": 1500, "minDelay": 20, "maxDelay": 300, "heartbeat": 1000}`))
 	b := openTab(t, proxy.URL()+"/test.html")
@@ -284,7 +284,7 @@ func TestClientNoticesSilentlyDeadWebSocket(t *testing.T) {
 // An edge older than the ping op answers it with an error frame; that
 // proves the path as well, and the client stays on its connection.
 func TestClientPingAgainstAnEdgeWithoutPing(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	var conns, refused atomic.Int64
 	old := http.NewServeMux()
 	old.Handle("/", e.srv.Handler()) // client.js
@@ -323,7 +323,7 @@ func TestClientPingAgainstAnEdgeWithoutPing(t *testing.T) {
 // A cursor whose history was trimmed is reported with onGap, then the
 // client goes on with what is retained.
 func TestClientReportsGap(t *testing.T) {
-	e := startEdge(t, edge.Config{HistorySize: 3, CORSOrigin: "*"})
+	e := startEdgeWith(t, transports.Config{CORSOrigin: "*"}, resume.NewMemory(resume.MemoryConfig{HistorySize: 3}))
 	old := e.publish("g", "old")
 	want := publishN(e, []string{"g"}, "kept", 6)[3:]
 	page := httptest.NewServer(clientPage(e.base, []string{"g"}, fmt.Sprintf(`{"since": %q}`, old)))
@@ -339,7 +339,7 @@ func TestClientReportsGap(t *testing.T) {
 // visible again it resumes from its cursor. Offline and online do the
 // same.
 func TestClientPausesWhileHiddenAndOffline(t *testing.T) {
-	e := startEdge(t, edge.Config{CORSOrigin: "*"})
+	e := startEdge(t, transports.Config{CORSOrigin: "*"})
 	page := httptest.NewServer(clientPage(e.base, []string{"p"}, fastClient))
 	defer page.Close()
 	b := openTab(t, page.URL)
@@ -374,8 +374,8 @@ func TestClientPausesWhileHiddenAndOffline(t *testing.T) {
 // retry_ms); the client waits that long, reconnects to the restarted edge
 // with its cursor, and misses nothing published while it was away.
 func TestClientHonoursDrainAndResumes(t *testing.T) {
-	cfg := edge.Config{SSERetry: 300 * time.Millisecond, DrainTimeout: 2 * time.Second, CORSOrigin: "*"}.WithDefaults()
-	store := resume.NewMemory(cfg)
+	cfg := transports.Config{SSERetry: 300 * time.Millisecond, DrainTimeout: 2 * time.Second, CORSOrigin: "*"}.WithDefaults()
+	store := resume.NewMemory(resume.MemoryConfig{})
 	e := startEdgeWith(t, cfg, store)
 	page := httptest.NewServer(clientPage(e.base, []string{"d"}, fastClient))
 	defer page.Close()
@@ -417,7 +417,7 @@ func TestClientHonoursDrainAndResumes(t *testing.T) {
 // The app can ask for rare heartbeats and for long-polls that linger, to
 // wake the device less.
 func TestClientBatteryOptions(t *testing.T) {
-	e := startEdge(t, edge.Config{CORSOrigin: "*"})
+	e := startEdge(t, transports.Config{CORSOrigin: "*"})
 	for _, tc := range []struct{ transport, options, want string }{
 		{"sse", `"heartbeat": 120000`, "heartbeat=120s"},
 		{"poll", `"linger": 2000, "pollTimeout": 50000`, "linger=2s"},
@@ -436,7 +436,7 @@ func TestClientBatteryOptions(t *testing.T) {
 // Full jitter: reconnect delays spread over [0, min(max, min*2^attempt)),
 // so clients of a restarted node do not come back together.
 func TestClientBackoffIsFullJitter(t *testing.T) {
-	e := startEdge(t, edge.Config{CORSOrigin: "*"})
+	e := startEdge(t, transports.Config{CORSOrigin: "*"})
 	page := httptest.NewServer(clientPage(e.base, []string{"j"}, fastClient))
 	defer page.Close()
 	b := openTab(t, page.URL)
@@ -466,7 +466,7 @@ func TestClientBackoffIsFullJitter(t *testing.T) {
 // stream because the token expired, the client reconnects with the token
 // its function returns then, from its cursor, missing nothing.
 func TestClientWithExpiringToken(t *testing.T) {
-	e := startEdge(t, edge.Config{CORSOrigin: "*", JWTSecret: testSecret})
+	e := startEdge(t, transports.Config{CORSOrigin: "*", JWTSecret: testSecret})
 	short := token(t, "9", []string{"private:9"}, nil, 2*time.Second)
 	long := token(t, "9", []string{"private:9"}, nil, time.Hour)
 	for _, transport := range []string{"ws", "sse", "poll"} {
@@ -495,7 +495,7 @@ func TestClientWithExpiringToken(t *testing.T) {
 // The demo page at / subscribes, shows messages with the transport in
 // use, and publishes from its form; a screenshot shows them.
 func TestDemoPageRendersMessages(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	b := openTab(t, e.base+"/")
 	b.wait(`document.getElementById("status").textContent === "open"`)
 	if via := b.eval(`document.getElementById("via").textContent`); via != "via ws" {

@@ -20,6 +20,7 @@ import (
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
 	"github.com/edgeworks/edge/resume/redistest"
+	"github.com/edgeworks/edge/transports"
 )
 
 // TestContract proves the cursor and resume contract of DESIGN.md on every
@@ -64,25 +65,26 @@ const (
 )
 
 // contractBackends are the rows. start starts the backend's servers for
-// t and returns what points a config at them.
+// t and returns what points a Redis store's config at them, nil for the
+// embedded store.
 var contractBackends = []struct {
 	name  string
-	start func(t *testing.T) func(*edge.Config)
+	start func(t *testing.T) func(*resume.RedisConfig)
 }{
-	{"memory", func(*testing.T) func(*edge.Config) {
-		return func(*edge.Config) {}
+	{"memory", func(*testing.T) func(*resume.RedisConfig) {
+		return nil
 	}},
-	{"redis", func(t *testing.T) func(*edge.Config) {
+	{"redis", func(t *testing.T) func(*resume.RedisConfig) {
 		url := redistest.Start(t).URL()
-		return func(cfg *edge.Config) { cfg.Redis = url }
+		return func(cfg *resume.RedisConfig) { cfg.URLs = []string{url} }
 	}},
-	{"redis-cluster", func(t *testing.T) func(*edge.Config) {
-		urls := redistest.StartCluster(t, 3).URLs()
-		return func(cfg *edge.Config) { cfg.Redis, cfg.RedisCluster = urls, true }
+	{"redis-cluster", func(t *testing.T) func(*resume.RedisConfig) {
+		urls := strings.Split(redistest.StartCluster(t, 3).URLs(), ",")
+		return func(cfg *resume.RedisConfig) { cfg.URLs, cfg.Cluster = urls, true }
 	}},
-	{"redis-sentinel", func(t *testing.T) func(*edge.Config) {
+	{"redis-sentinel", func(t *testing.T) func(*resume.RedisConfig) {
 		url := redistest.StartSentinel(t, redistest.Start(t), "contract").URL()
-		return func(cfg *edge.Config) { cfg.Redis, cfg.RedisSentinelMaster = url, "contract" }
+		return func(cfg *resume.RedisConfig) { cfg.URLs, cfg.SentinelMaster = []string{url}, "contract" }
 	}},
 }
 
@@ -106,27 +108,28 @@ var contractColumns = []column{
 
 // cell is one backend and one transport.
 type cell struct {
-	use func(*edge.Config)
+	use func(*resume.RedisConfig) // nil: the embedded store
 	col column
 }
 
-// edge starts an edge on the cell's backend.
-func (c cell) edge(t *testing.T, cfg edge.Config) *testEdge {
+// edge starts an edge on the cell's backend, whose channels retain
+// historySize messages (zero: the default).
+func (c cell) edge(t *testing.T, historySize int) *testEdge {
 	t.Helper()
-	c.use(&cfg)
-	cfg = cfg.WithDefaults()
 	var broker edge.Broker
-	if cfg.Redis == "" {
-		broker = resume.NewMemory(cfg)
+	if c.use == nil {
+		broker = resume.NewMemory(resume.MemoryConfig{HistorySize: historySize})
 	} else {
-		setFleetSettings(t, cfg)
+		cfg := resume.RedisConfig{HistorySize: historySize}
+		c.use(&cfg)
+		setFleetSettings(t, cfg.WithDefaults())
 		r, err := resume.NewRedis(cfg, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}
 		broker = r
 	}
-	e := startEdgeWith(t, cfg, broker)
+	e := startEdgeWith(t, transports.Config{}, broker)
 	// Before the edge stops: a keep-alive connection that a long-poll gave
 	// back and that the client keeps idle holds up the edge's drain for 5s
 	// (net/http waits that long for a new connection's first request).
@@ -137,17 +140,17 @@ func (c cell) edge(t *testing.T, cfg edge.Config) *testEdge {
 // setFleetSettings makes cfg's retention the fleet's, as an operator
 // changes it: in the hash edge:settings, which edges read at start and
 // follow (see resume's redis_settings.go).
-func setFleetSettings(t *testing.T, cfg edge.Config) {
+func setFleetSettings(t *testing.T, cfg resume.RedisConfig) {
 	t.Helper()
 	var addrs []string
-	for _, u := range strings.Split(cfg.Redis, ",") {
+	for _, u := range cfg.URLs {
 		opt, err := redis.ParseURL(u)
 		if err != nil {
 			t.Fatal(err)
 		}
 		addrs = append(addrs, opt.Addr)
 	}
-	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs, MasterName: cfg.RedisSentinelMaster})
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs, MasterName: cfg.SentinelMaster})
 	defer rdb.Close()
 	err := rdb.HSet(context.Background(), "edge:settings", "history-size", cfg.HistorySize,
 		"history-ttl-ms", cfg.HistoryTTL.Milliseconds(), "max-payload", cfg.MaxPayload).Err()
@@ -171,7 +174,7 @@ func (c cell) joinRace(t *testing.T) {
 	for w := range raceWorkers {
 		t.Run(fmt.Sprintf("w%d", w), func(t *testing.T) {
 			t.Parallel()
-			e := c.edge(t, edge.Config{})
+			e := c.edge(t, 0)
 			for i := w; i < raceIterations; i += raceWorkers {
 				channels := c.channels("race", i)
 				s := c.col.open(t, e, channels, "")
@@ -195,7 +198,7 @@ func (c cell) joinRace(t *testing.T) {
 // get every message after their cursor exactly once, in order, with no gap
 // at the seam between history and live.
 func (c cell) resumeSeam(t *testing.T) {
-	e := c.edge(t, edge.Config{})
+	e := c.edge(t, 0)
 	channels := c.channels("seam", 0)
 	const before, k, during, publishers, joins, back = 20, 7, 200, 2, 4, 5
 	type published struct{ channel, id string }
@@ -274,7 +277,7 @@ func (c cell) resumeSeam(t *testing.T) {
 // gap: a cursor into trimmed history gets the gap signal, then the
 // retained messages, then live ones.
 func (c cell) gap(t *testing.T) {
-	e := c.edge(t, edge.Config{HistorySize: 5})
+	e := c.edge(t, 5)
 	channels := c.channels("gap", 0)
 	first := map[string]string{}
 	for _, ch := range channels {
@@ -305,7 +308,7 @@ func (c cell) gap(t *testing.T) {
 // futureCursor: a well-formed cursor ahead of the channel gets the gap
 // signal and continues from the channel's current position.
 func (c cell) futureCursor(t *testing.T) {
-	e := c.edge(t, edge.Config{})
+	e := c.edge(t, 0)
 	channels := c.channels("future", 0)
 	ahead := map[string]string{}
 	want := map[string][]item{}
@@ -321,7 +324,7 @@ func (c cell) futureCursor(t *testing.T) {
 
 // malformedCursor: a cursor that is not one is refused as bad_cursor.
 func (c cell) malformedCursor(t *testing.T) {
-	c.col.refuse(t, c.edge(t, edge.Config{}), c.channels("malformed", 0), "garbage")
+	c.col.refuse(t, c.edge(t, 0), c.channels("malformed", 0), "garbage")
 }
 
 // expectLive publishes a message to each channel and expects s to get

@@ -16,12 +16,13 @@ import (
 
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
+	"github.com/edgeworks/edge/transports"
 )
 
 // A subscriber that stops reading is disconnected as a slow consumer and
 // never slows the others: they receive every message.
 func TestSlowSubscriberIsDisconnectedOthersUnaffected(t *testing.T) {
-	e := startEdge(t, edge.Config{QueueBytes: 2 << 20})
+	e := startEdge(t, transports.Config{Hub: edge.Config{QueueBytes: 2 << 20}})
 	raw, err := net.Dial("tcp", strings.TrimPrefix(e.base, "http://"))
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +85,7 @@ func TestSlowSubscriberIsDisconnectedOthersUnaffected(t *testing.T) {
 
 // On shutdown every transport is told to reconnect, and Run returns.
 func TestShutdownTellsClientsToReconnect(t *testing.T) {
-	e := startEdge(t, edge.Config{DrainTimeout: 4 * time.Second})
+	e := startEdge(t, transports.Config{DrainTimeout: 4 * time.Second})
 	sse := openSSE(t, e.url("/v1/subscribe", "channel", "d"), nil)
 	sse.lastID()
 	ws := dialWS(t, e.wsURL("channel", "d"))
@@ -131,8 +132,8 @@ func TestShutdownTellsClientsToReconnect(t *testing.T) {
 // A publish in flight when the drain begins (the handler is waiting for
 // its body) is finished: stored and answered, before the server stops.
 func TestDrainFinishesInFlightPublish(t *testing.T) {
-	cfg := edge.Config{DrainTimeout: 5 * time.Second}.WithDefaults()
-	store := resume.NewMemory(cfg)
+	cfg := transports.Config{DrainTimeout: 5 * time.Second}.WithDefaults()
+	store := resume.NewMemory(resume.MemoryConfig{})
 	e := startEdgeWith(t, cfg, store)
 	conn, err := net.Dial("tcp", strings.TrimPrefix(e.base, "http://"))
 	if err != nil {
@@ -179,7 +180,7 @@ func TestDrainFinishesInFlightPublish(t *testing.T) {
 // while /readyz answers 503; then it drains as usual.
 func TestDrainDelayFailsReadinessFirst(t *testing.T) {
 	const delay = 5 * time.Second
-	e := startEdge(t, edge.Config{DrainDelay: delay, DrainTimeout: 2 * time.Second})
+	e := startEdge(t, transports.Config{DrainDelay: delay, DrainTimeout: 2 * time.Second})
 	ready := func() int {
 		resp, err := http.Get(e.url("/readyz"))
 		if err != nil {

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
 	"github.com/edgeworks/edge/transports"
 )
@@ -17,8 +16,8 @@ import (
 // Serve an edge on a loopback port, publish, and read the history back.
 func ExampleServer() {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	cfg := edge.Config{}.WithDefaults()
-	srv, err := transports.New(cfg, resume.NewMemory(cfg), slog.New(slog.DiscardHandler))
+	// The zero configurations are valid: defaults everywhere.
+	srv, err := transports.New(transports.Config{}, resume.NewMemory(resume.MemoryConfig{}), slog.New(slog.DiscardHandler))
 	if err != nil {
 		panic(err)
 	}

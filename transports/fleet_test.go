@@ -10,25 +10,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
 	"github.com/edgeworks/edge/resume/redistest"
+	"github.com/edgeworks/edge/transports"
 )
 
 // startFleet starts n edge servers on one real Redis.
 func startFleet(t *testing.T, n int) ([]*testEdge, *redistest.Server) {
 	t.Helper()
 	srv := redistest.Start(t)
-	cfg := edge.Config{}.WithDefaults()
 	var nodes []*testEdge
 	for range n {
-		rcfg := cfg
-		rcfg.Redis = srv.URL()
-		r, err := resume.NewRedis(rcfg, slog.New(slog.DiscardHandler))
+		r, err := resume.NewRedis(resume.RedisConfig{URLs: []string{srv.URL()}}, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}
-		nodes = append(nodes, startEdgeWith(t, cfg, r))
+		nodes = append(nodes, startEdgeWith(t, transports.Config{}, r,
+			transports.WithTelemetry(testTelemetry(t, nil)), transports.WithStore(r)))
 	}
 	return nodes, srv
 }
@@ -139,12 +137,11 @@ func TestFleetRedisOutage(t *testing.T) {
 // subscribers through --ingest, and its messages are resumable.
 func TestFleetIngestPlainPublish(t *testing.T) {
 	srv := redistest.Start(t)
-	cfg := edge.Config{Redis: srv.URL(), Ingest: "tutorial:*"}.WithDefaults()
-	r, err := resume.NewRedis(cfg, slog.New(slog.DiscardHandler))
+	r, err := resume.NewRedis(resume.RedisConfig{URLs: []string{srv.URL()}, Ingest: "tutorial:*"}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := startEdgeWith(t, cfg, r)
+	e := startEdgeWith(t, transports.Config{}, r)
 	c := openSSE(t, e.url("/v1/subscribe", "channel", "tutorial:chat"), nil)
 	c.lastID()
 	_, port, _ := strings.Cut(srv.Addr, ":")
@@ -190,14 +187,14 @@ func TestFleetIngestPlainPublish(t *testing.T) {
 // the other node publishes, and resumes there with its composite cursor.
 func TestFleetOnRedisCluster(t *testing.T) {
 	cluster := redistest.StartCluster(t, 3)
-	cfg := edge.Config{Redis: cluster.URLs(), RedisCluster: true}.WithDefaults()
+	cfg := resume.RedisConfig{URLs: strings.Split(cluster.URLs(), ","), Cluster: true}
 	var nodes []*testEdge
 	for range 2 {
 		r, err := resume.NewRedis(cfg, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}
-		nodes = append(nodes, startEdgeWith(t, cfg, r))
+		nodes = append(nodes, startEdgeWith(t, transports.Config{}, r))
 	}
 	channels := []string{"alpha", "bravo", "charlie", "delta", "echo", "foxtrot"}
 	var query []string

@@ -17,7 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/resume"
+	"github.com/edgeworks/edge/transports"
 )
 
 // The golden wire transcripts: for every transport, requests and the
@@ -42,12 +43,14 @@ const goldenHost = "localhost:8080"
 const wsKey = "dGhlIHNhbXBsZSBub25jZQ=="
 
 // goldenCase is one transcript: run drives the exchange on a fresh edge
-// with cfg and records it through the wire.
+// with cfg, whose channels retain history messages (zero: the default), and
+// records it through the wire.
 type goldenCase struct {
-	name  string // file under testdata/golden, without ".txt"
-	about string // what the exchange shows: the file's opening lines
-	cfg   edge.Config
-	run   func(w *wire)
+	name    string // file under testdata/golden, without ".txt"
+	about   string // what the exchange shows: the file's opening lines
+	cfg     transports.Config
+	history int
+	run     func(w *wire)
 }
 
 var goldenCases = []goldenCase{
@@ -75,7 +78,7 @@ ends the stream with a disconnect event (1012 shutdown, reconnect) and closes it
 		about: `An SSE subscriber reconnects with Last-Event-ID (as EventSource does) after the
 channel's history was trimmed past it (history size 2). The edge says so with
 "event: gap" before the messages it still has, then the id-only event.`,
-		cfg: edge.Config{HistorySize: 2},
+		history: 2,
 		run: func(w *wire) {
 			old := w.publish("g", "", "0")
 			for i := 1; i <= 2; i++ {
@@ -108,7 +111,7 @@ a comment of 16 spaces after retry:. The channel is empty, so the id-only
 event carries the channel's current position. Then a heartbeat comment, as
 one comes every heartbeat (20ms on this edge, 25s by default) while nothing
 else is sent.`,
-		cfg: edge.Config{Heartbeat: 20 * time.Millisecond, HeartbeatMin: time.Millisecond},
+		cfg: transports.Config{Heartbeat: 20 * time.Millisecond, HeartbeatMin: time.Millisecond},
 		run: func(w *wire) {
 			w.send("GET /v1/subscribe?channel=quiet&padding=16 HTTP/1.1\r\nHost: " + goldenHost + "\r\nAccept: text/event-stream\r\n\r\n")
 			w.readUntil("response", ": hb\n\n")
@@ -152,7 +155,7 @@ the close frame with the same code.`,
 		about: `A WebSocket subscriber connects without channels and subscribes with a cursor
 after which history was trimmed (history size 2): a gap frame, the messages
 still retained, then "subscribed".`,
-		cfg: edge.Config{HistorySize: 2},
+		history: 2,
 		run: func(w *wire) {
 			old := w.publish("g", "", "0")
 			for i := 1; i <= 3; i++ {
@@ -205,7 +208,7 @@ is written by the edge itself, hence its own header order.`,
 		name: "poll/gap",
 		about: `A long-poll with a cursor after which history was trimmed (history size 2):
 "gap":true, the channels that lost messages, and what is still retained.`,
-		cfg: edge.Config{HistorySize: 2},
+		history: 2,
 		run: func(w *wire) {
 			old := w.publish("g", "", "0")
 			for i := 1; i <= 3; i++ {
@@ -270,7 +273,7 @@ a stream (EventSource reports an error and does not retry).`,
 	{
 		name:  "errors/unauthorized",
 		about: `Publishing without credentials to an edge that has a publish key: 401.`,
-		cfg:   edge.Config{PublishKeys: []string{"s3cret"}},
+		cfg:   transports.Config{PublishKeys: []string{"s3cret"}},
 		run: func(w *wire) {
 			w.send(post("/v1/publish?channel=news", "text/plain", "hello"))
 			w.response()
@@ -288,7 +291,7 @@ neither the edge's nor allowed by --cors-origin): 403.`,
 	{
 		name:  "errors/payload-too-large",
 		about: `A payload over the limit (16 bytes on this edge, 64 KiB by default): 413.`,
-		cfg:   edge.Config{MaxPayload: 16},
+		cfg:   transports.Config{MaxPayload: 16},
 		run: func(w *wire) {
 			w.send(post("/v1/publish?channel=news", "text/plain", "seventeen bytes!!"))
 			w.response()
@@ -339,7 +342,7 @@ func TestGolden(t *testing.T) {
 	for _, tc := range goldenCases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			w := &wire{t: t, e: startEdge(t, tc.cfg)}
+			w := &wire{t: t, e: startEdgeWith(t, tc.cfg, resume.NewMemory(resume.MemoryConfig{HistorySize: tc.history}))}
 			tc.run(w)
 			got := w.transcript(tc.about)
 			path := filepath.Join(goldenDir, filepath.FromSlash(tc.name)+".txt")

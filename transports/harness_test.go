@@ -34,27 +34,26 @@ type testEdge struct {
 	stop func() error
 }
 
-func startEdge(t *testing.T, cfg edge.Config) *testEdge {
+// startEdge starts an edge on the embedded store with its default history.
+func startEdge(t *testing.T, cfg transports.Config) *testEdge {
 	t.Helper()
-	cfg = cfg.WithDefaults()
-	return startEdgeWith(t, cfg, resume.NewMemory(cfg))
+	return startEdgeWith(t, cfg, resume.NewMemory(resume.MemoryConfig{}))
 }
 
-// startEdgeWith starts an edge on broker; cfg must be complete.
-func startEdgeWith(t *testing.T, cfg edge.Config, broker edge.Broker) *testEdge {
+// startEdgeWith starts an edge on broker, with opts as serveOn takes them.
+func startEdgeWith(t *testing.T, cfg transports.Config, broker edge.Broker, opts ...transports.Option) *testEdge {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return serveOn(t, cfg, broker, ln)
+	return serveOn(t, cfg, broker, ln, opts...)
 }
 
-// serveOn starts an edge on broker that serves ln; cfg must be complete.
-// Without opts it has telemetry of its own for GET /metrics.
-func serveOn(t *testing.T, cfg edge.Config, broker edge.Broker, ln net.Listener, opts ...transports.Option) *testEdge {
+// serveOn starts an edge on broker that serves ln. Without opts it has
+// telemetry of its own for GET /metrics.
+func serveOn(t *testing.T, cfg transports.Config, broker edge.Broker, ln net.Listener, opts ...transports.Option) *testEdge {
 	t.Helper()
-	cfg.Listen = ln.Addr().String()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
 	if len(opts) == 0 {
 		opts = []transports.Option{transports.WithTelemetry(testTelemetry(t, nil))}
@@ -77,7 +76,7 @@ func serveOn(t *testing.T, cfg edge.Config, broker edge.Broker, ln net.Listener,
 		select {
 		case err := <-done:
 			return err
-		case <-time.After(cfg.DrainTimeout + 5*time.Second):
+		case <-time.After(cfg.WithDefaults().DrainTimeout + 5*time.Second):
 			t.Error("server did not stop")
 			return nil
 		}
@@ -440,7 +439,7 @@ func decodeJSON(t *testing.T, resp *http.Response, into any) {
 // received exactly the channel's ids after its cursor, in order: nothing
 // lost, nothing twice, at whatever moment it joined.
 func runSeam(t *testing.T, channel string, join func(e *testEdge, cursor string) (collect func(last string) []string)) {
-	e := startEdge(t, edge.Config{HistorySize: 100000, QueueBytes: 64 << 20})
+	e := startEdgeWith(t, transports.Config{Hub: edge.Config{QueueBytes: 64 << 20}}, resume.NewMemory(resume.MemoryConfig{HistorySize: 100000}))
 	const publishers, each, joins = 4, 750, 20
 	first := e.publish(channel, "first")
 	ids := make(chan string, publishers*each)

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/transports"
 )
 
 // dialFrom dials addr from a loopback source address, so that tests can
@@ -39,7 +39,7 @@ func TestHostileInputs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the hostile-input test opens thousands of connections")
 	}
-	e := startEdge(t, edge.Config{MaxConnsPerIP: 2500})
+	e := startEdge(t, transports.Config{MaxConnsPerIP: 2500})
 	addr := strings.TrimPrefix(e.base, "http://")
 	var before runtime.MemStats
 	runtime.GC()

@@ -15,14 +15,14 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/transports"
 )
 
 // Idle connections cost at most one goroutine each: SSE and WebSocket one
 // blocked reader, a waiting long-poll none. (Memory per connection is
 // measured with cmd/edge-bench; goroutines are what hold most of it.)
 func TestIdleConnectionGoroutines(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	host := strings.TrimPrefix(e.base, "http://")
 	const n = 40
 	before := runtime.NumGoroutine()
@@ -90,7 +90,7 @@ func readUntil(t *testing.T, r *bufio.Reader, prefix string) string {
 // A long-poll that waited answers on the same keep-alive connection, and
 // the next poll reuses it.
 func TestParkedPollKeepsConnection(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	var dials atomic.Int32
 	client := &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -139,7 +139,7 @@ func TestParkedPollKeepsConnection(t *testing.T) {
 // A request the client sent behind a waiting poll is served once the poll
 // answers.
 func TestParkedPollPipelined(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	host := strings.TrimPrefix(e.base, "http://")
 	c, err := net.Dial("tcp", host)
 	if err != nil {
@@ -165,7 +165,7 @@ func TestParkedPollPipelined(t *testing.T) {
 // Over HTTP/2, where connections cannot be hijacked, a long-poll waits in
 // its handler and answers the same.
 func TestPollOverHTTP2(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	tr := &http.Transport{Protocols: new(http.Protocols)}
 	tr.Protocols.SetUnencryptedHTTP2(true)
 	defer tr.CloseIdleConnections()

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/transports"
 )
 
 // promSample is one sample line of the Prometheus text format.
@@ -115,7 +115,7 @@ func wantValue(t *testing.T, samples []promSample, want float64, name string, la
 // TestMetrics subscribes over each transport, publishes, and checks what
 // GET /metrics says about it.
 func TestMetrics(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	const channel = "metrics-secret.channel"
 	const n = 5
 
@@ -224,7 +224,7 @@ func TestMetrics(t *testing.T) {
 // TestMetricsPerServer checks that two servers in one process keep
 // metrics of their own.
 func TestMetricsPerServer(t *testing.T) {
-	a, b := startEdge(t, edge.Config{}), startEdge(t, edge.Config{})
+	a, b := startEdge(t, transports.Config{}), startEdge(t, transports.Config{})
 	a.publish("one", "x")
 	wantValue(t, scrape(t, a), 1, "edge_messages_published_total", "source", "http")
 	if v, _ := value(scrape(t, b), "edge_messages_published_total"); v != 0 {

@@ -10,11 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/resume"
+	"github.com/edgeworks/edge/transports"
 )
 
 func TestPollWaitsForMessage(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	answer := make(chan pollAnswer, 1)
 	go func() {
 		var a pollAnswer
@@ -43,7 +44,7 @@ func TestPollWaitsForMessage(t *testing.T) {
 }
 
 func TestPollCursorChain(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	var a pollAnswer
 	getJSON(t, e.url("/v1/subscribe", "channel", "c", "timeout", "0"), nil, &a)
 	if len(a.Messages) != 0 || a.Cursor == "" {
@@ -79,7 +80,7 @@ func expectPolled(t *testing.T, e *testEdge, channel, cursor string, want []stri
 }
 
 func TestPollResponsesAreNotCacheable(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	resp, err := http.Get(e.url("/v1/subscribe", "channel", "c", "timeout", "0"))
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +92,7 @@ func TestPollResponsesAreNotCacheable(t *testing.T) {
 }
 
 func TestPollGap(t *testing.T) {
-	e := startEdge(t, edge.Config{HistorySize: 2})
+	e := startEdgeWith(t, transports.Config{}, resume.NewMemory(resume.MemoryConfig{HistorySize: 2}))
 	old := e.publish("g", "x")
 	for range 3 {
 		e.publish("g", "y")
@@ -109,7 +110,7 @@ func TestPollGap(t *testing.T) {
 }
 
 func TestPollLingerBatches(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	var a pollAnswer
 	getJSON(t, e.url("/v1/subscribe", "channel", "b", "timeout", "0"), nil, &a)
 	answer := make(chan pollAnswer, 1)
@@ -133,7 +134,7 @@ func TestPollLingerBatches(t *testing.T) {
 }
 
 func TestPollMultiChannelCursor(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	var a pollAnswer
 	getJSON(t, e.url("/v1/subscribe", "channel", "x", "channel", "y", "timeout", "0"), nil, &a)
 	x := e.publish("x", "x1")
@@ -154,7 +155,7 @@ func TestPollMultiChannelCursor(t *testing.T) {
 // The long-poll seam: a chain of polls while publishing at full speed
 // sees every message exactly once.
 func TestPollSeamUnderConcurrentPublishing(t *testing.T) {
-	e := startEdge(t, edge.Config{HistorySize: 100000})
+	e := startEdgeWith(t, transports.Config{}, resume.NewMemory(resume.MemoryConfig{HistorySize: 100000}))
 	var a pollAnswer
 	getJSON(t, e.url("/v1/subscribe", "channel", "s", "timeout", "0"), nil, &a)
 	const total = 3000
@@ -211,7 +212,7 @@ func waitNoSessions(t *testing.T, e *testEdge) {
 // empty at timeout=. A held poll whose client leaves ends its session at
 // once (a parked one notices at its timeout).
 func TestPollWaitParkedAndHeld(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	h2c := &http.Transport{Protocols: new(http.Protocols)}
 	h2c.Protocols.SetUnencryptedHTTP2(true)
 	defer h2c.CloseIdleConnections()

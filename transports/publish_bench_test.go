@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
 	"github.com/edgeworks/edge/transports"
 )
@@ -75,8 +74,8 @@ func (c *publishClient) publish(b *testing.B, h http.Handler) {
 }
 
 func newPublishHandler() http.Handler {
-	cfg := edge.Config{}.WithDefaults()
-	srv, err := transports.New(cfg, resume.NewMemory(cfg), slog.New(slog.DiscardHandler))
+	cfg := transports.Config{}.WithDefaults()
+	srv, err := transports.New(cfg, resume.NewMemory(resume.MemoryConfig{}), slog.New(slog.DiscardHandler))
 	if err != nil {
 		panic(err)
 	}

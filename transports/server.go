@@ -1,10 +1,6 @@
 package transports
 
 import (
-	"github.com/redis/go-redis/v9"
-	"go.opentelemetry.io/otel/trace"
-	"sync/atomic"
-
 	"context"
 	"crypto/tls"
 	"errors"
@@ -14,9 +10,11 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/transports/client"
@@ -29,8 +27,9 @@ import (
 // SSE, long-poll), publish, history and health. Create it with New, start
 // it with Run.
 type Server struct {
-	cfg      edge.Config
+	cfg      Config
 	broker   edge.Broker
+	store    Store // nil: the embedded store
 	hub      *edge.Hub
 	log      *slog.Logger
 	upgrader websocket.Upgrader
@@ -56,15 +55,19 @@ type Server struct {
 	recycler atomic.Pointer[hijack.Listener]
 }
 
-// New returns a server for cfg (which New completes with WithDefaults)
-// that stores and relays messages through broker.
+// New returns a server for cfg, with its zero fields set to their
+// defaults (see Config.WithDefaults), that stores and relays messages
+// through broker.
 //
-// It fails when the token keys cfg names cannot be used (an unreadable
-// or invalid key file). Its metrics and traces go where WithTelemetry
-// says. When broker has a Redis client (Client() redis.UniversalClient),
-// the server counts and times its round-trips.
-func New(cfg edge.Config, broker edge.Broker, log *slog.Logger, opts ...Option) (*Server, error) {
+// It fails when cfg.Validate does, or when the token keys cfg names cannot
+// be used (an unreadable or invalid key file). Its metrics and traces go
+// where WithTelemetry says; WithStore names broker's backing store and
+// counts its round trips.
+func New(cfg Config, broker edge.Broker, log *slog.Logger, opts ...Option) (*Server, error) {
 	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("transports: %w", err)
+	}
 	log = logWithRequestID(log)
 	acc, err := newAccess(cfg, log)
 	if err != nil {
@@ -73,7 +76,7 @@ func New(cfg edge.Config, broker edge.Broker, log *slog.Logger, opts ...Option) 
 	s := &Server{
 		cfg:    cfg,
 		broker: broker,
-		hub:    edge.NewHub(broker, cfg, log),
+		hub:    edge.NewHub(broker, cfg.Hub, log),
 		log:    log,
 		access: acc,
 	}
@@ -102,8 +105,8 @@ func New(cfg edge.Config, broker edge.Broker, log *slog.Logger, opts ...Option) 
 	}
 	s.metrics = m
 	s.status = status.New(s.statusReading, log)
-	if rc, ok := broker.(interface{ Client() redis.UniversalClient }); ok {
-		rc.Client().AddHook(m.RedisHook())
+	if s.store != nil {
+		s.store.OnRoundTrip(m.StoreRoundTrip)
 	}
 	if cfg.PublishRate > 0 {
 		s.publishes = newRateLimiter(cfg.PublishRate)

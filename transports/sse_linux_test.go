@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/transports"
 )
 
 // dialFrozen opens an SSE stream of channel over a raw TCP connection
@@ -44,7 +44,7 @@ func dialFrozen(t *testing.T, e *testEdge, query string) net.Conn {
 // of the same channel, at the same heartbeat, receives every message.
 func TestSSEFrozenPeer(t *testing.T) {
 	const heartbeat = 250 * time.Millisecond
-	e := startEdge(t, edge.Config{HeartbeatMin: time.Millisecond})
+	e := startEdge(t, transports.Config{HeartbeatMin: time.Millisecond})
 	query := fmt.Sprintf("channel=cold&heartbeat=%s", heartbeat)
 	good := openSSE(t, e.base+"/v1/subscribe?"+query, nil)
 	good.lastID()

@@ -15,11 +15,12 @@ import (
 	"github.com/r3labs/sse/v2"
 	"gopkg.in/cenkalti/backoff.v1"
 
-	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/resume"
+	"github.com/edgeworks/edge/transports"
 )
 
 func TestSSEDeliversPayloadExactly(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	c := openSSE(t, e.url("/v1/subscribe", "channel", "prices"), nil)
 	c.lastID()
 	id1 := e.publish("prices", `{"price":1}`)
@@ -35,7 +36,7 @@ func TestSSEDeliversPayloadExactly(t *testing.T) {
 }
 
 func TestSSEPayloadCannotInjectFields(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	c := openSSE(t, e.url("/v1/subscribe", "channel", "x"), nil)
 	c.lastID()
 	evil := "a\r\nid: 999-0\rretry: 1\n\nevent: gap\ndata: b"
@@ -53,7 +54,7 @@ func TestSSEPayloadCannotInjectFields(t *testing.T) {
 func TestSSEResume(t *testing.T) {
 	for _, how := range []string{"Last-Event-ID", "since"} {
 		t.Run(how, func(t *testing.T) {
-			e := startEdge(t, edge.Config{})
+			e := startEdge(t, transports.Config{})
 			c := openSSE(t, e.url("/v1/subscribe", "channel", "r"), nil)
 			c.lastID()
 			first := e.publish("r", "1")
@@ -89,7 +90,7 @@ func TestSSEResume(t *testing.T) {
 // The id-only event at the start lets EventSource resume even before the
 // first message: a client that reconnects with it misses nothing.
 func TestSSEInitialIDCoversMessagesBeforeTheFirst(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	c := openSSE(t, e.url("/v1/subscribe", "channel", "quiet"), nil)
 	pos := c.lastID()
 	c.close()
@@ -101,7 +102,7 @@ func TestSSEInitialIDCoversMessagesBeforeTheFirst(t *testing.T) {
 }
 
 func TestSSEGapWhenHistoryTrimmed(t *testing.T) {
-	e := startEdge(t, edge.Config{HistorySize: 3})
+	e := startEdgeWith(t, transports.Config{}, resume.NewMemory(resume.MemoryConfig{HistorySize: 3}))
 	first := e.publish("g", "0")
 	var ids []string
 	for i := 1; i <= 5; i++ {
@@ -121,7 +122,7 @@ func TestSSEGapWhenHistoryTrimmed(t *testing.T) {
 }
 
 func TestSSEMultiChannelCompositeCursor(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	u := e.url("/v1/subscribe", "channel", "a", "channel", "b")
 	c := openSSE(t, u, nil)
 	c.lastID()
@@ -157,7 +158,7 @@ func TestSSEMultiChannelCompositeCursor(t *testing.T) {
 // The client's heartbeat= wins over the configured one (the default here
 // would never fire within the test).
 func TestSSEHeartbeatAndPadding(t *testing.T) {
-	e := startEdge(t, edge.Config{Heartbeat: time.Hour, HeartbeatMin: time.Millisecond, HeartbeatMax: 2 * time.Hour})
+	e := startEdge(t, transports.Config{Heartbeat: time.Hour, HeartbeatMin: time.Millisecond, HeartbeatMax: 2 * time.Hour})
 	resp, err := http.Get(e.url("/v1/subscribe", "channel", "h", "transport", "sse", "padding", "2048", "heartbeat", "50ms"))
 	if err != nil {
 		t.Fatal(err)
@@ -260,7 +261,7 @@ func (p *cutProxy) cut() {
 // The r3labs/sse client reconnects by itself with Last-Event-ID after the
 // network drops, and gets exactly what it missed.
 func TestR3labsClientReconnectsWithLastEventID(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	proxy := newCutProxy(t, strings.TrimPrefix(e.base, "http://"))
 	client := sse.NewClient("http://" + proxy.ln.Addr().String() + "/v1/subscribe?channel=feed")
 	got := make(chan string, 100)
@@ -308,7 +309,7 @@ func TestR3labsClientReconnectsWithLastEventID(t *testing.T) {
 }
 
 func TestSSEOverHTTP2(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	tr := &http.Transport{Protocols: new(http.Protocols)}
 	tr.Protocols.SetUnencryptedHTTP2(true)
 	defer tr.CloseIdleConnections()

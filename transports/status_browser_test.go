@@ -19,14 +19,14 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/transports"
 	"github.com/edgeworks/edge/transports/internal/browsertest"
 )
 
 // The status page and its stream are served at /status and
 // /status/events, to GET and HEAD only.
 func TestStatusPageRoutes(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	resp, err := http.Get(e.url("/status"))
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +74,7 @@ func TestStatusPageRoutes(t *testing.T) {
 // and charts of a real edge with subscribers on every transport and a
 // steady publisher; the screenshot shows the charts' lines.
 func TestStatusPageShowsLiveData(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	const channel = "status-demo"
 	const ws, sse = 3, 2 // and one long-poll: three levels on the chart
 

@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/transports/status"
 )
@@ -15,8 +13,8 @@ import (
 // not answer within a second, what /readyz would say about it.
 func (s *Server) statusReading(ctx context.Context) status.Reading {
 	r := status.Reading{Snapshot: s.metrics.Snapshot(), Sessions: int64(s.hub.Sessions()), Store: "memory"}
-	if _, ok := s.broker.(interface{ Client() redis.UniversalClient }); ok {
-		r.Store = "redis"
+	if s.store != nil {
+		r.Store = s.store.Name()
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()

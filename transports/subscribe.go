@@ -79,7 +79,7 @@ func negotiate(r *http.Request) (transport, error) {
 // parseSubscribe reads the channels, the cursor and the heartbeat of a
 // subscribe request. The Last-Event-ID header, which EventSource sends when
 // it reconnects, wins over since=.
-func parseSubscribe(r *http.Request, cfg edge.Config) (subscribeRequest, error) {
+func parseSubscribe(r *http.Request, cfg Config) (subscribeRequest, error) {
 	var req subscribeRequest
 	t, err := negotiate(r)
 	if err != nil {
@@ -91,8 +91,8 @@ func parseSubscribe(r *http.Request, cfg edge.Config) (subscribeRequest, error) 
 	if len(req.channels) == 0 && t != transportWS {
 		return req, fmt.Errorf("%w: channel= is required (repeat it for several channels)", edge.ErrBadChannel)
 	}
-	if len(req.channels) > cfg.MaxChannels {
-		return req, fmt.Errorf("%w: %d channels requested, a connection may subscribe to at most %d", edge.ErrTooManyChannels, len(req.channels), cfg.MaxChannels)
+	if len(req.channels) > cfg.Hub.MaxChannels {
+		return req, fmt.Errorf("%w: %d channels requested, a connection may subscribe to at most %d", edge.ErrTooManyChannels, len(req.channels), cfg.Hub.MaxChannels)
 	}
 	for i, ch := range req.channels {
 		if err := edge.ValidateChannel(ch); err != nil {

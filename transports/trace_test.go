@@ -10,7 +10,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
 	"github.com/edgeworks/edge/transports"
 )
@@ -20,12 +19,12 @@ import (
 // under it, and the fan-out to the channel's subscribers under store.
 func TestPublishTrace(t *testing.T) {
 	spans := tracetest.NewInMemoryExporter()
-	cfg := edge.Config{}.WithDefaults()
+	cfg := transports.Config{}.WithDefaults()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := serveOn(t, cfg, resume.NewMemory(cfg), ln, transports.WithTelemetry(testTelemetry(t, spans)))
+	e := serveOn(t, cfg, resume.NewMemory(resume.MemoryConfig{}), ln, transports.WithTelemetry(testTelemetry(t, spans)))
 	sub := openSSE(t, e.url("/v1/subscribe", "channel", "traced"), nil)
 	sub.lastID()
 

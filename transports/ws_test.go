@@ -15,11 +15,12 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/resume"
+	"github.com/edgeworks/edge/transports"
 )
 
 func TestWSSubscribeReceivePublish(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	c := dialWS(t, e.wsURL("channel", "chat"))
 	if f := c.readControl("subscribed"); f.Channel != "chat" || f.ID == "" {
 		t.Fatalf("subscribed frame %+v", f)
@@ -46,7 +47,7 @@ func TestWSSubscribeReceivePublish(t *testing.T) {
 }
 
 func TestWSBinaryPayloadIsBase64(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	c := dialWS(t, e.wsURL("channel", "bin"))
 	c.readControl("subscribed")
 	e.publish("bin", "\xff\x00\xfe")
@@ -56,7 +57,7 @@ func TestWSBinaryPayloadIsBase64(t *testing.T) {
 }
 
 func TestWSOpsAndErrors(t *testing.T) {
-	e := startEdge(t, edge.Config{MaxPayload: 100})
+	e := startEdge(t, transports.Config{MaxPayload: 100})
 	c := dialWS(t, e.wsURL())
 	for _, tc := range []struct {
 		name  string
@@ -121,7 +122,7 @@ func TestWSOpsAndErrors(t *testing.T) {
 }
 
 func TestWSResumeWithSince(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	first := e.publish("w", "1")
 	second := e.publish("w", "2")
 	t.Run("in the URL", func(t *testing.T) {
@@ -143,7 +144,7 @@ func TestWSResumeWithSince(t *testing.T) {
 		c.readControl("subscribed")
 	})
 	t.Run("gap", func(t *testing.T) {
-		e := startEdge(t, edge.Config{HistorySize: 2})
+		e := startEdgeWith(t, transports.Config{}, resume.NewMemory(resume.MemoryConfig{HistorySize: 2}))
 		old := e.publish("g", "0")
 		for i := range 4 {
 			e.publish("g", fmt.Sprint(i))
@@ -183,7 +184,7 @@ func TestWSSeamUnderConcurrentPublishing(t *testing.T) {
 }
 
 func TestWSCompression(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	d := websocket.Dialer{EnableCompression: true}
 	conn, resp, err := d.Dial(e.wsURL("channel", "z"), nil)
 	if err != nil {
@@ -202,7 +203,7 @@ func TestWSCompression(t *testing.T) {
 }
 
 func TestWSPing(t *testing.T) {
-	e := startEdge(t, edge.Config{Heartbeat: 30 * time.Millisecond, HeartbeatMin: time.Millisecond})
+	e := startEdge(t, transports.Config{Heartbeat: 30 * time.Millisecond, HeartbeatMin: time.Millisecond})
 	c := dialWS(t, e.wsURL("channel", "p"))
 	pinged := make(chan struct{}, 1)
 	c.conn.SetPingHandler(func(string) error {
@@ -231,7 +232,7 @@ func TestWSPing(t *testing.T) {
 // those) keeps its radio to one wake-up per heartbeat.
 func TestWSClientPingReplacesHeartbeat(t *testing.T) {
 	const heartbeat = 100 * time.Millisecond
-	e := startEdge(t, edge.Config{Heartbeat: heartbeat, HeartbeatMin: time.Millisecond})
+	e := startEdge(t, transports.Config{Heartbeat: heartbeat, HeartbeatMin: time.Millisecond})
 	c := dialWS(t, e.wsURL("channel", "p"))
 	c.readControl("subscribed")
 	var pings atomic.Int64
@@ -295,7 +296,7 @@ func TestWSClientPingReplacesHeartbeat(t *testing.T) {
 }
 
 func TestWSPublishNeedsARightWithPublishKey(t *testing.T) {
-	e := startEdge(t, edge.Config{PublishKeys: []string{"k"}})
+	e := startEdge(t, transports.Config{PublishKeys: []string{"k"}})
 	c := dialWS(t, e.wsURL())
 	c.send(map[string]any{"op": "publish", "channel": "a", "data": "x"})
 	if f := c.readControl("error"); f.Error.Code != "unauthorized" {
@@ -304,7 +305,7 @@ func TestWSPublishNeedsARightWithPublishKey(t *testing.T) {
 }
 
 func TestWSOriginCheck(t *testing.T) {
-	e := startEdge(t, edge.Config{CORSOrigin: "https://app.example"})
+	e := startEdge(t, transports.Config{CORSOrigin: "https://app.example"})
 	for _, tc := range []struct {
 		origin string
 		ok     bool
@@ -326,7 +327,7 @@ func TestWSOriginCheck(t *testing.T) {
 // not UTF-8), they speak the protocol, never Go, and the connection stays
 // usable after them.
 func TestWSErrorFramesAreValidUTF8(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	c := dialWS(t, e.wsURL())
 	for _, tc := range []struct {
 		name  string
@@ -376,7 +377,7 @@ func TestWSErrorFramesAreValidUTF8(t *testing.T) {
 // refused with close 1009 while it is read, so the edge never holds the
 // inflated message; a subscriber on the same edge keeps receiving.
 func TestWSDecompressionBomb(t *testing.T) {
-	e := startEdge(t, edge.Config{})
+	e := startEdge(t, transports.Config{})
 	good := dialWS(t, e.wsURL("channel", "steady"))
 	good.readControl("subscribed")
 

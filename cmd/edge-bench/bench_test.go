@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
 	"github.com/edgeworks/edge/transports"
 )
@@ -19,8 +18,7 @@ import (
 // ends, and returns its URL.
 func startEdge(t *testing.T) *url.URL {
 	t.Helper()
-	cfg := edge.Config{}.WithDefaults()
-	srv, err := transports.New(cfg, resume.NewMemory(cfg), slog.New(slog.DiscardHandler))
+	srv, err := transports.New(transports.Config{}, resume.NewMemory(resume.MemoryConfig{}), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/edgeworks/edge/edge"
 )
 
 // envPrefix starts the name of the environment variable of every flag:
@@ -38,29 +36,29 @@ type command struct {
 // loadConfig builds the configuration of the node from, highest precedence
 // first: the command-line flags in args (without the program name), the
 // EDGE_* environment variables read through getenv, the JSON config file
-// named by --config or EDGE_CONFIG, and the defaults of edge.Config.
+// named by --config or EDGE_CONFIG, and the defaults of the layers.
 //
-// It returns the configuration with its defaults filled in once Validate
+// It returns the configuration with its defaults filled in once validate
 // passes. It returns flag.ErrHelp for -h or --help. Every other error names
 // the flag, variable or file key at fault and its value; the problems in the
 // environment and the config file are reported all at once.
-func loadConfig(args []string, getenv func(string) string) (edge.Config, error) {
+func loadConfig(args []string, getenv func(string) string) (config, error) {
 	cfg, _, err := load(args, getenv)
 	return cfg, err
 }
 
 // load is loadConfig that also returns the command's other flags.
-func load(args []string, getenv func(string) string) (edge.Config, command, error) {
+func load(args []string, getenv func(string) string) (config, command, error) {
 	var (
-		cfg edge.Config
+		cfg config
 		cmd command
 	)
 	fs := newFlagSet(&cfg, &cmd)
 	if err := fs.Parse(args); err != nil {
-		return edge.Config{}, cmd, err
+		return config{}, cmd, err
 	}
 	if fs.NArg() > 0 {
-		return edge.Config{}, cmd, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return config{}, cmd, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	path := cmd.configPath
 	explicit := make(map[string]bool)
@@ -105,19 +103,19 @@ func load(args []string, getenv func(string) string) (edge.Config, command, erro
 		}
 	})
 	if err := errors.Join(errs...); err != nil {
-		return edge.Config{}, cmd, err
+		return config{}, cmd, err
 	}
 
-	cfg = cfg.WithDefaults()
-	if err := cfg.Validate(); err != nil {
-		return edge.Config{}, cmd, err
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return config{}, cmd, err
 	}
 	return cfg, cmd, nil
 }
 
 // usage writes every flag, what it does and its default to w.
 func usage(w io.Writer) {
-	fs := newFlagSet(new(edge.Config), new(command))
+	fs := newFlagSet(new(config), new(command))
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 }
@@ -126,8 +124,8 @@ func usage(w io.Writer) {
 // for --config and --print-config, into cmd; a flag left unset leaves its
 // field zero.
 // The flag set returns errors instead of exiting and prints nothing.
-func newFlagSet(cfg *edge.Config, cmd *command) *flag.FlagSet {
-	def := edge.Config{}.WithDefaults()
+func newFlagSet(cfg *config, cmd *command) *flag.FlagSet {
+	def := config{}.withDefaults()
 	fs := flag.NewFlagSet("edge", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/edgeworks/edge/edge"
 )
 
 // filePath stands for the path of the test's config file in args and env.
@@ -21,11 +19,11 @@ func TestLoadConfig(t *testing.T) {
 	// Only getenv counts: the process environment must not leak in.
 	t.Setenv("EDGE_LISTEN", "not-a-host-port")
 
-	defaults := edge.Config{}.WithDefaults()
-	with := func(change func(*edge.Config)) edge.Config {
-		var c edge.Config
+	defaults := config{}.withDefaults()
+	with := func(change func(*config)) config {
+		var c config
 		change(&c)
-		return c.WithDefaults()
+		return c.withDefaults()
 	}
 
 	// every sets each flag to something other than its default.
@@ -75,7 +73,7 @@ func TestLoadConfig(t *testing.T) {
 		{"log-format", "json"},
 		{"log-level", "debug"},
 	}
-	everyWant := edge.Config{
+	everyWant := config{
 		Listen:         "0.0.0.0:9000",
 		HistorySize:    500,
 		HistoryTTL:     30 * time.Minute,
@@ -121,7 +119,7 @@ func TestLoadConfig(t *testing.T) {
 		ClientPublishRate: 7,
 		LogFormat:         "json",
 		LogLevel:          "debug",
-	}.WithDefaults()
+	}.withDefaults()
 	var everyArgs []string
 	everyEnv := make(map[string]string)
 	for _, f := range every {
@@ -187,7 +185,7 @@ func TestLoadConfig(t *testing.T) {
 		// file, when not empty, is written to a temporary file whose path
 		// replaces filePath in args and env.
 		file string
-		want edge.Config
+		want config
 		// wantErr lists what the error must mention; nil means no error.
 		wantErr []string
 		// wantIs, when set, must match the error with errors.Is.
@@ -205,7 +203,7 @@ func TestLoadConfig(t *testing.T) {
 		{
 			name: "single dash and equals",
 			args: []string{"-listen=0.0.0.0:1", "-history-size=7"},
-			want: with(func(c *edge.Config) { c.Listen, c.HistorySize = "0.0.0.0:1", 7 }),
+			want: with(func(c *config) { c.Listen, c.HistorySize = "0.0.0.0:1", 7 }),
 		},
 		{
 			name: "every env var",
@@ -222,21 +220,21 @@ func TestLoadConfig(t *testing.T) {
 			name: "EDGE_CONFIG names the file",
 			env:  map[string]string{"EDGE_CONFIG": filePath},
 			file: `{"history-size": 42}`,
-			want: with(func(c *edge.Config) { c.HistorySize = 42 }),
+			want: with(func(c *config) { c.HistorySize = 42 }),
 		},
 		{
 			name: "--config beats EDGE_CONFIG",
 			args: []string{"--config", filePath},
 			env:  map[string]string{"EDGE_CONFIG": "/nonexistent/edge.json"},
 			file: `{"history-size": 42}`,
-			want: with(func(c *edge.Config) { c.HistorySize = 42 }),
+			want: with(func(c *config) { c.HistorySize = 42 }),
 		},
 		{
 			name: "flag beats env beats file",
 			args: []string{"--config", filePath, "--history-size", "1"},
 			env:  map[string]string{"EDGE_HISTORY_SIZE": "2", "EDGE_HISTORY_TTL": "2m"},
 			file: `{"history-size": 3, "history-ttl": "3m", "max-channels": 3}`,
-			want: with(func(c *edge.Config) {
+			want: with(func(c *config) {
 				c.HistorySize = 1
 				c.HistoryTTL = 2 * time.Minute
 				c.MaxChannels = 3
@@ -250,26 +248,26 @@ func TestLoadConfig(t *testing.T) {
 		{
 			name: "repeated and comma-separated --domain",
 			args: []string{"--tls", "acme", "--domain", "a.example", "--domain", "b.example, c.example"},
-			want: with(func(c *edge.Config) { c.TLS, c.Domains = "acme", []string{"a.example", "b.example", "c.example"} }),
+			want: with(func(c *config) { c.TLS, c.Domains = "acme", []string{"a.example", "b.example", "c.example"} }),
 		},
 		{
 			name: "flag beats bad env",
 			args: []string{"--heartbeat", "7s"},
 			env:  map[string]string{"EDGE_HEARTBEAT": "x"},
-			want: with(func(c *edge.Config) { c.Heartbeat = 7 * time.Second }),
+			want: with(func(c *config) { c.Heartbeat = 7 * time.Second }),
 		},
 		{
 			name: "empty env var is unset",
 			args: []string{"--config", filePath},
 			env:  map[string]string{"EDGE_PUBLISH_KEY": ""},
 			file: `{"publish-key": "from-file"}`,
-			want: with(func(c *edge.Config) { c.PublishKeys = []string{"from-file"} }),
+			want: with(func(c *config) { c.PublishKeys = []string{"from-file"} }),
 		},
 		{
 			name: "file boolean becomes its text",
 			args: []string{"--config", filePath},
 			file: `{"publish-key": true}`,
-			want: with(func(c *edge.Config) { c.PublishKeys = []string{"true"} }),
+			want: with(func(c *config) { c.PublishKeys = []string{"true"} }),
 		},
 		{
 			name: "empty file object",

@@ -3,13 +3,11 @@ package main
 import (
 	"io"
 	"log/slog"
-
-	"github.com/edgeworks/edge/edge"
 )
 
 // newLogger returns the edge's logger as cfg says (text or JSON, at
 // cfg.LogLevel) and the level it logs at, which can change at run time.
-func newLogger(cfg edge.Config, w io.Writer) (*slog.Logger, *slog.LevelVar) {
+func newLogger(cfg config, w io.Writer) (*slog.Logger, *slog.LevelVar) {
 	level := new(slog.LevelVar)
 	level.Set(parseLevel(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
@@ -19,7 +17,7 @@ func newLogger(cfg edge.Config, w io.Writer) (*slog.Logger, *slog.LevelVar) {
 	return slog.New(slog.NewTextHandler(w, opts)), level
 }
 
-// parseLevel reads a level that edge.Config.Validate accepted.
+// parseLevel reads a level that config.validate accepted.
 func parseLevel(s string) slog.Level {
 	var l slog.Level
 	l.UnmarshalText([]byte(s))

@@ -56,14 +56,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Error("cannot listen; choose another address with --listen", "addr", cfg.Listen, "err", err)
 		return 1
 	}
-	var broker edge.Broker = resume.NewMemory(cfg)
+	var broker edge.Broker = resume.NewMemory(cfg.memoryConfig())
 	store := "memory (embedded)"
+	var opts []transports.Option
 	if cfg.Redis != "" {
-		if broker, err = resume.NewRedis(cfg, log); err != nil {
+		r, err := resume.NewRedis(cfg.redisConfig(), log)
+		if err != nil {
 			log.Error("cannot use Redis; check --redis", "err", err)
 			return 2
 		}
-		store = "redis"
+		broker, store = r, "redis"
+		opts = append(opts, transports.WithStore(r))
 	}
 	term, err := newTerminator(cfg, broker, log)
 	if err != nil {
@@ -90,9 +93,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer shutdownTelemetry(tel, log)
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("telemetry: export failed", "err", err) }))
-	srv, err := transports.New(cfg, broker, log, transports.WithTelemetry(transports.Telemetry{
+	opts = append(opts, transports.WithTelemetry(transports.Telemetry{
 		Meters: tel.Meters, Tracers: tel.Tracers, Propagator: tel.Propagator, Metrics: tel.Handler,
 	}))
+	srv, err := transports.New(cfg.transportsConfig(), broker, log, opts...)
 	if err != nil {
 		log.Error("cannot set up token verification; check --jwt-secret, --jwt-public-key and --jwks-url", "err", err)
 		return 2
@@ -140,7 +144,7 @@ func tlsLine(term *edgetls.Terminator) string {
 }
 
 // logAccess says at start who may publish and subscribe.
-func logAccess(cfg edge.Config, log *slog.Logger) {
+func logAccess(cfg config, log *slog.Logger) {
 	switch {
 	case cfg.InsecurePublish:
 		log.Warn("anyone may publish, from anywhere (--insecure-publish)")
@@ -149,7 +153,7 @@ func logAccess(cfg edge.Config, log *slog.Logger) {
 	default:
 		log.Info("publishing needs a publish key or a token's publish right", "keys", len(cfg.PublishKeys))
 	}
-	if cfg.TokensEnabled() {
+	if cfg.tokensEnabled() {
 		log.Info("subscribing needs a token, except to anonymous channels", "anonymous", cfg.Anonymous,
 			"audiences", cfg.JWTAudiences, "issuer", cfg.JWTIssuer)
 	}

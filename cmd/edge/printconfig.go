@@ -5,8 +5,6 @@ import (
 	"io"
 	"net/url"
 	"strings"
-
-	"github.com/edgeworks/edge/edge"
 )
 
 // masked replaces a secret that is set.
@@ -14,7 +12,7 @@ const masked = "********"
 
 // effectiveConfig is cfg keyed by flag name, secrets masked: what
 // --print-config shows. Durations are written as flags take them.
-func effectiveConfig(cfg edge.Config) map[string]any {
+func effectiveConfig(cfg config) map[string]any {
 	secret := func(s string) string {
 		if s == "" {
 			return ""
@@ -48,7 +46,7 @@ func effectiveConfig(cfg edge.Config) map[string]any {
 }
 
 // printConfig writes the effective configuration as indented JSON.
-func printConfig(w io.Writer, cfg edge.Config) error {
+func printConfig(w io.Writer, cfg config) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(effectiveConfig(cfg))

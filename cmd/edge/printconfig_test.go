@@ -11,8 +11,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/edgeworks/edge/edge"
 )
 
 // --print-config shows the effective configuration — every setting by its
@@ -30,7 +28,7 @@ func TestPrintConfig(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, out.String())
 	}
-	newFlagSet(new(edge.Config), new(command)).VisitAll(func(f *flag.Flag) {
+	newFlagSet(new(config), new(command)).VisitAll(func(f *flag.Flag) {
 		if _, ok := got[f.Name]; !ok && f.Name != configFlag && f.Name != printConfigFlag {
 			t.Errorf("--print-config lacks %q", f.Name)
 		}
@@ -111,7 +109,7 @@ func TestPrintConfigMasksURLCredentials(t *testing.T) {
 
 func countFlags() int {
 	n := 0
-	newFlagSet(new(edge.Config), new(command)).VisitAll(func(*flag.Flag) { n++ })
+	newFlagSet(new(config), new(command)).VisitAll(func(*flag.Flag) { n++ })
 	return n
 }
 

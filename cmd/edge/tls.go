@@ -18,23 +18,8 @@ import (
 
 // newTerminator sets up TLS as cfg says; with Redis, ACME state lives in
 // the same Redis as history.
-func newTerminator(cfg edge.Config, broker edge.Broker, log *slog.Logger) (*edgetls.Terminator, error) {
-	tc := edgetls.Config{
-		Mode:          edgetls.Mode(cfg.TLS),
-		Listen:        cfg.Listen,
-		HTTPListen:    cfg.HTTPListen,
-		CertFile:      cfg.CertFile,
-		KeyFile:       cfg.KeyFile,
-		Domains:       cfg.Domains,
-		Email:         cfg.Email,
-		CA:            cfg.ACMECA,
-		StorageDir:    cfg.ACMEDir,
-		OnDemand:      cfg.OnDemand,
-		OnDemandAllow: cfg.OnDemandAllow,
-		OnDemandAsk:   cfg.OnDemandAsk,
-		OnDemandRate:  cfg.OnDemandRate,
-		Log:           log,
-	}
+func newTerminator(cfg config, broker edge.Broker, log *slog.Logger) (*edgetls.Terminator, error) {
+	tc := cfg.tlsConfig(log)
 	if r, ok := broker.(*resume.Redis); ok {
 		tc.Redis = r.Client()
 	}
@@ -53,7 +38,7 @@ func newTerminator(cfg edge.Config, broker edge.Broker, log *slog.Logger) (*edge
 
 // serveHTTP serves the plain-HTTP side (ACME HTTP-01 challenges and
 // redirects to https) on cfg.HTTPListen until stop is called.
-func serveHTTP(cfg edge.Config, term *edgetls.Terminator, log *slog.Logger) (stop func(), err error) {
+func serveHTTP(cfg config, term *edgetls.Terminator, log *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", cfg.HTTPListen)
 	if err != nil {
 		return nil, err

@@ -6,7 +6,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -305,41 +304,20 @@ func (m *Metrics) Snapshot() Snapshot {
 	return s
 }
 
-// RedisHook returns a go-redis hook that counts and times round-trips to
-// Redis by outcome. A redis.Nil answer (no such key) is not an error, nor
-// is a call its caller cancelled (the edge stopping).
-func (m *Metrics) RedisHook() redis.Hook { return redisHook{m} }
-
-type redisHook struct{ m *Metrics }
-
-func (h redisHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		start := time.Now()
-		err := next(ctx, cmd)
-		h.m.redisDone(ctx, start, err)
-		return err
-	}
-}
-
-func (h redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		start := time.Now()
-		err := next(ctx, cmds)
-		h.m.redisDone(ctx, start, err)
-		return err
-	}
-}
-
-func (m *Metrics) redisDone(ctx context.Context, start time.Time, err error) {
+// StoreRoundTrip counts and times one round trip to the broker's store
+// (edge.redis.commands, edge.redis.duration) by outcome: ok when err is
+// nil, failed when it wraps edge.ErrUnavailable (no answer), error_reply
+// for another error (the store answered with one). It has the signature
+// of the observer that transports.Store.OnRoundTrip takes.
+func (m *Metrics) StoreRoundTrip(ctx context.Context, took time.Duration, err error) {
 	outcome := m.redisOutcome[0]
-	if err != nil && !errors.Is(err, redis.Nil) && !errors.Is(err, context.Canceled) {
+	switch {
+	case err == nil:
+	case errors.Is(err, edge.ErrUnavailable):
+		outcome = m.redisOutcome[2]
+	default:
 		outcome = m.redisOutcome[1]
-		if _, answered := err.(redis.Error); !answered {
-			outcome = m.redisOutcome[2]
-		}
 	}
 	m.redisCalls.Add(ctx, 1, outcome)
-	m.redisTime.Record(ctx, time.Since(start).Seconds(), outcome)
+	m.redisTime.Record(ctx, took.Seconds(), outcome)
 }

@@ -1,0 +1,122 @@
+package resume
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/edgeworks/edge/edge"
+)
+
+// The retention of both stores when their configuration leaves it zero.
+const (
+	defaultHistorySize = 1000
+	defaultHistoryTTL  = time.Hour
+)
+
+// MemoryConfig is the configuration of the embedded store (NewMemory).
+// The zero value is a valid configuration: NewMemory fills every zero
+// field with its default (see WithDefaults).
+type MemoryConfig struct {
+	// HistorySize is how many messages each channel retains. Zero means
+	// 1000.
+	HistorySize int
+	// HistoryTTL is how long a message is retained. Zero means 1h.
+	HistoryTTL time.Duration
+	// HistoryMemory bounds the bytes of payload the store holds over all
+	// channels; past it the oldest messages are trimmed (and a resume
+	// into them gets a gap). Zero means 256 MiB.
+	HistoryMemory int64
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c MemoryConfig) WithDefaults() MemoryConfig {
+	setDefault(&c.HistorySize, defaultHistorySize)
+	setDefault(&c.HistoryTTL, defaultHistoryTTL)
+	setDefault(&c.HistoryMemory, 256<<20)
+	return c
+}
+
+// Validate reports every problem in c at once, naming the field and the
+// fix.
+func (c MemoryConfig) Validate() error {
+	var errs []error
+	notNegative(&errs, "HistorySize", c.HistorySize)
+	notNegative(&errs, "HistoryTTL", c.HistoryTTL)
+	notNegative(&errs, "HistoryMemory", c.HistoryMemory)
+	return errors.Join(errs...)
+}
+
+// RedisConfig is the configuration of the Redis store (NewRedis). The zero
+// value is a valid configuration, of a single Redis on localhost:6379:
+// NewRedis fills every zero field with its default (see WithDefaults).
+type RedisConfig struct {
+	// URLs name the Redis to use: one redis:// (or rediss://) URL of a
+	// single Redis; with Cluster the URLs of Redis Cluster nodes; with
+	// SentinelMaster the URLs of Sentinels. Several URLs without
+	// SentinelMaster mean a cluster too. Zero means redis://localhost:6379.
+	URLs []string
+	// Cluster says that URLs name Redis Cluster nodes.
+	Cluster bool
+	// SentinelMaster, when set, says that URLs name Redis Sentinels that
+	// monitor the master of this name. Zero means no Sentinel.
+	SentinelMaster string
+
+	// Ingest is a Redis channel pattern (PSUBSCRIBE syntax, e.g. "news.*")
+	// whose plain PUBLISH messages the store stores and relays as messages
+	// of the channel of the same name. Zero means none.
+	Ingest string
+
+	// HistorySize is how many messages each channel's stream retains
+	// (trimmed with MAXLEN ~). Zero means 1000.
+	HistorySize int
+	// HistoryTTL is how long a message is retained, and how long an idle
+	// channel's stream lives. Zero means 1h.
+	HistoryTTL time.Duration
+	// MaxPayload is the largest payload in bytes that the store's Redis
+	// Function accepts from a backend publishing straight into Redis.
+	// Zero means edge.DefaultMaxPayload (64 KiB).
+	MaxPayload int
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c RedisConfig) WithDefaults() RedisConfig {
+	if len(c.URLs) == 0 {
+		c.URLs = []string{"redis://localhost:6379"}
+	}
+	setDefault(&c.HistorySize, defaultHistorySize)
+	setDefault(&c.HistoryTTL, defaultHistoryTTL)
+	setDefault(&c.MaxPayload, edge.DefaultMaxPayload)
+	return c
+}
+
+// Validate reports every problem in c at once, naming the field and the
+// fix. NewRedis reports URLs that do not parse.
+func (c RedisConfig) Validate() error {
+	var errs []error
+	if c.Cluster && c.SentinelMaster != "" {
+		errs = append(errs, errors.New("Cluster, SentinelMaster: a Redis Cluster and Sentinels exclude each other; set one"))
+	}
+	notNegative(&errs, "HistorySize", c.HistorySize)
+	notNegative(&errs, "HistoryTTL", c.HistoryTTL)
+	notNegative(&errs, "MaxPayload", c.MaxPayload)
+	if c.MaxPayload > edge.MaxPayloadLimit {
+		errs = append(errs, fmt.Errorf("MaxPayload: %d bytes is over the limit of %d", c.MaxPayload, edge.MaxPayloadLimit))
+	}
+	return errors.Join(errs...)
+}
+
+// notNegative adds an error to errs when the field called name is
+// negative.
+func notNegative[T int | int64 | time.Duration](errs *[]error, name string, v T) {
+	if v < 0 {
+		*errs = append(*errs, fmt.Errorf("%s: %v is negative; use a positive value, or zero for the default", name, v))
+	}
+}
+
+func setDefault[T comparable](field *T, def T) {
+	var zero T
+	if *field == zero {
+		*field = def
+	}
+}

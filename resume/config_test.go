@@ -1,0 +1,85 @@
+package resume_test
+
+import (
+	"log/slog"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgeworks/edge/resume"
+)
+
+func TestConfigWithDefaults(t *testing.T) {
+	t.Run("memory", func(t *testing.T) {
+		want := resume.MemoryConfig{HistorySize: 1000, HistoryTTL: time.Hour, HistoryMemory: 256 << 20}
+		for _, in := range []resume.MemoryConfig{{}, want} {
+			if got := in.WithDefaults(); got != want {
+				t.Errorf("%+v.WithDefaults() = %+v, want %+v", in, got, want)
+			}
+		}
+		explicit := resume.MemoryConfig{HistorySize: 7, HistoryTTL: time.Minute, HistoryMemory: 1 << 20}
+		if got := explicit.WithDefaults(); got != explicit {
+			t.Errorf("WithDefaults changed explicit values: %+v", got)
+		}
+	})
+	t.Run("redis", func(t *testing.T) {
+		want := resume.RedisConfig{URLs: []string{"redis://localhost:6379"}, HistorySize: 1000, HistoryTTL: time.Hour, MaxPayload: 64 << 10}
+		if got := (resume.RedisConfig{}).WithDefaults(); !reflect.DeepEqual(got, want) {
+			t.Errorf("zero value WithDefaults = %+v, want %+v", got, want)
+		}
+		explicit := resume.RedisConfig{URLs: []string{"redis://a:1", "redis://b:2"}, Cluster: true, Ingest: "news.*",
+			HistorySize: 7, HistoryTTL: time.Minute, MaxPayload: 1024}
+		if got := explicit.WithDefaults(); !reflect.DeepEqual(got, explicit) {
+			t.Errorf("WithDefaults changed explicit values: %+v", got)
+		}
+	})
+}
+
+// Validate names the fields at fault and reports every problem at once.
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name  string
+		err   error
+		wants []string // each must start one line of the error
+	}{
+		{"memory zero value", resume.MemoryConfig{}.Validate(), nil},
+		{"memory every problem", resume.MemoryConfig{HistorySize: -1, HistoryTTL: -time.Second, HistoryMemory: -2}.Validate(),
+			[]string{"HistorySize: -1 is negative", "HistoryTTL: -1s is negative", "HistoryMemory: -2 is negative"}},
+		{"redis zero value", resume.RedisConfig{}.Validate(), nil},
+		{"redis cluster and sentinel", resume.RedisConfig{Cluster: true, SentinelMaster: "m"}.Validate(),
+			[]string{"Cluster, SentinelMaster:"}},
+		{"redis every problem", resume.RedisConfig{HistorySize: -1, HistoryTTL: -time.Second, MaxPayload: 32 << 20}.Validate(),
+			[]string{"HistorySize:", "HistoryTTL:", "MaxPayload: 33554432 bytes is over the limit"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var lines []string
+			if tt.err != nil {
+				lines = strings.Split(tt.err.Error(), "\n")
+			}
+			if len(lines) != len(tt.wants) {
+				t.Fatalf("Validate = %v, want %d problems", tt.err, len(tt.wants))
+			}
+			for i, w := range tt.wants {
+				if !strings.HasPrefix(lines[i], w) {
+					t.Errorf("problem %d = %q, want it to start %q", i, lines[i], w)
+				}
+			}
+		})
+	}
+}
+
+// The constructors refuse what Validate refuses: NewRedis with an error,
+// NewMemory (which cannot fail) with a panic.
+func TestConstructorsValidate(t *testing.T) {
+	if _, err := resume.NewRedis(resume.RedisConfig{HistorySize: -1}, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "HistorySize") {
+		t.Errorf("NewRedis with a negative HistorySize: %v, want an error naming HistorySize", err)
+	}
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(r.(string), "HistoryMemory") {
+			t.Errorf("NewMemory with a negative HistoryMemory: recovered %v, want a panic naming HistoryMemory", r)
+		}
+	}()
+	resume.NewMemory(resume.MemoryConfig{HistoryMemory: -1})
+}

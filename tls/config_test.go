@@ -1,0 +1,54 @@
+package edgetls
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// Validate names the fields at fault and reports every problem at once;
+// New refuses what Validate refuses.
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name  string
+		cfg   Config
+		wants []string // each must start one line of the error
+	}{
+		{"zero value", Config{}, nil},
+		{"self-signed", Config{Mode: SelfSigned}, nil},
+		{"unknown mode", Config{Mode: "tls13-please"}, []string{`Mode: "tls13-please" is not a mode`}},
+		{"files without a key", Config{Mode: Files, CertFile: "cert.pem"}, []string{"CertFile, KeyFile: Files mode needs both"}},
+		{"acme without names", Config{Mode: ACME}, []string{"Domains: ACME mode needs"}},
+		{"acme on demand", Config{Mode: ACME, OnDemand: true, OnDemandAsk: "https://api.example/ok"}, nil},
+		{"on demand without approval, outside ACME", Config{Mode: SelfSigned, OnDemand: true},
+			[]string{"OnDemand: only in ACME mode", "OnDemand: needs OnDemandAllow or OnDemandAsk"}},
+		{"every problem at once", Config{Mode: ACME, Domains: []string{"a.example"}, HTTPListen: "80", OnDemandRate: -1,
+			ReloadInterval: -time.Second, RenewalWindowRatio: 1},
+			[]string{"HTTPListen:", "OnDemandRate:", "ReloadInterval:", "RenewalWindowRatio:"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.Validate()
+			var lines []string
+			if err != nil {
+				lines = strings.Split(err.Error(), "\n")
+			}
+			if len(lines) != len(tt.wants) {
+				t.Fatalf("Validate = %v, want %d problems", err, len(tt.wants))
+			}
+			for i, w := range tt.wants {
+				if !strings.HasPrefix(lines[i], w) {
+					t.Errorf("problem %d = %q, want it to start %q", i, lines[i], w)
+				}
+				if strings.Contains(lines[i], "--") {
+					t.Errorf("problem %d = %q names a flag", i, lines[i])
+				}
+			}
+			if err != nil {
+				if _, newErr := New(tt.cfg); newErr == nil || !strings.Contains(newErr.Error(), err.Error()) {
+					t.Errorf("New = %v, want Validate's %v", newErr, err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,215 @@
+package transports
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/edgeworks/edge/edge"
+)
+
+// Config is the configuration of a Server: its transports, limits, who
+// may publish and subscribe, and its drain. The zero value is a valid
+// configuration: New fills every zero field with its default (see
+// WithDefaults) and refuses a configuration that Validate refuses.
+type Config struct {
+	// Hub is the configuration of the server's hub. Its zero QueueBytes
+	// means 1 MiB, and a queue is never smaller than 2×MaxPayload.
+	Hub edge.Config
+
+	// MaxPayload is the largest message payload in bytes, at most
+	// edge.MaxPayloadLimit. Zero means edge.DefaultMaxPayload (64 KiB).
+	MaxPayload int
+
+	// Heartbeat is the interval of SSE comments and WebSocket pings. Zero
+	// means 25s. Clients may ask for a value between HeartbeatMin and
+	// HeartbeatMax (battery).
+	Heartbeat time.Duration
+	// HeartbeatMin and HeartbeatMax bound a client's heartbeat= request;
+	// a value outside them is refused. Zero means 5s and 5m.
+	HeartbeatMin, HeartbeatMax time.Duration
+
+	// PollTimeout is how long a long-poll request is held when no message
+	// is available. Zero means 25s.
+	PollTimeout time.Duration
+	// PollTimeoutMax bounds a client's timeout= request; a larger one is
+	// refused. Zero means 60s.
+	PollTimeoutMax time.Duration
+	// PollLingerMax bounds a client's linger= request; a larger one is
+	// refused. Zero means 5s.
+	PollLingerMax time.Duration
+
+	// SSERetry is the reconnect delay sent in SSE "retry:". Zero means 2s.
+	SSERetry time.Duration
+
+	// BodyTimeout is how long a request body (a publish) may bring no
+	// byte before it is cut with a 408. Zero means 30s.
+	BodyTimeout time.Duration
+
+	// PublishKeys are API keys for publishing: "Authorization: Bearer
+	// KEY" with any of them may publish to every channel. Zero means none.
+	PublishKeys []string
+	// InsecurePublish lets anyone publish without a key or token. Zero
+	// means anonymous publishing only from loopback, and only while no
+	// publish key is set.
+	InsecurePublish bool
+	// JWTSecret is the HS256 key of subscriber and publisher tokens. Zero
+	// means none.
+	JWTSecret string
+	// JWTPublicKeys are PEM files of RS256, ES256 and EdDSA public keys.
+	// Zero means none.
+	JWTPublicKeys []string
+	// JWKSURL is where token keys are fetched (and refreshed) from. Zero
+	// means none.
+	JWKSURL string
+	// JWTAudiences, when set, make a token's "aud" claim required: it must
+	// name one of them. Zero means "aud" is not read.
+	JWTAudiences []string
+	// JWTIssuer, when set, makes a token's "iss" claim required and equal
+	// to it. Zero means "iss" is not read.
+	JWTIssuer string
+	// Anonymous lists channel patterns ("public:*") that need no token
+	// once a JWT key is configured. Without JWT keys every channel is
+	// anonymous.
+	Anonymous []string
+	// ClientPublish lists channel patterns that WebSocket clients may
+	// publish to without a token's publish right. Zero means none.
+	ClientPublish []string
+	// Domains are names of the edge besides loopback ones: a client on
+	// loopback that names the edge by one of them (in Host) may publish
+	// anonymously like one that names it localhost. Zero means none.
+	Domains []string
+
+	// MaxConns bounds connections in all; MaxConnsPerIP those from one
+	// client IP. Zero means 100000 and 1000.
+	MaxConns, MaxConnsPerIP int
+	// SubscribeRate bounds subscribes per second on one client
+	// connection: WebSocket subscribe ops, and new SSE or WebSocket
+	// streams (HTTP/2 carries many on one connection). Long-polls, paced
+	// by their messages, are not counted. Zero means 20.
+	SubscribeRate int
+	// PublishRate bounds HTTP publishes per second per publish key,
+	// token subject or (anonymous) client IP. Zero means no bound.
+	PublishRate int
+	// ClientPublishRate bounds publishes per second on one WebSocket
+	// connection. Zero means 50.
+	ClientPublishRate int
+
+	// CORSOrigin lists the origins (comma-separated, or "*" for any)
+	// allowed to use the HTTP endpoints and open WebSockets from a
+	// browser page of another origin. Zero means same-origin only.
+	CORSOrigin string
+
+	// HSTS, when positive, is the max-age of the Strict-Transport-Security
+	// header on https answers. Zero means no header.
+	HSTS time.Duration
+
+	// DrainTimeout bounds a graceful shutdown. Zero means 10s.
+	DrainTimeout time.Duration
+	// DrainDelay is how long a stopping server keeps serving, with
+	// /readyz answering 503, before it drains: time for a load balancer
+	// to take it out so that no new connection meets a closed listener.
+	// Zero means none.
+	DrainDelay time.Duration
+}
+
+// WithDefaults returns c with every zero field set to its default, and
+// Hub.QueueBytes raised to 2×MaxPayload when it is smaller.
+func (c Config) WithDefaults() Config {
+	setDefault(&c.MaxPayload, edge.DefaultMaxPayload)
+	c.Hub = c.Hub.WithDefaults()
+	if c.Hub.QueueBytes > 0 && c.Hub.QueueBytes < 2*c.MaxPayload {
+		c.Hub.QueueBytes = 2 * c.MaxPayload
+	}
+	setDefault(&c.Heartbeat, 25*time.Second)
+	setDefault(&c.HeartbeatMin, 5*time.Second)
+	setDefault(&c.HeartbeatMax, 5*time.Minute)
+	setDefault(&c.PollTimeout, 25*time.Second)
+	setDefault(&c.PollTimeoutMax, 60*time.Second)
+	setDefault(&c.PollLingerMax, 5*time.Second)
+	setDefault(&c.SSERetry, 2*time.Second)
+	setDefault(&c.BodyTimeout, 30*time.Second)
+	setDefault(&c.MaxConns, 100000)
+	setDefault(&c.MaxConnsPerIP, 1000)
+	setDefault(&c.SubscribeRate, 20)
+	setDefault(&c.ClientPublishRate, 50)
+	setDefault(&c.DrainTimeout, 10*time.Second)
+	return c
+}
+
+func setDefault[T comparable](field *T, def T) {
+	var zero T
+	if *field == zero {
+		*field = def
+	}
+}
+
+// TokensEnabled reports whether a JWT key is configured (a secret, a PEM
+// public key or a JWKS URL), so that subscribing needs a token except to
+// anonymous channels.
+func (c Config) TokensEnabled() bool {
+	return c.JWTSecret != "" || len(c.JWTPublicKeys) > 0 || c.JWKSURL != ""
+}
+
+// Validate reports every problem in c at once, naming the field and the
+// fix. Call it on c.WithDefaults(); New does.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if err := c.Hub.Validate(); err != nil {
+		// Each of the hub's problems on its own, named by its path.
+		all := []error{err}
+		if joined, ok := err.(interface{ Unwrap() []error }); ok {
+			all = joined.Unwrap()
+		}
+		for _, e := range all {
+			bad("Hub.%w", e)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"MaxPayload", int64(c.MaxPayload)},
+		{"MaxConns", int64(c.MaxConns)}, {"MaxConnsPerIP", int64(c.MaxConnsPerIP)},
+		{"SubscribeRate", int64(c.SubscribeRate)}, {"PublishRate", int64(c.PublishRate)},
+		{"ClientPublishRate", int64(c.ClientPublishRate)},
+	} {
+		if f.v < 0 {
+			bad("%s: %d is negative; use a positive value, or zero for the default", f.name, f.v)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"Heartbeat", c.Heartbeat}, {"HeartbeatMin", c.HeartbeatMin}, {"HeartbeatMax", c.HeartbeatMax},
+		{"PollTimeout", c.PollTimeout}, {"PollTimeoutMax", c.PollTimeoutMax}, {"PollLingerMax", c.PollLingerMax},
+		{"SSERetry", c.SSERetry}, {"BodyTimeout", c.BodyTimeout}, {"HSTS", c.HSTS},
+		{"DrainTimeout", c.DrainTimeout}, {"DrainDelay", c.DrainDelay},
+	} {
+		if f.v < 0 {
+			bad("%s: %v is negative; use a positive value, or zero for the default", f.name, f.v)
+		}
+	}
+	if c.MaxPayload > edge.MaxPayloadLimit {
+		bad("MaxPayload: %d bytes is over the limit of %d", c.MaxPayload, edge.MaxPayloadLimit)
+	}
+	if c.HeartbeatMin > c.HeartbeatMax {
+		bad("HeartbeatMin, HeartbeatMax: the bounds are inverted (%v > %v)", c.HeartbeatMin, c.HeartbeatMax)
+	}
+	if c.PollTimeout > c.PollTimeoutMax {
+		bad("PollTimeout: %v is over PollTimeoutMax %v; raise PollTimeoutMax or lower PollTimeout", c.PollTimeout, c.PollTimeoutMax)
+	}
+	if !c.TokensEnabled() {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"Anonymous", len(c.Anonymous) > 0}, {"JWTAudiences", len(c.JWTAudiences) > 0}, {"JWTIssuer", c.JWTIssuer != ""}} {
+			if f.set {
+				bad("%s: only matters with a JWT key (JWTSecret, JWTPublicKeys or JWKSURL); without one no token is read and every channel is anonymous", f.name)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
