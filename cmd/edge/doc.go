@@ -238,20 +238,52 @@
 //	edge:{CHANNEL}        Stream: the channel's messages; entry id = message id = cursor; fields e
 //	                      (event type) and d (payload); trimmed with MAXLEN ~ history-size and
 //	                      MINID ~ now-history-ttl; expires after history-ttl without publishes
-//	edge:{CHANNEL}:live   shard channel: SPUBLISH of "id\nevent\npayload" to every node
+//	edge:{CHANNEL}:live   shard channel: SPUBLISH of "0id\nevent\npayload" to every node (the
+//	                      leading 0 marks version 2; nodes also read the previous release's
+//	                      "id\nevent\npayload", and a previous-release node reads version 2)
+//	edge:settings         Hash: the fleet's settings, fields history-size, history-ttl-ms and
+//	                      max-payload; written by the first node to start (HSETNX)
 //	edge:ingest:lease     the --ingest lease
 //	{edge:certs}:…        TLS certificates, ACME accounts and locks
 //
 // The edge loads the edge_publish Redis Function at start. Backends
 // publish with
 //
-//	FCALL edge_publish 1 edge:{CHANNEL} EVENT PAYLOAD    → the message id, e.g. "1732270000000-0"
+//	FCALL edge_publish 1 edge:{CHANNEL} EVENT PAYLOAD [NAME VALUE]...    → the message id, e.g. "1732270000000-0"
 //
 // (EVENT "" for none). It checks the channel, event type and size as the
 // HTTP API does, appends to the stream and relays the message in one
 // atomic step, so a message is either stored and relayed or the caller
-// gets an error. Run every node of a fleet with the same --history-size,
-// --history-ttl and --max-payload.
+// gets an error. After the payload come optional named options, in any
+// order, each at most once: history-size N, history-ttl-ms MS and
+// max-payload BYTES (later releases add more the same way). A name the
+// function does not know is an error, so no caller believes an option took
+// effect that the loaded function ignores. The function's text is the
+// same on every node: no node's flags are built into it.
+//
+// Fleet settings. --history-size, --history-ttl and --max-payload govern
+// streams every node shares, so the fleet keeps them in the hash
+// edge:settings. At start a node writes each field that is missing there
+// (so the first node to start sets them), reads all three, and passes them
+// as options on every publish. A node whose flags disagree logs an error
+// naming both values and the fix, and follows the fleet: one mistyped flag
+// never re-trims the whole fleet's history. A call without options reads
+// edge:settings on a single Redis and on Sentinel; on Redis Cluster a
+// function may touch only keys in its declared key's slot, so there it
+// gets the defaults (1000 messages, 1h, 64 KiB), and when the fleet's
+// settings differ each node logs at start the options backends should
+// append. To change the fleet's settings on purpose:
+//
+//	redis-cli HSET edge:settings history-size 5000
+//	# then roll the nodes with --history-size 5000; each follows the key from its start
+//
+// Rolling upgrade from the previous release: old and new nodes relay each
+// other's messages (see the :live payload above). A node whose call is
+// refused with "ERR edge: usage" or finds no function loads its own and
+// resends (nothing was stored), so an old node restarting mid-upgrade and
+// loading its function back does not stop the new ones. Old nodes'
+// publishes carry no options and so use edge:settings (the defaults on a
+// Cluster) until they are upgraded.
 //
 // --ingest PATTERN picks up plain PUBLISH traffic on matching channels for
 // publishers that cannot change. Every node pattern-subscribes; the one
