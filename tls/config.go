@@ -94,6 +94,19 @@ type Config struct {
 	Log *slog.Logger
 }
 
+// WithDefaults returns c with every zero field that has a default of this
+// package's own set to it. Mode stays as it is (zero means Off), and the
+// fields whose default is certmagic's stay zero.
+func (c Config) WithDefaults() Config {
+	if c.ReloadInterval == 0 {
+		c.ReloadInterval = 2 * time.Second
+	}
+	if c.OnDemandRate == 0 {
+		c.OnDemandRate = 10
+	}
+	return c
+}
+
 // Validate reports every problem in c at once, each an *edge.FieldError
 // that names the field and the fix. New calls it.
 func (c Config) Validate() error {

@@ -55,3 +55,23 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// WithDefaults fills the defaults of this package's own and keeps Mode and
+// explicit values.
+func TestConfigWithDefaults(t *testing.T) {
+	tests := []struct {
+		name     string
+		in, want Config
+	}{
+		{"zero value", Config{}, Config{ReloadInterval: 2 * time.Second, OnDemandRate: 10}},
+		{"explicit values are kept", Config{Mode: ACME, ReloadInterval: time.Second, OnDemandRate: 3},
+			Config{Mode: ACME, ReloadInterval: time.Second, OnDemandRate: 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.in.WithDefaults(); got.Mode != tt.want.Mode || got.ReloadInterval != tt.want.ReloadInterval || got.OnDemandRate != tt.want.OnDemandRate {
+				t.Errorf("WithDefaults = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
