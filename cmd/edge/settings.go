@@ -353,18 +353,15 @@ func inFlagWords(layer string, err error) error {
 	if !errors.As(err, &fe) {
 		return err
 	}
-	name := func(path string) string {
-		if f := layerFlags[layer+"."+path]; f != "" {
-			return f
+	name := func(dashes string) func(path string) string {
+		return func(path string) string {
+			if f := layerFlags[layer+"."+path]; f != "" {
+				return dashes + f
+			}
+			return path
 		}
-		return path
 	}
-	return &flagError{flag: name(fe.Field), problem: fe.Problem(func(path string) string {
-		if f := layerFlags[layer+"."+path]; f != "" {
-			return "--" + f
-		}
-		return path
-	}), err: fe}
+	return &flagError{flag: name("")(fe.Field), problem: fe.Problem(name("--")), err: fe}
 }
 
 // flagError is a layer's problem in the words of the flags.
