@@ -1,9 +1,6 @@
 package edge
 
-import (
-	"errors"
-	"fmt"
-)
+import "errors"
 
 // Config is the configuration of a Hub. The zero value is a valid
 // configuration: NewHub fills every zero field with its default (see
@@ -31,17 +28,11 @@ func setDefault[T comparable](field *T, def T) {
 	}
 }
 
-// Validate reports every problem in c at once, naming the field and the
-// fix.
+// Validate reports every problem in c at once, each a *FieldError that
+// names the field and the fix.
 func (c Config) Validate() error {
 	var errs []error
-	for _, f := range []struct {
-		name string
-		v    int
-	}{{"MaxChannels", c.MaxChannels}, {"QueueBytes", c.QueueBytes}} {
-		if f.v < 0 {
-			errs = append(errs, fmt.Errorf("%s: %d is negative; use a positive value, or zero for the default", f.name, f.v))
-		}
-	}
+	CheckNotNegative(&errs, "MaxChannels", c.MaxChannels)
+	CheckNotNegative(&errs, "QueueBytes", c.QueueBytes)
 	return errors.Join(errs...)
 }

@@ -2,7 +2,6 @@ package resume
 
 import (
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/edgeworks/edge/edge"
@@ -37,13 +36,13 @@ func (c MemoryConfig) WithDefaults() MemoryConfig {
 	return c
 }
 
-// Validate reports every problem in c at once, naming the field and the
-// fix.
+// Validate reports every problem in c at once, each an *edge.FieldError
+// that names the field and the fix.
 func (c MemoryConfig) Validate() error {
 	var errs []error
-	notNegative(&errs, "HistorySize", c.HistorySize)
-	notNegative(&errs, "HistoryTTL", c.HistoryTTL)
-	notNegative(&errs, "HistoryMemory", c.HistoryMemory)
+	edge.CheckNotNegative(&errs, "HistorySize", c.HistorySize)
+	edge.CheckNotNegative(&errs, "HistoryTTL", c.HistoryTTL)
+	edge.CheckNotNegative(&errs, "HistoryMemory", c.HistoryMemory)
 	return errors.Join(errs...)
 }
 
@@ -90,28 +89,19 @@ func (c RedisConfig) WithDefaults() RedisConfig {
 	return c
 }
 
-// Validate reports every problem in c at once, naming the field and the
-// fix. NewRedis reports URLs that do not parse.
+// Validate reports every problem in c at once, each an *edge.FieldError
+// that names the field and the fix. NewRedis reports URLs that do not
+// parse.
 func (c RedisConfig) Validate() error {
 	var errs []error
 	if c.Cluster && c.SentinelMaster != "" {
-		errs = append(errs, errors.New("Cluster, SentinelMaster: a Redis Cluster and Sentinels exclude each other; set one"))
+		errs = append(errs, edge.Invalid("SentinelMaster", "Sentinels and a Redis Cluster (%s) exclude each other; set one", edge.FieldRef("Cluster")))
 	}
-	notNegative(&errs, "HistorySize", c.HistorySize)
-	notNegative(&errs, "HistoryTTL", c.HistoryTTL)
-	notNegative(&errs, "MaxPayload", c.MaxPayload)
-	if c.MaxPayload > edge.MaxPayloadLimit {
-		errs = append(errs, fmt.Errorf("MaxPayload: %d bytes is over the limit of %d", c.MaxPayload, edge.MaxPayloadLimit))
-	}
+	edge.CheckNotNegative(&errs, "HistorySize", c.HistorySize)
+	edge.CheckNotNegative(&errs, "HistoryTTL", c.HistoryTTL)
+	edge.CheckNotNegative(&errs, "MaxPayload", c.MaxPayload)
+	edge.CheckMaxPayload(&errs, "MaxPayload", c.MaxPayload)
 	return errors.Join(errs...)
-}
-
-// notNegative adds an error to errs when the field called name is
-// negative.
-func notNegative[T int | int64 | time.Duration](errs *[]error, name string, v T) {
-	if v < 0 {
-		*errs = append(*errs, fmt.Errorf("%s: %v is negative; use a positive value, or zero for the default", name, v))
-	}
 }
 
 func setDefault[T comparable](field *T, def T) {

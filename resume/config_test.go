@@ -48,7 +48,7 @@ func TestConfigValidate(t *testing.T) {
 			[]string{"HistorySize: -1 is negative", "HistoryTTL: -1s is negative", "HistoryMemory: -2 is negative"}},
 		{"redis zero value", resume.RedisConfig{}.Validate(), nil},
 		{"redis cluster and sentinel", resume.RedisConfig{Cluster: true, SentinelMaster: "m"}.Validate(),
-			[]string{"Cluster, SentinelMaster:"}},
+			[]string{"SentinelMaster: Sentinels and a Redis Cluster (Cluster)"}},
 		{"redis every problem", resume.RedisConfig{HistorySize: -1, HistoryTTL: -time.Second, MaxPayload: 32 << 20}.Validate(),
 			[]string{"HistorySize:", "HistoryTTL:", "MaxPayload: 33554432 bytes is over the limit"}},
 	}

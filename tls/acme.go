@@ -153,9 +153,6 @@ type approver struct {
 
 func newApprover(cfg Config) *approver {
 	rate := float64(cfg.OnDemandRate)
-	if rate <= 0 {
-		rate = 10
-	}
 	return &approver{
 		allow: cfg.OnDemandAllow, ask: cfg.OnDemandAsk,
 		http: &http.Client{Timeout: 5 * time.Second},

@@ -3,12 +3,13 @@ package edgetls
 import (
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/edgeworks/edge/edge"
 )
 
 // Mode is how the edge terminates TLS.
@@ -93,48 +94,65 @@ type Config struct {
 	Log *slog.Logger
 }
 
-// Validate reports every problem in c at once, naming the field and the
-// fix. New calls it.
+// WithDefaults returns c with every zero field that has a default of this
+// package's own set to it. Mode stays as it is (zero means Off), and the
+// fields whose default is certmagic's stay zero.
+func (c Config) WithDefaults() Config {
+	if c.ReloadInterval == 0 {
+		c.ReloadInterval = 2 * time.Second
+	}
+	if c.OnDemandRate == 0 {
+		c.OnDemandRate = 10
+	}
+	return c
+}
+
+// Validate reports every problem in c at once, each an *edge.FieldError
+// that names the field and the fix. New calls it.
 func (c Config) Validate() error {
 	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	bad := func(field, format string, args ...any) { errs = append(errs, edge.Invalid(field, format, args...)) }
+	mode := edge.FieldRef("Mode")
 	switch c.Mode {
 	case "", Off, SelfSigned:
 	case Files:
 		if c.CertFile == "" || c.KeyFile == "" {
-			bad("CertFile, KeyFile: Files mode needs both (PEM files)")
+			bad("Mode", "%q needs %s and %s (PEM files)", c.Mode, edge.FieldRef("CertFile"), edge.FieldRef("KeyFile"))
 		}
 	case ACME:
 		if len(c.Domains) == 0 && !c.OnDemand {
-			bad("Domains: ACME mode needs at least one name, or OnDemand")
+			bad("Mode", "%q needs %s (at least one name) or %s", c.Mode, edge.FieldRef("Domains"), edge.FieldRef("OnDemand"))
 		}
 	default:
-		bad("Mode: %q is not a mode; use off, self-signed, files or acme", c.Mode)
+		bad("Mode", "%q is not a mode; use off, self-signed, files or acme", c.Mode)
+	}
+	if c.Mode != Files {
+		for _, f := range []struct{ name, v string }{{"CertFile", c.CertFile}, {"KeyFile", c.KeyFile}} {
+			if f.v != "" {
+				bad(f.name, "only used when %s is %q", mode, Files)
+			}
+		}
 	}
 	if c.OnDemand && c.Mode != ACME {
-		bad("OnDemand: only in ACME mode")
+		bad("OnDemand", "only used when %s is %q", mode, ACME)
 	}
 	if c.OnDemand && len(c.OnDemandAllow) == 0 && c.OnDemandAsk == "" {
-		bad("OnDemand: needs OnDemandAllow or OnDemandAsk, or every name on the internet could make the edge order certificates")
+		bad("OnDemand", "needs %s or %s, or every name on the internet could make the edge order certificates",
+			edge.FieldRef("OnDemandAllow"), edge.FieldRef("OnDemandAsk"))
 	}
 	if c.HTTPListen != "" {
 		if _, _, err := net.SplitHostPort(c.HTTPListen); err != nil {
-			bad("HTTPListen: %q is not host:port (e.g. :80): %w", c.HTTPListen, err)
+			bad("HTTPListen", "%q is not host:port (e.g. :80): %w", c.HTTPListen, err)
+		}
+		if c.Mode == "" || c.Mode == Off {
+			bad("HTTPListen", "only used with TLS (it redirects to https); set %s", mode)
 		}
 	}
-	if c.OnDemandRate < 0 {
-		bad("OnDemandRate: %d is negative; use a positive value, or zero for the default", c.OnDemandRate)
-	}
-	for _, f := range []struct {
-		name string
-		v    time.Duration
-	}{{"ReloadInterval", c.ReloadInterval}, {"RenewCheckInterval", c.RenewCheckInterval}} {
-		if f.v < 0 {
-			bad("%s: %v is negative; use a positive value, or zero for the default", f.name, f.v)
-		}
-	}
+	edge.CheckNotNegative(&errs, "OnDemandRate", c.OnDemandRate)
+	edge.CheckNotNegative(&errs, "ReloadInterval", c.ReloadInterval)
+	edge.CheckNotNegative(&errs, "RenewCheckInterval", c.RenewCheckInterval)
 	if c.RenewalWindowRatio < 0 || c.RenewalWindowRatio >= 1 {
-		bad("RenewalWindowRatio: %v is not a part of a lifetime; use a value between 0 and 1, or zero for the default", c.RenewalWindowRatio)
+		bad("RenewalWindowRatio", "%v is not a part of a lifetime; use a value between 0 and 1, or zero for the default", c.RenewalWindowRatio)
 	}
 	return errors.Join(errs...)
 }

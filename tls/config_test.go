@@ -17,11 +17,14 @@ func TestConfigValidate(t *testing.T) {
 		{"zero value", Config{}, nil},
 		{"self-signed", Config{Mode: SelfSigned}, nil},
 		{"unknown mode", Config{Mode: "tls13-please"}, []string{`Mode: "tls13-please" is not a mode`}},
-		{"files without a key", Config{Mode: Files, CertFile: "cert.pem"}, []string{"CertFile, KeyFile: Files mode needs both"}},
-		{"acme without names", Config{Mode: ACME}, []string{"Domains: ACME mode needs"}},
+		{"files without a key", Config{Mode: Files, CertFile: "cert.pem"}, []string{`Mode: "files" needs CertFile and KeyFile`}},
+		{"files outside files mode", Config{Mode: SelfSigned, CertFile: "cert.pem", KeyFile: "key.pem"},
+			[]string{`CertFile: only used when Mode is "files"`, "KeyFile: only used"}},
+		{"HTTP listener without TLS", Config{HTTPListen: ":80"}, []string{"HTTPListen: only used with TLS"}},
+		{"acme without names", Config{Mode: ACME}, []string{`Mode: "acme" needs Domains`}},
 		{"acme on demand", Config{Mode: ACME, OnDemand: true, OnDemandAsk: "https://api.example/ok"}, nil},
 		{"on demand without approval, outside ACME", Config{Mode: SelfSigned, OnDemand: true},
-			[]string{"OnDemand: only in ACME mode", "OnDemand: needs OnDemandAllow or OnDemandAsk"}},
+			[]string{`OnDemand: only used when Mode is "acme"`, "OnDemand: needs OnDemandAllow or OnDemandAsk"}},
 		{"every problem at once", Config{Mode: ACME, Domains: []string{"a.example"}, HTTPListen: "80", OnDemandRate: -1,
 			ReloadInterval: -time.Second, RenewalWindowRatio: 1},
 			[]string{"HTTPListen:", "OnDemandRate:", "ReloadInterval:", "RenewalWindowRatio:"}},
@@ -48,6 +51,26 @@ func TestConfigValidate(t *testing.T) {
 				if _, newErr := New(tt.cfg); newErr == nil || !strings.Contains(newErr.Error(), err.Error()) {
 					t.Errorf("New = %v, want Validate's %v", newErr, err)
 				}
+			}
+		})
+	}
+}
+
+// WithDefaults fills the defaults of this package's own and keeps Mode and
+// explicit values.
+func TestConfigWithDefaults(t *testing.T) {
+	tests := []struct {
+		name     string
+		in, want Config
+	}{
+		{"zero value", Config{}, Config{ReloadInterval: 2 * time.Second, OnDemandRate: 10}},
+		{"explicit values are kept", Config{Mode: ACME, ReloadInterval: time.Second, OnDemandRate: 3},
+			Config{Mode: ACME, ReloadInterval: time.Second, OnDemandRate: 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.in.WithDefaults(); got.Mode != tt.want.Mode || got.ReloadInterval != tt.want.ReloadInterval || got.OnDemandRate != tt.want.OnDemandRate {
+				t.Errorf("WithDefaults = %+v, want %+v", got, tt.want)
 			}
 		})
 	}

@@ -47,6 +47,7 @@ func New(cfg Config) (*Terminator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("tls: %w", err)
 	}
+	cfg = cfg.WithDefaults()
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -143,11 +144,7 @@ func (t *Terminator) files(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	interval := cfg.ReloadInterval
-	if interval <= 0 {
-		interval = 2 * time.Second
-	}
-	t.wg.Go(func() { src.watch(ctx, interval) })
+	t.wg.Go(func() { src.watch(ctx, cfg.ReloadInterval) })
 	t.tls = &tls.Config{GetCertificate: src.getCertificate}
 	t.expiry = func() (time.Time, bool) { return src.cert.Load().Leaf.NotAfter, true }
 	leaf := src.cert.Load().Leaf

@@ -2,7 +2,6 @@ package transports
 
 import (
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/edgeworks/edge/edge"
@@ -151,33 +150,20 @@ func (c Config) TokensEnabled() bool {
 	return c.JWTSecret != "" || len(c.JWTPublicKeys) > 0 || c.JWKSURL != ""
 }
 
-// Validate reports every problem in c at once, naming the field and the
-// fix. Call it on c.WithDefaults(); New does.
+// Validate reports every problem in c at once, each an *edge.FieldError
+// that names the field and the fix. Call it on c.WithDefaults(); New does.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if err := c.Hub.Validate(); err != nil {
-		// Each of the hub's problems on its own, named by its path.
-		all := []error{err}
-		if joined, ok := err.(interface{ Unwrap() []error }); ok {
-			all = joined.Unwrap()
-		}
-		for _, e := range all {
-			bad("Hub.%w", e)
-		}
-	}
+	errs := edge.InField("Hub", c.Hub.Validate())
 	for _, f := range []struct {
 		name string
-		v    int64
+		v    int
 	}{
-		{"MaxPayload", int64(c.MaxPayload)},
-		{"MaxConns", int64(c.MaxConns)}, {"MaxConnsPerIP", int64(c.MaxConnsPerIP)},
-		{"SubscribeRate", int64(c.SubscribeRate)}, {"PublishRate", int64(c.PublishRate)},
-		{"ClientPublishRate", int64(c.ClientPublishRate)},
+		{"MaxPayload", c.MaxPayload},
+		{"MaxConns", c.MaxConns}, {"MaxConnsPerIP", c.MaxConnsPerIP},
+		{"SubscribeRate", c.SubscribeRate}, {"PublishRate", c.PublishRate},
+		{"ClientPublishRate", c.ClientPublishRate},
 	} {
-		if f.v < 0 {
-			bad("%s: %d is negative; use a positive value, or zero for the default", f.name, f.v)
-		}
+		edge.CheckNotNegative(&errs, f.name, f.v)
 	}
 	for _, f := range []struct {
 		name string
@@ -188,18 +174,16 @@ func (c Config) Validate() error {
 		{"SSERetry", c.SSERetry}, {"BodyTimeout", c.BodyTimeout}, {"HSTS", c.HSTS},
 		{"DrainTimeout", c.DrainTimeout}, {"DrainDelay", c.DrainDelay},
 	} {
-		if f.v < 0 {
-			bad("%s: %v is negative; use a positive value, or zero for the default", f.name, f.v)
-		}
+		edge.CheckNotNegative(&errs, f.name, f.v)
 	}
-	if c.MaxPayload > edge.MaxPayloadLimit {
-		bad("MaxPayload: %d bytes is over the limit of %d", c.MaxPayload, edge.MaxPayloadLimit)
-	}
+	edge.CheckMaxPayload(&errs, "MaxPayload", c.MaxPayload)
 	if c.HeartbeatMin > c.HeartbeatMax {
-		bad("HeartbeatMin, HeartbeatMax: the bounds are inverted (%v > %v)", c.HeartbeatMin, c.HeartbeatMax)
+		errs = append(errs, edge.Invalid("HeartbeatMin", "%v is over %s (%v); lower it or raise %[2]s",
+			c.HeartbeatMin, edge.FieldRef("HeartbeatMax"), c.HeartbeatMax))
 	}
 	if c.PollTimeout > c.PollTimeoutMax {
-		bad("PollTimeout: %v is over PollTimeoutMax %v; raise PollTimeoutMax or lower PollTimeout", c.PollTimeout, c.PollTimeoutMax)
+		errs = append(errs, edge.Invalid("PollTimeout", "%v is over %s (%v); lower it or raise %[2]s",
+			c.PollTimeout, edge.FieldRef("PollTimeoutMax"), c.PollTimeoutMax))
 	}
 	if !c.TokensEnabled() {
 		for _, f := range []struct {
@@ -207,7 +191,9 @@ func (c Config) Validate() error {
 			set  bool
 		}{{"Anonymous", len(c.Anonymous) > 0}, {"JWTAudiences", len(c.JWTAudiences) > 0}, {"JWTIssuer", c.JWTIssuer != ""}} {
 			if f.set {
-				bad("%s: only matters with a JWT key (JWTSecret, JWTPublicKeys or JWKSURL); without one no token is read and every channel is anonymous", f.name)
+				errs = append(errs, edge.Invalid(f.name,
+					"only matters with a JWT key (%s, %s or %s); without one no token is read and every channel is anonymous",
+					edge.FieldRef("JWTSecret"), edge.FieldRef("JWTPublicKeys"), edge.FieldRef("JWKSURL")))
 			}
 		}
 	}

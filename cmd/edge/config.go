@@ -223,7 +223,8 @@ func newFlagSet(cfg *config, cmd *command) *flag.FlagSet {
 		"approve `PATTERN` for on-demand certificates: a name, or *.suffix for one more label; repeatable")
 	fs.StringVar(&cfg.OnDemandAsk, "on-demand-ask", "",
 		"approve on-demand names that GET `URL`?domain=NAME answers with 200")
-	intVar(fs, &cfg.OnDemandRate, "on-demand-rate", "approve at most `N` new on-demand names a minute (default 10)")
+	intVar(fs, &cfg.OnDemandRate, "on-demand-rate",
+		fmt.Sprintf("approve at most `N` new on-demand names a minute (default %d)", def.OnDemandRate))
 	durationVar(fs, &cfg.HSTS, "hsts",
 		"with -tls: send Strict-Transport-Security with max-age `DURATION` (e.g. 8760h) (default none)")
 

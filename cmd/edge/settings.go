@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"reflect"
 	"strings"
 	"time"
 
@@ -17,69 +18,70 @@ import (
 // defaultListen is where the edge serves when --listen is not set.
 const defaultListen = "127.0.0.1:8080"
 
-// config holds every setting of the command, one field per flag; the
-// environment and the config file set the same fields. A zero field means
-// the default of the layer that uses it. withDefaults fills them in,
-// validate checks them in the words of the flags, and the methods below
-// build each layer's own configuration from them.
+// config holds every setting of the command, one field per flag, named by
+// its flag tag; the environment and the config file set the same fields. A
+// zero field means the default of the layer that uses it. withDefaults
+// fills them in, validate checks them in the words of the flags, and the
+// methods below build each layer's own configuration from them.
 type config struct {
-	Listen string // --listen
+	Listen string `flag:"listen"`
 
-	Redis               string // --redis: comma-separated URLs
-	RedisCluster        bool   // --redis-cluster
-	RedisSentinelMaster string // --redis-sentinel-master
-	Ingest              string // --ingest
+	Redis               string `flag:"redis"` // comma-separated URLs
+	RedisCluster        bool   `flag:"redis-cluster"`
+	RedisSentinelMaster string `flag:"redis-sentinel-master"`
+	Ingest              string `flag:"ingest"`
 
-	HistorySize   int           // --history-size
-	HistoryTTL    time.Duration // --history-ttl
-	HistoryMemory int64         // --history-memory
+	HistorySize   int           `flag:"history-size"`
+	HistoryTTL    time.Duration `flag:"history-ttl"`
+	HistoryMemory int64         `flag:"history-memory"`
 
-	MaxPayload  int // --max-payload
-	MaxChannels int // --max-channels
-	QueueBytes  int // --queue-bytes
+	MaxPayload  int `flag:"max-payload"`
+	MaxChannels int `flag:"max-channels"`
+	QueueBytes  int `flag:"queue-bytes"`
 
-	Heartbeat      time.Duration // --heartbeat
-	PollTimeout    time.Duration // --poll-timeout
-	PollTimeoutMax time.Duration // --poll-timeout-max
-	PollLingerMax  time.Duration // --poll-linger-max
-	SSERetry       time.Duration // --sse-retry
-	BodyTimeout    time.Duration // --body-timeout
+	Heartbeat      time.Duration `flag:"heartbeat"`
+	PollTimeout    time.Duration `flag:"poll-timeout"`
+	PollTimeoutMax time.Duration `flag:"poll-timeout-max"`
+	PollLingerMax  time.Duration `flag:"poll-linger-max"`
+	SSERetry       time.Duration `flag:"sse-retry"`
+	BodyTimeout    time.Duration `flag:"body-timeout"`
 
-	PublishKeys       []string // --publish-key
-	InsecurePublish   bool     // --insecure-publish
-	JWTSecret         string   // --jwt-secret
-	JWTPublicKeys     []string // --jwt-public-key
-	JWKSURL           string   // --jwks-url
-	JWTAudiences      []string // --jwt-audience
-	JWTIssuer         string   // --jwt-issuer
-	Anonymous         []string // --anonymous
-	ClientPublish     []string // --client-publish
-	MaxConns          int      // --max-conns
-	MaxConnsPerIP     int      // --max-conns-per-ip
-	SubscribeRate     int      // --subscribe-rate
-	PublishRate       int      // --publish-rate
-	ClientPublishRate int      // --client-publish-rate
-	CORSOrigin        string   // --cors-origin
+	PublishKeys       []string `flag:"publish-key"`
+	InsecurePublish   bool     `flag:"insecure-publish"`
+	JWTSecret         string   `flag:"jwt-secret"`
+	JWTPublicKeys     []string `flag:"jwt-public-key"`
+	JWKSURL           string   `flag:"jwks-url"`
+	JWTAudiences      []string `flag:"jwt-audience"`
+	JWTIssuer         string   `flag:"jwt-issuer"`
+	Anonymous         []string `flag:"anonymous"`
+	ClientPublish     []string `flag:"client-publish"`
+	MaxConns          int      `flag:"max-conns"`
+	MaxConnsPerIP     int      `flag:"max-conns-per-ip"`
+	SubscribeRate     int      `flag:"subscribe-rate"`
+	PublishRate       int      `flag:"publish-rate"`
+	ClientPublishRate int      `flag:"client-publish-rate"`
+	CORSOrigin        string   `flag:"cors-origin"`
 
-	DrainTimeout time.Duration // --drain-timeout
-	DrainDelay   time.Duration // --drain-delay
+	DrainTimeout time.Duration `flag:"drain-timeout"`
+	DrainDelay   time.Duration `flag:"drain-delay"`
 
-	TLS               string        // --tls
-	CertFile, KeyFile string        // --cert, --key
-	Domains           []string      // --domain
-	Email             string        // --email
-	ACMECA            string        // --acme-ca
-	ACMECARoots       string        // --acme-ca-roots
-	ACMEDir           string        // --acme-dir
-	HTTPListen        string        // --http-listen
-	OnDemand          bool          // --on-demand
-	OnDemandAllow     []string      // --on-demand-allow
-	OnDemandAsk       string        // --on-demand-ask
-	OnDemandRate      int           // --on-demand-rate
-	HSTS              time.Duration // --hsts
+	TLS           string        `flag:"tls"`
+	CertFile      string        `flag:"cert"`
+	KeyFile       string        `flag:"key"`
+	Domains       []string      `flag:"domain"`
+	Email         string        `flag:"email"`
+	ACMECA        string        `flag:"acme-ca"`
+	ACMECARoots   string        `flag:"acme-ca-roots"`
+	ACMEDir       string        `flag:"acme-dir"`
+	HTTPListen    string        `flag:"http-listen"`
+	OnDemand      bool          `flag:"on-demand"`
+	OnDemandAllow []string      `flag:"on-demand-allow"`
+	OnDemandAsk   string        `flag:"on-demand-ask"`
+	OnDemandRate  int           `flag:"on-demand-rate"`
+	HSTS          time.Duration `flag:"hsts"`
 
-	LogFormat string // --log-format
-	LogLevel  string // --log-level
+	LogFormat string `flag:"log-format"`
+	LogLevel  string `flag:"log-level"`
 }
 
 // withDefaults returns c with every zero setting set to the default of the
@@ -88,16 +90,9 @@ func (c config) withDefaults() config {
 	setDefault(&c.Listen, defaultListen)
 	setDefault(&c.LogFormat, "text")
 	setDefault(&c.LogLevel, "info")
-
-	m := c.memoryConfig().WithDefaults()
-	c.HistorySize, c.HistoryTTL, c.HistoryMemory = m.HistorySize, m.HistoryTTL, m.HistoryMemory
-
-	t := c.transportsConfig().WithDefaults()
-	c.MaxChannels, c.QueueBytes, c.MaxPayload = t.Hub.MaxChannels, t.Hub.QueueBytes, t.MaxPayload
-	c.Heartbeat, c.PollTimeout, c.PollTimeoutMax, c.PollLingerMax = t.Heartbeat, t.PollTimeout, t.PollTimeoutMax, t.PollLingerMax
-	c.SSERetry, c.BodyTimeout, c.DrainTimeout = t.SSERetry, t.BodyTimeout, t.DrainTimeout
-	c.MaxConns, c.MaxConnsPerIP = t.MaxConns, t.MaxConnsPerIP
-	c.SubscribeRate, c.ClientPublishRate = t.SubscribeRate, t.ClientPublishRate
+	for _, l := range c.layers() {
+		c.setFrom(l.name, reflect.ValueOf(l.withDefaults()), "")
+	}
 	return c
 }
 
@@ -105,6 +100,63 @@ func setDefault[T comparable](field *T, def T) {
 	var zero T
 	if *field == zero {
 		*field = def
+	}
+}
+
+// setFrom sets each setting of c to the field of the layer's
+// configuration v that it maps to (see layerFlags), where the field's type
+// converts to the setting's: all do but the Redis store's URLs, whose
+// default is the command's own (no --redis: the embedded store). path is
+// the path of v within the layer's configuration.
+func (c *config) setFrom(layer string, v reflect.Value, path string) {
+	settings := reflect.ValueOf(c).Elem()
+	for i := range v.NumField() {
+		f, p := v.Type().Field(i), path+v.Type().Field(i).Name
+		if !f.IsExported() {
+			continue
+		}
+		if f.Type.Kind() == reflect.Struct {
+			c.setFrom(layer, v.Field(i), p+".")
+			continue
+		}
+		name := layerFlags[layer+"."+p]
+		if name == "" {
+			continue
+		}
+		s := settings.FieldByIndex(settingIndex[name])
+		if f.Type.ConvertibleTo(s.Type()) {
+			s.Set(v.Field(i).Convert(s.Type()))
+		}
+	}
+}
+
+// settingIndex finds the field of config of each flag, by its flag tag.
+var settingIndex = func() map[string][]int {
+	t := reflect.TypeFor[config]()
+	index := make(map[string][]int, t.NumField())
+	for i := range t.NumField() {
+		index[t.Field(i).Tag.Get("flag")] = t.Field(i).Index
+	}
+	return index
+}()
+
+// layer is a configuration that c builds for one layer, by the name that
+// prefixes its fields in layerFlags.
+type layer struct {
+	name         string
+	validate     func() error
+	withDefaults func() any
+}
+
+// layers returns the configurations that c builds: each layer's Validate
+// and WithDefaults, by the name of the layer in layerFlags.
+func (c config) layers() []layer {
+	m, r, t, s := c.memoryConfig(), c.redisConfig(), c.transportsConfig(), c.tlsConfig(nil)
+	return []layer{
+		{"memory", m.Validate, func() any { return m.WithDefaults() }},
+		{"redis", r.Validate, func() any { return r.WithDefaults() }},
+		{"transports", t.Validate, func() any { return t.WithDefaults() }},
+		{"tls", s.Validate, func() any { return s.WithDefaults() }},
 	}
 }
 
@@ -169,14 +221,94 @@ func (c config) tlsConfig(log *slog.Logger) edgetls.Config {
 // --jwt-public-key or --jwks-url).
 func (c config) tokensEnabled() bool { return c.transportsConfig().TokensEnabled() }
 
-// validate reports every problem in c at once, naming the flag and the
-// fix. Call it on c.withDefaults().
+// layerFlags names the flag that sets each field of the layers'
+// configurations, keyed by the layer's name in layers and the field's path
+// as its Validate names it; "" marks a field that no flag sets, left at its
+// default. It is the one place where a field meets its flag: validate
+// names the layers' problems through it and withDefaults copies the
+// layers' defaults back through it.
+var layerFlags = map[string]string{
+	"memory.HistorySize":   "history-size",
+	"memory.HistoryTTL":    "history-ttl",
+	"memory.HistoryMemory": "history-memory",
+
+	"redis.URLs":           "redis",
+	"redis.Cluster":        "redis-cluster",
+	"redis.SentinelMaster": "redis-sentinel-master",
+	"redis.Ingest":         "ingest",
+	"redis.HistorySize":    "history-size",
+	"redis.HistoryTTL":     "history-ttl",
+	"redis.MaxPayload":     "max-payload",
+
+	"transports.Hub.MaxChannels":   "max-channels",
+	"transports.Hub.QueueBytes":    "queue-bytes",
+	"transports.MaxPayload":        "max-payload",
+	"transports.Heartbeat":         "heartbeat",
+	"transports.HeartbeatMin":      "",
+	"transports.HeartbeatMax":      "",
+	"transports.PollTimeout":       "poll-timeout",
+	"transports.PollTimeoutMax":    "poll-timeout-max",
+	"transports.PollLingerMax":     "poll-linger-max",
+	"transports.SSERetry":          "sse-retry",
+	"transports.BodyTimeout":       "body-timeout",
+	"transports.PublishKeys":       "publish-key",
+	"transports.InsecurePublish":   "insecure-publish",
+	"transports.JWTSecret":         "jwt-secret",
+	"transports.JWTPublicKeys":     "jwt-public-key",
+	"transports.JWKSURL":           "jwks-url",
+	"transports.JWTAudiences":      "jwt-audience",
+	"transports.JWTIssuer":         "jwt-issuer",
+	"transports.Anonymous":         "anonymous",
+	"transports.ClientPublish":     "client-publish",
+	"transports.Domains":           "domain",
+	"transports.MaxConns":          "max-conns",
+	"transports.MaxConnsPerIP":     "max-conns-per-ip",
+	"transports.SubscribeRate":     "subscribe-rate",
+	"transports.PublishRate":       "publish-rate",
+	"transports.ClientPublishRate": "client-publish-rate",
+	"transports.CORSOrigin":        "cors-origin",
+	"transports.HSTS":              "hsts",
+	"transports.DrainTimeout":      "drain-timeout",
+	"transports.DrainDelay":        "drain-delay",
+
+	"tls.Mode":               "tls",
+	"tls.Listen":             "listen",
+	"tls.HTTPListen":         "http-listen",
+	"tls.CertFile":           "cert",
+	"tls.KeyFile":            "key",
+	"tls.ReloadInterval":     "",
+	"tls.Domains":            "domain",
+	"tls.Email":              "email",
+	"tls.CA":                 "acme-ca",
+	"tls.CARoots":            "", // read from --acme-ca-roots by newTerminator
+	"tls.StorageDir":         "acme-dir",
+	"tls.Redis":              "", // the client of the Redis store, by newTerminator
+	"tls.OnDemand":           "on-demand",
+	"tls.OnDemandAllow":      "on-demand-allow",
+	"tls.OnDemandAsk":        "on-demand-ask",
+	"tls.OnDemandRate":       "on-demand-rate",
+	"tls.RenewCheckInterval": "",
+	"tls.RenewalWindowRatio": "",
+	"tls.Log":                "",
+}
+
+// validate reports every problem in c at once, each starting with the
+// flag at fault and saying the fix: the problems of the layers'
+// configurations, named through layerFlags, and those of the settings that
+// no layer owns. Call it on c.withDefaults().
 func (c config) validate() error {
 	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if c.RedisCluster && c.RedisSentinelMaster != "" {
-		bad("redis-sentinel-master: Sentinel and --redis-cluster exclude each other")
+	seen := make(map[string]bool) // two layers may share a field, and so a problem
+	for _, l := range c.layers() {
+		for _, e := range problems(l.validate()) {
+			e = inFlagWords(l.name, e)
+			if !seen[e.Error()] {
+				seen[e.Error()] = true
+				errs = append(errs, e)
+			}
+		}
 	}
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if c.RedisSentinelMaster != "" && c.Redis == "" {
 		bad("redis-sentinel-master: needs --redis with the URLs of the Sentinels")
 	}
@@ -186,36 +318,6 @@ func (c config) validate() error {
 	if c.RedisCluster && c.Redis == "" {
 		bad("redis-cluster: needs --redis with the URLs of the cluster's nodes")
 	}
-	switch c.TLS {
-	case "", "off", "self-signed":
-	case "files":
-		if c.CertFile == "" || c.KeyFile == "" {
-			bad("tls: files needs --cert FILE and --key FILE (PEM)")
-		}
-	case "acme":
-		if len(c.Domains) == 0 && !c.OnDemand {
-			bad("tls: acme needs --domain NAME (repeat it for several names) or --on-demand")
-		}
-	default:
-		bad("tls: %q is not a mode; use off, self-signed, files or acme", c.TLS)
-	}
-	if (c.CertFile != "" || c.KeyFile != "") && c.TLS != "files" {
-		bad("cert, key: only used with --tls files")
-	}
-	if c.OnDemand && c.TLS != "acme" {
-		bad("on-demand: needs --tls acme")
-	}
-	if c.OnDemand && len(c.OnDemandAllow) == 0 && c.OnDemandAsk == "" {
-		bad("on-demand: needs --on-demand-allow PATTERN or --on-demand-ask URL, or any name could make the edge order certificates")
-	}
-	if c.HTTPListen != "" {
-		if _, _, err := net.SplitHostPort(c.HTTPListen); err != nil {
-			bad("http-listen: %q is not host:port (e.g. :80): %v", c.HTTPListen, err)
-		}
-		if c.TLS == "" || c.TLS == "off" {
-			bad("http-listen: only with TLS (it redirects to https); use --tls")
-		}
-	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("log-format: %q; use text or json", c.LogFormat)
 	}
@@ -224,53 +326,51 @@ func (c config) validate() error {
 	default:
 		bad("log-level: %q; use debug, info, warn or error", c.LogLevel)
 	}
-	if c.HSTS < 0 || c.OnDemandRate < 0 {
-		bad("hsts, on-demand-rate: must be positive, got a negative value")
-	}
-	for _, p := range []struct {
-		name string
-		v    int
-	}{{"max-conns", c.MaxConns}, {"max-conns-per-ip", c.MaxConnsPerIP}, {"subscribe-rate", c.SubscribeRate}, {"publish-rate", c.PublishRate}, {"client-publish-rate", c.ClientPublishRate}} {
-		if p.v < 0 {
-			bad("%s: must be positive, got %d", p.name, p.v)
-		}
-	}
-	if !c.tokensEnabled() {
-		for _, s := range []struct {
-			name string
-			set  bool
-		}{{"anonymous", len(c.Anonymous) > 0}, {"jwt-audience", len(c.JWTAudiences) > 0}, {"jwt-issuer", c.JWTIssuer != ""}} {
-			if s.set {
-				bad("%s: only matters with a JWT key (--jwt-secret, --jwt-public-key or --jwks-url); without one no token is read and every channel is anonymous", s.name)
-			}
-		}
-	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		bad("listen: %q is not host:port (e.g. 127.0.0.1:8080): %v", c.Listen, err)
-	}
-	positive := []struct {
-		name string
-		v    int64
-	}{
-		{"history-size", int64(c.HistorySize)}, {"history-memory", c.HistoryMemory},
-		{"max-payload", int64(c.MaxPayload)}, {"max-channels", int64(c.MaxChannels)},
-		{"queue-bytes", int64(c.QueueBytes)},
-		{"history-ttl", int64(c.HistoryTTL)}, {"heartbeat", int64(c.Heartbeat)},
-		{"poll-timeout", int64(c.PollTimeout)}, {"drain-timeout", int64(c.DrainTimeout)}, {"drain-delay", int64(c.DrainDelay)},
-		{"sse-retry", int64(c.SSERetry)}, {"body-timeout", int64(c.BodyTimeout)},
-		{"poll-timeout-max", int64(c.PollTimeoutMax)},
-		{"poll-linger-max", int64(c.PollLingerMax)},
-	}
-	for _, p := range positive {
-		if p.v < 0 {
-			bad("%s: must be positive, got a negative value", p.name)
-		}
-	}
-	if c.MaxPayload > edge.MaxPayloadLimit {
-		bad("max-payload: %d bytes is over the 16 MiB limit", c.MaxPayload)
-	}
-	if c.PollTimeout > c.PollTimeoutMax {
-		bad("poll-timeout: %v is over poll-timeout-max %v; raise poll-timeout-max or lower poll-timeout", c.PollTimeout, c.PollTimeoutMax)
+		bad("listen: %q is not host:port (e.g. 127.0.0.1:8080): %w", c.Listen, err)
 	}
 	return errors.Join(errs...)
 }
+
+// problems returns the problems that err, a Validate error, joins.
+func problems(err error) []error {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		return joined.Unwrap()
+	}
+	if err != nil {
+		return []error{err}
+	}
+	return nil
+}
+
+// inFlagWords returns the problem err of the configuration of the named
+// layer as "flag: problem", naming every field by its flag as layerFlags
+// does: the field at fault bare, those it refers to as --flag. A field
+// without a flag keeps its path; an error that is not an
+// *edge.FieldError is returned as it is.
+func inFlagWords(layer string, err error) error {
+	var fe *edge.FieldError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	name := func(dashes string) func(path string) string {
+		return func(path string) string {
+			if f := layerFlags[layer+"."+path]; f != "" {
+				return dashes + f
+			}
+			return path
+		}
+	}
+	return &flagError{flag: name("")(fe.Field), problem: fe.Problem(name("--")), err: fe}
+}
+
+// flagError is a layer's problem in the words of the flags.
+type flagError struct {
+	flag, problem string
+	err           *edge.FieldError
+}
+
+func (e *flagError) Error() string { return e.flag + ": " + e.problem }
+
+// Unwrap returns the layer's own error.
+func (e *flagError) Unwrap() error { return e.err }

@@ -144,12 +144,12 @@ func TestTLSConfigErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"--tls", "files"}, 2, "--cert FILE and --key FILE"},
+		{[]string{"--tls", "files"}, 2, `tls: "files" needs --cert and --key`},
 		{[]string{"--tls", "files", "--cert", filepath.Join(dir, "c.pem"), "--key", filepath.Join(dir, "k.pem")}, 2, "does not exist"},
-		{[]string{"--tls", "acme"}, 2, "--domain NAME"},
-		{[]string{"--tls", "acme", "--on-demand"}, 2, "--on-demand-allow"},
-		{[]string{"--tls", "quantum"}, 2, "off, self-signed, files or acme"},
-		{[]string{"--http-listen", ":80"}, 2, "only with TLS"},
+		{[]string{"--tls", "acme"}, 2, `tls: "acme" needs --domain`},
+		{[]string{"--tls", "acme", "--on-demand"}, 2, "on-demand: needs --on-demand-allow or --on-demand-ask"},
+		{[]string{"--tls", "quantum"}, 2, `tls: "quantum" is not a mode; use off, self-signed, files or acme`},
+		{[]string{"--http-listen", ":80"}, 2, "http-listen: only used with TLS"},
 	} {
 		var out strings.Builder
 		code := run(context.Background(), append([]string{"--listen", "127.0.0.1:0"}, tc.args...), func(string) string { return "" }, &out, &out)
