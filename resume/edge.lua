@@ -71,11 +71,17 @@ local function positive(v)
   return nil
 end
 
+-- in_cluster caches whether this Redis runs in cluster mode, which
+-- cannot change while it runs (INFO is too costly to ask at every call).
+local in_cluster
+
 -- fleet returns the fleet's settings from edge:settings (those missing or
 -- malformed there are nil), or an empty table on Redis Cluster.
 local function fleet()
-  local info = redis.call('INFO', 'cluster')
-  if string.find(info, 'cluster_enabled:1', 1, true) then
+  if in_cluster == nil then
+    in_cluster = string.find(redis.call('INFO', 'cluster'), 'cluster_enabled:1', 1, true) ~= nil
+  end
+  if in_cluster then
     return {}
   end
   local v = redis.pcall('HMGET', SETTINGS_KEY, 'history-size', 'history-ttl-ms', 'max-payload')
@@ -89,9 +95,18 @@ local function fleet()
   }
 end
 
--- settings returns the settings for one call (the options after the
--- payload, then the fleet's, then the defaults), or nil and an error.
+-- settings returns the history size, the history TTL in ms and the
+-- largest payload for one call (the options after the payload, then the
+-- fleet's, then the defaults), or nil and an error.
 local function settings(args)
+  -- The nodes pass all three options in this order: read them without
+  -- building a table (this call is on every publish's path).
+  if #args == 8 and args[3] == 'history-size' and args[5] == 'history-ttl-ms' and args[7] == 'max-payload' then
+    local size, ttl, max = positive(args[4]), positive(args[6]), positive(args[8])
+    if size and ttl and max then
+      return size, ttl, max
+    end
+  end
   local s, given = {}, 0
   for i = 3, #args, 2 do
     local name, value = args[i], args[i + 1]
@@ -117,7 +132,7 @@ local function settings(args)
       end
     end
   end
-  return s
+  return s['history-size'], s['history-ttl-ms'], s['max-payload']
 end
 
 local function publish(keys, args)
@@ -134,15 +149,14 @@ local function publish(keys, args)
   if #event > MAX_EVENT_LEN or not string.match(event, event_pat) or RESERVED_EVENTS[event] then
     return redis.error_reply('ERR edge: invalid event type')
   end
-  local s, err = settings(args)
-  if not s then
-    return redis.error_reply(err)
+  local size, ttl, max = settings(args)
+  if not size then
+    return redis.error_reply(ttl)
   end
-  if #data > s['max-payload'] then
+  if #data > max then
     return redis.error_reply('ERR edge: payload too large')
   end
-  local ttl = s['history-ttl-ms']
-  local id = redis.call('XADD', key, 'MAXLEN', '~', s['history-size'], '*', 'e', event, 'd', data)
+  local id = redis.call('XADD', key, 'MAXLEN', '~', size, '*', 'e', event, 'd', data)
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   redis.call('XTRIM', key, 'MINID', '~', now - ttl)

@@ -339,6 +339,11 @@ func TestRedisFunctionValidatesInput(t *testing.T) {
 		{"option zero", []string{"FCALL", "edge_publish", "1", "edge:{a}", "", "x", "max-payload", "0"}},
 		{"option fractional", []string{"FCALL", "edge_publish", "1", "edge:{a}", "", "x", "history-size", "1.5"}},
 		{"too large for the option", []string{"FCALL", "edge_publish", "1", "edge:{a}", "", "xx", "max-payload", "1"}},
+		// The three options in the order nodes send them take a fast path.
+		{"nodes' order, zero", []string{"FCALL", "edge_publish", "1", "edge:{a}", "", "x", "history-size", "0", "history-ttl-ms", "1000", "max-payload", "10"}},
+		{"nodes' order, not a number", []string{"FCALL", "edge_publish", "1", "edge:{a}", "", "x", "history-size", "5", "history-ttl-ms", "1h", "max-payload", "10"}},
+		{"nodes' order, fractional", []string{"FCALL", "edge_publish", "1", "edge:{a}", "", "x", "history-size", "5", "history-ttl-ms", "1000", "max-payload", "1.5"}},
+		{"nodes' order, too large", []string{"FCALL", "edge_publish", "1", "edge:{a}", "", "xx", "history-size", "5", "history-ttl-ms", "1000", "max-payload", "1"}},
 		{"two keys", []string{"FCALL", "edge_publish", "2", "edge:{a}", "edge:{a}x", "", "x"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
