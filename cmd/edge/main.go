@@ -35,6 +35,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(stdout, "Usage: edge [flags]  (each flag also as EDGE_<NAME>, or in a JSON --config file)")
 		usage(stdout)
+		fmt.Fprintln(stdout, "\nThe full reference (flags by topic, environment, config file, signals, exit codes): go doc github.com/edgeworks/edge/cmd/edge")
 		return 0
 	}
 	if err != nil {
