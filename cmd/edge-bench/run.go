@@ -99,11 +99,6 @@ func runBench(ctx context.Context, c config, progress io.Writer) (*report, error
 	if rep.Connected == 0 {
 		return nil, fmt.Errorf("no subscriber connected to %s: %s", c.URL, firstConnectErr)
 	}
-	if c.Target == targetNchan {
-		if err := waitNchanSubscribers(ctx, c.URL, readyPerChannel, connectTimeout); err != nil {
-			return nil, fmt.Errorf("waiting for Nchan to count the ready subscribers: %w", err)
-		}
-	}
 	in := ""
 	if c.Workers > 1 {
 		in = fmt.Sprintf(" in %d worker processes", c.Workers)

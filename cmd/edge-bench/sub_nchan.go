@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,8 +14,7 @@ import (
 // With --target nchan, edge-bench loads nginx with the Nchan module, as
 // ../shared/peers/nchan.conf configures it: subscribers on /sub/<channel>
 // (WebSocket upgrade, Accept: text/event-stream, or a plain GET for
-// long-poll), publish with POST /pub/<channel>, channel info with
-// GET /pub/<channel> and Accept: text/json. Nchan's wire forms:
+// long-poll), publish with POST /pub/<channel>. Nchan's wire forms:
 //
 //   - WebSocket: each message is one text frame whose payload is the
 //     message itself; nothing is sent on subscribing.
@@ -28,16 +25,18 @@ import (
 //     Etag headers go back as If-Modified-Since and If-None-Match on the
 //     next poll, which answers from the channel's history what came since.
 //
-// Nchan does not say when a subscriber has joined its channel (it may join
-// through another worker after the WebSocket handshake or the SSE header),
-// so a run waits, after its ramp, until Nchan's channel info counts every
-// ready subscriber (waitNchanSubscribers).
+// A WebSocket subscriber is ready once the handshake is over, an SSE one on
+// ": hi", a long-poll one once it has sent its first poll (without a
+// cursor, which Nchan holds until the next message; a first poll with a
+// made-up cursor, one that names no message, trips an assertion in
+// Nchan 1.3.6's spool_fetch_msg and kills the worker). Nchan's channel
+// info (GET /pub/<channel>) is no readiness signal: with several workers
+// its subscriber count lags and drifts.
 
 // nchanSubscribePath returns the path Nchan subscribes to channel on.
 func nchanSubscribePath(channel string) string { return "/sub/" + url.PathEscape(channel) }
 
-// nchanPublishPath returns the path of Nchan's publisher (and channel
-// info) of channel.
+// nchanPublishPath returns the path of Nchan's publisher of channel.
 func nchanPublishPath(channel string) string { return "/pub/" + url.PathEscape(channel) }
 
 // nchanHi is the comment Nchan's SSE stream starts with.
@@ -75,9 +74,8 @@ type nchanPoller struct {
 }
 
 // connectNchanPoll sends the first long-poll of a subscriber of Nchan
-// (with nchan_subscriber_first_message newest, Nchan holds it until the
-// next message) and returns the loop that reads its answer and polls
-// again with the cursor of each answer.
+// and returns the loop that reads its answer and polls again with the
+// cursor of each answer.
 func (s *subscriber) connectNchanPoll(ctx context.Context) (receive func() error, err error) {
 	p := &nchanPoller{s: s, ctx: ctx, path: nchanSubscribePath(channelName(s.channel))}
 	if err := p.send(); err != nil {
@@ -105,7 +103,7 @@ func (p *nchanPoller) send() error {
 }
 
 // appendNchanPoll appends a long-poll request of Nchan to b, with the
-// cursor of the last answer when there was one.
+// cursor modified, etag unless modified is "".
 func appendNchanPoll(b []byte, host, path, modified, etag string) []byte {
 	b = append(b, "GET "...)
 	b = append(b, path...)
@@ -189,81 +187,4 @@ func (p *nchanPoller) close() {
 		p.c.close()
 		p.c = nil
 	}
-}
-
-// nchanWaitEvery is how often waitNchanSubscribers asks Nchan again.
-const nchanWaitEvery = 100 * time.Millisecond
-
-// waitNchanSubscribers returns once Nchan at base counts, for every
-// channel i, at least ready[i] subscribers (GET /pub/<channel>), or an
-// error after within.
-func waitNchanSubscribers(ctx context.Context, base *url.URL, ready []int64, within time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, within)
-	defer cancel()
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}}
-	defer client.CloseIdleConnections()
-	ticker := time.NewTicker(nchanWaitEvery)
-	defer ticker.Stop()
-	for ch := 0; ch < len(ready); {
-		if ready[ch] == 0 {
-			ch++
-			continue
-		}
-		n, err := nchanSubscribers(ctx, client, base, channelName(ch))
-		if err != nil {
-			return err
-		}
-		if n >= ready[ch] {
-			ch++
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("nchan counts %d of %d subscribers of %s: %w", n, ready[ch], channelName(ch), ctx.Err())
-		case <-ticker.C:
-		}
-	}
-	return nil
-}
-
-// nchanInfo is the channel info Nchan answers GET /pub/<channel> with,
-// given Accept: text/json.
-type nchanInfo struct {
-	Subscribers int64 `json:"subscribers"`
-}
-
-// nchanSubscribers asks Nchan at base how many subscribers channel has.
-func nchanSubscribers(ctx context.Context, client *http.Client, base *url.URL, channel string) (int64, error) {
-	u := *base
-	u.Path, u.RawQuery = nchanPublishPath(channel), ""
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Accept", "text/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("nchan channel info: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if err != nil {
-		return 0, fmt.Errorf("nchan channel info: %w", err)
-	}
-	switch resp.StatusCode {
-	case http.StatusOK:
-		return parseNchanInfo(body)
-	case http.StatusNotFound: // no such channel yet
-		return 0, nil
-	}
-	return 0, fmt.Errorf("nchan channel info of %s: %s: %s", channel, resp.Status, clip(body))
-}
-
-// parseNchanInfo reads the subscriber count of Nchan's channel info.
-func parseNchanInfo(body []byte) (int64, error) {
-	var info nchanInfo
-	if err := json.Unmarshal(bytes.TrimSpace(body), &info); err != nil {
-		return 0, fmt.Errorf("nchan channel info %q: %w", clip(body), err)
-	}
-	return info.Subscribers, nil
 }
