@@ -53,7 +53,7 @@ type config struct {
 	Publish    string        // http or redis (run only)
 	Redis      string        // redis://loopback:port for --publish redis
 	Publishers int           // publishing goroutines (run only)
-	PIDs       []int         // the server's processes, none for none (run only)
+	PIDs       []int         // the server's processes, empty for none (run only)
 	Sources    []net.IP      // local addresses for client sockets, round-robin
 	JSON       bool          // one JSON line instead of the table
 
@@ -80,7 +80,7 @@ func flagSet(name string, c *config, rawURL, sources, pids *string, out io.Write
 	}
 	if name == "run" || name == "worker" {
 		fs.StringVar(rawURL, "url", "http://127.0.0.1:8080", "the server to load (loopback only)")
-		fs.StringVar(&c.Target, "target", targetEdge, "the server at --url: edge, or nchan (nginx with the Nchan module, as ../shared/peers/nchan.conf configures it)")
+		fs.StringVar(&c.Target, "target", targetEdge, "the server at --url: edge, or nchan (nginx with the Nchan module, as cmd/edge-bench/testdata/nchan.conf configures it)")
 		fs.StringVar(&c.Transport, "transport", transportWS, "subscriber transport: ws, sse, poll or mix (round-robin)")
 		fs.IntVar(&c.Channels, "channels", 1, "channels bench-0 … bench-(C-1); subscribers are spread round-robin")
 		fs.StringVar(&c.Publish, "publish", "http", "publish over http (POST /v1/publish) or redis (FCALL edge_publish)")

@@ -12,7 +12,7 @@ import (
 )
 
 // With --target nchan, edge-bench loads nginx with the Nchan module, as
-// ../shared/peers/nchan.conf configures it: subscribers on /sub/<channel>
+// testdata/nchan.conf configures it: subscribers on /sub/<channel>
 // (WebSocket upgrade, Accept: text/event-stream, or a plain GET for
 // long-poll), publish with POST /pub/<channel>. Nchan's wire forms:
 //

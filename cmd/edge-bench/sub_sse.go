@@ -44,7 +44,7 @@ type sseReader struct {
 }
 
 // open sends the request on conn, reads the answer's header and reads
-// events until the first id: line.
+// events until the subscriber is ready (see next).
 func (e *sseReader) open(conn net.Conn) error {
 	conn.SetDeadline(time.Now().Add(connectTimeout))
 	path := "/v1/subscribe?channel=" + channelName(e.s.channel)
