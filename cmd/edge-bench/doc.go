@@ -244,14 +244,14 @@
 // 62 µs per publish and Redis itself 6–8 µs running the function.
 //
 // Side by side with Nchan 1.3.6 (nginx 1.22.1, 2 workers, testdata/nchan.conf),
-// fresh servers, each pair back to back, three rounds in one session while
+// fresh servers, each pair back to back, four rounds in one session while
 // other load ran on the machine (load average 3–6), so the publishers
 // reached only 480–850 of the 1,000 msg/s asked and the latencies are the
 // machine's more than the servers': 10,000 subscribers over 100 channels,
 // 128 B; none lost or repeated. CPU-s per million deliveries: WebSocket edge
-// 12.8–14.3, Nchan 8.9–9.3; SSE edge 12.6–14.4, Nchan 9.5–11.7. Idle
+// 12.6–14.3, Nchan 8.0–9.3; SSE edge 12.4–14.4, Nchan 9.5–11.7. Idle
 // RSS per connection at 10,000: SSE edge 6.4–6.9 KiB, Nchan 10.1 KiB;
-// WebSocket edge 8.0–8.4 KiB, Nchan 10.3 KiB (Nchan's figure is the sum
+// WebSocket edge 8.0–8.5 KiB, Nchan 10.3 KiB (Nchan's figure is the sum
 // over master and workers; their PSS agrees within 0.1 KiB).
 //
 //	nginx -c "$PWD/cmd/edge-bench/testdata/nchan.conf"; m=$(cat /tmp/nchan.pid)
