@@ -100,7 +100,7 @@ func TestRunWithPID(t *testing.T) {
 	u := startEdge(t)
 	c := parse(t, "run", "--url", u.String(), "--transport", "ws", "--subs", "5", "--rate", "100", "--duration", "200ms",
 		"--pid", "0")
-	c.PID = syscallGetpid()
+	c.PIDs = []int{syscallGetpid()}
 	rep, err := runBench(t.Context(), c, io.Discard)
 	if err != nil {
 		t.Fatal(err)

@@ -7,8 +7,10 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Bounds of every run.
@@ -19,6 +21,12 @@ const (
 	maxRate     = 1_000_000
 	maxSize     = 1 << 20
 	maxWorkers  = 64
+)
+
+// Servers a run can load (--target).
+const (
+	targetEdge  = "edge"
+	targetNchan = "nchan"
 )
 
 // Transports a run can use.
@@ -32,7 +40,8 @@ const (
 // config is one run or baseline. Zero fields are not defaults: parse
 // fills them from flags, and validate checks them.
 type config struct {
-	URL        *url.URL // the edge, http://loopback:port (run only)
+	URL        *url.URL // the server, http://loopback:port (run only)
+	Target     string   // edge or nchan: the server's wire forms (run only)
 	Transport  string   // ws, sse, poll or mix (run only)
 	Subs       int      // subscribers
 	Channels   int      // channels bench-0 … bench-(Channels-1) (run only)
@@ -44,7 +53,7 @@ type config struct {
 	Publish    string        // http or redis (run only)
 	Redis      string        // redis://loopback:port for --publish redis
 	Publishers int           // publishing goroutines (run only)
-	PID        int           // the edge's pid, 0 for none (run only)
+	PIDs       []int         // the server's processes, empty for none (run only)
 	Sources    []net.IP      // local addresses for client sockets, round-robin
 	JSON       bool          // one JSON line instead of the table
 
@@ -63,20 +72,21 @@ func (c config) total() int64 { return int64(c.Rate * c.Duration.Seconds()) }
 // strings that validate parses. The hidden subcommand "worker", which a
 // run starts in its worker processes, takes run's flags and
 // --worker-index.
-func flagSet(name string, c *config, rawURL, sources *string, out io.Writer) *flag.FlagSet {
+func flagSet(name string, c *config, rawURL, sources, pids *string, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("edge-bench "+name, flag.ContinueOnError)
 	fs.SetOutput(out)
 	if name == "worker" {
 		fs.IntVar(&c.WorkerIndex, "worker-index", 0, "which of the --workers processes this is")
 	}
 	if name == "run" || name == "worker" {
-		fs.StringVar(rawURL, "url", "http://127.0.0.1:8080", "the edge to load (loopback only)")
+		fs.StringVar(rawURL, "url", "http://127.0.0.1:8080", "the server to load (loopback only)")
+		fs.StringVar(&c.Target, "target", targetEdge, "the server at --url: edge, or nchan (nginx with the Nchan module, as cmd/edge-bench/testdata/nchan.conf configures it)")
 		fs.StringVar(&c.Transport, "transport", transportWS, "subscriber transport: ws, sse, poll or mix (round-robin)")
 		fs.IntVar(&c.Channels, "channels", 1, "channels bench-0 … bench-(C-1); subscribers are spread round-robin")
 		fs.StringVar(&c.Publish, "publish", "http", "publish over http (POST /v1/publish) or redis (FCALL edge_publish)")
 		fs.StringVar(&c.Redis, "redis", "redis://127.0.0.1:6379", "Redis URL for --publish redis (loopback only)")
 		fs.IntVar(&c.Publishers, "publishers", 16, "publishing goroutines (HTTP keep-alive connections)")
-		fs.IntVar(&c.PID, "pid", 0, "the edge's process id: report its RSS per connection and CPU per million deliveries")
+		fs.StringVar(pids, "pid", "", "the server's process ids, separated by commas or spaces (e.g. nginx's master and workers): report their summed RSS per connection and CPU per million deliveries")
 		fs.IntVar(&c.Workers, "workers", 1, fmt.Sprintf("processes that run the subscribers (at most %d); with more than 1 this one only publishes", maxWorkers))
 	}
 	fs.IntVar(&c.Subs, "subs", 100, fmt.Sprintf("subscribers (at most %d)", maxSubs))
@@ -95,8 +105,8 @@ func flagSet(name string, c *config, rawURL, sources *string, out io.Writer) *fl
 // It returns flag.ErrHelp for -h, after printing the usage to out.
 func parseConfig(name string, args []string, out io.Writer) (config, error) {
 	var c config
-	var rawURL, sources string
-	fs := flagSet(name, &c, &rawURL, &sources, out)
+	var rawURL, sources, pids string
+	fs := flagSet(name, &c, &rawURL, &sources, &pids, out)
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: edge-bench %s [flags]\n\n%s\n\nFlags:\n", name, summaries[name])
 		fs.PrintDefaults()
@@ -107,7 +117,7 @@ func parseConfig(name string, args []string, out io.Writer) (config, error) {
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q; every setting is a flag (see -h)", fs.Arg(0))
 	}
-	return c, c.finish(name, rawURL, sources)
+	return c, c.finish(name, rawURL, sources, pids)
 }
 
 // summaries say what each subcommand does, for -h.
@@ -125,7 +135,7 @@ figures as run, the ceiling edge results can be read against.`,
 
 // finish parses the raw flags of subcommand name and checks every
 // setting, reporting all problems at once.
-func (c *config) finish(name, rawURL, sources string) error {
+func (c *config) finish(name, rawURL, sources, pids string) error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if name == "run" || name == "worker" {
@@ -146,6 +156,15 @@ func (c *config) finish(name, rawURL, sources string) error {
 		default:
 			bad("--transport %q: use ws, sse, poll or mix", c.Transport)
 		}
+		switch c.Target {
+		case targetEdge:
+		case targetNchan:
+			if c.Publish != "http" {
+				bad("--publish %s: --target nchan publishes over http (POST /pub/<channel>)", c.Publish)
+			}
+		default:
+			bad("--target %q: use edge or nchan", c.Target)
+		}
 		if c.Channels < 1 || c.Channels > maxSubs {
 			bad("--channels %d: give 1 to %d", c.Channels, maxSubs)
 		}
@@ -164,8 +183,15 @@ func (c *config) finish(name, rawURL, sources string) error {
 		if c.Publishers < 1 || c.Publishers > 1024 {
 			bad("--publishers %d: give 1 to 1024", c.Publishers)
 		}
-		if c.PID < 0 {
-			bad("--pid %d: give the edge's process id", c.PID)
+		c.PIDs = nil
+		for f := range strings.FieldsFuncSeq(pids, func(r rune) bool { return r == ',' || unicode.IsSpace(r) }) {
+			pid, err := strconv.Atoi(f)
+			switch {
+			case err != nil || pid < 0:
+				bad("--pid %q: give process ids, separated by commas or spaces", f)
+			case pid > 0: // 0 stands for none
+				c.PIDs = append(c.PIDs, pid)
+			}
 		}
 		if c.Workers < 1 || c.Workers > maxWorkers {
 			bad("--workers %d: give 1 to %d", c.Workers, maxWorkers)

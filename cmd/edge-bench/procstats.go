@@ -65,3 +65,31 @@ func parseStatCPU(b []byte) (time.Duration, error) {
 	}
 	return time.Duration(utime+stime) * time.Second / clockTicks, nil
 }
+
+// readRSSSum returns the summed resident set sizes of processes pids (see
+// readRSS).
+func readRSSSum(pids []int) (int64, error) {
+	var sum int64
+	for _, pid := range pids {
+		rss, err := readRSS(pid)
+		if err != nil {
+			return 0, fmt.Errorf("--pid %d: %w", pid, err)
+		}
+		sum += rss
+	}
+	return sum, nil
+}
+
+// readCPUSum returns the summed CPU times of processes pids (see
+// readCPU).
+func readCPUSum(pids []int) (time.Duration, error) {
+	var sum time.Duration
+	for _, pid := range pids {
+		cpu, err := readCPU(pid)
+		if err != nil {
+			return 0, fmt.Errorf("--pid %d: %w", pid, err)
+		}
+		sum += cpu
+	}
+	return sum, nil
+}

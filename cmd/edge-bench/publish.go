@@ -20,15 +20,16 @@ const publishTimeout = 10 * time.Second
 // publisher stores one message in a channel of the run: over HTTP or
 // straight into Redis. It is safe for concurrent use.
 type publisher struct {
-	http *http.Client
-	urls []string // POST URL per channel
-	rdb  *redis.Client
-	keys []string // stream key per channel
+	http  *http.Client
+	urls  []string // POST URL per channel
+	rdb   *redis.Client
+	keys  []string // stream key per channel
+	nchan bool     // urls are Nchan's publishers
 }
 
 // newPublisher returns the publisher c asks for.
 func newPublisher(c config) (*publisher, error) {
-	p := &publisher{}
+	p := &publisher{nchan: c.Target == targetNchan}
 	if c.Publish == "redis" {
 		opts, err := redis.ParseURL(c.Redis)
 		if err != nil {
@@ -53,6 +54,9 @@ func newPublisher(c config) (*publisher, error) {
 		u := *c.URL
 		u.Path = "/v1/publish"
 		u.RawQuery = url.Values{"channel": {channelName(i)}}.Encode()
+		if c.Target == targetNchan {
+			u.Path, u.RawQuery = nchanPublishPath(channelName(i)), ""
+		}
 		p.urls = append(p.urls, u.String())
 	}
 	return p, nil
@@ -89,10 +93,20 @@ func (p *publisher) publish(ctx context.Context, ch int, payload []byte) error {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("POST /v1/publish: %s: %s", resp.Status, clip(body))
+	if !p.accepted(resp.StatusCode) {
+		return fmt.Errorf("POST %s: %s: %s", req.URL.Path, resp.Status, clip(body))
 	}
 	return nil
+}
+
+// accepted reports whether an answer of status acknowledges a publish:
+// 200 from the edge; from Nchan 201 (delivered to subscribers) or 202
+// (stored, nobody subscribed).
+func (p *publisher) accepted(status int) bool {
+	if p.nchan {
+		return status == http.StatusCreated || status == http.StatusAccepted
+	}
+	return status == http.StatusOK
 }
 
 // pace calls send(m) for every m in [0, total) from workers goroutines,

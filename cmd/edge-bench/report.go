@@ -42,7 +42,9 @@ type report struct {
 	LatencyP999Ms float64 `json:"latency_p999_ms"`
 	LatencyMaxMs  float64 `json:"latency_max_ms"`
 
-	PID                int      `json:"pid"`
+	Target             string   `json:"target"` // edge or nchan (run only)
+	PID                int      `json:"pid"`    // the first of PIDs, 0 for none
+	PIDs               []int    `json:"pids"`   // the server's processes (--pid), summed
 	RSSBeforeBytes     *int64   `json:"rss_before_bytes"`
 	RSSAfterBytes      *int64   `json:"rss_after_bytes"`
 	RSSPerConnBytes    *float64 `json:"rss_per_conn_bytes"`
@@ -100,6 +102,9 @@ func (r *report) write(w io.Writer, asJSON bool) error {
 		fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{name}, args...)...)
 	}
 	row("mode", "%s (transport %s, publish %s)", r.Mode, r.Transport, r.Publish)
+	if r.Target != "" {
+		row("target", "%s", r.Target)
+	}
 	row("subscribers", "%d requested, %d connected, %d connect errors, %d ended early", r.Subscribers, r.Connected, r.ConnectErrors, r.EndedEarly)
 	if r.Workers > 1 {
 		row("workers", "%d processes", r.Workers)
@@ -120,13 +125,13 @@ func (r *report) write(w io.Writer, asJSON bool) error {
 	row("latency p99.9", "%.3f ms", r.LatencyP999Ms)
 	row("latency max", "%.3f ms", r.LatencyMaxMs)
 	if r.RSSPerConnBytes != nil {
-		row("edge RSS", "%.1f MiB before ramp, %.1f MiB after", float64(*r.RSSBeforeBytes)/(1<<20), float64(*r.RSSAfterBytes)/(1<<20))
-		row("edge RSS/conn", "%.0f bytes (%.2f KiB)", *r.RSSPerConnBytes, *r.RSSPerConnBytes/1024)
+		row(r.Target+" RSS", "%.1f MiB before ramp, %.1f MiB after", float64(*r.RSSBeforeBytes)/(1<<20), float64(*r.RSSAfterBytes)/(1<<20))
+		row(r.Target+" RSS/conn", "%.0f bytes (%.2f KiB)", *r.RSSPerConnBytes, *r.RSSPerConnBytes/1024)
 	}
 	if r.CPUS != nil {
-		row("edge CPU", "%.2f s while delivering", *r.CPUS)
+		row(r.Target+" CPU", "%.2f s while delivering", *r.CPUS)
 		if r.CPUSPerMDeliveries != nil {
-			row("edge CPU/M deliveries", "%.2f s", *r.CPUSPerMDeliveries)
+			row(r.Target+" CPU/M deliveries", "%.2f s", *r.CPUSPerMDeliveries)
 		}
 	}
 	for _, e := range []struct{ name, text string }{

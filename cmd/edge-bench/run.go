@@ -35,12 +35,16 @@ func runBench(ctx context.Context, c config, progress io.Writer) (*report, error
 	}
 	rep := &report{
 		Mode: "run", Transport: c.Transport, Publish: c.Publish, Subscribers: c.Subs, Workers: c.Workers,
-		Channels: c.Channels, Rate: c.Rate, Size: c.Size, DurationS: c.Duration.Seconds(), PID: c.PID,
+		Channels: c.Channels, Rate: c.Rate, Size: c.Size, DurationS: c.Duration.Seconds(),
+		Target: c.Target, PIDs: c.PIDs,
+	}
+	if len(c.PIDs) > 0 {
+		rep.PID = c.PIDs[0]
 	}
 	var rssBefore int64
-	if c.PID > 0 {
-		if rssBefore, err = readRSS(c.PID); err != nil {
-			return nil, fmt.Errorf("--pid %d: %w", c.PID, err)
+	if len(c.PIDs) > 0 {
+		if rssBefore, err = readRSSSum(c.PIDs); err != nil {
+			return nil, err
 		}
 		rep.RSSBeforeBytes = &rssBefore
 	}
@@ -102,15 +106,15 @@ func runBench(ctx context.Context, c config, progress io.Writer) (*report, error
 	fmt.Fprintf(progress, "edge-bench: %d of %d subscribers ready%s in %.2fs (%.0f/s); publishing %g msg/s for %s\n",
 		rep.Connected, c.Subs, in, rampTime.Seconds(), perSecond(int64(rep.Connected), rampTime), c.Rate, c.Duration)
 	var cpuBefore time.Duration
-	if c.PID > 0 {
-		rssAfter, err := readRSS(c.PID)
+	if len(c.PIDs) > 0 {
+		rssAfter, err := readRSSSum(c.PIDs)
 		if err != nil {
-			return nil, fmt.Errorf("--pid %d: %w", c.PID, err)
+			return nil, err
 		}
 		perConn := float64(rssAfter-rssBefore) / float64(rep.Connected)
 		rep.RSSAfterBytes, rep.RSSPerConnBytes = &rssAfter, &perConn
-		if cpuBefore, err = readCPU(c.PID); err != nil {
-			return nil, fmt.Errorf("--pid %d: %w", c.PID, err)
+		if cpuBefore, err = readCPUSum(c.PIDs); err != nil {
+			return nil, err
 		}
 	}
 
@@ -130,10 +134,10 @@ func runBench(ctx context.Context, c config, progress io.Writer) (*report, error
 	if err := eachShare(shares, func(_ int, s share) error { return s.drain(published) }); err != nil {
 		return nil, err
 	}
-	if c.PID > 0 {
-		cpuAfter, err := readCPU(c.PID)
+	if len(c.PIDs) > 0 {
+		cpuAfter, err := readCPUSum(c.PIDs)
 		if err != nil {
-			return nil, fmt.Errorf("--pid %d: %w", c.PID, err)
+			return nil, err
 		}
 		cpu := (cpuAfter - cpuBefore).Seconds()
 		rep.CPUS = &cpu

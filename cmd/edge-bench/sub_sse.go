@@ -15,14 +15,15 @@ import (
 // connectSSE subscribes over Server-Sent Events with a small hand-written
 // client (one connection, small buffers): ready on the first id: line (the
 // edge writes its id-only event once the subscriber has joined), then every
-// data: line counts as one message.
+// data: line counts as one message. Nchan's subscribers are ready on its
+// ": hi" comment (see sub_nchan.go).
 func (s *subscriber) connectSSE(ctx context.Context) (receive func() error, err error) {
 	conn, err := s.env.dialers[s.id%len(s.env.dialers)].DialContext(ctx, "tcp", s.env.base.Host)
 	if err != nil {
 		return nil, fmt.Errorf("sse: %w", err)
 	}
 	closeConn := closeOnDone(ctx, conn)
-	sse := &sseReader{s: s}
+	sse := &sseReader{s: s, nchan: s.env.target == targetNchan}
 	if err := sse.open(conn); err != nil {
 		closeConn()
 		return nil, err
@@ -39,13 +40,18 @@ type sseReader struct {
 	r     *bufio.Reader
 	long  []byte // a line longer than r's buffer
 	event string // the event: field of the event being read
+	nchan bool   // Nchan's stream: ready on its ": hi" comment
 }
 
 // open sends the request on conn, reads the answer's header and reads
-// events until the first id: line.
+// events until the subscriber is ready (see next).
 func (e *sseReader) open(conn net.Conn) error {
 	conn.SetDeadline(time.Now().Add(connectTimeout))
-	req := "GET /v1/subscribe?channel=" + channelName(e.s.channel) + " HTTP/1.1\r\nHost: " + e.s.env.base.Host +
+	path := "/v1/subscribe?channel=" + channelName(e.s.channel)
+	if e.nchan {
+		path = nchanSubscribePath(channelName(e.s.channel))
+	}
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + e.s.env.base.Host +
 		"\r\nAccept: text/event-stream\r\nUser-Agent: edge-bench\r\n\r\n"
 	if _, err := io.WriteString(conn, req); err != nil {
 		return fmt.Errorf("sse: send request: %w", err)
@@ -69,9 +75,10 @@ func (e *sseReader) open(conn net.Conn) error {
 // read reads events until the stream ends.
 func (e *sseReader) read() error { return e.next(false) }
 
-// next reads lines until the stream ends or, with untilID, up to the first
-// id: line; every data: line counts as one message.
-func (e *sseReader) next(untilID bool) error {
+// next reads lines until the stream ends or, with untilReady, up to the
+// first id: line (Nchan: the first comment line); every data: line counts
+// as one message.
+func (e *sseReader) next(untilReady bool) error {
 	for {
 		var line []byte
 		var err error
@@ -86,11 +93,13 @@ func (e *sseReader) next(untilID bool) error {
 		case "":
 			if len(line) == 0 {
 				e.event = "" // end of an event; a comment line otherwise
+			} else if untilReady && e.nchan && bytes.Equal(line, nchanHi) {
+				return nil
 			}
 		case "event":
 			e.event = string(value)
 		case "id":
-			if untilID {
+			if untilReady && !e.nchan {
 				return nil
 			}
 		case "data":

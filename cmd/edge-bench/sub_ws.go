@@ -16,8 +16,12 @@ const maxKeptBuffer = 64 << 10
 
 // connectWS subscribes over WebSocket: ready on the "subscribed" frame,
 // then every message object (one per frame or an array of them) counts.
+// Nchan's subscribers are ready after the handshake (see sub_nchan.go).
 func (s *subscriber) connectWS(ctx context.Context) (receive func() error, err error) {
 	u := s.env.subscribeURL("ws", channelName(s.channel))
+	if s.env.target == targetNchan {
+		u = s.env.nchanURL("ws", nchanSubscribePath(channelName(s.channel)))
+	}
 	dialCtx, cancel := context.WithTimeout(ctx, connectTimeout)
 	conn, resp, err := s.env.ws[s.id%len(s.env.ws)].DialContext(dialCtx, u, nil)
 	cancel()
@@ -28,6 +32,9 @@ func (s *subscriber) connectWS(ctx context.Context) (receive func() error, err e
 		return nil, fmt.Errorf("websocket: %w", err)
 	}
 	closeConn := closeOnDone(ctx, conn)
+	if s.env.target == targetNchan {
+		return s.receiveNchanWS(conn, closeConn), nil
+	}
 	var buf []byte
 	conn.SetReadDeadline(time.Now().Add(connectTimeout))
 	for {

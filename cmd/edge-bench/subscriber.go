@@ -22,12 +22,13 @@ type clientEnv struct {
 	base    *url.URL
 	dialers []*net.Dialer
 	ws      []*websocket.Dialer
-	size    int // payload bytes: the frame size of baseline clients
+	size    int    // payload bytes: the frame size of baseline clients
+	target  string // edge or nchan: the server's wire forms
 }
 
 // newClientEnv prepares the dialers of c's subscribers.
 func newClientEnv(c config) *clientEnv {
-	e := &clientEnv{base: c.URL, size: c.Size}
+	e := &clientEnv{base: c.URL, size: c.Size, target: c.Target}
 	for _, ip := range c.Sources {
 		d := &net.Dialer{
 			LocalAddr: &net.TCPAddr{IP: ip},
@@ -57,6 +58,13 @@ func (e *clientEnv) subscribeURL(scheme, channel string, params ...string) strin
 		q.Set(params[i], params[i+1])
 	}
 	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// nchanURL returns the URL of path on the server, on scheme.
+func (e *clientEnv) nchanURL(scheme, path string) string {
+	u := *e.base
+	u.Scheme, u.Path, u.RawQuery = scheme, path, ""
 	return u.String()
 }
 
@@ -92,7 +100,11 @@ func (s *subscriber) connect(ctx context.Context) (receive func()) {
 	case transportSSE:
 		recv, err = s.connectSSE(ctx)
 	case transportPoll:
-		recv, err = s.connectPoll(ctx)
+		if s.env.target == targetNchan {
+			recv, err = s.connectNchanPoll(ctx)
+		} else {
+			recv, err = s.connectPoll(ctx)
+		}
 	default:
 		recv, err = s.connectTCP(ctx)
 	}

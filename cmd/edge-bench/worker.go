@@ -195,6 +195,7 @@ func workerArgs(c config, index int) []string {
 	}
 	return []string{"worker",
 		"--url", c.URL.String(),
+		"--target", c.Target,
 		"--transport", c.Transport,
 		"--subs", strconv.Itoa(c.Subs),
 		"--channels", strconv.Itoa(c.Channels),
