@@ -67,17 +67,7 @@ func TestRunAgainstEdge(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rep.Connected != c.Subs || rep.ConnectErrors != 0 || rep.EndedEarly != 0 {
-				t.Errorf("connected %d of %d, %d errors (%s), %d ended early (%s)",
-					rep.Connected, c.Subs, rep.ConnectErrors, rep.FirstConnectError, rep.EndedEarly, rep.FirstEndError)
-			}
-			if rep.PublishErrors != 0 || rep.Published != c.total() {
-				t.Errorf("published %d of %d, %d errors: %s", rep.Published, c.total(), rep.PublishErrors, rep.FirstPublishError)
-			}
-			if rep.Lost != 0 || rep.Duplicated != 0 || rep.Unparsed != 0 || rep.Delivered != rep.Expected {
-				t.Errorf("expected %d delivered %d lost %d duplicated %d unparsed %d",
-					rep.Expected, rep.Delivered, rep.Lost, rep.Duplicated, rep.Unparsed)
-			}
+			checkExactRun(t, c, rep)
 			// With one subscriber per subscribed channel, a message to the
 			// channel nobody subscribes to must not be expected anywhere.
 			if tt.unsubscribed && rep.Expected >= rep.Published {
@@ -166,5 +156,22 @@ func TestMainRunExitCodes(t *testing.T) {
 		if got := mainRun(ctx, tt.args, strings.NewReader(""), &out, io.Discard); got != tt.code {
 			t.Errorf("mainRun(%q) = %d, want %d", tt.args, got, tt.code)
 		}
+	}
+}
+
+// checkExactRun fails t unless the run of c connected every subscriber,
+// published every message and delivered each exactly once.
+func checkExactRun(t *testing.T, c config, rep *report) {
+	t.Helper()
+	if rep.Connected != c.Subs || rep.ConnectErrors != 0 || rep.EndedEarly != 0 {
+		t.Errorf("connected %d of %d, %d errors (%s), %d ended early (%s)",
+			rep.Connected, c.Subs, rep.ConnectErrors, rep.FirstConnectError, rep.EndedEarly, rep.FirstEndError)
+	}
+	if rep.PublishErrors != 0 || rep.Published != c.total() {
+		t.Errorf("published %d of %d, %d errors: %s", rep.Published, c.total(), rep.PublishErrors, rep.FirstPublishError)
+	}
+	if rep.Lost != 0 || rep.Duplicated != 0 || rep.Unparsed != 0 || rep.Delivered != rep.Expected {
+		t.Errorf("expected %d delivered %d lost %d duplicated %d unparsed %d",
+			rep.Expected, rep.Delivered, rep.Lost, rep.Duplicated, rep.Unparsed)
 	}
 }
