@@ -71,12 +71,9 @@ func (e *FieldError) Unwrap() error {
 // FieldError is kept as it is. InField returns nil when err is nil, and
 // otherwise one error per problem, ready for errors.Join.
 func InField(parent string, err error) []error {
-	if err == nil {
+	all := Problems(err)
+	if all == nil {
 		return nil
-	}
-	all := []error{err}
-	if joined, ok := err.(interface{ Unwrap() []error }); ok {
-		all = joined.Unwrap()
 	}
 	out := make([]error, len(all))
 	for i, e := range all {
@@ -95,6 +92,19 @@ func InField(parent string, err error) []error {
 		out[i] = &FieldError{Field: parent + "." + fe.Field, Format: fe.Format, Args: args}
 	}
 	return out
+}
+
+// Problems returns the problems that err, the error of a Validate,
+// joins (with errors.Join): err itself when it joins none, nil when it is
+// nil.
+func Problems(err error) []error {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		return joined.Unwrap()
+	}
+	if err != nil {
+		return []error{err}
+	}
+	return nil
 }
 
 // CheckNotNegative adds to errs the problem of the field at path when v is

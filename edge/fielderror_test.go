@@ -62,3 +62,30 @@ func TestInField(t *testing.T) {
 		t.Errorf("fields = %v, want Hub.MaxChannels Hub.QueueBytes", fields)
 	}
 }
+
+// Problems lists what a Validate error joins: none for nil, the error
+// itself when it joins nothing, each joined problem otherwise.
+func TestProblems(t *testing.T) {
+	a, b := errors.New("a"), errors.New("b")
+	for _, tt := range []struct {
+		name string
+		err  error
+		want []error
+	}{
+		{"nil", nil, nil},
+		{"one", a, []error{a}},
+		{"joined", errors.Join(a, b), []error{a, b}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := edge.Problems(tt.err)
+			if len(got) != len(tt.want) {
+				t.Fatalf("Problems = %v, want %v", got, tt.want)
+			}
+			for i := range got {
+				if got[i] != tt.want[i] {
+					t.Errorf("problem %d = %v, want %v", i, got[i], tt.want[i])
+				}
+			}
+		})
+	}
+}

@@ -300,7 +300,7 @@ func (c config) validate() error {
 	var errs []error
 	seen := make(map[string]bool) // two layers may share a field, and so a problem
 	for _, l := range c.layers() {
-		for _, e := range problems(l.validate()) {
+		for _, e := range edge.Problems(l.validate()) {
 			e = inFlagWords(l.name, e)
 			if !seen[e.Error()] {
 				seen[e.Error()] = true
@@ -330,17 +330,6 @@ func (c config) validate() error {
 		bad("listen: %q is not host:port (e.g. 127.0.0.1:8080): %w", c.Listen, err)
 	}
 	return errors.Join(errs...)
-}
-
-// problems returns the problems that err, a Validate error, joins.
-func problems(err error) []error {
-	if joined, ok := err.(interface{ Unwrap() []error }); ok {
-		return joined.Unwrap()
-	}
-	if err != nil {
-		return []error{err}
-	}
-	return nil
 }
 
 // inFlagWords returns the problem err of the configuration of the named
