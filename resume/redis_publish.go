@@ -2,6 +2,7 @@ package resume
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -114,6 +115,10 @@ func (r *Redis) Publish(ctx context.Context, channel, event string, data []byte)
 		}
 	}
 	n, err := c.cmd.Result()
+	if err != nil && strings.Contains(err.Error(), "edge: payload too large") {
+		// This node allows more than the fleet it follows.
+		return edge.ID{}, fmt.Errorf("%w: the fleet's max-payload is %d bytes", edge.ErrPayloadTooLarge, settings.maxPayload)
+	}
 	if err != nil {
 		r.relearn()
 		return edge.ID{}, unavailable("publish", err)

@@ -164,8 +164,8 @@ func TestRedisPublishPipelinesWaitingPublishes(t *testing.T) {
 			res := <-results
 			switch {
 			case res.data == tooLarge:
-				if !errors.Is(res.err, edge.ErrUnavailable) {
-					t.Errorf("a refused FCALL answered %v, %v", res.id, res.err)
+				if !errors.Is(res.err, edge.ErrPayloadTooLarge) {
+					t.Errorf("a refused FCALL answered %v, %v; want payload too large", res.id, res.err)
 				}
 			case res.err != nil:
 				t.Errorf("publish %q: %v", res.data, res.err)

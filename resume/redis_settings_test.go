@@ -3,6 +3,7 @@ package resume_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -135,8 +136,8 @@ func TestRedisFleetSettings(t *testing.T) {
 					mustPublish(t, b, "kept", fmt.Sprint(i))
 				}
 				assertRetention(t, do, "kept", 1, maxTrimmed, time.Hour, fleetTTL)
-				if _, err := b.Publish(ctx, "kept", "", make([]byte, fleetMax+1)); err == nil {
-					t.Error("a payload over the fleet's max-payload was stored")
+				if _, err := b.Publish(ctx, "kept", "", make([]byte, fleetMax+1)); !errors.Is(err, edge.ErrPayloadTooLarge) {
+					t.Errorf("a payload over the fleet's max-payload: %v, want an error wrapping edge.ErrPayloadTooLarge", err)
 				}
 			})
 
