@@ -3,6 +3,7 @@ package transports
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // States of a writeTurn.
@@ -13,10 +14,14 @@ const (
 )
 
 // writeTurn serialises a connection's writes without keeping a goroutine
-// for them: Kick starts one goroutine to run write unless one is already
-// on its way, and that goroutine ends when write returns. An idle
-// connection so costs no goroutine stack for writing, and a burst of
-// frames costs one goroutine, not one per frame.
+// for them: Kick has write run on a writer goroutine unless a run is
+// already on its way. An idle connection so costs no goroutine stack for
+// writing, and a burst of frames costs one run, not one per frame.
+//
+// Writers are shared by all connections: one that finished a run waits
+// briefly for the next Kick of any connection (see writer), so that under
+// load a run reuses a stack that has already grown to the depth of a
+// write instead of growing a new goroutine's on every burst.
 //
 // Whoever holds mu owns the connection's output: the goroutine running
 // write, or a caller of Lock (the handler while it writes history, the
@@ -27,10 +32,15 @@ type writeTurn struct {
 	write func() // runs with mu held; set before the first Kick
 }
 
-// Kick makes sure write runs after this call, on a goroutine of its own.
+// Kick makes sure write runs after this call, on a writer goroutine: one
+// waiting for work, or a new one. It never blocks.
 func (t *writeTurn) Kick() {
 	if t.state.CompareAndSwap(turnIdle, turnPending) {
-		go t.run()
+		select {
+		case handoff <- t:
+		default:
+			go writer(t)
+		}
 	}
 }
 
@@ -39,6 +49,55 @@ func (t *writeTurn) Kick() {
 func (t *writeTurn) KickHere() {
 	if t.state.CompareAndSwap(turnIdle, turnPending) {
 		t.run()
+	}
+}
+
+// handoff passes a kicked turn to a writer waiting for one.
+var handoff = make(chan *writeTurn)
+
+// idleWriters counts the writers waiting on handoff.
+var idleWriters atomic.Int32
+
+const (
+	// maxIdleWriters bounds the writers waiting for work, whatever the
+	// number of connections: one that would be over it ends instead.
+	maxIdleWriters = 4096
+	// writerIdle is how long a writer waits for work, between one and two
+	// of it, before it ends.
+	writerIdle = 100 * time.Millisecond
+)
+
+// writer runs t, then the turns handed to it while it keeps getting work.
+// It ends after writerIdle without work, or at once when maxIdleWriters
+// already wait.
+func writer(t *writeTurn) {
+	t.run()
+	var tick *time.Ticker
+	worked := true
+	for {
+		if idleWriters.Add(1) > maxIdleWriters {
+			idleWriters.Add(-1)
+			break
+		}
+		if tick == nil {
+			tick = time.NewTicker(writerIdle)
+		}
+		select {
+		case t = <-handoff:
+			idleWriters.Add(-1)
+			t.run()
+			worked = true
+			continue
+		case <-tick.C:
+			idleWriters.Add(-1)
+		}
+		if !worked {
+			break
+		}
+		worked = false
+	}
+	if tick != nil {
+		tick.Stop()
 	}
 }
 
