@@ -78,9 +78,10 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req subscribeR
 	}
 	if conn != nil {
 		c.sendq = watchSendQueue(conn)
+		dc := &deadlineConn{Conn: conn}
 		c.out = func(b []byte) error {
-			conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-			_, err := conn.Write(b)
+			dc.SetWriteDeadline(time.Now().Add(writeTimeout))
+			_, err := dc.Write(b)
 			return err
 		}
 		c.init(s, metrics.SSE, sess, req.heartbeat, c.flush, func() {
