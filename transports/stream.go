@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/transports/internal/hijack"
 	"github.com/edgeworks/edge/transports/metrics"
 )
 
@@ -14,37 +15,87 @@ import (
 // bytes for that long is gone or hopelessly slow.
 const writeTimeout = 10 * time.Second
 
-// deadlineSlack is how much earlier than asked a write deadline may come
-// (see deadlineConn): every write so has between writeTimeout-deadlineSlack
-// and writeTimeout to complete.
+// deadlineSlack is how much earlier than asked a stream's write deadline
+// may come (see writeDeadline): every write so has between
+// writeTimeout-deadlineSlack and writeTimeout to complete.
 const deadlineSlack = writeTimeout / 2
 
-// deadlineConn moves its write deadline only when the one set would come
-// more than deadlineSlack before the one asked for, so a connection that
-// writes often re-arms its deadline timer about once per deadlineSlack
-// instead of on every write (a third of the write path's own CPU under
-// fan-out). A write is still bounded: it has at least
-// writeTimeout-deadlineSlack. Its deadline methods are called by one
+// writeDeadline is what a connection knows of its write deadline. Its
+// zero value sets every deadline asked for. A stream's connection is
+// coarse (see coarseDeadlines): it moves the deadline only when the one
+// set would come more than deadlineSlack before the one asked for, so a
+// connection that writes often re-arms its deadline timer about once per
+// deadlineSlack instead of on every write (a third of the write path's own
+// CPU under fan-out), while every write stays bounded. It is used by one
 // writer at a time (whoever holds the write turn; gorilla's lock on its
 // writes).
-type deadlineConn struct {
-	net.Conn
-	wd time.Time // the write deadline set on Conn
+type writeDeadline int64
+
+// coarseNone is a coarse writeDeadline with no deadline set; above it, the
+// deadline set in Unix nanoseconds.
+const coarseNone writeDeadline = 1
+
+// set reports whether t must be set on the connection, and notes it.
+func (d *writeDeadline) set(t time.Time) bool {
+	switch {
+	case *d == 0:
+		return true
+	case t.IsZero():
+		*d = coarseNone
+		return true
+	}
+	n := t.UnixNano()
+	if *d > coarseNone && n >= int64(*d) && n-int64(*d) < int64(deadlineSlack) {
+		return false
+	}
+	*d = writeDeadline(n)
+	return true
 }
 
-// SetWriteDeadline sets t, unless the deadline already set comes no later
-// than t and less than deadlineSlack before it.
+// forget notes that the deadline set is no longer known.
+func (d *writeDeadline) forget() {
+	if *d != 0 {
+		*d = coarseNone
+	}
+}
+
+// coarseDeadlines makes conn's write deadlines coarse (see writeDeadline)
+// and returns it: the connection the edge accepted itself when conn is,
+// or wraps one, else conn wrapped.
+func coarseDeadlines(conn net.Conn) net.Conn {
+	for c := conn; ; {
+		switch cc := c.(type) {
+		case *limitedConn:
+			cc.wd = coarseNone
+			return conn
+		case *hijack.ReplayConn:
+			c = cc.Conn
+		case interface{ NetConn() net.Conn }: // *tls.Conn
+			c = cc.NetConn()
+		default:
+			return &deadlineConn{Conn: conn, wd: coarseNone}
+		}
+	}
+}
+
+// deadlineConn is a connection with coarse write deadlines, for those that
+// the edge did not accept itself (a handler served by another server).
+type deadlineConn struct {
+	net.Conn
+	wd writeDeadline
+}
+
+// SetWriteDeadline sets t coarsely.
 func (c *deadlineConn) SetWriteDeadline(t time.Time) error {
-	if !t.IsZero() && !c.wd.IsZero() && !t.Before(c.wd) && t.Sub(c.wd) < deadlineSlack {
+	if !c.wd.set(t) {
 		return nil
 	}
-	c.wd = t
 	return c.Conn.SetWriteDeadline(t)
 }
 
-// SetDeadline sets both deadlines, the write deadline exactly.
+// SetDeadline sets both deadlines.
 func (c *deadlineConn) SetDeadline(t time.Time) error {
-	c.wd = t
+	c.wd.forget()
 	return c.Conn.SetDeadline(t)
 }
 

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"time"
 
@@ -71,7 +70,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, req subscribeRe
 		joins = append(joins, j)
 	}
 	s.hijacked.Add(1) // before the upgrade, which Run's http.Server.Shutdown stops waiting for
-	resp := &hijack.UpgradeResponse{ResponseWriter: w, Size: wsReadBuffer, Wrap: func(c net.Conn) net.Conn { return &deadlineConn{Conn: c} }}
+	resp := &hijack.UpgradeResponse{ResponseWriter: w, Size: wsReadBuffer, Wrap: coarseDeadlines}
 	conn, err := s.upgrader.Upgrade(resp, r, nil)
 	if err != nil {
 		sess.Release()
