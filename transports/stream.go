@@ -133,7 +133,7 @@ func (st *stream) init(s *Server, tr metrics.Transport, sess *edge.Session, ever
 	s.metrics.Connected(tr, 1)
 	st.turn.write = write
 	st.turn.mu.Lock()
-	sess.SetWake(st.turn.Kick)
+	sess.SetWake(st.kick)
 }
 
 // startHeartbeat arms the heartbeat. The caller holds the turn.
@@ -170,7 +170,7 @@ func (st *stream) expireAt(t time.Time) {
 // leave records that the client left; the writer ends the stream.
 func (st *stream) leave() {
 	st.gone.Store(true)
-	st.turn.Kick()
+	st.kick()
 }
 
 // take returns the session's queued frames in a pooled slice; give it back
@@ -215,3 +215,6 @@ func (st *stream) end() {
 	st.sess.Release()
 	st.closeFn()
 }
+
+// kick has the stream's turn write what is due, on a writer.
+func (st *stream) kick() { st.turn.Kick(st.s.writers) }
