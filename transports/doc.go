@@ -434,11 +434,12 @@
 // the turn owns the connection's output, and nobody else writes to it. The
 // session's queue wakes the turn when frames arrive; the wake hands the
 // turn to a writer goroutine (unless a run is already on its way), which
-// takes everything queued and writes it as one coalesced write. Writers
-// are shared by all connections: one that finished waits up to 200 ms for
-// the next wake of any connection and then exits (at most 4,096 wait), so
-// under load a burst reuses a stack already grown to the depth of a write
-// instead of starting, and growing, a goroutine per burst. Every write is
+// takes everything queued and writes it as one coalesced write. A
+// Server's writers are shared by all its connections: one that finished
+// waits up to 40 ms for the next wake of any connection and then exits (at
+// most 4,096 wait), so under load a burst reuses a stack already grown to
+// the depth of a write instead of starting, and growing, a goroutine per
+// burst; Run's drain stops them and waits for them. Every write is
 // bounded by a deadline of 5 to 10 s: a stream moves its connection's
 // write deadline only when the one set would come within 5 s, not on
 // every write. The heartbeat timer takes the turn to write a
