@@ -203,6 +203,21 @@ type limitedConn struct {
 	l    *connLimiter
 	ip   string
 	once sync.Once
+	wd   writeDeadline // zero but on a stream's connection, which hijacked it
+}
+
+// SetWriteDeadline sets t, coarsely on a stream's connection.
+func (c *limitedConn) SetWriteDeadline(t time.Time) error {
+	if !c.wd.set(t) {
+		return nil
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// SetDeadline sets both deadlines.
+func (c *limitedConn) SetDeadline(t time.Time) error {
+	c.wd.forget()
+	return c.Conn.SetDeadline(t)
 }
 
 // Write writes p, or the JSON error in place of a canned refusal of

@@ -49,6 +49,8 @@ type Server struct {
 	// hijacked tracks WebSocket and HTTP/1 SSE connections and parked
 	// long-polls, which http.Server.Shutdown does not wait for.
 	hijacked sync.WaitGroup
+	// writers write what connections' sessions queue (see writeTurn).
+	writers *writers
 	// recycler is Run's listener, which takes answered long-poll
 	// connections back; nil when the handler runs elsewhere. Atomic, as
 	// Handler may serve while Run starts.
@@ -74,11 +76,12 @@ func New(cfg Config, broker edge.Broker, log *slog.Logger, opts ...Option) (*Ser
 		return nil, err
 	}
 	s := &Server{
-		cfg:    cfg,
-		broker: broker,
-		hub:    edge.NewHub(broker, cfg.Hub, log),
-		log:    log,
-		access: acc,
+		cfg:     cfg,
+		broker:  broker,
+		hub:     edge.NewHub(broker, cfg.Hub, log),
+		log:     log,
+		access:  acc,
+		writers: newWriters(),
 	}
 	for _, o := range opts {
 		o(s)
@@ -242,6 +245,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	case <-drainCtx.Done():
 		<-hijackedDone // connections have write deadlines; they end soon
 	}
+	s.writers.stopAndWait()
 	if e := <-serveDone; !errors.Is(e, http.ErrServerClosed) && err == nil {
 		err = e
 	}

@@ -78,9 +78,10 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req subscribeR
 	}
 	if conn != nil {
 		c.sendq = watchSendQueue(conn)
+		wc := coarseDeadlines(conn)
 		c.out = func(b []byte) error {
-			conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-			_, err := conn.Write(b)
+			wc.SetWriteDeadline(time.Now().Add(writeTimeout))
+			_, err := wc.Write(b)
 			return err
 		}
 		c.init(s, metrics.SSE, sess, req.heartbeat, c.flush, func() {

@@ -70,7 +70,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, req subscribeRe
 		joins = append(joins, j)
 	}
 	s.hijacked.Add(1) // before the upgrade, which Run's http.Server.Shutdown stops waiting for
-	resp := &hijack.UpgradeResponse{ResponseWriter: w, Size: wsReadBuffer}
+	resp := &hijack.UpgradeResponse{ResponseWriter: w, Size: wsReadBuffer, Wrap: coarseDeadlines}
 	conn, err := s.upgrader.Upgrade(resp, r, nil)
 	if err != nil {
 		sess.Release()

@@ -15,6 +15,8 @@ import (
 type UpgradeResponse struct {
 	http.ResponseWriter
 	Size int
+	// Wrap, when set, wraps the hijacked connection that gorilla gets.
+	Wrap func(net.Conn) net.Conn
 	br   *bufio.Reader
 }
 
@@ -26,6 +28,9 @@ func (w *UpgradeResponse) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil || brw.Reader.Buffered() > 0 {
 		return conn, brw, err
+	}
+	if w.Wrap != nil {
+		conn = w.Wrap(conn)
 	}
 	w.br = bufio.NewReaderSize(conn, w.Size)
 	return conn, bufio.NewReadWriter(w.br, bufio.NewWriterSize(conn, w.Size)), nil

@@ -1,0 +1,88 @@
+package transports
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// kickAll kicks n turns on w, each counting its run into runs and
+// signalling done, and waits for every run.
+func kickAll(t *testing.T, w *writers, n int, runs *atomic.Int32) {
+	t.Helper()
+	done := make(chan struct{}, n)
+	turns := make([]writeTurn, n)
+	for i := range turns {
+		turns[i].write = func() { runs.Add(1); done <- struct{}{} }
+		turns[i].Kick(w)
+	}
+	for range n {
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %d of %d kicked turns ran", runs.Load(), n)
+		}
+	}
+}
+
+// running returns how many writers w has.
+func running(w *writers) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.running
+}
+
+// waitEnded waits until w has no writer.
+func waitEnded(t *testing.T, w *writers) {
+	t.Helper()
+	ended := make(chan struct{})
+	go func() {
+		w.mu.Lock()
+		for w.running > 0 {
+			w.ended.Wait()
+		}
+		w.mu.Unlock()
+		close(ended)
+	}()
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%d writers still run 10 s after the last kick", running(w))
+	}
+}
+
+func TestWriters(t *testing.T) {
+	tests := []struct {
+		name string
+		// end makes w's writers end, and returns once they have.
+		end func(t *testing.T, w *writers)
+	}{
+		{"stopped", func(t *testing.T, w *writers) { w.stopAndWait() }},
+		{"idle", func(t *testing.T, w *writers) {
+			// Idle writers end by themselves within two writerIdle.
+			waitEnded(t, w)
+			w.stopAndWait()
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWriters()
+			var runs atomic.Int32
+			kickAll(t, w, 500, &runs)
+			if n := running(w); n > 500 {
+				t.Errorf("%d writers run after 500 kicks", n)
+			}
+			tt.end(t, w)
+			if n := running(w); n != 0 {
+				t.Fatalf("%d writers run after they ended", n)
+			}
+			// A turn kicked after the stop still runs, on a writer
+			// that then ends at once.
+			kickAll(t, w, 3, &runs)
+			waitEnded(t, w)
+			if got := runs.Load(); got != 503 {
+				t.Errorf("%d runs, want 503", got)
+			}
+		})
+	}
+}
