@@ -37,6 +37,7 @@ type Hub struct {
 	count    atomic.Int64
 	slow     atomic.Int64 // sessions closed as slow consumers
 	tracer   trace.Tracer // nil: no fan-out spans
+	wakeAll  func([]Waker)
 }
 
 type shard struct {
@@ -74,6 +75,16 @@ func NewHub(broker Broker, cfg Config, log *slog.Logger) *Hub {
 // SetTracer makes the hub trace the fan-out of traced publishes with t
 // (see Broker.Relay). Call it before the broker runs.
 func (h *Hub) SetTracer(t trace.Tracer) { h.tracer = t }
+
+// SetWakeAll makes the hub wake the sessions that a live message was
+// queued on with one call of wakeAll, once it queued it on all of them,
+// instead of one Wake each: a server can then hand them to its writers in
+// batches. wakeAll must return at once and must not call the sessions; it
+// must not keep the slice. Call it before the broker runs.
+func (h *Hub) SetWakeAll(wakeAll func([]Waker)) { h.wakeAll = wakeAll }
+
+// wakersPool holds the slices deliver collects Wakers in.
+var wakersPool = sync.Pool{New: func() any { w := make([]Waker, 0, 64); return &w }}
 
 // Broker returns the broker the hub relays.
 func (h *Hub) Broker() Broker { return h.broker }
@@ -142,8 +153,28 @@ func (h *Hub) deliver(ctx context.Context, m Message) {
 		return
 	}
 	f := NewFrame(m)
+	if h.wakeAll == nil {
+		for _, s := range subs {
+			if w := s.push(f); w != nil {
+				w.Wake()
+			}
+		}
+		return
+	}
+	wp := wakersPool.Get().(*[]Waker)
+	wake := (*wp)[:0]
 	for _, s := range subs {
-		s.push(f)
+		if w := s.push(f); w != nil {
+			wake = append(wake, w)
+		}
+	}
+	if len(wake) > 0 {
+		h.wakeAll(wake)
+	}
+	clear(wake)
+	if cap(wake) <= 4096 {
+		*wp = wake[:0]
+		wakersPool.Put(wp)
 	}
 }
 

@@ -33,7 +33,7 @@ type Session struct {
 
 	mu sync.Mutex
 	// mu guards the fields below.
-	wake     func() // called on every signal; see SetWake
+	wake     Waker // woken on every signal; see SetWake
 	queue    []*Frame
 	queued   int            // bytes in queue
 	subs     []subscription // few per connection: a slice beats a map in time and memory
@@ -91,7 +91,7 @@ type joinBuffer struct {
 }
 
 // Notify returns a channel that has a value when frames were queued,
-// buffered or the session closed, unless SetWake set a wake function. One
+// buffered or the session closed, unless SetWake set a Waker. One
 // value may stand for many events.
 func (s *Session) Notify() <-chan struct{} { return s.notify }
 
@@ -132,7 +132,7 @@ func (s *Session) closeLocked(d Disconnect) {
 
 func (s *Session) signal() {
 	if s.wake != nil {
-		s.wake()
+		s.wake.Wake()
 		return
 	}
 	select {
@@ -141,11 +141,19 @@ func (s *Session) signal() {
 	}
 }
 
-// SetWake makes the session call wake instead of giving Notify a value, so
+// Waker is what a session wakes, instead of giving Notify a value, when it
+// has something for its connection (see SetWake).
+type Waker interface {
+	// Wake must return at once and must not call the session: it may
+	// run with the session's lock held.
+	Wake()
+}
+
+// SetWake makes the session wake w instead of giving Notify a value, so
 // that a connection needs no goroutine waiting on Notify while it is idle.
-// wake runs with the session's lock held: it must return at once and must
-// not call the session. Nil goes back to Notify.
-func (s *Session) SetWake(wake func()) {
+// The hub wakes the sessions a live message reached together, after
+// queueing it on each (see Hub.SetWakeAll). Nil goes back to Notify.
+func (s *Session) SetWake(wake Waker) {
 	s.mu.Lock()
 	s.wake = wake
 	s.mu.Unlock()
@@ -171,34 +179,40 @@ func (s *Session) Release() {
 }
 
 // push is called by the hub for every live frame of a subscribed channel.
-func (s *Session) push(f *Frame) {
+// It returns the session's Waker when there is one to wake for f (the hub
+// wakes it after the lock); without one it signals Notify itself.
+func (s *Session) push(f *Frame) Waker {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed != nil {
-		return
+		return nil
 	}
 	i := s.find(f.Channel)
 	if i < 0 {
-		return
+		return nil
 	}
 	switch jb := s.subs[i].join; {
 	case jb != nil:
 		if jb.overflowed {
-			return
+			return nil
 		}
 		if jb.bytes+f.Size() > s.maxBytes {
 			jb.frames, jb.bytes, jb.overflowed = nil, 0, true
-			return
+			return nil
 		}
 		jb.frames = append(jb.frames, f)
 		jb.bytes += f.Size()
 	default:
 		if !s.subs[i].last.Less(f.ID) || !s.enqueueLocked(f) {
-			return
+			return nil
 		}
 		s.subs[i].last = f.ID
 	}
+	if s.wake != nil {
+		return s.wake
+	}
 	s.signal()
+	return nil
 }
 
 // enqueueLocked queues f or, over budget, closes the session as a slow

@@ -1116,13 +1116,18 @@ func TestLostChannelResyncsItsSessions(t *testing.T) {
 	}
 }
 
+// wakeFunc is a Waker that calls itself.
+type wakeFunc func()
+
+func (f wakeFunc) Wake() { f() }
+
 // With a wake function, the session calls it instead of signalling Notify:
 // for queued frames and for the close.
 func TestSessionWake(t *testing.T) {
 	h, b := newHub(t, edge.Config{})
 	s := newSession(t, h)
 	var wakes atomic.Int32
-	s.SetWake(func() { wakes.Add(1) })
+	s.SetWake(wakeFunc(func() { wakes.Add(1) }))
 	joinLive(t, s, "c")
 	before := wakes.Load()
 	publishN(t, b, "c", 3)
@@ -1223,4 +1228,60 @@ func TestLateRelayOfHistory(t *testing.T) {
 	late(next)
 	late(ids[1])
 	checkIDs(t, "queued", frameIDs(s.Take(nil)), []edge.ID{next})
+}
+
+// With SetWakeAll, the hub wakes the sessions a live message reached in one
+// call, once the frame is queued on each; a session without a Waker is
+// signalled through Notify and is not in the call.
+func TestHubWakeAll(t *testing.T) {
+	h, b := newHub(t, edge.Config{})
+	var calls [][]edge.Waker
+	var mu sync.Mutex
+	h.SetWakeAll(func(ws []edge.Waker) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls = append(calls, slices.Clone(ws))
+	})
+	var sessions []*edge.Session
+	var wakers []edge.Waker
+	var alone atomic.Int32 // wakes of one session on its own
+	for range 3 {
+		s := newSession(t, h)
+		joinLive(t, s, "c")
+		sessions = append(sessions, s)
+		w := wakeFunc(func() { alone.Add(1) })
+		wakers = append(wakers, &w)
+		s.SetWake(&w)
+	}
+	plain := newSession(t, h)
+	joinLive(t, plain, "c")
+	publishN(t, b, "c", 2)
+	if n := alone.Load(); n != 0 {
+		t.Errorf("%d sessions woken on their own for live messages", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(calls) != 2 {
+		t.Fatalf("%d wakeAll calls for 2 messages, want 2", len(calls))
+	}
+	for i, ws := range calls {
+		if len(ws) != len(wakers) {
+			t.Fatalf("call %d woke %d sessions, want %d", i, len(ws), len(wakers))
+		}
+		for j := range ws {
+			if ws[j] != wakers[j] {
+				t.Errorf("call %d woke %v at %d, want session %d's Waker", i, ws[j], j, j)
+			}
+		}
+	}
+	for i, s := range sessions {
+		if got := len(s.Take(nil)); got != 2 {
+			t.Errorf("session %d has %d frames queued, want 2", i, got)
+		}
+	}
+	select {
+	case <-plain.Notify():
+	default:
+		t.Error("the session without a Waker was not signalled")
+	}
 }

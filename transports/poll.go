@@ -234,13 +234,13 @@ func (p *pollWaiter) wait(wait time.Duration, done func()) {
 	p.done = done
 	p.turn.write = p.check
 	p.turn.mu.Lock()
-	p.sess.SetWake(p.kick)
+	p.sess.SetWake(p)
 	p.timer = time.AfterFunc(wait, func() {
 		p.expired.Store(true)
 		p.turn.KickHere()
 	})
 	p.turn.mu.Unlock()
-	p.kick() // frames may have arrived before the wake was set
+	p.Wake() // frames may have arrived before the wake was set
 }
 
 // check is a waiting request's turn: the wait is over when the session
@@ -379,5 +379,7 @@ func (a *pollAnswer) appendJSON(b []byte) []byte {
 	return append(b, '}')
 }
 
-// kick has the waiter's turn check, on a writer.
-func (p *pollWaiter) kick() { p.turn.Kick(p.s.writers) }
+// Wake has the waiter's turn check, on a writer.
+func (p *pollWaiter) Wake() { p.turn.Kick(p.s.writers) }
+
+func (p *pollWaiter) kickTurn() *writeTurn { return &p.turn }

@@ -88,6 +88,7 @@ func New(cfg Config, broker edge.Broker, log *slog.Logger, opts ...Option) (*Ser
 	}
 	s.tracer = newTracer(s.telemetry.Tracers)
 	s.hub.SetTracer(s.tracer)
+	s.hub.SetWakeAll(s.writers.wakeAll)
 	m, err := metrics.New(s.telemetry.Meters, metrics.Observed{
 		Sessions:      func() int64 { return int64(s.hub.Sessions()) },
 		SlowConsumers: s.hub.SlowConsumers,

@@ -133,7 +133,7 @@ func (st *stream) init(s *Server, tr metrics.Transport, sess *edge.Session, ever
 	s.metrics.Connected(tr, 1)
 	st.turn.write = write
 	st.turn.mu.Lock()
-	sess.SetWake(st.kick)
+	sess.SetWake(st)
 }
 
 // startHeartbeat arms the heartbeat. The caller holds the turn.
@@ -170,7 +170,7 @@ func (st *stream) expireAt(t time.Time) {
 // leave records that the client left; the writer ends the stream.
 func (st *stream) leave() {
 	st.gone.Store(true)
-	st.kick()
+	st.Wake()
 }
 
 // take returns the session's queued frames in a pooled slice; give it back
@@ -216,5 +216,7 @@ func (st *stream) end() {
 	st.closeFn()
 }
 
-// kick has the stream's turn write what is due, on a writer.
-func (st *stream) kick() { st.turn.Kick(st.s.writers) }
+// Wake has the stream's turn write what is due, on a writer.
+func (st *stream) Wake() { st.turn.Kick(st.s.writers) }
+
+func (st *stream) kickTurn() *writeTurn { return &st.turn }

@@ -35,7 +35,7 @@ type writeTurn struct {
 // goroutines: one waiting for work, or a new one. It never blocks.
 func (t *writeTurn) Kick(w *writers) {
 	if t.state.CompareAndSwap(turnIdle, turnPending) {
-		w.hand(t)
+		w.hand([]*writeTurn{t})
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/edgeworks/edge/edge"
 )
 
 // kickAll kicks n turns on w, each counting its run into runs and
@@ -86,3 +88,56 @@ func TestWriters(t *testing.T) {
 		})
 	}
 }
+
+// testKicker is a kicker over a bare turn.
+type testKicker struct {
+	t *writeTurn
+	w *writers
+}
+
+func (k testKicker) Wake()                { k.t.Kick(k.w) }
+func (k testKicker) kickTurn() *writeTurn { return k.t }
+
+// wakeAll runs each idle turn once, in chunks, skips a turn already on its
+// way, and wakes a Waker that is not a turn's by itself.
+func TestWritersWakeAll(t *testing.T) {
+	w := newWriters()
+	defer w.stopAndWait()
+	const n = 5*handChunk + 3
+	var runs [n]atomic.Int32
+	done := make(chan struct{}, n)
+	turns := make([]writeTurn, n)
+	var ws []edge.Waker
+	for i := range turns {
+		turns[i].write = func() { runs[i].Add(1); done <- struct{}{} }
+		ws = append(ws, testKicker{&turns[i], w})
+	}
+	turns[7].state.Store(turnPending) // already on its way: not handed again
+	var plain atomic.Int32
+	ws = append(ws, wakeFunc(func() { plain.Add(1) }))
+	w.wakeAll(ws)
+	for range n - 1 {
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("not every woken turn ran")
+		}
+	}
+	for i := range runs {
+		want := int32(1)
+		if i == 7 {
+			want = 0
+		}
+		if got := runs[i].Load(); got != want {
+			t.Errorf("turn %d ran %d times, want %d", i, got, want)
+		}
+	}
+	if plain.Load() != 1 {
+		t.Errorf("a Waker that is no turn's was woken %d times, want 1", plain.Load())
+	}
+}
+
+// wakeFunc is a Waker that calls itself.
+type wakeFunc func()
+
+func (f wakeFunc) Wake() { f() }

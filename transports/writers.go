@@ -3,6 +3,8 @@ package transports
 import (
 	"sync"
 	"time"
+
+	"github.com/edgeworks/edge/edge"
 )
 
 const (
@@ -31,9 +33,17 @@ type writers struct {
 	stopped bool
 }
 
-// writer is one writer goroutine's mailbox: a turn to run, or nil to end.
+// handChunk is the most turns handed to a writer at once: the turns a
+// message woke are handed out in chunks of it, so one wake of a writer
+// serves several connections while a large fan-out still spreads over
+// several writers.
+const handChunk = 16
+
+// writer is one writer goroutine's mailbox: the turns to run, and a wake
+// that says how many (0: end).
 type writer struct {
-	wake  chan *writeTurn
+	wake  chan int
+	turns [handChunk]*writeTurn
 	since uint64 // the reaper period in which it began to wait
 }
 
@@ -45,15 +55,49 @@ func newWriters() *writers {
 	return w
 }
 
-// hand runs t on the writer that waited least, or on a new one.
-func (w *writers) hand(t *writeTurn) {
+// kicker is a Waker whose wake kicks a write turn: a stream, a waiting
+// long-poll.
+type kicker interface {
+	edge.Waker
+	kickTurn() *writeTurn
+}
+
+// wakeAll kicks the turns of ws (see edge.Hub.SetWakeAll), handing those
+// that were idle to writers in chunks of handChunk.
+func (w *writers) wakeAll(ws []edge.Waker) {
+	var chunk [handChunk]*writeTurn
+	n := 0
+	for _, x := range ws {
+		k, ok := x.(kicker)
+		if !ok {
+			x.Wake()
+			continue
+		}
+		t := k.kickTurn()
+		if !t.state.CompareAndSwap(turnIdle, turnPending) {
+			continue
+		}
+		chunk[n] = t
+		if n++; n == handChunk {
+			w.hand(chunk[:])
+			n = 0
+		}
+	}
+	if n > 0 {
+		w.hand(chunk[:n])
+	}
+}
+
+// hand runs ts, at most handChunk turns, on the writer that waited least,
+// or on a new one.
+func (w *writers) hand(ts []*writeTurn) {
 	w.mu.Lock()
 	if n := len(w.idle); n > 0 {
 		wr := w.idle[n-1]
 		w.idle[n-1] = nil
 		w.idle = w.idle[:n-1]
 		w.mu.Unlock()
-		wr.wake <- t
+		wr.wake <- copy(wr.turns[:], ts)
 		return
 	}
 	w.running++
@@ -61,42 +105,44 @@ func (w *writers) hand(t *writeTurn) {
 		w.reaper.Reset(writerIdle)
 	}
 	w.mu.Unlock()
-	go w.work(t)
+	wr := &writer{wake: make(chan int, 1)}
+	go w.work(wr, copy(wr.turns[:], ts))
 }
 
-// work runs t, then each turn it is handed, until it is told to end or
-// may not wait.
-func (w *writers) work(t *writeTurn) {
-	wr := &writer{wake: make(chan *writeTurn, 1)}
-	for t != nil {
-		t.run()
-		t = w.wait(wr)
+// work runs wr's first n turns, then each chunk it is handed, until it is
+// told to end or may not wait.
+func (w *writers) work(wr *writer, n int) {
+	for n > 0 {
+		for i, t := range wr.turns[:n] {
+			t.run()
+			wr.turns[i] = nil
+		}
+		n = w.wait(wr)
 	}
 }
 
-// wait puts wr among the waiting writers and returns the turn it is
-// handed, or nil when it is to end: now, when the writers are stopped or
+// wait puts wr among the waiting writers and returns how many turns it is
+// handed, or 0 when it is to end: now, when the writers are stopped or
 // maxIdleWriters already wait, or later when the reaper or the stop ends
 // it.
-func (w *writers) wait(wr *writer) *writeTurn {
+func (w *writers) wait(wr *writer) int {
 	w.mu.Lock()
 	if w.stopped || len(w.idle) >= maxIdleWriters {
 		w.exitLocked()
 		w.mu.Unlock()
-		return nil
+		return 0
 	}
 	wr.since = w.period
 	w.idle = append(w.idle, wr)
 	w.mu.Unlock()
-	if t := <-wr.wake; t != nil {
-		return t
+	if n := <-wr.wake; n > 0 {
+		return n
 	}
 	w.mu.Lock()
 	w.exitLocked()
 	w.mu.Unlock()
-	return nil
+	return 0
 }
-
 func (w *writers) exitLocked() {
 	w.running--
 	if w.running == 0 {
@@ -114,7 +160,7 @@ func (w *writers) reap() {
 	}
 	n := 0
 	for n < len(w.idle) && w.idle[n].since < w.period {
-		w.idle[n].wake <- nil
+		w.idle[n].wake <- 0
 		n++
 	}
 	w.idle = append(w.idle[:0], w.idle[n:]...)
@@ -132,7 +178,7 @@ func (w *writers) stopAndWait() {
 	w.stopped = true
 	w.reaper.Stop()
 	for _, wr := range w.idle {
-		wr.wake <- nil
+		wr.wake <- 0
 	}
 	clear(w.idle)
 	w.idle = w.idle[:0]
