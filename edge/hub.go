@@ -42,9 +42,29 @@ type Hub struct {
 
 type shard struct {
 	mu sync.RWMutex
-	// mu guards chans. Each list is copy-on-write: readers take it under
-	// RLock and use it after unlocking.
-	chans map[string][]*Session
+	// mu guards chans and their lists. Each list is copy-on-write: readers
+	// take it under RLock and use it after unlocking.
+	chans map[string]*listeners
+}
+
+// listeners are a channel's local sessions.
+type listeners struct {
+	// name is the channel's name, one string shared by the frames the
+	// hub delivers and the sessions' subscriptions, so that a session
+	// matches a frame to its subscription by pointer (Go compares strings
+	// of one pointer without reading them).
+	name string
+	subs []*Session
+}
+
+// subscribers returns channel's local sessions and its shared name.
+func (sh *shard) subscribers(channel string) ([]*Session, string) {
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	if l := sh.chans[channel]; l != nil {
+		return l.subs, l.name
+	}
+	return nil, channel
 }
 
 // NewHub returns a hub that relays the broker's live messages, with the
@@ -63,7 +83,7 @@ func NewHub(broker Broker, cfg Config, log *slog.Logger) *Hub {
 		sessions: make(map[*Session]struct{}),
 	}
 	for i := range h.shards {
-		h.shards[i].chans = make(map[string][]*Session)
+		h.shards[i].chans = make(map[string]*listeners)
 	}
 	broker.Relay(h.deliver)
 	if lr, ok := broker.(LossReporter); ok {
@@ -141,10 +161,8 @@ func (h *Hub) shard(channel string) *shard {
 // relayed synchronously) and the hub has a tracer, the fan-out is its
 // child span "fanout".
 func (h *Hub) deliver(ctx context.Context, m Message) {
-	sh := h.shard(m.Channel)
-	sh.mu.RLock()
-	subs := sh.chans[m.Channel]
-	sh.mu.RUnlock()
+	subs, name := h.shard(m.Channel).subscribers(m.Channel)
+	m.Channel = name
 	if t := h.tracer; t != nil && trace.SpanFromContext(ctx).IsRecording() {
 		_, span := t.Start(ctx, "fanout", trace.WithAttributes(attribute.Int("edge.subscribers", len(subs))))
 		defer span.End()
@@ -181,30 +199,32 @@ func (h *Hub) deliver(ctx context.Context, m Message) {
 // lost closes the channel's local sessions with DisconnectResync: their
 // live stream missed messages, and only a resume tells their clients.
 func (h *Hub) lost(channel string) {
-	sh := h.shard(channel)
-	sh.mu.RLock()
-	subs := sh.chans[channel]
-	sh.mu.RUnlock()
+	subs, _ := h.shard(channel).subscribers(channel)
 	for _, s := range subs {
 		s.Close(DisconnectResync)
 	}
 }
 
 // add registers s for channel's live frames and waits until the broker
-// relays the channel.
-func (h *Hub) add(ctx context.Context, channel string, s *Session) error {
+// relays the channel. It returns the channel's shared name (see
+// listeners).
+func (h *Hub) add(ctx context.Context, channel string, s *Session) (string, error) {
 	sh := h.shard(channel)
 	sh.mu.Lock()
-	old := sh.chans[channel]
-	subs := make([]*Session, len(old), len(old)+1)
-	copy(subs, old)
-	sh.chans[channel] = append(subs, s)
+	l := sh.chans[channel]
+	if l == nil {
+		l = &listeners{name: channel}
+		sh.chans[channel] = l
+	}
+	subs := make([]*Session, len(l.subs), len(l.subs)+1)
+	copy(subs, l.subs)
+	l.subs = append(subs, s)
 	sh.mu.Unlock()
 	if err := h.broker.Watch(ctx, channel); err != nil {
 		h.unlist(channel, s)
-		return err
+		return "", err
 	}
-	return nil
+	return l.name, nil
 }
 
 // remove undoes add.
@@ -217,9 +237,12 @@ func (h *Hub) unlist(channel string, s *Session) {
 	sh := h.shard(channel)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	old := sh.chans[channel]
-	subs := make([]*Session, 0, len(old))
-	for _, o := range old {
+	l := sh.chans[channel]
+	if l == nil {
+		return
+	}
+	subs := make([]*Session, 0, len(l.subs))
+	for _, o := range l.subs {
 		if o != s {
 			subs = append(subs, o)
 		}
@@ -227,7 +250,7 @@ func (h *Hub) unlist(channel string, s *Session) {
 	if len(subs) == 0 {
 		delete(sh.chans, channel)
 	} else {
-		sh.chans[channel] = subs
+		l.subs = subs
 	}
 }
 

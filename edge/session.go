@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // catchUpPage is how many history messages Join reads at a time.
@@ -37,7 +38,7 @@ type Session struct {
 	queue    []*Frame
 	queued   int            // bytes in queue
 	subs     []subscription // few per connection: a slice beats a map in time and memory
-	closed   *Disconnect
+	closed   atomic.Pointer[Disconnect] // set once, holding mu; read without it
 	released bool
 	kind     uint8 // groups the session in Hub.Stats
 	first    bool  // closed at once when Shutdown begins
@@ -97,12 +98,10 @@ func (s *Session) Notify() <-chan struct{} { return s.notify }
 
 // Closed returns why the session closed, or false while it is open.
 func (s *Session) Closed() (Disconnect, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed == nil {
-		return Disconnect{}, false
+	if d := s.closed.Load(); d != nil {
+		return *d, true
 	}
-	return *s.closed, true
+	return Disconnect{}, false
 }
 
 // Close closes the session with d; the first reason wins. Queued frames are
@@ -114,10 +113,10 @@ func (s *Session) Close(d Disconnect) {
 }
 
 func (s *Session) closeLocked(d Disconnect) {
-	if s.closed != nil {
+	if s.closed.Load() != nil {
 		return
 	}
-	s.closed = &d
+	s.closed.Store(&d)
 	if d == DisconnectSlow {
 		s.hub.slow.Add(1)
 	}
@@ -184,7 +183,7 @@ func (s *Session) Release() {
 func (s *Session) push(f *Frame) Waker {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed != nil {
+	if s.closed.Load() != nil {
 		return nil
 	}
 	i := s.find(f.Channel)
@@ -244,7 +243,7 @@ func (s *Session) Take(buf []*Frame) []*Frame {
 // has Config.MaxChannels channels, or the broker cannot relay it.
 func (s *Session) Subscribe(ctx context.Context, channel string) error {
 	s.mu.Lock()
-	if s.closed != nil {
+	if s.closed.Load() != nil {
 		s.mu.Unlock()
 		return ErrSessionClosed
 	}
@@ -258,11 +257,15 @@ func (s *Session) Subscribe(ctx context.Context, channel string) error {
 	}
 	s.subs = append(s.subs, subscription{channel: channel, join: &joinBuffer{}})
 	s.mu.Unlock()
-	if err := s.hub.add(ctx, channel, s); err != nil {
-		s.mu.Lock()
+	name, err := s.hub.add(ctx, channel, s)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
 		s.dropLocked(channel)
-		s.mu.Unlock()
 		return err
+	}
+	if i := s.find(channel); i >= 0 {
+		s.subs[i].channel = name
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
@@ -1283,5 +1284,27 @@ func TestHubWakeAll(t *testing.T) {
 	case <-plain.Notify():
 	default:
 		t.Error("the session without a Waker was not signalled")
+	}
+}
+
+// The hub delivers every frame of a channel with one string, the first
+// subscriber's, whatever strings the publisher and the other subscribers
+// hold: sessions and cursors then match frames to channels by pointer.
+func TestHubSharesChannelName(t *testing.T) {
+	h, b := newHub(t, edge.Config{})
+	name := func() string { return string([]byte("shared")) } // a new allocation each call
+	first := name()
+	for _, ch := range []string{first, name()} {
+		joinLive(t, newSession(t, h), ch)
+	}
+	s := newSession(t, h)
+	joinLive(t, s, name())
+	publish(t, b, name(), "x")
+	frames := s.Take(nil)
+	if len(frames) != 1 {
+		t.Fatalf("took %d frames, want 1", len(frames))
+	}
+	if unsafe.StringData(frames[0].Channel) != unsafe.StringData(first) {
+		t.Error("the frame's channel is not the string of the channel's first subscriber")
 	}
 }

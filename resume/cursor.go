@@ -32,7 +32,9 @@ type Cursor struct {
 func (c *Cursor) Set(channel string, id edge.ID) {
 	for i, ch := range c.channels {
 		if ch == channel {
-			c.ids[i] = id
+			// Keep the caller's string: a hub delivers every frame of a
+			// channel with one string, which then compares by pointer.
+			c.channels[i], c.ids[i] = channel, id
 			return
 		}
 	}
