@@ -36,8 +36,8 @@ type Session struct {
 	// mu guards the fields below.
 	wake     Waker // woken on every signal; see SetWake
 	queue    []*Frame
-	queued   int            // bytes in queue
-	subs     []subscription // few per connection: a slice beats a map in time and memory
+	queued   int                        // bytes in queue
+	subs     []subscription             // few per connection: a slice beats a map in time and memory
 	closed   atomic.Pointer[Disconnect] // set once, holding mu; read without it
 	released bool
 	kind     uint8 // groups the session in Hub.Stats
