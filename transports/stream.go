@@ -181,12 +181,14 @@ func (st *stream) take() *[]*edge.Frame {
 	return fp
 }
 
-// delivered counts n frames written, the oldest of them with id first.
-// The caller holds the turn.
+// delivered counts n frames written, the oldest of them with id first,
+// sampling its latency when the run is to. The caller holds the turn.
 func (st *stream) delivered(n int, first edge.ID) {
 	if n > 0 {
 		st.s.metrics.Delivered(st.tr, n)
-		st.s.metrics.Latency(st.tr, first, time.Now())
+		if st.turn.sample {
+			st.s.metrics.Latency(st.tr, first, time.Now())
+		}
 	}
 }
 

@@ -19,8 +19,8 @@ const (
 //
 // A Server's writers are shared by all its connections: one that finished
 // a run waits briefly for the next Kick of any connection (see writers),
-// so that under load a run reuses a stack that has already grown to the depth of a
-// write instead of growing a new goroutine's on every burst.
+// so that under load a run reuses a stack that has already grown to the
+// depth of a write instead of growing a new goroutine's on every burst.
 //
 // Whoever holds mu owns the connection's output: the goroutine running
 // write, or a caller of Lock (the handler while it writes history, the
@@ -28,7 +28,11 @@ const (
 type writeTurn struct {
 	mu    sync.Mutex
 	state atomic.Int32
-	write func() // runs with mu held; set before the first Kick
+	// sample is set, holding mu, for a run that is to sample the
+	// publish-to-deliver latency: one of each chunk a writer is handed
+	// (see writers.work), and every run by KickHere.
+	sample bool
+	write  func() // runs with mu held; set before the first Kick
 }
 
 // Kick makes sure write runs after this call, on one of w's writer
@@ -43,16 +47,18 @@ func (t *writeTurn) Kick(w *writers) {
 // instead of handing it to a writer.
 func (t *writeTurn) KickHere() {
 	if t.state.CompareAndSwap(turnIdle, turnPending) {
-		t.run()
+		t.run(true)
 	}
 }
 
-func (t *writeTurn) run() {
+// run runs write if a Kick asked for it, with sample set as given.
+func (t *writeTurn) run(sample bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	// A Kick from now on starts another run, which waits for mu: whatever
 	// was queued before this point is written by this one.
 	if t.state.CompareAndSwap(turnPending, turnIdle) {
+		t.sample = sample
 		t.write()
 	}
 }

@@ -15,7 +15,13 @@ func kickAll(t *testing.T, w *writers, n int, runs *atomic.Int32) {
 	done := make(chan struct{}, n)
 	turns := make([]writeTurn, n)
 	for i := range turns {
-		turns[i].write = func() { runs.Add(1); done <- struct{}{} }
+		turns[i].write = func() {
+			if !turns[i].sample {
+				t.Error("a turn kicked alone did not sample the latency")
+			}
+			runs.Add(1)
+			done <- struct{}{}
+		}
 		turns[i].Kick(w)
 	}
 	for range n {
@@ -105,11 +111,18 @@ func TestWritersWakeAll(t *testing.T) {
 	defer w.stopAndWait()
 	const n = 5*handChunk + 3
 	var runs [n]atomic.Int32
+	var sampled atomic.Int32
 	done := make(chan struct{}, n)
 	turns := make([]writeTurn, n)
 	var ws []edge.Waker
 	for i := range turns {
-		turns[i].write = func() { runs[i].Add(1); done <- struct{}{} }
+		turns[i].write = func() {
+			runs[i].Add(1)
+			if turns[i].sample {
+				sampled.Add(1)
+			}
+			done <- struct{}{}
+		}
 		ws = append(ws, testKicker{&turns[i], w})
 	}
 	turns[7].state.Store(turnPending) // already on its way: not handed again
@@ -131,6 +144,10 @@ func TestWritersWakeAll(t *testing.T) {
 		if got := runs[i].Load(); got != want {
 			t.Errorf("turn %d ran %d times, want %d", i, got, want)
 		}
+	}
+	// One run samples the latency per chunk handed to a writer.
+	if got, want := sampled.Load(), int32((n-1+handChunk-1)/handChunk); got != want {
+		t.Errorf("%d runs sampled the latency, want %d (one per chunk)", got, want)
 	}
 	if plain.Load() != 1 {
 		t.Errorf("a Waker that is no turn's was woken %d times, want 1", plain.Load())

@@ -1,6 +1,7 @@
 package transports
 
 import (
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -113,8 +114,12 @@ func (w *writers) hand(ts []*writeTurn) {
 // told to end or may not wait.
 func (w *writers) work(wr *writer, n int) {
 	for n > 0 {
+		// One run of the chunk, at random so that no connection is
+		// never sampled, samples the latency: every run while turns
+		// come one at a time, one in up to handChunk under fan-out.
+		sample := rand.IntN(n)
 		for i, t := range wr.turns[:n] {
-			t.run()
+			t.run(i == sample)
 			wr.turns[i] = nil
 		}
 		n = w.wait(wr)

@@ -25,9 +25,11 @@
 //	                                            as a slow consumer
 //	edge_messages_published_total{source}       messages published (HTTP or a WebSocket op)
 //	edge_messages_delivered_total{transport}    messages written to subscribers (live and history)
-//	edge_publish_to_deliver_seconds{transport}  histogram from the message id's time to the write, one
-//	                                            sample per write (from its oldest live message; for a
-//	                                            long-poll, its newest)
+//	edge_publish_to_deliver_seconds{transport}  histogram from the message id's time to the write,
+//	                                            sampled from its oldest live message (for a long-poll,
+//	                                            its newest): every long-poll answer, and every SSE or
+//	                                            WebSocket write while writes are few; under fan-out, one
+//	                                            write, at random, of each batch of up to 16 a writer runs
 //	edge_resumes_total{transport}               subscribes with a cursor (every long-poll after the first
 //	                                            is one)
 //	edge_gaps_total                             gaps reported: history after a cursor was already trimmed

@@ -123,7 +123,7 @@ func New(provider metric.MeterProvider, obs Observed) (*Metrics, error) {
 	var err error
 	add(m.observeCounts(meter))
 	m.latency, err = meter.Float64Histogram("edge.publish_to_deliver",
-		metric.WithDescription("Time from a message's id timestamp to its write to a subscriber; sampled once per write, from its oldest live message (for long-polls, its newest), by transport."),
+		metric.WithDescription("Time from a message's id timestamp to its write to a subscriber, by transport; sampled from a write's oldest live message (for long-polls, its newest): every long-poll answer and, under fan-out, one SSE or WebSocket write in each batch of up to 16."),
 		metric.WithUnit("s"),
 		metric.WithExplicitBucketBoundaries(LatencyBuckets[:]...))
 	add(err)
