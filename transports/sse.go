@@ -234,8 +234,8 @@ func (c *sseConn) flush() {
 			c.buf = append(c.buf, ": hb\n\n"...)
 		}
 	}
-	if c.writeBuf() != nil {
-		c.end()
+	if err := c.writeBuf(); err != nil {
+		c.fail(err)
 		return
 	}
 	c.delivered(n, first)

@@ -1,6 +1,7 @@
 package transports
 
 import (
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -216,6 +217,19 @@ func (st *stream) end() {
 	st.sess.SetWake(nil)
 	st.sess.Release()
 	st.closeFn()
+}
+
+// fail ends the stream after a live write failed with err. A write that
+// found no room for writeTimeout means a peer that stopped reading: its
+// session closes as a slow consumer, as one whose queue overflows does.
+// The caller holds the turn.
+func (st *stream) fail(err error) {
+	// gorilla/websocket hides the deadline error behind its own, which
+	// still says Timeout.
+	if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+		st.sess.Close(edge.DisconnectSlow)
+	}
+	st.end()
 }
 
 // Wake has the stream's turn write what is due, on a writer.

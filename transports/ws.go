@@ -313,7 +313,7 @@ func (c *wsConn) flush() {
 		}
 	}
 	if err != nil {
-		c.end()
+		c.fail(err)
 	}
 }
 
