@@ -19,6 +19,9 @@ type Config struct {
 	// MaxPayload is the largest message payload in bytes, at most
 	// edge.MaxPayloadLimit. Zero means edge.DefaultMaxPayload (64 KiB).
 	MaxPayload int
+	// MaxBatch is the most messages one batch publish (POST
+	// /v1/publish/batch) may carry. Zero means 1000.
+	MaxBatch int
 
 	// Heartbeat is the interval of SSE comments and WebSocket pings. Zero
 	// means 25s. Clients may ask for a value between HeartbeatMin and
@@ -116,6 +119,7 @@ type Config struct {
 // Hub.QueueBytes raised to 2×MaxPayload when it is smaller.
 func (c Config) WithDefaults() Config {
 	setDefault(&c.MaxPayload, edge.DefaultMaxPayload)
+	setDefault(&c.MaxBatch, 1000)
 	c.Hub = c.Hub.WithDefaults()
 	if c.Hub.QueueBytes > 0 && c.Hub.QueueBytes < 2*c.MaxPayload {
 		c.Hub.QueueBytes = 2 * c.MaxPayload
@@ -158,7 +162,7 @@ func (c Config) Validate() error {
 		name string
 		v    int
 	}{
-		{"MaxPayload", c.MaxPayload},
+		{"MaxPayload", c.MaxPayload}, {"MaxBatch", c.MaxBatch},
 		{"MaxConns", c.MaxConns}, {"MaxConnsPerIP", c.MaxConnsPerIP},
 		{"SubscribeRate", c.SubscribeRate}, {"PublishRate", c.PublishRate},
 		{"ClientPublishRate", c.ClientPublishRate},
