@@ -1,13 +1,10 @@
 package transports
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -19,20 +16,6 @@ import (
 	"github.com/edgeworks/edge/edge/auth"
 	"github.com/edgeworks/edge/transports/metrics"
 )
-
-// batchRequest is the body of POST /v1/publish/batch.
-type batchRequest struct {
-	Messages []batchMessage `json:"messages"`
-}
-
-// batchMessage is one message of a batch: exactly one of Data (text) and
-// DataBase64 (any bytes) is set.
-type batchMessage struct {
-	Channel    string  `json:"channel"`
-	Event      string  `json:"event"`
-	Data       *string `json:"data"`
-	DataBase64 *string `json:"data_base64"`
-}
 
 // batchItemOverhead is what a batch body may hold per message besides its
 // payload in base64: the field names, a channel and an event of the
@@ -124,7 +107,7 @@ func (s *Server) handlePublishBatch(w http.ResponseWriter, r *http.Request) {
 			b = append(b, ',')
 		}
 		b = append(b, `{"channel":`...)
-		b = appendJSONString(b, m.Channel)
+		b = appendJSONString(b, m.channel)
 		if errs[i] == nil {
 			b = append(b, `,"id":"`...)
 			b = ids[i].AppendTo(b)
@@ -143,59 +126,55 @@ func (s *Server) handlePublishBatch(w http.ResponseWriter, r *http.Request) {
 
 // parseBatch decodes a batch body: one JSON object with the field
 // "messages", 1 to MaxBatch of them, and no other field.
-func (s *Server) parseBatch(body []byte) ([]batchMessage, error) {
-	var req batchRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return nil, fmt.Errorf(`%w: the body must be {"messages":[{"channel","event","data" or "data_base64"},...]}: %v`, edge.ErrBadRequest, err)
+func (s *Server) parseBatch(body []byte) ([]batchItem, error) {
+	items, err := decodeBatch(body)
+	if err != nil {
+		return nil, err
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%w: the body holds more than one JSON value", edge.ErrBadRequest)
-	}
-	switch n := len(req.Messages); {
+	switch n := len(items); {
 	case n == 0:
 		return nil, fmt.Errorf(`%w: the body has no messages ({"messages":[...]})`, edge.ErrBadRequest)
 	case n > s.cfg.MaxBatch:
 		return nil, fmt.Errorf("%w: %d messages; a batch holds at most %d", edge.ErrPayloadTooLarge, n, s.cfg.MaxBatch)
 	}
-	return req.Messages, nil
+	return items, nil
 }
 
 // checkBatchMessage checks m as handlePublish checks a publish by the
 // publisher of r with claims, and returns it as a publication.
-func (s *Server) checkBatchMessage(r *http.Request, claims *auth.Claims, m *batchMessage) (edge.Publication, error) {
-	if err := edge.ValidateChannel(m.Channel); err != nil {
+func (s *Server) checkBatchMessage(r *http.Request, claims *auth.Claims, m *batchItem) (edge.Publication, error) {
+	if err := edge.ValidateChannel(m.channel); err != nil {
 		return edge.Publication{}, err
 	}
-	who, err := s.access.publish(r, claims, m.Channel)
+	who, err := s.access.publish(r, claims, m.channel)
 	if err == nil && s.publishes != nil {
 		err = s.publishes.allow(who, "publishes by one publisher")
 	}
 	if err != nil {
 		return edge.Publication{}, err
 	}
-	if err := edge.ValidateEvent(m.Event); err != nil {
+	if err := edge.ValidateEvent(m.event); err != nil {
 		return edge.Publication{}, err
 	}
-	var data []byte
+	data := m.data
 	switch {
-	case (m.Data == nil) == (m.DataBase64 == nil):
+	case m.hasData == m.isBase64:
 		return edge.Publication{}, fmt.Errorf(`%w: a message has exactly one of "data" (text) and "data_base64" (bytes in standard base64)`, edge.ErrBadRequest)
-	case m.Data != nil:
-		data = []byte(*m.Data)
-	default:
-		if base64.StdEncoding.DecodedLen(len(*m.DataBase64)) > s.cfg.MaxPayload+2 {
+	case m.isBase64:
+		if base64.StdEncoding.DecodedLen(len(m.data)) > s.cfg.MaxPayload+2 {
 			return edge.Publication{}, payloadTooLarge(s.cfg.MaxPayload)
 		}
-		if data, err = base64.StdEncoding.DecodeString(*m.DataBase64); err != nil {
+		data = make([]byte, base64.StdEncoding.DecodedLen(len(m.data)))
+		n, err := base64.StdEncoding.Decode(data, m.data)
+		if err != nil {
 			return edge.Publication{}, fmt.Errorf("%w: data_base64 is not standard base64: %v", edge.ErrBadRequest, err)
 		}
+		data = data[:n]
 	}
 	if len(data) > s.cfg.MaxPayload {
 		return edge.Publication{}, payloadTooLarge(s.cfg.MaxPayload)
 	}
-	return edge.Publication{Channel: m.Channel, Event: m.Event, Data: data}, nil
+	return edge.Publication{Channel: m.channel, Event: m.event, Data: data}, nil
 }
 
 // publishBatch stores pubs and counts each stored message as a publish
