@@ -71,10 +71,11 @@ func (s *Server) handlePublishBatch(w http.ResponseWriter, r *http.Request) {
 	// the same order; those that pass are published together.
 	errs := make([]error, len(msgs))
 	pubs := make([]edge.Publication, 0, len(msgs))
+	publisher := s.access.publisher(r, claims)
 	for i := range msgs {
 		m := &msgs[i]
 		var p edge.Publication
-		if p, errs[i] = s.checkBatchMessage(r, claims, m); errs[i] == nil {
+		if p, errs[i] = s.checkBatchMessage(publisher, claims, m); errs[i] == nil {
 			pubs = append(pubs, p)
 		}
 	}
@@ -140,15 +141,15 @@ func (s *Server) parseBatch(body []byte) ([]batchItem, error) {
 	return items, nil
 }
 
-// checkBatchMessage checks m as handlePublish checks a publish by the
-// publisher of r with claims, and returns it as a publication.
-func (s *Server) checkBatchMessage(r *http.Request, claims *auth.Claims, m *batchItem) (edge.Publication, error) {
+// checkBatchMessage checks m as handlePublish checks a publish by
+// publisher with claims, and returns it as a publication.
+func (s *Server) checkBatchMessage(publisher httpPublisher, claims *auth.Claims, m *batchItem) (edge.Publication, error) {
 	if err := edge.ValidateChannel(m.channel); err != nil {
 		return edge.Publication{}, err
 	}
-	who, err := s.access.publish(r, claims, m.channel)
+	err := s.access.publishBy(publisher, claims, m.channel)
 	if err == nil && s.publishes != nil {
-		err = s.publishes.allow(who, "publishes by one publisher")
+		err = s.publishes.allow(publisher.who, "publishes by one publisher")
 	}
 	if err != nil {
 		return edge.Publication{}, err
