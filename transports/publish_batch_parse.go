@@ -93,12 +93,17 @@ func parseBatchFast(body []byte) (items []batchItem, ok bool) {
 	if !ok || string(key) != "messages" || !p.byte(':') || !p.byte('[') {
 		return nil, false
 	}
-	// Messages are at least {} and a comma.
-	items = make([]batchItem, 0, min(len(body)/3, 1024))
+	// Each message opens a brace: a bound that a brace inside a string
+	// only raises.
+	items = make([]batchItem, 0, bytes.Count(body[p.i:], []byte("{")))
 	if !p.peek(']') {
 		for {
 			var it batchItem
-			if !p.item(&it) {
+			prev := ""
+			if n := len(items); n > 0 {
+				prev = items[n-1].channel
+			}
+			if !p.item(&it, prev) {
 				return nil, false
 			}
 			items = append(items, it)
@@ -116,8 +121,9 @@ func parseBatchFast(body []byte) (items []batchItem, ok bool) {
 	return items, p.i == len(p.b)
 }
 
-// item reads one message object.
-func (p *batchParser) item(it *batchItem) bool {
+// item reads one message object. A channel equal to prev, the channel of
+// the message before, shares its string.
+func (p *batchParser) item(it *batchItem, prev string) bool {
 	if !p.byte('{') {
 		return false
 	}
@@ -138,7 +144,9 @@ func (p *batchParser) item(it *batchItem) bool {
 		var k int
 		switch string(key) {
 		case "channel":
-			it.channel = string(v)
+			if it.channel = prev; string(v) != prev {
+				it.channel = string(v)
+			}
 		case "event":
 			k, it.event = 1, string(v)
 		case "data":
