@@ -263,6 +263,14 @@
 // effect that the loaded function ignores. The function's text is the
 // same on every node: no node's flags are built into it.
 //
+// Several messages of one channel go in one call, stored together with
+// consecutive ids or not at all (each checked before any is stored):
+//
+//	FCALL edge_publish_batch 1 edge:{CHANNEL} COUNT EVENT PAYLOAD ... [NAME VALUE]...    → the ids, in order
+//
+// which is what POST /v1/publish/batch sends, one call per channel, all
+// of a batch's calls pipelined.
+//
 // Fleet settings. --history-size, --history-ttl and --max-payload govern
 // streams every node shares, so the fleet keeps them in the hash
 // edge:settings. At start a node writes each field that is missing there
