@@ -20,7 +20,8 @@ type Config struct {
 	// edge.MaxPayloadLimit. Zero means edge.DefaultMaxPayload (64 KiB).
 	MaxPayload int
 	// MaxBatch is the most messages one batch publish (POST
-	// /v1/publish/batch) may carry. Zero means 1000.
+	// /v1/publish/batch) may carry, at most MaxBatchLimit. Zero means
+	// 1000.
 	MaxBatch int
 
 	// Heartbeat is the interval of SSE comments and WebSocket pings. Zero
@@ -140,6 +141,10 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
+// MaxBatchLimit bounds Config.MaxBatch, so that a batch body's bound
+// (MaxBatch payloads in base64) stays a number.
+const MaxBatchLimit = 100_000
+
 func setDefault[T comparable](field *T, def T) {
 	var zero T
 	if *field == zero {
@@ -181,6 +186,9 @@ func (c Config) Validate() error {
 		edge.CheckNotNegative(&errs, f.name, f.v)
 	}
 	edge.CheckMaxPayload(&errs, "MaxPayload", c.MaxPayload)
+	if c.MaxBatch > MaxBatchLimit {
+		errs = append(errs, edge.Invalid("MaxBatch", "%d is over %d; a backend with more sends several batches", c.MaxBatch, MaxBatchLimit))
+	}
 	if c.HeartbeatMin > c.HeartbeatMax {
 		errs = append(errs, edge.Invalid("HeartbeatMin", "%v is over %s (%v); lower it or raise %[2]s",
 			c.HeartbeatMin, edge.FieldRef("HeartbeatMax"), c.HeartbeatMax))

@@ -78,6 +78,7 @@ func TestConfigValidate(t *testing.T) {
 		{"negative heartbeat", func(c *transports.Config) { c.Heartbeat = -time.Second }, []string{"Heartbeat: -1s is negative"}},
 		{"negative rate", func(c *transports.Config) { c.PublishRate = -1 }, []string{"PublishRate: -1 is negative"}},
 		{"negative batch", func(c *transports.Config) { c.MaxBatch = -1 }, []string{"MaxBatch: -1 is negative"}},
+		{"batch over the limit", func(c *transports.Config) { c.MaxBatch = transports.MaxBatchLimit + 1 }, []string{"MaxBatch: 100001 is over 100000"}},
 		{"payload over the limit", func(c *transports.Config) { c.MaxPayload = 32 << 20 }, []string{"MaxPayload: 33554432 bytes is over the limit"}},
 		{"inverted heartbeat bounds", func(c *transports.Config) { c.HeartbeatMin, c.HeartbeatMax = time.Hour, time.Minute }, []string{"HeartbeatMin: 1h0m0s is over HeartbeatMax"}},
 		{"poll timeout over its max", func(c *transports.Config) { c.PollTimeout = 2 * time.Minute }, []string{"PollTimeout: 2m0s is over PollTimeoutMax"}},

@@ -73,7 +73,7 @@
 //	                                oldest (default 268435456, 256 MiB)
 //	--max-payload BYTES             largest payload, 413 above; at most 16 MiB (default 65536)
 //	--max-batch N                   most messages in one batch publish (POST /v1/publish/batch), 413
-//	                                above (default 1000)
+//	                                above; at most 100000 (default 1000)
 //	--max-channels N                channels per connection (default 64)
 //	--queue-bytes BYTES             outgoing queue per connection before it is closed as a slow consumer;
 //	                                at least twice --max-payload (default 1048576, 1 MiB)
