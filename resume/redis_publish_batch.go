@@ -29,7 +29,10 @@ const publishBatchFunction = "edge_publish_batch"
 // Like Publish, it never retries an FCALL that may have run.
 func (r *Redis) PublishBatch(ctx context.Context, pubs []edge.Publication) []edge.Published {
 	out := make([]edge.Published, len(pubs))
-	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
+	// A batch once begun is carried through when its client leaves, as a
+	// pipeline of single publishes is: each channel's FCALL is atomic, so
+	// a batch cut off would leave some channels stored and others not.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisTimeout)
 	defer cancel()
 	settings, err := r.currentSettings(ctx)
 	if err != nil {
