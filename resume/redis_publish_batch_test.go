@@ -2,6 +2,7 @@ package resume
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -193,5 +194,30 @@ func TestPublishBatchReloadsFunction(t *testing.T) {
 		if d.Err != nil {
 			t.Fatalf("message %d: %v", i, d.Err)
 		}
+	}
+}
+
+// A message over the fleet's max-payload (a node allowing more than the
+// fleet it follows) is refused on its own, as Publish refuses it; the
+// other messages of its channel are stored.
+func TestPublishBatchFleetMaxPayload(t *testing.T) {
+	srv := redistest.Start(t)
+	if _, err := srv.Do(t, "HSET", settingsKey, optMaxPayload, "4"); err != nil {
+		t.Fatal(err)
+	}
+	r := startTestRedis(t, srv, RedisConfig{MaxPayload: 100})
+	done := r.PublishBatch(context.Background(), []edge.Publication{
+		{Channel: "a", Data: []byte("1")}, {Channel: "a", Data: []byte("too large")}, {Channel: "a", Data: []byte("3")},
+	})
+	for i, want := range []error{nil, edge.ErrPayloadTooLarge, nil} {
+		if !errors.Is(done[i].Err, want) || (want == nil) != (done[i].Err == nil) {
+			t.Fatalf("message %d: %v, want %v", i, done[i].Err, want)
+		}
+	}
+	if _, err := r.Publish(context.Background(), "a", "", []byte("too large")); !errors.Is(err, edge.ErrPayloadTooLarge) {
+		t.Fatalf("Publish: %v, want ErrPayloadTooLarge like the batch", err)
+	}
+	if n, _ := srv.Do(t, "XLEN", "edge:{a}"); n != "2" {
+		t.Fatalf("the stream holds %s messages, want 2", n)
 	}
 }
