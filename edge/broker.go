@@ -71,3 +71,32 @@ type Broker interface {
 type LossReporter interface {
 	OnLost(lost func(channel string))
 }
+
+// Publication is one message of a batch publish.
+type Publication struct {
+	Channel string
+	Event   string // "" for the default type
+	Data    []byte
+}
+
+// Published is the outcome of one Publication: its id, or the error that
+// kept it from being stored (Err wraps ErrUnavailable when the store
+// failed, as Publish's does).
+type Published struct {
+	ID  ID
+	Err error
+}
+
+// BatchPublisher is implemented by a Broker that stores many messages in
+// one step: the embedded memory store and the Redis store in package
+// resume. A Broker without it publishes a batch one message at a time.
+type BatchPublisher interface {
+	// PublishBatch stores and relays pubs, whose channels and events the
+	// caller has validated, and returns one Published per publication,
+	// in the same order. It is atomic per channel: the messages of one
+	// channel are stored together, with consecutive ids in the order of
+	// pubs, and relayed in that order, or none of them is stored and
+	// each has the channel's error. Channels succeed or fail on their
+	// own. The data of pubs must not be changed until it returns.
+	PublishBatch(ctx context.Context, pubs []Publication) []Published
+}

@@ -19,6 +19,15 @@
 -- key, and the setting is the default. Nodes always pass all three
 -- options, read from edge:settings.
 --
+-- Several messages of one channel are stored and relayed together by
+--
+--   FCALL edge_publish_batch 1 edge:{CHANNEL} COUNT EVENT PAYLOAD ... [NAME VALUE]...
+--
+-- with COUNT pairs of EVENT and PAYLOAD and the same options, which
+-- answers the ids, in order. It checks every message before it stores
+-- any, so that either all of them are stored, with consecutive ids, or
+-- none is.
+--
 -- This text is the same for every node: nothing of a node's configuration
 -- is built into it.
 
@@ -61,6 +70,7 @@ local DEFAULTS = {
 }
 
 local USAGE = 'ERR edge: usage: FCALL edge_publish 1 edge:{channel} event payload [name value]...'
+local USAGE_BATCH = 'ERR edge: usage: FCALL edge_publish_batch 1 edge:{channel} count event payload ... [name value]...'
 
 -- positive returns v as a whole number >= 1, or nil.
 local function positive(v)
@@ -96,19 +106,19 @@ local function fleet()
 end
 
 -- settings returns the history size, the history TTL in ms and the
--- largest payload for one call (the options after the payload, then the
+-- largest payload for one call (the options from args[from] on, then the
 -- fleet's, then the defaults), or nil and an error.
-local function settings(args)
+local function settings(args, from)
   -- The nodes pass all three options in this order: read them without
   -- building a table (this call is on every publish's path).
-  if #args == 8 and args[3] == 'history-size' and args[5] == 'history-ttl-ms' and args[7] == 'max-payload' then
-    local size, ttl, max = positive(args[4]), positive(args[6]), positive(args[8])
+  if #args == from + 5 and args[from] == 'history-size' and args[from + 2] == 'history-ttl-ms' and args[from + 4] == 'max-payload' then
+    local size, ttl, max = positive(args[from + 1]), positive(args[from + 3]), positive(args[from + 5])
     if size and ttl and max then
       return size, ttl, max
     end
   end
   local s, given = {}, 0
-  for i = 3, #args, 2 do
+  for i = from, #args, 2 do
     local name, value = args[i], args[i + 1]
     if DEFAULTS[name] == nil then
       -- "usage" tells a node of a later release that sent it that this
@@ -135,32 +145,26 @@ local function settings(args)
   return s['history-size'], s['history-ttl-ms'], s['max-payload']
 end
 
-local function publish(keys, args)
-  if #keys ~= 1 or #args < 2 or #args % 2 ~= 0 then
-    return redis.error_reply(USAGE)
-  end
-  local key = keys[1]
-  local key_pat, event_pat = patterns()
+-- check_key returns nil when key is a channel's stream key, or an error.
+local function check_key(key)
+  local key_pat = patterns()
   local ch = string.match(key, key_pat)
   if not ch or #ch > MAX_CHANNEL_LEN then
-    return redis.error_reply('ERR edge: the key must be edge:{channel}, channel 1-' .. MAX_CHANNEL_LEN .. ' bytes of ' .. NAME_ALPHABET)
+    return 'ERR edge: the key must be edge:{channel}, channel 1-' .. MAX_CHANNEL_LEN .. ' bytes of ' .. NAME_ALPHABET
   end
-  local event, data = args[1], args[2]
-  if #event > MAX_EVENT_LEN or not string.match(event, event_pat) or RESERVED_EVENTS[event] then
-    return redis.error_reply('ERR edge: invalid event type')
-  end
-  local size, ttl, max = settings(args)
-  if not size then
-    return redis.error_reply(ttl)
-  end
-  if #data > max then
-    return redis.error_reply('ERR edge: payload too large')
-  end
+  return nil
+end
+
+-- valid_event reports whether event is a type a publisher may send.
+local function valid_event(event)
+  local _, event_pat = patterns()
+  return #event <= MAX_EVENT_LEN and string.match(event, event_pat) and not RESERVED_EVENTS[event]
+end
+
+-- store appends a message to the stream key, trimmed to size, and relays
+-- it; it returns the id.
+local function store(key, size, event, data)
   local id = redis.call('XADD', key, 'MAXLEN', '~', size, '*', 'e', event, 'd', data)
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  redis.call('XTRIM', key, 'MINID', '~', now - ttl)
-  redis.call('PEXPIRE', key, ttl)
   -- The live relay payload, version 2: "0<id>\n<event>\n<data>". The
   -- leading zero marks the version; a node of the previous release, whose
   -- payload was "<id>\n<event>\n<data>", reads the same id (see
@@ -169,4 +173,69 @@ local function publish(keys, args)
   return id
 end
 
+-- expire trims the stream key by age and sets it to expire when idle.
+local function expire(key, ttl)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('XTRIM', key, 'MINID', '~', now - ttl)
+  redis.call('PEXPIRE', key, ttl)
+end
+
+local function publish(keys, args)
+  if #keys ~= 1 or #args < 2 or #args % 2 ~= 0 then
+    return redis.error_reply(USAGE)
+  end
+  local key = keys[1]
+  local bad = check_key(key)
+  if bad then
+    return redis.error_reply(bad)
+  end
+  local event, data = args[1], args[2]
+  if not valid_event(event) then
+    return redis.error_reply('ERR edge: invalid event type')
+  end
+  local size, ttl, max = settings(args, 3)
+  if not size then
+    return redis.error_reply(ttl)
+  end
+  if #data > max then
+    return redis.error_reply('ERR edge: payload too large')
+  end
+  local id = store(key, size, event, data)
+  expire(key, ttl)
+  return id
+end
+
+local function publish_batch(keys, args)
+  local n = positive(args[1])
+  if #keys ~= 1 or not n or #args < 1 + 2 * n or (#args - 1) % 2 ~= 0 then
+    return redis.error_reply(USAGE_BATCH)
+  end
+  local key = keys[1]
+  local bad = check_key(key)
+  if bad then
+    return redis.error_reply(bad)
+  end
+  local size, ttl, max = settings(args, 2 + 2 * n)
+  if not size then
+    return redis.error_reply(ttl)
+  end
+  -- Every message is checked before any is stored: all or none.
+  for i = 2, 2 * n, 2 do
+    if not valid_event(args[i]) then
+      return redis.error_reply('ERR edge: invalid event type')
+    end
+    if #args[i + 1] > max then
+      return redis.error_reply('ERR edge: payload too large')
+    end
+  end
+  local ids = {}
+  for i = 2, 2 * n, 2 do
+    ids[#ids + 1] = store(key, size, args[i], args[i + 1])
+  end
+  expire(key, ttl)
+  return ids
+end
+
 redis.register_function('edge_publish', publish)
+redis.register_function('edge_publish_batch', publish_batch)

@@ -11,7 +11,10 @@ import (
 	"github.com/edgeworks/edge/edge"
 )
 
-var _ edge.Broker = (*Memory)(nil)
+var (
+	_ edge.Broker         = (*Memory)(nil)
+	_ edge.BatchPublisher = (*Memory)(nil)
+)
 
 // Memory is the embedded, single-node store: each channel keeps its recent
 // messages in a ring bounded by MemoryConfig.HistorySize and HistoryTTL,
@@ -86,28 +89,60 @@ func (m *Memory) Ready(context.Context) error { return nil }
 // Publish stores the message, relays it, and returns its id.
 func (m *Memory) Publish(ctx context.Context, channel, event string, data []byte) (edge.ID, error) {
 	msg := edge.Message{Channel: channel, Event: event, Data: slices.Clone(data)}
-	for {
-		c := m.channel(channel, true)
-		c.mu.Lock()
-		if c.dead {
-			c.mu.Unlock()
-			continue
-		}
+	c := m.lockChannel(channel)
+	m.storeLocked(ctx, c, &msg, m.now())
+	c.mu.Unlock()
+	if m.bytes.Load() > m.cfg.HistoryMemory {
+		m.enforceBudget(channel)
+	}
+	return msg.ID, nil
+}
+
+// PublishBatch stores and relays the messages of each channel of pubs
+// under one hold of the channel's lock, so that they get consecutive ids
+// and are relayed in order, with no other publish between them.
+func (m *Memory) PublishBatch(ctx context.Context, pubs []edge.Publication) []edge.Published {
+	out := make([]edge.Published, len(pubs))
+	for _, group := range byChannel(pubs) {
+		channel := pubs[group[0]].Channel
+		c := m.lockChannel(channel)
 		now := m.now()
-		msg.ID = c.last.Next(uint64(now.UnixMilli()))
-		c.last = msg.ID
-		m.appendLocked(c, msg)
-		m.expireLocked(c, now)
-		// Relay under the channel lock, so that subscribers see the
-		// channel's messages in id order.
-		if d := m.deliver.Load(); d != nil {
-			(*d)(ctx, msg)
+		for _, i := range group {
+			p := pubs[i]
+			msg := edge.Message{Channel: channel, Event: p.Event, Data: slices.Clone(p.Data)}
+			m.storeLocked(ctx, c, &msg, now)
+			out[i].ID = msg.ID
 		}
 		c.mu.Unlock()
 		if m.bytes.Load() > m.cfg.HistoryMemory {
 			m.enforceBudget(channel)
 		}
-		return msg.ID, nil
+	}
+	return out
+}
+
+// lockChannel returns the channel's ring, created if need be, locked.
+func (m *Memory) lockChannel(channel string) *memChannel {
+	for {
+		c := m.channel(channel, true)
+		c.mu.Lock()
+		if !c.dead {
+			return c
+		}
+		c.mu.Unlock()
+	}
+}
+
+// storeLocked gives msg the channel's next id at now, stores and relays
+// it. Relaying under the channel lock makes subscribers see the channel's
+// messages in id order.
+func (m *Memory) storeLocked(ctx context.Context, c *memChannel, msg *edge.Message, now time.Time) {
+	msg.ID = c.last.Next(uint64(now.UnixMilli()))
+	c.last = msg.ID
+	m.appendLocked(c, *msg)
+	m.expireLocked(c, now)
+	if d := m.deliver.Load(); d != nil {
+		(*d)(ctx, *msg)
 	}
 }
 

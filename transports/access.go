@@ -138,17 +138,40 @@ func (a *access) subscribe(claims *auth.Claims, channel string) error {
 // limits: a publish key, a token subject or the client's IP (never the
 // secret itself).
 func (a *access) publish(r *http.Request, claims *auth.Claims, channel string) (who string, err error) {
+	p := a.publisher(r, claims)
+	return p.who, a.publishBy(p, claims, channel)
+}
+
+// httpPublisher is who publishes with a request, as publish finds it: a
+// request publishing many messages finds it once.
+type httpPublisher struct {
+	who   string // for rate limits, as publish returns it
+	key   bool   // with a publish key: every channel
+	local bool   // from loopback (see local)
+}
+
+// publisher returns who publishes with r and claims.
+func (a *access) publisher(r *http.Request, claims *auth.Claims) httpPublisher {
 	if token, _ := auth.BearerToken(r); token != "" {
 		if i := a.keyIndex(token); i >= 0 {
-			return fmt.Sprintf("key %d", i), nil
+			return httpPublisher{who: fmt.Sprintf("key %d", i), key: true}
 		}
 	}
+	p := httpPublisher{local: a.local(r)}
 	if claims != nil {
-		who = "subject " + claims.Subject
+		p.who = "subject " + claims.Subject
 	} else {
-		who = "address " + remoteIP(r.RemoteAddr)
+		p.who = "address " + remoteIP(r.RemoteAddr)
 	}
-	return who, a.publishAs(claims, channel, a.local(r), false)
+	return p
+}
+
+// publishBy reports whether p, with claims, may publish to channel.
+func (a *access) publishBy(p httpPublisher, claims *auth.Claims, channel string) error {
+	if p.key {
+		return nil
+	}
+	return a.publishAs(claims, channel, p.local, false)
 }
 
 // publishAs reports whether claims (nil: anonymous) may publish to channel

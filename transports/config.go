@@ -19,6 +19,10 @@ type Config struct {
 	// MaxPayload is the largest message payload in bytes, at most
 	// edge.MaxPayloadLimit. Zero means edge.DefaultMaxPayload (64 KiB).
 	MaxPayload int
+	// MaxBatch is the most messages one batch publish (POST
+	// /v1/publish/batch) may carry, at most MaxBatchLimit. Zero means
+	// 1000.
+	MaxBatch int
 
 	// Heartbeat is the interval of SSE comments and WebSocket pings. Zero
 	// means 25s. Clients may ask for a value between HeartbeatMin and
@@ -116,6 +120,7 @@ type Config struct {
 // Hub.QueueBytes raised to 2×MaxPayload when it is smaller.
 func (c Config) WithDefaults() Config {
 	setDefault(&c.MaxPayload, edge.DefaultMaxPayload)
+	setDefault(&c.MaxBatch, 1000)
 	c.Hub = c.Hub.WithDefaults()
 	if c.Hub.QueueBytes > 0 && c.Hub.QueueBytes < 2*c.MaxPayload {
 		c.Hub.QueueBytes = 2 * c.MaxPayload
@@ -135,6 +140,10 @@ func (c Config) WithDefaults() Config {
 	setDefault(&c.DrainTimeout, 10*time.Second)
 	return c
 }
+
+// MaxBatchLimit bounds Config.MaxBatch, so that a batch body's bound
+// (MaxBatch payloads in base64) stays a number.
+const MaxBatchLimit = 100_000
 
 func setDefault[T comparable](field *T, def T) {
 	var zero T
@@ -158,7 +167,7 @@ func (c Config) Validate() error {
 		name string
 		v    int
 	}{
-		{"MaxPayload", c.MaxPayload},
+		{"MaxPayload", c.MaxPayload}, {"MaxBatch", c.MaxBatch},
 		{"MaxConns", c.MaxConns}, {"MaxConnsPerIP", c.MaxConnsPerIP},
 		{"SubscribeRate", c.SubscribeRate}, {"PublishRate", c.PublishRate},
 		{"ClientPublishRate", c.ClientPublishRate},
@@ -177,6 +186,9 @@ func (c Config) Validate() error {
 		edge.CheckNotNegative(&errs, f.name, f.v)
 	}
 	edge.CheckMaxPayload(&errs, "MaxPayload", c.MaxPayload)
+	if c.MaxBatch > MaxBatchLimit {
+		errs = append(errs, edge.Invalid("MaxBatch", "%d is over %d; a backend with more sends several batches", c.MaxBatch, MaxBatchLimit))
+	}
 	if c.HeartbeatMin > c.HeartbeatMax {
 		errs = append(errs, edge.Invalid("HeartbeatMin", "%v is over %s (%v); lower it or raise %[2]s",
 			c.HeartbeatMin, edge.FieldRef("HeartbeatMax"), c.HeartbeatMax))

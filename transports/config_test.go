@@ -16,6 +16,7 @@ func TestConfigWithDefaults(t *testing.T) {
 	defaults := transports.Config{
 		Hub:            edge.Config{MaxChannels: 64, QueueBytes: 1 << 20},
 		MaxPayload:     64 << 10,
+		MaxBatch:       1000,
 		Heartbeat:      25 * time.Second,
 		HeartbeatMin:   5 * time.Second,
 		HeartbeatMax:   5 * time.Minute,
@@ -76,6 +77,8 @@ func TestConfigValidate(t *testing.T) {
 		{"negative hub queue", func(c *transports.Config) { c.Hub.QueueBytes = -1 }, []string{"Hub.QueueBytes: -1 is negative"}},
 		{"negative heartbeat", func(c *transports.Config) { c.Heartbeat = -time.Second }, []string{"Heartbeat: -1s is negative"}},
 		{"negative rate", func(c *transports.Config) { c.PublishRate = -1 }, []string{"PublishRate: -1 is negative"}},
+		{"negative batch", func(c *transports.Config) { c.MaxBatch = -1 }, []string{"MaxBatch: -1 is negative"}},
+		{"batch over the limit", func(c *transports.Config) { c.MaxBatch = transports.MaxBatchLimit + 1 }, []string{"MaxBatch: 100001 is over 100000"}},
 		{"payload over the limit", func(c *transports.Config) { c.MaxPayload = 32 << 20 }, []string{"MaxPayload: 33554432 bytes is over the limit"}},
 		{"inverted heartbeat bounds", func(c *transports.Config) { c.HeartbeatMin, c.HeartbeatMax = time.Hour, time.Minute }, []string{"HeartbeatMin: 1h0m0s is over HeartbeatMax"}},
 		{"poll timeout over its max", func(c *transports.Config) { c.PollTimeout = 2 * time.Minute }, []string{"PollTimeout: 2m0s is over PollTimeoutMax"}},

@@ -16,6 +16,9 @@
 //	     anything else gets long-polling; transport=ws|sse|poll forces one
 //	POST /v1/publish?channel=A[&event=TYPE]
 //	     the body is the payload; 200 {"channel":"A","id":"<id>"} once stored
+//	POST /v1/publish/batch
+//	     a JSON body {"messages":[{"channel","event","data" or "data_base64"}…]};
+//	     200 {"results":[…]}, one per message in order (see Batch publishing)
 //	GET  /v1/history?channel=A[&since=CURSOR][&limit=N]
 //	     a page of retained messages (see History)
 //	GET  /healthz      liveness: 200 {"status":"ok","sessions":N,"auth_refusals":N}
@@ -231,6 +234,50 @@
 // and the connection is closed. The edge never resends a publish: a 503
 // after Redis ran the function may mean the message was stored.
 //
+// # Batch publishing
+//
+// POST /v1/publish/batch publishes many messages in one request, for
+// backends that publish in bulk. The body is one JSON object:
+//
+//	{"messages":[
+//	  {"channel":"prices","event":"tick","data":"{\"price\":1}"},
+//	  {"channel":"files","data_base64":"AAEC/w=="}
+//	]}
+//
+// Each message has a channel, an optional event and exactly one of data
+// (the payload as a JSON string: text) and data_base64 (any bytes, in
+// standard base64 with padding). The answer is 200 with one result per
+// message, in the order of the request:
+//
+//	{"results":[
+//	  {"channel":"prices","id":"1732270000000-3"},
+//	  {"channel":"files","error":{"code":"forbidden","message":"…"}}
+//	]}
+//
+// Each message is checked, stored and relayed as POST /v1/publish would
+// check, store and relay it: the same channel and event rules, the same
+// publish right per channel (the request's Authorization: Bearer key or
+// token, or loopback), one --publish-rate token per message, --max-payload
+// per decoded payload, and the same error object, which a result carries
+// instead of an id (plus bad_request for a message without exactly one of
+// data and data_base64, or with malformed base64). The messages of one
+// channel are stored together, with consecutive ids in the order of the
+// request and nothing of another publish between them, and relayed in
+// that order — or none of them is, each result then carrying the
+// channel's error (503 unavailable when the store failed). Channels
+// succeed or fail on their own. On Redis every channel's messages are one
+// FCALL edge_publish_batch (see package resume), and a batch is one round
+// trip to each master that stores one of its channels.
+//
+// The request as a whole is refused, and nothing published, when it is
+// not such a body: 400 bad_request for malformed JSON, an unknown field,
+// another value after the object or no messages; 413 payload_too_large
+// for more than --max-batch messages (default 1000) or a body over
+// --max-batch × (--max-payload in base64 + 1 KiB). A token that does not
+// verify is a 401, a cross-site request a 403, as for a single publish.
+// The body is read as a single publish's is (grown as it arrives, cut
+// after --body-timeout without a byte).
+//
 // # Errors
 //
 // Every error is {"error":{"code":"…","message":"…"}} with its HTTP status:
@@ -289,6 +336,7 @@
 //	--max-channels                    64            channels per connection: 400 too_many_channels
 //	--max-payload                     64 KiB        413; WebSocket messages over 2× + 4 KiB (counted
 //	                                                inflated too) close with 1009
+//	--max-batch                       1000          messages per batch publish: 413
 //	request line and headers          16 KiB        431 headers_too_large; over HTTP/2, net/http's own count
 //	                                                (each name and value plus 32 bytes) stops at about 12 KiB
 //	request headers sent slowly       10 s          the connection is closed (ReadHeaderTimeout)
@@ -422,6 +470,10 @@
 // the request's own when it is 1–64 characters of letters, digits and
 // -_.: (a proxy's id carries through), otherwise a new one; log lines about
 // a request carry it as request_id.
+//
+// A batch publish is one span "publish_batch" (attributes edge.source,
+// edge.messages, edge.stored) with the child "store"; each stored message
+// counts as a publish in edge.messages.published.
 //
 // # How a connection writes
 //

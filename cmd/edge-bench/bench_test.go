@@ -58,6 +58,7 @@ func TestRunAgainstEdge(t *testing.T) {
 	}{
 		{"mix of transports", []string{"--transport", "mix", "--subs", "20", "--channels", "2", "--duration", "1s"}, false},
 		{"channel without subscribers", []string{"--transport", "sse", "--subs", "2", "--channels", "3", "--duration", "500ms"}, true},
+		{"batches", []string{"--transport", "mix", "--subs", "6", "--channels", "3", "--duration", "1s", "--batch", "7"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -128,6 +129,8 @@ func TestRunRefusesBadTargets(t *testing.T) {
 		{"too long", []string{"--duration", "11m"}, "at most 10m"},
 		{"too many", []string{"--subs", "100001"}, "give 1 to 100000"},
 		{"unknown transport", []string{"--transport", "grpc"}, "use ws, sse, poll or mix"},
+		{"batch too large", []string{"--batch", "1001"}, "give 1 to 1000"},
+		{"batch to nchan", []string{"--batch", "10", "--target", "nchan"}, "--target edge"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -19,6 +19,7 @@ const (
 	maxSubs     = 100_000
 	maxDrain    = time.Minute
 	maxRate     = 1_000_000
+	maxBatch    = 1000 // the edge's default --max-batch
 	maxSize     = 1 << 20
 	maxWorkers  = 64
 )
@@ -53,6 +54,7 @@ type config struct {
 	Publish    string        // http or redis (run only)
 	Redis      string        // redis://loopback:port for --publish redis
 	Publishers int           // publishing goroutines (run only)
+	Batch      int           // messages per publish request: 1, or a batch publish of up to Batch (run only)
 	PIDs       []int         // the server's processes, empty for none (run only)
 	Sources    []net.IP      // local addresses for client sockets, round-robin
 	JSON       bool          // one JSON line instead of the table
@@ -86,6 +88,7 @@ func flagSet(name string, c *config, rawURL, sources, pids *string, out io.Write
 		fs.StringVar(&c.Publish, "publish", "http", "publish over http (POST /v1/publish) or redis (FCALL edge_publish)")
 		fs.StringVar(&c.Redis, "redis", "redis://127.0.0.1:6379", "Redis URL for --publish redis (loopback only)")
 		fs.IntVar(&c.Publishers, "publishers", 16, "publishing goroutines (HTTP keep-alive connections)")
+		fs.IntVar(&c.Batch, "batch", 1, fmt.Sprintf("messages per publish request: more than 1 sends batches (POST /v1/publish/batch) of up to `N` (at most %d), to measure the cost per message", maxBatch))
 		fs.StringVar(pids, "pid", "", "the server's process ids, separated by commas or spaces (e.g. nginx's master and workers): report their summed RSS per connection and CPU per million deliveries")
 		fs.IntVar(&c.Workers, "workers", 1, fmt.Sprintf("processes that run the subscribers (at most %d); with more than 1 this one only publishes", maxWorkers))
 	}
@@ -182,6 +185,12 @@ func (c *config) finish(name, rawURL, sources, pids string) error {
 		}
 		if c.Publishers < 1 || c.Publishers > 1024 {
 			bad("--publishers %d: give 1 to 1024", c.Publishers)
+		}
+		switch {
+		case c.Batch < 1 || c.Batch > maxBatch:
+			bad("--batch %d: give 1 to %d", c.Batch, maxBatch)
+		case c.Batch > 1 && (c.Target != targetEdge || c.Publish != "http"):
+			bad("--batch %d: batches are the edge's POST /v1/publish/batch (--target edge, --publish http)", c.Batch)
 		}
 		c.PIDs = nil
 		for f := range strings.FieldsFuncSeq(pids, func(r rune) bool { return r == ',' || unicode.IsSpace(r) }) {

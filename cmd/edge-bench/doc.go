@@ -18,7 +18,7 @@
 //	    --subs N --channels C --rate R --size BYTES --duration D \
 //	    [--target edge|nchan] \
 //	    [--ramp-batch 500] [--publish http|redis --redis redis://127.0.0.1:6379] \
-//	    [--publishers 16] [--drain 5s] [--pid "PID …"] \
+//	    [--publishers 16] [--batch 1] [--drain 5s] [--pid "PID …"] \
 //	    [--sources 127.0.0.2,127.0.0.3,...] [--workers K] [--json]
 //
 // run opens N subscribers (--subs) spread round-robin over C channels named
@@ -62,6 +62,9 @@
 // messages of that channel. Message m is due at start + m/R; a publisher
 // that falls behind sends at once, so the achieved rate is reported too.
 // Latency is measured from the moment the publisher sent the message.
+// With --batch N (edge, over HTTP) the publishers send the messages N at a
+// time, messages [bN, bN+N) in one POST /v1/publish/batch due at start +
+// bN/R, so that the CPU per message of a batch can be measured.
 //
 // After the last publish it waits up to --drain (default 5s) for every
 // expected delivery, then reports:

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -25,6 +26,7 @@ type publisher struct {
 	rdb   *redis.Client
 	keys  []string // stream key per channel
 	nchan bool     // urls are Nchan's publishers
+	batch string   // POST URL of batches
 }
 
 // newPublisher returns the publisher c asks for.
@@ -59,6 +61,9 @@ func newPublisher(c config) (*publisher, error) {
 		}
 		p.urls = append(p.urls, u.String())
 	}
+	batch := *c.URL
+	batch.Path = "/v1/publish/batch"
+	p.batch = batch.String()
 	return p, nil
 }
 
@@ -97,6 +102,64 @@ func (p *publisher) publish(ctx context.Context, ch int, payload []byte) error {
 		return fmt.Errorf("POST %s: %s: %s", req.URL.Path, resp.Status, clip(body))
 	}
 	return nil
+}
+
+// batchMessage is one message of a batch: a payload for a channel.
+type batchMessage struct {
+	ch      int
+	payload []byte
+}
+
+// publishBatch stores msgs with one batch publish and returns how many
+// of them were stored, per channel in stored, and the first error.
+func (p *publisher) publishBatch(ctx context.Context, msgs []batchMessage, stored []int64) error {
+	body := []byte(`{"messages":[`)
+	for i, m := range msgs {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		// Channel names and payloads need no escaping (appendPayload).
+		body = append(body, `{"channel":"`...)
+		body = append(body, channelName(m.ch)...)
+		body = append(body, `","data":"`...)
+		body = append(body, m.payload...)
+		body = append(body, `"}`...)
+	}
+	body = append(body, `]}`...)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.batch, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := p.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, int64(len(msgs))*256+4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("POST %s: %s: %s", req.URL.Path, resp.Status, clip(answer))
+	}
+	var out struct {
+		Results []struct {
+			ID    string
+			Error *struct{ Code, Message string }
+		}
+	}
+	if err := json.Unmarshal(answer, &out); err != nil || len(out.Results) != len(msgs) {
+		return fmt.Errorf("POST %s: %d results for %d messages (%v): %s", req.URL.Path, len(out.Results), len(msgs), err, clip(answer))
+	}
+	var first error
+	for i, r := range out.Results {
+		if r.Error != nil {
+			if first == nil {
+				first = fmt.Errorf("POST %s: message %d: %s: %s", req.URL.Path, i, r.Error.Code, r.Error.Message)
+			}
+			continue
+		}
+		stored[msgs[i].ch]++
+	}
+	return first
 }
 
 // accepted reports whether an answer of status acknowledges a publish:
@@ -149,9 +212,33 @@ type publishCounts struct {
 }
 
 // publishAll publishes c's messages: message m goes to channel m % C with
-// sequence number m / C.
+// sequence number m / C; with --batch, messages [bN, bN+N) go in batch b.
 func publishAll(ctx context.Context, c config, p *publisher, counts *publishCounts) {
 	channels := int64(c.Channels)
+	if c.Batch > 1 {
+		n := int64(c.Batch)
+		batches := (c.total() + n - 1) / n
+		pace(ctx, time.Now(), c.Rate/float64(n), batches, c.Publishers, func(b int64) {
+			msgs := make([]batchMessage, 0, n)
+			for m := b * n; m < min((b+1)*n, c.total()); m++ {
+				msgs = append(msgs, batchMessage{int(m % channels), appendPayload(make([]byte, 0, c.Size), uint64(m/channels), time.Now().UnixNano(), c.Size)})
+			}
+			stored := make([]int64, c.Channels)
+			err := p.publishBatch(ctx, msgs, stored)
+			sum := int64(0)
+			for ch, k := range stored {
+				if k > 0 {
+					counts.perChannel[ch].Add(k)
+					sum += k
+				}
+			}
+			if err != nil {
+				counts.errors.Add(int64(len(msgs)) - sum)
+				counts.firstErr.set(err)
+			}
+		})
+		return
+	}
 	pace(ctx, time.Now(), c.Rate, c.total(), c.Publishers, func(m int64) {
 		ch := int(m % channels)
 		payload := appendPayload(make([]byte, 0, c.Size), uint64(m/channels), time.Now().UnixNano(), c.Size)

@@ -149,6 +149,8 @@ func newFlagSet(cfg *config, cmd *command) *flag.FlagSet {
 
 	intVar(fs, &cfg.MaxPayload, "max-payload",
 		fmt.Sprintf("refuse message payloads over `BYTES`, at most 16 MiB (default %d)", def.MaxPayload))
+	intVar(fs, &cfg.MaxBatch, "max-batch",
+		fmt.Sprintf("refuse a batch publish (POST /v1/publish/batch) of over `N` messages, at most 100000 (default %d)", def.MaxBatch))
 	intVar(fs, &cfg.MaxChannels, "max-channels",
 		fmt.Sprintf("let one connection subscribe to at most `N` channels (default %d)", def.MaxChannels))
 	intVar(fs, &cfg.QueueBytes, "queue-bytes",

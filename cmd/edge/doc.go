@@ -72,6 +72,8 @@
 //	--history-memory BYTES          payload bytes the embedded store holds over all channels, trimming the
 //	                                oldest (default 268435456, 256 MiB)
 //	--max-payload BYTES             largest payload, 413 above; at most 16 MiB (default 65536)
+//	--max-batch N                   most messages in one batch publish (POST /v1/publish/batch), 413
+//	                                above; at most 100000 (default 1000)
 //	--max-channels N                channels per connection (default 64)
 //	--queue-bytes BYTES             outgoing queue per connection before it is closed as a slow consumer;
 //	                                at least twice --max-payload (default 1048576, 1 MiB)
@@ -260,6 +262,14 @@
 // function does not know is an error, so no caller believes an option took
 // effect that the loaded function ignores. The function's text is the
 // same on every node: no node's flags are built into it.
+//
+// Several messages of one channel go in one call, stored together with
+// consecutive ids or not at all (each checked before any is stored):
+//
+//	FCALL edge_publish_batch 1 edge:{CHANNEL} COUNT EVENT PAYLOAD ... [NAME VALUE]...    → the ids, in order
+//
+// which is what POST /v1/publish/batch sends, one call per channel, all
+// of a batch's calls pipelined.
 //
 // Fleet settings. --history-size, --history-ttl and --max-payload govern
 // streams every node shares, so the fleet keeps them in the hash

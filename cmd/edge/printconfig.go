@@ -27,7 +27,7 @@ func effectiveConfig(cfg config) map[string]any {
 		"listen": cfg.Listen, "redis": secretURLs(cfg.Redis), "redis-cluster": cfg.RedisCluster,
 		"redis-sentinel-master": cfg.RedisSentinelMaster, "ingest": cfg.Ingest,
 		"history-size": cfg.HistorySize, "history-ttl": cfg.HistoryTTL.String(), "history-memory": cfg.HistoryMemory,
-		"max-payload": cfg.MaxPayload, "max-channels": cfg.MaxChannels, "queue-bytes": cfg.QueueBytes,
+		"max-payload": cfg.MaxPayload, "max-batch": cfg.MaxBatch, "max-channels": cfg.MaxChannels, "queue-bytes": cfg.QueueBytes,
 		"heartbeat": cfg.Heartbeat.String(), "poll-timeout": cfg.PollTimeout.String(),
 		"poll-timeout-max": cfg.PollTimeoutMax.String(), "poll-linger-max": cfg.PollLingerMax.String(),
 		"sse-retry": cfg.SSERetry.String(), "body-timeout": cfg.BodyTimeout.String(),

@@ -36,6 +36,7 @@ type config struct {
 	HistoryMemory int64         `flag:"history-memory"`
 
 	MaxPayload  int `flag:"max-payload"`
+	MaxBatch    int `flag:"max-batch"`
 	MaxChannels int `flag:"max-channels"`
 	QueueBytes  int `flag:"queue-bytes"`
 
@@ -182,8 +183,8 @@ func (c config) redisConfig() resume.RedisConfig {
 func (c config) transportsConfig() transports.Config {
 	return transports.Config{
 		Hub:        edge.Config{MaxChannels: c.MaxChannels, QueueBytes: c.QueueBytes},
-		MaxPayload: c.MaxPayload,
-		Heartbeat:  c.Heartbeat, PollTimeout: c.PollTimeout, PollTimeoutMax: c.PollTimeoutMax, PollLingerMax: c.PollLingerMax,
+		MaxPayload: c.MaxPayload, MaxBatch: c.MaxBatch,
+		Heartbeat: c.Heartbeat, PollTimeout: c.PollTimeout, PollTimeoutMax: c.PollTimeoutMax, PollLingerMax: c.PollLingerMax,
 		SSERetry: c.SSERetry, BodyTimeout: c.BodyTimeout,
 		PublishKeys: c.PublishKeys, InsecurePublish: c.InsecurePublish,
 		JWTSecret: c.JWTSecret, JWTPublicKeys: c.JWTPublicKeys, JWKSURL: c.JWKSURL,
@@ -243,6 +244,7 @@ var layerFlags = map[string]string{
 	"transports.Hub.MaxChannels":   "max-channels",
 	"transports.Hub.QueueBytes":    "queue-bytes",
 	"transports.MaxPayload":        "max-payload",
+	"transports.MaxBatch":          "max-batch",
 	"transports.Heartbeat":         "heartbeat",
 	"transports.HeartbeatMin":      "",
 	"transports.HeartbeatMax":      "",
