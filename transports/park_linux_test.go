@@ -89,13 +89,25 @@ func TestParkedClientLeaves(t *testing.T) {
 	}
 }
 
-// A parked WebSocket connection still serves its client: ops are
-// answered, heartbeat pings are sent and their pongs consumed, and the
-// connection parks again after each.
+// A parked WebSocket connection still serves its client, compressed or
+// not: ops are answered, heartbeat pings are sent and their pongs
+// consumed, and the connection parks again after each.
 func TestParkedWSServesClient(t *testing.T) {
+	for _, compress := range []bool{false, true} {
+		t.Run(fmt.Sprintf("compress=%v", compress), func(t *testing.T) { testParkedWSServes(t, compress) })
+	}
+}
+
+func testParkedWSServes(t *testing.T, compress bool) {
 	const heartbeat = 50 * time.Millisecond
 	e := startEdge(t, transports.Config{Heartbeat: heartbeat, HeartbeatMin: time.Millisecond})
-	c := openParkedWS(t, e, "served")
+	conn, _, err := (&websocket.Dialer{EnableCompression: compress}).Dial(e.wsURL("channel", "served"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	c := &wsClient{t: t, conn: conn}
+	c.readControl("subscribed")
 	waitParked(t, e, 1)
 
 	// Pings: gorilla's client answers each with a pong while it reads.
