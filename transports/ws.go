@@ -45,9 +45,12 @@ type wsConn struct {
 	pubs   bucket        // publish ops; only the reader uses it
 }
 
-// wsReadBuffer is the size of a WebSocket connection's read buffer. Client
-// frames are small operations; larger ones are read through it.
-const wsReadBuffer = 512
+// wsReadBuffer is the size of a WebSocket connection's read buffer, which
+// it keeps while idle. Client frames are small operations; larger ones are
+// read through it (a read larger than the buffer bypasses it). gorilla
+// reads through it only when it is larger than 256 bytes, and peeks at
+// most a control frame (2+4+125 bytes) in it.
+const wsReadBuffer = 320
 
 // serveWS upgrades the request and serves the WebSocket protocol. The
 // handler returns once the request's channels are joined; the reader

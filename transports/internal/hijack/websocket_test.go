@@ -18,7 +18,7 @@ import (
 
 // readBuffer is the reader size the edge gives gorilla (transports'
 // wsReadBuffer).
-const readBuffer = 512
+const readBuffer = 320
 
 // maskedFrame is a final client frame of opcode op carrying payload,
 // masked with a zero key (the mask bit set, as a client must).
