@@ -534,9 +534,10 @@
 // heartbeat keeps that deadline: a client silent for two heartbeats and
 // 10 s is dropped at that moment, parked or not. An idle connection so
 // holds its session, timers, socket and, for WebSocket, gorilla's
-// connection and a 512-byte read buffer: about 3.7 KiB of RSS for SSE and
-// 5.3 KiB for WebSocket, where a goroutine blocked in a read added over
-// 2 KiB. A connection that cannot be parked keeps one goroutine blocked
+// connection and a 320-byte read buffer: 3.3–4.6 KiB of RSS for SSE and
+// 5.1–5.7 KiB for WebSocket at 15,000 connections, where a goroutine
+// blocked in a read made it 6.3–7.0 and 7.9–8.9 KiB (go doc
+// ./cmd/edge-bench). A connection that cannot be parked keeps one goroutine blocked
 // reading it, as before: TLS (a TLS connection may hold decrypted bytes
 // that its socket no longer shows), a recycled keep-alive connection with
 // bytes still to replay, and every connection off Linux. A long-poll that
