@@ -519,19 +519,36 @@
 // What remains in the process is mostly touching each connection's
 // memory: its turn, session, socket and WebSocket state.
 //
-// What each transport keeps while idle: an HTTP/1 SSE stream is taken off
-// net/http (hijacked) and keeps one goroutine blocked in a one-byte read
-// that notices the client leave. A WebSocket connection keeps its reader,
-// parked in a few shallow calls on a 512-byte buffer (it consumes
-// heartbeat pongs itself). A long-poll that has to wait is parked with no
-// goroutine at all: its turn answers on the hijacked connection when a
-// message arrives or a timer ends the hold or the linger, and hands the
-// connection back to net/http, so the next poll reuses the keep-alive
-// connection (a client that leaves while parked is noticed when the hold
-// ends). Over HTTP/2 (h2c or TLS) SSE and long-poll wait in their handler
-// goroutines as usual, and so does a long-poll sent with a body, which is
-// never parked: its body could otherwise be read as the connection's next
-// request.
+// What each transport keeps while idle: no goroutine either, on Linux,
+// for an HTTP/1 SSE stream or a WebSocket connection without TLS. Both are
+// taken off net/http (hijacked) and parked with the server's idle
+// watcher, one epoll instance of the edge's own with one goroutine for all
+// connections (transports/internal/idle), which reports a connection once
+// its socket is readable, its peer closed it or it was reset. For SSE that
+// means the client left (an SSE client sends nothing after its request),
+// and the stream ends at once. For WebSocket it means a frame arrived: the
+// watcher starts a reader goroutine, which reads and answers what the
+// client sent (pongs to the heartbeat pings, ops, a close) and parks the
+// connection again, ending, as soon as nothing it read is left buffered.
+// A parked WebSocket has no reader waiting on a read deadline, so the
+// heartbeat keeps that deadline: a client silent for two heartbeats and
+// 10 s is dropped at that moment, parked or not. An idle connection so
+// holds its session, timers, socket and, for WebSocket, gorilla's
+// connection and a 320-byte read buffer: 3.3–4.6 KiB of RSS for SSE and
+// 5.1–5.7 KiB for WebSocket at 15,000 connections, where a goroutine
+// blocked in a read made it 6.3–7.0 and 7.9–8.9 KiB (go doc
+// ./cmd/edge-bench). A connection that cannot be parked keeps one goroutine blocked
+// reading it, as before: TLS (a TLS connection may hold decrypted bytes
+// that its socket no longer shows), a recycled keep-alive connection with
+// bytes still to replay, and every connection off Linux. A long-poll that
+// has to wait is parked with no goroutine at all: its turn answers on the
+// hijacked connection when a message arrives or a timer ends the hold or
+// the linger, and hands the connection back to net/http, so the next poll
+// reuses the keep-alive connection (a client that leaves while parked is
+// noticed when the hold ends). Over HTTP/2 (h2c or TLS) SSE and long-poll
+// wait in their handler goroutines as usual, and so does a long-poll sent
+// with a body, which is never parked: its body could otherwise be read as
+// the connection's next request.
 //
 // The workarounds below net/http and gorilla/websocket that make this
 // possible (hand-written HTTP/1.1 answers on hijacked connections, the

@@ -19,8 +19,9 @@ import (
 )
 
 // Idle connections cost at most one goroutine each: SSE and WebSocket one
-// blocked reader, a waiting long-poll none. (Memory per connection is
-// measured with cmd/edge-bench; goroutines are what hold most of it.)
+// blocked reader where they cannot be parked (off Linux; on Linux they
+// hold none, see TestParkedConnectionsHoldNoGoroutine), a waiting
+// long-poll none. (Memory per connection is measured with cmd/edge-bench.)
 func TestIdleConnectionGoroutines(t *testing.T) {
 	e := startEdge(t, transports.Config{})
 	host := strings.TrimPrefix(e.base, "http://")

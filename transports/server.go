@@ -19,6 +19,7 @@ import (
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/transports/client"
 	"github.com/edgeworks/edge/transports/internal/hijack"
+	"github.com/edgeworks/edge/transports/internal/idle"
 	"github.com/edgeworks/edge/transports/metrics"
 	"github.com/edgeworks/edge/transports/status"
 )
@@ -51,6 +52,9 @@ type Server struct {
 	hijacked sync.WaitGroup
 	// writers write what connections' sessions queue (see writeTurn).
 	writers *writers
+	// idle parks the readers of idle hijacked SSE and WebSocket
+	// connections; its goroutine ends with the last of them.
+	idle idle.Watcher
 	// recycler is Run's listener, which takes answered long-poll
 	// connections back; nil when the handler runs elsewhere. Atomic, as
 	// Handler may serve while Run starts.
@@ -248,6 +252,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		<-hijackedDone // connections have write deadlines; they end soon
 	}
 	s.writers.stopAndWait()
+	s.idle.Wait()
 	if e := <-serveDone; !errors.Is(e, http.ErrServerClosed) && err == nil {
 		err = e
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
 	"github.com/edgeworks/edge/transports/internal/hijack"
+	"github.com/edgeworks/edge/transports/internal/idle"
 	"github.com/edgeworks/edge/transports/metrics"
 )
 
@@ -18,8 +19,9 @@ import (
 const maxPadding = 8 << 10
 
 // sseConn is one SSE stream. Over HTTP/1 it hijacks the connection and
-// keeps no goroutine while idle but one blocked reading, which notices the
-// client leave; over HTTP/2 the handler goroutine waits instead.
+// keeps no goroutine while idle: the server's idle watcher notices the
+// client leave (or, where the connection cannot be parked, a goroutine
+// blocked reading it); over HTTP/2 the handler goroutine waits instead.
 //
 // An SSE client sends nothing once the stream runs, so a client that
 // stopped reading (frozen, suspended) looks alive. Over HTTP/1 every
@@ -34,6 +36,7 @@ type sseConn struct {
 	cursor resume.Cursor      // position of what was written, per channel
 	buf    []byte             // pooled while the stream writes, nil while idle
 	sendq  sendQueue          // the hijacked connection's; used holding the turn
+	watch  *idle.Handle       // the hijacked connection, parked; nil: a goroutine watches it. Set holding the turn
 }
 
 // serveSSE streams to EventSource and other SSE clients.
@@ -85,6 +88,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req subscribeR
 			return err
 		}
 		c.init(s, metrics.SSE, sess, req.heartbeat, c.flush, func() {
+			c.watch.Remove() // before the descriptor can be reused
 			conn.Close()
 			s.hijacked.Done()
 		})
@@ -111,11 +115,14 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req subscribeR
 		return
 	}
 	c.startHeartbeat()
-	c.turn.Unlock()
 	if conn != nil {
-		go c.watchClient(conn)
+		if !c.park(conn) {
+			go c.watchClient(conn)
+		}
+		c.turn.Unlock()
 		return
 	}
+	c.turn.Unlock()
 	select {
 	case <-r.Context().Done():
 		c.leave()
@@ -192,8 +199,30 @@ func (c *sseConn) refuse(ctx context.Context, err error) {
 	c.disconnect(d)
 }
 
-// watchClient blocks reading the hijacked connection: an SSE client sends
-// nothing after its request, so any outcome means it left (or misbehaves).
+// park hands the hijacked connection to the server's idle watcher, which
+// calls leave once the connection is readable: an SSE client sends
+// nothing after its request, so that means it left (an end of stream or a
+// reset) or misbehaves. It reports false when the connection cannot be
+// parked. The caller holds the turn.
+func (c *sseConn) park(conn net.Conn) bool {
+	rc := parkable(conn)
+	if rc == nil {
+		return false
+	}
+	h := c.s.idle.Add(rc, c.leave)
+	if h == nil {
+		return false
+	}
+	if h.Park() != nil {
+		h.Remove()
+		return false
+	}
+	c.watch = h
+	return true
+}
+
+// watchClient blocks reading the hijacked connection, where it cannot be
+// parked: any outcome means the client left (or misbehaves).
 func (c *sseConn) watchClient(conn net.Conn) {
 	var b [1]byte
 	conn.Read(b[:])

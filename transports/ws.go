@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -15,21 +16,27 @@ import (
 	"github.com/edgeworks/edge/edge/auth"
 	"github.com/edgeworks/edge/resume"
 	"github.com/edgeworks/edge/transports/internal/hijack"
+	"github.com/edgeworks/edge/transports/internal/idle"
 	"github.com/edgeworks/edge/transports/metrics"
 )
 
 // maxArrayBytes bounds a WebSocket frame that carries several messages.
 const maxArrayBytes = 256 << 10
 
-// wsConn is one WebSocket connection. Its only goroutine while idle is
-// the reader, which parses client operations and runs them holding the
-// write turn (joining writes history); live frames and pings are written
-// by the turn.
+// wsConn is one WebSocket connection. Its reader parses client
+// operations and runs them holding the write turn (joining writes
+// history); live frames and pings are written by the turn. While idle it
+// keeps no goroutine: the reader parks the connection with the server's
+// idle watcher once it has read everything the client sent, and the
+// watcher starts it again when the client sends more. Where the
+// connection cannot be parked (TLS) the reader waits in a goroutine.
 type wsConn struct {
 	stream
 	conn   *websocket.Conn
 	br     *bufio.Reader // what conn reads through; see hijack.SkipPong
-	wait   time.Duration // read deadline after each frame from the client
+	watch  *idle.Handle  // the connection, parked between reads; nil: the reader waits. Set before the reader starts
+	wait   time.Duration // the longest silence of the client; a read deadline after each frame
+	heard  atomic.Int64  // when the client's last frame was read, as time since monoEpoch
 	cursor resume.Cursor // position of what was written, per channel
 	claims *auth.Claims  // the client's token (nil: none); replaced by refresh holding the turn
 	local  bool          // anonymous loopback publishing applies (see access.local)
@@ -38,9 +45,12 @@ type wsConn struct {
 	pubs   bucket        // publish ops; only the reader uses it
 }
 
-// wsReadBuffer is the size of a WebSocket connection's read buffer. Client
-// frames are small operations; larger ones are read through it.
-const wsReadBuffer = 512
+// wsReadBuffer is the size of a WebSocket connection's read buffer, which
+// it keeps while idle. Client frames are small operations; larger ones are
+// read through it (a read larger than the buffer bypasses it). gorilla
+// reads through it only when it is larger than 256 bytes, and peeks at
+// most a control frame (2+4+125 bytes) in it.
+const wsReadBuffer = 320
 
 // serveWS upgrades the request and serves the WebSocket protocol. The
 // handler returns once the request's channels are joined; the reader
@@ -80,6 +90,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, req subscribeRe
 	conn.SetReadLimit(int64(s.wsMessageLimit()))
 	c := &wsConn{conn: conn, br: resp.Reader(), wait: 2*req.heartbeat + 10*time.Second, claims: req.claims, local: s.access.local(r)}
 	c.init(s, metrics.WS, sess, req.heartbeat, c.flush, func() {
+		c.watch.Remove() // before the descriptor can be reused
 		conn.Close()
 		s.hijacked.Done()
 	})
@@ -91,32 +102,70 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, req subscribeRe
 			return
 		}
 	}
+	c.hear()
+	c.conn.SetPongHandler(func(string) error {
+		c.hear()
+		return nil
+	})
+	if rc := parkable(conn.NetConn()); rc != nil {
+		c.watch = s.idle.Add(rc, func() { go c.read() })
+	}
 	c.startHeartbeat()
 	c.turn.Unlock()
-	go c.read()
+	if !c.park() {
+		go c.read()
+	}
 }
 
-// read parses client frames and runs them until the connection fails or
-// closes. Between messages it waits in hijack.SkipPong, a few shallow
-// calls deep, so an idle connection's only goroutine keeps a minimal
-// stack; the pongs that answer the heartbeat pings are consumed there.
+// read parses client frames and runs them until none is left buffered,
+// then parks the connection and returns; the idle watcher starts it again
+// when the client sends more. Unparked, it reads until the connection
+// fails or closes. Between messages it waits in hijack.SkipPong, a few
+// shallow calls deep, so a reader waiting for the rest of a frame keeps a
+// minimal stack; the pongs that answer the heartbeat pings are consumed
+// there.
 func (c *wsConn) read() {
-	defer c.leave()
-	c.conn.SetReadDeadline(time.Now().Add(c.wait))
-	c.conn.SetPongHandler(func(string) error {
-		return c.conn.SetReadDeadline(time.Now().Add(c.wait))
-	})
+	c.conn.SetReadDeadline(c.heardAt().Add(c.wait))
 	for {
 		pong, err := hijack.SkipPong(c.br)
 		switch {
 		case err != nil:
+			c.leave()
 			return
 		case pong:
-			c.conn.SetReadDeadline(time.Now().Add(c.wait))
+			c.hear()
 		case !c.readMessage():
+			c.leave()
+			return
+		}
+		if c.br.Buffered() == 0 && c.park() {
 			return
 		}
 	}
+}
+
+// park parks the connection with the idle watcher, which starts read
+// once the client sends. It reports false when there is no watcher or the
+// connection could not be parked. Only the reader parks, with nothing
+// buffered in br (gorilla reads the connection through br alone).
+func (c *wsConn) park() bool {
+	return c.watch != nil && c.watch.Park() == nil
+}
+
+// monoEpoch is the origin of wsConn.heard, a monotonic clock reading.
+var monoEpoch = time.Now()
+
+// hear notes that a whole frame came from the client, and moves the read
+// deadline of a reader waiting for the next one.
+func (c *wsConn) hear() {
+	now := time.Now()
+	c.heard.Store(int64(now.Sub(monoEpoch)))
+	c.conn.SetReadDeadline(now.Add(c.wait))
+}
+
+// heardAt is when the client's last frame was read.
+func (c *wsConn) heardAt() time.Time {
+	return monoEpoch.Add(time.Duration(c.heard.Load()))
 }
 
 // wsMessageLimit is the largest client message in bytes, on the wire
@@ -153,7 +202,7 @@ func (c *wsConn) readMessage() bool {
 	if err != nil {
 		return false
 	}
-	c.conn.SetReadDeadline(time.Now().Add(c.wait))
+	c.hear()
 	return c.handle(kind, frame)
 }
 
@@ -306,6 +355,17 @@ func (c *wsConn) flush() {
 		return
 	}
 	if err == nil && c.heartbeatDue() {
+		// A parked reader has no read deadline: the heartbeat keeps it,
+		// ending the connection once the client was silent for wait, and
+		// comes back early for that when wait ends before the next one.
+		silent := time.Since(c.heardAt())
+		if silent >= c.wait {
+			c.end()
+			return
+		}
+		if left := c.wait - silent; left < c.every {
+			c.beat.Reset(left)
+		}
 		if c.ponged {
 			c.ponged = false
 		} else {

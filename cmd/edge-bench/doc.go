@@ -174,8 +174,11 @@
 // Each entry gives the target (of issue 4), what was measured, and the
 // edge-bench command.
 //
-// Idle memory, 15,000 connections (target ≤ 8 KiB RSS each): SSE 6.0 KiB,
-// WebSocket 7.5 KiB, waiting long-poll 3.8 KiB; a fresh edge for each of
+// Idle memory, 15,000 connections (target ≤ 8 KiB RSS each; issue 16's
+// ≤ 5 KiB SSE, ≤ 6 KiB WebSocket): SSE 3.3–4.6 KiB, WebSocket 5.1–5.7 KiB
+// (before idle connections were parked, 6.3–7.0 and 7.9–8.9 KiB,
+// alternating with this in one session, load average 8–20), waiting
+// long-poll 3.8 KiB; a fresh edge for each of
 //
 //	run --transport sse|ws|poll --subs 15000 --channels 100 --rate 10 --duration 1s --sources 127.0.0.2,127.0.0.3
 //
@@ -224,10 +227,17 @@
 // 2,100–3,200/s with another load test running on the machine, at best
 // 3,800 (ws) to 4,700/s (sse).
 //
-// Why: an idle SSE or WebSocket connection is one goroutine blocked in a
-// read (2 KiB of stack) plus about 2.5 KiB of heap (session, timer,
-// socket, gorilla's connection and a 512-byte reader); a waiting long-poll
-// has no goroutine (go doc ./transports, "How a connection writes"). The
+// Why: an idle SSE or WebSocket connection (HTTP/1 without TLS, on Linux)
+// holds no goroutine: it is parked with the edge's idle watcher, one epoll
+// instance and one goroutine for all connections, which starts a goroutine
+// only when the client sends something (a WebSocket pong or op) or leaves.
+// What remains is heap: about 1.3 KiB for SSE (session, timers, socket)
+// and 2.2 KiB for WebSocket (with gorilla's connection and a 320-byte
+// reader), and the garbage of each connection's handshake that the
+// collector has yet to reclaim when RSS is read. A goroutine blocked in a
+// read, as each had before, added over 2 KiB of stack; over TLS and off
+// Linux a connection still keeps one. A waiting long-poll has no
+// goroutine either (go doc ./transports, "How a connection writes"). The
 // fan-out beats the baseline because, unlike it, the edge coalesces what a
 // connection has queued into one write: at 5,000 subscribers it spends
 // about 2 s of CPU per million deliveries. The latency target is where

@@ -37,20 +37,25 @@
 //
 // # Waiting for WebSocket frames outside gorilla
 //
-// An idle WebSocket's only goroutine is its reader. Waiting inside
-// gorilla's NextReader would keep a deep stack, and a pong (the answer to
-// every heartbeat ping) handled there leaves the goroutine waiting inside
+// An idle WebSocket connection is parked with no goroutine (package
+// internal/idle watches its socket), which is only possible when nothing
+// the client sent waits in a buffer above the socket, and a reader that
+// waits inside gorilla's NextReader would keep a deep stack and, after a
+// pong (the answer to every heartbeat ping) handled there, wait inside
 // gorilla for the next message. So the edge keeps the bufio.Reader that
-// gorilla reads through (UpgradeResponse) and waits in SkipPong, which
-// peeks at the next frame header and consumes a pong frame itself (a
-// final, masked one with a payload of at most 125 bytes, as clients send;
-// anything else is left to gorilla, which handles it as before).
+// gorilla reads through (UpgradeResponse): its reader parks the connection
+// when that reader holds nothing buffered, and otherwise waits in
+// SkipPong, which peeks at the next frame header and consumes a pong frame
+// itself (a final, masked one with a payload of at most 125 bytes, as
+// clients send; anything else is left to gorilla, which handles it as
+// before).
 //
 // Assumptions: with Upgrader.ReadBufferSize 0, gorilla reads the
 // connection through the hijacked bufio.Reader when that is larger than
 // 256 bytes, and through nothing else; between messages (once a message
 // is read to its end) gorilla has consumed exactly the frames it
-// returned, so the reader is at a frame boundary; gorilla refuses a
+// returned, so the reader is at a frame boundary, and nothing of the
+// connection is buffered but in that reader; gorilla refuses a
 // handshake whose client sent data early (UpgradeResponse then hands it
 // net/http's reader, so that it sees the data and refuses).
 package hijack

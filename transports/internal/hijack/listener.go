@@ -100,6 +100,9 @@ type ReplayConn struct {
 	pending []byte
 }
 
+// Buffered returns how many pending bytes are left to read.
+func (c *ReplayConn) Buffered() int { return len(c.pending) }
+
 // Read reads the pending bytes first, then the connection.
 func (c *ReplayConn) Read(p []byte) (int, error) {
 	if len(c.pending) > 0 {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -17,7 +18,7 @@ import (
 
 // readBuffer is the reader size the edge gives gorilla (transports'
 // wsReadBuffer).
-const readBuffer = 512
+const readBuffer = 320
 
 // maskedFrame is a final client frame of opcode op carrying payload,
 // masked with a zero key (the mask bit set, as a client must).
@@ -67,10 +68,18 @@ func TestSkipPong(t *testing.T) {
 // Upgrader.ReadBufferSize 0 it reads the connection only through the
 // reader UpgradeResponse made, and between messages that reader is at a
 // frame boundary, so SkipPong, waiting there as the edge's reader does,
-// sees every pong first and gorilla sees none of them. Were gorilla to
-// buffer on its own, SkipPong would wait for bytes gorilla holds and the
-// read deadline would end the test.
+// sees every pong first and gorilla sees none of them, also after
+// compressed messages (permessage-deflate). Were gorilla to buffer on its
+// own, SkipPong would wait for bytes gorilla holds and the read deadline
+// would end the test; so would a parked connection (package
+// internal/idle), which waits for its socket once that reader is empty.
 func TestGorillaReadsThroughUpgradeResponse(t *testing.T) {
+	for _, compress := range []bool{false, true} {
+		t.Run(fmt.Sprintf("compress=%v", compress), func(t *testing.T) { testReadsThrough(t, compress) })
+	}
+}
+
+func testReadsThrough(t *testing.T, compress bool) {
 	big := strings.Repeat("b", 3*readBuffer) // read through the reader in pieces
 	sent := []struct {
 		kind    int
@@ -123,7 +132,7 @@ func TestGorillaReadsThroughUpgradeResponse(t *testing.T) {
 		got <- res
 	}))
 	defer srv.Close()
-	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	conn, _, err := (&websocket.Dialer{EnableCompression: compress}).Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
