@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -200,18 +201,12 @@ func TestCheckCentrifugoAnswer(t *testing.T) {
 	}
 }
 
-// startCentrifugo runs Centrifugo with config (a file in testdata) on a
-// free loopback port until the test ends, and returns its URL and pid.
-// env adds settings as CENTRIFUGO_* environment variables, which take
-// precedence over the file. The binary is $EDGE_CENTRIFUGO, or centrifugo
-// on PATH; without it the test skips, or fails when CI is set.
-func startCentrifugo(t *testing.T, config string, env ...string) (*url.URL, int) {
+// centrifugoBinary returns the path of $EDGE_CENTRIFUGO, or of centrifugo
+// on PATH. Without it the test skips, or fails when CI is set.
+func centrifugoBinary(t *testing.T) string {
 	t.Helper()
-	bin := os.Getenv("EDGE_CENTRIFUGO")
-	if bin == "" {
-		bin = "centrifugo"
-	}
-	bin, err := exec.LookPath(bin)
+	bin := cmp.Or(os.Getenv("EDGE_CENTRIFUGO"), "centrifugo")
+	path, err := exec.LookPath(bin)
 	if err != nil {
 		msg := fmt.Sprintf("no Centrifugo (GOBIN=DIR go install github.com/centrifugal/centrifugo/v6@v6.9.1, then set EDGE_CENTRIFUGO=DIR/centrifugo; bash .ci/run does): %v", err)
 		if os.Getenv("CI") != "" {
@@ -219,6 +214,16 @@ func startCentrifugo(t *testing.T, config string, env ...string) (*url.URL, int)
 		}
 		t.Skip(msg)
 	}
+	return path
+}
+
+// startCentrifugo runs Centrifugo with config (a file in testdata) on a
+// free loopback port until the test ends, and returns its URL and pid.
+// env adds settings as CENTRIFUGO_* environment variables, which take
+// precedence over the file. The binary is centrifugoBinary's.
+func startCentrifugo(t *testing.T, config string, env ...string) (*url.URL, int) {
+	t.Helper()
+	bin := centrifugoBinary(t)
 	conf, err := filepath.Abs(filepath.Join("testdata", config))
 	if err != nil {
 		t.Fatal(err)
@@ -287,6 +292,7 @@ func TestRunAgainstCentrifugo(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			// Pings every second, answered within half of one, so that a
 			// subscriber that does not answer them is cut during the run.
+			centrifugoBinary(t) // before starting Redis for nothing
 			env := []string{"CENTRIFUGO_CLIENT_PING_INTERVAL=1s", "CENTRIFUGO_CLIENT_PONG_TIMEOUT=500ms"}
 			if tt.redis {
 				env = append(env, "CENTRIFUGO_ENGINE_REDIS_ADDRESS="+redistest.Start(t).URL())
