@@ -293,68 +293,62 @@
 // (idle memory: the same with --rate 10 --duration 1s).
 //
 // Side by side with Centrifugo v6.9.1 (--target centrifugo,
-// testdata/centrifugo-redis.json and testdata/centrifugo.json), the edge
-// built from the same tree: 10,000 WebSocket subscribers over 100 channels,
-// 1,000 msg/s of 128 B asked for 10 s (--publishers 16), a fresh server and a
-// fresh redis-server for every run, the edge and Centrifugo runs alternating
-// (ten of each on Redis, three of each in memory), in one session
-// (2026-12-07) while other load tests shared the two cores (load average
-// 3.7–21 over the runs): none lost or repeated, except one edge run at
-// load 11–14 whose publishers managed 226 msg/s and whose last 19,201
-// deliveries came after the 5 s drain (p50 763 ms, p99 10.2 s; left out of
-// the latencies below, kept in the CPU figures). With Redis
-// neither server got the rate asked (edge 226–709 msg/s, Centrifugo
-// 233–656): server, Redis and load tool need more than two cores;
-// --publishers 64 did not raise it (587–765 and 323–747 msg/s) and only
-// lengthened the latencies. Redis CPU is redis-server's utime+stime from the
-// first publish to the end of the drain, read beside the run (not an
-// edge-bench figure: --pid "SERVER REDIS" would sum it in, RSS included).
+// testdata/centrifugo-redis.json and testdata/centrifugo.json): 10,000
+// WebSocket subscribers over 100 channels, 1,000 msg/s of 128 B asked for
+// 10 s (--publishers 16), a fresh server and a fresh redis-server for every
+// run, edge and Centrifugo runs alternating, in one session (2026-12-07)
+// while other load tests shared the two cores; the edge at 5614388 (shared
+// writers, coarse write deadlines). Six runs of each on Redis (load average
+// 3.3–9.1), three of each in memory (4.1–6.6); none lost or repeated.
+// Neither always got the rate asked — server, Redis and load tool together
+// need about the two cores — and the edge got more of it (Redis: edge
+// 782–1,000 msg/s, Centrifugo 446–892; memory: 775–913 and 404–638), which
+// if anything counts against its latency. Redis CPU is redis-server's
+// utime+stime from the first publish to the end of the drain, read beside
+// the run (not an edge-bench figure: --pid "SERVER REDIS" would sum it in,
+// RSS included).
 //
 //	                                 edge --redis    Centrifugo, Redis engine
-//	server CPU-s / 1M deliveries     11.1–14.6       13.0–15.8
-//	  (median of 10)                 12.8            13.9
-//	Redis CPU-s / 1M deliveries      0.31–0.42       0.40–0.54
-//	server + Redis                   11.4–15.1       13.4–16.4
-//	p50                              30–88 ms        27–48 ms
-//	p99                              101–3,456 ms    88–780 ms
-//	  (median)                       357 ms (of 9)   281 ms (of 10)
-//	RSS / connection after the ramp  10.1–11.7 KiB   44–53 KiB
+//	server CPU-s / 1M deliveries     8.3–9.1         11.9–13.5
+//	Redis CPU-s / 1M deliveries      0.37–0.64       0.37–0.45
+//	p50                              2–19 ms         20–43 ms
+//	p99                              28–365 ms       61–2,064 ms
+//	  (median of 6)                  74 ms           79 ms
+//	RSS / connection after the ramp  10.3–11.3 KiB   45–52 KiB
 //
 //	                                 edge, embedded  Centrifugo, memory engine
-//	server CPU-s / 1M deliveries     11.8–13.3       11.9–12.2
-//	p50                              10–33 ms        16 ms
-//	p99                              45–185 ms       57–67 ms
-//	RSS / connection after the ramp  7.6–8.4 KiB     44–54 KiB
+//	server CPU-s / 1M deliveries     8.4–9.0         13.3–14.9
+//	p50                              2.5–23 ms       25–33 ms
+//	p99                              88–117 ms       145–298 ms
+//	RSS / connection after the ramp  7.9–8.2 KiB     45–48 KiB
 //
-// So on Redis the edge spends about 8% less CPU per delivery than
-// Centrifugo's Redis engine (the ranges overlap) and a fifth less of
-// Redis's, but its tail is longer and less steady: four of its nine runs
-// had a p99 over 800 ms (five of ten with the late one), none of
-// Centrifugo's. In memory the two are even on
-// CPU and the edge's p99 is as good or better. A perf profile of the edge on
-// --redis during this load (perf record -g -p PID -- sleep 6, 30,000
-// samples) against the embedded edge at the same load: the two are the same
-// shape — 45% kernel (the writes and the loopback receive path they drive),
-// and in the process goroutine stack growth under the writer started per
-// burst (runtime.morestack, 15–16% inclusive), SetWriteDeadline per write
-// (7%), Hub.deliver (8–9%), OpenTelemetry's latency histogram (2.7–3%). What
-// Redis adds is small: the publish's pipelined round trip through go-redis
-// (resume.(*Redis).Publish, 1.9%), reading the relay (go-redis
-// PubSub.Receive, 0.3%) and parsing its messages (about 0.1%) — some
-// 0.3 CPU-s per million deliveries. What differs is where the fan-out runs:
-// on --redis, Hub.deliver for every channel runs on the one goroutine that
-// reads the shard's pub/sub connection (resume.(*Redis).receive → relay →
-// Hub.deliver, 8.6%), where embedded it runs on each publish's handler;
-// Centrifugo spreads pub/sub messages over runtime.NumCPU() goroutines
-// (two here) by a hash of the channel. When
-// that goroutine waits for a core, every channel's deliveries wait behind
-// it — the likeliest cause of the longer tail, not yet proven. Centrifugo's
-// profile at the same load, for comparison: 47% kernel; no stack growth (a
-// long-lived writer goroutine per connection waits on a sync.Cond);
-// fan-out on its pub/sub processors 16% inclusive (its enqueue 7.7%);
-// SetWriteDeadline 5%; its Redis client (rueidis) about 1%. The edge's
-// fan-out is the cheaper; its per-burst writer goroutines' stack growth
-// (15–16%) is what Centrifugo does not pay.
+// So on Redis the edge spends about 30% less CPU per delivery than
+// Centrifugo's Redis engine, Redis spends about as much for either (the
+// edge's a little more in some runs), and the two have about the same p99
+// (the edge's lower in three of six pairs); each had one run with a long
+// tail while the machine was busiest. In memory the edge is ahead on CPU,
+// p50 and p99. A perf profile of the edge on --redis (perf record -g -p PID
+// -- sleep 6, in runs left out of the table) against the embedded edge at
+// the same load: the same shape — 64–67% kernel (the
+// writes and the loopback receive path they drive; the writers' turn is
+// 78% inclusive), Hub.deliver 2.8% in both. What Redis adds is small: the
+// publish's pipelined round trip through go-redis (resume.(*Redis).Publish,
+// 2.5%), reading the relay (go-redis PubSub.Receive, 0.3%) and parsing its
+// messages (0.1%), and about 1.3% more garbage collection — some 0.4 CPU-s
+// per million deliveries. On --redis the fan-out runs on the one goroutine
+// that reads the pub/sub connection (resume.(*Redis).receive → relay →
+// Hub.deliver), where embedded it runs on each publish's handler;
+// Centrifugo spreads pub/sub messages over runtime.NumCPU() goroutines by a
+// hash of the channel. Centrifugo's own profile at that load: 47% kernel;
+// fan-out on its pub/sub processors 16% inclusive (its enqueue 7.7%); a
+// long-lived writer goroutine per connection waiting on a sync.Cond;
+// SetWriteDeadline 5%; its Redis client (rueidis) about 1%.
+//
+// Before the shared writers (at 0b06e04), ten alternating runs of each at
+// load 3.7–21 gave the edge 11.1–14.6 CPU-s per million on --redis against
+// Centrifugo's 13.0–15.8, a p99 of 101–3,456 ms against 88–780, and a
+// profile with 15–16% in goroutine stack growth under the writer started
+// per burst and 7% in SetWriteDeadline, both gone since.
 //
 //	redis-server --port 16400 --save '' --appendonly no &
 //	CENTRIFUGO_ENGINE_REDIS_ADDRESS=redis://127.0.0.1:16400 \
