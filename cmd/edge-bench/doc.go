@@ -298,23 +298,25 @@
 // 10 s (--publishers 16), a fresh server and a fresh redis-server for every
 // run, edge and Centrifugo runs alternating, in one session (2026-12-07)
 // while other load tests shared the two cores; the edge at 5614388 (shared
-// writers, coarse write deadlines). Six runs of each on Redis (load average
-// 3.3–9.1), three of each in memory (4.1–6.6); none lost or repeated.
+// writers, coarse write deadlines) and, for two of the Redis pairs, at
+// e57d1ff (which adds the batch publish). Eight runs of each on Redis (load
+// average 1.4–9.1), three of each in memory (4.1–6.6); none lost or
+// repeated.
 // Neither always got the rate asked — server, Redis and load tool together
 // need about the two cores — and the edge got more of it (Redis: edge
-// 782–1,000 msg/s, Centrifugo 446–892; memory: 775–913 and 404–638), which
+// 671–1,000 msg/s, Centrifugo 446–892; memory: 775–913 and 404–638), which
 // if anything counts against its latency. Redis CPU is redis-server's
 // utime+stime from the first publish to the end of the drain, read beside
 // the run (not an edge-bench figure: --pid "SERVER REDIS" would sum it in,
 // RSS included).
 //
 //	                                 edge --redis    Centrifugo, Redis engine
-//	server CPU-s / 1M deliveries     8.3–9.1         11.9–13.5
+//	server CPU-s / 1M deliveries     8.3–9.5         11.9–14.0
 //	Redis CPU-s / 1M deliveries      0.37–0.64       0.37–0.45
-//	p50                              2–19 ms         20–43 ms
-//	p99                              28–365 ms       61–2,064 ms
-//	  (median of 6)                  74 ms           79 ms
-//	RSS / connection after the ramp  10.3–11.3 KiB   45–52 KiB
+//	p50                              2–30 ms         20–43 ms
+//	p99                              28–923 ms       61–2,064 ms
+//	  (median of 8)                  83 ms           124 ms
+//	RSS / connection after the ramp  10.1–11.3 KiB   45–52 KiB
 //
 //	                                 edge, embedded  Centrifugo, memory engine
 //	server CPU-s / 1M deliveries     8.4–9.0         13.3–14.9
@@ -324,9 +326,10 @@
 //
 // So on Redis the edge spends about 30% less CPU per delivery than
 // Centrifugo's Redis engine, Redis spends about as much for either (the
-// edge's a little more in some runs), and the two have about the same p99
-// (the edge's lower in three of six pairs); each had one run with a long
-// tail while the machine was busiest. In memory the edge is ahead on CPU,
+// edge's a little more in some runs), and their p99 is of the same order
+// (the edge's lower in four of eight pairs, its median lower); both had
+// runs with a long tail when the machine was busiest (edge 365 and 923 ms,
+// Centrifugo 2.1 s). In memory the edge is ahead on CPU,
 // p50 and p99. A perf profile of the edge on --redis (perf record -g -p PID
 // -- sleep 6, in runs left out of the table) against the embedded edge at
 // the same load: the same shape — 64–67% kernel (the
