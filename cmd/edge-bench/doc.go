@@ -351,7 +351,10 @@
 // load 3.7–21 gave the edge 11.1–14.6 CPU-s per million on --redis against
 // Centrifugo's 13.0–15.8, a p99 of 101–3,456 ms against 88–780, and a
 // profile with 15–16% in goroutine stack growth under the writer started
-// per burst and 7% in SetWriteDeadline, both gone since.
+// per burst and 7% in SetWriteDeadline, both gone since. In memory, then:
+// edge 11.8–13.3, Centrifugo 11.9–12.2 CPU-s per million, Centrifugo's
+// publishers reaching 980–1,000 msg/s; its 13.3–14.9 above came with
+// 404–638 msg/s, so part of that gap may be the rate it was given.
 //
 //	redis-server --port 16400 --save '' --appendonly no &
 //	CENTRIFUGO_ENGINE_REDIS_ADDRESS=redis://127.0.0.1:16400 \
