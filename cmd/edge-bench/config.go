@@ -26,8 +26,9 @@ const (
 
 // Servers a run can load (--target).
 const (
-	targetEdge  = "edge"
-	targetNchan = "nchan"
+	targetEdge       = "edge"
+	targetNchan      = "nchan"
+	targetCentrifugo = "centrifugo"
 )
 
 // Transports a run can use.
@@ -42,7 +43,7 @@ const (
 // fills them from flags, and validate checks them.
 type config struct {
 	URL        *url.URL // the server, http://loopback:port (run only)
-	Target     string   // edge or nchan: the server's wire forms (run only)
+	Target     string   // edge, nchan or centrifugo: the server's wire forms (run only)
 	Transport  string   // ws, sse, poll or mix (run only)
 	Subs       int      // subscribers
 	Channels   int      // channels bench-0 … bench-(Channels-1) (run only)
@@ -58,6 +59,10 @@ type config struct {
 	PIDs       []int         // the server's processes, empty for none (run only)
 	Sources    []net.IP      // local addresses for client sockets, round-robin
 	JSON       bool          // one JSON line instead of the table
+
+	// CentrifugoKey is the server API key of --target centrifugo (run
+	// only).
+	CentrifugoKey string
 
 	// Workers is how many processes run the subscribers (run only): with
 	// 1 this one, with more that many worker processes while this one
@@ -82,7 +87,8 @@ func flagSet(name string, c *config, rawURL, sources, pids *string, out io.Write
 	}
 	if name == "run" || name == "worker" {
 		fs.StringVar(rawURL, "url", "http://127.0.0.1:8080", "the server to load (loopback only)")
-		fs.StringVar(&c.Target, "target", targetEdge, "the server at --url: edge, or nchan (nginx with the Nchan module, as cmd/edge-bench/testdata/nchan.conf configures it)")
+		fs.StringVar(&c.Target, "target", targetEdge, "the server at --url: edge, nchan (nginx with the Nchan module, as cmd/edge-bench/testdata/nchan.conf configures it) or centrifugo (Centrifugo v6, as cmd/edge-bench/testdata/centrifugo*.json configure it; --transport ws only)")
+		fs.StringVar(&c.CentrifugoKey, "centrifugo-api-key", "edge-bench", "the server API key (X-API-Key) of --target centrifugo, its http_api.key")
 		fs.StringVar(&c.Transport, "transport", transportWS, "subscriber transport: ws, sse, poll or mix (round-robin)")
 		fs.IntVar(&c.Channels, "channels", 1, "channels bench-0 … bench-(C-1); subscribers are spread round-robin")
 		fs.StringVar(&c.Publish, "publish", "http", "publish over http (POST /v1/publish) or redis (FCALL edge_publish)")
@@ -165,8 +171,18 @@ func (c *config) finish(name, rawURL, sources, pids string) error {
 			if c.Publish != "http" {
 				bad("--publish %s: --target nchan publishes over http (POST /pub/<channel>)", c.Publish)
 			}
+		case targetCentrifugo:
+			if c.Publish != "http" {
+				bad("--publish %s: --target centrifugo publishes over http (POST /api/publish)", c.Publish)
+			}
+			if c.Transport != transportWS {
+				bad("--transport %s: --target centrifugo subscribes over ws only", c.Transport)
+			}
+			if c.CentrifugoKey == "" {
+				bad("--centrifugo-api-key is empty: give Centrifugo's http_api.key")
+			}
 		default:
-			bad("--target %q: use edge or nchan", c.Target)
+			bad("--target %q: use edge, nchan or centrifugo", c.Target)
 		}
 		if c.Channels < 1 || c.Channels > maxSubs {
 			bad("--channels %d: give 1 to %d", c.Channels, maxSubs)

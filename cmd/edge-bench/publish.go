@@ -27,6 +27,9 @@ type publisher struct {
 	keys  []string // stream key per channel
 	nchan bool     // urls are Nchan's publishers
 	batch string   // POST URL of batches
+	// centrifugoKey is the server API key when urls are Centrifugo's
+	// publish endpoint (see sub_centrifugo.go), "" otherwise.
+	centrifugoKey string
 }
 
 // newPublisher returns the publisher c asks for.
@@ -59,6 +62,10 @@ func newPublisher(c config) (*publisher, error) {
 		if c.Target == targetNchan {
 			u.Path, u.RawQuery = nchanPublishPath(channelName(i)), ""
 		}
+		if c.Target == targetCentrifugo {
+			u.Path, u.RawQuery = centrifugoPublishPath, ""
+			p.centrifugoKey = c.CentrifugoKey
+		}
 		p.urls = append(p.urls, u.String())
 	}
 	batch := *c.URL
@@ -87,6 +94,9 @@ func (p *publisher) publish(ctx context.Context, ch int, payload []byte) error {
 			return fmt.Errorf("FCALL edge_publish: %w", err)
 		}
 		return nil
+	}
+	if p.centrifugoKey != "" {
+		return p.publishCentrifugo(ctx, ch, payload)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.urls[ch], bytes.NewReader(payload))
 	if err != nil {

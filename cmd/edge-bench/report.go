@@ -42,7 +42,7 @@ type report struct {
 	LatencyP999Ms float64 `json:"latency_p999_ms"`
 	LatencyMaxMs  float64 `json:"latency_max_ms"`
 
-	Target             string   `json:"target"` // edge or nchan (run only)
+	Target             string   `json:"target"` // edge, nchan or centrifugo (run only)
 	PID                int      `json:"pid"`    // the first of PIDs, 0 for none
 	PIDs               []int    `json:"pids"`   // the server's processes (--pid), summed
 	RSSBeforeBytes     *int64   `json:"rss_before_bytes"`

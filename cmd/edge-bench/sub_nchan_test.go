@@ -225,7 +225,11 @@ func TestTargetFlag(t *testing.T) {
 		{"edge by default", nil, ""},
 		{"nchan", []string{"--target", "nchan"}, ""},
 		{"nchan over redis", []string{"--target", "nchan", "--publish", "redis"}, "publishes over http"},
-		{"unknown", []string{"--target", "centrifugo"}, "use edge or nchan"},
+		{"centrifugo", []string{"--target", "centrifugo"}, ""},
+		{"centrifugo over sse", []string{"--target", "centrifugo", "--transport", "sse"}, "ws only"},
+		{"centrifugo over redis", []string{"--target", "centrifugo", "--publish", "redis"}, "publishes over http"},
+		{"centrifugo without a key", []string{"--target", "centrifugo", "--centrifugo-api-key", ""}, "http_api.key"},
+		{"unknown", []string{"--target", "nats"}, "use edge, nchan or centrifugo"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

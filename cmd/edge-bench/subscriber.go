@@ -23,7 +23,7 @@ type clientEnv struct {
 	dialers []*net.Dialer
 	ws      []*websocket.Dialer
 	size    int    // payload bytes: the frame size of baseline clients
-	target  string // edge or nchan: the server's wire forms
+	target  string // edge, nchan or centrifugo: the server's wire forms
 }
 
 // newClientEnv prepares the dialers of c's subscribers.
@@ -96,7 +96,11 @@ func (s *subscriber) connect(ctx context.Context) (receive func()) {
 	var err error
 	switch s.transport {
 	case transportWS:
-		recv, err = s.connectWS(ctx)
+		if s.env.target == targetCentrifugo {
+			recv, err = s.connectCentrifugoWS(ctx)
+		} else {
+			recv, err = s.connectWS(ctx)
+		}
 	case transportSSE:
 		recv, err = s.connectSSE(ctx)
 	case transportPoll:
