@@ -204,41 +204,48 @@
 // ≤ 5 KiB SSE, ≤ 6 KiB WebSocket): SSE 3.3–4.6 KiB, WebSocket 5.1–5.7 KiB
 // (before idle connections were parked, 6.3–7.0 and 7.9–8.9 KiB,
 // alternating with this in one session, load average 8–20), waiting
-// long-poll 3.8 KiB; a fresh edge for each of
+// long-poll 4.4–4.9 KiB (4.4–4.5 before, alternating, load average 2.5);
+// on a quiet machine (load average 1.1–1.5) SSE 3.7 KiB, WebSocket
+// 5.3 KiB; a fresh edge for each of
 //
 //	run --transport sse|ws|poll --subs 15000 --channels 100 --rate 10 --duration 1s --sources 127.0.0.2,127.0.0.3
 //
 // Fan-out, 5,000 subscribers on one channel, 100 B (target ≥ 80% of
-// baseline): SSE 588,000/s, WebSocket 509,000/s, baseline 108,000/s; none
-// lost.
+// baseline): SSE 980,000/s, WebSocket 906,000/s, baseline 340,000/s on a
+// quiet machine (load average 2.3; before the hub woke writers in
+// chunks, alternating: 914,000 and 796,000/s); none lost.
 //
 //	run --transport sse --subs 5000 --channels 1 --rate 200 --duration 5s
 //	baseline --subs 5000 --rate 200 --duration 5s
 //
 // Latency, 2,000 subscribers × 50 msg/s (target p99 ≤ 10 ms, p99.9 ≤
-// 50 ms): not met, nor by plain TCP here. SSE p99 51–60 ms, p99.9
-// 66–68 ms; WebSocket p99 64–70 ms, p99.9 77–89 ms; none lost. baseline at
-// the same load: p50 13 ms, p99 31 ms, p99.9 47 ms. With the edge pinned
-// to one core and the tool to the other: SSE p99 47 ms.
+// 50 ms): on a quiet machine (load average 1.5–2) SSE p99 17 ms,
+// WebSocket 14 ms, with 6.2 and 5.0 CPU-s per million deliveries (the
+// build before chunked wakes, alternating: 20 and 25 ms, 9.2 and 9.7 s);
+// none lost. Earlier, while other load ran: SSE p99 51–60 ms, WebSocket
+// 64–70 ms; baseline at the same load: p50 13 ms, p99 31 ms, p99.9 47 ms.
 //
 //	run --transport sse --subs 2000 --channels 1 --rate 50 --duration 10s
 //	baseline --subs 2000 --rate 50 --duration 6s
 //	taskset -c 0 edge …   and   taskset -c 1 edge-bench …
 //
 // One channel per subscriber, 10,000 subscribers, 2,000 publishes/s
-// (target p99 ≤ 10 ms, none lost): WebSocket p99 6.1 ms, SSE p99 4.3 ms;
-// none lost.
+// (target p99 ≤ 10 ms, none lost): WebSocket p99 2.0 ms on a quiet
+// machine (6.1 ms earlier under load), SSE p99 4.3 ms; none lost.
 //
 //	run --transport ws --subs 10000 --channels 10000 --rate 2000 --duration 10s --sources 127.0.0.2,127.0.0.3
 //
-// Catch-up of 10,000 missed messages (target ≤ 100 ms): SSE 38 ms,
-// WebSocket 41 ms, long-poll 67 ms (10 answers of 1,000).
+// Catch-up of 10,000 missed messages (target ≤ 100 ms): SSE 9.7 ms,
+// WebSocket 9.5 ms, long-poll 30 ms (10 answers of 1,000) on a quiet
+// machine; 38, 41 and 67 ms earlier under load.
 //
 //	go test -run '^$' -bench CatchUp ./transports/
 //
 // Publish over HTTP, 64 concurrent publishers (target ≥ 20,000/s
-// embedded, ≥ 10,000/s with Redis): embedded 18,300–20,300/s (borderline:
-// 20,008/s on a quiet machine); Redis 13,000–14,000/s; none lost.
+// embedded, ≥ 10,000/s with Redis): embedded 32,000/s with 27–28 µs of
+// edge CPU per publish on a quiet machine (18,300–20,300/s earlier under
+// load); Redis 13,000–14,000/s; none lost. In batches of 100
+// (--publishers 8 --batch 100): 4.7–5.0 µs of edge CPU per message.
 //
 //	run --transport sse --subs 1 --rate 40000 --duration 5s --publishers 64   (edge with and without --redis)
 //
@@ -266,7 +273,7 @@
 // goroutine either (go doc ./transports, "How a connection writes"). The
 // fan-out beats the baseline because, unlike it, the edge coalesces what a
 // connection has queued into one write: at 5,000 subscribers it spends
-// about 2 s of CPU per million deliveries. The latency target is where
+// about 1.2 s of CPU per million deliveries. The latency target is where
 // this machine runs out: each delivery that goes out alone is one write to
 // a socket, about 6 µs of kernel time on loopback here (63% of the edge's
 // CPU in that run; on loopback the sender's system call also runs the
@@ -276,22 +283,33 @@
 // write per delivery and nothing else, has a p99 of 31 ms at this load on
 // this machine: the 10 ms target needs more cores (or the load tool on
 // another machine) than this one has. Publishing is bounded the same way:
-// the load tool spends about 50 µs of CPU per HTTP publish and the edge
-// about 43 µs (of which the handler is a tenth; the rest is net/http's
-// read and write system calls and the SSE write), so the two together
-// fill the two cores near 20,000/s. With Redis the edge spends about
-// 62 µs per publish and Redis itself 6–8 µs running the function.
+// the load tool spends about 30 µs of CPU per HTTP publish and the edge
+// 27–28 µs (the handler about 4 µs; the rest is net/http's read and write,
+// their system calls and the SSE write: a net/http server that only reads
+// the body and answers a fixed JSON costs 18–20 µs per keep-alive request
+// here), so the two together fill the two cores near 32,000/s. With Redis
+// the edge spends about 40–44 µs per publish and Redis itself 6–8 µs
+// running the function. A batch pays net/http once for many messages.
 //
 // Side by side with Nchan 1.3.6 (nginx 1.22.1, 2 workers, testdata/nchan.conf),
-// fresh servers, each pair back to back, four rounds in one session while
-// other load ran on the machine (load average 3–6), so the publishers
-// reached only 480–850 of the 1,000 msg/s asked and the latencies are the
-// machine's more than the servers': 10,000 subscribers over 100 channels,
-// 128 B; none lost or repeated. CPU-s per million deliveries: WebSocket edge
-// 12.6–14.3, Nchan 8.0–9.3; SSE edge 12.4–14.4, Nchan 9.5–11.7. Idle
-// RSS per connection at 10,000: SSE edge 6.4–6.9 KiB, Nchan 10.1 KiB;
-// WebSocket edge 8.0–8.5 KiB, Nchan 10.3 KiB (Nchan's figure is the sum
-// over master and workers; their PSS agrees within 0.1 KiB).
+// fresh servers, each pair back to back, three rounds per transport in one
+// quiet session (2026-12-07, load average 1.6–3.4; every publisher reached
+// the 1,000 msg/s asked but one Nchan SSE run at 950): 10,000 subscribers
+// over 100 channels, 128 B; none lost or repeated.
+//
+//	                                 edge            Nchan
+//	CPU-s / 1M deliveries, WebSocket 8.3–8.9         7.4–7.7
+//	CPU-s / 1M deliveries, SSE       8.3–9.0         9.0–9.5
+//	p99, WebSocket                   17–28 ms        26–67 ms
+//	p99, SSE                         12–31 ms        100–197 ms
+//	idle RSS / connection at 10,000  SSE 3.8 KiB,    SSE 10.1 KiB,
+//	                                 WS 5.5 KiB      WS 10.3 KiB
+//
+// (Nchan's idle figure is from an earlier session, the sum over master and
+// workers; their PSS agrees within 0.1 KiB.) Before this session's work
+// the edge spent 12.6–14.3 (WebSocket) and 12.4–14.4 (SSE) CPU-s per
+// million deliveries at this load. Where the CPU went and what cut it:
+// go doc ./transports, "How a connection writes".
 //
 //	nginx -c "$PWD/cmd/edge-bench/testdata/nchan.conf"; m=$(cat /tmp/nchan.pid)
 //	run --target nchan --url http://127.0.0.1:8090 --transport ws|sse --subs 10000 --channels 100 \
