@@ -204,6 +204,31 @@ func testParkedWSServes(t *testing.T, compress bool) {
 	}
 }
 
+// A WebSocket client that sends op after op keeps its reader: the reader
+// waits a moment for the next message before it parks, so a busy client
+// does not pay a new goroutine and a watcher round trip for each. Once the
+// client stops, the connection parks.
+func TestBusyWSClientKeepsItsReader(t *testing.T) {
+	e := startEdge(t, transports.Config{})
+	c := dialWS(t, e.wsURL("channel", "busy"))
+	c.readControl("subscribed")
+	waitParked(t, e, 1)
+	const ops = 200
+	parked := 0
+	for i := range ops {
+		c.send(map[string]any{"op": "ping", "ref": i})
+		c.readControl("pong")
+		parked += transports.ParkedConns(e.srv)
+	}
+	// A reply that took longer than the reader waits (200 ms) on a busy
+	// machine may find it parked; a reader that parked after every
+	// message is found parked after most replies.
+	if parked > ops/10 {
+		t.Errorf("the connection was parked after %d of %d replies", parked, ops)
+	}
+	waitParked(t, e, 1)
+}
+
 // A parked WebSocket client that answers neither pings nor anything else
 // is dropped once silent for two heartbeats and 10 s, not before: with
 // no reader waiting, the heartbeat keeps that read deadline.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -138,10 +139,35 @@ func (c *wsConn) read() {
 			c.leave()
 			return
 		}
-		if c.br.Buffered() == 0 && c.park() {
+		if c.watch != nil && c.quiet() && c.park() {
 			return
 		}
 	}
+}
+
+// readerLinger is how long a reader waits for a client's next frame
+// before it parks, at most a quarter of the heartbeat: a client that sends
+// often (publish ops) keeps a reader instead of paying a goroutine and a
+// watcher round trip per message, while the pongs of an idle one, a
+// heartbeat apart, find it parked.
+const readerLinger = 200 * time.Millisecond
+
+// quiet waits up to readerLinger for the client's next frame and reports
+// whether none began to come, nothing being buffered.
+func (c *wsConn) quiet() bool {
+	if c.br.Buffered() > 0 {
+		return false
+	}
+	silence := c.heardAt().Add(c.wait)
+	linger := time.Now().Add(min(readerLinger, c.every/4))
+	if silence.Before(linger) {
+		linger = silence
+	}
+	c.conn.SetReadDeadline(linger)
+	_, err := c.br.Peek(1)
+	c.conn.SetReadDeadline(silence)
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() && c.br.Buffered() == 0
 }
 
 // park parks the connection with the idle watcher, which starts read
