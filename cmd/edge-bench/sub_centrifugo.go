@@ -87,14 +87,9 @@ type centrifugoWS struct {
 // Centrifugo, and returns the loop that then receives until ctx is done or
 // the connection ends.
 func (s *subscriber) connectCentrifugoWS(ctx context.Context) (receive func() error, err error) {
-	dialCtx, cancel := context.WithTimeout(ctx, connectTimeout)
-	conn, resp, err := s.env.ws[s.id%len(s.env.ws)].DialContext(dialCtx, s.env.nchanURL("ws", centrifugoWSPath), nil)
-	cancel()
+	conn, err := s.dialWS(ctx, s.env.nchanURL("ws", centrifugoWSPath))
 	if err != nil {
-		if resp != nil {
-			return nil, fmt.Errorf("websocket: %s: %w", resp.Status, err)
-		}
-		return nil, fmt.Errorf("websocket: %w", err)
+		return nil, err
 	}
 	closeConn := closeOnDone(ctx, conn)
 	c := &centrifugoWS{s: s, conn: conn}

@@ -14,6 +14,21 @@ import (
 // frames; a larger one is dropped after use.
 const maxKeptBuffer = 64 << 10
 
+// dialWS opens a WebSocket to u within connectTimeout, on the subscriber's
+// dialer.
+func (s *subscriber) dialWS(ctx context.Context, u string) (*websocket.Conn, error) {
+	dialCtx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	conn, resp, err := s.env.ws[s.id%len(s.env.ws)].DialContext(dialCtx, u, nil)
+	if err != nil {
+		if resp != nil {
+			return nil, fmt.Errorf("websocket: %s: %w", resp.Status, err)
+		}
+		return nil, fmt.Errorf("websocket: %w", err)
+	}
+	return conn, nil
+}
+
 // connectWS subscribes over WebSocket: ready on the "subscribed" frame,
 // then every message object (one per frame or an array of them) counts.
 // Nchan's subscribers are ready after the handshake (see sub_nchan.go).
@@ -22,14 +37,9 @@ func (s *subscriber) connectWS(ctx context.Context) (receive func() error, err e
 	if s.env.target == targetNchan {
 		u = s.env.nchanURL("ws", nchanSubscribePath(channelName(s.channel)))
 	}
-	dialCtx, cancel := context.WithTimeout(ctx, connectTimeout)
-	conn, resp, err := s.env.ws[s.id%len(s.env.ws)].DialContext(dialCtx, u, nil)
-	cancel()
+	conn, err := s.dialWS(ctx, u)
 	if err != nil {
-		if resp != nil {
-			return nil, fmt.Errorf("websocket: %s: %w", resp.Status, err)
-		}
-		return nil, fmt.Errorf("websocket: %w", err)
+		return nil, err
 	}
 	closeConn := closeOnDone(ctx, conn)
 	if s.env.target == targetNchan {
