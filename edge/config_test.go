@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/edge/configtest"
 )
 
 func TestConfigWithDefaults(t *testing.T) {
@@ -45,19 +46,7 @@ func TestConfigValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.cfg.Validate()
-			var lines []string
-			if err != nil {
-				lines = strings.Split(err.Error(), "\n")
-			}
-			if len(lines) != len(tt.wants) {
-				t.Fatalf("Validate = %v, want %d problems", err, len(tt.wants))
-			}
-			for i, w := range tt.wants {
-				if !strings.HasPrefix(lines[i], w) {
-					t.Errorf("problem %d = %q, want it to start %q", i, lines[i], w)
-				}
-			}
+			configtest.WantProblems(t, tt.cfg.Validate(), tt.wants)
 		})
 	}
 }

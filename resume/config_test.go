@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeworks/edge/edge/configtest"
 	"github.com/edgeworks/edge/resume"
 )
 
@@ -54,18 +55,7 @@ func TestConfigValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var lines []string
-			if tt.err != nil {
-				lines = strings.Split(tt.err.Error(), "\n")
-			}
-			if len(lines) != len(tt.wants) {
-				t.Fatalf("Validate = %v, want %d problems", tt.err, len(tt.wants))
-			}
-			for i, w := range tt.wants {
-				if !strings.HasPrefix(lines[i], w) {
-					t.Errorf("problem %d = %q, want it to start %q", i, lines[i], w)
-				}
-			}
+			configtest.WantProblems(t, tt.err, tt.wants)
 		})
 	}
 }

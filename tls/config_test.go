@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/edgeworks/edge/edge/configtest"
 )
 
 // Validate names the fields at fault and reports every problem at once;
@@ -32,21 +34,7 @@ func TestConfigValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := tt.cfg.Validate()
-			var lines []string
-			if err != nil {
-				lines = strings.Split(err.Error(), "\n")
-			}
-			if len(lines) != len(tt.wants) {
-				t.Fatalf("Validate = %v, want %d problems", err, len(tt.wants))
-			}
-			for i, w := range tt.wants {
-				if !strings.HasPrefix(lines[i], w) {
-					t.Errorf("problem %d = %q, want it to start %q", i, lines[i], w)
-				}
-				if strings.Contains(lines[i], "--") {
-					t.Errorf("problem %d = %q names a flag", i, lines[i])
-				}
-			}
+			configtest.WantProblems(t, err, tt.wants)
 			if err != nil {
 				if _, newErr := New(tt.cfg); newErr == nil || !strings.Contains(newErr.Error(), err.Error()) {
 					t.Errorf("New = %v, want Validate's %v", newErr, err)

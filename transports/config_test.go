@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/edge/configtest"
 	"github.com/edgeworks/edge/resume"
 	"github.com/edgeworks/edge/transports"
 )
@@ -99,21 +100,7 @@ func TestConfigValidate(t *testing.T) {
 			c := transports.Config{}.WithDefaults()
 			tt.edit(&c)
 			err := c.Validate()
-			var lines []string
-			if err != nil {
-				lines = strings.Split(err.Error(), "\n")
-			}
-			if len(lines) != len(tt.wants) {
-				t.Fatalf("Validate = %v, want %d problems", err, len(tt.wants))
-			}
-			for i, w := range tt.wants {
-				if !strings.HasPrefix(lines[i], w) {
-					t.Errorf("problem %d = %q, want it to start %q", i, lines[i], w)
-				}
-				if strings.Contains(lines[i], "--") {
-					t.Errorf("problem %d = %q names a flag", i, lines[i])
-				}
-			}
+			configtest.WantProblems(t, err, tt.wants)
 			_, newErr := transports.New(c, resume.NewMemory(resume.MemoryConfig{}), slog.New(slog.DiscardHandler))
 			if (newErr == nil) != (err == nil) || (err != nil && !strings.Contains(newErr.Error(), err.Error())) {
 				t.Errorf("New = %v, want Validate's %v", newErr, err)
