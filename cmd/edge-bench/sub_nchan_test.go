@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -257,22 +255,13 @@ func startNchan(t *testing.T) (*url.URL, int) {
 		_, err = os.Stat(nchanModule)
 	}
 	if err != nil {
-		msg := fmt.Sprintf("nginx with the Nchan module is not installed (apt-get install -y nginx libnginx-mod-nchan): %v", err)
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		needPeer(t, fmt.Sprintf("nginx with the Nchan module is not installed (apt-get install -y nginx libnginx-mod-nchan): %v", err))
 	}
 	conf, err := os.ReadFile("testdata/nchan.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeLoopbackAddr(t)
 	dir := t.TempDir()
 	text := strings.NewReplacer(
 		"127.0.0.1:8090", addr,
@@ -292,40 +281,12 @@ func startNchan(t *testing.T) (*url.URL, int) {
 	var stderr bytes.Buffer
 	cmd := exec.Command(nginx, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", confPath, "-g", "daemon off;")
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
 	// Ready once nginx accepts connections, or failed once it exits.
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	for {
-		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case err := <-exited:
-			exited <- err
-			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Fatalf("nginx exited: %v\n%s%s", err, stderr.Bytes(), log)
-		case <-ctx.Done():
-			t.Fatalf("nginx does not accept connections on %s: %v", addr, err)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	return &url.URL{Scheme: "http", Host: addr}, cmd.Process.Pid
+	pid := startPeer(t, cmd, addr, func() string {
+		log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+		return stderr.String() + string(log)
+	})
+	return &url.URL{Scheme: "http", Host: addr}, pid
 }
 
 func TestRunAgainstNchan(t *testing.T) {
