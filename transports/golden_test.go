@@ -427,7 +427,11 @@ func (w *wire) publish(channel, event, data string) string {
 // newMillisecond waits until the clock is past the millisecond of the
 // last id published.
 func (w *wire) newMillisecond() {
+	deadline := time.Now().Add(time.Second)
 	for time.Now().UnixMilli() <= w.lastMs {
+		if time.Now().After(deadline) {
+			w.t.Fatalf("the clock stayed at or before %d ms for a second", w.lastMs)
+		}
 		time.Sleep(100 * time.Microsecond) // waiting for the clock itself, not for another goroutine
 	}
 }
