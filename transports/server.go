@@ -196,8 +196,8 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 
 	srv := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: headTimeout,
+		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBlock - headerSlack,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		Protocols:         new(http.Protocols),
@@ -209,8 +209,13 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	srv.Protocols.SetUnencryptedHTTP2(true)
 	// Connections are counted below TLS; net/http must see *tls.Conn.
 	ln = newConnLimiter(ln, s.cfg.MaxConns, s.cfg.MaxConnsPerIP, s.tls == nil)
-	if s.tls != nil {
+	var lane *publishLane
+	switch {
+	case s.tls != nil:
 		ln = tls.NewListener(ln, s.tls)
+	case laneSupported:
+		lane = newPublishLane(s, ln)
+		ln = lane
 	}
 	rec := hijack.NewListener(ln)
 	s.recycler.Store(rec)
@@ -250,6 +255,9 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	case <-hijackedDone:
 	case <-drainCtx.Done():
 		<-hijackedDone // connections have write deadlines; they end soon
+	}
+	if lane != nil {
+		lane.wait()
 	}
 	s.writers.stopAndWait()
 	s.idle.Wait()

@@ -82,19 +82,24 @@ func (l *Listener) Close() error {
 // (see Take). It waits until net/http accepts the connection, or closes
 // it when the listener closed.
 func (l *Listener) GiveBack(conn net.Conn, pending []byte) {
-	if len(pending) > 0 {
-		conn = &ReplayConn{Conn: conn, pending: pending}
-	}
 	select {
-	case l.back <- conn:
+	case l.back <- Replay(conn, pending):
 	case <-l.done:
 		conn.Close()
 	}
 }
 
-// ReplayConn is a given-back connection whose reads return the bytes
-// already read from it (the pending of GiveBack) before reading the
-// connection.
+// Replay returns conn, reading pending first when there are any: bytes
+// read from conn that are the start of what its reader is to read next.
+func Replay(conn net.Conn, pending []byte) net.Conn {
+	if len(pending) == 0 {
+		return conn
+	}
+	return &ReplayConn{Conn: conn, pending: pending}
+}
+
+// ReplayConn is a connection whose reads return the bytes already read
+// from it (the pending of Replay) before reading the connection.
 type ReplayConn struct {
 	net.Conn
 	pending []byte
