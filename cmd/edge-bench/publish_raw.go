@@ -86,6 +86,7 @@ type rawConn struct {
 	req       []byte // the request being sent, kept for the next one
 	answer    answer
 	idleSince time.Time
+	abort     func() // makes a blocked write or read return at once
 }
 
 // publish posts payload to channel ch and returns once the server
@@ -146,7 +147,9 @@ func (p *rawPublisher) take(ctx context.Context, now, deadline time.Time) (*rawC
 	if err != nil {
 		return nil, err
 	}
-	return &rawConn{conn: conn, r: bufio.NewReaderSize(conn, answerBufferSize)}, nil
+	c := &rawConn{conn: conn, r: bufio.NewReaderSize(conn, answerBufferSize)}
+	c.abort = func() { conn.SetDeadline(aLongTimeAgo) }
+	return c, nil
 }
 
 // put keeps c for the next publish, or closes it if p is closed.
@@ -187,7 +190,7 @@ func (c *rawConn) roundTrip(ctx context.Context, head, payload []byte, deadline 
 		return false, err
 	}
 	if ctx.Done() != nil {
-		stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(aLongTimeAgo) })
+		stop := context.AfterFunc(ctx, c.abort)
 		defer func() {
 			if !stop() { // the deadline is or will be in the past
 				keep = false
