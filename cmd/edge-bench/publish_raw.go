@@ -49,7 +49,7 @@ type rawPublisher struct {
 	accepted func(status int) bool
 	timeout  time.Duration // of one publish, dial included
 	dialer   net.Dialer
-	slots    chan struct{} // one per connection in use: at most cap(slots)
+	slots    chan struct{} // a token per publish under way: bounds the connections
 
 	mu     sync.Mutex // guards idle, closed
 	idle   []*rawConn // most recently used last
