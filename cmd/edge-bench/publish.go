@@ -30,6 +30,10 @@ type publisher struct {
 	// centrifugoKey is the server API key when urls are Centrifugo's
 	// publish endpoint (see sub_centrifugo.go), "" otherwise.
 	centrifugoKey string
+	// raw publishes the single messages of the edge and Nchan when urls
+	// are http (not https), instead of http; nil otherwise (see
+	// publish_raw.go).
+	raw *rawPublisher
 }
 
 // newPublisher returns the publisher c asks for.
@@ -55,6 +59,7 @@ func newPublisher(c config) (*publisher, error) {
 			DisableCompression:  true,
 		},
 	}
+	var uris []*url.URL
 	for i := range c.Channels {
 		u := *c.URL
 		u.Path = "/v1/publish"
@@ -67,6 +72,10 @@ func newPublisher(c config) (*publisher, error) {
 			p.centrifugoKey = c.CentrifugoKey
 		}
 		p.urls = append(p.urls, u.String())
+		uris = append(uris, &u)
+	}
+	if c.Target != targetCentrifugo && c.URL.Scheme == "http" {
+		p.raw = newRawPublisher(c.URL.Host, uris, c.Publishers, p.accepted)
 	}
 	batch := *c.URL
 	batch.Path = "/v1/publish/batch"
@@ -81,6 +90,9 @@ func (p *publisher) close() {
 	}
 	if p.http != nil {
 		p.http.CloseIdleConnections()
+	}
+	if p.raw != nil {
+		p.raw.close()
 	}
 }
 
@@ -97,6 +109,9 @@ func (p *publisher) publish(ctx context.Context, ch int, payload []byte) error {
 	}
 	if p.centrifugoKey != "" {
 		return p.publishCentrifugo(ctx, ch, payload)
+	}
+	if p.raw != nil {
+		return p.raw.publish(ctx, ch, payload)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.urls[ch], bytes.NewReader(payload))
 	if err != nil {
