@@ -193,11 +193,14 @@ type laneConn struct {
 	br     *bufio.Reader // reads c (Read), so every read is bounded by readBy
 	remote string
 
-	readBy  time.Time // the read deadline wanted for the next read
-	readSet time.Time // the read deadline set on conn
-	w       laneWriter // the answer being written
-	keys    []string   // an answer's header names, sorted
-	answer  []byte     // an answer's bytes
+	readBy  time.Time    // the read deadline wanted for the next read
+	readSet time.Time    // the read deadline set on conn
+	req     http.Request // the request being served
+	url     url.URL      // its URL
+	body    laneBody     // its body
+	w       laneWriter   // its answer
+	keys    []string     // an answer's header names, sorted
+	answer  []byte       // an answer's bytes
 }
 
 // serve reads and answers requests until the client closes, a request is
@@ -271,10 +274,14 @@ func lanePublish(head hijack.RequestHead) bool {
 // its answer. It reports whether the connection may serve another.
 func (c *laneConn) answer1(head hijack.RequestHead) bool {
 	_, query, _ := strings.Cut(head.Target, "?")
-	body := &laneBody{c: c, left: head.ContentLength}
-	r := &http.Request{
+	// The request, its URL and body are the connection's, reused: nothing
+	// keeps a request beyond ServeHTTP.
+	c.url = url.URL{Path: publishPath, RawQuery: query}
+	c.body = laneBody{c: c, left: head.ContentLength}
+	body := &c.body
+	c.req = http.Request{
 		Method:        head.Method,
-		URL:           &url.URL{Path: publishPath, RawQuery: query},
+		URL:           &c.url,
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,
@@ -287,7 +294,7 @@ func (c *laneConn) answer1(head hijack.RequestHead) bool {
 		Close:         head.Close,
 	}
 	w := c.writer()
-	c.l.s.handler.ServeHTTP(w, r)
+	c.l.s.handler.ServeHTTP(w, &c.req)
 	keep := !head.Close && w.err == nil && body.err == nil && body.finish() &&
 		!slices.Contains(w.header["Connection"], "close")
 	return c.write(w, keep) && keep

@@ -35,6 +35,20 @@
 // first byte, with no state of an earlier request on it; a keep-alive
 // client reuses it after a hand-written answer with Content-Length.
 //
+// # Plain HTTP/1.1 requests read by hand
+//
+// The publish lane of package transports reads the requests of
+// keep-alive publishers itself (ParseRequestHead) and hands a connection
+// to net/http at the first request outside the plain subset it reads,
+// replaying what it read (Replay).
+//
+// Assumption: whatever ParseRequestHead accepts, net/http's server reads
+// as the same method, target, Host, fields, length and Connection: close
+// (FuzzRequestHead compares the two on every input it accepts); and
+// net/http serves a connection that starts with replayed bytes as one
+// that starts with them on the wire (the first assumption of the
+// listener, above).
+//
 // # Waiting for WebSocket frames outside gorilla
 //
 // An idle WebSocket connection is parked with no goroutine (package

@@ -73,6 +73,13 @@ func ParseRequestHead(b []byte) (RequestHead, int, error) {
 		return RequestHead{}, 0, ErrNotPlain
 	}
 	h.Method, h.Target = method, target
+	// One backing array holds every field's value slice (as textproto
+	// does), a name given twice aside.
+	count := strings.Count(rest, "\r\n")
+	if count > maxHeadFields {
+		return RequestHead{}, 0, ErrNotPlain
+	}
+	values := make([]string, count)
 	fields := 0
 	for rest != "" {
 		line, rest, _ = strings.Cut(rest, "\r\n")
@@ -109,9 +116,14 @@ func ParseRequestHead(b []byte) (RequestHead, int, error) {
 			return RequestHead{}, 0, ErrNotPlain
 		}
 		if h.Header == nil {
-			h.Header = make(http.Header, 8)
+			h.Header = make(http.Header, len(values))
 		}
-		h.Header[name] = append(h.Header[name], value)
+		if vs := h.Header[name]; vs != nil {
+			h.Header[name] = append(vs, value)
+			continue
+		}
+		values[fields-1] = value
+		h.Header[name] = values[fields-1 : fields : fields]
 	}
 	if h.Host == "" {
 		return RequestHead{}, 0, ErrNotPlain
@@ -142,7 +154,7 @@ func requestLine(line string) (method, target, proto string, ok bool) {
 				return "", "", "", false
 			}
 			i += 2
-		case !urlByte(c):
+		case !targetBytes[c]:
 			return "", "", "", false
 		}
 	}
@@ -157,7 +169,7 @@ func field(line string) (name, value string, ok bool) {
 		return "", "", false
 	}
 	for i := range len(name) {
-		if c := name[i]; !isAlnum(c) && c != '-' {
+		if !nameBytes[name[i]] {
 			return "", "", false
 		}
 	}
@@ -190,7 +202,7 @@ func plainHost(v string) bool {
 		return false
 	}
 	for i := range len(v) {
-		if c := v[i]; !isAlnum(c) && strings.IndexByte(".-:[]", c) < 0 {
+		if !hostBytes[v[i]] {
 			return false
 		}
 	}
@@ -219,13 +231,19 @@ func hasBareLF(b []byte) bool {
 	return false
 }
 
-// urlByte reports whether c may appear unescaped in a plain target.
-func urlByte(c byte) bool {
-	return isAlnum(c) || strings.IndexByte("-._~!$&'()*+,;=:@/?", c) >= 0
-}
+// The bytes of a plain head's parts, as tables.
+var (
+	alnums      = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	targetBytes = byteSet(alnums + "-._~!$&'()*+,;=:@/?") // unescaped in a target
+	nameBytes   = byteSet(alnums + "-")                   // in a field name
+	hostBytes   = byteSet(alnums + ".-:[]")               // in a Host
+)
 
-func isAlnum(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+func byteSet(s string) (set [256]bool) {
+	for i := range len(s) {
+		set[s[i]] = true
+	}
+	return set
 }
 
 func isHex(c byte) bool {

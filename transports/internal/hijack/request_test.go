@@ -137,3 +137,14 @@ func FuzzRequestHead(f *testing.F) {
 		checkAsNetHTTP(t, b, h, n)
 	})
 }
+
+// BenchmarkParseRequestHead measures the head of a typical publish.
+func BenchmarkParseRequestHead(b *testing.B) {
+	in := []byte(plainPublish)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, n, err := ParseRequestHead(in); err != nil || n == 0 {
+			b.Fatal(n, err)
+		}
+	}
+}
