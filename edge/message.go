@@ -29,6 +29,7 @@ const (
 	EncodingSSE                      // SSE event whose data is the payload (one channel per stream)
 	EncodingSSEMulti                 // SSE event whose data is the JSON object (several channels per stream)
 	EncodingWS                       // prepared WebSocket message
+	EncodingWSFrame                  // WebSocket text frame, uncompressed
 	numEncodings
 )
 

@@ -511,8 +511,9 @@
 // # How a connection writes
 //
 // Every message is encoded once per wire format (edge.Frame caches the
-// SSE bytes, the JSON object and the prepared WebSocket message) and
-// shared by all subscribers; the fan-out copies no payload per subscriber.
+// SSE bytes, the JSON object, the WebSocket frame and the prepared
+// WebSocket message) and shared by all subscribers; the fan-out copies no
+// payload per subscriber.
 //
 // A connection has no writer goroutine of its own. Its writes are
 // serialised by a write turn, a mutex with a small state: whoever holds
@@ -548,7 +549,22 @@
 // select over three channels and the scheduler's park and wake, 10–12%),
 // the latency histogram recorded per write (4%; it samples one write per
 // chunk under fan-out, every write otherwise), and string compares of a
-// frame's channel name (2%; the frames of a channel share one string).
+// frame's channel name (2%; the frames of a channel share one string),
+// and the layers between a message and the write system call (8–12%).
+// Those last are two: a WebSocket connection that negotiated no
+// compression is written each message as a frame the edge encodes once
+// (the same bytes for every subscriber: a server's frames are not
+// masked), straight to its connection rather than through gorilla's
+// writer, whose lock, frame lookup and deadline it skipped; and on Linux
+// an SSE or WebSocket stream writes to its socket with a write system call
+// of its own, going through Go's poller (its locks and readiness state on
+// every write) only for what the socket did not take at once, which then
+// waits for room within the write deadline as before. Both hold because
+// every write to a stream's connection, and its close, is made holding the
+// turn: gorilla's answers to a client's ping and close too (handlers that
+// take the turn), so the socket's descriptor stays open and no frame is
+// cut by another. Compressed connections (browsers offer
+// permessage-deflate) and TLS ones are written as before.
 // What remains in the process is mostly touching each connection's
 // memory: its turn, session, socket and WebSocket state.
 //

@@ -81,12 +81,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req subscribeR
 	}
 	if conn != nil {
 		c.sendq = watchSendQueue(conn)
-		wc := coarseDeadlines(conn)
-		c.out = func(b []byte) error {
-			wc.SetWriteDeadline(time.Now().Add(writeTimeout))
-			_, err := wc.Write(b)
-			return err
-		}
+		c.out = newDirectOut(conn).write
 		c.init(s, metrics.SSE, sess, req.heartbeat, c.flush, func() {
 			c.watch.Remove() // before the descriptor can be reused
 			conn.Close()

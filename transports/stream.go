@@ -2,6 +2,7 @@ package transports
 
 import (
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -69,6 +70,8 @@ func coarseDeadlines(conn net.Conn) net.Conn {
 		case *limitedConn:
 			cc.wd = coarseNone
 			return conn
+		case *deadlineConn:
+			return conn
 		case *hijack.ReplayConn:
 			c = cc.Conn
 		case interface{ NetConn() net.Conn }: // *tls.Conn
@@ -98,6 +101,25 @@ func (c *deadlineConn) SetWriteDeadline(t time.Time) error {
 func (c *deadlineConn) SetDeadline(t time.Time) error {
 	c.wd.forget()
 	return c.Conn.SetDeadline(t)
+}
+
+// directOut writes a stream's whole buffers to its hijacked connection,
+// each within writeTimeout.
+type directOut struct {
+	conn net.Conn  // with coarse write deadlines (coarseDeadlines)
+	w    io.Writer // conn, or what writes to its socket directly (directWriter)
+}
+
+func newDirectOut(conn net.Conn) *directOut {
+	conn = coarseDeadlines(conn)
+	return &directOut{conn: conn, w: directWriter(conn)}
+}
+
+// write writes b. The caller holds the stream's turn.
+func (d *directOut) write(b []byte) error {
+	d.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := d.w.Write(b)
+	return err
 }
 
 // bufPool holds the write buffers of streaming connections, so an idle

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +35,7 @@ const maxArrayBytes = 256 << 10
 type wsConn struct {
 	stream
 	conn   *websocket.Conn
+	raw    *directOut    // conn's connection when it writes no compressed frames (see writeFrames); else nil
 	br     *bufio.Reader // what conn reads through; see hijack.SkipPong
 	watch  *idle.Handle  // the connection, parked between reads; nil: the reader waits. Set before the reader starts
 	wait   time.Duration // the longest silence of the client; a read deadline after each frame
@@ -103,9 +105,29 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, req subscribeRe
 			return
 		}
 	}
+	if !offersDeflate(r) {
+		c.raw = newDirectOut(conn.NetConn())
+	}
 	c.hear()
 	c.conn.SetPongHandler(func(string) error {
 		c.hear()
+		return nil
+	})
+	// gorilla answers a client's ping and close from the reader; those
+	// answers take the turn too, so that every write to the connection
+	// is made holding it (writeFrames writes around gorilla).
+	c.conn.SetPingHandler(func(data string) error {
+		if c.turn.Lock() {
+			defer c.turn.Unlock()
+			c.conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(writeTimeout))
+		}
+		return nil
+	})
+	c.conn.SetCloseHandler(func(code int, _ string) error {
+		if c.turn.Lock() {
+			defer c.turn.Unlock()
+			c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(writeTimeout))
+		}
 		return nil
 	})
 	if rc := parkable(conn.NetConn()); rc != nil {
@@ -458,18 +480,26 @@ func (c *wsConn) refuse(err error, ref json.RawMessage) bool {
 	return c.send(errorFrame(ref, err)) == nil
 }
 
-// writeFrames sends frames: one prepared message (encoded once for all
-// subscribers) or, for several, JSON arrays that coalesce them into few
-// WebSocket frames.
+// writeFrames sends frames: one message encoded once for all subscribers
+// or, for several, JSON arrays that coalesce them into few WebSocket
+// frames. A connection without compression writes a single message's
+// WebSocket frame, the same bytes for every subscriber (a server's frames
+// are not masked), straight to its connection, around gorilla's writer:
+// the turn orders every write, gorilla's too, so no frame of gorilla's is
+// ever cut by one written here.
 func (c *wsConn) writeFrames(frames []*edge.Frame) error {
 	if len(frames) == 0 {
 		return nil
 	}
-	c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if len(frames) == 1 {
 		c.cursor.Set(frames[0].Channel, frames[0].ID)
+		if c.raw != nil {
+			return c.raw.write(frameWS(frames[0]))
+		}
+		c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 		return c.conn.WritePreparedMessage(framePrepared(frames[0]))
 	}
+	c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	bp := bufPool.Get().(*[]byte)
 	defer func() {
 		if cap(*bp) <= 2*maxArrayBytes {
@@ -508,6 +538,27 @@ func (c *wsConn) disconnect(d edge.Disconnect) {
 		RetryMs: c.s.reconnectDelay(d).Milliseconds(), Cursor: c.cursor.String(),
 	}.encode())
 	c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(d.Code, d.Reason), time.Now().Add(writeTimeout))
+}
+
+// offersDeflate reports whether r offers permessage-deflate, which
+// gorilla then negotiates (Upgrader.EnableCompression): a token it only
+// finds in the header.
+func offersDeflate(r *http.Request) bool {
+	for _, v := range r.Header.Values("Sec-Websocket-Extensions") {
+		if strings.Contains(strings.ToLower(v), "permessage-deflate") {
+			return true
+		}
+	}
+	return false
+}
+
+// frameWS returns the frame as a whole WebSocket text frame, unmasked and
+// uncompressed, built once per frame.
+func frameWS(f *edge.Frame) []byte {
+	b, _ := f.Encoded(edge.EncodingWSFrame, func(*edge.Message) any {
+		return hijack.AppendTextFrame(nil, frameJSON(f))
+	}).([]byte)
+	return b
 }
 
 // framePrepared returns the frame as a prepared WebSocket message, built

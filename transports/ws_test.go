@@ -437,3 +437,53 @@ func TestWSDecompressionBomb(t *testing.T) {
 		t.Fatalf("the subscriber got %+v, want %s", m, id)
 	}
 }
+
+// A client gets every message whole, whatever its size, with and without
+// permessage-deflate (without it the edge writes frames it encodes
+// itself, around gorilla's writer), while it pings the edge: the pongs
+// gorilla answers and the edge's frames never cut into each other.
+func TestWSFramesOfEverySize(t *testing.T) {
+	e := startEdge(t, transports.Config{})
+	// Message objects below and above the 125 and 65,535 bytes where the
+	// frame header grows.
+	sizes := []int{0, 1, 60, 100, 65400, 65536}
+	for _, compress := range []bool{false, true} {
+		t.Run(fmt.Sprintf("compression %v", compress), func(t *testing.T) {
+			channel := fmt.Sprintf("sizes-%v", compress)
+			conn, resp, err := (&websocket.Dialer{EnableCompression: compress}).Dial(e.wsURL("channel", channel), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if negotiated := resp.Header.Get("Sec-Websocket-Extensions") != ""; negotiated != compress {
+				t.Fatalf("compression negotiated: %v, want %v", negotiated, compress)
+			}
+			c := &wsClient{t: t, conn: conn}
+			c.readControl("subscribed")
+			pongs := 0
+			conn.SetPongHandler(func(string) error { pongs++; return nil })
+			var want []string
+			for i, size := range sizes {
+				if err := conn.WriteControl(websocket.PingMessage, []byte("ping"), time.Now().Add(5*time.Second)); err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, strings.Repeat(string(rune('a'+i)), size))
+				e.publish(channel, want[i])
+			}
+			for i, m := range c.readMessages(len(want)) {
+				if m.Data != want[i] {
+					t.Fatalf("message %d: %d bytes, want %d", i, len(m.Data), len(want[i]))
+				}
+			}
+			// Pongs are read with the messages that follow them.
+			deadline := time.Now().Add(10 * time.Second)
+			for pongs < len(sizes) && time.Now().Before(deadline) {
+				e.publish(channel, "more")
+				c.readMessages(1)
+			}
+			if pongs != len(sizes) {
+				t.Fatalf("%d pongs to %d pings", pongs, len(sizes))
+			}
+		})
+	}
+}

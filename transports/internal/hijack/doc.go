@@ -49,6 +49,23 @@
 // that starts with them on the wire (the first assumption of the
 // listener, above).
 //
+// # Writing WebSocket frames around gorilla
+//
+// A connection that negotiated no compression is written the edge's
+// messages as frames the edge encodes (AppendTextFrame), straight to the
+// connection; gorilla still writes control frames, coalesced arrays and
+// errors.
+//
+// Assumptions: gorilla writes a frame with one Write of the whole frame,
+// and writes only when asked, but for the close frame it answers itself
+// to a client that broke the protocol or sent a message over the read
+// limit (its answers to ping and close go through handlers the edge
+// sets); and it negotiates permessage-deflate only when the client's
+// Sec-WebSocket-Extensions names it. The one write gorilla makes on its
+// own can meet a frame of the edge's only on a connection whose client
+// broke the protocol while its socket was full: that client may see its
+// last frame cut before the close.
+//
 // # Waiting for WebSocket frames outside gorilla
 //
 // An idle WebSocket connection is parked with no goroutine (package

@@ -2,6 +2,7 @@ package hijack
 
 import (
 	"bufio"
+	"encoding/binary"
 	"net"
 	"net/http"
 )
@@ -67,4 +68,21 @@ func SkipPong(br *bufio.Reader) (bool, error) {
 	}
 	br.Discard(n)
 	return true, nil
+}
+
+// AppendTextFrame appends a final, unmasked, uncompressed WebSocket text
+// frame of payload to b, as a server writes it (RFC 6455, section 5.2):
+// the same bytes gorilla writes for such a message.
+func AppendTextFrame(b, payload []byte) []byte {
+	const finText = 0x81
+	switch n := len(payload); {
+	case n <= 125:
+		b = append(b, finText, byte(n))
+	case n <= 0xffff:
+		b = append(b, finText, 126, byte(n>>8), byte(n))
+	default:
+		b = append(b, finText, 127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	return append(b, payload...)
 }

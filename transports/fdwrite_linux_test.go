@@ -1,0 +1,105 @@
+package transports
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/edgeworks/edge/transports/internal/hijack"
+)
+
+// directWriter writes to the socket itself for a TCP connection, wrapped
+// or not, and leaves every other connection to its own Write.
+func TestDirectWriterFor(t *testing.T) {
+	server, client := tcpPair(t)
+	defer client.Close()
+	defer server.Close()
+	pipe, _ := net.Pipe()
+	tests := []struct {
+		name   string
+		conn   net.Conn
+		direct bool
+	}{
+		{"TCP", server, true},
+		{"limited", &limitedConn{Conn: server}, true},
+		{"coarse deadlines", &deadlineConn{Conn: server}, true},
+		{"replay with nothing left", hijack.Replay(server, nil), true},
+		{"not a socket", pipe, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, direct := directWriter(tt.conn).(*fdWriter)
+			if direct != tt.direct {
+				t.Errorf("direct = %v, want %v", direct, tt.direct)
+			}
+		})
+	}
+}
+
+// An fdWriter writes every byte in order when the socket takes only part
+// of a write (the rest goes through the poller, waiting for room), and a
+// write to a peer that reads nothing ends at the connection's deadline.
+func TestFDWriter(t *testing.T) {
+	t.Run("more than the socket takes at once", func(t *testing.T) {
+		server, client := tcpPair(t)
+		defer client.Close()
+		defer server.Close()
+		// A small send buffer: most writes are taken in part.
+		if err := server.SetWriteBuffer(4096); err != nil {
+			t.Fatal(err)
+		}
+		w := directWriter(server)
+		want := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB: far beyond both buffers
+		got := make(chan []byte, 1)
+		go func() {
+			b, _ := io.ReadAll(client)
+			got <- b
+		}()
+		server.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		for i := 0; i < 4; i++ {
+			if n, err := w.Write(want[i*len(want)/4 : (i+1)*len(want)/4]); err != nil || n != len(want)/4 {
+				t.Fatalf("write %d: %d, %v", i, n, err)
+			}
+		}
+		server.CloseWrite()
+		select {
+		case b := <-got:
+			if !bytes.Equal(b, want) {
+				t.Fatalf("read %d bytes, not the %d written in order", len(b), len(want))
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the reader did not get every byte")
+		}
+	})
+	t.Run("a peer that reads nothing", func(t *testing.T) {
+		server, client := tcpPair(t)
+		defer client.Close()
+		defer server.Close()
+		w := directWriter(server)
+		server.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+		_, err := w.Write(make([]byte, 8<<20))
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("write to a peer that reads nothing: %v, want the deadline", err)
+		}
+	})
+	t.Run("a closed peer", func(t *testing.T) {
+		server, client := tcpPair(t)
+		defer server.Close()
+		client.(*net.TCPConn).SetLinger(0)
+		client.Close()
+		w := directWriter(server)
+		server.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		var err error
+		for i := 0; i < 100 && err == nil; i++ { // the reset arrives after a write or two
+			_, err = w.Write([]byte("x"))
+		}
+		var ne *net.OpError
+		if !errors.As(err, &ne) {
+			t.Fatalf("write to a reset peer: %v, want a *net.OpError", err)
+		}
+	})
+}
