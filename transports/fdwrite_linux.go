@@ -1,50 +1,33 @@
 package transports
 
 import (
-	"io"
 	"net"
 	"syscall"
 )
 
-// fdWriter writes to a TCP socket with a write system call of its own,
-// and through conn, Go's poller, only for what the socket did not take at
-// once, waiting for room within conn's write deadline. A stream's
-// delivery so skips the poller's locks and state, an eighth of a
-// WebSocket delivery's CPU (go doc ./cmd/edge-bench).
-//
-// The descriptor is conn's: its user writes only while conn cannot be
-// closed, which a stream ensures by writing and closing its connection
-// holding its write turn.
-type fdWriter struct {
-	fd   int
-	conn net.Conn
-}
-
-// directWriter returns an fdWriter for conn when it is a TCP socket
-// (maybe wrapped as parkable says), else conn.
-func directWriter(conn net.Conn) io.Writer {
+// socketFD returns the descriptor of conn's TCP socket (conn maybe
+// wrapped, as parkable says), or -1.
+func socketFD(conn net.Conn) int {
 	rc := parkable(conn)
 	if rc == nil {
-		return conn
+		return -1
 	}
-	w := &fdWriter{fd: -1, conn: conn}
-	if rc.Control(func(fd uintptr) { w.fd = int(fd) }) != nil || w.fd < 0 {
-		return conn
+	fd := -1
+	if rc.Control(func(s uintptr) { fd = int(s) }) != nil {
+		return -1
 	}
-	return w
+	return fd
 }
 
-// Write writes p.
-func (w *fdWriter) Write(p []byte) (int, error) {
-	n, err := syscall.Write(w.fd, p)
-	switch {
-	case err == nil && n == len(p):
+// writeFD writes b to the non-blocking socket fd with one system call and
+// returns how much it took: 0 with a nil error when it had no room.
+func writeFD(fd int, b []byte) (int, error) {
+	n, err := syscall.Write(fd, b)
+	switch err {
+	case nil:
 		return n, nil
-	case err == syscall.EAGAIN || err == syscall.EINTR:
-		n = 0
-	case err != nil:
-		return 0, &net.OpError{Op: "write", Net: "tcp", Source: w.conn.LocalAddr(), Addr: w.conn.RemoteAddr(), Err: err}
+	case syscall.EAGAIN, syscall.EINTR:
+		return 0, nil
 	}
-	m, err := w.conn.Write(p[n:])
-	return n + m, err
+	return 0, err
 }

@@ -32,6 +32,7 @@ const maxPadding = 8 << 10
 type sseConn struct {
 	stream
 	out    func([]byte) error // writes and flushes, within writeTimeout
+	direct directOut          // the hijacked connection's writer (out, then)
 	multi  bool               // several channels: data is the JSON object, id the composite cursor
 	cursor resume.Cursor      // position of what was written, per channel
 	buf    []byte             // pooled while the stream writes, nil while idle
@@ -81,7 +82,8 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req subscribeR
 	}
 	if conn != nil {
 		c.sendq = watchSendQueue(conn)
-		c.out = newDirectOut(conn).write
+		c.direct = newDirectOut(conn)
+		c.out = c.direct.write
 		c.init(s, metrics.SSE, sess, req.heartbeat, c.flush, func() {
 			c.watch.Remove() // before the descriptor can be reused
 			conn.Close()

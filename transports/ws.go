@@ -35,7 +35,8 @@ const maxArrayBytes = 256 << 10
 type wsConn struct {
 	stream
 	conn   *websocket.Conn
-	raw    *directOut    // conn's connection when it writes no compressed frames (see writeFrames); else nil
+	raw    bool          // conn writes no compressed frames: writeFrames writes messages through direct
+	direct directOut     // conn's connection
 	br     *bufio.Reader // what conn reads through; see hijack.SkipPong
 	watch  *idle.Handle  // the connection, parked between reads; nil: the reader waits. Set before the reader starts
 	wait   time.Duration // the longest silence of the client; a read deadline after each frame
@@ -105,9 +106,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, req subscribeRe
 			return
 		}
 	}
-	if !offersDeflate(r) {
-		c.raw = newDirectOut(conn.NetConn())
-	}
+	c.raw, c.direct = !offersDeflate(r), newDirectOut(conn.NetConn())
 	c.hear()
 	c.conn.SetPongHandler(func(string) error {
 		c.hear()
@@ -493,8 +492,8 @@ func (c *wsConn) writeFrames(frames []*edge.Frame) error {
 	}
 	if len(frames) == 1 {
 		c.cursor.Set(frames[0].Channel, frames[0].ID)
-		if c.raw != nil {
-			return c.raw.write(frameWS(frames[0]))
+		if c.raw {
+			return c.direct.write(frameWS(frames[0]))
 		}
 		c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 		return c.conn.WritePreparedMessage(framePrepared(frames[0]))
