@@ -15,6 +15,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
 	"github.com/edgeworks/edge/transports"
 )
@@ -29,20 +30,7 @@ const catchUpMessages = 10_000
 //
 //	go test -run '^$' -bench CatchUp ./transports/
 func BenchmarkCatchUp(b *testing.B) {
-	cfg := transports.Config{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv, err := transports.New(cfg, resume.NewMemory(resume.MemoryConfig{HistorySize: catchUpMessages}), slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, ln) }()
-	defer func() { cancel(); <-done }()
-	base := "http://" + ln.Addr().String()
+	base := "http://" + benchServer(b, resume.NewMemory(resume.MemoryConfig{HistorySize: catchUpMessages}))
 
 	start, last := fillChannel(b, base, "catchup")
 	get := func(query url.Values) (*http.Response, error) {
@@ -152,4 +140,23 @@ func fillChannel(b *testing.B, base, channel string) (start, last string) {
 		b.Fatalf("no cursor (%q) or last id (%q)", a.Cursor, last)
 	}
 	return a.Cursor, last
+}
+
+// benchServer runs a server with the default configuration on broker
+// until the benchmark ends, and returns its address.
+func benchServer(b *testing.B, broker edge.Broker) string {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, err := transports.New(transports.Config{}, broker, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, ln) }()
+	b.Cleanup(func() { cancel(); <-done })
+	return ln.Addr().String()
 }

@@ -2,7 +2,6 @@ package transports_test
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"log/slog"
 	"net"
@@ -140,19 +139,7 @@ func BenchmarkPublishBatchHandler(b *testing.B) {
 // serves it): one request written, its answer read, in turn. allocs/op
 // are the server's; the client allocates nothing per publish.
 func BenchmarkPublishLane(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv, err := transports.New(transports.Config{}.WithDefaults(), resume.NewMemory(resume.MemoryConfig{}), slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, ln) }()
-	defer func() { cancel(); <-done }()
-	c, err := net.Dial("tcp", ln.Addr().String())
+	c, err := net.Dial("tcp", benchServer(b, resume.NewMemory(resume.MemoryConfig{})))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -118,6 +118,10 @@ type directOut struct {
 	fd   int      // conn's socket; -1: write through conn alone
 }
 
+// directMax is the largest buffer directOut writes itself; a larger one
+// (history, a burst) is rarely taken whole, and goes to the poller at once.
+const directMax = 64 << 10
+
 func newDirectOut(conn net.Conn) directOut {
 	conn = coarseDeadlines(conn)
 	return directOut{conn: conn, fd: socketFD(conn)}
@@ -125,7 +129,7 @@ func newDirectOut(conn net.Conn) directOut {
 
 // write writes b. The caller holds the stream's turn.
 func (d *directOut) write(b []byte) error {
-	if d.fd >= 0 {
+	if d.fd >= 0 && len(b) <= directMax {
 		n, err := writeFD(d.fd, b)
 		switch {
 		case err != nil:
