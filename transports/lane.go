@@ -36,102 +36,37 @@ const laneBuffer = 4 << 10
 // few hundred bytes.
 const maxLaneAnswer = 64 << 10
 
-// publishLane is the server's listener on plain HTTP (see "The publish
-// lane" in the package doc). It looks at the first bytes of every
-// connection it accepts: a connection that starts with a publish is
-// served here, request by request, as long as each is a plain HTTP/1.1
-// publish (hijack.ParseRequestHead); every other connection, and a lane
-// connection at its first other request, is returned by Accept for
-// net/http to serve, with what the lane read of it replayed first. Each
+// publishLane serves the publishes of plain HTTP/1.1 keep-alive
+// connections (see "The publish lane" in the package doc). It sorts the
+// connections of the server's listener (hijack.NewListener): a connection
+// that starts with a publish is served here, request by request, as long
+// as each is a plain HTTP/1.1 publish (hijack.ParseRequestHead); every
+// other connection, and a lane connection at its first other request, is
+// given to net/http, with what the lane read of it replayed first. Each
 // request is served by the server's own handler, so the lane reads
 // requests and writes answers but decides nothing a publish answers.
 type publishLane struct {
-	net.Listener
-	s    *Server
-	out  chan net.Conn // connections for net/http
-	errs chan error    // the listener's errors, for net/http
-	done chan struct{} // closed by Close
-
-	once  sync.Once
-	loop  sync.WaitGroup // the accept loop
-	conns sync.WaitGroup // a goroutine per connection the lane holds
+	s *Server
 
 	mu      sync.Mutex
 	idle    map[net.Conn]struct{} // mu guards idle and closing: connections waiting for a request
 	closing bool
 }
 
-func newPublishLane(s *Server, ln net.Listener) *publishLane {
-	l := &publishLane{
-		Listener: ln,
-		s:        s,
-		out:      make(chan net.Conn),
-		errs:     make(chan error),
-		done:     make(chan struct{}),
-		idle:     make(map[net.Conn]struct{}),
-	}
-	l.loop.Add(1)
-	go l.acceptLoop()
-	return l
+func newPublishLane(s *Server) *publishLane {
+	return &publishLane{s: s, idle: make(map[net.Conn]struct{})}
 }
 
-func (l *publishLane) acceptLoop() {
-	defer l.loop.Done()
-	for {
-		conn, err := l.Listener.Accept()
-		if err != nil {
-			select {
-			case l.errs <- err:
-			case <-l.done:
-				return
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		if !l.waiting(conn) {
-			conn.Close()
-			continue
-		}
-		l.conns.Add(1)
-		go l.sort(conn)
+// close closes the connections waiting for a request; those serving one
+// close once it is answered, and new ones go to net/http.
+func (l *publishLane) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closing = true
+	for conn := range l.idle {
+		conn.Close()
 	}
 }
-
-// Accept returns the next connection for net/http.
-func (l *publishLane) Accept() (net.Conn, error) {
-	select {
-	case conn := <-l.out:
-		return conn, nil
-	case err := <-l.errs:
-		return nil, err
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-// Close stops accepting and closes the connections waiting for a
-// request; those serving one close once it is answered (see wait).
-func (l *publishLane) Close() error {
-	var err error
-	l.once.Do(func() {
-		l.mu.Lock()
-		l.closing = true
-		for conn := range l.idle {
-			conn.Close()
-		}
-		l.mu.Unlock()
-		close(l.done)
-		err = l.Listener.Close()
-		l.loop.Wait()
-	})
-	return err
-}
-
-// wait returns once every connection the lane held is closed or handed to
-// net/http.
-func (l *publishLane) wait() { l.conns.Wait() }
 
 // waiting notes that conn waits for a request, or reports false when the
 // lane is closing.
@@ -146,7 +81,7 @@ func (l *publishLane) waiting(conn net.Conn) bool {
 }
 
 // serving notes that conn has a request to serve, or reports false when
-// the lane is closing (and closed conn).
+// the lane is closing.
 func (l *publishLane) serving(conn net.Conn) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -154,34 +89,27 @@ func (l *publishLane) serving(conn net.Conn) bool {
 	return !l.closing
 }
 
-// sort serves conn when it starts with a publish, else hands it to
-// net/http untouched.
-func (l *publishLane) sort(conn net.Conn) {
-	defer l.conns.Done()
+// sort serves conn, a connection rec accepted, when it starts with a
+// publish, else gives it to net/http untouched.
+func (l *publishLane) sort(rec *hijack.Listener, conn net.Conn) {
+	if !l.waiting(conn) {
+		rec.GiveBack(conn, nil)
+		return
+	}
 	conn.SetReadDeadline(time.Now().Add(headTimeout))
 	var first [len("POST " + publishPath)]byte
 	n, err := peek(conn, first[:])
-	if err != nil || n == 0 {
+	switch {
+	case err != nil || n == 0:
 		l.serving(conn)
 		conn.Close()
-		return
-	}
-	if string(first[:n]) != ("POST " + publishPath)[:n] {
-		l.handOver(conn)
-		return
-	}
-	c := &laneConn{l: l, conn: coarseDeadlines(conn), remote: conn.RemoteAddr().String()}
-	c.br = bufio.NewReaderSize(c, laneBuffer)
-	c.serve()
-}
-
-// handOver gives conn to net/http, replaying pending first.
-func (l *publishLane) handOver(conn net.Conn, pending ...byte) {
-	l.serving(conn)
-	select {
-	case l.out <- hijack.Replay(conn, pending):
-	case <-l.done:
-		conn.Close()
+	case string(first[:n]) != ("POST " + publishPath)[:n]:
+		l.serving(conn)
+		rec.GiveBack(conn, nil)
+	default:
+		c := &laneConn{l: l, rec: rec, conn: coarseDeadlines(conn), remote: conn.RemoteAddr().String()}
+		c.br = bufio.NewReaderSize(c, laneBuffer)
+		c.serve()
 	}
 }
 
@@ -189,6 +117,7 @@ func (l *publishLane) handOver(conn net.Conn, pending ...byte) {
 // connection's goroutine.
 type laneConn struct {
 	l      *publishLane
+	rec    *hijack.Listener // gives the connection to net/http
 	conn   net.Conn
 	br     *bufio.Reader // reads c (Read), so every read is bounded by readBy
 	remote string
@@ -213,7 +142,7 @@ func (c *laneConn) serve() {
 		case err == nil && lanePublish(head):
 		case err == nil || errors.Is(err, hijack.ErrNotPlain):
 			pending, _ := c.br.Peek(c.br.Buffered())
-			c.l.handOver(c.conn, bytes.Clone(pending)...)
+			c.rec.GiveBack(c.conn, bytes.Clone(pending))
 			return
 		default:
 			c.conn.Close()

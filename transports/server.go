@@ -210,14 +210,15 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	// Connections are counted below TLS; net/http must see *tls.Conn.
 	ln = newConnLimiter(ln, s.cfg.MaxConns, s.cfg.MaxConnsPerIP, s.tls == nil)
 	var lane *publishLane
+	var sort func(*hijack.Listener, net.Conn)
 	switch {
 	case s.tls != nil:
 		ln = tls.NewListener(ln, s.tls)
 	case laneSupported:
-		lane = newPublishLane(s, ln)
-		ln = lane
+		lane = newPublishLane(s)
+		sort = lane.sort
 	}
-	rec := hijack.NewListener(ln)
+	rec := hijack.NewListener(ln, sort)
 	s.recycler.Store(rec)
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- srv.Serve(rec) }()
@@ -243,6 +244,9 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	s.log.Info("draining", "sessions", s.hub.Sessions(), "timeout", s.cfg.DrainTimeout)
 	srv.SetKeepAlivesEnabled(false)
+	if lane != nil {
+		lane.close()
+	}
 	shutdownDone := make(chan error, 1)
 	go func() { shutdownDone <- srv.Shutdown(drainCtx) }()
 	s.hub.Shutdown(drainCtx, min(s.cfg.DrainTimeout/2, 5*time.Second))
@@ -256,9 +260,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	case <-drainCtx.Done():
 		<-hijackedDone // connections have write deadlines; they end soon
 	}
-	if lane != nil {
-		lane.wait()
-	}
+	rec.Wait() // the publish lane's connections
 	s.writers.stopAndWait()
 	s.idle.Wait()
 	if e := <-serveDone; !errors.Is(e, http.ErrServerClosed) && err == nil {

@@ -11,11 +11,13 @@ import (
 // methods are safe for concurrent use.
 type Listener struct {
 	net.Listener
+	sort     func(*Listener, net.Conn)
 	accepted chan acceptResult
 	back     chan net.Conn
 	done     chan struct{} // closed by Close
 	once     sync.Once
 	loop     sync.WaitGroup // the accept loop
+	sorting  sync.WaitGroup // the goroutines running sort
 }
 
 type acceptResult struct {
@@ -25,10 +27,13 @@ type acceptResult struct {
 
 // NewListener wraps ln. Its goroutine accepts from ln until Close, which
 // waits for it; errors go to Accept's caller, which decides whether to go
-// on.
-func NewListener(ln net.Listener) *Listener {
+// on. With sort, each connection accepted goes to sort, on a goroutine of
+// its own, instead of to Accept: sort serves it, or hands it to net/http
+// with GiveBack (see Wait).
+func NewListener(ln net.Listener, sort func(*Listener, net.Conn)) *Listener {
 	l := &Listener{
 		Listener: ln,
+		sort:     sort,
 		accepted: make(chan acceptResult),
 		back:     make(chan net.Conn),
 		done:     make(chan struct{}),
@@ -42,6 +47,14 @@ func (l *Listener) acceptLoop() {
 	defer l.loop.Done()
 	for {
 		conn, err := l.Listener.Accept()
+		if err == nil && l.sort != nil {
+			l.sorting.Add(1)
+			go func() {
+				defer l.sorting.Done()
+				l.sort(l, conn)
+			}()
+			continue
+		}
 		select {
 		case l.accepted <- acceptResult{conn, err}:
 		case <-l.done:
@@ -76,6 +89,9 @@ func (l *Listener) Close() error {
 	})
 	return err
 }
+
+// Wait waits, after Close, for every call of sort to return.
+func (l *Listener) Wait() { l.sorting.Wait() }
 
 // GiveBack hands conn, whose next request net/http is to read, to the
 // server's next Accept; pending are bytes of it that were already read

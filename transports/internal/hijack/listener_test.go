@@ -23,7 +23,7 @@ func serveParking(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := NewListener(ln)
+	l := NewListener(ln, nil)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/park" {
 			io.WriteString(w, "served "+r.URL.Path)
@@ -114,7 +114,7 @@ func TestListenerClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := NewListener(ln)
+	l := NewListener(ln, nil)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -148,4 +148,60 @@ func TestReplayConn(t *testing.T) {
 	if string(got) != "pending+wire" {
 		t.Fatalf("read %q", got)
 	}
+}
+
+// With a sort function, accepted connections go to sort instead of
+// Accept: what sort gives back reaches net/http with its replayed bytes,
+// and Wait returns once every sort has.
+func TestListenerSorts(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	l := NewListener(ln, func(l *Listener, conn net.Conn) {
+		b := make([]byte, len("GET /kept "))
+		if _, err := io.ReadFull(conn, b); err != nil {
+			conn.Close()
+			return
+		}
+		if string(b) == "GET /kept " {
+			<-release // served here until the test lets go
+			conn.Close()
+			return
+		}
+		l.GiveBack(conn, b) // net/http reads the request from its start
+	})
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "served "+r.URL.Path)
+	})}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+
+	kept, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kept.Close()
+	io.WriteString(kept, "GET /kept HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.Get("http://" + ln.Addr().String() + "/given")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "served /given" {
+		t.Fatalf("given back: %q", body)
+	}
+	srv.Shutdown(context.Background())
+	<-done
+	waited := make(chan struct{})
+	go func() { l.Wait(); close(waited) }()
+	select {
+	case <-waited:
+		t.Fatal("Wait returned while sort still served a connection")
+	default:
+	}
+	close(release)
+	<-waited
 }
