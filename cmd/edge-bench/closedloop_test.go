@@ -1,10 +1,18 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/edgeworks/edge/resume"
+	"github.com/edgeworks/edge/resume/redistest"
+	"github.com/edgeworks/edge/transports"
 )
 
 func TestRateFlag(t *testing.T) {
@@ -73,19 +81,56 @@ func TestRateFlagHelp(t *testing.T) {
 	}
 }
 
+// startRedisEdge runs an embedded edge on a Redis of its own until the
+// test ends, and returns the edge's URL and the Redis URL.
+func startRedisEdge(t *testing.T) (edgeURL *url.URL, redisURL string) {
+	t.Helper()
+	rs := redistest.Start(t)
+	r, err := resume.NewRedis(resume.RedisConfig{URLs: []string{rs.URL()}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := transports.New(transports.Config{}, r, slog.New(slog.DiscardHandler), transports.WithStore(r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("edge Run: %v", err)
+		}
+	})
+	return &url.URL{Scheme: "http", Host: ln.Addr().String()}, rs.URL()
+}
+
 func TestRunClosedLoop(t *testing.T) {
 	u := startEdge(t)
 	tests := []struct {
-		name string
-		args []string
+		name  string
+		args  []string
+		redis bool // publish into a Redis the edge runs on
 	}{
-		{"sse", []string{"--transport", "sse"}},
-		{"ws", []string{"--transport", "ws"}},
-		{"ws batches", []string{"--transport", "ws", "--batch", "10"}},
-		{"sse batches over few publishers", []string{"--transport", "sse", "--batch", "10", "--publishers", "2"}},
+		{"sse", []string{"--transport", "sse"}, false},
+		{"ws", []string{"--transport", "ws"}, false},
+		{"ws batches", []string{"--transport", "ws", "--batch", "10"}, false},
+		{"sse batches over few publishers", []string{"--transport", "sse", "--batch", "10", "--publishers", "2"}, false},
+		{"every transport over redis", []string{"--transport", "mix", "--publish", "redis"}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			u := u
+			if tt.redis {
+				var redisURL string
+				u, redisURL = startRedisEdge(t)
+				tt.args = append(tt.args, "--redis", redisURL)
+			}
 			// 6 subscribers over 2 channels: 3 per channel. The drain ends
 			// as soon as every delivery arrived; its bound is for a slow
 			// machine.
