@@ -47,7 +47,8 @@ type config struct {
 	Transport  string   // ws, sse, poll or mix (run only)
 	Subs       int      // subscribers
 	Channels   int      // channels bench-0 … bench-(Channels-1) (run only)
-	Rate       float64  // messages per second, over all channels
+	Rate       float64  // messages per second, over all channels; 0 with ClosedLoop
+	ClosedLoop bool     // --rate max: each publisher sends again once answered (run only)
 	Size       int      // payload bytes
 	Duration   time.Duration
 	RampBatch  int           // subscribers connected at a time
@@ -72,8 +73,46 @@ type config struct {
 	WorkerIndex int
 }
 
-// total returns how many messages the run publishes.
+// total returns how many messages the run publishes at its fixed rate.
+// A closed-loop run (--rate max) learns that only as it ends: its total
+// is not known beforehand and this returns 0.
 func (c config) total() int64 { return int64(c.Rate * c.Duration.Seconds()) }
+
+// rateMax is the --rate of a closed loop, in any case ("max", "MAX").
+const rateMax = "max"
+
+// rateFlag is --rate: messages/s parsed as flag.Float64Var parses them,
+// with the same errors, or "max" in any case for a closed loop.
+type rateFlag struct{ c *config }
+
+// String returns the flag's value as -h shows it.
+func (f rateFlag) String() string {
+	switch {
+	case f.c == nil: // flag.PrintDefaults' zero value
+		return "0"
+	case f.c.ClosedLoop:
+		return rateMax
+	}
+	return strconv.FormatFloat(f.c.Rate, 'g', -1, 64)
+}
+
+// Set parses s into the config.
+func (f rateFlag) Set(s string) error {
+	if strings.EqualFold(s, rateMax) {
+		f.c.Rate, f.c.ClosedLoop = 0, true
+		return nil
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		// The words of flag.Float64Var's errors.
+		if errors.Is(err, strconv.ErrRange) {
+			return errors.New("value out of range")
+		}
+		return errors.New("parse error")
+	}
+	f.c.Rate, f.c.ClosedLoop = v, false
+	return nil
+}
 
 // flagSet returns the flags of a subcommand bound to c and to the raw
 // strings that validate parses. The hidden subcommand "worker", which a
@@ -99,7 +138,12 @@ func flagSet(name string, c *config, rawURL, sources, pids *string, out io.Write
 		fs.IntVar(&c.Workers, "workers", 1, fmt.Sprintf("processes that run the subscribers (at most %d); with more than 1 this one only publishes", maxWorkers))
 	}
 	fs.IntVar(&c.Subs, "subs", 100, fmt.Sprintf("subscribers (at most %d)", maxSubs))
-	fs.Float64Var(&c.Rate, "rate", 100, "messages published per second, over all channels")
+	c.Rate = 100
+	rateUsage := "`R`: messages published per second, over all channels"
+	if name != "baseline" {
+		rateUsage += `; or max: each --publishers goroutine publishes again as soon as its last publish was answered (a closed loop), to measure the server at saturation`
+	}
+	fs.Var(rateFlag{c}, "rate", rateUsage)
 	fs.IntVar(&c.Size, "size", 100, fmt.Sprintf("payload bytes (at least %d)", minSize))
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, fmt.Sprintf("how long to publish (at most %s)", maxDuration))
 	fs.IntVar(&c.RampBatch, "ramp-batch", 500, "subscribers connected at a time during the ramp")
@@ -132,7 +176,8 @@ func parseConfig(name string, args []string, out io.Writer) (config, error) {
 // summaries say what each subcommand does, for -h.
 var summaries = map[string]string{
 	"run": `Opens --subs subscribers to a running edge over --channels channels, publishes
---rate messages/s of --size bytes for --duration, and reports delivered/s,
+--rate messages/s (or, with --rate max, each publisher's next as soon as its
+last was answered) of --size bytes for --duration, and reports delivered/s,
 publish→deliver latency, lost and duplicated messages, the connection ramp
 and, with --pid, the edge's RSS per connection and CPU per million deliveries.`,
 	"worker": `A worker process of "edge-bench run --workers K", which starts it; it
@@ -230,7 +275,11 @@ func (c *config) finish(name, rawURL, sources, pids string) error {
 	if c.Subs < 1 || c.Subs > maxSubs {
 		bad("--subs %d: give 1 to %d", c.Subs, maxSubs)
 	}
-	if !(c.Rate > 0 && c.Rate <= maxRate) {
+	switch {
+	case c.ClosedLoop && name == "baseline":
+		bad("--rate max: baseline fans out at a fixed rate; give messages/s (the closed loop is run's)")
+	case c.ClosedLoop:
+	case !(c.Rate > 0 && c.Rate <= maxRate):
 		bad("--rate %g: give more than 0 and at most %d messages/s", c.Rate, maxRate)
 	}
 	if c.Size < minSize || c.Size > maxSize {
@@ -238,7 +287,7 @@ func (c *config) finish(name, rawURL, sources, pids string) error {
 	}
 	if c.Duration <= 0 || c.Duration > maxDuration {
 		bad("--duration %s: give more than 0 and at most %s", c.Duration, maxDuration)
-	} else if c.Rate > 0 && c.total() < 1 {
+	} else if !c.ClosedLoop && c.Rate > 0 && c.total() < 1 {
 		bad("--rate %g × --duration %s publishes nothing; raise either", c.Rate, c.Duration)
 	}
 	if c.RampBatch < 1 {

@@ -1,5 +1,6 @@
 // Command edge-bench is the load tool of the edge: it opens many
-// subscribers against a running edge, publishes at a fixed rate with
+// subscribers against a running edge, publishes at a fixed rate (or as
+// fast as the server answers) with
 // payloads that carry a sequence number and their send time, and reports
 // what arrived — delivered messages/s, publish→deliver latency, lost and
 // duplicated messages, the connection ramp, and (given the edge's pid) the
@@ -15,7 +16,7 @@
 // # run
 //
 //	edge-bench run --url http://127.0.0.1:8080 --transport ws|sse|poll|mix \
-//	    --subs N --channels C --rate R --size BYTES --duration D \
+//	    --subs N --channels C --rate R|max --size BYTES --duration D \
 //	    [--target edge|nchan|centrifugo] [--centrifugo-api-key edge-bench] \
 //	    [--ramp-batch 500] [--publish http|redis --redis redis://127.0.0.1:6379] \
 //	    [--publishers 16] [--batch 1] [--drain 5s] [--pid "PID …"] \
@@ -72,6 +73,20 @@
 // With --batch N (edge, over HTTP) the publishers send the messages N at a
 // time, messages [bN, bN+N) in one POST /v1/publish/batch due at start +
 // bN/R, so that the CPU per message of a batch can be measured.
+//
+// --rate max (in any case: max, MAX) closes the loop instead: each of the
+// --publishers goroutines sends its next publish (or, with --batch N, its
+// next batch of N) as soon as its last one was answered, until --duration
+// has passed; a publish under way then finishes and counts. Messages are
+// numbered as at a fixed rate (the next m from one counter), so the
+// accounting is the same; how many were published is known only at the
+// end, and the report gives it with its rate ("published N (X/s)") and
+// the load as "max msg/s (closed loop, P publishers)" (in JSON, "rate" 0,
+// "closed_loop" true and "publishers"). It works with --publish redis and
+// every --target. Use it for the server's CPU per publish at saturation —
+// with --subs 1 and --pid, the edge CPU per million deliveries is µs per
+// publish — comparable with wrk -c P against the same endpoint; a fixed
+// --rate measures the server at a given load instead. baseline refuses it.
 //
 // After the last publish it waits up to --drain (default 5s) for every
 // expected delivery, then reports:

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"sync"
@@ -229,6 +230,23 @@ func pace(ctx context.Context, start time.Time, rate float64, total int64, worke
 	wg.Wait()
 }
 
+// loop calls send(m) for m = 0, 1, 2, … from workers goroutines, each
+// taking the next m as soon as its last send returned, until deadline has
+// passed or ctx is done; a send under way then finishes. Every m taken is
+// sent, so the messages sent are exactly [0, number taken).
+func loop(ctx context.Context, deadline time.Time, workers int, send func(m int64)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for ctx.Err() == nil && time.Now().Before(deadline) {
+				send(next.Add(1) - 1)
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // publishCounts is what the publishers of a run did.
 type publishCounts struct {
 	perChannel []atomic.Int64 // acknowledged messages per channel
@@ -238,33 +256,17 @@ type publishCounts struct {
 
 // publishAll publishes c's messages: message m goes to channel m % C with
 // sequence number m / C; with --batch, messages [bN, bN+N) go in batch b.
+// At a fixed --rate, message (or batch) m is due at start + m/rate; with
+// --rate max each publisher sends the next one as soon as its last was
+// answered, until --duration has passed.
 func publishAll(ctx context.Context, c config, p *publisher, counts *publishCounts) {
+	start := time.Now()
 	channels := int64(c.Channels)
-	if c.Batch > 1 {
-		n := int64(c.Batch)
-		batches := (c.total() + n - 1) / n
-		pace(ctx, time.Now(), c.Rate/float64(n), batches, c.Publishers, func(b int64) {
-			msgs := make([]batchMessage, 0, n)
-			for m := b * n; m < min((b+1)*n, c.total()); m++ {
-				msgs = append(msgs, batchMessage{int(m % channels), appendPayload(make([]byte, 0, c.Size), uint64(m/channels), time.Now().UnixNano(), c.Size)})
-			}
-			stored := make([]int64, c.Channels)
-			err := p.publishBatch(ctx, msgs, stored)
-			sum := int64(0)
-			for ch, k := range stored {
-				if k > 0 {
-					counts.perChannel[ch].Add(k)
-					sum += k
-				}
-			}
-			if err != nil {
-				counts.errors.Add(int64(len(msgs)) - sum)
-				counts.firstErr.set(err)
-			}
-		})
-		return
+	n, end := int64(c.Batch), c.total() // end: first message not sent
+	if c.ClosedLoop {
+		end = math.MaxInt64
 	}
-	pace(ctx, time.Now(), c.Rate, c.total(), c.Publishers, func(m int64) {
+	sendOne := func(m int64) {
 		ch := int(m % channels)
 		payload := appendPayload(make([]byte, 0, c.Size), uint64(m/channels), time.Now().UnixNano(), c.Size)
 		if err := p.publish(ctx, ch, payload); err != nil {
@@ -273,7 +275,38 @@ func publishAll(ctx context.Context, c config, p *publisher, counts *publishCoun
 			return
 		}
 		counts.perChannel[ch].Add(1)
-	})
+	}
+	sendBatch := func(b int64) {
+		msgs := make([]batchMessage, 0, n)
+		for m := b * n; m < min((b+1)*n, end); m++ {
+			msgs = append(msgs, batchMessage{int(m % channels), appendPayload(make([]byte, 0, c.Size), uint64(m/channels), time.Now().UnixNano(), c.Size)})
+		}
+		stored := make([]int64, c.Channels)
+		err := p.publishBatch(ctx, msgs, stored)
+		sum := int64(0)
+		for ch, k := range stored {
+			if k > 0 {
+				counts.perChannel[ch].Add(k)
+				sum += k
+			}
+		}
+		if err != nil {
+			counts.errors.Add(int64(len(msgs)) - sum)
+			counts.firstErr.set(err)
+		}
+	}
+	send := sendOne
+	if n > 1 {
+		send = sendBatch
+	}
+	switch {
+	case c.ClosedLoop:
+		loop(ctx, start.Add(c.Duration), c.Publishers, send)
+	case n > 1:
+		pace(ctx, start, c.Rate/float64(n), (end+n-1)/n, c.Publishers, send)
+	default:
+		pace(ctx, start, c.Rate, end, c.Publishers, send)
+	}
 }
 
 // firstError keeps the first error it is given. The zero value is ready;

@@ -20,7 +20,9 @@ type report struct {
 	ConnectErrors int     `json:"connect_errors"`
 	EndedEarly    int     `json:"ended_early"` // connections that ended before the run stopped them
 	Channels      int     `json:"channels"`
-	Rate          float64 `json:"rate"`
+	Rate          float64 `json:"rate"`        // 0 with ClosedLoop
+	ClosedLoop    bool    `json:"closed_loop"` // --rate max (run only)
+	Publishers    int     `json:"publishers"`  // publishing goroutines (run only)
 	Size          int     `json:"size"`
 	DurationS     float64 `json:"duration_s"`
 
@@ -76,6 +78,15 @@ func (r *report) setRates(rampTime, pubTime time.Duration, pubStart, lastDeliver
 	}
 }
 
+// load says how fast the run published: its fixed rate, or the closed
+// loop of its publishers.
+func (r *report) load() string {
+	if r.ClosedLoop {
+		return fmt.Sprintf("max msg/s (closed loop, %d publishers)", r.Publishers)
+	}
+	return fmt.Sprintf("%g msg/s", r.Rate)
+}
+
 // perSecond returns n per second over d (0 for an empty d).
 func perSecond(n int64, d time.Duration) float64 {
 	if d <= 0 {
@@ -110,7 +121,7 @@ func (r *report) write(w io.Writer, asJSON bool) error {
 		row("workers", "%d processes", r.Workers)
 	}
 	row("channels", "%d", r.Channels)
-	row("load", "%g msg/s × %d bytes for %gs", r.Rate, r.Size, r.DurationS)
+	row("load", "%s × %d bytes for %gs", r.load(), r.Size, r.DurationS)
 	row("ramp", "%.0f conn/s (%.2fs)", r.ConnsPerS, r.RampS)
 	row("published", "%d (%.0f/s), %d errors", r.Published, r.PublishedPerS, r.PublishErrors)
 	row("expected", "%d", r.Expected)

@@ -35,8 +35,8 @@ func runBench(ctx context.Context, c config, progress io.Writer) (*report, error
 	}
 	rep := &report{
 		Mode: "run", Transport: c.Transport, Publish: c.Publish, Subscribers: c.Subs, Workers: c.Workers,
-		Channels: c.Channels, Rate: c.Rate, Size: c.Size, DurationS: c.Duration.Seconds(),
-		Target: c.Target, PIDs: c.PIDs,
+		Channels: c.Channels, Rate: c.Rate, ClosedLoop: c.ClosedLoop, Publishers: c.Publishers,
+		Size: c.Size, DurationS: c.Duration.Seconds(), Target: c.Target, PIDs: c.PIDs,
 	}
 	if len(c.PIDs) > 0 {
 		rep.PID = c.PIDs[0]
@@ -103,8 +103,8 @@ func runBench(ctx context.Context, c config, progress io.Writer) (*report, error
 	if c.Workers > 1 {
 		in = fmt.Sprintf(" in %d worker processes", c.Workers)
 	}
-	fmt.Fprintf(progress, "edge-bench: %d of %d subscribers ready%s in %.2fs (%.0f/s); publishing %g msg/s for %s\n",
-		rep.Connected, c.Subs, in, rampTime.Seconds(), perSecond(int64(rep.Connected), rampTime), c.Rate, c.Duration)
+	fmt.Fprintf(progress, "edge-bench: %d of %d subscribers ready%s in %.2fs (%.0f/s); publishing %s for %s\n",
+		rep.Connected, c.Subs, in, rampTime.Seconds(), perSecond(int64(rep.Connected), rampTime), rep.load(), c.Duration)
 	var cpuBefore time.Duration
 	if len(c.PIDs) > 0 {
 		rssAfter, err := readRSSSum(c.PIDs)
