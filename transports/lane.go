@@ -107,7 +107,7 @@ func (l *publishLane) sort(rec *hijack.Listener, conn net.Conn) {
 		l.serving(conn)
 		rec.GiveBack(conn, nil)
 	default:
-		c := &laneConn{l: l, rec: rec, conn: coarseDeadlines(conn), remote: conn.RemoteAddr().String()}
+		c := &laneConn{l: l, rec: rec, conn: conn, out: newDirectOut(conn), remote: conn.RemoteAddr().String()}
 		c.br = bufio.NewReaderSize(c, laneBuffer)
 		c.serve()
 	}
@@ -118,6 +118,7 @@ func (l *publishLane) sort(rec *hijack.Listener, conn net.Conn) {
 type laneConn struct {
 	l      *publishLane
 	rec    *hijack.Listener // gives the connection to net/http
+	out    directOut        // writes answers; only this goroutine writes and closes conn
 	conn   net.Conn
 	br     *bufio.Reader // reads c (Read), so every read is bounded by readBy
 	remote string
@@ -283,9 +284,7 @@ func (c *laneConn) write(w *laneWriter, keep bool) bool {
 	b = append(b, "\r\n"...)
 	b = append(b, w.body...)
 	c.answer = b
-	c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	_, err := c.conn.Write(b)
-	return err == nil
+	return c.out.write(b) == nil
 }
 
 // appendHeaderValue appends v with CR and LF as spaces, as net/http
