@@ -264,12 +264,23 @@
 //	go test -run '^$' -bench CatchUp ./transports/
 //
 // Publish over HTTP, 64 concurrent publishers (target ≥ 20,000/s
-// embedded, ≥ 10,000/s with Redis): embedded 32,000/s with 27–28 µs of
-// edge CPU per publish on a quiet machine (18,300–20,300/s earlier under
-// load); Redis 13,000–14,000/s; none lost. In batches of 100
-// (--publishers 8 --batch 100): 4.7–5.0 µs of edge CPU per message.
+// embedded, ≥ 10,000/s with Redis; issue 16's ≤ 15 µs of edge CPU per
+// publish): the publish lane (go doc ./transports, "The publish lane")
+// serves these. Back to back (--rate max), with the one SSE subscriber's
+// deliveries counted in: 64,600–68,400/s at 15.8–17.1 µs of edge CPU per
+// publish, of which about 2.6 µs is the delivery (perf: the writers' share);
+// the build before the lane, alternating: 47,000–47,500/s at
+// 25.7–26.7 µs. Paced at 40,000/s: 23.4–23.6 µs against 26.9–27.8 (each
+// request then wakes the edge on its own). With wrk -c64 and no
+// subscriber: 94,000–100,000/s at 12.0–13.0 µs (one run of four at 15.3),
+// against 60,000–65,000/s at 19.8–21.0 µs through net/http. All with the
+// load tool on the same two cores (load average 1.6–2.6), none lost.
+// Redis 13,000–14,000/s earlier. In batches of 100 (--publishers 8
+// --batch 100): 4.7–5.0 µs of edge CPU per message.
 //
-//	run --transport sse --subs 1 --rate 40000 --duration 5s --publishers 64   (edge with and without --redis)
+//	run --transport sse --subs 1 --rate max --duration 5s --publishers 64   (edge with and without --redis)
+//	run --transport sse --subs 1 --rate 40000 --duration 5s --publishers 64
+//	wrk -t2 -c64 -d5s -s post.lua 'http://127.0.0.1:18085/v1/publish?channel=a'   (post.lua: wrk.method = "POST"; wrk.body = string.rep("x", 100))
 //
 // Connection ramp (target ≥ 5,000/s): SSE 5,300–6,000/s, WebSocket
 // 5,300/s, long-poll 6,100/s on a quiet machine; 4,500/s while other load
@@ -314,24 +325,35 @@
 // running the function. A batch pays net/http once for many messages.
 //
 // Side by side with Nchan 1.3.6 (nginx 1.22.1, 2 workers, testdata/nchan.conf),
-// fresh servers, each pair back to back, three rounds per transport in one
-// quiet session (2026-12-07, load average 1.6–3.4; every publisher reached
-// the 1,000 msg/s asked but one Nchan SSE run at 950): 10,000 subscribers
-// over 100 channels, 128 B; none lost or repeated.
+// fresh servers, each pair back to back, in one session (2026-12-07, load
+// average 0.9–3.6, the load tool itself making most of it): 10,000
+// subscribers over 100 channels, 1,000 msg/s of 128 B, every publisher at
+// the rate asked; none lost or repeated. WebSocket six pairs (the last
+// three, at the final build, while the machine was busier), SSE three.
 //
-//	                                 edge            Nchan
-//	CPU-s / 1M deliveries, WebSocket 8.3–8.9         7.4–7.7
-//	CPU-s / 1M deliveries, SSE       8.3–9.0         9.0–9.5
-//	p99, WebSocket                   17–28 ms        26–67 ms
-//	p99, SSE                         12–31 ms        100–197 ms
-//	idle RSS / connection at 10,000  SSE 3.8 KiB,    SSE 10.1 KiB,
-//	                                 WS 5.5 KiB      WS 10.3 KiB
+//	                                 edge               Nchan
+//	CPU-s / 1M deliveries, WebSocket 7.0–9.1 (median    7.4–10.9 (median
+//	                                 7.7; below Nchan   8.2)
+//	                                 in 4 pairs of 6,
+//	                                 1% and 6% above
+//	                                 in 2)
+//	CPU-s / 1M deliveries, SSE       7.0–7.3            8.6–9.9
+//	p99, WebSocket                   5–36 ms            55–166 ms
+//	p99, SSE                         7–15 ms            86–197 ms
+//	idle RSS / connection at 10,000  SSE 3.8 KiB,       SSE 10.1 KiB,
+//	                                 WS 5.5 KiB         WS 10.3 KiB
 //
 // (Nchan's idle figure is from an earlier session, the sum over master and
-// workers; their PSS agrees within 0.1 KiB.) Before this session's work
-// the edge spent 12.6–14.3 (WebSocket) and 12.4–14.4 (SSE) CPU-s per
-// million deliveries at this load. Where the CPU went and what cut it:
-// go doc ./transports, "How a connection writes".
+// workers; their PSS agrees within 0.1 KiB.) The split of each server's CPU
+// (utime and stime from /proc over the run) shows where the two differ:
+// the kernel's share is alike (5.2–8.5 s per run for both, the write and
+// loopback path of one write system call per delivery); the edge's user
+// time, 2.8–3.6 s per run at the start of this session (Nchan 1.9–2.3 in
+// the same runs), is 2.1–3.1 s now (Nchan 2.0–3.1). Before issue 16's work the edge spent
+// 12.6–14.3 (WebSocket) and 12.4–14.4 (SSE) CPU-s per million deliveries
+// at this load, and 8.3–8.9 and 8.3–9.0 at the start of this session.
+// Where the CPU went and what cut it: go doc ./transports, "How a
+// connection writes".
 //
 //	nginx -c "$PWD/cmd/edge-bench/testdata/nchan.conf"; m=$(cat /tmp/nchan.pid)
 //	run --target nchan --url http://127.0.0.1:8090 --transport ws|sse --subs 10000 --channels 100 \
