@@ -80,6 +80,13 @@ func (l *publishLane) waiting(conn net.Conn) bool {
 	return true
 }
 
+// open reports whether the lane is not closing.
+func (l *publishLane) open() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !l.closing
+}
+
 // serving notes that conn has a request to serve, or reports false when
 // the lane is closing.
 func (l *publishLane) serving(conn net.Conn) bool {
@@ -158,7 +165,7 @@ func (c *laneConn) serve() {
 }
 
 // next waits for the connection's next request and reads its head. Until
-// the head is whole, the connection counts as idle: the lane's Close
+// the head is whole, the connection counts as idle: the lane's close
 // closes it.
 func (c *laneConn) next() (hijack.RequestHead, int, error) {
 	c.readBy = time.Now().Add(idleTimeout)
@@ -226,7 +233,7 @@ func (c *laneConn) answer1(head hijack.RequestHead) bool {
 	w := c.writer()
 	c.l.s.handler.ServeHTTP(w, &c.req)
 	keep := !head.Close && w.err == nil && body.err == nil && body.finish() &&
-		!slices.Contains(w.header["Connection"], "close")
+		!slices.Contains(w.header["Connection"], "close") && c.l.open()
 	return c.write(w, keep) && keep
 }
 

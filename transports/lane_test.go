@@ -2,6 +2,7 @@ package transports_test
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/resume"
 	"github.com/edgeworks/edge/transports"
 )
 
@@ -285,14 +288,20 @@ func TestLaneDrain(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the publish lane serves on Linux only")
 	}
-	e := startEdge(t, transports.Config{DrainTimeout: 5 * time.Second})
+	gate := &gatedStore{Broker: resume.NewMemory(resume.MemoryConfig{}), entered: make(chan struct{}, 1), release: make(chan struct{})}
+	e := startEdgeWith(t, transports.Config{DrainTimeout: 5 * time.Second}.WithDefaults(), gate)
+	close(gate.release) // the first publish goes through
 	idle, idleReader := rawRequest(t, e, "POST /v1/publish?channel=drain HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1\r\n\r\n1")
 	resp, err := http.ReadResponse(idleReader, nil)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("publish: %v %v", resp, err)
 	}
 	drain(resp.Body)
+	<-gate.entered
+	gate.release = make(chan struct{})
 	waiting, waitingReader := rawRequest(t, e, "POST /v1/publish")
+	busy, busyReader := rawRequest(t, e, "POST /v1/publish?channel=drain HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1\r\n\r\n2")
+	<-gate.entered // the lane is serving it, held in the store
 	stopped := make(chan error, 1)
 	go func() { stopped <- e.stop() }()
 	for name, br := range map[string]*bufio.Reader{"idle": idleReader, "waiting for a head": waitingReader} {
@@ -300,6 +309,15 @@ func TestLaneDrain(t *testing.T) {
 			t.Errorf("%s connection: read %d bytes, want it closed", name, n)
 		}
 	}
+	// Draining now: the publish being served is answered, and told the
+	// connection closes.
+	close(gate.release)
+	resp, err = http.ReadResponse(busyReader, nil)
+	if err != nil || resp.StatusCode != 200 || !resp.Close {
+		t.Fatalf("publish answered while draining: %v %v, want 200 with Connection: close", resp, err)
+	}
+	drain(resp.Body)
+	busy.Close()
 	select {
 	case err := <-stopped:
 		if err != nil {
@@ -310,4 +328,18 @@ func TestLaneDrain(t *testing.T) {
 	}
 	idle.Close()
 	waiting.Close()
+}
+
+// gatedStore signals entered as a publish reaches it and holds it until
+// release is closed.
+type gatedStore struct {
+	edge.Broker
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedStore) Publish(ctx context.Context, channel, event string, data []byte) (edge.ID, error) {
+	g.entered <- struct{}{}
+	<-g.release
+	return g.Broker.Publish(ctx, channel, event, data)
 }
