@@ -328,18 +328,22 @@
 // fresh servers, each pair back to back, in one session (2026-12-07, load
 // average 0.9–3.6, the load tool itself making most of it): 10,000
 // subscribers over 100 channels, 1,000 msg/s of 128 B, every publisher at
-// the rate asked; none lost or repeated. WebSocket six pairs (the last
-// three, at the final build, while the machine was busier), SSE three.
+// the rate asked; none lost or repeated. WebSocket nine pairs, SSE six;
+// three of each at the final build on a quiet machine, the others at
+// builds with the same write path (three of them while the machine was
+// busier, those with Nchan at 8.5–10.9).
 //
 //	                                 edge               Nchan
 //	CPU-s / 1M deliveries, WebSocket 7.0–9.1 (median    7.4–10.9 (median
-//	                                 7.7; below Nchan   8.2)
-//	                                 in 4 pairs of 6,
+//	                                 7.5; below Nchan   7.8)
+//	                                 in 7 pairs of 9,
 //	                                 1% and 6% above
-//	                                 in 2)
-//	CPU-s / 1M deliveries, SSE       7.0–7.3            8.6–9.9
-//	p99, WebSocket                   5–36 ms            55–166 ms
-//	p99, SSE                         7–15 ms            86–197 ms
+//	                                 in 2; final build
+//	                                 7.2–7.7)           7.6–7.8
+//	CPU-s / 1M deliveries, SSE       7.0–7.8 (below     8.6–9.9
+//	                                 in every pair)
+//	p99, WebSocket                   5–36 ms            40–166 ms
+//	p99, SSE                         6–16 ms            46–197 ms
 //	idle RSS / connection at 10,000  SSE 3.8 KiB,       SSE 10.1 KiB,
 //	                                 WS 5.5 KiB         WS 10.3 KiB
 //
