@@ -316,13 +316,16 @@
 // write per delivery and nothing else, has a p99 of 31 ms at this load on
 // this machine: the 10 ms target needs more cores (or the load tool on
 // another machine) than this one has. Publishing is bounded the same way:
-// the load tool spends about 30 µs of CPU per HTTP publish and the edge
-// 27–28 µs (the handler about 4 µs; the rest is net/http's read and write,
-// their system calls and the SSE write: a net/http server that only reads
-// the body and answers a fixed JSON costs 18–20 µs per keep-alive request
-// here), so the two together fill the two cores near 32,000/s. With Redis
-// the edge spends about 40–44 µs per publish and Redis itself 6–8 µs
-// running the function. A batch pays net/http once for many messages.
+// the load tool spends 13–16 µs of CPU per HTTP publish (its hand-written
+// keep-alive client; 30 µs with net/http's) and the edge 16–17 back to
+// back (the handler about 2–4 µs; the rest is reading the request,
+// writing the answer, their system calls and the SSE write), so the two
+// together fill the two cores near 65,000/s. A net/http server that only
+// reads the body and answers a fixed JSON costs 12–13 µs per keep-alive
+// request here, which is why publishes take the publish lane. With Redis
+// the edge spends about 40–44 µs per publish (net/http's path, measured
+// before the lane) and Redis itself 6–8 µs running the function. A batch
+// reads one request for many messages.
 //
 // Side by side with Nchan 1.3.6 (nginx 1.22.1, 2 workers, testdata/nchan.conf),
 // fresh servers, each pair back to back, in one session (2026-12-07, load
