@@ -275,7 +275,8 @@
 // subscriber: 94,000–100,000/s at 12.0–13.0 µs (one run of four at 15.3),
 // against 60,000–65,000/s at 19.8–21.0 µs through net/http. All with the
 // load tool on the same two cores (load average 1.6–2.6), none lost.
-// Redis 13,000–14,000/s earlier. In batches of 100 (--publishers 8
+// On --redis (a fresh redis-server), back to back: 30,000–33,400/s at
+// 24–27 µs, against 23,900–26,200/s at 35–40 µs before the lane. In batches of 100 (--publishers 8
 // --batch 100): 4.7–5.0 µs of edge CPU per message.
 //
 //	run --transport sse --subs 1 --rate max --duration 5s --publishers 64   (edge with and without --redis)
@@ -324,8 +325,8 @@
 // server that answers a fixed JSON without reading the body costs
 // 12.6–12.8 µs per keep-alive request here, as much as the lane's whole
 // publish (12–13 µs), which is why publishes take the lane. With Redis
-// the edge spends about 40–44 µs per publish (net/http's path, measured
-// before the lane) and Redis itself 6–8 µs running the function. A batch
+// the edge spends 24–27 µs per publish back to back (the round trip
+// through go-redis) and Redis itself 6–8 µs running the function. A batch
 // reads one request for many messages.
 //
 // Side by side with Nchan 1.3.6 (nginx 1.22.1, 2 workers, testdata/nchan.conf),
