@@ -1,6 +1,10 @@
 package edge
 
-import "context"
+import (
+	"context"
+	"fmt"
+	"time"
+)
 
 // Page is a slice of a channel's history, oldest first.
 type Page struct {
@@ -99,4 +103,41 @@ type BatchPublisher interface {
 	// each has the channel's error. Channels succeed or fail on their
 	// own. The data of pubs must not be changed until it returns.
 	PublishBatch(ctx context.Context, pubs []Publication) []Published
+}
+
+// OncePublisher is implemented by a Broker that publishes with an
+// idempotency key, so that a publisher that retries after an error gets
+// exactly once: the embedded memory store and the Redis store in package
+// resume.
+type OncePublisher interface {
+	// PublishOnce is Publish with an idempotency key, which the caller has
+	// validated (ValidateIdempotencyKey). Within the broker's window after
+	// a publish to channel with key, a publish with the same key stores
+	// nothing and returns the first one's id with replayed true; one with
+	// the same key and another event or data fails with an error wrapping
+	// ErrBadRequest, as a key names one message. Keys of different
+	// channels are unrelated.
+	PublishOnce(ctx context.Context, channel, event string, data []byte, key string) (id ID, replayed bool, err error)
+}
+
+// DefaultIdempotencyWindow is how long a store remembers an idempotency
+// key unless configured otherwise.
+const DefaultIdempotencyWindow = 10 * time.Minute
+
+// MaxIdempotencyKeyLen bounds an idempotency key, in bytes.
+const MaxIdempotencyKeyLen = 128
+
+// ValidateIdempotencyKey returns nil if key is 1 to MaxIdempotencyKeyLen
+// bytes of visible ASCII (a UUID, a hash, a database row's id), else an
+// error wrapping ErrBadRequest.
+func ValidateIdempotencyKey(key string) error {
+	if key == "" || len(key) > MaxIdempotencyKeyLen {
+		return fmt.Errorf("%w: an idempotency key is 1 to %d bytes", ErrBadRequest, MaxIdempotencyKeyLen)
+	}
+	for i := range len(key) {
+		if c := key[i]; c <= ' ' || c > '~' {
+			return fmt.Errorf("%w: an idempotency key is visible ASCII (letters, digits, punctuation), without spaces", ErrBadRequest)
+		}
+	}
+	return nil
 }
