@@ -48,6 +48,9 @@ type clientOp struct {
 	Event    string
 	Encoding string
 	Token    string
+	// IdempotencyKey makes a repeated publish return the first one's id
+	// and store nothing (edge.OncePublisher).
+	IdempotencyKey string
 
 	since   *edge.ID // parsed Since
 	payload []byte   // decoded data
@@ -65,6 +68,7 @@ type rawOp struct {
 	Data     json.RawMessage `json:"data"`
 	Encoding json.RawMessage `json:"encoding"`
 	Token    json.RawMessage `json:"token"`
+	Key      json.RawMessage `json:"idempotency_key"`
 }
 
 // The errors of parseOp about a frame's shape.
@@ -100,6 +104,7 @@ func parseOp(frame []byte, maxPayload int) (clientOp, error) {
 	}{
 		{"op", raw.Op, &op.Op}, {"channel", raw.Channel, &op.Channel}, {"since", raw.Since, &op.Since},
 		{"event", raw.Event, &op.Event}, {"encoding", raw.Encoding, &op.Encoding}, {"token", raw.Token, &op.Token},
+		{"idempotency_key", raw.Key, &op.IdempotencyKey},
 	} {
 		if !present(f.raw) {
 			continue
@@ -149,6 +154,11 @@ func parseOp(frame []byte, maxPayload int) (clientOp, error) {
 	}
 	if err := edge.ValidateEvent(op.Event); err != nil {
 		return op, err
+	}
+	if present(raw.Key) {
+		if err := edge.ValidateIdempotencyKey(op.IdempotencyKey); err != nil {
+			return op, err
+		}
 	}
 	if data == nil {
 		return op, fmt.Errorf("%w: publish needs data", edge.ErrBadRequest)
@@ -271,6 +281,7 @@ type serverFrame struct {
 	Reconnect *bool           `json:"reconnect,omitempty"`
 	RetryMs   int64           `json:"retry_ms,omitempty"`
 	Cursor    string          `json:"cursor,omitempty"`
+	Replayed  bool            `json:"replayed,omitempty"` // a publish repeated with its idempotency key
 }
 
 func (f serverFrame) encode() []byte { return marshalJSON(f) }
