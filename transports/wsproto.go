@@ -17,7 +17,7 @@ import (
 //
 //	{"op":"subscribe","channel":"A","since":"<cursor>","ref":1}
 //	{"op":"unsubscribe","channel":"A","ref":2}
-//	{"op":"publish","channel":"A","event":"price","data":"…","ref":3}
+//	{"op":"publish","channel":"A","event":"price","data":"…","idempotency_key":"k","ref":3}
 //	{"op":"refresh","token":"<JWT>","ref":4}
 //	{"op":"ping","ref":5}
 //
@@ -26,7 +26,9 @@ import (
 // this is how a browser finds out that a silent connection is dead. ref is
 // optional (a number, or a string of up to 64 bytes of valid UTF-8) and is
 // echoed in the answer; since is optional; publish data is a string, or
-// base64 with "encoding":"base64". Every field but ref and data is a
+// base64 with "encoding":"base64"; a publish's optional idempotency_key
+// works as the Idempotency-Key header of POST /v1/publish, and its
+// "published" answer then says "replayed":true for a repeat. Every field but ref and data is a
 // string; null counts as absent.
 const (
 	opSubscribe   = "subscribe"
