@@ -2,15 +2,18 @@ package transports_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
+	"github.com/edgeworks/edge/resume/redistest"
 	"github.com/edgeworks/edge/transports"
 )
 
@@ -134,5 +137,80 @@ func TestIdempotentPublish(t *testing.T) {
 				t.Fatalf("history holds %d messages, want 2: %v", len(ids), ids)
 			}
 		})
+	}
+}
+
+// A publisher that retries every failed publish with its key, switching
+// edge on each retry, gets every message stored exactly once while Redis
+// is killed and restarted under it (persisted with appendfsync always, so
+// a publish whose answer was lost is in the stream): the history and a
+// subscriber on the other edge hold each message once, in order.
+func TestIdempotentRetriesAcrossRedisKill(t *testing.T) {
+	redis := redistest.Start(t)
+	newEdge := func() *testEdge {
+		r, err := resume.NewRedis(resume.RedisConfig{URLs: []string{redis.URL()}}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return startEdgeWith(t, transports.Config{}, r)
+	}
+	edges := []*testEdge{newEdge(), newEdge()}
+	sub := openSSE(t, edges[1].url("/v1/subscribe", "channel", "retried"), nil)
+	sub.lastID()
+
+	const total, killAt = 200, 50
+	client := &http.Client{Timeout: 5 * time.Second}
+	halfway := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		retry := time.NewTicker(20 * time.Millisecond) // a publisher's backoff
+		defer retry.Stop()
+		node := 0
+		for i := range total {
+			if i == killAt {
+				close(halfway)
+			}
+			for attempt := 0; ; attempt++ {
+				if attempt == 500 {
+					done <- fmt.Errorf("message %d: no success in %d attempts", i, attempt)
+					return
+				}
+				req, _ := http.NewRequest(http.MethodPost, edges[node].url("/v1/publish", "channel", "retried"), strings.NewReader(strconv.Itoa(i)))
+				req.Header.Set("Idempotency-Key", fmt.Sprintf("msg-%d", i))
+				resp, err := client.Do(req)
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode == http.StatusOK {
+						break
+					}
+				}
+				node = 1 - node
+				<-retry.C
+			}
+		}
+		done <- nil
+	}()
+	<-halfway
+	redis.Kill(t)
+	redis.Restart(t)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	var p struct{ Messages []wireMessage }
+	getJSON(t, edges[0].url("/v1/history", "channel", "retried", "limit", "1000"), nil, &p)
+	for i, m := range p.Messages {
+		if m.Data != strconv.Itoa(i) {
+			t.Fatalf("history[%d] = %q, want %d (%d messages)", i, m.Data, i, len(p.Messages))
+		}
+	}
+	if len(p.Messages) != total {
+		t.Fatalf("history holds %d messages, want %d", len(p.Messages), total)
+	}
+	for i := range total {
+		if ev := sub.next(); ev.Data != strconv.Itoa(i) {
+			t.Fatalf("subscriber's message %d: %q", i, ev.Data)
+		}
 	}
 }
