@@ -26,6 +26,12 @@ type MemoryConfig struct {
 	// channels; past it the oldest messages are trimmed (and a resume
 	// into them gets a gap). Zero means 256 MiB.
 	HistoryMemory int64
+	// IdempotencyWindow is how long a publish's idempotency key is
+	// remembered (edge.OncePublisher). Zero means
+	// edge.DefaultIdempotencyWindow (10 minutes). The store remembers at
+	// most 100,000 keys over all channels; past that the oldest are
+	// forgotten early.
+	IdempotencyWindow time.Duration
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -33,6 +39,7 @@ func (c MemoryConfig) WithDefaults() MemoryConfig {
 	setDefault(&c.HistorySize, defaultHistorySize)
 	setDefault(&c.HistoryTTL, defaultHistoryTTL)
 	setDefault(&c.HistoryMemory, 256<<20)
+	setDefault(&c.IdempotencyWindow, edge.DefaultIdempotencyWindow)
 	return c
 }
 
@@ -43,6 +50,7 @@ func (c MemoryConfig) Validate() error {
 	edge.CheckNotNegative(&errs, "HistorySize", c.HistorySize)
 	edge.CheckNotNegative(&errs, "HistoryTTL", c.HistoryTTL)
 	edge.CheckNotNegative(&errs, "HistoryMemory", c.HistoryMemory)
+	edge.CheckNotNegative(&errs, "IdempotencyWindow", c.IdempotencyWindow)
 	return errors.Join(errs...)
 }
 

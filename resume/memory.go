@@ -14,6 +14,7 @@ import (
 var (
 	_ edge.Broker         = (*Memory)(nil)
 	_ edge.BatchPublisher = (*Memory)(nil)
+	_ edge.OncePublisher  = (*Memory)(nil)
 )
 
 // Memory is the embedded, single-node store: each channel keeps its recent
@@ -34,6 +35,8 @@ type Memory struct {
 	start   edge.ID
 	bytes   atomic.Int64 // payload bytes retained over all channels
 	deliver atomic.Pointer[func(context.Context, edge.Message)]
+
+	once *onceKeys // idempotency keys of recent publishes
 
 	mu sync.RWMutex
 	// mu guards channels and evicted.
@@ -70,6 +73,7 @@ func newMemory(cfg MemoryConfig, now func() time.Time) *Memory {
 		cfg:      cfg,
 		now:      now,
 		start:    edge.ID{Ms: uint64(now().UnixMilli())},
+		once:     newOnceKeys(cfg.IdempotencyWindow, maxOnceKeys),
 		channels: make(map[string]*memChannel),
 	}
 }
@@ -96,6 +100,28 @@ func (m *Memory) Publish(ctx context.Context, channel, event string, data []byte
 		m.enforceBudget(channel)
 	}
 	return msg.ID, nil
+}
+
+// PublishOnce is Publish with an idempotency key (edge.OncePublisher),
+// remembered for MemoryConfig.IdempotencyWindow. The key is looked up and
+// noted under the channel's lock, so two publishes with one key store one
+// message whatever their timing.
+func (m *Memory) PublishOnce(ctx context.Context, channel, event string, data []byte, key string) (edge.ID, bool, error) {
+	sum := onceSum(event, data)
+	c := m.lockChannel(channel)
+	now := m.now()
+	if id, replayed, err := m.once.lookup(channel, key, sum, now); replayed || err != nil {
+		c.mu.Unlock()
+		return id, replayed, err
+	}
+	msg := edge.Message{Channel: channel, Event: event, Data: slices.Clone(data)}
+	m.storeLocked(ctx, c, &msg, now)
+	m.once.remember(channel, key, msg.ID, sum, now)
+	c.mu.Unlock()
+	if m.bytes.Load() > m.cfg.HistoryMemory {
+		m.enforceBudget(channel)
+	}
+	return msg.ID, false, nil
 }
 
 // PublishBatch stores and relays the messages of each channel of pubs

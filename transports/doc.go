@@ -149,7 +149,9 @@
 // so a browser that has heard nothing for a while pings to learn whether
 // the path still works. The edge skips its own next ping after answering
 // one, so a client pinging once a heartbeat costs no extra wake-ups.
-// publish may carry "encoding":"base64" for binary payloads. It needs a
+// publish may carry "encoding":"base64" for binary payloads, and
+// "idempotency_key" as POST /v1/publish takes Idempotency-Key (its
+// answer then has "replayed":true for a repeat). It needs a
 // publish right: the publish claim of the token the connection was opened
 // with (or refreshed to), a --client-publish pattern, --insecure-publish,
 // or anonymous loopback publishing while no publish key is set; without
@@ -163,6 +165,7 @@
 //	{"type":"subscribed","ref":1,"channel":"A","id":"<position>"}
 //	{"type":"unsubscribed","ref":2,"channel":"A"}
 //	{"type":"published","ref":3,"channel":"A","id":"<id>"}
+//	{"type":"published","ref":3,"channel":"A","id":"<id>","replayed":true}
 //	{"type":"pong","ref":4}
 //	{"type":"refreshed","ref":5}
 //	{"type":"error","ref":1,"error":{"code":"bad_channel","message":"…"}}
@@ -233,6 +236,19 @@
 // Content-Length; a body that brings no byte for --body-timeout is a 408
 // and the connection is closed. The edge never resends a publish: a 503
 // after Redis ran the function may mean the message was stored.
+//
+// Idempotency-Key: KEY (1–128 bytes of visible ASCII, one header) makes a
+// publish safe to retry: a publish of the same channel with the same key
+// within --idempotency-window (default 10 minutes) answers the first
+// one's id with Idempotent-Replayed: true, and stores and relays nothing;
+// the same key with another payload or event is a 400 bad_request. The
+// store checks and notes the key with the message in one step (the
+// embedded store under the channel's lock, Redis in its function), so two
+// racing publishes with one key store one message, on any node of a
+// fleet. A replayed publish is not counted in the published metric. The
+// embedded store remembers at most 100,000 keys, the oldest forgotten
+// first; on Redis a key is a Redis key in its channel's slot that expires
+// with the window.
 //
 // # The publish lane
 //

@@ -54,6 +54,11 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	key, err := idempotencyKey(r.Header)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	data, err := readPayload(w, r, s.cfg.MaxPayload, s.cfg.BodyTimeout)
 	if err != nil {
 		writeError(w, err)
@@ -63,11 +68,14 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 	if s.tracer != nil && s.telemetry.Propagator != nil {
 		ctx = s.telemetry.Propagator.Extract(ctx, propagation.HeaderCarrier(r.Header))
 	}
-	id, err := s.publish(ctx, metrics.HTTP, channel, event, data)
+	id, replayed, err := s.publish(ctx, metrics.HTTP, channel, event, data, key)
 	if err != nil {
 		s.log.WarnContext(r.Context(), "publish failed", "err", err)
 		writeError(w, err)
 		return
+	}
+	if replayed {
+		w.Header()["Idempotent-Replayed"] = headerTrue
 	}
 	// A valid channel needs no escaping; an id is at most 41 bytes.
 	b := make([]byte, 0, len(`{"channel":"","id":""}`)+len(channel)+41+1)
@@ -78,18 +86,37 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 	writeJSONBytes(w, http.StatusOK, append(b, `"}`...))
 }
 
-// publish stores a message from src and counts it. With tracing on it is
+// headerTrue is the value of the Idempotent-Replayed header.
+var headerTrue = []string{"true"}
+
+// idempotencyKey returns the request's Idempotency-Key, "" when it has
+// none, or an error wrapping edge.ErrBadRequest for an invalid one or
+// several.
+func idempotencyKey(h http.Header) (string, error) {
+	keys := h["Idempotency-Key"]
+	switch len(keys) {
+	case 0:
+		return "", nil
+	case 1:
+		return keys[0], edge.ValidateIdempotencyKey(keys[0])
+	}
+	return "", fmt.Errorf("%w: one Idempotency-Key header, not %d", edge.ErrBadRequest, len(keys))
+}
+
+// publish stores a message from src and counts it; with an idempotency
+// key, a repeat of a publish within the store's window stores nothing
+// and returns the first one's id, replayed (not counted). With tracing on it is
 // the span "publish" (a child of the caller's traceparent, if any) around
 // the span "store"; the hub's "fanout" span is a child of "store" where the
 // broker relays synchronously (the embedded store), so the trace shows
 // store and delivery work.
-func (s *Server) publish(ctx context.Context, src metrics.Source, channel, event string, data []byte) (edge.ID, error) {
+func (s *Server) publish(ctx context.Context, src metrics.Source, channel, event string, data []byte, key string) (edge.ID, bool, error) {
 	if s.tracer == nil {
-		id, err := s.broker.Publish(ctx, channel, event, data)
-		if err == nil {
+		id, replayed, err := s.storeMessage(ctx, channel, event, data, key)
+		if err == nil && !replayed {
 			s.metrics.Published(src)
 		}
-		return id, err
+		return id, replayed, err
 	}
 	kind := trace.SpanKindServer
 	if src != metrics.HTTP {
@@ -102,18 +129,33 @@ func (s *Server) publish(ctx context.Context, src metrics.Source, channel, event
 	))
 	defer span.End()
 	storeCtx, store := s.tracer.Start(ctx, "store")
-	id, err := s.broker.Publish(storeCtx, channel, event, data)
+	id, replayed, err := s.storeMessage(storeCtx, channel, event, data, key)
 	if err != nil {
 		store.RecordError(err)
 		store.SetStatus(codes.Error, "store failed")
 		store.End()
 		span.SetStatus(codes.Error, "store failed")
-		return id, err
+		return id, false, err
 	}
 	store.End()
-	span.SetAttributes(attribute.String("edge.message_id", id.String()))
-	s.metrics.Published(src)
-	return id, nil
+	span.SetAttributes(attribute.String("edge.message_id", id.String()), attribute.Bool("edge.replayed", replayed))
+	if !replayed {
+		s.metrics.Published(src)
+	}
+	return id, replayed, nil
+}
+
+// storeMessage stores a message with the broker, with key when not "".
+func (s *Server) storeMessage(ctx context.Context, channel, event string, data []byte, key string) (edge.ID, bool, error) {
+	if key == "" {
+		id, err := s.broker.Publish(ctx, channel, event, data)
+		return id, false, err
+	}
+	once, ok := s.broker.(edge.OncePublisher)
+	if !ok {
+		return edge.ID{}, false, fmt.Errorf("%w: this edge's store does not remember idempotency keys", edge.ErrUnavailable)
+	}
+	return once.PublishOnce(ctx, channel, event, data, key)
 }
 
 // crossSite refuses a publish that a browser sends for a page of another

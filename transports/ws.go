@@ -303,11 +303,11 @@ func (c *wsConn) handle(kind int, frame []byte) bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
-	id, err := c.s.publish(ctx, metrics.WebSocket, op.Channel, op.Event, op.payload)
+	id, replayed, err := c.s.publish(ctx, metrics.WebSocket, op.Channel, op.Event, op.payload, op.IdempotencyKey)
 	if err != nil {
 		return c.reply(errorFrame(op.Ref, err))
 	}
-	return c.reply(serverFrame{Type: "published", Ref: op.Ref, Channel: op.Channel, ID: id.String()}.encode())
+	return c.reply(serverFrame{Type: "published", Ref: op.Ref, Channel: op.Channel, ID: id.String(), Replayed: replayed}.encode())
 }
 
 // limit applies the connection's rates to subscribe and publish ops.

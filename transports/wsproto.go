@@ -17,7 +17,7 @@ import (
 //
 //	{"op":"subscribe","channel":"A","since":"<cursor>","ref":1}
 //	{"op":"unsubscribe","channel":"A","ref":2}
-//	{"op":"publish","channel":"A","event":"price","data":"…","ref":3}
+//	{"op":"publish","channel":"A","event":"price","data":"…","idempotency_key":"k","ref":3}
 //	{"op":"refresh","token":"<JWT>","ref":4}
 //	{"op":"ping","ref":5}
 //
@@ -26,7 +26,9 @@ import (
 // this is how a browser finds out that a silent connection is dead. ref is
 // optional (a number, or a string of up to 64 bytes of valid UTF-8) and is
 // echoed in the answer; since is optional; publish data is a string, or
-// base64 with "encoding":"base64". Every field but ref and data is a
+// base64 with "encoding":"base64"; a publish's optional idempotency_key
+// works as the Idempotency-Key header of POST /v1/publish, and its
+// "published" answer then says "replayed":true for a repeat. Every field but ref and data is a
 // string; null counts as absent.
 const (
 	opSubscribe   = "subscribe"
@@ -48,6 +50,9 @@ type clientOp struct {
 	Event    string
 	Encoding string
 	Token    string
+	// IdempotencyKey makes a repeated publish return the first one's id
+	// and store nothing (edge.OncePublisher).
+	IdempotencyKey string
 
 	since   *edge.ID // parsed Since
 	payload []byte   // decoded data
@@ -65,6 +70,7 @@ type rawOp struct {
 	Data     json.RawMessage `json:"data"`
 	Encoding json.RawMessage `json:"encoding"`
 	Token    json.RawMessage `json:"token"`
+	Key      json.RawMessage `json:"idempotency_key"`
 }
 
 // The errors of parseOp about a frame's shape.
@@ -100,6 +106,7 @@ func parseOp(frame []byte, maxPayload int) (clientOp, error) {
 	}{
 		{"op", raw.Op, &op.Op}, {"channel", raw.Channel, &op.Channel}, {"since", raw.Since, &op.Since},
 		{"event", raw.Event, &op.Event}, {"encoding", raw.Encoding, &op.Encoding}, {"token", raw.Token, &op.Token},
+		{"idempotency_key", raw.Key, &op.IdempotencyKey},
 	} {
 		if !present(f.raw) {
 			continue
@@ -149,6 +156,11 @@ func parseOp(frame []byte, maxPayload int) (clientOp, error) {
 	}
 	if err := edge.ValidateEvent(op.Event); err != nil {
 		return op, err
+	}
+	if present(raw.Key) {
+		if err := edge.ValidateIdempotencyKey(op.IdempotencyKey); err != nil {
+			return op, err
+		}
 	}
 	if data == nil {
 		return op, fmt.Errorf("%w: publish needs data", edge.ErrBadRequest)
@@ -271,6 +283,7 @@ type serverFrame struct {
 	Reconnect *bool           `json:"reconnect,omitempty"`
 	RetryMs   int64           `json:"retry_ms,omitempty"`
 	Cursor    string          `json:"cursor,omitempty"`
+	Replayed  bool            `json:"replayed,omitempty"` // a publish repeated with its idempotency key
 }
 
 func (f serverFrame) encode() []byte { return marshalJSON(f) }

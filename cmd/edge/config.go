@@ -146,6 +146,8 @@ func newFlagSet(cfg *config, cmd *command) *flag.FlagSet {
 		fmt.Sprintf("retain messages for `DURATION` (default %v)", def.HistoryTTL))
 	int64Var(fs, &cfg.HistoryMemory, "history-memory",
 		fmt.Sprintf("hold at most `BYTES` of payload in the embedded history over all channels, trimming the oldest (default %d)", def.HistoryMemory))
+	durationVar(fs, &cfg.IdempotencyWindow, "idempotency-window",
+		fmt.Sprintf("remember a publish's Idempotency-Key for `DURATION`: a retry within it returns the first id and stores nothing (default %v)", def.IdempotencyWindow))
 
 	intVar(fs, &cfg.MaxPayload, "max-payload",
 		fmt.Sprintf("refuse message payloads over `BYTES`, at most 16 MiB (default %d)", def.MaxPayload))

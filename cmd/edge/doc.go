@@ -71,6 +71,8 @@
 //	                                channels after it (default 1h)
 //	--history-memory BYTES          payload bytes the embedded store holds over all channels, trimming the
 //	                                oldest (default 268435456, 256 MiB)
+//	--idempotency-window DURATION   how long a publish's Idempotency-Key is remembered: a retry within it
+//	                                returns the first id and stores nothing (default 10m)
 //	--max-payload BYTES             largest payload, 413 above; at most 16 MiB (default 65536)
 //	--max-batch N                   most messages in one batch publish (POST /v1/publish/batch), 413
 //	                                above; at most 100000 (default 1000)

@@ -35,6 +35,8 @@ type config struct {
 	HistoryTTL    time.Duration `flag:"history-ttl"`
 	HistoryMemory int64         `flag:"history-memory"`
 
+	IdempotencyWindow time.Duration `flag:"idempotency-window"`
+
 	MaxPayload  int `flag:"max-payload"`
 	MaxBatch    int `flag:"max-batch"`
 	MaxChannels int `flag:"max-channels"`
@@ -163,7 +165,10 @@ func (c config) layers() []layer {
 
 // memoryConfig is the configuration of the embedded store.
 func (c config) memoryConfig() resume.MemoryConfig {
-	return resume.MemoryConfig{HistorySize: c.HistorySize, HistoryTTL: c.HistoryTTL, HistoryMemory: c.HistoryMemory}
+	return resume.MemoryConfig{
+		HistorySize: c.HistorySize, HistoryTTL: c.HistoryTTL, HistoryMemory: c.HistoryMemory,
+		IdempotencyWindow: c.IdempotencyWindow,
+	}
 }
 
 // redisConfig is the configuration of the Redis store; use it when c.Redis is
@@ -229,9 +234,10 @@ func (c config) tokensEnabled() bool { return c.transportsConfig().TokensEnabled
 // names the layers' problems through it and withDefaults copies the
 // layers' defaults back through it.
 var layerFlags = map[string]string{
-	"memory.HistorySize":   "history-size",
-	"memory.HistoryTTL":    "history-ttl",
-	"memory.HistoryMemory": "history-memory",
+	"memory.HistorySize":       "history-size",
+	"memory.HistoryTTL":        "history-ttl",
+	"memory.HistoryMemory":     "history-memory",
+	"memory.IdempotencyWindow": "idempotency-window",
 
 	"redis.URLs":           "redis",
 	"redis.Cluster":        "redis-cluster",
