@@ -13,13 +13,13 @@ import (
 
 func TestConfigWithDefaults(t *testing.T) {
 	t.Run("memory", func(t *testing.T) {
-		want := resume.MemoryConfig{HistorySize: 1000, HistoryTTL: time.Hour, HistoryMemory: 256 << 20}
+		want := resume.MemoryConfig{HistorySize: 1000, HistoryTTL: time.Hour, HistoryMemory: 256 << 20, IdempotencyWindow: 10 * time.Minute}
 		for _, in := range []resume.MemoryConfig{{}, want} {
 			if got := in.WithDefaults(); got != want {
 				t.Errorf("%+v.WithDefaults() = %+v, want %+v", in, got, want)
 			}
 		}
-		explicit := resume.MemoryConfig{HistorySize: 7, HistoryTTL: time.Minute, HistoryMemory: 1 << 20}
+		explicit := resume.MemoryConfig{HistorySize: 7, HistoryTTL: time.Minute, HistoryMemory: 1 << 20, IdempotencyWindow: time.Second}
 		if got := explicit.WithDefaults(); got != explicit {
 			t.Errorf("WithDefaults changed explicit values: %+v", got)
 		}
