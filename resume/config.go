@@ -84,6 +84,16 @@ type RedisConfig struct {
 	// Function accepts from a backend publishing straight into Redis.
 	// Zero means edge.DefaultMaxPayload (64 KiB).
 	MaxPayload int
+	// IdempotencyWindow is how long a publish's idempotency key is
+	// remembered (PublishOnce): a publish repeated with the same key on
+	// the same channel within it stores nothing and answers the first
+	// one's id. Each keyed publish costs one Redis key in its channel's
+	// slot (edge:{CHANNEL}:once:KEY, the id and a SHA-1 of the message),
+	// which expires after the window, so Redis holds at most the keys of
+	// one window's keyed publishes. It is per publish, not a fleet
+	// setting: nodes may differ. Zero means edge.DefaultIdempotencyWindow
+	// (10 minutes); it is at least a millisecond.
+	IdempotencyWindow time.Duration
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -94,6 +104,7 @@ func (c RedisConfig) WithDefaults() RedisConfig {
 	setDefault(&c.HistorySize, defaultHistorySize)
 	setDefault(&c.HistoryTTL, defaultHistoryTTL)
 	setDefault(&c.MaxPayload, edge.DefaultMaxPayload)
+	setDefault(&c.IdempotencyWindow, edge.DefaultIdempotencyWindow)
 	return c
 }
 
@@ -109,6 +120,10 @@ func (c RedisConfig) Validate() error {
 	edge.CheckNotNegative(&errs, "HistoryTTL", c.HistoryTTL)
 	edge.CheckNotNegative(&errs, "MaxPayload", c.MaxPayload)
 	edge.CheckMaxPayload(&errs, "MaxPayload", c.MaxPayload)
+	edge.CheckNotNegative(&errs, "IdempotencyWindow", c.IdempotencyWindow)
+	if c.IdempotencyWindow > 0 && c.IdempotencyWindow < time.Millisecond {
+		errs = append(errs, edge.Invalid("IdempotencyWindow", "%v is under a millisecond, the unit Redis expires keys in; raise it", c.IdempotencyWindow))
+	}
 	return errors.Join(errs...)
 }
 

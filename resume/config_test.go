@@ -13,24 +13,25 @@ import (
 
 func TestConfigWithDefaults(t *testing.T) {
 	t.Run("memory", func(t *testing.T) {
-		want := resume.MemoryConfig{HistorySize: 1000, HistoryTTL: time.Hour, HistoryMemory: 256 << 20}
+		want := resume.MemoryConfig{HistorySize: 1000, HistoryTTL: time.Hour, HistoryMemory: 256 << 20, IdempotencyWindow: 10 * time.Minute}
 		for _, in := range []resume.MemoryConfig{{}, want} {
 			if got := in.WithDefaults(); got != want {
 				t.Errorf("%+v.WithDefaults() = %+v, want %+v", in, got, want)
 			}
 		}
-		explicit := resume.MemoryConfig{HistorySize: 7, HistoryTTL: time.Minute, HistoryMemory: 1 << 20}
+		explicit := resume.MemoryConfig{HistorySize: 7, HistoryTTL: time.Minute, HistoryMemory: 1 << 20, IdempotencyWindow: time.Second}
 		if got := explicit.WithDefaults(); got != explicit {
 			t.Errorf("WithDefaults changed explicit values: %+v", got)
 		}
 	})
 	t.Run("redis", func(t *testing.T) {
-		want := resume.RedisConfig{URLs: []string{"redis://localhost:6379"}, HistorySize: 1000, HistoryTTL: time.Hour, MaxPayload: 64 << 10}
+		want := resume.RedisConfig{URLs: []string{"redis://localhost:6379"}, HistorySize: 1000, HistoryTTL: time.Hour, MaxPayload: 64 << 10,
+			IdempotencyWindow: 10 * time.Minute}
 		if got := (resume.RedisConfig{}).WithDefaults(); !reflect.DeepEqual(got, want) {
 			t.Errorf("zero value WithDefaults = %+v, want %+v", got, want)
 		}
 		explicit := resume.RedisConfig{URLs: []string{"redis://a:1", "redis://b:2"}, Cluster: true, Ingest: "news.*",
-			HistorySize: 7, HistoryTTL: time.Minute, MaxPayload: 1024}
+			HistorySize: 7, HistoryTTL: time.Minute, MaxPayload: 1024, IdempotencyWindow: time.Second}
 		if got := explicit.WithDefaults(); !reflect.DeepEqual(got, explicit) {
 			t.Errorf("WithDefaults changed explicit values: %+v", got)
 		}
@@ -50,8 +51,10 @@ func TestConfigValidate(t *testing.T) {
 		{"redis zero value", resume.RedisConfig{}.Validate(), nil},
 		{"redis cluster and sentinel", resume.RedisConfig{Cluster: true, SentinelMaster: "m"}.Validate(),
 			[]string{"SentinelMaster: Sentinels and a Redis Cluster (Cluster)"}},
-		{"redis every problem", resume.RedisConfig{HistorySize: -1, HistoryTTL: -time.Second, MaxPayload: 32 << 20}.Validate(),
-			[]string{"HistorySize:", "HistoryTTL:", "MaxPayload: 33554432 bytes is over the limit"}},
+		{"redis every problem", resume.RedisConfig{HistorySize: -1, HistoryTTL: -time.Second, MaxPayload: 32 << 20, IdempotencyWindow: -time.Second}.Validate(),
+			[]string{"HistorySize:", "HistoryTTL:", "MaxPayload: 33554432 bytes is over the limit", "IdempotencyWindow: -1s is negative"}},
+		{"redis idempotency window under a millisecond", resume.RedisConfig{IdempotencyWindow: time.Microsecond}.Validate(),
+			[]string{"IdempotencyWindow: 1µs is under a millisecond"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,9 +7,11 @@
 -- and answers the message id. EVENT may be "" for the default type. After
 -- PAYLOAD come optional named options, in any order, each at most once:
 --
---   history-size N       messages kept per channel (XADD MAXLEN ~ N)
---   history-ttl-ms MS    how long messages are kept (XTRIM MINID ~, PEXPIRE)
---   max-payload BYTES    the largest payload
+--   history-size N          messages kept per channel (XADD MAXLEN ~ N)
+--   history-ttl-ms MS       how long messages are kept (XTRIM MINID ~, PEXPIRE)
+--   max-payload BYTES       the largest payload
+--   idempotency-key KEY     publish once: see below
+--   idempotency-ttl-ms MS   how long KEY is remembered (default 600000, 10 min)
 --
 -- An option it does not know is an error, so that a caller never believes
 -- an option took effect that this version ignores. Each setting an option
@@ -19,11 +21,23 @@
 -- key, and the setting is the default. Nodes always pass all three
 -- options, read from edge:settings.
 --
+-- With idempotency-key (1-128 bytes of visible ASCII, 0x21-0x7E) the call
+-- publishes at most once per KEY and channel within idempotency-ttl-ms, and
+-- answers an array instead of the id: {ID, REPLAYED}. The first call stores
+-- and relays the message and answers {ID, 0}; a later call with the same
+-- KEY, EVENT and PAYLOAD stores and relays nothing and answers the first
+-- call's {ID, 1}; one with the same KEY and another EVENT or PAYLOAD fails
+-- with "ERR edge: idempotency key reused for another message". Each KEY
+-- costs one string key in the channel's slot, edge:{CHANNEL}:once:KEY =
+-- "ID SHA1(EVENT\nPAYLOAD)", which expires after idempotency-ttl-ms: the
+-- keys a channel holds are bounded by the keyed publishes of one window.
+--
 -- Several messages of one channel are stored and relayed together by
 --
 --   FCALL edge_publish_batch 1 edge:{CHANNEL} COUNT EVENT PAYLOAD ... [NAME VALUE]...
 --
--- with COUNT pairs of EVENT and PAYLOAD and the same options, which
+-- with COUNT pairs of EVENT and PAYLOAD and the same options but the
+-- idempotency ones (a batch has no key), which
 -- answers the ids, in order. It checks every message before it stores
 -- any, so that either all of them are stored, with consecutive ids, or
 -- none is.
@@ -37,6 +51,8 @@ local NAME_ALPHABET = 'A-Z a-z 0-9 _ - . : @ /' -- edge.NameAlphabet
 local MAX_CHANNEL_LEN = 200 -- edge.MaxChannelLen
 local MAX_EVENT_LEN = 64 -- edge.MaxEventLen
 local RESERVED_EVENTS = {gap = true, disconnect = true} -- edge.IsReservedEvent
+local MAX_IDEMPOTENCY_KEY_LEN = 128 -- edge.MaxIdempotencyKeyLen
+local IDEMPOTENCY_TTL_MS = 600000 -- edge.DefaultIdempotencyWindow
 
 -- patterns returns the Lua patterns of a stream key and of an event type,
 -- built from NAME_ALPHABET on first use (the string library is not there
@@ -68,6 +84,10 @@ local DEFAULTS = {
   ['history-ttl-ms'] = 3600000,
   ['max-payload'] = 65536,
 }
+
+-- The idempotency options of edge_publish, which take no default from the
+-- fleet's settings.
+local ONCE_KEY, ONCE_TTL = 'idempotency-key', 'idempotency-ttl-ms'
 
 local USAGE = 'ERR edge: usage: FCALL edge_publish 1 edge:{channel} event payload [name value]...'
 local USAGE_BATCH = 'ERR edge: usage: FCALL edge_publish_batch 1 edge:{channel} count event payload ... [name value]...'
@@ -105,34 +125,61 @@ local function fleet()
   }
 end
 
--- settings returns the history size, the history TTL in ms and the
--- largest payload for one call (the options from args[from] on, then the
--- fleet's, then the defaults), or nil and an error.
-local function settings(args, from)
-  -- The nodes pass all three options in this order: read them without
-  -- building a table (this call is on every publish's path).
+-- settings returns the history size, the history TTL in ms, the largest
+-- payload, the idempotency key (nil without one) and its TTL in ms for one
+-- call (the options from args[from] on, then the fleet's, then the
+-- defaults), or nil and an error. Only a caller that can publish once
+-- (once true) may pass the idempotency options.
+local function settings(args, from, once)
+  -- The nodes pass the three retention options in this order: read them
+  -- without building a table (this call is on every publish's path).
   if #args == from + 5 and args[from] == 'history-size' and args[from + 2] == 'history-ttl-ms' and args[from + 4] == 'max-payload' then
     local size, ttl, max = positive(args[from + 1]), positive(args[from + 3]), positive(args[from + 5])
     if size and ttl and max then
-      return size, ttl, max
+      return size, ttl, max, nil, nil
     end
   end
   local s, given = {}, 0
+  local once_key, once_ttl
   for i = from, #args, 2 do
     local name, value = args[i], args[i + 1]
-    if DEFAULTS[name] == nil then
+    if once and name == ONCE_KEY then
+      if once_key ~= nil then
+        return nil, 'ERR edge: option ' .. name .. ' given twice'
+      end
+      if #value < 1 or #value > MAX_IDEMPOTENCY_KEY_LEN or not string.match(value, '^[!-~]+$') then
+        return nil, 'ERR edge: option ' .. name .. ' must be 1-' .. MAX_IDEMPOTENCY_KEY_LEN .. ' bytes of visible ASCII (0x21-0x7E)'
+      end
+      once_key = value
+    elseif once and name == ONCE_TTL then
+      if once_ttl ~= nil then
+        return nil, 'ERR edge: option ' .. name .. ' given twice'
+      end
+      once_ttl = positive(value)
+      if once_ttl == nil then
+        return nil, 'ERR edge: option ' .. name .. ' must be a whole number of at least 1'
+      end
+    elseif DEFAULTS[name] == nil then
       -- "usage" tells a node of a later release that sent it that this
       -- function is older than its own and ran nothing: it loads its own.
-      return nil, 'ERR edge: usage: unknown option ' .. string.format('%q', string.sub(name, 1, 64)) .. '; the options are history-size, history-ttl-ms and max-payload'
+      local names = 'history-size, history-ttl-ms and max-payload'
+      if once then
+        names = 'history-size, history-ttl-ms, max-payload, ' .. ONCE_KEY .. ' and ' .. ONCE_TTL
+      end
+      return nil, 'ERR edge: usage: unknown option ' .. string.format('%q', string.sub(name, 1, 64)) .. '; the options are ' .. names
+    else
+      if s[name] ~= nil then
+        return nil, 'ERR edge: option ' .. name .. ' given twice'
+      end
+      s[name] = positive(value)
+      if s[name] == nil then
+        return nil, 'ERR edge: option ' .. name .. ' must be a whole number of at least 1'
+      end
+      given = given + 1
     end
-    if s[name] ~= nil then
-      return nil, 'ERR edge: option ' .. name .. ' given twice'
-    end
-    s[name] = positive(value)
-    if s[name] == nil then
-      return nil, 'ERR edge: option ' .. name .. ' must be a whole number of at least 1'
-    end
-    given = given + 1
+  end
+  if once_ttl and not once_key then
+    return nil, 'ERR edge: option ' .. ONCE_TTL .. ' needs ' .. ONCE_KEY
   end
   if given < 3 then
     local from = fleet()
@@ -142,7 +189,7 @@ local function settings(args, from)
       end
     end
   end
-  return s['history-size'], s['history-ttl-ms'], s['max-payload']
+  return s['history-size'], s['history-ttl-ms'], s['max-payload'], once_key, once_ttl or IDEMPOTENCY_TTL_MS
 end
 
 -- check_key returns nil when key is a channel's stream key, or an error.
@@ -181,6 +228,11 @@ local function expire(key, ttl)
   redis.call('PEXPIRE', key, ttl)
 end
 
+-- once_digest returns what an idempotency key remembers of a message.
+local function once_digest(event, data)
+  return redis.sha1hex(event .. '\n' .. data)
+end
+
 local function publish(keys, args)
   if #keys ~= 1 or #args < 2 or #args % 2 ~= 0 then
     return redis.error_reply(USAGE)
@@ -194,16 +246,33 @@ local function publish(keys, args)
   if not valid_event(event) then
     return redis.error_reply('ERR edge: invalid event type')
   end
-  local size, ttl, max = settings(args, 3)
+  local size, ttl, max, once_key, once_ttl = settings(args, 3, true)
   if not size then
     return redis.error_reply(ttl)
   end
   if #data > max then
     return redis.error_reply('ERR edge: payload too large')
   end
+  if not once_key then
+    local id = store(key, size, event, data)
+    expire(key, ttl)
+    return id
+  end
+  -- In the channel's slot, as the function may touch only that one.
+  local once = key .. ':once:' .. once_key
+  local digest = once_digest(event, data)
+  local seen = redis.call('GET', once)
+  if seen then
+    local id, was = string.match(seen, '^(%S+) (%x+)$')
+    if was ~= digest then
+      return redis.error_reply('ERR edge: idempotency key reused for another message')
+    end
+    return {id, 1}
+  end
   local id = store(key, size, event, data)
   expire(key, ttl)
-  return id
+  redis.call('SET', once, id .. ' ' .. digest, 'PX', once_ttl)
+  return {id, 0}
 end
 
 local function publish_batch(keys, args)
@@ -216,7 +285,7 @@ local function publish_batch(keys, args)
   if bad then
     return redis.error_reply(bad)
   end
-  local size, ttl, max = settings(args, 2 + 2 * n)
+  local size, ttl, max = settings(args, 2 + 2 * n, false)
   if not size then
     return redis.error_reply(ttl)
   end

@@ -17,8 +17,9 @@ import (
 )
 
 var (
-	_ edge.Broker       = (*Redis)(nil)
-	_ edge.LossReporter = (*Redis)(nil)
+	_ edge.Broker        = (*Redis)(nil)
+	_ edge.LossReporter  = (*Redis)(nil)
+	_ edge.OncePublisher = (*Redis)(nil)
 )
 
 // redisTimeout bounds one Redis round trip made for a client request.

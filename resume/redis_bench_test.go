@@ -3,6 +3,8 @@ package resume_test
 import (
 	"context"
 	"log/slog"
+	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/edgeworks/edge/resume"
@@ -31,6 +33,36 @@ func BenchmarkRedisPublish(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if _, err := r.Publish(context.Background(), "bench", "", payload); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkRedisPublishOnce is BenchmarkRedisPublish with a new
+// idempotency key on every publish: the cost of the key's check, its SET
+// and the array answer.
+func BenchmarkRedisPublishOnce(b *testing.B) {
+	srv := redistest.Start(b, "--appendonly", "no")
+	cfg := resume.RedisConfig{URLs: []string{srv.URL()}}
+	r, err := resume.NewRedis(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	b.Cleanup(func() { cancel(); <-done })
+	payload := make([]byte, 100)
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(64)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			key := strconv.FormatInt(next.Add(1), 36)
+			if _, _, err := r.PublishOnce(context.Background(), "bench", "", payload, key); err != nil {
 				b.Error(err)
 				return
 			}

@@ -8,6 +8,8 @@ import _ "embed"
 //	edge:{CHANNEL}        the Stream of the channel's messages (fields e = event, d = data)
 //	edge:{CHANNEL}:live   the shard channel (SPUBLISH) that relays new messages to every node
 //	                      ("0<id>\n<event>\n<data>", see liveMessage)
+//	edge:{CHANNEL}:once:KEY  a publish's idempotency key: "<id> <sha1 of event\ndata>",
+//	                      expiring after the window (see PublishOnce)
 //	edge:settings         the fleet's settings, a hash (see redis_settings.go)
 func streamKey(channel string) string { return "edge:{" + channel + "}" }
 
@@ -31,9 +33,16 @@ func channelOfLive(key string) string {
 //
 // which answers the message id. EVENT may be "" for the default type. The
 // options after PAYLOAD are named, so that later ones (the function
-// refuses names it does not know) can be added without ambiguity; today
-// they are the retention settings, which nodes always pass (see
-// settings.go).
+// refuses names it does not know) can be added without ambiguity: the
+// retention settings, which nodes always pass (see settings.go), and a
+// publish's idempotency key and how long it is remembered:
+//
+//	FCALL edge_publish 1 edge:{CHANNEL} EVENT PAYLOAD [NAME VALUE]... idempotency-key KEY [idempotency-ttl-ms MS]
+//
+// which answers an array, the id and 1 if the key was seen in the window
+// (and nothing was stored) or 0, or an error if it was seen with another
+// event or payload. A function of an earlier release answers such a call
+// with "edge: usage" (an unknown option), and the node loads its own.
 const publishFunction = "edge_publish"
 
 // functionLibrary is the Lua library that defines publishFunction. It

@@ -39,6 +39,9 @@ func TestFunctionFacts(t *testing.T) {
 		{"channel limit", "MAX_CHANNEL_LEN", strconv.Itoa(edge.MaxChannelLen)},
 		{"event limit", "MAX_EVENT_LEN", strconv.Itoa(edge.MaxEventLen)},
 		{"settings key", "SETTINGS_KEY", "'" + settingsKey + "'"},
+		{"idempotency key limit", "MAX_IDEMPOTENCY_KEY_LEN", strconv.Itoa(edge.MaxIdempotencyKeyLen)},
+		{"idempotency window", "IDEMPOTENCY_TTL_MS", strconv.FormatInt(edge.DefaultIdempotencyWindow.Milliseconds(), 10)},
+		{"idempotency key option", "ONCE_KEY, ONCE_TTL", "'" + optIdempotencyKey + "', '" + optIdempotencyTTLMs + "'"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := luaLocal(t, tc.lua); got != tc.want {

@@ -49,9 +49,12 @@ type publishQueue struct {
 	sending int // pipelines in flight, each owned by one publisher
 }
 
-// publishCall is one publish on its way to Redis.
+// publishCall is one publish on its way to Redis: a plain one (cmd,
+// answered by an id) or one with an idempotency key (once, answered by an
+// id and whether it was replayed).
 type publishCall struct {
 	cmd   *redis.ZeroCopyStringCmd
+	once  *redis.Cmd
 	args  [12]any
 	size  int           // bytes the call adds to a pipeline, roughly
 	state callState     // guarded by publishQueue.mu until wake is signalled
@@ -82,6 +85,29 @@ func newPublishCall(ctx context.Context, key, event string, data []byte, s *flee
 	return c
 }
 
+// newPublishOnceCall prepares the FCALL of one message with an
+// idempotency key remembered for windowMs. It goes through the same
+// pipelines as the plain calls, but its answer is an array ({id,
+// replayed}), which a *redis.Cmd reads into values: an allocation or two
+// more than a plain publish, which keyed publishes, rarer, can afford.
+func newPublishOnceCall(ctx context.Context, key, event string, data []byte, s *fleetSettings, once string, windowMs int64) *publishCall {
+	c := &publishCall{size: len(key) + len(event) + len(data) + len(once) + 128, wake: make(chan struct{}, 1)}
+	args := []any{"fcall", publishFunction, 1, key, event, data,
+		s.options[0], s.options[1], s.options[2], s.options[3], s.options[4], s.options[5],
+		optIdempotencyKey, once, optIdempotencyTTLMs, windowMs}
+	c.once = redis.NewCmd(ctx, args...)
+	c.once.SetFirstKeyPos(3)
+	return c
+}
+
+// command returns the call's command.
+func (c *publishCall) command() redis.Cmder {
+	if c.once != nil {
+		return c.once
+	}
+	return c.cmd
+}
+
 // Publish stores and relays a message with one FCALL, pipelined with the
 // FCALLs of concurrent publishes.
 func (r *Redis) Publish(ctx context.Context, channel, event string, data []byte) (edge.ID, error) {
@@ -92,42 +118,105 @@ func (r *Redis) Publish(ctx context.Context, channel, event string, data []byte)
 	if err != nil {
 		return edge.ID{}, unavailable("publish", err)
 	}
-	q, err := r.publishQueue(ctx, key)
-	if err != nil {
-		return edge.ID{}, unavailable("publish", err)
-	}
 	c := newPublishCall(ctx, key, event, data, settings)
-	q.mu.Lock()
-	if q.sending < maxPublishPipelines {
-		q.sending++
-		c.state = callSending
-		q.mu.Unlock()
-		r.sendPublishes(ctx, q, c)
-	} else {
-		c.state = callQueued
-		q.calls = append(q.calls, c)
-		q.mu.Unlock()
-		if !q.wait(ctx, c) {
-			return edge.ID{}, unavailable("publish", ctx.Err())
-		}
-		if c.state == callLeading {
-			r.sendPublishes(ctx, q, c)
-		}
+	if err := r.send(ctx, key, c); err != nil {
+		return edge.ID{}, err
 	}
 	n, err := c.cmd.Result()
-	if err != nil && strings.Contains(err.Error(), "edge: payload too large") {
-		// This node allows more than the fleet it follows.
-		return edge.ID{}, fmt.Errorf("%w: the fleet's max-payload is %d bytes", edge.ErrPayloadTooLarge, settings.maxPayload)
-	}
 	if err != nil {
-		r.relearn()
-		return edge.ID{}, unavailable("publish", err)
+		return edge.ID{}, r.publishFailed(err, settings)
 	}
 	id, err := edge.ParseIDBytes(c.reply[:n])
 	if err != nil {
 		return edge.ID{}, unavailable("publish", err)
 	}
 	return id, nil
+}
+
+// PublishOnce is Publish with an idempotency key (see edge.OncePublisher),
+// remembered for the configured IdempotencyWindow by the function itself,
+// in the FCALL that stores the message: the check, the store and the
+// relay are one atomic step, on whichever node of the fleet the publish
+// comes to. A key that edge.ValidateIdempotencyKey refuses is refused.
+func (r *Redis) PublishOnce(ctx context.Context, channel, event string, data []byte, key string) (edge.ID, bool, error) {
+	if err := edge.ValidateIdempotencyKey(key); err != nil {
+		return edge.ID{}, false, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
+	defer cancel()
+	stream := streamKey(channel)
+	settings, err := r.currentSettings(ctx)
+	if err != nil {
+		return edge.ID{}, false, unavailable("publish", err)
+	}
+	c := newPublishOnceCall(ctx, stream, event, data, settings, key, r.cfg.IdempotencyWindow.Milliseconds())
+	if err := r.send(ctx, stream, c); err != nil {
+		return edge.ID{}, false, err
+	}
+	reply, err := c.once.Slice()
+	if err != nil && strings.Contains(err.Error(), "edge: idempotency key reused") {
+		return edge.ID{}, false, fmt.Errorf("%w: the idempotency key %q was used for another message", edge.ErrBadRequest, key)
+	}
+	if err != nil {
+		return edge.ID{}, false, r.publishFailed(err, settings)
+	}
+	id, replayed, err := onceReply(reply)
+	if err != nil {
+		return edge.ID{}, false, unavailable("publish", err)
+	}
+	return id, replayed, nil
+}
+
+// onceReply reads the function's answer to a keyed publish, {id, 0 or 1}.
+func onceReply(reply []any) (edge.ID, bool, error) {
+	if len(reply) == 2 {
+		text, ok := reply[0].(string)
+		replayed, ok2 := reply[1].(int64)
+		if ok && ok2 && (replayed == 0 || replayed == 1) {
+			id, err := edge.ParseID(text)
+			return id, replayed == 1, err
+		}
+	}
+	return edge.ID{}, false, fmt.Errorf("resume: the publish function answered %v, not {id, replayed}", reply)
+}
+
+// send has c run in a pipeline to the master that stores key, and returns
+// once c was answered (its command holds the answer), or an error wrapping
+// edge.ErrUnavailable when c was not sent.
+func (r *Redis) send(ctx context.Context, key string, c *publishCall) error {
+	q, err := r.publishQueue(ctx, key)
+	if err != nil {
+		return unavailable("publish", err)
+	}
+	q.mu.Lock()
+	if q.sending < maxPublishPipelines {
+		q.sending++
+		c.state = callSending
+		q.mu.Unlock()
+		r.sendPublishes(ctx, q, c)
+		return nil
+	}
+	c.state = callQueued
+	q.calls = append(q.calls, c)
+	q.mu.Unlock()
+	if !q.wait(ctx, c) {
+		return unavailable("publish", ctx.Err())
+	}
+	if c.state == callLeading {
+		r.sendPublishes(ctx, q, c)
+	}
+	return nil
+}
+
+// publishFailed returns the error of a publish that the function refused
+// or that Redis did not answer.
+func (r *Redis) publishFailed(err error, settings *fleetSettings) error {
+	if strings.Contains(err.Error(), "edge: payload too large") {
+		// This node allows more than the fleet it follows.
+		return fmt.Errorf("%w: the fleet's max-payload is %d bytes", edge.ErrPayloadTooLarge, settings.maxPayload)
+	}
+	r.relearn()
+	return unavailable("publish", err)
 }
 
 // publishQueue returns the queue of the master that stores key.
@@ -225,7 +314,7 @@ func (r *Redis) execPublishes(ctx context.Context, batch []*publishCall) {
 	r.pipeline(ctx, batch)
 	var missing []*publishCall
 	for _, c := range batch {
-		if err := c.cmd.Err(); err != nil && (strings.Contains(err.Error(), "Function not found") || strings.Contains(err.Error(), "edge: usage")) {
+		if err := c.command().Err(); err != nil && (strings.Contains(err.Error(), "Function not found") || strings.Contains(err.Error(), "edge: usage")) {
 			missing = append(missing, c)
 		}
 	}
@@ -234,7 +323,7 @@ func (r *Redis) execPublishes(ctx context.Context, batch []*publishCall) {
 	}
 	if err := r.loadFunction(ctx); err != nil {
 		for _, c := range missing {
-			c.cmd.SetErr(err)
+			c.command().SetErr(err)
 		}
 		return
 	}
@@ -245,12 +334,12 @@ func (r *Redis) execPublishes(ctx context.Context, batch []*publishCall) {
 // several; every command gets its own result.
 func (r *Redis) pipeline(ctx context.Context, calls []*publishCall) {
 	if len(calls) == 1 {
-		r.rdb.Process(ctx, calls[0].cmd)
+		r.rdb.Process(ctx, calls[0].command())
 		return
 	}
 	p := r.rdb.Pipeline()
 	for _, c := range calls {
-		p.Process(ctx, c.cmd)
+		p.Process(ctx, c.command())
 	}
 	p.Exec(ctx)
 }

@@ -47,6 +47,13 @@ const (
 	optMaxPayload   = "max-payload"
 )
 
+// The publish function's options of a publish with an idempotency key
+// (PublishOnce), which are not fleet settings.
+const (
+	optIdempotencyKey   = "idempotency-key"
+	optIdempotencyTTLMs = "idempotency-ttl-ms"
+)
+
 // fleetSettings are the settings a fleet shares, in the units of the key.
 type fleetSettings struct {
 	historySize  int64

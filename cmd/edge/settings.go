@@ -181,6 +181,7 @@ func (c config) redisConfig() resume.RedisConfig {
 	return resume.RedisConfig{
 		URLs: urls, Cluster: c.RedisCluster, SentinelMaster: c.RedisSentinelMaster, Ingest: c.Ingest,
 		HistorySize: c.HistorySize, HistoryTTL: c.HistoryTTL, MaxPayload: c.MaxPayload,
+		IdempotencyWindow: c.IdempotencyWindow,
 	}
 }
 
@@ -239,13 +240,14 @@ var layerFlags = map[string]string{
 	"memory.HistoryMemory":     "history-memory",
 	"memory.IdempotencyWindow": "idempotency-window",
 
-	"redis.URLs":           "redis",
-	"redis.Cluster":        "redis-cluster",
-	"redis.SentinelMaster": "redis-sentinel-master",
-	"redis.Ingest":         "ingest",
-	"redis.HistorySize":    "history-size",
-	"redis.HistoryTTL":     "history-ttl",
-	"redis.MaxPayload":     "max-payload",
+	"redis.URLs":              "redis",
+	"redis.Cluster":           "redis-cluster",
+	"redis.SentinelMaster":    "redis-sentinel-master",
+	"redis.Ingest":            "ingest",
+	"redis.HistorySize":       "history-size",
+	"redis.HistoryTTL":        "history-ttl",
+	"redis.MaxPayload":        "max-payload",
+	"redis.IdempotencyWindow": "idempotency-window",
 
 	"transports.Hub.MaxChannels":   "max-channels",
 	"transports.Hub.QueueBytes":    "queue-bytes",

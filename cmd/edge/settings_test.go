@@ -35,6 +35,7 @@ func TestWithDefaults(t *testing.T) {
 		LogLevel:       "info",
 
 		ClientPublishRate: 50,
+		IdempotencyWindow: 10 * time.Minute,
 	}
 	explicit := config{
 		Listen:         "0.0.0.0:9000",
@@ -63,6 +64,7 @@ func TestWithDefaults(t *testing.T) {
 		LogLevel:       "debug",
 
 		ClientPublishRate: 6,
+		IdempotencyWindow: time.Second,
 	}
 	with := func(c config, f func(*config)) config { f(&c); return c }
 	tests := []struct {
