@@ -6,8 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -140,11 +141,13 @@ func TestIdempotentPublish(t *testing.T) {
 	}
 }
 
-// A publisher that retries every failed publish with its key, switching
-// edge on each retry, gets every message stored exactly once while Redis
-// is killed and restarted under it (persisted with appendfsync always, so
-// a publish whose answer was lost is in the stream): the history and a
-// subscriber on the other edge hold each message once, in order.
+// Publishers that retry every failed publish with its key, switching
+// edge on each retry, get every message stored exactly once while Redis
+// is killed under them and restarted (persisted with appendfsync always,
+// so a publish whose answer was lost in the kill is in the stream): the
+// history and a subscriber on one edge hold each message once, in each
+// publisher's order. The kill comes while they publish; Redis comes back
+// once a publish has failed.
 func TestIdempotentRetriesAcrossRedisKill(t *testing.T) {
 	redis := redistest.Start(t)
 	newEdge := func() *testEdge {
@@ -158,59 +161,80 @@ func TestIdempotentRetriesAcrossRedisKill(t *testing.T) {
 	sub := openSSE(t, edges[1].url("/v1/subscribe", "channel", "retried"), nil)
 	sub.lastID()
 
-	const total, killAt = 200, 50
+	const publishers, each, killAt = 4, 50, 60
 	client := &http.Client{Timeout: 5 * time.Second}
-	halfway := make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		retry := time.NewTicker(20 * time.Millisecond) // a publisher's backoff
-		defer retry.Stop()
-		node := 0
-		for i := range total {
-			if i == killAt {
-				close(halfway)
-			}
-			for attempt := 0; ; attempt++ {
-				if attempt == 500 {
-					done <- fmt.Errorf("message %d: no success in %d attempts", i, attempt)
-					return
-				}
-				req, _ := http.NewRequest(http.MethodPost, edges[node].url("/v1/publish", "channel", "retried"), strings.NewReader(strconv.Itoa(i)))
-				req.Header.Set("Idempotency-Key", fmt.Sprintf("msg-%d", i))
-				resp, err := client.Do(req)
-				if err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode == http.StatusOK {
-						break
+	var acked, failed atomic.Int64
+	halfway, failing := make(chan struct{}), make(chan struct{})
+	var once1, once2 sync.Once
+	errs := make(chan error, publishers)
+	for p := range publishers {
+		go func() {
+			retry := time.NewTicker(20 * time.Millisecond) // a publisher's backoff
+			defer retry.Stop()
+			node := p % 2
+			for i := range each {
+				for attempt := 0; ; attempt++ {
+					if attempt == 500 {
+						errs <- fmt.Errorf("publisher %d, message %d: no success in %d attempts", p, i, attempt)
+						return
 					}
+					req, _ := http.NewRequest(http.MethodPost, edges[node].url("/v1/publish", "channel", "retried"), strings.NewReader(fmt.Sprintf("%d-%d", p, i)))
+					req.Header.Set("Idempotency-Key", fmt.Sprintf("msg-%d-%d", p, i))
+					resp, err := client.Do(req)
+					if err == nil {
+						io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+						if resp.StatusCode == http.StatusOK {
+							break
+						}
+					}
+					failed.Add(1)
+					once2.Do(func() { close(failing) })
+					node = 1 - node
+					<-retry.C
 				}
-				node = 1 - node
-				<-retry.C
+				if acked.Add(1) == killAt {
+					once1.Do(func() { close(halfway) })
+				}
 			}
-		}
-		done <- nil
-	}()
+			errs <- nil
+		}()
+	}
 	<-halfway
 	redis.Kill(t)
+	<-failing
 	redis.Restart(t)
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	for range publishers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
+	t.Logf("%d publishes failed and were retried", failed.Load())
 
-	var p struct{ Messages []wireMessage }
-	getJSON(t, edges[0].url("/v1/history", "channel", "retried", "limit", "1000"), nil, &p)
-	for i, m := range p.Messages {
-		if m.Data != strconv.Itoa(i) {
-			t.Fatalf("history[%d] = %q, want %d (%d messages)", i, m.Data, i, len(p.Messages))
+	var page struct{ Messages []wireMessage }
+	getJSON(t, edges[0].url("/v1/history", "channel", "retried", "limit", "1000"), nil, &page)
+	checkOnceEach := func(what string, data []string) {
+		t.Helper()
+		next := make([]int, publishers)
+		for _, d := range data {
+			var p, i int
+			if _, err := fmt.Sscanf(d, "%d-%d", &p, &i); err != nil || p < 0 || p >= publishers || i != next[p] {
+				t.Fatalf("%s: %q out of order or repeated (%d messages)", what, d, len(data))
+			}
+			next[p]++
+		}
+		if len(data) != publishers*each {
+			t.Fatalf("%s: %d messages, want %d", what, len(data), publishers*each)
 		}
 	}
-	if len(p.Messages) != total {
-		t.Fatalf("history holds %d messages, want %d", len(p.Messages), total)
+	var stored []string
+	for _, m := range page.Messages {
+		stored = append(stored, m.Data)
 	}
-	for i := range total {
-		if ev := sub.next(); ev.Data != strconv.Itoa(i) {
-			t.Fatalf("subscriber's message %d: %q", i, ev.Data)
-		}
+	checkOnceEach("history", stored)
+	var delivered []string
+	for range publishers * each {
+		delivered = append(delivered, sub.next().Data)
 	}
+	checkOnceEach("subscriber", delivered)
 }

@@ -245,6 +245,8 @@
 //	edge:{CHANNEL}:live   shard channel: SPUBLISH of "0id\nevent\npayload" to every node (the
 //	                      leading 0 marks version 2; nodes also read the previous release's
 //	                      "id\nevent\npayload", and a previous-release node reads version 2)
+//	edge:{CHANNEL}:once:KEY  String "<id> <sha1(event\npayload)>": a publish's idempotency key;
+//	                      expires after --idempotency-window (one per keyed publish)
 //	edge:settings         Hash: the fleet's settings, fields history-size, history-ttl-ms and
 //	                      max-payload; written by the first node to start (HSETNX)
 //	edge:ingest:lease     the --ingest lease
@@ -259,10 +261,20 @@
 // HTTP API does, appends to the stream and relays the message in one
 // atomic step, so a message is either stored and relayed or the caller
 // gets an error. After the payload come optional named options, in any
-// order, each at most once: history-size N, history-ttl-ms MS and
-// max-payload BYTES (later releases add more the same way). A name the
-// function does not know is an error, so no caller believes an option took
-// effect that the loaded function ignores. The function's text is the
+// order, each at most once: history-size N, history-ttl-ms MS,
+// max-payload BYTES, idempotency-key KEY and idempotency-ttl-ms MS
+// (default 600000; later releases add more the same way). With
+// idempotency-key (1–128 bytes of visible ASCII) the call answers an array
+// {ID, REPLAYED}: {ID, 0} when it stored the message, the first call's
+// {ID, 1} when the key was seen on this channel within the window
+// (nothing stored or relayed), and the error "ERR edge: idempotency key
+// reused for another message" when it was seen with another event or
+// payload; without it the answer is the id, as before:
+//
+//	FCALL edge_publish 1 edge:{orders} "" paid idempotency-key order-42    → 1) "1796640000000-0" 2) (integer) 0
+//
+// A name the function does not know is an error, so no caller believes an
+// option took effect that the loaded function ignores. The function's text is the
 // same on every node: no node's flags are built into it.
 //
 // Several messages of one channel go in one call, stored together with
@@ -271,7 +283,8 @@
 //	FCALL edge_publish_batch 1 edge:{CHANNEL} COUNT EVENT PAYLOAD ... [NAME VALUE]...    → the ids, in order
 //
 // which is what POST /v1/publish/batch sends, one call per channel, all
-// of a batch's calls pipelined.
+// of a batch's calls pipelined. edge_publish_batch takes no
+// idempotency key.
 //
 // Fleet settings. --history-size, --history-ttl and --max-payload govern
 // streams every node shares, so the fleet keeps them in the hash
