@@ -16,16 +16,7 @@ import (
 // publish endpoint, against a redis-server without persistence (so the
 // disk does not set the pace).
 func BenchmarkRedisPublish(b *testing.B) {
-	srv := redistest.Start(b, "--appendonly", "no")
-	cfg := resume.RedisConfig{URLs: []string{srv.URL()}}
-	r, err := resume.NewRedis(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	b.Cleanup(func() { cancel(); <-done })
+	r := benchRedis(b)
 	payload := make([]byte, 100)
 	b.ReportAllocs()
 	b.SetParallelism(64)
@@ -44,16 +35,7 @@ func BenchmarkRedisPublish(b *testing.B) {
 // idempotency key on every publish: the cost of the key's check, its SET
 // and the array answer.
 func BenchmarkRedisPublishOnce(b *testing.B) {
-	srv := redistest.Start(b, "--appendonly", "no")
-	cfg := resume.RedisConfig{URLs: []string{srv.URL()}}
-	r, err := resume.NewRedis(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	b.Cleanup(func() { cancel(); <-done })
+	r := benchRedis(b)
 	payload := make([]byte, 100)
 	var next atomic.Int64
 	b.ReportAllocs()
@@ -68,4 +50,21 @@ func BenchmarkRedisPublishOnce(b *testing.B) {
 			}
 		}
 	})
+}
+
+// benchRedis returns a running Redis store on a redis-server of its own
+// without persistence (so the disk does not set the pace), stopped when
+// the benchmark ends.
+func benchRedis(b *testing.B) *resume.Redis {
+	b.Helper()
+	srv := redistest.Start(b, "--appendonly", "no")
+	r, err := resume.NewRedis(resume.RedisConfig{URLs: []string{srv.URL()}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	b.Cleanup(func() { cancel(); <-done })
+	return r
 }

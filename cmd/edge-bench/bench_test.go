@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
 	"github.com/edgeworks/edge/transports"
 )
@@ -18,7 +19,14 @@ import (
 // ends, and returns its URL.
 func startEdge(t *testing.T) *url.URL {
 	t.Helper()
-	srv, err := transports.New(transports.Config{}, resume.NewMemory(resume.MemoryConfig{}), slog.New(slog.DiscardHandler))
+	return serveEdge(t, resume.NewMemory(resume.MemoryConfig{}))
+}
+
+// serveEdge runs an edge on broker (with opts) until the test ends, and
+// returns its URL.
+func serveEdge(t *testing.T, broker edge.Broker, opts ...transports.Option) *url.URL {
+	t.Helper()
+	srv, err := transports.New(transports.Config{}, broker, slog.New(slog.DiscardHandler), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

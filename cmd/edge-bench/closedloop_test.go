@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/url"
 	"strings"
 	"testing"
@@ -90,24 +88,7 @@ func startRedisEdge(t *testing.T) (edgeURL *url.URL, redisURL string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := transports.New(transports.Config{}, r, slog.New(slog.DiscardHandler), transports.WithStore(r))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("edge Run: %v", err)
-		}
-	})
-	return &url.URL{Scheme: "http", Host: ln.Addr().String()}, rs.URL()
+	return serveEdge(t, r, transports.WithStore(r)), rs.URL()
 }
 
 func TestRunClosedLoop(t *testing.T) {
