@@ -49,14 +49,8 @@ func status(t *testing.T, u string, header http.Header) (int, string) {
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var e errorAnswer
-	json.NewDecoder(resp.Body).Decode(&e)
-	return resp.StatusCode, e.Error.Code
+	return doJSON(t, req, &e), e.Error.Code
 }
 
 func bearer(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }

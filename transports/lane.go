@@ -146,8 +146,9 @@ type laneConn struct {
 func (c *laneConn) serve() {
 	for {
 		head, n, err := c.next()
+		query, publish := lanePublish(head)
 		switch {
-		case err == nil && lanePublish(head):
+		case err == nil && publish:
 		case err == nil || errors.Is(err, hijack.ErrNotPlain):
 			pending, _ := c.br.Peek(c.br.Buffered())
 			c.rec.GiveBack(c.conn, bytes.Clone(pending))
@@ -157,7 +158,7 @@ func (c *laneConn) serve() {
 			return
 		}
 		c.br.Discard(n)
-		if !c.answer1(head) || !c.l.waiting(c.conn) {
+		if !c.answer1(head, query) || !c.l.waiting(c.conn) {
 			c.conn.Close()
 			return
 		}
@@ -200,17 +201,17 @@ func (c *laneConn) readHead() (hijack.RequestHead, int, error) {
 	}
 }
 
-// lanePublish reports whether head is a publish the lane serves: one with
-// a known body length.
-func lanePublish(head hijack.RequestHead) bool {
-	path, _, _ := strings.Cut(head.Target, "?")
-	return head.Method == http.MethodPost && path == publishPath && head.ContentLength >= 0
+// lanePublish reports whether head is a publish the lane serves, one with
+// a known body length, and returns its query.
+func lanePublish(head hijack.RequestHead) (query string, ok bool) {
+	path, query, _ := strings.Cut(head.Target, "?")
+	return query, head.Method == http.MethodPost && path == publishPath && head.ContentLength >= 0
 }
 
-// answer1 serves the request of head with the server's handler and writes
-// its answer. It reports whether the connection may serve another.
-func (c *laneConn) answer1(head hijack.RequestHead) bool {
-	_, query, _ := strings.Cut(head.Target, "?")
+// answer1 serves the request of head, whose query is query, with the
+// server's handler and writes its answer. It reports whether the
+// connection may serve another.
+func (c *laneConn) answer1(head hijack.RequestHead, query string) bool {
 	// The request, its URL and body are the connection's, reused: nothing
 	// keeps a request beyond ServeHTTP.
 	c.url = url.URL{Path: publishPath, RawQuery: query}

@@ -260,15 +260,9 @@ func TestPublishBatchRequest(t *testing.T) {
 			for k, v := range tc.header {
 				req.Header[k] = v
 			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
 			var ans errorAnswer
-			json.NewDecoder(resp.Body).Decode(&ans)
-			if resp.StatusCode != tc.status || ans.Error.Code != tc.code {
-				t.Fatalf("status %d %+v, want %d %s", resp.StatusCode, ans.Error, tc.status, tc.code)
+			if status := doJSON(t, req, &ans); status != tc.status || ans.Error.Code != tc.code {
+				t.Fatalf("status %d %+v, want %d %s", status, ans.Error, tc.status, tc.code)
 			}
 		})
 	}
