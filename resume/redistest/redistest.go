@@ -14,7 +14,10 @@
 // Restart, is there after it. Start(t, "--appendonly", "no") starts one
 // that persists nothing: a Kill and Restart then come back empty, as a
 // Redis without persistence does after a crash. Cluster.Failover and
-// Cluster.WaitMaster drive and await a replica's takeover. Server.Do is
+// Cluster.WaitMaster drive and await a replica's takeover; Cluster.MoveSlot
+// (or BeginMove, SlotMove.Migrate and Finish, to hold a slot half
+// migrated) reshards as redis-cli does; Server.Pause and Continue freeze
+// and wake a server (SIGSTOP, SIGCONT). Server.Do is
 // a minimal RESP2 client for poking a server from a test (FLUSHALL, CLIENT
 // KILL, PUBLISH); the code under test should use its real client:
 //
@@ -31,8 +34,9 @@
 // silently loses its Redis coverage.
 //
 // Start, StartCluster and StartClusterWith must be called from the
-// goroutine running the test, as must Stop, Kill and Restart, which must not
-// run concurrently with each other, and the Cluster methods. Do is safe for
+// goroutine running the test, as must Stop, Kill, Restart, Pause and
+// Continue, which must not run concurrently with each other, and the
+// Cluster and SlotMove methods. Do is safe for
 // concurrent use.
 package redistest
 
@@ -377,7 +381,7 @@ func (p *process) tail() string {
 func (s *Server) URL() string { return "redis://" + s.Addr }
 
 // Stop stops the server (SIGTERM, then SIGKILL after 5s) and waits for the
-// process to exit. It is safe to call twice, and on a server that has
+// process to exit, waking it first if Pause froze it. It is safe to call twice, and on a server that has
 // exited by itself (e.g. after SHUTDOWN); Stop fails t if the server had
 // exited with an error before it was asked to stop.
 func (s *Server) Stop(t testing.TB) {
@@ -396,6 +400,7 @@ func (s *Server) Stop(t testing.TB) {
 	default:
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM) // fails only if it has just exited
+	_ = p.cmd.Process.Signal(syscall.SIGCONT) // a paused server handles the SIGTERM now
 	timer := time.NewTimer(stopGrace)
 	defer timer.Stop()
 	select {
