@@ -31,6 +31,12 @@
 -- costs one string key in the channel's slot, edge:{CHANNEL}:once:KEY =
 -- "ID SHA1(EVENT\nPAYLOAD)", which expires after idempotency-ttl-ms: the
 -- keys a channel holds are bounded by the keyed publishes of one window.
+-- A caller on Redis Cluster should declare that key too, as a second key
+-- (FCALL edge_publish 2 edge:{CHANNEL} edge:{CHANNEL}:once:KEY ...): while
+-- a resharding migrates the slot, the stream and the key may sit on
+-- different masters, and only a call that declares both is refused
+-- (-TRYAGAIN, -ASK) until they are together, rather than run where the
+-- key is missing and store the message again.
 --
 -- Several messages of one channel are stored and relayed together by
 --
@@ -234,7 +240,7 @@ local function once_digest(event, data)
 end
 
 local function publish(keys, args)
-  if #keys ~= 1 or #args < 2 or #args % 2 ~= 0 then
+  if (#keys ~= 1 and #keys ~= 2) or #args < 2 or #args % 2 ~= 0 then
     return redis.error_reply(USAGE)
   end
   local key = keys[1]
@@ -253,6 +259,9 @@ local function publish(keys, args)
   if #data > max then
     return redis.error_reply('ERR edge: payload too large')
   end
+  if #keys == 2 and not once_key then
+    return redis.error_reply('ERR edge: a second key is only for idempotency-key: ' .. key .. ':once:KEY')
+  end
   if not once_key then
     local id = store(key, size, event, data)
     expire(key, ttl)
@@ -260,6 +269,9 @@ local function publish(keys, args)
   end
   -- In the channel's slot, as the function may touch only that one.
   local once = key .. ':once:' .. once_key
+  if #keys == 2 and keys[2] ~= once then
+    return redis.error_reply('ERR edge: the second key must be ' .. key .. ':once:KEY, KEY the idempotency key')
+  end
   local digest = once_digest(event, data)
   local seen = redis.call('GET', once)
   if seen then

@@ -178,3 +178,124 @@ func publishUntilStored(t *testing.T, b edge.Broker, channel, data string) edge.
 		<-tick.C
 	}
 }
+
+// A resharding moves a channel's slot to another master, as redis-cli
+// --cluster reshard does, and back. While the slot is half migrated (the
+// stream on the target, the rest on the source) publishes are redirected
+// to the target (-ASK) and relayed there, where the relay does not listen
+// yet: the node gets them from the fill that follows the source's
+// sunsubscribe, when it relays the channel from the target. Every message
+// is relayed once and in order, by a node that watched the channel all
+// along and by one that watches it after the move with a layout learnt
+// before it.
+func TestRedisClusterReshard(t *testing.T) {
+	c := redistest.StartCluster(t, 3)
+	a := startClusterNode(t, c)    // publishes
+	b := startClusterNode(t, c)    // relays
+	late := startClusterNode(t, c) // learns the layout now, watches after the move
+	ctx := context.Background()
+	const ch = "resharded"
+	key := "edge:{" + ch + "}"
+	if err := b.Watch(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := late.Last(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	var want []edge.ID
+	publish := func(data string) edge.ID {
+		t.Helper()
+		id := mustPublish(t, a, ch, data)
+		want = append(want, id)
+		return id
+	}
+	b.waitUntil(t, ch, publish("before"))
+	first := c.MasterOf(t, key)
+	second := c.Nodes[0]
+	if second == first {
+		second = c.Nodes[1]
+	}
+
+	for i, to := range []*redistest.Server{second, first} {
+		m := c.BeginMove(t, key, to)
+		b.waitUntil(t, ch, publish(fmt.Sprint(i, " migrating")))
+		m.Migrate(t, key)
+		for j := range 5 {
+			publish(fmt.Sprint(i, " half migrated ", j))
+		}
+		if n, err := to.Do(t, "CLUSTER", "COUNTKEYSINSLOT", fmt.Sprint(m.Slot)); err != nil || n != "1" {
+			t.Fatalf("the target holds %s keys of the slot (%v), want the stream", n, err)
+		}
+		m.Finish(t)
+		id := publishUntilStored(t, a, ch, fmt.Sprint(i, " moved"))
+		want = append(want, id)
+		b.waitUntil(t, ch, id)
+	}
+	if err := late.Watch(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	late.waitUntil(t, ch, publish("to the late watcher"))
+	b.waitUntil(t, ch, want[len(want)-1])
+
+	got := b.waitFor(t, ch, len(want))
+	if len(got) != len(want) {
+		t.Fatalf("relayed %d messages, want %d", len(got), len(want))
+	}
+	for i, m := range got {
+		if m.ID != want[i] {
+			t.Fatalf("message %d relayed is %v, want %v", i, m.ID, want[i])
+		}
+	}
+	if clients, err := second.Do(t, "CLIENT", "LIST", "TYPE", "pubsub"); err != nil || clients != "" {
+		t.Errorf("the master that lost the slot relays to: %q (%v)", clients, err)
+	}
+}
+
+// A keyed publish stays once while its channel's slot migrates, whichever
+// of the stream and the idempotency key has moved: a repeat is answered
+// with the first publish's id, or fails (and is repeated later), but is
+// never stored again.
+func TestRedisClusterReshardOnce(t *testing.T) {
+	c := redistest.StartCluster(t, 3)
+	a := startClusterNode(t, c)
+	ctx := context.Background()
+	const ch = "resharded-once"
+	stream := "edge:{" + ch + "}"
+	tests := []struct {
+		name  string
+		moved func(onceKey string) []string // the keys migrated before the repeat
+	}{
+		{"stream moved", func(string) []string { return []string{stream} }},
+		{"key moved", func(k string) []string { return []string{k} }},
+		{"both moved", func(k string) []string { return []string{stream, k} }},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			key := fmt.Sprint("k", i)
+			id, replayed, err := a.PublishOnce(ctx, ch, "", []byte(key), key)
+			if err != nil || replayed {
+				t.Fatalf("first PublishOnce: %v, replayed %v, %v", id, replayed, err)
+			}
+			from := c.MasterOf(t, stream)
+			to := c.Nodes[0]
+			if to == from {
+				to = c.Nodes[1]
+			}
+			m := c.BeginMove(t, stream, to)
+			m.Migrate(t, tc.moved("edge:{"+ch+"}:once:"+key)...)
+			again, replayed, err := a.PublishOnce(ctx, ch, "", []byte(key), key)
+			if err == nil && (again != id || !replayed) {
+				t.Errorf("repeat while half migrated: %v, replayed %v; want %v, replayed", again, replayed, id)
+			}
+			m.Finish(t)
+			again, replayed, err = a.PublishOnce(ctx, ch, "", []byte(key), key)
+			if err != nil || again != id || !replayed {
+				t.Errorf("repeat after the move: %v, replayed %v, %v; want %v, replayed", again, replayed, err, id)
+			}
+			p, err := a.History(ctx, ch, edge.ID{}, 100)
+			if err != nil || len(p.Messages) != i+1 {
+				t.Errorf("history holds %d messages (%v), want %d", len(p.Messages), err, i+1)
+			}
+		})
+	}
+}

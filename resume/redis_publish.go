@@ -92,7 +92,9 @@ func newPublishCall(ctx context.Context, key, event string, data []byte, s *flee
 // more than a plain publish, which keyed publishes, rarer, can afford.
 func newPublishOnceCall(ctx context.Context, key, event string, data []byte, s *fleetSettings, once string, windowMs int64) *publishCall {
 	c := &publishCall{size: len(key) + len(event) + len(data) + len(once) + 128, wake: make(chan struct{}, 1)}
-	args := []any{"fcall", publishFunction, 1, key, event, data,
+	// The idempotency key is declared too, so that Redis Cluster refuses
+	// the call while a resharding has the stream and it on two masters.
+	args := []any{"fcall", publishFunction, 2, key, key + ":once:" + once, event, data,
 		s.options[0], s.options[1], s.options[2], s.options[3], s.options[4], s.options[5],
 		optIdempotencyKey, once, optIdempotencyTTLMs, windowMs}
 	c.once = redis.NewCmd(ctx, args...)

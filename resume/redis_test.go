@@ -346,6 +346,8 @@ func TestRedisFunctionValidatesInput(t *testing.T) {
 		{"nodes' order, fractional", []string{"FCALL", "edge_publish", "1", "edge:{a}", "", "x", "history-size", "5", "history-ttl-ms", "1000", "max-payload", "1.5"}},
 		{"nodes' order, too large", []string{"FCALL", "edge_publish", "1", "edge:{a}", "", "xx", "history-size", "5", "history-ttl-ms", "1000", "max-payload", "1"}},
 		{"two keys", []string{"FCALL", "edge_publish", "2", "edge:{a}", "edge:{a}x", "", "x"}},
+		{"two keys, not the idempotency key's", []string{"FCALL", "edge_publish", "2", "edge:{a}", "edge:{a}:once:j", "", "x", "idempotency-key", "k"}},
+		{"three keys", []string{"FCALL", "edge_publish", "3", "edge:{a}", "edge:{a}:once:k", "edge:{a}:once:k", "", "x", "idempotency-key", "k"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := srv.Do(t, tc.args...); err == nil {
