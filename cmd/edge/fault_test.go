@@ -173,3 +173,29 @@ func TestFaultNodeKilled(t *testing.T) {
 		}
 	}
 }
+
+// TestFaultClusterReshard moves the slot of a channel to another master
+// and back, as redis-cli --cluster reshard does, under publishing load: the
+// first time it holds the slot half migrated (the stream on the target, so
+// that publishes are redirected there with -ASK, where no node relays the
+// channel yet) while publishing goes on. A migration loses nothing, so
+// every subscriber gets exactly the stored history, without a gap: the
+// nodes follow the slot to its new master and fill the channel from its
+// stream.
+func TestFaultClusterReshard(t *testing.T) {
+	ctx, client := faultContext(t)
+	f := startClusterFleet(ctx, t, client)
+	run := startCheck(ctx, t, client, f.nodes, f.channels)
+	key := "edge:{" + f.channels[0] + "}"
+	other := f.MasterOf(t, "edge:{"+f.channels[1]+"}")
+	run.awaitPublishes("before the move", publishesBetween)
+	m := f.BeginMove(t, key, other)
+	run.awaitPublishes("with the slot migrating", publishesBetween)
+	m.Migrate(t, key)
+	run.awaitPublishes("with the slot half migrated", publishesBetween)
+	m.Finish(t)
+	run.awaitPublishes("after the move", publishesBetween)
+	f.MoveSlot(t, key, f.master)
+	run.awaitPublishes("after moving back", publishesBetween)
+	run.finish(gapsNever, historyExact)
+}
