@@ -671,11 +671,16 @@ func (r *Redis) fill(ctx context.Context, channel string, w *watch) bool {
 }
 
 // resync handles a fill that found messages after the last delivered id
-// gone: the channel's local sessions are closed (their clients resume and
-// get the gap), and the relay continues from the stream's newest id. It
-// reports whether it could (it needs that id).
+// gone: the loss is recorded in the stream (see markLost), the channel's
+// local sessions are closed (their clients resume and get the gap), and
+// the relay continues from the stream's newest id. It reports whether it
+// could (it needs that id).
 func (r *Redis) resync(ctx context.Context, channel string, w *watch) bool {
 	r.log.Warn("redis: messages of a channel were lost before this node could relay them; its subscribers resync", "last_delivered", w.last.String())
+	if err := r.markLost(ctx, channel, w.last); err != nil {
+		w.stale = true
+		return false
+	}
 	last, err := r.Last(ctx, channel)
 	if err != nil {
 		w.stale = true
@@ -686,6 +691,62 @@ func (r *Redis) resync(ctx context.Context, channel string, w *watch) bool {
 		(*f)(channel)
 	}
 	return true
+}
+
+// markLostScript records in a stream (KEYS[1]) that its messages up to
+// ARGV[1] existed and are gone: it raises the stream's
+// max-deleted-entry-id to ARGV[1], and its last generated id too when it
+// is lower, with XSETID (Redis 7.0). It answers 1, or 0 when there is no
+// stream or it already records as much.
+var markLostScript = redis.NewScript(`
+local function less(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am < bm or (am == bm and as < bs)
+end
+local info = redis.pcall('XINFO', 'STREAM', KEYS[1])
+if info.err then
+  return 0
+end
+local f = {}
+for i = 1, #info, 2 do
+  f[info[i]] = info[i + 1]
+end
+local id, last = ARGV[1], f['last-generated-id']
+if not less(f['max-deleted-entry-id'], id) then
+  return 0
+end
+if less(last, id) then
+  last = id
+end
+redis.call('XSETID', KEYS[1], last, 'ENTRIESADDED', f['entries-added'], 'MAXDELETEDID', id)
+return 1
+`)
+
+// markLost records in channel's stream that its messages up to lost (the
+// newest this node delivered) existed, when a fill found them gone: a
+// failover to a replica that had not received them, or a Redis that lost
+// them. The stream then counts them as deleted, so that History gives a
+// gap to every cursor up to lost, such as that of a client that was away
+// when they were published: without the mark the stream shows nothing
+// missing after its cursor, and the messages published after the loss
+// would follow it as a silent hole. The cursor lost itself gets a gap as
+// well (the mark is the id just after it), as messages that came after it
+// and that no node relayed may be lost too. Without a stream there is
+// nothing to mark: every cursor but 0-0 gets a gap anyway.
+func (r *Redis) markLost(ctx context.Context, channel string, lost edge.ID) error {
+	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
+	defer cancel()
+	past := edge.ID{Ms: lost.Ms, Seq: lost.Seq + 1}
+	if past.Seq == 0 { // lost.Seq was the largest
+		past = edge.ID{Ms: lost.Ms + 1}
+	}
+	if err := markLostScript.Run(ctx, r.rdb, []string{streamKey(channel)}, past.String()).Err(); err != nil {
+		r.log.Warn("redis: recording lost messages in a stream failed; will retry", "err", err)
+		return err
+	}
+	return nil
 }
 
 // catchUpLimit is the page size of a fill.

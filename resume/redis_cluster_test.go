@@ -299,3 +299,84 @@ func TestRedisClusterReshardOnce(t *testing.T) {
 		})
 	}
 }
+
+// A master dies with acknowledged messages that its replica never got (the
+// replica was frozen and its link cut, so that the lag is certain), and the
+// replica takes over. A node that relayed the lost messages finds them gone
+// when it fills the channel from the new master: it reports the loss
+// (OnLost, so its subscribers resync and get a gap) and records it in the
+// stream, so that a cursor from before the loss, of a client that was away,
+// gets a gap too instead of the messages published after it. A cursor
+// after the loss gets none.
+func TestRedisClusterLaggingReplica(t *testing.T) {
+	c := redistest.StartClusterWith(t, redistest.ClusterOptions{Masters: 3, Replicas: 1, NodeTimeout: time.Second})
+	a := startClusterNode(t, c) // publishes
+	b := startClusterNode(t, c) // relays
+	lost := make(chan string, 10)
+	b.OnLost(func(ch string) { lost <- ch })
+	ctx := context.Background()
+	const ch = "lagging"
+	if err := b.Watch(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	master := c.MasterOf(t, "edge:{"+ch+"}")
+	replica := c.ReplicasOf(t, master)[0]
+	kept := mustPublish(t, a, ch, "replicated")
+	if n, err := master.Do(t, "WAIT", "1", "5000"); err != nil || n != "1" {
+		t.Fatalf("WAIT for the replica: %q, %v", n, err)
+	}
+	b.waitUntil(t, ch, kept)
+
+	replica.Pause(t)
+	if _, err := master.Do(t, "CLIENT", "KILL", "TYPE", "replica"); err != nil {
+		t.Fatal(err)
+	}
+	var gone []edge.ID
+	for i := range 3 {
+		gone = append(gone, mustPublish(t, a, ch, fmt.Sprint("lost ", i)))
+	}
+	b.waitUntil(t, ch, gone[len(gone)-1])
+	master.Kill(t)
+	replica.Continue(t)
+	c.WaitMaster(t, replica)
+
+	select {
+	case got := <-lost:
+		if got != ch {
+			t.Fatalf("OnLost(%q), want %q", got, ch)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the relay did not report the lost messages within 20s")
+	}
+	after := publishUntilStored(t, a, ch, "after the failover")
+	b.waitUntil(t, ch, after)
+
+	tests := []struct {
+		name   string
+		cursor edge.ID
+		gap    bool
+	}{
+		{"before the loss", kept, true},
+		{"inside the loss", gone[0], true},
+		{"the newest relayed", gone[len(gone)-1], true}, // more may have followed it
+		{"after the loss", after, false},
+	}
+	for _, tc := range tests {
+		p, err := b.History(ctx, ch, tc.cursor, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Gap != tc.gap {
+			t.Errorf("%s: history after %v has gap %v, want %v", tc.name, tc.cursor, p.Gap, tc.gap)
+		}
+		if tc.cursor != after && (len(p.Messages) != 1 || p.Messages[0].ID != after) {
+			t.Errorf("%s: history after %v holds %v, want the message published after the failover", tc.name, tc.cursor, p.Messages)
+		}
+	}
+	got := b.waitFor(t, ch, 0)
+	for i := 1; i < len(got); i++ {
+		if !got[i-1].ID.Less(got[i].ID) {
+			t.Fatalf("relayed %v after %v", got[i].ID, got[i-1].ID)
+		}
+	}
+}
