@@ -38,8 +38,9 @@ const redisTimeout = 5 * time.Second
 //
 // Gap detection: a cursor is consistent with a stream when it is "0-0", an
 // entry of the stream, or at most the stream's max-deleted-entry-id. A
-// cursor below the max-deleted id lost messages to trimming; a cursor that
-// the stream never held (the stream expired, was flushed, or a failover
+// cursor below the max-deleted id lost messages to trimming, or to a
+// failover that a relay found lossy (see markLost; the history after the
+// gap then starts after that id); a cursor that the stream never held (the stream expired, was flushed, or a failover
 // lost it) cannot be proven complete. Both get Page.Gap; a cursor past the
 // stream's last generated id (or any cursor but 0-0 without a stream) also
 // gets Page.Ahead, with the position to continue from.
@@ -227,13 +228,23 @@ func (r *Redis) History(ctx context.Context, channel string, after edge.ID, limi
 	}
 	maxDeleted, _ := edge.ParseID(info.Val().MaxDeletedEntryID)
 	var page edge.Page
+	entries := rng.Val()
 	switch {
 	case after.Less(maxDeleted):
 		page.Gap = true
+		if len(entries) > 0 && idAtMost(entries[0], maxDeleted) {
+			// Entries below the max-deleted id survive: the loss that a
+			// relay recorded (see markLost) lies after them, not at the
+			// head as trimming's does. A page's gap comes before its
+			// messages, so the page starts after the loss.
+			if entries, err = r.rdb.XRangeN(ctx, key, "("+maxDeleted.String(), "+", int64(limit)).Result(); err != nil {
+				return edge.Page{}, unavailable("history", err)
+			}
+		}
 	case !after.IsZero() && maxDeleted.Less(after) && len(at.Val()) == 0:
 		page.Gap = true // the stream never held the cursor's message
 	}
-	for _, x := range rng.Val() {
+	for _, x := range entries {
 		m, err := streamMessage(channel, x)
 		if err != nil {
 			return edge.Page{}, unavailable("history", err)
@@ -241,6 +252,12 @@ func (r *Redis) History(ctx context.Context, channel string, after edge.ID, limi
 		page.Messages = append(page.Messages, m)
 	}
 	return page, nil
+}
+
+// idAtMost reports whether x's id is at most id.
+func idAtMost(x redis.XMessage, id edge.ID) bool {
+	xid, err := edge.ParseID(x.ID)
+	return err == nil && !id.Less(xid)
 }
 
 func isNoSuchKey(err error) bool {

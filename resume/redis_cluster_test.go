@@ -306,8 +306,9 @@ func TestRedisClusterReshardOnce(t *testing.T) {
 // when it fills the channel from the new master: it reports the loss
 // (OnLost, so its subscribers resync and get a gap) and records it in the
 // stream, so that a cursor from before the loss, of a client that was away,
-// gets a gap too instead of the messages published after it. A cursor
-// after the loss gets none.
+// gets a gap too instead of the messages published after it, and the
+// history after the gap starts after the loss. A cursor after the loss
+// gets no gap.
 func TestRedisClusterLaggingReplica(t *testing.T) {
 	c := redistest.StartClusterWith(t, redistest.ClusterOptions{Masters: 3, Replicas: 1, NodeTimeout: time.Second})
 	a := startClusterNode(t, c) // publishes
@@ -321,7 +322,8 @@ func TestRedisClusterLaggingReplica(t *testing.T) {
 	}
 	master := c.MasterOf(t, "edge:{"+ch+"}")
 	replica := c.ReplicasOf(t, master)[0]
-	kept := mustPublish(t, a, ch, "replicated")
+	survivor := mustPublish(t, a, ch, "replicated")
+	kept := mustPublish(t, a, ch, "replicated too")
 	if n, err := master.Do(t, "WAIT", "1", "5000"); err != nil || n != "1" {
 		t.Fatalf("WAIT for the replica: %q, %v", n, err)
 	}
@@ -357,6 +359,9 @@ func TestRedisClusterLaggingReplica(t *testing.T) {
 		gap    bool
 	}{
 		{"before the loss", kept, true},
+		// A page's gap comes before its messages: the survivor, older
+		// than the loss, would follow the gap as if it came after it.
+		{"before a survivor", survivor, true},
 		{"inside the loss", gone[0], true},
 		{"the newest relayed", gone[len(gone)-1], true}, // more may have followed it
 		{"after the loss", after, false},

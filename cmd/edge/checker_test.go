@@ -331,6 +331,9 @@ type subscriber struct {
 	gaps     []int        // for each gap signal, len(got) when it came
 	conns    []connection // every connection, in order
 	problems []string     // error frames, foreign messages, bad frames
+
+	cut  func()        // ends the current connection
+	away chan struct{} // while not nil, the subscriber stays offline (leave) until it is closed (back)
 }
 
 // connection records one connection of a subscriber, for failure reports.
@@ -355,21 +358,54 @@ func (s *subscriber) run(ctx context.Context, client *http.Client, nodes []*flee
 	for i := s.first; ctx.Err() == nil; i = (i + 1) % len(nodes) {
 		n := nodes[i]
 		s.mu.Lock()
+		if away := s.away; away != nil {
+			s.mu.Unlock()
+			select {
+			case <-away:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		connCtx, cut := context.WithCancel(ctx)
+		s.cut = cut
 		s.conns = append(s.conns, connection{node: n.name, since: s.pos, from: len(s.got)})
 		s.mu.Unlock()
 		var err error
 		switch s.transport {
 		case "ws":
-			err = s.followWS(ctx, n.base())
+			err = s.followWS(connCtx, n.base())
 		case "sse":
-			err = s.followSSE(ctx, client, n.base())
+			err = s.followSSE(connCtx, client, n.base())
 		default:
-			err = s.followPoll(ctx, client, n.base())
+			err = s.followPoll(connCtx, client, n.base())
 		}
+		cut()
 		s.mu.Lock()
 		s.conns[len(s.conns)-1].end = err.Error()
 		s.mu.Unlock()
 		pause(ctx, reconnectBackoff)
+	}
+}
+
+// leave ends the subscriber's connection, as a client that goes offline,
+// and keeps it away until back: it then resumes from its last position.
+func (s *subscriber) leave() {
+	s.mu.Lock()
+	s.away = make(chan struct{})
+	cut := s.cut
+	s.mu.Unlock()
+	if cut != nil {
+		cut()
+	}
+}
+
+// back lets a subscriber that left connect again.
+func (s *subscriber) back() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.away != nil {
+		close(s.away)
+		s.away = nil
 	}
 }
 
@@ -830,13 +866,17 @@ func (r *checkRun) awaitFailure(what string) {
 	}
 }
 
-// awaitGaps waits up to 15s until every subscriber has a gap signal.
-func (r *checkRun) awaitGaps(what string) {
+// awaitGaps waits up to 15s until every subscriber (of subs, if any are
+// given) has a gap signal.
+func (r *checkRun) awaitGaps(what string, subs ...*subscriber) {
 	r.t.Helper()
+	if len(subs) == 0 {
+		subs = r.subs
+	}
 	ctx, cancel := context.WithTimeout(r.ctx, 15*time.Second)
 	defer cancel()
 	all := func() bool {
-		for _, s := range r.subs {
+		for _, s := range subs {
 			if len(s.received().gaps) == 0 {
 				return false
 			}
@@ -844,7 +884,7 @@ func (r *checkRun) awaitGaps(what string) {
 		return true
 	}
 	if !waitFor(ctx, all) {
-		for _, s := range r.subs {
+		for _, s := range subs {
 			r.t.Logf("%s:\n%s", s, s.report())
 		}
 		r.t.Fatalf("not every subscriber got a gap signal %s", what)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -198,4 +199,55 @@ func TestFaultClusterReshard(t *testing.T) {
 	f.MoveSlot(t, key, f.master)
 	run.awaitPublishes("after moving back", publishesBetween)
 	run.finish(gapsNever, historyExact)
+}
+
+// TestFaultClusterLaggingReplica fails a master over to a replica that
+// lacks acknowledged messages, for certain: the replica is frozen
+// (SIGSTOP) and its link to the master cut before they are published, the
+// master is killed (SIGKILL), and the replica, woken, takes over. Three
+// subscribers of each transport follow the channel: some stay connected,
+// some are away from before the lost messages were published until after
+// the failover (their cursor is older than the loss), some leave after
+// receiving them (their cursor names a message the new master never had).
+// Every subscriber gets every message the cluster kept exactly once, and
+// an explicit gap signal where messages were lost, never a silent hole;
+// the subscribers of the channel on another master are untouched.
+func TestFaultClusterLaggingReplica(t *testing.T) {
+	ctx, client := faultContext(t)
+	f := startClusterFleet(ctx, t, client)
+	lagging, other := f.channels[0], f.channels[1]
+	run := startCheck(ctx, t, client, f.nodes, []string{lagging, lagging, lagging, other})
+	stay, early, late := run.subs[0:3], run.subs[3:6], run.subs[6:9]
+	run.awaitPublishes("before the fault", publishesBetween/3)
+	for _, s := range early {
+		s.leave()
+	}
+	run.awaitPublishes("with some subscribers away", publishesBetween/3)
+
+	f.replica.Pause(t)
+	if _, err := f.master.Do(t, "CLIENT", "KILL", "TYPE", "replica"); err != nil {
+		t.Fatal(err)
+	}
+	run.awaitPublishes("that only the master has", publishesBetween/3)
+	for _, s := range late {
+		s.leave()
+	}
+	f.master.Kill(t)
+	f.replica.Continue(t)
+	f.WaitMaster(t, f.replica)
+	run.awaitGaps("after the failover", stay...)
+	for _, s := range slices.Concat(early, late) {
+		s.back()
+	}
+	run.awaitPublishes("after the failover", publishesBetween/3)
+	run.finish(gapsAllowed, historyLost)
+	for _, s := range run.subs {
+		gaps := len(s.received().gaps)
+		switch {
+		case s.channel == lagging && gaps == 0:
+			t.Errorf("%s: no gap signal, although the failover lost messages\n%s", s, s.report())
+		case s.channel == other && gaps > 0:
+			t.Errorf("%s: %d gap signals, although its master kept everything\n%s", s, gaps, s.report())
+		}
+	}
 }
