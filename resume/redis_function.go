@@ -42,7 +42,11 @@ func channelOfLive(key string) string {
 // which answers an array, the id and 1 if the key was seen in the window
 // (and nothing was stored) or 0, or an error if it was seen with another
 // event or payload. A function of an earlier release answers such a call
-// with "edge: usage" (an unknown option), and the node loads its own.
+// with "edge: usage" (an unknown option), and the node loads its own. The
+// nodes declare the key's Redis key too (FCALL edge_publish 2
+// edge:{CHANNEL} edge:{CHANNEL}:once:KEY ...), so that while a resharding
+// has the stream and that key on two masters Redis Cluster refuses the
+// call (-TRYAGAIN) rather than run it where the key is missing.
 const publishFunction = "edge_publish"
 
 // functionLibrary is the Lua library that defines publishFunction. It

@@ -273,6 +273,17 @@
 //
 //	FCALL edge_publish 1 edge:{orders} "" paid idempotency-key order-42    → 1) "1796640000000-0" 2) (integer) 0
 //
+// On Redis Cluster declare the key's Redis key as a second key, as the
+// nodes do:
+//
+//	FCALL edge_publish 2 edge:{orders} edge:{orders}:once:order-42 "" paid idempotency-key order-42
+//
+// While a resharding migrates the channel's slot, the stream and that key
+// may sit on different masters; a call that declares both is refused with
+// -TRYAGAIN until they are together (retry it), where one that declares
+// only the stream could run where the key is missing and store the
+// message a second time.
+//
 // A name the function does not know is an error, so no caller believes an
 // option took effect that the loaded function ignores. The function's text is the
 // same on every node: no node's flags are built into it.
@@ -344,12 +355,24 @@
 //     cursor below the stream's max-deleted-entry-id (trimmed), or a
 //     cursor the stream never held (the stream expired, Redis was flushed,
 //     or a failover lost writes).
-//   - On a cluster a node follows a failover: a master that lost a
-//     channel's slot (it sends the relay sunsubscribe) or died (every
-//     reconnect fails) makes the node reload the cluster's layout and relay
-//     the channel from its new master, filled from the stream; a failed
-//     publish reloads it too, so publishing resumes as soon as the replica
-//     has taken over.
+//   - On a cluster a node follows a failover (CLUSTER FAILOVER, or a
+//     master killed and its replica elected) and a resharding (redis-cli
+//     --cluster reshard): a master that lost a channel's slot (it sends
+//     the relay sunsubscribe) or died (every reconnect fails) makes the
+//     node reload the cluster's layout and relay the channel from its new
+//     master, filled from the stream after the last id it delivered.
+//     Messages published while the slot is half migrated go to the new
+//     master (-ASK), where the node does not listen yet; the fill
+//     delivers them, in order, once. A failed publish reloads the layout
+//     too, so publishing resumes as soon as the replica has taken over.
+//   - A failover to a replica that lacked acknowledged messages gives the
+//     affected subscribers an explicit gap, never a silent hole: a node
+//     whose fill finds messages it relayed gone closes the channel's
+//     subscribers (4004 resync) and records the loss in the stream
+//     (XSETID MAXDELETEDID, the id just after the newest it delivered), so
+//     that every cursor up to it, also that of a client that was away
+//     during the failover and resumes later from before the loss, gets
+//     the gap, and the history after the gap starts after the loss.
 //
 // What is not (yet):
 //
@@ -363,11 +386,17 @@
 //     (Redis refusing the read), it holds that channel's live messages
 //     rather than skip the missed ones, and tries again on the channel's
 //     next message: a quiet channel's last message can wait that long.
-//   - A cluster resharding that moves a channel's slot goes the same way as
-//     a failover (Redis sends sunsubscribe) but is not tested here; nor is
-//     a failover to a replica that lags far enough to lose acknowledged
-//     messages (the tests allow that gap, but the replica has usually
-//     caught up).
+//   - A failover that loses messages is recorded only by a node that
+//     relayed the channel at the time (one with local subscribers). When
+//     no node did, a client that resumes from a cursor older than the loss
+//     which the new master still holds sees no gap: the lost messages are
+//     a silent hole for it. And a client that was away across a lossy
+//     failover also skips, behind its gap signal, the messages between its
+//     cursor and the loss that the new master kept (a page's gap comes
+//     before its messages).
+//   - While a channel's slot is half migrated, a publish with an
+//     idempotency key is refused (503, -TRYAGAIN from Redis) until its key
+//     and the stream are on one master; retrying it with the key is safe.
 //   - --ingest loses plain PUBLISH messages while no node holds the lease.
 //
 // Faults are proven on real processes: each test runs edge binaries on
@@ -377,7 +406,16 @@
 // checker proves that every acknowledged publish reached every subscriber
 // exactly once and in order, or behind an explicit gap signal: never a
 // silent hole, a duplicate or a reordering; a publish that failed with a
-// 503 arrives at most once.
+// 503 arrives at most once. The faults: Redis killed and restarted from
+// its AOF (exact history, no gap), Redis killed without persistence (a
+// gap for every subscriber); on a 3-master cluster with a replica each, a
+// CLUSTER FAILOVER, a master killed (gaps allowed), a resharding that
+// moves a channel's slot to another master, half migrated for a while,
+// and back (exact history, no gap), and a failover to a replica that was
+// frozen while acknowledged messages were published (a gap for every
+// subscriber of the channel, at the loss, also for those that were away
+// during it; none for the channel on another master); and an edge node
+// killed (exact history, no gap).
 //
 //	TestFaultRedisKilledAOF            Redis killed (kill -9), restarted from its AOF (appendfsync always):
 //	                                   every message exactly once, no gap; WebSocket and SSE stay connected
