@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -216,6 +217,7 @@ func TestRedisClusterReshard(t *testing.T) {
 		second = c.Nodes[1]
 	}
 
+	var lateFirst edge.ID
 	for i, to := range []*redistest.Server{second, first} {
 		m := c.BeginMove(t, key, to)
 		b.waitUntil(t, ch, publish(fmt.Sprint(i, " migrating")))
@@ -230,12 +232,22 @@ func TestRedisClusterReshard(t *testing.T) {
 		id := publishUntilStored(t, a, ch, fmt.Sprint(i, " moved"))
 		want = append(want, id)
 		b.waitUntil(t, ch, id)
+		if i == 0 {
+			// late's layout still has the slot on first.
+			if err := late.Watch(ctx, ch); err != nil {
+				t.Fatal(err)
+			}
+			lateFirst = publish("to the late watcher")
+			late.waitUntil(t, ch, lateFirst)
+		}
 	}
-	if err := late.Watch(ctx, ch); err != nil {
-		t.Fatal(err)
+	last := publish("after moving back")
+	b.waitUntil(t, ch, last)
+	late.waitUntil(t, ch, last)
+	lateWant := want[slices.Index(want, lateFirst):]
+	if got := late.waitFor(t, ch, 0); !slices.EqualFunc(got, lateWant, func(m edge.Message, id edge.ID) bool { return m.ID == id }) {
+		t.Errorf("the late watcher relayed %v, want %v", got, lateWant)
 	}
-	late.waitUntil(t, ch, publish("to the late watcher"))
-	b.waitUntil(t, ch, want[len(want)-1])
 
 	got := b.waitFor(t, ch, len(want))
 	if len(got) != len(want) {
