@@ -854,6 +854,35 @@ func (r *checkRun) awaitPublishes(what string, n int) {
 	}
 }
 
+// awaitDelivery waits up to 15s until every subscriber has received its
+// channel's last publish acknowledged so far: the fleet relays every
+// channel from where it is now, not only after a later fault undid this
+// one.
+func (r *checkRun) awaitDelivery(what string) {
+	r.t.Helper()
+	lastSeq := make(map[string]int)
+	for _, m := range r.pub.acks() {
+		lastSeq[m.Channel] = payloadSeq(m.Data)
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, 15*time.Second)
+	defer cancel()
+	all := func() bool {
+		for _, s := range r.subs {
+			got := s.received().got
+			if len(got) == 0 || payloadSeq(got[len(got)-1].Data) < lastSeq[s.channel] {
+				return false
+			}
+		}
+		return true
+	}
+	if !waitFor(ctx, all) {
+		for _, s := range r.subs {
+			r.t.Logf("%s:\n%s", s, s.report())
+		}
+		r.t.Fatalf("not every subscriber received its channel's last acknowledged publish %s", what)
+	}
+}
+
 // awaitFailure waits up to 15s until a publish fails: the fleet noticed
 // the fault.
 func (r *checkRun) awaitFailure(what string) {

@@ -181,8 +181,9 @@ func TestFaultNodeKilled(t *testing.T) {
 // that publishes are redirected there with -ASK, where no node relays the
 // channel yet) while publishing goes on. A migration loses nothing, so
 // every subscriber gets exactly the stored history, without a gap: the
-// nodes follow the slot to its new master and fill the channel from its
-// stream.
+// nodes follow the slot to its new master (the subscribers get what was
+// published after the move before it moves back) and fill the channel
+// from its stream.
 func TestFaultClusterReshard(t *testing.T) {
 	ctx, client := faultContext(t)
 	f := startClusterFleet(ctx, t, client)
@@ -196,6 +197,7 @@ func TestFaultClusterReshard(t *testing.T) {
 	run.awaitPublishes("with the slot half migrated", publishesBetween)
 	m.Finish(t)
 	run.awaitPublishes("after the move", publishesBetween)
+	run.awaitDelivery("after the move")
 	f.MoveSlot(t, key, f.master)
 	run.awaitPublishes("after moving back", publishesBetween)
 	run.finish(gapsNever, historyExact)
