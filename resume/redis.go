@@ -40,10 +40,11 @@ const redisTimeout = 5 * time.Second
 // entry of the stream, or at most the stream's max-deleted-entry-id. A
 // cursor below the max-deleted id lost messages to trimming, or to a
 // failover that a relay found lossy (see markLost; the history after the
-// gap then starts after that id); a cursor that the stream never held (the stream expired, was flushed, or a failover
-// lost it) cannot be proven complete. Both get Page.Gap; a cursor past the
-// stream's last generated id (or any cursor but 0-0 without a stream) also
-// gets Page.Ahead, with the position to continue from.
+// gap then starts after that id); a cursor that the stream never held
+// (the stream expired, was flushed, or a failover lost it) cannot be
+// proven complete. Both get Page.Gap; a cursor past the stream's last
+// generated id (or any cursor but 0-0 without a stream) also gets
+// Page.Ahead, with the position to continue from.
 //
 // Redis is safe for concurrent use. Run must be running for live relay.
 type Redis struct {
