@@ -50,7 +50,7 @@
 local NAME_ALPHABET = 'A-Z a-z 0-9 _ - . : @ /' -- edge.NameAlphabet
 local MAX_CHANNEL_LEN = 200 -- edge.MaxChannelLen
 local MAX_EVENT_LEN = 64 -- edge.MaxEventLen
-local RESERVED_EVENTS = {gap = true, disconnect = true} -- edge.IsReservedEvent
+local RESERVED_EVENTS = {gap = true, disconnect = true, join = true, leave = true} -- edge.IsReservedEvent
 local MAX_IDEMPOTENCY_KEY_LEN = 128 -- edge.MaxIdempotencyKeyLen
 local IDEMPOTENCY_TTL_MS = 600000 -- edge.DefaultIdempotencyWindow
 
