@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/edgeworks/edge/edge"
 )
@@ -55,11 +56,12 @@ type publishQueue struct {
 type publishCall struct {
 	cmd   *redis.ZeroCopyStringCmd
 	once  *redis.Cmd
-	args  [12]any
+	args  [14]any
 	size  int           // bytes the call adds to a pipeline, roughly
 	state callState     // guarded by publishQueue.mu until wake is signalled
 	wake  chan struct{} // signalled once: the call was answered, or it leads
 	reply [idReplyLen]byte
+	tp    [traceparentLen]byte // the traceparent option's value, if the call has one
 }
 
 // idReplyLen holds the longest id, "<20 digits>-<20 digits>", and the
@@ -74,13 +76,50 @@ const (
 	callLeading                  // handed the next pipeline
 )
 
+// optTraceparent is the publish functions' option that carries a traced
+// publish's W3C traceparent to the nodes that deliver it.
+const optTraceparent = "traceparent"
+
+// traceparentLen is the length of a traceparent of version 00:
+// "00-<32 hex>-<16 hex>-<2 hex>".
+const traceparentLen = 55
+
+// appendTraceparent appends the traceparent of ctx's span to b: only for
+// a valid, sampled span, so that an untraced publish sends nothing more,
+// and one whose trace is not recorded leaves no spans on the nodes that
+// deliver it either. Otherwise it returns b as it is.
+func appendTraceparent(b []byte, ctx context.Context) []byte {
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() || !sc.IsSampled() {
+		return b
+	}
+	const hexDigits = "0123456789abcdef"
+	b = append(b, "00-"...)
+	for _, x := range sc.TraceID() {
+		b = append(b, hexDigits[x>>4], hexDigits[x&0xf])
+	}
+	b = append(b, '-')
+	for _, x := range sc.SpanID() {
+		b = append(b, hexDigits[x>>4], hexDigits[x&0xf])
+	}
+	f := byte(sc.TraceFlags() & (trace.FlagsSampled | trace.FlagsRandom))
+	return append(b, '-', hexDigits[f>>4], hexDigits[f&0xf])
+}
+
 // newPublishCall prepares the FCALL of one message, with the fleet's
-// settings as the function's options.
+// settings as the function's options and, for a sampled span in ctx, its
+// traceparent.
 func newPublishCall(ctx context.Context, key, event string, data []byte, s *fleetSettings) *publishCall {
 	c := &publishCall{size: len(key) + len(event) + len(data) + 96, wake: make(chan struct{}, 1)}
 	c.args = [...]any{"fcall", publishFunction, 1, key, event, data,
-		s.options[0], s.options[1], s.options[2], s.options[3], s.options[4], s.options[5]}
-	c.cmd = redis.NewZeroCopyStringCmd(ctx, c.reply[:], c.args[:]...)
+		s.options[0], s.options[1], s.options[2], s.options[3], s.options[4], s.options[5], nil, nil}
+	args := c.args[:12]
+	if tp := appendTraceparent(c.tp[:0], ctx); len(tp) > 0 {
+		c.args[12], c.args[13] = optTraceparent, tp
+		args = c.args[:]
+		c.size += 2 * traceparentLen
+	}
+	c.cmd = redis.NewZeroCopyStringCmd(ctx, c.reply[:], args...)
 	c.cmd.SetFirstKeyPos(3)
 	return c
 }
@@ -95,6 +134,9 @@ func newPublishOnceCall(ctx context.Context, key, event string, data []byte, s *
 	args := []any{"fcall", publishFunction, 1, key, event, data,
 		s.options[0], s.options[1], s.options[2], s.options[3], s.options[4], s.options[5],
 		optIdempotencyKey, once, optIdempotencyTTLMs, windowMs}
+	if tp := appendTraceparent(c.tp[:0], ctx); len(tp) > 0 {
+		args = append(args, optTraceparent, tp)
+	}
 	c.once = redis.NewCmd(ctx, args...)
 	c.once.SetFirstKeyPos(3)
 	return c
