@@ -261,11 +261,11 @@ local function store(key, size, event, data, tp)
   -- resume's liveMessage). The one attribute is tp, the publish's
   -- traceparent, which nodes of the release that brought version 2
   -- ignore.
-  local head = '0' .. id
   if tp then
-    head = head .. ' tp=' .. tp
+    redis.call('SPUBLISH', key .. ':live', '0' .. id .. ' tp=' .. tp .. '\n' .. event .. '\n' .. data)
+  else
+    redis.call('SPUBLISH', key .. ':live', '0' .. id .. '\n' .. event .. '\n' .. data)
   end
-  redis.call('SPUBLISH', key .. ':live', head .. '\n' .. event .. '\n' .. data)
   return id
 end
 

@@ -56,12 +56,11 @@ type publishQueue struct {
 type publishCall struct {
 	cmd   *redis.ZeroCopyStringCmd
 	once  *redis.Cmd
-	args  [14]any
+	args  [12]any
 	size  int           // bytes the call adds to a pipeline, roughly
 	state callState     // guarded by publishQueue.mu until wake is signalled
 	wake  chan struct{} // signalled once: the call was answered, or it leads
 	reply [idReplyLen]byte
-	tp    [traceparentLen]byte // the traceparent option's value, if the call has one
 }
 
 // idReplyLen holds the longest id, "<20 digits>-<20 digits>", and the
@@ -84,16 +83,17 @@ const optTraceparent = "traceparent"
 // "00-<32 hex>-<16 hex>-<2 hex>".
 const traceparentLen = 55
 
-// appendTraceparent appends the traceparent of ctx's span to b: only for
-// a valid, sampled span, so that an untraced publish sends nothing more,
-// and one whose trace is not recorded leaves no spans on the nodes that
-// deliver it either. Otherwise it returns b as it is.
-func appendTraceparent(b []byte, ctx context.Context) []byte {
+// traceparent returns the traceparent of ctx's span, or nil: it has one
+// only for a valid, sampled span, so that an untraced publish sends
+// nothing more, and one whose trace is not recorded leaves no spans on the
+// nodes that deliver it either.
+func traceparent(ctx context.Context) []byte {
 	sc := trace.SpanContextFromContext(ctx)
 	if !sc.IsValid() || !sc.IsSampled() {
-		return b
+		return nil
 	}
 	const hexDigits = "0123456789abcdef"
+	b := make([]byte, 0, traceparentLen)
 	b = append(b, "00-"...)
 	for _, x := range sc.TraceID() {
 		b = append(b, hexDigits[x>>4], hexDigits[x&0xf])
@@ -108,16 +108,16 @@ func appendTraceparent(b []byte, ctx context.Context) []byte {
 
 // newPublishCall prepares the FCALL of one message, with the fleet's
 // settings as the function's options and, for a sampled span in ctx, its
-// traceparent.
+// traceparent (then in arguments of their own: a traced publish may
+// allocate a little more, an untraced one does not).
 func newPublishCall(ctx context.Context, key, event string, data []byte, s *fleetSettings) *publishCall {
 	c := &publishCall{size: len(key) + len(event) + len(data) + 96, wake: make(chan struct{}, 1)}
 	c.args = [...]any{"fcall", publishFunction, 1, key, event, data,
-		s.options[0], s.options[1], s.options[2], s.options[3], s.options[4], s.options[5], nil, nil}
-	args := c.args[:12]
-	if tp := appendTraceparent(c.tp[:0], ctx); len(tp) > 0 {
-		c.args[12], c.args[13] = optTraceparent, tp
-		args = c.args[:]
-		c.size += 2 * traceparentLen
+		s.options[0], s.options[1], s.options[2], s.options[3], s.options[4], s.options[5]}
+	args := c.args[:]
+	if tp := traceparent(ctx); tp != nil {
+		args = append(args[:len(args):len(args)], optTraceparent, tp)
+		c.size += len(optTraceparent) + len(tp)
 	}
 	c.cmd = redis.NewZeroCopyStringCmd(ctx, c.reply[:], args...)
 	c.cmd.SetFirstKeyPos(3)
@@ -134,7 +134,7 @@ func newPublishOnceCall(ctx context.Context, key, event string, data []byte, s *
 	args := []any{"fcall", publishFunction, 1, key, event, data,
 		s.options[0], s.options[1], s.options[2], s.options[3], s.options[4], s.options[5],
 		optIdempotencyKey, once, optIdempotencyTTLMs, windowMs}
-	if tp := appendTraceparent(c.tp[:0], ctx); len(tp) > 0 {
+	if tp := traceparent(ctx); tp != nil {
 		args = append(args, optTraceparent, tp)
 	}
 	c.once = redis.NewCmd(ctx, args...)

@@ -43,7 +43,7 @@ func (r *Redis) PublishBatch(ctx context.Context, pubs []edge.Publication) []edg
 		return out
 	}
 	// Every message of the batch carries the batch's traceparent.
-	tp := appendTraceparent(nil, ctx)
+	tp := traceparent(ctx)
 	type call struct {
 		group []int // indexes into pubs
 		cmd   *redis.StringSliceCmd

@@ -136,7 +136,7 @@ func TestLiveMessageAttributesAllocs(t *testing.T) {
 
 // A publish writes the traceparent of a sampled span only, and what it
 // writes reads back as the same span context.
-func TestAppendTraceparent(t *testing.T) {
+func TestTraceparent(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		ctx  context.Context
@@ -149,7 +149,7 @@ func TestAppendTraceparent(t *testing.T) {
 		{"invalid", trace.ContextWithSpanContext(context.Background(), trace.SpanContext{}.WithTraceFlags(trace.FlagsSampled)), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := string(appendTraceparent(nil, tc.ctx))
+			got := string(traceparent(tc.ctx))
 			if got != tc.want {
 				t.Fatalf("traceparent %q, want %q", got, tc.want)
 			}
@@ -453,4 +453,29 @@ func FuzzLiveMessage(f *testing.F) {
 			t.Fatalf("liveMessage(%q): span context %v is not in the id line", payload, sc)
 		}
 	})
+}
+
+// BenchmarkLiveMessage measures the relay's parser on a payload without
+// and with a traceparent, and the parser of the release before traceparent.
+func BenchmarkLiveMessage(b *testing.B) {
+	data := strings.Repeat("x", 100)
+	plain := "01732270000000-7\nprice\n" + data
+	traced := "01732270000000-7 tp=" + testTP + "\nprice\n" + data
+	for _, bc := range []struct {
+		name, payload string
+		parse         func(string, string) (edge.Message, error)
+	}{
+		{"untraced", plain, liveMessageOnly},
+		{"traced", traced, liveMessageOnly},
+		{"before-traceparent/untraced", plain, liveMessageBeforeTrace},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := bc.parse("c", bc.payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
