@@ -151,7 +151,10 @@ func (c *publishCall) command() redis.Cmder {
 }
 
 // Publish stores and relays a message with one FCALL, pipelined with the
-// FCALLs of concurrent publishes.
+// FCALLs of concurrent publishes. When ctx carries a sampled span, the
+// relayed message carries its traceparent, and every node delivers it
+// with that span as the remote parent (see liveMessage); so do PublishOnce
+// and PublishBatch.
 func (r *Redis) Publish(ctx context.Context, channel, event string, data []byte) (edge.ID, error) {
 	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
 	defer cancel()
