@@ -504,7 +504,8 @@
 // with seed corpora in their package's testdata/fuzz/, among them
 // FuzzSSEEvent, FuzzMessageJSON, FuzzParseOp and FuzzQueryValue here,
 // FuzzParseID and FuzzValidateChannel in edge, FuzzVerify and FuzzMatch in
-// edge/auth, FuzzParseCursor and FuzzCursorRoundTrip in resume:
+// edge/auth, FuzzParseCursor, FuzzCursorRoundTrip and FuzzLiveMessage in
+// resume:
 //
 //	go test -run=^$ -fuzz=^FuzzSSEEvent$ -fuzztime=1m ./transports/
 //
