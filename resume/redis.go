@@ -760,7 +760,9 @@ func liveMessage(channel, payload string) (edge.Message, trace.SpanContext, erro
 	if len(head) > 1 && head[0] == '0' && head[1] >= '0' && head[1] <= '9' {
 		var attrs []byte
 		head, attrs, _ = bytes.Cut(head[1:], []byte{' '})
-		sc = readAttrs(attrs)
+		if len(attrs) > 0 { // not the call, on an untraced message's path
+			sc = readAttrs(attrs)
+		}
 	}
 	id, err := edge.ParseIDBytes(head)
 	if err != nil {
