@@ -48,7 +48,9 @@ type Broker interface {
 	// Relay sets the function that receives every live message of watched
 	// channels. It is called once, before Run and before any Publish.
 	// deliver must not block. A broker that relays inside Publish passes
-	// Publish's context (and so its trace); others pass their own.
+	// Publish's context (and so its trace); others pass their own, with
+	// the publish's span context as a remote one when the message brought
+	// it along (Redis does).
 	Relay(deliver func(context.Context, Message))
 
 	// Watch tells the broker that one more local subscriber wants

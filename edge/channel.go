@@ -14,7 +14,7 @@ const (
 )
 
 // Reserved event types: the edge sends these itself on SSE, so publishers
-// may not use them.
+// may not use them (nor the presence events EventJoin and EventLeave).
 const (
 	EventGap        = "gap"
 	EventDisconnect = "disconnect"
@@ -22,7 +22,11 @@ const (
 
 // IsReservedEvent reports whether event is one the edge reserves for itself.
 func IsReservedEvent(event string) bool {
-	return event == EventGap || event == EventDisconnect
+	switch event {
+	case EventGap, EventDisconnect, EventJoin, EventLeave:
+		return true
+	}
+	return false
 }
 
 // NameAlphabet is the one definition of the bytes that channel names and

@@ -157,15 +157,25 @@ func (h *Hub) shard(channel string) *shard {
 }
 
 // deliver fans m out to the channel's local sessions. The frame is built
-// only when someone listens. When ctx carries a recording span (a publish
-// relayed synchronously) and the hub has a tracer, the fan-out is its
-// child span "fanout".
+// only when someone listens. When the hub has a tracer, the fan-out of a
+// traced publish is a span "fanout": the child of the recording span in
+// ctx (a publish relayed synchronously), or of a sampled remote span
+// context in ctx (a publish on another node or process, relayed by the
+// broker), then of consumer kind.
 func (h *Hub) deliver(ctx context.Context, m Message) {
 	subs, name := h.shard(m.Channel).subscribers(m.Channel)
 	m.Channel = name
-	if t := h.tracer; t != nil && trace.SpanFromContext(ctx).IsRecording() {
-		_, span := t.Start(ctx, "fanout", trace.WithAttributes(attribute.Int("edge.subscribers", len(subs))))
-		defer span.End()
+	if t := h.tracer; t != nil {
+		kind := trace.SpanKindUnspecified
+		if span := trace.SpanFromContext(ctx); span.IsRecording() {
+			kind = trace.SpanKindInternal
+		} else if sc := span.SpanContext(); sc.IsRemote() && sc.IsSampled() {
+			kind = trace.SpanKindConsumer
+		}
+		if kind != trace.SpanKindUnspecified {
+			_, span := t.Start(ctx, "fanout", trace.WithSpanKind(kind), trace.WithAttributes(attribute.Int("edge.subscribers", len(subs))))
+			defer span.End()
+		}
 	}
 	if len(subs) == 0 {
 		return

@@ -20,6 +20,24 @@
 // matching a pattern: the node holding a lease in Redis stores each such
 // message, which then has an id and history like any other.
 //
+// The live relay payload that the function publishes on a channel's shard
+// channel edge:{CHANNEL}:live is, in version 2,
+//
+//	0<id>[ name=value]...\n<event>\n<data>
+//
+// The leading zero marks the version (a node of the release before it,
+// whose payload was "<id>\n<event>\n<data>", reads the same id). The
+// attributes on the id line are separated by single spaces; a node
+// ignores those it does not know, so that a release can add one that the
+// release before it relays unharmed during a rolling upgrade. The one
+// defined is tp, the W3C traceparent of a traced publish (version 00, 55
+// bytes): the function writes it when the publish passes the option
+// traceparent, which the nodes do for a sampled span only, and the relay
+// delivers the message with it as the remote parent of the hub's fan-out
+// span. The relay reads at most 1,024 bytes and 16 attributes, ignores a
+// malformed tp (the message is still delivered), and the stream entry
+// keeps no trace.
+//
 // Both stores use ids of the Redis Stream form (<ms>-<seq>), strictly
 // increasing per channel, and both detect lost history: a cursor behind
 // what is retained gets a gap, a cursor ahead of the channel's last id

@@ -12,6 +12,7 @@
 --   max-payload BYTES       the largest payload
 --   idempotency-key KEY     publish once: see below
 --   idempotency-ttl-ms MS   how long KEY is remembered (default 600000, 10 min)
+--   traceparent TP          the publish's W3C trace context: see below
 --
 -- An option it does not know is an error, so that a caller never believes
 -- an option took effect that this version ignores. Each setting an option
@@ -38,12 +39,23 @@
 -- (-TRYAGAIN, -ASK) until they are together, rather than run where the
 -- key is missing and store the message again.
 --
+-- With traceparent (a W3C traceparent of version 00, exactly as in the
+-- HTTP header: "00-" 32 and 16 lowercase hex digits, neither all zeros,
+-- "-" 2 hex digits of flags; 55 bytes) the relayed message carries it, so
+-- that the nodes that deliver it continue the publish's trace. Anything
+-- else is refused with "ERR edge: option traceparent must be ...": the
+-- nodes send only what they formatted from a valid span, so a bad one is
+-- a caller's bug, which an error shows and dropping it would hide. The
+-- stream entry does not keep it: a message read from history is a later
+-- read, not the publish's delivery.
+--
 -- Several messages of one channel are stored and relayed together by
 --
 --   FCALL edge_publish_batch 1 edge:{CHANNEL} COUNT EVENT PAYLOAD ... [NAME VALUE]...
 --
 -- with COUNT pairs of EVENT and PAYLOAD and the same options but the
--- idempotency ones (a batch has no key), which
+-- idempotency ones (a batch has no key; a traceparent goes with each of
+-- its messages), which
 -- answers the ids, in order. It checks every message before it stores
 -- any, so that either all of them are stored, with consecutive ids, or
 -- none is.
@@ -56,9 +68,10 @@
 local NAME_ALPHABET = 'A-Z a-z 0-9 _ - . : @ /' -- edge.NameAlphabet
 local MAX_CHANNEL_LEN = 200 -- edge.MaxChannelLen
 local MAX_EVENT_LEN = 64 -- edge.MaxEventLen
-local RESERVED_EVENTS = {gap = true, disconnect = true} -- edge.IsReservedEvent
+local RESERVED_EVENTS = {gap = true, disconnect = true, join = true, leave = true} -- edge.IsReservedEvent
 local MAX_IDEMPOTENCY_KEY_LEN = 128 -- edge.MaxIdempotencyKeyLen
 local IDEMPOTENCY_TTL_MS = 600000 -- edge.DefaultIdempotencyWindow
+local TRACEPARENT = 'traceparent' -- resume's optTraceparent
 
 -- patterns returns the Lua patterns of a stream key and of an event type,
 -- built from NAME_ALPHABET on first use (the string library is not there
@@ -94,6 +107,25 @@ local DEFAULTS = {
 -- The idempotency options of edge_publish, which take no default from the
 -- fleet's settings.
 local ONCE_KEY, ONCE_TTL = 'idempotency-key', 'idempotency-ttl-ms'
+
+-- traceparent_pattern returns the Lua pattern of a traceparent, built on
+-- first use as patterns() is.
+local tp_pattern
+local function traceparent_pattern()
+  if not tp_pattern then
+    local hex = '[0-9a-f]'
+    tp_pattern = '^00%-' .. string.rep(hex, 32) .. '%-' .. string.rep(hex, 16) .. '%-' .. hex .. hex .. '$'
+  end
+  return tp_pattern
+end
+
+-- valid_traceparent reports whether tp is a traceparent the relay carries:
+-- version 00, a trace id and a parent id that are not all zeros.
+local function valid_traceparent(tp)
+  return #tp == 55 and string.match(tp, traceparent_pattern()) ~= nil
+    and string.sub(tp, 4, 35) ~= '00000000000000000000000000000000'
+    and string.sub(tp, 37, 52) ~= '0000000000000000'
+end
 
 local USAGE = 'ERR edge: usage: FCALL edge_publish 1 edge:{channel} event payload [name value]...'
 local USAGE_BATCH = 'ERR edge: usage: FCALL edge_publish_batch 1 edge:{channel} count event payload ... [name value]...'
@@ -132,24 +164,35 @@ local function fleet()
 end
 
 -- settings returns the history size, the history TTL in ms, the largest
--- payload, the idempotency key (nil without one) and its TTL in ms for one
--- call (the options from args[from] on, then the fleet's, then the
--- defaults), or nil and an error. Only a caller that can publish once
--- (once true) may pass the idempotency options.
+-- payload, the idempotency key (nil without one), its TTL in ms and the
+-- traceparent (nil without one) for one call (the options from args[from]
+-- on, then the fleet's, then the defaults), or nil and an error. Only a
+-- caller that can publish once (once true) may pass the idempotency
+-- options.
 local function settings(args, from, once)
-  -- The nodes pass the three retention options in this order: read them
-  -- without building a table (this call is on every publish's path).
-  if #args == from + 5 and args[from] == 'history-size' and args[from + 2] == 'history-ttl-ms' and args[from + 4] == 'max-payload' then
-    local size, ttl, max = positive(args[from + 1]), positive(args[from + 3]), positive(args[from + 5])
-    if size and ttl and max then
-      return size, ttl, max, nil, nil
+  -- The nodes pass the three retention options in this order, then a
+  -- traceparent if the publish is traced: read them without building a
+  -- table (this call is on every publish's path).
+  local n = #args
+  if (n == from + 5 or (n == from + 7 and args[from + 6] == TRACEPARENT)) and args[from] == 'history-size' and args[from + 2] == 'history-ttl-ms' and args[from + 4] == 'max-payload' then
+    local size, ttl, max, tp = positive(args[from + 1]), positive(args[from + 3]), positive(args[from + 5]), args[from + 7]
+    if size and ttl and max and (tp == nil or valid_traceparent(tp)) then
+      return size, ttl, max, nil, nil, tp
     end
   end
   local s, given = {}, 0
-  local once_key, once_ttl
-  for i = from, #args, 2 do
+  local once_key, once_ttl, tp
+  for i = from, n, 2 do
     local name, value = args[i], args[i + 1]
-    if once and name == ONCE_KEY then
+    if name == TRACEPARENT then
+      if tp ~= nil then
+        return nil, 'ERR edge: option ' .. name .. ' given twice'
+      end
+      if not valid_traceparent(value) then
+        return nil, 'ERR edge: option ' .. name .. ' must be a W3C traceparent of version 00 (00-TRACEID-PARENTID-FLAGS, lowercase hex, 55 bytes)'
+      end
+      tp = value
+    elseif once and name == ONCE_KEY then
       if once_key ~= nil then
         return nil, 'ERR edge: option ' .. name .. ' given twice'
       end
@@ -168,9 +211,9 @@ local function settings(args, from, once)
     elseif DEFAULTS[name] == nil then
       -- "usage" tells a node of a later release that sent it that this
       -- function is older than its own and ran nothing: it loads its own.
-      local names = 'history-size, history-ttl-ms and max-payload'
+      local names = 'history-size, history-ttl-ms, max-payload and ' .. TRACEPARENT
       if once then
-        names = 'history-size, history-ttl-ms, max-payload, ' .. ONCE_KEY .. ' and ' .. ONCE_TTL
+        names = 'history-size, history-ttl-ms, max-payload, ' .. ONCE_KEY .. ', ' .. ONCE_TTL .. ' and ' .. TRACEPARENT
       end
       return nil, 'ERR edge: usage: unknown option ' .. string.format('%q', string.sub(name, 1, 64)) .. '; the options are ' .. names
     else
@@ -195,7 +238,7 @@ local function settings(args, from, once)
       end
     end
   end
-  return s['history-size'], s['history-ttl-ms'], s['max-payload'], once_key, once_ttl or IDEMPOTENCY_TTL_MS
+  return s['history-size'], s['history-ttl-ms'], s['max-payload'], once_key, once_ttl or IDEMPOTENCY_TTL_MS, tp
 end
 
 -- check_key returns nil when key is a channel's stream key, or an error.
@@ -215,14 +258,20 @@ local function valid_event(event)
 end
 
 -- store appends a message to the stream key, trimmed to size, and relays
--- it; it returns the id.
-local function store(key, size, event, data)
+-- it with the traceparent tp (nil: none); it returns the id.
+local function store(key, size, event, data, tp)
   local id = redis.call('XADD', key, 'MAXLEN', '~', size, '*', 'e', event, 'd', data)
-  -- The live relay payload, version 2: "0<id>\n<event>\n<data>". The
-  -- leading zero marks the version; a node of the previous release, whose
-  -- payload was "<id>\n<event>\n<data>", reads the same id (see
-  -- resume's liveMessage).
-  redis.call('SPUBLISH', key .. ':live', '0' .. id .. '\n' .. event .. '\n' .. data)
+  -- The live relay payload, version 2: "0<id>[ name=value]...\n<event>\n<data>".
+  -- The leading zero marks the version; a node of the release before it,
+  -- whose payload was "<id>\n<event>\n<data>", reads the same id (see
+  -- resume's liveMessage). The one attribute is tp, the publish's
+  -- traceparent, which nodes of the release that brought version 2
+  -- ignore.
+  if tp then
+    redis.call('SPUBLISH', key .. ':live', '0' .. id .. ' tp=' .. tp .. '\n' .. event .. '\n' .. data)
+  else
+    redis.call('SPUBLISH', key .. ':live', '0' .. id .. '\n' .. event .. '\n' .. data)
+  end
   return id
 end
 
@@ -252,7 +301,7 @@ local function publish(keys, args)
   if not valid_event(event) then
     return redis.error_reply('ERR edge: invalid event type')
   end
-  local size, ttl, max, once_key, once_ttl = settings(args, 3, true)
+  local size, ttl, max, once_key, once_ttl, tp = settings(args, 3, true)
   if not size then
     return redis.error_reply(ttl)
   end
@@ -263,7 +312,7 @@ local function publish(keys, args)
     return redis.error_reply('ERR edge: a second key is only for idempotency-key: ' .. key .. ':once:KEY')
   end
   if not once_key then
-    local id = store(key, size, event, data)
+    local id = store(key, size, event, data, tp)
     expire(key, ttl)
     return id
   end
@@ -281,7 +330,7 @@ local function publish(keys, args)
     end
     return {id, 1}
   end
-  local id = store(key, size, event, data)
+  local id = store(key, size, event, data, tp)
   expire(key, ttl)
   redis.call('SET', once, id .. ' ' .. digest, 'PX', once_ttl)
   return {id, 0}
@@ -297,7 +346,7 @@ local function publish_batch(keys, args)
   if bad then
     return redis.error_reply(bad)
   end
-  local size, ttl, max = settings(args, 2 + 2 * n, false)
+  local size, ttl, max, _, _, tp = settings(args, 2 + 2 * n, false)
   if not size then
     return redis.error_reply(ttl)
   end
@@ -312,7 +361,7 @@ local function publish_batch(keys, args)
   end
   local ids = {}
   for i = 2, 2 * n, 2 do
-    ids[#ids + 1] = store(key, size, args[i], args[i + 1])
+    ids[#ids + 1] = store(key, size, args[i], args[i + 1], tp)
   end
   expire(key, ttl)
   return ids

@@ -36,7 +36,8 @@ type Memory struct {
 	bytes   atomic.Int64 // payload bytes retained over all channels
 	deliver atomic.Pointer[func(context.Context, edge.Message)]
 
-	once *onceKeys // idempotency keys of recent publishes
+	once     *onceKeys // idempotency keys of recent publishes
+	presence memPresence
 
 	mu sync.RWMutex
 	// mu guards channels and evicted.

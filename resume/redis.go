@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/edgeworks/edge/edge"
 )
@@ -774,7 +775,10 @@ const catchUpLimit = 500
 // While the fill fails the message is not delivered: it would skip the
 // messages the fill was to deliver, without a gap. The stream holds it, and
 // the fill that works (on the next message or reconnect) delivers it in
-// order.
+// order. A message that carries its publish's traceparent is delivered
+// with a context whose remote span context is the publish's, so that the
+// hub's fan-out continues the publish's trace; messages a fill delivers
+// come from the stream, which keeps no trace.
 func (r *Redis) relay(ctx context.Context, m *redis.Message) {
 	channel := channelOfLive(m.Channel)
 	r.mu.Lock()
@@ -786,10 +790,14 @@ func (r *Redis) relay(ctx context.Context, m *redis.Message) {
 	if w.stale && !r.fill(ctx, channel, w) {
 		return
 	}
-	msg, err := liveMessage(channel, m.Payload)
+	msg, sc, err := liveMessage(channel, m.Payload)
 	if err != nil {
 		r.log.Warn("redis: malformed live message dropped (its stream still has it)", "err", err)
 		return
+	}
+	if sc.IsValid() {
+		// The hub's fan-out span continues the publish's trace.
+		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
 	}
 	r.deliverNew(ctx, w, msg)
 }
@@ -805,30 +813,122 @@ func (r *Redis) deliverNew(ctx context.Context, w *watch, m edge.Message) {
 	}
 }
 
-// liveMessage parses a live relay payload as the publish function sends it.
+// liveMessage parses a live relay payload as the publish function sends
+// it, and returns the publish's span context when the payload carries a
+// valid traceparent (otherwise an invalid one).
 //
-// Version 1 (the previous release) is "<id>\n<event>\n<data>", with the id
-// as Redis writes it: no leading zero, as no message has the millisecond 0.
-// Version 2 (this release) marks itself with a zero before the id:
+// Version 1 (the release before version 2) is "<id>\n<event>\n<data>",
+// with the id as Redis writes it: no leading zero, as no message has the
+// millisecond 0. Version 2 marks itself with a zero before the id:
 // "0<id>\n<event>\n<data>". A version-1 parser reads the same id from it
 // (it accepts leading zeros), so nodes of both releases relay each other's
 // messages during a rolling upgrade. In version 2, attributes may follow
-// the id on its line, after a space ("0<id> name=value ..."); this release
-// writes none (a version-1 parser would refuse them) and ignores them, so
-// the next release can add some without breaking this one.
-func liveMessage(channel, payload string) (edge.Message, error) {
+// the id on its line, each after one space: "0<id> name=value ...\n". The
+// release that brought version 2 wrote none and ignores them; this one
+// writes one, tp, a traced publish's W3C traceparent (see readAttrs). A
+// version-1 parser refuses attributes: a fleet is upgraded to this release
+// from the one that brought version 2, not from an earlier one.
+func liveMessage(channel, payload string) (edge.Message, trace.SpanContext, error) {
 	b := []byte(payload)
 	head, rest, ok1 := bytes.Cut(b, []byte{'\n'})
 	event, data, ok2 := bytes.Cut(rest, []byte{'\n'})
 	if !ok1 || !ok2 {
-		return edge.Message{}, fmt.Errorf("live message of %q is not id\\nevent\\ndata", channel)
+		return edge.Message{}, trace.SpanContext{}, fmt.Errorf("live message of %q is not id\\nevent\\ndata", channel)
 	}
+	var sc trace.SpanContext
 	if len(head) > 1 && head[0] == '0' && head[1] >= '0' && head[1] <= '9' {
-		head, _, _ = bytes.Cut(head[1:], []byte{' '})
+		var attrs []byte
+		head, attrs, _ = bytes.Cut(head[1:], []byte{' '})
+		if len(attrs) > 0 { // not the call, on an untraced message's path
+			sc = readAttrs(attrs)
+		}
 	}
 	id, err := edge.ParseIDBytes(head)
 	if err != nil {
-		return edge.Message{}, err
+		return edge.Message{}, trace.SpanContext{}, err
 	}
-	return edge.Message{Channel: channel, ID: id, Event: string(event), Data: data}, nil
+	return edge.Message{Channel: channel, ID: id, Event: string(event), Data: data}, sc, nil
+}
+
+// Bounds of the attributes of a live payload's id line: beyond them a
+// payload's attributes are ignored, all of them (its message is still
+// delivered).
+const (
+	maxLiveAttrBytes = 1024
+	maxLiveAttrs     = 16
+)
+
+// readAttrs reads the attributes of a live payload, "name=value" separated
+// by single spaces, and returns the span context of its tp attribute. It
+// ignores attributes it does not know (a later release may add some), a
+// tp that is not a valid traceparent of version 00, and every tp when
+// there are several; it reads nothing of a list over the bounds. It never
+// allocates.
+func readAttrs(attrs []byte) trace.SpanContext {
+	if len(attrs) == 0 || len(attrs) > maxLiveAttrBytes {
+		return trace.SpanContext{}
+	}
+	var tp []byte
+	tps := 0
+	for n := 0; len(attrs) > 0; n++ {
+		if n == maxLiveAttrs {
+			return trace.SpanContext{}
+		}
+		var attr []byte
+		attr, attrs, _ = bytes.Cut(attrs, []byte{' '})
+		if name, value, ok := bytes.Cut(attr, []byte{'='}); ok && string(name) == "tp" {
+			tp = value
+			tps++
+		}
+	}
+	if tps != 1 {
+		return trace.SpanContext{}
+	}
+	return parseTraceparent(tp)
+}
+
+// parseTraceparent returns the remote span context of a W3C traceparent of
+// version 00 ("00-<32 hex>-<16 hex>-<2 hex>", lowercase, ids not all
+// zeros), or an invalid one. Of the flags it keeps those that
+// OpenTelemetry propagates: sampled and random.
+func parseTraceparent(b []byte) trace.SpanContext {
+	if len(b) != traceparentLen || b[0] != '0' || b[1] != '0' || b[2] != '-' || b[35] != '-' || b[52] != '-' {
+		return trace.SpanContext{}
+	}
+	var tid trace.TraceID
+	var sid trace.SpanID
+	var flags [1]byte
+	if !decodeHex(tid[:], b[3:35]) || !decodeHex(sid[:], b[36:52]) || !decodeHex(flags[:], b[53:55]) {
+		return trace.SpanContext{}
+	}
+	return trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID:    tid,
+		SpanID:     sid,
+		TraceFlags: trace.TraceFlags(flags[0]) & (trace.FlagsSampled | trace.FlagsRandom),
+		Remote:     true,
+	}) // invalid when an id is all zeros
+}
+
+// decodeHex decodes src, lowercase hex of twice dst's length, into dst and
+// reports whether it could.
+func decodeHex(dst, src []byte) bool {
+	for i := range dst {
+		hi, ok1 := hexValue(src[2*i])
+		lo, ok2 := hexValue(src[2*i+1])
+		if !ok1 || !ok2 {
+			return false
+		}
+		dst[i] = hi<<4 | lo
+	}
+	return true
+}
+
+func hexValue(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
 }

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/edgeworks/edge/resume"
 	"github.com/edgeworks/edge/resume/redistest"
 )
@@ -24,6 +26,29 @@ func BenchmarkRedisPublish(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if _, err := r.Publish(context.Background(), "bench", "", payload); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkRedisPublishTraced is BenchmarkRedisPublish with a sampled
+// span in every publish's context: the cost of the traceparent option and
+// the tp attribute of the live payload (no span is started here).
+func BenchmarkRedisPublishTraced(b *testing.B) {
+	r := benchRedis(b)
+	payload := make([]byte, 100)
+	sc := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{0x4b, 0xf9, 0x2f, 0x35}, SpanID: trace.SpanID{0x00, 0xf0, 0x67}, TraceFlags: trace.FlagsSampled,
+	})
+	ctx := trace.ContextWithSpanContext(context.Background(), sc)
+	b.ReportAllocs()
+	b.SetParallelism(64)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := r.Publish(ctx, "bench", "", payload); err != nil {
 				b.Error(err)
 				return
 			}

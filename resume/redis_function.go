@@ -7,7 +7,7 @@ import _ "embed"
 //
 //	edge:{CHANNEL}        the Stream of the channel's messages (fields e = event, d = data)
 //	edge:{CHANNEL}:live   the shard channel (SPUBLISH) that relays new messages to every node
-//	                      ("0<id>\n<event>\n<data>", see liveMessage)
+//	                      ("0<id>[ tp=TRACEPARENT]\n<event>\n<data>", see liveMessage)
 //	edge:{CHANNEL}:once:KEY  a publish's idempotency key: "<id> <sha1 of event\ndata>",
 //	                      expiring after the window (see PublishOnce)
 //	edge:settings         the fleet's settings, a hash (see redis_settings.go)
@@ -41,12 +41,19 @@ func channelOfLive(key string) string {
 //
 // which answers an array, the id and 1 if the key was seen in the window
 // (and nothing was stored) or 0, or an error if it was seen with another
-// event or payload. A function of an earlier release answers such a call
-// with "edge: usage" (an unknown option), and the node loads its own. The
-// nodes declare the key's Redis key too (FCALL edge_publish 2
-// edge:{CHANNEL} edge:{CHANNEL}:once:KEY ...), so that while a resharding
-// has the stream and that key on two masters Redis Cluster refuses the
-// call (-TRYAGAIN) rather than run it where the key is missing.
+// event or payload (the nodes declare the key's Redis key too, FCALL
+// edge_publish 2 edge:{CHANNEL} edge:{CHANNEL}:once:KEY ..., so that while
+// a resharding has the stream and that key on two masters Redis Cluster
+// refuses the call with -TRYAGAIN rather than run it where the key is
+// missing); and a traced publish's traceparent, which the live payload
+// carries to the nodes that deliver the message (the stream entry does not
+// keep it):
+//
+//	FCALL edge_publish 1 edge:{CHANNEL} EVENT PAYLOAD [NAME VALUE]... traceparent 00-TRACEID-PARENTID-FLAGS
+//
+// A malformed traceparent is refused, as a malformed setting is. A
+// function of an earlier release answers an option it does not know with
+// "edge: usage", and the node loads its own.
 const publishFunction = "edge_publish"
 
 // functionLibrary is the Lua library that defines publishFunction. It

@@ -42,6 +42,7 @@ func TestFunctionFacts(t *testing.T) {
 		{"idempotency key limit", "MAX_IDEMPOTENCY_KEY_LEN", strconv.Itoa(edge.MaxIdempotencyKeyLen)},
 		{"idempotency window", "IDEMPOTENCY_TTL_MS", strconv.FormatInt(edge.DefaultIdempotencyWindow.Milliseconds(), 10)},
 		{"idempotency key option", "ONCE_KEY, ONCE_TTL", "'" + optIdempotencyKey + "', '" + optIdempotencyTTLMs + "'"},
+		{"traceparent option", "TRACEPARENT", "'" + optTraceparent + "'"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := luaLocal(t, tc.lua); got != tc.want {
@@ -118,8 +119,8 @@ func TestFunctionAlphabet(t *testing.T) {
 	}
 }
 
-// liveMessagePrevious is the previous release's parser of live relay
-// payloads, kept as it was: "<id>\n<event>\n<data>".
+// liveMessagePrevious is the parser of live relay payloads of version 1,
+// of the release before version 2, kept as it was: "<id>\n<event>\n<data>".
 func liveMessagePrevious(channel, payload string) (edge.Message, error) {
 	b := []byte(payload)
 	idText, rest, ok1 := bytes.Cut(b, []byte{'\n'})
@@ -150,6 +151,7 @@ func TestLiveMessageVersions(t *testing.T) {
 		{"previous release (golden)", string(previous), want, false},
 		{"this release", "01732270000000-7\nprice\n{\"p\":1}\nsecond line\n", want, false},
 		{"a later release's attributes", "01732270000000-7 k=v x=y\nprice\n{\"p\":1}\nsecond line\n", want, false},
+		{"a traceparent", "01732270000000-7 tp=00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\nprice\n{\"p\":1}\nsecond line\n", want, false},
 		{"previous release, id 0-1", "0-1\n\nx", edge.Message{Channel: "c", ID: edge.ID{Seq: 1}, Data: []byte("x")}, false},
 		{"this release, id 0-1", "00-1\n\nx", edge.Message{Channel: "c", ID: edge.ID{Seq: 1}, Data: []byte("x")}, false},
 		{"no event line", "01-1\nx", edge.Message{}, true},
@@ -157,7 +159,7 @@ func TestLiveMessageVersions(t *testing.T) {
 		{"attributes without the marker", "1-1 k=v\n\nx", edge.Message{}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := liveMessage("c", tc.payload)
+			got, _, err := liveMessage("c", tc.payload)
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("liveMessage(%q) error %v, want an error: %v", tc.payload, err, tc.wantErr)
 			}
@@ -205,7 +207,8 @@ func TestLivePayloadReadByPreviousRelease(t *testing.T) {
 		}
 		want := edge.Message{Channel: "v", ID: id, Event: tc.event, Data: []byte(tc.data)}
 		for name, parse := range map[string]func(string, string) (edge.Message, error){
-			"this release": liveMessage, "previous release": liveMessagePrevious,
+			"this release": liveMessageOnly, "the release before traceparent": liveMessageBeforeTrace,
+			"version 1": liveMessagePrevious,
 		} {
 			if got, err := parse("v", payload); err != nil || !sameMessage(got, want) {
 				t.Errorf("%s's parser read %q as %+v, %v; want %+v", name, payload, got, err, want)

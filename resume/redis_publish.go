@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/edgeworks/edge/edge"
 )
@@ -74,13 +75,51 @@ const (
 	callLeading                  // handed the next pipeline
 )
 
+// optTraceparent is the publish functions' option that carries a traced
+// publish's W3C traceparent to the nodes that deliver it.
+const optTraceparent = "traceparent"
+
+// traceparentLen is the length of a traceparent of version 00:
+// "00-<32 hex>-<16 hex>-<2 hex>".
+const traceparentLen = 55
+
+// traceparent returns the traceparent of ctx's span, or nil: it has one
+// only for a valid, sampled span, so that an untraced publish sends
+// nothing more, and one whose trace is not recorded leaves no spans on the
+// nodes that deliver it either.
+func traceparent(ctx context.Context) []byte {
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() || !sc.IsSampled() {
+		return nil
+	}
+	const hexDigits = "0123456789abcdef"
+	b := make([]byte, 0, traceparentLen)
+	b = append(b, "00-"...)
+	for _, x := range sc.TraceID() {
+		b = append(b, hexDigits[x>>4], hexDigits[x&0xf])
+	}
+	b = append(b, '-')
+	for _, x := range sc.SpanID() {
+		b = append(b, hexDigits[x>>4], hexDigits[x&0xf])
+	}
+	f := byte(sc.TraceFlags() & (trace.FlagsSampled | trace.FlagsRandom))
+	return append(b, '-', hexDigits[f>>4], hexDigits[f&0xf])
+}
+
 // newPublishCall prepares the FCALL of one message, with the fleet's
-// settings as the function's options.
+// settings as the function's options and, for a sampled span in ctx, its
+// traceparent (then in arguments of their own: a traced publish may
+// allocate a little more, an untraced one does not).
 func newPublishCall(ctx context.Context, key, event string, data []byte, s *fleetSettings) *publishCall {
 	c := &publishCall{size: len(key) + len(event) + len(data) + 96, wake: make(chan struct{}, 1)}
 	c.args = [...]any{"fcall", publishFunction, 1, key, event, data,
 		s.options[0], s.options[1], s.options[2], s.options[3], s.options[4], s.options[5]}
-	c.cmd = redis.NewZeroCopyStringCmd(ctx, c.reply[:], c.args[:]...)
+	args := c.args[:]
+	if tp := traceparent(ctx); tp != nil {
+		args = append(args[:len(args):len(args)], optTraceparent, tp)
+		c.size += len(optTraceparent) + len(tp)
+	}
+	c.cmd = redis.NewZeroCopyStringCmd(ctx, c.reply[:], args...)
 	c.cmd.SetFirstKeyPos(3)
 	return c
 }
@@ -97,6 +136,9 @@ func newPublishOnceCall(ctx context.Context, key, event string, data []byte, s *
 	args := []any{"fcall", publishFunction, 2, key, key + ":once:" + once, event, data,
 		s.options[0], s.options[1], s.options[2], s.options[3], s.options[4], s.options[5],
 		optIdempotencyKey, once, optIdempotencyTTLMs, windowMs}
+	if tp := traceparent(ctx); tp != nil {
+		args = append(args, optTraceparent, tp)
+	}
 	c.once = redis.NewCmd(ctx, args...)
 	c.once.SetFirstKeyPos(3)
 	return c
@@ -111,7 +153,10 @@ func (c *publishCall) command() redis.Cmder {
 }
 
 // Publish stores and relays a message with one FCALL, pipelined with the
-// FCALLs of concurrent publishes.
+// FCALLs of concurrent publishes. When ctx carries a sampled span, the
+// relayed message carries its traceparent, and every node delivers it
+// with that span as the remote parent (see liveMessage); so do PublishOnce
+// and PublishBatch.
 func (r *Redis) Publish(ctx context.Context, channel, event string, data []byte) (edge.ID, error) {
 	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
 	defer cancel()

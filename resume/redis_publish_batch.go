@@ -42,6 +42,8 @@ func (r *Redis) PublishBatch(ctx context.Context, pubs []edge.Publication) []edg
 		}
 		return out
 	}
+	// Every message of the batch carries the batch's traceparent.
+	tp := traceparent(ctx)
 	type call struct {
 		group []int // indexes into pubs
 		cmd   *redis.StringSliceCmd
@@ -60,12 +62,15 @@ func (r *Redis) PublishBatch(ctx context.Context, pubs []edge.Publication) []edg
 			continue
 		}
 		key := streamKey(pubs[kept[0]].Channel)
-		args := make([]any, 0, 5+2*len(kept)+len(settings.options))
+		args := make([]any, 0, 5+2*len(kept)+len(settings.options)+2)
 		args = append(args, "fcall", publishBatchFunction, 1, key, len(kept))
 		for _, i := range kept {
 			args = append(args, pubs[i].Event, pubs[i].Data)
 		}
 		args = append(args, settings.options[:]...)
+		if tp != nil {
+			args = append(args, optTraceparent, tp)
+		}
 		cmd := redis.NewStringSliceCmd(ctx, args...)
 		cmd.SetFirstKeyPos(3)
 		calls = append(calls, call{kept, cmd})

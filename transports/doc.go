@@ -504,7 +504,8 @@
 // with seed corpora in their package's testdata/fuzz/, among them
 // FuzzSSEEvent, FuzzMessageJSON, FuzzParseOp and FuzzQueryValue here,
 // FuzzParseID and FuzzValidateChannel in edge, FuzzVerify and FuzzMatch in
-// edge/auth, FuzzParseCursor and FuzzCursorRoundTrip in resume:
+// edge/auth, FuzzParseCursor, FuzzCursorRoundTrip and FuzzLiveMessage in
+// resume:
 //
 //	go test -run=^$ -fuzz=^FuzzSSEEvent$ -fuzztime=1m ./transports/
 //
@@ -523,6 +524,36 @@
 // A batch publish is one span "publish_batch" (attributes edge.source,
 // edge.messages, edge.stored) with the child "store"; each stored message
 // counts as a publish in edge.messages.published.
+//
+// In a fleet on Redis (single, Sentinel or Cluster) the trace continues on
+// every node that delivers the message. The store writes the traceparent
+// of the "store" span with the message into Redis (the publish function's
+// option traceparent; see package resume), the relay hands it to each
+// node's hub with the message, and each node with subscribers to the
+// channel, the publishing node included, records its "fanout" as a span
+// of consumer kind whose parent is that store span. One trace so shows
+// publish → store on the node that took the publish, and one fanout per
+// delivering node under store, each with its node's service.instance.id:
+//
+//	publish (node A, server)
+//	└─ store (node A)
+//	   ├─ fanout (node A, consumer)   edge.subscribers=12
+//	   └─ fanout (node B, consumer)   edge.subscribers=40
+//
+// The fan-out is a child of store, not a linked span of a trace of its
+// own: one publish reaches each node once, so a child per node is the
+// tree trace viewers draw, and each fanout's start against store's
+// shows how long the relay took to that node. Only a sampled publish carries its
+// traceparent: an untraced or unsampled one costs Redis and the relay
+// nothing more, and leaves no span on any node (each node's sampler,
+// parent-based by default, follows the publish's decision). tracestate is
+// not carried (the nodes' samplers do not read it). A message delivered
+// from history (a resume, or a relay's fill after a reconnect) has no
+// fanout span: the stream keeps no trace, as reading history is not the
+// publish's delivery. A batch publish's messages carry the traceparent of
+// its store span. Nodes of the release before this one relay the
+// traceparent-carrying messages as any other (they ignore the attribute)
+// and record no fanout span for them.
 //
 // # How a connection writes
 //
