@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -219,12 +220,21 @@ func (h *Hub) PresenceEnabled() bool { return h.presence != nil }
 
 // Members returns up to limit members of channel, fleet-wide, and their
 // exact count. It fails with an error wrapping ErrPresenceOff when the
-// channel keeps no presence.
+// channel keeps no presence, and one wrapping ErrUnavailable when the
+// store failed.
 func (h *Hub) Members(ctx context.Context, channel string, limit int) ([]Member, int, error) {
 	if !h.KeepsPresence(channel) {
-		return nil, 0, fmt.Errorf("%w: channel %q keeps no presence; the edge lists the members of channels matching --presence", ErrPresenceOff, channel)
+		return nil, 0, fmt.Errorf("%w: channel %q keeps no presence", ErrPresenceOff, channel)
 	}
-	return h.presence.store.Members(ctx, channel, limit)
+	members, n, err := h.presence.store.Members(ctx, channel, limit)
+	if err != nil {
+		var e *Error
+		if !errors.As(err, &e) {
+			err = WithCause(ErrUnavailable, err)
+		}
+		return nil, 0, err
+	}
+	return members, n, nil
 }
 
 // PresenceFailures returns how many presence joins and leaves failed to
