@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/edge/auth"
 	"github.com/edgeworks/edge/resume"
 	"github.com/edgeworks/edge/transports"
 )
@@ -24,7 +25,7 @@ func presenceBroker(t *testing.T, use func(*resume.RedisConfig)) edge.Broker {
 	if use == nil {
 		return resume.NewMemory(resume.MemoryConfig{})
 	}
-	cfg := resume.RedisConfig{}
+	cfg := resume.RedisConfig{Presence: func(ch string) bool { return auth.MatchAny(presencePatterns, ch) }, PresenceTTL: time.Second}
 	use(&cfg)
 	setFleetSettings(t, cfg.WithDefaults())
 	r, err := resume.NewRedis(cfg, slog.New(slog.DiscardHandler))
@@ -34,12 +35,15 @@ func presenceBroker(t *testing.T, use func(*resume.RedisConfig)) edge.Broker {
 	return r
 }
 
+// presencePatterns are the channels that keep presence in these tests.
+var presencePatterns = []string{"room.*"}
+
 // presenceEdge starts an edge named node on broker that keeps presence
 // on the channels "room.*", listing at most maxMembers (zero: the
 // default).
 func presenceEdge(t *testing.T, broker edge.Broker, node string, maxMembers int) *testEdge {
 	t.Helper()
-	e := startEdgeWith(t, transports.Config{Presence: []string{"room.*"}, PresenceMaxMembers: maxMembers, Hub: edge.Config{Node: node}}, broker)
+	e := startEdgeWith(t, transports.Config{Presence: presencePatterns, PresenceMaxMembers: maxMembers, Hub: edge.Config{Node: node}}, broker)
 	t.Cleanup(http.DefaultTransport.(*http.Transport).CloseIdleConnections)
 	return e
 }
@@ -196,7 +200,7 @@ func TestPresence(t *testing.T) {
 }
 
 // presenceOn says which contract backends presence is tested on.
-func presenceOn(backend string) bool { return backend == "memory" }
+func presenceOn(backend string) bool { return backend != "redis-sentinel" }
 
 // nextHeard returns the next thing s heard that keep selects, skipping
 // the others (the subscriber's own join, say).
@@ -593,5 +597,55 @@ func TestPresenceWSOpBadField(t *testing.T) {
 	c.send(map[string]any{"op": "subscribe", "channel": "room.x", "presence": "yes", "ref": 7})
 	if f := c.readControl("error"); f.Error == nil || f.Error.Code != "bad_request" || string(f.Ref) != "7" {
 		t.Fatalf("%+v, want a bad_request error frame", f)
+	}
+}
+
+// TestPresenceFleet: on Redis (and a Redis Cluster), a member on node A
+// is listed by node B, a subscriber on B hears A's joins and leaves, and
+// the members of a node that dies vanish once their entries expire.
+func TestPresenceFleet(t *testing.T) {
+	for _, b := range contractBackends {
+		if b.name != "redis" && b.name != "redis-cluster" {
+			continue
+		}
+		t.Run(b.name, func(t *testing.T) {
+			use := b.start(t)
+			a := presenceEdge(t, presenceBroker(t, use), "node-a", 0)
+			bn := presenceEdge(t, presenceBroker(t, use), "node-b", 0)
+			const room = "room.fleet"
+			listener := openPresenceSSE(t, bn, []string{room}, "presence", "1", "info", "listener")
+			waitMembers(t, a, room, 1)
+
+			m := openSSE(t, a.url("/v1/subscribe", "channel", room, "info", "on-a"), nil)
+			m.lastID()
+			joined := nextHeard(t, listener, func(h heard) bool { return h.member.Info != "listener" })
+			if joined.event != "join" || joined.member.Node != "node-a" || !strings.HasPrefix(joined.member.Conn, "node-a-") {
+				t.Fatalf("node B heard %+v, want a join on node-a", joined)
+			}
+			if l := waitMembers(t, bn, room, 2); !slices.Contains(l.Members, joined.member) {
+				t.Fatalf("node B lists %+v, want it to hold %+v", l.Members, joined.member)
+			}
+			m.close()
+			if left := nextHeard(t, listener, func(h heard) bool { return h.member.Info != "listener" }); left.event != "leave" || left.member != joined.member {
+				t.Fatalf("node B heard %+v, want the leave of %+v", left, joined.member)
+			}
+			waitMembers(t, bn, room, 1)
+
+			// Node A dies without a word: its member lapses within the
+			// TTL (a second here) and a sweep.
+			m = openSSE(t, a.url("/v1/subscribe", "channel", room, "info", "dies"), nil)
+			m.lastID()
+			waitMembers(t, bn, room, 2)
+			a.srv.Hub().StopPresence(context.Background()) // the leave is never sent
+			m.close()
+			a.stop()
+			if h := nextHeard(t, listener, func(h heard) bool { return h.member.Info == "dies" }); h.event != "join" {
+				t.Fatalf("heard %+v, want the join of the member that dies first", h)
+			}
+			if left := nextHeard(t, listener, func(h heard) bool { return h.member.Info == "dies" }); left.event != "leave" {
+				t.Fatalf("heard %+v, want its leave once it expired", left)
+			}
+			waitMembers(t, bn, room, 1)
+		})
 	}
 }
