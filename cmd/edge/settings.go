@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/edge/auth"
 	"github.com/edgeworks/edge/resume"
 	edgetls "github.com/edgeworks/edge/tls"
 	"github.com/edgeworks/edge/transports"
@@ -49,21 +50,26 @@ type config struct {
 	SSERetry       time.Duration `flag:"sse-retry"`
 	BodyTimeout    time.Duration `flag:"body-timeout"`
 
-	PublishKeys       []string `flag:"publish-key"`
-	InsecurePublish   bool     `flag:"insecure-publish"`
-	JWTSecret         string   `flag:"jwt-secret"`
-	JWTPublicKeys     []string `flag:"jwt-public-key"`
-	JWKSURL           string   `flag:"jwks-url"`
-	JWTAudiences      []string `flag:"jwt-audience"`
-	JWTIssuer         string   `flag:"jwt-issuer"`
-	Anonymous         []string `flag:"anonymous"`
-	ClientPublish     []string `flag:"client-publish"`
-	MaxConns          int      `flag:"max-conns"`
-	MaxConnsPerIP     int      `flag:"max-conns-per-ip"`
-	SubscribeRate     int      `flag:"subscribe-rate"`
-	PublishRate       int      `flag:"publish-rate"`
-	ClientPublishRate int      `flag:"client-publish-rate"`
-	CORSOrigin        string   `flag:"cors-origin"`
+	PublishKeys     []string `flag:"publish-key"`
+	InsecurePublish bool     `flag:"insecure-publish"`
+	JWTSecret       string   `flag:"jwt-secret"`
+	JWTPublicKeys   []string `flag:"jwt-public-key"`
+	JWKSURL         string   `flag:"jwks-url"`
+	JWTAudiences    []string `flag:"jwt-audience"`
+	JWTIssuer       string   `flag:"jwt-issuer"`
+	Anonymous       []string `flag:"anonymous"`
+	ClientPublish   []string `flag:"client-publish"`
+
+	Presence           []string `flag:"presence"`
+	PresenceMaxMembers int      `flag:"presence-max-members"`
+	NodeName           string   `flag:"node-name"`
+
+	MaxConns          int    `flag:"max-conns"`
+	MaxConnsPerIP     int    `flag:"max-conns-per-ip"`
+	SubscribeRate     int    `flag:"subscribe-rate"`
+	PublishRate       int    `flag:"publish-rate"`
+	ClientPublishRate int    `flag:"client-publish-rate"`
+	CORSOrigin        string `flag:"cors-origin"`
 
 	DrainTimeout time.Duration `flag:"drain-timeout"`
 	DrainDelay   time.Duration `flag:"drain-delay"`
@@ -182,13 +188,25 @@ func (c config) redisConfig() resume.RedisConfig {
 		URLs: urls, Cluster: c.RedisCluster, SentinelMaster: c.RedisSentinelMaster, Ingest: c.Ingest,
 		HistorySize: c.HistorySize, HistoryTTL: c.HistoryTTL, MaxPayload: c.MaxPayload,
 		IdempotencyWindow: c.IdempotencyWindow,
+		Presence:          c.presenceMatch(),
 	}
+}
+
+// presenceMatch reports whether a channel keeps presence (--presence),
+// for the Redis store, which must agree with the hub; nil without
+// --presence.
+func (c config) presenceMatch() func(string) bool {
+	if len(c.Presence) == 0 {
+		return nil
+	}
+	patterns := c.Presence
+	return func(channel string) bool { return auth.MatchAny(patterns, channel) }
 }
 
 // transportsConfig is the configuration of the HTTP server and its hub.
 func (c config) transportsConfig() transports.Config {
 	return transports.Config{
-		Hub:        edge.Config{MaxChannels: c.MaxChannels, QueueBytes: c.QueueBytes},
+		Hub:        edge.Config{MaxChannels: c.MaxChannels, QueueBytes: c.QueueBytes, Node: c.NodeName},
 		MaxPayload: c.MaxPayload, MaxBatch: c.MaxBatch,
 		Heartbeat: c.Heartbeat, PollTimeout: c.PollTimeout, PollTimeoutMax: c.PollTimeoutMax, PollLingerMax: c.PollLingerMax,
 		SSERetry: c.SSERetry, BodyTimeout: c.BodyTimeout,
@@ -196,6 +214,7 @@ func (c config) transportsConfig() transports.Config {
 		JWTSecret: c.JWTSecret, JWTPublicKeys: c.JWTPublicKeys, JWKSURL: c.JWKSURL,
 		JWTAudiences: c.JWTAudiences, JWTIssuer: c.JWTIssuer,
 		Anonymous: c.Anonymous, ClientPublish: c.ClientPublish, Domains: c.Domains,
+		Presence: c.Presence, PresenceMaxMembers: c.PresenceMaxMembers,
 		MaxConns: c.MaxConns, MaxConnsPerIP: c.MaxConnsPerIP,
 		SubscribeRate: c.SubscribeRate, PublishRate: c.PublishRate, ClientPublishRate: c.ClientPublishRate,
 		CORSOrigin: c.CORSOrigin, HSTS: c.HSTS,
@@ -248,38 +267,44 @@ var layerFlags = map[string]string{
 	"redis.HistoryTTL":        "history-ttl",
 	"redis.MaxPayload":        "max-payload",
 	"redis.IdempotencyWindow": "idempotency-window",
+	"redis.Presence":          "", // --presence's patterns, as the hub's (see presenceMatch)
+	"redis.PresenceTTL":       "",
 
-	"transports.Hub.MaxChannels":   "max-channels",
-	"transports.Hub.QueueBytes":    "queue-bytes",
-	"transports.MaxPayload":        "max-payload",
-	"transports.MaxBatch":          "max-batch",
-	"transports.Heartbeat":         "heartbeat",
-	"transports.HeartbeatMin":      "",
-	"transports.HeartbeatMax":      "",
-	"transports.PollTimeout":       "poll-timeout",
-	"transports.PollTimeoutMax":    "poll-timeout-max",
-	"transports.PollLingerMax":     "poll-linger-max",
-	"transports.SSERetry":          "sse-retry",
-	"transports.BodyTimeout":       "body-timeout",
-	"transports.PublishKeys":       "publish-key",
-	"transports.InsecurePublish":   "insecure-publish",
-	"transports.JWTSecret":         "jwt-secret",
-	"transports.JWTPublicKeys":     "jwt-public-key",
-	"transports.JWKSURL":           "jwks-url",
-	"transports.JWTAudiences":      "jwt-audience",
-	"transports.JWTIssuer":         "jwt-issuer",
-	"transports.Anonymous":         "anonymous",
-	"transports.ClientPublish":     "client-publish",
-	"transports.Domains":           "domain",
-	"transports.MaxConns":          "max-conns",
-	"transports.MaxConnsPerIP":     "max-conns-per-ip",
-	"transports.SubscribeRate":     "subscribe-rate",
-	"transports.PublishRate":       "publish-rate",
-	"transports.ClientPublishRate": "client-publish-rate",
-	"transports.CORSOrigin":        "cors-origin",
-	"transports.HSTS":              "hsts",
-	"transports.DrainTimeout":      "drain-timeout",
-	"transports.DrainDelay":        "drain-delay",
+	"transports.Hub.MaxChannels":    "max-channels",
+	"transports.Hub.QueueBytes":     "queue-bytes",
+	"transports.Hub.Presence":       "", // set from transports.Presence
+	"transports.Hub.Node":           "node-name",
+	"transports.Presence":           "presence",
+	"transports.PresenceMaxMembers": "presence-max-members",
+	"transports.MaxPayload":         "max-payload",
+	"transports.MaxBatch":           "max-batch",
+	"transports.Heartbeat":          "heartbeat",
+	"transports.HeartbeatMin":       "",
+	"transports.HeartbeatMax":       "",
+	"transports.PollTimeout":        "poll-timeout",
+	"transports.PollTimeoutMax":     "poll-timeout-max",
+	"transports.PollLingerMax":      "poll-linger-max",
+	"transports.SSERetry":           "sse-retry",
+	"transports.BodyTimeout":        "body-timeout",
+	"transports.PublishKeys":        "publish-key",
+	"transports.InsecurePublish":    "insecure-publish",
+	"transports.JWTSecret":          "jwt-secret",
+	"transports.JWTPublicKeys":      "jwt-public-key",
+	"transports.JWKSURL":            "jwks-url",
+	"transports.JWTAudiences":       "jwt-audience",
+	"transports.JWTIssuer":          "jwt-issuer",
+	"transports.Anonymous":          "anonymous",
+	"transports.ClientPublish":      "client-publish",
+	"transports.Domains":            "domain",
+	"transports.MaxConns":           "max-conns",
+	"transports.MaxConnsPerIP":      "max-conns-per-ip",
+	"transports.SubscribeRate":      "subscribe-rate",
+	"transports.PublishRate":        "publish-rate",
+	"transports.ClientPublishRate":  "client-publish-rate",
+	"transports.CORSOrigin":         "cors-origin",
+	"transports.HSTS":               "hsts",
+	"transports.DrainTimeout":       "drain-timeout",
+	"transports.DrainDelay":         "drain-delay",
 
 	"tls.Mode":               "tls",
 	"tls.Listen":             "listen",
