@@ -41,15 +41,10 @@ type Session struct {
 	subs     []subscription             // few per connection: a slice beats a map in time and memory
 	closed   atomic.Pointer[Disconnect] // set once, holding mu; read without it
 	released bool
-	kind     uint8 // groups the session in Hub.Stats
-	first    bool  // closed at once when Shutdown begins
-
-	// Presence (see SetMember and HearPresence).
-	member bool   // the session is a member of the presence channels it subscribes
-	conn   string // its connection id in presence, given at its first join
-	sub    string // Member.Sub
-	info   string // Member.Info
-	hear   bool   // later subscriptions hear joins and leaves
+	kind     uint8   // groups the session in Hub.Stats
+	first    bool    // closed at once when Shutdown begins
+	hear     bool    // later subscriptions hear joins and leaves (HearPresence)
+	member   *Member // its identity in presence once SetMember gave it; Conn is given at its first join
 }
 
 // SetMember makes the session a member of the presence channels it
@@ -61,8 +56,11 @@ type Session struct {
 // node's name, "-" and a number.
 func (s *Session) SetMember(sub, info string) {
 	s.mu.Lock()
-	s.member, s.sub, s.info = true, sub, info
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	if s.member == nil {
+		s.member = &Member{Node: s.hub.node}
+	}
+	s.member.Sub, s.member.Info = sub, info
 }
 
 // HearPresence sets whether the channels the session subscribes from now
@@ -80,7 +78,10 @@ func (s *Session) HearPresence(on bool) {
 func (s *Session) Conn() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.conn
+	if s.member == nil {
+		return ""
+	}
+	return s.member.Conn
 }
 
 // Queued returns how many frames wait in the session's queue.
@@ -93,21 +94,21 @@ func (s *Session) Queued() int {
 // joinPresenceLocked makes the session a member of the subscription's
 // channel, if it is one that keeps presence. The caller holds mu.
 func (s *Session) joinPresenceLocked(sub *subscription) {
-	if !sub.presence || !s.member || s.closed.Load() != nil {
+	if !sub.presence || s.member == nil || s.closed.Load() != nil {
 		return
 	}
-	if s.conn == "" {
-		s.conn = s.hub.node + "-" + strconv.FormatUint(s.hub.conns.Add(1), 10)
+	if s.member.Conn == "" {
+		s.member.Conn = s.hub.node + "-" + strconv.FormatUint(s.hub.conns.Add(1), 10)
 	}
 	sub.member = true
-	s.hub.presence.join(sub.channel, Member{Conn: s.conn, Sub: s.sub, Info: s.info, Node: s.hub.node})
+	s.hub.presence.join(sub.channel, *s.member)
 }
 
 // leavePresenceLocked undoes joinPresenceLocked. The caller holds mu.
 func (s *Session) leavePresenceLocked(sub *subscription) {
 	if sub.member {
 		sub.member = false
-		s.hub.presence.leave(sub.channel, s.conn)
+		s.hub.presence.leave(sub.channel, s.member.Conn)
 	}
 }
 
