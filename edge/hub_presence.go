@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"os"
 	"strings"
@@ -16,6 +17,12 @@ import (
 
 // presenceCallTimeout bounds one Join or Leave of the store.
 const presenceCallTimeout = 5 * time.Second
+
+// presenceWorkers is how many store calls of presence may be in flight
+// at once, each member's in order on one of them: a Redis round trip
+// each, so that a reconnect storm of thousands of members is listed
+// within a second or two rather than one round trip after the other.
+const presenceWorkers = 8
 
 // maxPendingPresence bounds the joins and leaves waiting for the store:
 // past it a join is dropped (and counted as failed). A leave is always
@@ -33,27 +40,33 @@ type presenceWant struct {
 }
 
 // presenceOps applies this node's joins and leaves to the store, in the
-// order they happened for each member, on a goroutine of its own that
-// runs while there is work: store calls are network I/O (Redis), which
-// must neither block fan-out nor hold a hub or session lock. A join and
-// leave of one member that meet in the queue cancel out, so a connection
-// that comes and goes before the store heard of it costs no call.
+// order they happened for each member, on presenceWorkers goroutines that
+// run while there is work (each member always on the same one): store
+// calls are network I/O (Redis), which must neither block fan-out nor
+// hold a hub or session lock. A join and leave of one member that meet in
+// the queue cancel out, so a connection that comes and goes before the
+// store heard of it costs no call.
 //
-// Lock order: a Session's mu, then mu (sessions queue their joins and
-// leaves holding theirs, so that they reach the queue in order). The
-// worker holds mu only between store calls.
+// Lock order: a Session's mu, then a queue's mu (sessions queue their
+// joins and leaves holding theirs, so that they reach the queue in
+// order). A worker holds its queue's mu only between store calls.
 type presenceOps struct {
 	store  Presence
 	log    *slog.Logger
 	ctx    context.Context // the store calls'; cancelled by stop
 	cancel context.CancelFunc
+	seed   maphash.Seed
 	failed atomic.Int64 // joins and leaves that failed or were dropped
 	logged atomic.Int64 // unix nanoseconds before which no failure is logged
+	queues [presenceWorkers]presenceQueue
+}
 
+// presenceQueue is the work of one worker.
+type presenceQueue struct {
 	mu sync.Mutex
 	// mu guards the fields below.
-	want    map[memberKey]presenceWant // what each key of queue should become
-	queue   []memberKey                // keys of want, oldest first
+	want    map[memberKey]presenceWant // what each key of keys should become
+	keys    []memberKey                // keys of want, oldest first
 	joined  map[memberKey]struct{}     // members whose Join was sent and whose Leave was not
 	done    chan struct{}              // closed when the running worker ends; nil: none runs
 	stopped bool                       // stop began: nothing more is queued
@@ -61,74 +74,89 @@ type presenceOps struct {
 
 func newPresenceOps(store Presence, log *slog.Logger) *presenceOps {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &presenceOps{
-		store: store, log: log, ctx: ctx, cancel: cancel,
-		want:   make(map[memberKey]presenceWant),
-		joined: make(map[memberKey]struct{}),
+	p := &presenceOps{store: store, log: log, ctx: ctx, cancel: cancel, seed: maphash.MakeSeed()}
+	for i := range p.queues {
+		p.queues[i].want = make(map[memberKey]presenceWant)
+		p.queues[i].joined = make(map[memberKey]struct{})
 	}
+	return p
 }
 
-// join queues the join of m to channel. The caller holds the
-// session's mu.
+// queue returns the queue of the member conn of channel.
+func (p *presenceOps) queue(channel, conn string) *presenceQueue {
+	var h maphash.Hash
+	h.SetSeed(p.seed)
+	h.WriteString(channel)
+	h.WriteByte(0)
+	h.WriteString(conn)
+	return &p.queues[h.Sum64()%presenceWorkers]
+}
+
+// join queues the join of m to channel. The caller holds the session's
+// mu.
 func (p *presenceOps) join(channel string, m Member) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	q := p.queue(channel, m.Conn)
+	q.mu.Lock()
+	defer q.mu.Unlock()
 	k := memberKey{channel, m.Conn}
-	if _, queued := p.want[k]; !queued && len(p.want) >= maxPendingPresence {
-		p.fail("presence join dropped: too many joins and leaves wait for the store", fmt.Errorf("%d waiting", len(p.want)))
+	if _, queued := q.want[k]; !queued && len(q.want) >= maxPendingPresence/presenceWorkers {
+		p.fail("presence join dropped: too many joins and leaves wait for the store", fmt.Errorf("%d waiting", len(q.want)))
 		return
 	}
-	p.queueLocked(k, presenceWant{join: true, member: m})
+	p.queueLocked(q, k, presenceWant{join: true, member: m})
 }
 
 // leave queues the leave of conn from channel. The caller holds the
 // session's mu.
 func (p *presenceOps) leave(channel, conn string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.queueLocked(memberKey{channel, conn}, presenceWant{})
+	q := p.queue(channel, conn)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	p.queueLocked(q, memberKey{channel, conn}, presenceWant{})
 }
 
-func (p *presenceOps) queueLocked(k memberKey, w presenceWant) {
-	if p.stopped {
+// queueLocked queues w for k on q, starting q's worker if none runs. The
+// caller holds q.mu.
+func (p *presenceOps) queueLocked(q *presenceQueue, k memberKey, w presenceWant) {
+	if q.stopped {
 		return
 	}
-	if _, queued := p.want[k]; !queued {
-		p.queue = append(p.queue, k)
+	if _, queued := q.want[k]; !queued {
+		q.keys = append(q.keys, k)
 	}
-	p.want[k] = w
-	if p.done == nil {
-		p.done = make(chan struct{})
-		go p.run(p.done)
+	q.want[k] = w
+	if q.done == nil {
+		q.done = make(chan struct{})
+		go p.run(q, q.done)
 	}
 }
 
-// run applies the queue until it is empty, then ends, closing done.
-func (p *presenceOps) run(done chan struct{}) {
+// run applies q until it is empty, then ends, closing done.
+func (p *presenceOps) run(q *presenceQueue, done chan struct{}) {
 	for {
-		p.mu.Lock()
-		if len(p.queue) == 0 || p.stopped {
-			p.done = nil
-			p.mu.Unlock()
+		q.mu.Lock()
+		if len(q.keys) == 0 || q.stopped {
+			q.done = nil
+			q.mu.Unlock()
 			close(done)
 			return
 		}
-		k := p.queue[0]
-		p.queue[0] = memberKey{}
-		p.queue = p.queue[1:]
-		w := p.want[k]
-		delete(p.want, k)
-		_, was := p.joined[k]
+		k := q.keys[0]
+		q.keys[0] = memberKey{}
+		q.keys = q.keys[1:]
+		w := q.want[k]
+		delete(q.want, k)
+		_, was := q.joined[k]
 		switch {
 		case w.join && !was:
-			p.joined[k] = struct{}{}
+			q.joined[k] = struct{}{}
 		case !w.join && was:
-			delete(p.joined, k)
+			delete(q.joined, k)
 		default: // a join and a leave cancelled out
-			p.mu.Unlock()
+			q.mu.Unlock()
 			continue
 		}
-		p.mu.Unlock()
+		q.mu.Unlock()
 		ctx, cancel := context.WithTimeout(p.ctx, presenceCallTimeout)
 		var err error
 		if w.join {
@@ -159,32 +187,38 @@ func (p *presenceOps) fail(what string, err error) {
 	p.log.Warn(what, "err", err, "presence_failures", n)
 }
 
-// stop waits until the queue is applied or ctx is done, then cancels the
-// store call in flight, drops what is left and waits for the worker.
-// Nothing is queued afterwards.
+// stop waits until the queues are applied or ctx is done, then cancels
+// the store calls in flight, drops what is left and waits for the
+// workers. Nothing is queued afterwards.
 func (p *presenceOps) stop(ctx context.Context) {
-	for {
-		p.mu.Lock()
-		done := p.done
-		if done == nil || ctx.Err() != nil {
-			p.stopped = true
-			p.mu.Unlock()
-			break
-		}
-		p.mu.Unlock()
-		select {
-		case <-done:
-		case <-ctx.Done():
+	for i := range p.queues {
+		q := &p.queues[i]
+		for {
+			q.mu.Lock()
+			done := q.done
+			if done == nil || ctx.Err() != nil {
+				q.stopped = true
+				q.mu.Unlock()
+				break
+			}
+			q.mu.Unlock()
+			select {
+			case <-done:
+			case <-ctx.Done():
+			}
 		}
 	}
 	p.cancel()
-	p.mu.Lock()
-	done := p.done
-	clear(p.want)
-	p.queue = nil
-	p.mu.Unlock()
-	if done != nil {
-		<-done
+	for i := range p.queues {
+		q := &p.queues[i]
+		q.mu.Lock()
+		done := q.done
+		clear(q.want)
+		q.keys = nil
+		q.mu.Unlock()
+		if done != nil {
+			<-done
+		}
 	}
 }
 
