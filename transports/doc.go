@@ -271,7 +271,12 @@
 //	           happens while no poll is held is not kept: GET /v1/presence is the truth
 //
 // A subscriber may hear its own join (it usually does, shortly after its
-// subscribe). Joins and leaves are best effort: on Redis one announced
+// subscribe). Joins and leaves count against a connection's queue
+// (--queue-bytes) as messages do: on a channel of thousands of members
+// where every member asks for presence=1, a reconnect storm sends each of
+// them thousands of events, which a slow client may not keep up with; ask
+// for events where channels are small (rooms, documents), and read GET
+// /v1/presence for large ones. Joins and leaves are best effort: on Redis one announced
 // while a node's relay reconnects is missed. Clients that must be exact
 // read GET /v1/presence (after a reconnect, say) and apply the events
 // heard since.
@@ -533,6 +538,9 @@
 //     NAT that forgot it, a network switch) and reconnected from the
 //     cursor. An older edge's error answer to the ping counts as an answer
 //     too.
+//   - presence: true asks for joins and leaves (onPresence, with channel,
+//     event and member), and info is what the client says about itself
+//     in presence (the info= of each subscribe).
 //
 // The client receives SSE with fetch and a stream reader (so it sees
 // heartbeats and the start position, which EventSource hides). States are
