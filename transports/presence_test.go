@@ -15,6 +15,7 @@ import (
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/edge/auth"
 	"github.com/edgeworks/edge/resume"
+	"github.com/edgeworks/edge/resume/redistest"
 	"github.com/edgeworks/edge/transports"
 )
 
@@ -647,5 +648,31 @@ func TestPresenceFleet(t *testing.T) {
 			}
 			waitMembers(t, bn, room, 1)
 		})
+	}
+}
+
+// TestPresenceDrain: a node that drains sends its members' leaves before
+// it stops, so the other nodes list them no longer at once, not when
+// their entries would expire (a minute here).
+func TestPresenceDrain(t *testing.T) {
+	url := redistest.Start(t).URL()
+	broker := func() edge.Broker {
+		return presenceBroker(t, func(cfg *resume.RedisConfig) { cfg.URLs, cfg.PresenceTTL = []string{url}, time.Minute })
+	}
+	a := presenceEdge(t, broker(), "node-a", 0)
+	b := presenceEdge(t, broker(), "node-b", 0)
+	listener := openPresenceSSE(t, b, []string{"room.drain"}, "presence", "1", "info", "listener")
+	for i := range 3 {
+		openSSE(t, a.url("/v1/subscribe", "channel", "room.drain", "info", fmt.Sprint(i)), nil).lastID()
+	}
+	waitMembers(t, b, "room.drain", 4)
+	if err := a.stop(); err != nil {
+		t.Fatal(err)
+	}
+	waitMembers(t, b, "room.drain", 1) // within seconds, where expiry would take a minute
+	for left := 0; left < 3; {
+		if h := listener.next(t); h.event == "leave" && h.member.Node == "node-a" {
+			left++
+		}
 	}
 }
