@@ -25,8 +25,9 @@ import (
 // With "gap":true, "gap_channels" names the channels whose history after
 // the cursor was lost. With presence=1, "presence" lists the joins and
 // leaves heard while the request was held (only then: they are not
-// history), and one answers the request as a message does. The next poll sends cursor as since=. Without since= the request starts
-// at the channels' current position (only later messages).
+// history), and one answers the request as a message does. The next poll
+// sends cursor as since=. Without since= the request starts at the
+// channels' current position (only later messages).
 //
 // A waiting HTTP/1 request is parked (see pollWaiter): it holds no
 // goroutine and none of net/http's buffers. Over HTTP/2 the handler
