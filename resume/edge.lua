@@ -95,6 +95,7 @@ local MAX_MEMBERS_LIMIT = 10000 -- maxMembersLimit
 local MAX_REFRESH = 1000 -- maxRefreshEntries (a node sends at most refreshChunk)
 local MAX_PRESENCE_TTL_MS = 86400000 -- maxPresenceTTL
 local MAX_SWEEP = 1000 -- expired members removed per call, at most
+local PRESENCE_FORMAT = '1' -- presenceFormat, the announcements' version
 
 -- patterns returns the Lua patterns of a stream key and of an event type,
 -- built from NAME_ALPHABET on first use (the string library is not there
@@ -411,7 +412,7 @@ end
 -- announce publishes a join or leave of member on the channel's presence
 -- shard channel: "1 EVENT MEMBER", 1 being the format's version.
 local function announce(presence, event, member)
-  redis.call('SPUBLISH', presence, '1 ' .. event .. ' ' .. member)
+  redis.call('SPUBLISH', presence, PRESENCE_FORMAT .. ' ' .. event .. ' ' .. member)
 end
 
 -- member_or_stub returns a member's JSON as the hash had it (false when

@@ -323,6 +323,17 @@ type refreshCall struct {
 // with more than refreshChunk members of this node), pipelined, then
 // removes the members that left while their refresh was on its way.
 func (r *Redis) refreshPresence(ctx context.Context) {
+	calls := r.refreshCalls(ctx)
+	for len(calls) > 0 {
+		n := min(len(calls), maxRefreshCalls)
+		r.runRefreshes(ctx, calls[:n])
+		calls = calls[n:]
+	}
+}
+
+// refreshCalls returns the refreshes of this node's members and the
+// sweeps of the presence channels it watches without members.
+func (r *Redis) refreshCalls(ctx context.Context) []*refreshCall {
 	var channels []string
 	if r.cfg.Presence != nil {
 		r.mu.Lock()
@@ -362,11 +373,7 @@ func (r *Redis) refreshPresence(ctx context.Context) {
 		}
 	}
 	p.mu.Unlock()
-	for len(calls) > 0 {
-		n := min(len(calls), maxRefreshCalls)
-		r.runRefreshes(ctx, calls[:n])
-		calls = calls[n:]
-	}
+	return calls
 }
 
 // runRefreshes runs one pipeline of refreshes, loading the library and

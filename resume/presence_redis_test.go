@@ -2,13 +2,17 @@ package resume_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
@@ -299,4 +303,258 @@ func TestRedisPresenceNodeDies(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The presence functions refuse what they cannot take, with an error that
+// says what is wrong, and write nothing: a backend may call them directly.
+func TestRedisPresenceFunctionRefuses(t *testing.T) {
+	member := func(conn string) string { return `{"conn":"` + conn + `","node":"n"}` }
+	long := strings.Repeat("c", 129)
+	big := `{"conn":"c","info":"` + strings.Repeat("i", 2048) + `"}`
+	var tooMany []string
+	for i := range 1001 {
+		tooMany = append(tooMany, fmt.Sprint("c", i), member(fmt.Sprint("c", i)))
+	}
+	cases := []struct {
+		name    string
+		args    []string // after FCALL
+		wantErr string   // "" for a call that works
+	}{
+		{"join", []string{"edge_presence_join", "1", "edge:{p}", "1000", "c", member("c")}, ""},
+		{"join without a member", []string{"edge_presence_join", "1", "edge:{p}", "1000", "c"}, "ERR edge: usage: FCALL edge_presence_join"},
+		{"join with two keys", []string{"edge_presence_join", "2", "edge:{p}", "edge:{p}x", "1000", "c", member("c")}, "ERR edge: usage"},
+		{"join on a bad key", []string{"edge_presence_join", "1", "edge:{p q}", "1000", "c", member("c")}, "the key must be edge:{channel}"},
+		{"join on a bare key", []string{"edge_presence_join", "1", "p", "1000", "c", member("c")}, "the key must be edge:{channel}"},
+		{"join with TTL 0", []string{"edge_presence_join", "1", "edge:{p}", "0", "c", member("c")}, "ttl-ms must be a whole number of 1 to 86400000"},
+		{"join with TTL over a day", []string{"edge_presence_join", "1", "edge:{p}", "86400001", "c", member("c")}, "ttl-ms must be"},
+		{"join with TTL 1.5", []string{"edge_presence_join", "1", "edge:{p}", "1.5", "c", member("c")}, "ttl-ms must be"},
+		{"join with TTL x", []string{"edge_presence_join", "1", "edge:{p}", "x", "c", member("c")}, "ttl-ms must be"},
+		{"join with an empty conn", []string{"edge_presence_join", "1", "edge:{p}", "1000", "", member("")}, "conn must be 1-128 bytes of visible ASCII"},
+		{"join with a space in conn", []string{"edge_presence_join", "1", "edge:{p}", "1000", "a b", member("a b")}, "conn must be"},
+		{"join with a NUL in conn", []string{"edge_presence_join", "1", "edge:{p}", "1000", "a\x00", `{"conn":"a\u0000"}`}, "conn must be"},
+		{"join with a conn of 129 bytes", []string{"edge_presence_join", "1", "edge:{p}", "1000", long, member(long)}, "conn must be"},
+		{"join with a member not JSON", []string{"edge_presence_join", "1", "edge:{p}", "1000", "c", "{conn=c}"}, "member must be a JSON object of at most 2048 bytes"},
+		{"join with a JSON array", []string{"edge_presence_join", "1", "edge:{p}", "1000", "c", `["c"]`}, "member must be a JSON object"},
+		{"join with a member over 2 KiB", []string{"edge_presence_join", "1", "edge:{p}", "1000", "c", big}, "member must be a JSON object"},
+		{"join with another conn's member", []string{"edge_presence_join", "1", "edge:{p}", "1000", "c", member("d")}, `"conn" must be its conn`},
+		{"join with a member without conn", []string{"edge_presence_join", "1", "edge:{p}", "1000", "c", `{"node":"n"}`}, `"conn" must be its conn`},
+		{"join with a numeric sub", []string{"edge_presence_join", "1", "edge:{p}", "1000", "c", `{"conn":"c","sub":1}`}, `"sub" must be a string`},
+		{"join with an object info", []string{"edge_presence_join", "1", "edge:{p}", "1000", "c", `{"conn":"c","info":{}}`}, `"info" must be a string`},
+		{"join with a boolean node", []string{"edge_presence_join", "1", "edge:{p}", "1000", "c", `{"conn":"c","node":true}`}, `"node" must be a string`},
+		{"leave", []string{"edge_presence_leave", "1", "edge:{p}", "c"}, ""},
+		{"leave without a conn", []string{"edge_presence_leave", "1", "edge:{p}"}, "ERR edge: usage: FCALL edge_presence_leave"},
+		{"leave with a bad conn", []string{"edge_presence_leave", "1", "edge:{p}", "a\tb"}, "conn must be"},
+		{"leave on a bad key", []string{"edge_presence_leave", "1", "edge:{}", "c"}, "the key must be"},
+		{"members", []string{"edge_presence_members", "1", "edge:{p}", "10"}, ""},
+		{"members, limit 0", []string{"edge_presence_members", "1", "edge:{p}", "0"}, ""},
+		{"members without a limit", []string{"edge_presence_members", "1", "edge:{p}"}, "ERR edge: usage: FCALL edge_presence_members"},
+		{"members, limit -1", []string{"edge_presence_members", "1", "edge:{p}", "-1"}, "limit must be a whole number of 0 to 10000"},
+		{"members, limit 10001", []string{"edge_presence_members", "1", "edge:{p}", "10001"}, "limit must be"},
+		{"members, limit 2.5", []string{"edge_presence_members", "1", "edge:{p}", "2.5"}, "limit must be"},
+		{"refresh", []string{"edge_presence_refresh", "1", "edge:{p}", "1000", "c", member("c")}, ""},
+		{"refresh, a sweep only", []string{"edge_presence_refresh", "1", "edge:{p}", "1000"}, ""},
+		{"refresh without a TTL", []string{"edge_presence_refresh", "1", "edge:{p}"}, "ERR edge: usage: FCALL edge_presence_refresh"},
+		{"refresh, a conn without a member", []string{"edge_presence_refresh", "1", "edge:{p}", "1000", "c"}, "ERR edge: usage"},
+		{"refresh, a bad member after a good one", []string{"edge_presence_refresh", "1", "edge:{p}", "1000", "e", member("e"), "f", member("g")}, `"conn" must be its conn`},
+		{"refresh, 1001 members", append([]string{"edge_presence_refresh", "1", "edge:{p}", "1000"}, tooMany...), "at most 1000 members per refresh"},
+		{"refresh with TTL 0", []string{"edge_presence_refresh", "1", "edge:{p}", "0"}, "ttl-ms must be"},
+	}
+	for _, be := range presenceBackends {
+		t.Run(be.name, func(t *testing.T) {
+			b := be.start(t)
+			startPresenceNode(t, b, resume.RedisConfig{}) // loads the function
+			for _, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					reply, err := b.do(t, "edge:{p}", append([]string{"FCALL"}, tc.args...)...)
+					if tc.wantErr == "" {
+						if err != nil {
+							t.Fatalf("answered %v", err)
+						}
+						return
+					}
+					if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+						t.Fatalf("answered %q, %v; want an error with %q", reply, err, tc.wantErr)
+					}
+				})
+			}
+			// Only the calls that worked wrote: c joined, left and was
+			// refreshed back; nothing of e, f, g or the 1001.
+			if got, err := b.do(t, "edge:{p}", "ZRANGE", "edge:{p}:members", "0", "-1"); err != nil || got != "c" {
+				t.Fatalf("members %q, %v; want only c", got, err)
+			}
+			if got, err := b.do(t, "edge:{p}", "HKEYS", "edge:{p}:member-info"); err != nil || got != "c" {
+				t.Fatalf("member-info %q, %v; want only c", got, err)
+			}
+		})
+	}
+}
+
+// Join refuses a member the function would refuse, before calling it.
+func TestRedisPresenceJoinRefuses(t *testing.T) {
+	b := presenceBackends[0].start(t)
+	n := startPresenceNode(t, b, resume.RedisConfig{})
+	for _, tc := range []struct {
+		name string
+		m    edge.Member
+	}{
+		{"empty conn", edge.Member{Node: "n"}},
+		{"conn with a space", edge.Member{Conn: "a b", Node: "n"}},
+		{"conn of 129 bytes", edge.Member{Conn: strings.Repeat("c", 129), Node: "n"}},
+		{"info with a newline", edge.Member{Conn: "c", Info: "a\nb", Node: "n"}},
+		{"info over 256 bytes", edge.Member{Conn: "c", Info: strings.Repeat("i", 257), Node: "n"}},
+		{"member over 2 KiB", edge.Member{Conn: "c", Sub: strings.Repeat("s", 2048), Node: "n"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := n.Join(context.Background(), "p", tc.m); !errors.Is(err, edge.ErrBadRequest) {
+				t.Fatalf("Join: %v, want ErrBadRequest", err)
+			}
+		})
+	}
+	// The longest member the edge makes fits: a conn of 128 bytes, info
+	// of 256 quotes (each escaped), a long sub and node.
+	long := edge.Member{Conn: strings.Repeat("c", 128), Sub: strings.Repeat("s", 900), Info: strings.Repeat(`"`, 256), Node: strings.Repeat("n", 200)}
+	if err := n.Join(context.Background(), "p", long); err != nil {
+		t.Fatalf("Join of the longest member: %v", err)
+	}
+	wantMembers(t, n, "p", 10, 1, long)
+}
+
+// After Redis restarts empty (no persistence), each node's refresh adds
+// its members again, without announcing them, and loads the function the
+// restart lost.
+func TestRedisPresenceAfterRestart(t *testing.T) {
+	srv := redistest.Start(t, "--appendonly", "no")
+	b := presenceBackend{resume.RedisConfig{URLs: []string{srv.URL()}},
+		func(t *testing.T, _ string, args ...string) (string, error) { return srv.Do(t, args...) }}
+	a, w := startPresenceNode(t, b, resume.RedisConfig{}), startPresenceNode(t, b, resume.RedisConfig{})
+	ctx := context.Background()
+	if err := w.Watch(ctx, "r"); err != nil {
+		t.Fatal(err)
+	}
+	var members []edge.Member
+	var joins []edge.PresenceChange
+	for i := range 3 {
+		m := edge.Member{Conn: fmt.Sprint("a-", i), Sub: "s", Node: "a"}
+		if err := a.Join(ctx, "r", m); err != nil {
+			t.Fatal(err)
+		}
+		members, joins = append(members, m), append(joins, join("r", m))
+	}
+	w.waitHeard(t, 10*time.Second, joins...)
+	srv.Kill(t)
+	srv.Restart(t)
+	if n, _ := srv.Do(t, "EXISTS", "edge:{r}:members"); n != "0" {
+		t.Fatalf("the restarted Redis kept the members (EXISTS %s): the test needs one that lost them", n)
+	}
+	deadline := time.Now().Add(presenceTTL + 10*time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for ; ; <-tick.C {
+		list, count, err := w.Members(ctx, "r", 10)
+		if err == nil && count == 3 {
+			for _, m := range list {
+				if !slices.Contains(members, m) {
+					t.Fatalf("after the restart lists %+v, want one of %+v", m, members)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the restart: %d members, %v; want 3 within %v", count, err, presenceTTL/3)
+		}
+	}
+	// The relay is back (a message goes through), and heard no join.
+	if err := w.Watch(ctx, "r2"); err != nil {
+		t.Fatal(err)
+	}
+	probe := edge.Member{Conn: "probe", Node: "a"}
+	if err := a.Join(ctx, "r", probe); err != nil {
+		t.Fatal(err)
+	}
+	w.waitHeard(t, 10*time.Second, join("r", probe))
+}
+
+// A node of the release before presence loads its library (FUNCTION LOAD
+// REPLACE, at start or when a publish finds its function missing): it
+// lacks the presence functions, so this release's calls find them missing
+// and load this release's library again, whose edge_publish keeps taking
+// the previous release's calls. Presence is never announced on the live
+// channel, whose every payload the previous release reads as a message.
+func TestRedisPresenceOverPreviousRelease(t *testing.T) {
+	srv := redistest.Start(t)
+	b := presenceBackend{resume.RedisConfig{URLs: []string{srv.URL()}},
+		func(t *testing.T, _ string, args ...string) (string, error) { return srv.Do(t, args...) }}
+	n, w := startPresenceNode(t, b, resume.RedisConfig{}), startPresenceNode(t, b, resume.RedisConfig{})
+	ctx := context.Background()
+	if err := w.Watch(ctx, "u"); err != nil {
+		t.Fatal(err)
+	}
+	previous, err := os.ReadFile("testdata/edge-before-presence.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	loadPrevious := func() {
+		t.Helper()
+		if _, err := srv.Do(t, "FUNCTION", "LOAD", "REPLACE", string(previous)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// What the previous release's nodes see: the live channel.
+	sub := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { sub.Close() })
+	live := sub.SSubscribe(ctx, "edge:{u}:live")
+	t.Cleanup(func() { live.Close() })
+	if _, err := live.ReceiveTimeout(ctx, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	loadPrevious()
+	m := edge.Member{Conn: "n-1", Sub: "alice", Node: "n"}
+	if err := n.Join(ctx, "u", m); err != nil {
+		t.Fatalf("join over the previous release's library: %v", err)
+	}
+	w.waitHeard(t, 10*time.Second, join("u", m))
+	loadPrevious()
+	wantMembers(t, w, "u", 10, 1, m)
+	loadPrevious()
+	if err := n.Leave(ctx, "u", m.Conn); err != nil {
+		t.Fatalf("leave over the previous release's library: %v", err)
+	}
+	w.waitHeard(t, 10*time.Second, leave("u", m))
+
+	// The previous release's publish, with its three options, works with
+	// this release's library, and is the first thing on the live channel.
+	reply, err := srv.Do(t, "FCALL", "edge_publish", "1", "edge:{u}", "", "old node", "history-size", "1000", "history-ttl-ms", "3600000", "max-payload", "65536")
+	if err != nil {
+		t.Fatalf("the previous release's publish: %v", err)
+	}
+	msg, err := live.ReceiveTimeout(ctx, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := msg.(*redis.Message).Payload; p != "0"+reply+"\n\nold node" {
+		t.Fatalf("the live channel carried %q first, want the message %s", p, reply)
+	}
+
+	// The refresh, on its own, loads this release's library again.
+	if err := n.Join(ctx, "u", m); err != nil {
+		t.Fatal(err)
+	}
+	loadPrevious()
+	deadline := time.Now().Add(presenceTTL + 10*time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for ; ; <-tick.C {
+		list, err := srv.Do(t, "FUNCTION", "LIST", "LIBRARYNAME", "edge")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(list, "edge_presence_refresh") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no refresh loaded this release's library again")
+		}
+	}
+	wantMembers(t, w, "u", 10, 1, m)
 }
