@@ -48,7 +48,9 @@
 -- members' connection ids scored by when they expire (ms, Redis's clock),
 -- and edge:{CHANNEL}:member-info, a hash of connection id to the member's
 -- JSON ({"conn", "sub", "info", "node"}). Both expire when no member is
--- written for TTL-MS, so that a dead channel vanishes. The node of a
+-- written for twice TTL-MS, so that a dead channel vanishes, but only
+-- after its expired members were swept and their leaves announced. The
+-- node of a
 -- member refreshes it while it runs; when the node dies, its members
 -- expire, and the next sweep (on every refresh and every list) removes
 -- them and announces their leaves:
@@ -421,11 +423,13 @@ local function member_or_stub(member, conn)
   return member or cjson.encode({conn = conn})
 end
 
--- keep_alive has the channel's presence keys live for ttl ms at least.
+-- keep_alive has the channel's presence keys live for twice ttl ms at
+-- least: a member written now expires in ttl, and the keys outlive it
+-- long enough for a sweep to find it and announce its leave.
 local function keep_alive(members, info, ttl)
   for _, k in ipairs({members, info}) do
-    if redis.call('PTTL', k) < ttl then -- -1: no expiry yet; -2: no key (harmless)
-      redis.call('PEXPIRE', k, ttl)
+    if redis.call('PTTL', k) < 2 * ttl then -- -1: no expiry yet; -2: no key (harmless)
+      redis.call('PEXPIRE', k, 2 * ttl)
     end
   end
 end

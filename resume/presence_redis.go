@@ -22,8 +22,9 @@ var _ edge.Presence = (*Redis)(nil)
 // A channel's members are two keys in its slot: edge:{CHANNEL}:members, a
 // sorted set of connection ids scored by when each expires (ms, Redis's
 // clock), and edge:{CHANNEL}:member-info, a hash of connection id to the
-// member's JSON. Both expire PresenceTTL after their last write, so that a
-// channel nobody is in leaves nothing behind. The edge's Redis Function
+// member's JSON. Both expire twice PresenceTTL after their last write, so
+// that a channel nobody is in leaves nothing behind, but only once its
+// expired members were swept and their leaves announced. The edge's Redis Function
 // writes them (edge_presence_join, _leave, _members, _refresh in edge.lua)
 // and announces each join and leave on the channel's own shard channel,
 // edge:{CHANNEL}:presence, as "1 join MEMBER" or "1 leave MEMBER" (the

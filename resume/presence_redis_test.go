@@ -257,7 +257,10 @@ func TestRedisPresenceLimit(t *testing.T) {
 
 // A node that dies (its Run ends, nothing left) has its members vanish
 // within the TTL and a sweep; another node that watches the channel
-// announces their leaves, once. The keys are gone after the TTL.
+// announces their leaves, once: on a channel where another node keeps a
+// member, and on one where nobody writes any more (whose keys must
+// outlive the members until a sweep found them). The keys are gone after
+// their last member.
 func TestRedisPresenceNodeDies(t *testing.T) {
 	for _, be := range presenceBackends {
 		t.Run(be.name, func(t *testing.T) {
@@ -265,38 +268,42 @@ func TestRedisPresenceNodeDies(t *testing.T) {
 			dead, w := startPresenceNode(t, b, resume.RedisConfig{}), startPresenceNode(t, b, resume.RedisConfig{})
 			other := startPresenceNode(t, b, resume.RedisConfig{})
 			ctx := context.Background()
-			if err := w.Watch(ctx, "d"); err != nil {
-				t.Fatal(err)
-			}
 			var joins, leaves []edge.PresenceChange
-			for i := range 3 {
-				m := edge.Member{Conn: fmt.Sprint("dead-", i), Node: "dead"}
-				if err := dead.Join(ctx, "d", m); err != nil {
+			for _, ch := range []string{"shared", "alone"} {
+				if err := w.Watch(ctx, ch); err != nil {
 					t.Fatal(err)
 				}
-				joins, leaves = append(joins, join("d", m)), append(leaves, leave("d", m))
+				for i := range 3 {
+					m := edge.Member{Conn: fmt.Sprint("dead-", i), Node: "dead"}
+					if err := dead.Join(ctx, ch, m); err != nil {
+						t.Fatal(err)
+					}
+					joins, leaves = append(joins, join(ch, m)), append(leaves, leave(ch, m))
+				}
 			}
 			alive := edge.Member{Conn: "alive", Node: "other"}
-			if err := other.Join(ctx, "d", alive); err != nil {
+			if err := other.Join(ctx, "shared", alive); err != nil {
 				t.Fatal(err)
 			}
-			w.waitHeard(t, 10*time.Second, append(joins, join("d", alive))...)
+			w.waitHeard(t, 10*time.Second, append(joins, join("shared", alive))...)
 			// Refreshed, the members outlive the TTL: checked over two.
 			tick := time.NewTicker(presenceTTL / 4)
 			defer tick.Stop()
 			for end := time.Now().Add(2 * presenceTTL); time.Now().Before(end); <-tick.C {
-				wantMembers(t, w, "d", 10, 4)
+				wantMembers(t, w, "shared", 10, 4)
+				wantMembers(t, w, "alone", 10, 3)
 			}
 			dead.stop()
 			died := time.Now()
 			w.waitHeard(t, presenceTTL+presenceTTL/3+5*time.Second, leaves...)
 			t.Logf("the members of a node that died vanished after %v (TTL %v)", time.Since(died), presenceTTL)
-			wantMembers(t, w, "d", 10, 1, alive)
-			if err := other.Leave(ctx, "d", alive.Conn); err != nil {
+			wantMembers(t, w, "shared", 10, 1, alive)
+			wantMembers(t, w, "alone", 10, 0)
+			if err := other.Leave(ctx, "shared", alive.Conn); err != nil {
 				t.Fatal(err)
 			}
-			w.waitHeard(t, 10*time.Second, leave("d", alive))
-			for _, key := range []string{"edge:{d}:members", "edge:{d}:member-info"} {
+			w.waitHeard(t, 10*time.Second, leave("shared", alive))
+			for _, key := range []string{"edge:{shared}:members", "edge:{shared}:member-info", "edge:{alone}:members", "edge:{alone}:member-info"} {
 				if n, err := b.do(t, key, "EXISTS", key); err != nil || n != "0" {
 					t.Errorf("%s: EXISTS %s, %v; want it gone with the last member", key, n, err)
 				}
@@ -557,4 +564,77 @@ func TestRedisPresenceOverPreviousRelease(t *testing.T) {
 		}
 	}
 	wantMembers(t, w, "u", 10, 1, m)
+}
+
+// On a cluster a channel's presence lives in its slot, and follows it
+// through failovers: the relay hears the channel's joins from its new
+// master, and the refresh restores what a failover lost.
+func TestRedisPresenceClusterFailover(t *testing.T) {
+	c := redistest.StartClusterWith(t, redistest.ClusterOptions{Masters: 3, Replicas: 1, NodeTimeout: time.Second})
+	b := presenceBackend{conn: resume.RedisConfig{URLs: strings.Split(c.URLs(), ",")}}
+	a, w := startPresenceNode(t, b, resume.RedisConfig{}), startPresenceNode(t, b, resume.RedisConfig{})
+	const ch = "moving"
+	ctx := context.Background()
+	if err := w.Watch(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	joined := []edge.Member{{Conn: "before", Node: "a"}}
+	if err := a.Join(ctx, ch, joined[0]); err != nil {
+		t.Fatal(err)
+	}
+	w.waitHeard(t, 10*time.Second, join(ch, joined[0]))
+	// heardAgain joins new members until w hears one: an announcement
+	// sent while w's relay moves to the new master is lost (best effort).
+	heardAgain := func(name string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for i := 0; ; i++ {
+			m := edge.Member{Conn: fmt.Sprint(name, "-", i), Node: "a"}
+			if err := a.Join(ctx, ch, m); err == nil {
+				joined = append(joined, m)
+			}
+			wait := time.NewTimer(500 * time.Millisecond)
+			select {
+			case <-w.more:
+			case <-wait.C:
+			}
+			wait.Stop()
+			for _, c := range w.take() {
+				if c.Event == edge.EventJoin && strings.HasPrefix(c.Member.Conn, name+"-") {
+					return
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no join of %s heard within 20s", name)
+			}
+		}
+	}
+	// wantAll waits until channel lists every member a joined (the
+	// refresh restores those a failover lost).
+	wantAll := func() {
+		t.Helper()
+		deadline := time.Now().Add(presenceTTL + 20*time.Second)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for ; ; <-tick.C {
+			list, count, err := w.Members(ctx, ch, 100)
+			if err == nil && count == len(joined) && len(list) == count {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("lists %d of %d members (%v), want all %d: %+v", len(list), count, err, len(joined), joined)
+			}
+		}
+	}
+	first := c.MasterOf(t, "edge:{"+ch+"}")
+	second := c.ReplicasOf(t, first)[0]
+
+	c.Failover(t, second)
+	heardAgain("after-failover")
+	wantAll()
+
+	second.Kill(t) // first, its replica now, takes over again
+	c.WaitMaster(t, first)
+	heardAgain("after-kill")
+	wantAll()
 }
