@@ -24,13 +24,13 @@ var _ edge.Presence = (*Redis)(nil)
 // clock), and edge:{CHANNEL}:member-info, a hash of connection id to the
 // member's JSON. Both expire twice PresenceTTL after their last write, so
 // that a channel nobody is in leaves nothing behind, but only once its
-// expired members were swept and their leaves announced. The edge's Redis Function
-// writes them (edge_presence_join, _leave, _members, _refresh in edge.lua)
-// and announces each join and leave on the channel's own shard channel,
-// edge:{CHANNEL}:presence, as "1 join MEMBER" or "1 leave MEMBER" (the
-// format's version, the event, the member's JSON). Announcements never go
-// to edge:{CHANNEL}:live: a node of an earlier release reads every payload
-// there as a message.
+// expired members were swept and their leaves announced. The edge's Redis
+// Function writes them (edge_presence_join, _leave, _members and _refresh
+// in edge.lua) and announces each join and leave on the channel's own
+// shard channel, edge:{CHANNEL}:presence, as "1 join MEMBER" or "1 leave
+// MEMBER" (the format's version, the event, the member's JSON; a later
+// version is ignored). Announcements never go to edge:{CHANNEL}:live: a
+// node of an earlier release reads every payload there as a message.
 //
 // Each node remembers the members it joined and, every PresenceTTL/3,
 // refreshes them (one FCALL per channel, pipelined), which also sweeps the
@@ -71,8 +71,8 @@ type redisPresence struct {
 	announce atomic.Pointer[func(context.Context, edge.PresenceChange)]
 
 	mu sync.Mutex
-	// mu guards joined and leaving. It is taken after Redis.mu, never
-	// before, and held for no I/O.
+	// mu guards joined and leaving. No other lock is taken while it is
+	// held (nor is it taken under one), and it is held for no I/O.
 	joined  map[string]map[string]string // channel → conn → the member's JSON, of this node's members
 	leaving map[presenceEntry]int        // members whose Leave is on its way to Redis, with how many
 }
