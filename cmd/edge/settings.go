@@ -248,6 +248,8 @@ var layerFlags = map[string]string{
 	"redis.HistoryTTL":        "history-ttl",
 	"redis.MaxPayload":        "max-payload",
 	"redis.IdempotencyWindow": "idempotency-window",
+	"redis.Presence":          "", // a matcher, built from --presence where the hub's is
+	"redis.PresenceTTL":       "",
 
 	"transports.Hub.MaxChannels":   "max-channels",
 	"transports.Hub.QueueBytes":    "queue-bytes",
