@@ -66,8 +66,9 @@
 --   FCALL edge_presence_refresh 1 edge:{CHANNEL} TTL-MS [CONN MEMBER]...
 --       a node's members of the channel (up to 1000) expire TTL-MS from
 --       now; those Redis lost (a restart without persistence, a failover)
---       are added again without an announcement; then it sweeps. Answers
---       how many it added again.
+--       are added again without an announcement (a MEMBER is checked only
+--       then, when it is written); then it sweeps. Answers how many it
+--       added again.
 --
 -- CONN is 1-128 bytes of visible ASCII (0x21-0x7E), MEMBER a JSON object
 -- of at most 2048 bytes whose "conn" is CONN ("sub", "info" and "node"
@@ -540,24 +541,42 @@ local function presence_refresh(keys, args)
   if not ttl then
     return redis.error_reply(err)
   end
+  local conns = {}
   for i = 2, #args, 2 do
-    bad = check_member(args[i], args[i + 1])
+    bad = check_conn(args[i])
     if bad then
       return redis.error_reply(bad)
     end
+    conns[#conns + 1] = args[i]
   end
   local members, info, presence = presence_keys(keys[1])
   local now = now_ms()
   -- Refreshed before the sweep: a member its node refreshes late, but
-  -- before anyone swept it, stays without a leave.
+  -- before anyone swept it, stays without a leave. A member's JSON is
+  -- checked (decoded) only when it is written, for a member Redis lost:
+  -- a refresh of every member every few seconds would decode them all.
   local added = 0
-  for i = 2, #args, 2 do
-    if redis.call('ZADD', members, now + ttl, args[i]) == 1 then
-      redis.call('HSET', info, args[i], args[i + 1])
-      added = added + 1
+  if #conns > 0 then
+    local scores = redis.call('ZMSCORE', members, unpack(conns))
+    local zadd, hset = {}, {}
+    for j, conn in ipairs(conns) do
+      zadd[#zadd + 1] = now + ttl
+      zadd[#zadd + 1] = conn
+      if not scores[j] then
+        local member = args[2 * j + 1]
+        bad = check_member(conn, member)
+        if bad then
+          return redis.error_reply(bad)
+        end
+        hset[#hset + 1] = conn
+        hset[#hset + 1] = member
+      end
     end
-  end
-  if #args > 1 then
+    redis.call('ZADD', members, unpack(zadd))
+    if #hset > 0 then
+      redis.call('HSET', info, unpack(hset))
+      added = #hset / 2
+    end
     keep_alive(members, info, ttl)
   end
   sweep(members, info, presence, now)

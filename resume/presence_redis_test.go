@@ -359,6 +359,7 @@ func TestRedisPresenceFunctionRefuses(t *testing.T) {
 		{"members, limit 10001", []string{"edge_presence_members", "1", "edge:{p}", "10001"}, "limit must be"},
 		{"members, limit 2.5", []string{"edge_presence_members", "1", "edge:{p}", "2.5"}, "limit must be"},
 		{"refresh", []string{"edge_presence_refresh", "1", "edge:{p}", "1000", "c", member("c")}, ""},
+		{"refresh, another member for one there: not checked, not written", []string{"edge_presence_refresh", "1", "edge:{p}", "1000", "c", member("d")}, ""},
 		{"refresh, a sweep only", []string{"edge_presence_refresh", "1", "edge:{p}", "1000"}, ""},
 		{"refresh without a TTL", []string{"edge_presence_refresh", "1", "edge:{p}"}, "ERR edge: usage: FCALL edge_presence_refresh"},
 		{"refresh, a conn without a member", []string{"edge_presence_refresh", "1", "edge:{p}", "1000", "c"}, "ERR edge: usage"},
@@ -389,8 +390,8 @@ func TestRedisPresenceFunctionRefuses(t *testing.T) {
 			if got, err := b.do(t, "edge:{p}", "ZRANGE", "edge:{p}:members", "0", "-1"); err != nil || got != "c" {
 				t.Fatalf("members %q, %v; want only c", got, err)
 			}
-			if got, err := b.do(t, "edge:{p}", "HKEYS", "edge:{p}:member-info"); err != nil || got != "c" {
-				t.Fatalf("member-info %q, %v; want only c", got, err)
+			if got, err := b.do(t, "edge:{p}", "HGETALL", "edge:{p}:member-info"); err != nil || got != "c\n"+member("c") {
+				t.Fatalf("member-info %q, %v; want only c's", got, err)
 			}
 		})
 	}
