@@ -639,3 +639,107 @@ func TestRedisPresenceClusterFailover(t *testing.T) {
 	heardAgain("after-kill")
 	wantAll()
 }
+
+// Joins and leaves racing the refreshes (every 333ms here) leave Redis
+// exactly with the members that stayed, and every member's announcements
+// alternate join, leave, join..., ending as it ended: a refresh that
+// reached Redis after a leave does not bring the member back.
+func TestRedisPresenceChurn(t *testing.T) {
+	srv := redistest.Start(t)
+	b := presenceBackend{resume.RedisConfig{URLs: []string{srv.URL()}},
+		func(t *testing.T, _ string, args ...string) (string, error) { return srv.Do(t, args...) }}
+	a := startPresenceNode(t, b, resume.RedisConfig{PresenceTTL: time.Second})
+	w := startPresenceNode(t, b, resume.RedisConfig{PresenceTTL: time.Second})
+	ctx := context.Background()
+	channels := []string{"churn0", "churn1", "churn2"}
+	for _, ch := range channels {
+		if err := w.Watch(ctx, ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const workers, conns, rounds = 6, 10, 40
+	var wg sync.WaitGroup
+	for g := range workers {
+		wg.Go(func() {
+			for round := range rounds {
+				for i := range conns {
+					m := edge.Member{Conn: fmt.Sprint("w", g, "-", i), Node: "a"}
+					ch := channels[(g+i)%len(channels)]
+					if err := a.Join(ctx, ch, m); err != nil {
+						t.Error(err)
+						return
+					}
+					// The odd ones stay after the last round.
+					if round < rounds-1 || i%2 == 0 {
+						if err := a.Leave(ctx, ch, m.Conn); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	stay := workers * conns / 2
+	// A last join per channel, heard after everything before it.
+	for _, ch := range channels {
+		if err := a.Join(ctx, ch, edge.Member{Conn: "last-" + ch, Node: "a"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	heard := map[string][]string{}
+	deadline := time.After(20 * time.Second)
+	for lasts := 0; ; {
+		for _, c := range w.take() {
+			if strings.HasPrefix(c.Member.Conn, "last-") {
+				lasts++
+				continue
+			}
+			k := c.Channel + " " + c.Member.Conn
+			heard[k] = append(heard[k], c.Event)
+		}
+		if lasts == len(channels) {
+			break
+		}
+		select {
+		case <-w.more:
+		case <-deadline:
+			t.Fatal("the last joins were not heard within 20s")
+		}
+	}
+	stayed := 0
+	for k, events := range heard {
+		for i, e := range events {
+			if want := []string{edge.EventJoin, edge.EventLeave}[i%2]; e != want {
+				t.Fatalf("%s: announced %v: event %d is %s, want %s", k, events, i, e, want)
+			}
+		}
+		if len(events)%2 == 1 {
+			stayed++
+		}
+	}
+	if stayed != stay {
+		t.Fatalf("%d members' announcements end with a join, want %d", stayed, stay)
+	}
+	// Over two more refreshes, Redis holds exactly those that stayed.
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for end := time.Now().Add(time.Second); time.Now().Before(end); <-tick.C {
+		total := 0
+		for _, ch := range channels {
+			_, n, err := w.Members(ctx, ch, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			total += n
+		}
+		if total != stay+len(channels) {
+			t.Fatalf("the channels count %d members, want %d", total, stay+len(channels))
+		}
+	}
+	w.quiet(t)
+}
