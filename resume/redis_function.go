@@ -48,7 +48,8 @@ func channelOfLive(key string) string {
 
 // publishFunction is the name of the Redis Function that stores and relays
 // a message atomically, loaded from edge.lua (FUNCTION LOAD REPLACE) on
-// every master at start and whenever a publish finds it missing. Backends
+// every master at start and whenever a publish or a presence call finds
+// its function missing. Backends
 // publish with one command:
 //
 //	FCALL edge_publish 1 edge:{CHANNEL} EVENT PAYLOAD [NAME VALUE]...
