@@ -48,7 +48,9 @@
 -- members' connection ids scored by when they expire (ms, Redis's clock),
 -- and edge:{CHANNEL}:member-info, a hash of connection id to the member's
 -- JSON ({"conn", "sub", "info", "node"}). Both expire when no member is
--- written for TTL-MS, so that a dead channel vanishes. The node of a
+-- written for twice TTL-MS, so that a dead channel vanishes, but only
+-- after its expired members were swept and their leaves announced. The
+-- node of a
 -- member refreshes it while it runs; when the node dies, its members
 -- expire, and the next sweep (on every refresh and every list) removes
 -- them and announces their leaves:
@@ -64,8 +66,9 @@
 --   FCALL edge_presence_refresh 1 edge:{CHANNEL} TTL-MS [CONN MEMBER]...
 --       a node's members of the channel (up to 1000) expire TTL-MS from
 --       now; those Redis lost (a restart without persistence, a failover)
---       are added again without an announcement; then it sweeps. Answers
---       how many it added again.
+--       are added again without an announcement (a MEMBER is checked only
+--       then, when it is written); then it sweeps. Answers how many it
+--       added again.
 --
 -- CONN is 1-128 bytes of visible ASCII (0x21-0x7E), MEMBER a JSON object
 -- of at most 2048 bytes whose "conn" is CONN ("sub", "info" and "node"
@@ -95,6 +98,7 @@ local MAX_MEMBERS_LIMIT = 10000 -- maxMembersLimit
 local MAX_REFRESH = 1000 -- maxRefreshEntries (a node sends at most refreshChunk)
 local MAX_PRESENCE_TTL_MS = 86400000 -- maxPresenceTTL
 local MAX_SWEEP = 1000 -- expired members removed per call, at most
+local PRESENCE_FORMAT = '1' -- presenceFormat, the announcements' version
 
 -- patterns returns the Lua patterns of a stream key and of an event type,
 -- built from NAME_ALPHABET on first use (the string library is not there
@@ -411,7 +415,7 @@ end
 -- announce publishes a join or leave of member on the channel's presence
 -- shard channel: "1 EVENT MEMBER", 1 being the format's version.
 local function announce(presence, event, member)
-  redis.call('SPUBLISH', presence, '1 ' .. event .. ' ' .. member)
+  redis.call('SPUBLISH', presence, PRESENCE_FORMAT .. ' ' .. event .. ' ' .. member)
 end
 
 -- member_or_stub returns a member's JSON as the hash had it (false when
@@ -420,11 +424,13 @@ local function member_or_stub(member, conn)
   return member or cjson.encode({conn = conn})
 end
 
--- keep_alive has the channel's presence keys live for ttl ms at least.
+-- keep_alive has the channel's presence keys live for twice ttl ms at
+-- least: a member written now expires in ttl, and the keys outlive it
+-- long enough for a sweep to find it and announce its leave.
 local function keep_alive(members, info, ttl)
   for _, k in ipairs({members, info}) do
-    if redis.call('PTTL', k) < ttl then -- -1: no expiry yet; -2: no key (harmless)
-      redis.call('PEXPIRE', k, ttl)
+    if redis.call('PTTL', k) < 2 * ttl then -- -1: no expiry yet; -2: no key (harmless)
+      redis.call('PEXPIRE', k, 2 * ttl)
     end
   end
 end
@@ -535,24 +541,42 @@ local function presence_refresh(keys, args)
   if not ttl then
     return redis.error_reply(err)
   end
+  local conns = {}
   for i = 2, #args, 2 do
-    bad = check_member(args[i], args[i + 1])
+    bad = check_conn(args[i])
     if bad then
       return redis.error_reply(bad)
     end
+    conns[#conns + 1] = args[i]
   end
   local members, info, presence = presence_keys(keys[1])
   local now = now_ms()
   -- Refreshed before the sweep: a member its node refreshes late, but
-  -- before anyone swept it, stays without a leave.
+  -- before anyone swept it, stays without a leave. A member's JSON is
+  -- checked (decoded) only when it is written, for a member Redis lost:
+  -- a refresh of every member every few seconds would decode them all.
   local added = 0
-  for i = 2, #args, 2 do
-    if redis.call('ZADD', members, now + ttl, args[i]) == 1 then
-      redis.call('HSET', info, args[i], args[i + 1])
-      added = added + 1
+  if #conns > 0 then
+    local scores = redis.call('ZMSCORE', members, unpack(conns))
+    local zadd, hset = {}, {}
+    for j, conn in ipairs(conns) do
+      zadd[#zadd + 1] = now + ttl
+      zadd[#zadd + 1] = conn
+      if not scores[j] then
+        local member = args[2 * j + 1]
+        bad = check_member(conn, member)
+        if bad then
+          return redis.error_reply(bad)
+        end
+        hset[#hset + 1] = conn
+        hset[#hset + 1] = member
+      end
     end
-  end
-  if #args > 1 then
+    redis.call('ZADD', members, unpack(zadd))
+    if #hset > 0 then
+      redis.call('HSET', info, unpack(hset))
+      added = #hset / 2
+    end
     keep_alive(members, info, ttl)
   end
   sweep(members, info, presence, now)

@@ -22,14 +22,15 @@ var _ edge.Presence = (*Redis)(nil)
 // A channel's members are two keys in its slot: edge:{CHANNEL}:members, a
 // sorted set of connection ids scored by when each expires (ms, Redis's
 // clock), and edge:{CHANNEL}:member-info, a hash of connection id to the
-// member's JSON. Both expire PresenceTTL after their last write, so that a
-// channel nobody is in leaves nothing behind. The edge's Redis Function
-// writes them (edge_presence_join, _leave, _members, _refresh in edge.lua)
-// and announces each join and leave on the channel's own shard channel,
-// edge:{CHANNEL}:presence, as "1 join MEMBER" or "1 leave MEMBER" (the
-// format's version, the event, the member's JSON). Announcements never go
-// to edge:{CHANNEL}:live: a node of an earlier release reads every payload
-// there as a message.
+// member's JSON. Both expire twice PresenceTTL after their last write, so
+// that a channel nobody is in leaves nothing behind, but only once its
+// expired members were swept and their leaves announced. The edge's Redis
+// Function writes them (edge_presence_join, _leave, _members and _refresh
+// in edge.lua) and announces each join and leave on the channel's own
+// shard channel, edge:{CHANNEL}:presence, as "1 join MEMBER" or "1 leave
+// MEMBER" (the format's version, the event, the member's JSON; a later
+// version is ignored). Announcements never go to edge:{CHANNEL}:live: a
+// node of an earlier release reads every payload there as a message.
 //
 // Each node remembers the members it joined and, every PresenceTTL/3,
 // refreshes them (one FCALL per channel, pipelined), which also sweeps the
@@ -70,8 +71,8 @@ type redisPresence struct {
 	announce atomic.Pointer[func(context.Context, edge.PresenceChange)]
 
 	mu sync.Mutex
-	// mu guards joined and leaving. It is taken after Redis.mu, never
-	// before, and held for no I/O.
+	// mu guards joined and leaving. No other lock is taken while it is
+	// held (nor is it taken under one), and it is held for no I/O.
 	joined  map[string]map[string]string // channel → conn → the member's JSON, of this node's members
 	leaving map[presenceEntry]int        // members whose Leave is on its way to Redis, with how many
 }
@@ -323,6 +324,17 @@ type refreshCall struct {
 // with more than refreshChunk members of this node), pipelined, then
 // removes the members that left while their refresh was on its way.
 func (r *Redis) refreshPresence(ctx context.Context) {
+	calls := r.refreshCalls(ctx)
+	for len(calls) > 0 {
+		n := min(len(calls), maxRefreshCalls)
+		r.runRefreshes(ctx, calls[:n])
+		calls = calls[n:]
+	}
+}
+
+// refreshCalls returns the refreshes of this node's members and the
+// sweeps of the presence channels it watches without members.
+func (r *Redis) refreshCalls(ctx context.Context) []*refreshCall {
 	var channels []string
 	if r.cfg.Presence != nil {
 		r.mu.Lock()
@@ -362,11 +374,7 @@ func (r *Redis) refreshPresence(ctx context.Context) {
 		}
 	}
 	p.mu.Unlock()
-	for len(calls) > 0 {
-		n := min(len(calls), maxRefreshCalls)
-		r.runRefreshes(ctx, calls[:n])
-		calls = calls[n:]
-	}
+	return calls
 }
 
 // runRefreshes runs one pipeline of refreshes, loading the library and

@@ -11,9 +11,9 @@ import _ "embed"
 //	edge:{CHANNEL}:once:KEY  a publish's idempotency key: "<id> <sha1 of event\ndata>",
 //	                      expiring after the window (see PublishOnce)
 //	edge:{CHANNEL}:members      presence: a sorted set of the members' connection ids,
-//	                      scored by when they expire (ms, Redis's clock); expires when idle
+//	                      scored by when they expire (ms, Redis's clock); expires after 2×TTL idle
 //	edge:{CHANNEL}:member-info  presence: a hash of connection id to the member's JSON
-//	                      ({"conn","sub","info","node"}); expires when idle
+//	                      ({"conn","sub","info","node"}); expires after 2×TTL idle
 //	edge:{CHANNEL}:presence  the shard channel (SPUBLISH) of joins and leaves:
 //	                      "1 join MEMBER" or "1 leave MEMBER" (see presence_redis.go)
 //	edge:settings         the fleet's settings, a hash (see redis_settings.go)
@@ -48,7 +48,8 @@ func channelOfLive(key string) string {
 
 // publishFunction is the name of the Redis Function that stores and relays
 // a message atomically, loaded from edge.lua (FUNCTION LOAD REPLACE) on
-// every master at start and whenever a publish finds it missing. Backends
+// every master at start and whenever a publish or a presence call finds
+// its function missing. Backends
 // publish with one command:
 //
 //	FCALL edge_publish 1 edge:{CHANNEL} EVENT PAYLOAD [NAME VALUE]...

@@ -50,29 +50,28 @@ type config struct {
 	SSERetry       time.Duration `flag:"sse-retry"`
 	BodyTimeout    time.Duration `flag:"body-timeout"`
 
-	PublishKeys     []string `flag:"publish-key"`
-	InsecurePublish bool     `flag:"insecure-publish"`
-	JWTSecret       string   `flag:"jwt-secret"`
-	JWTPublicKeys   []string `flag:"jwt-public-key"`
-	JWKSURL         string   `flag:"jwks-url"`
-	JWTAudiences    []string `flag:"jwt-audience"`
-	JWTIssuer       string   `flag:"jwt-issuer"`
-	Anonymous       []string `flag:"anonymous"`
-	ClientPublish   []string `flag:"client-publish"`
+	PublishKeys       []string `flag:"publish-key"`
+	InsecurePublish   bool     `flag:"insecure-publish"`
+	JWTSecret         string   `flag:"jwt-secret"`
+	JWTPublicKeys     []string `flag:"jwt-public-key"`
+	JWKSURL           string   `flag:"jwks-url"`
+	JWTAudiences      []string `flag:"jwt-audience"`
+	JWTIssuer         string   `flag:"jwt-issuer"`
+	Anonymous         []string `flag:"anonymous"`
+	ClientPublish     []string `flag:"client-publish"`
+	MaxConns          int      `flag:"max-conns"`
+	MaxConnsPerIP     int      `flag:"max-conns-per-ip"`
+	SubscribeRate     int      `flag:"subscribe-rate"`
+	PublishRate       int      `flag:"publish-rate"`
+	ClientPublishRate int      `flag:"client-publish-rate"`
+	CORSOrigin        string   `flag:"cors-origin"`
+
+	DrainTimeout time.Duration `flag:"drain-timeout"`
+	DrainDelay   time.Duration `flag:"drain-delay"`
 
 	Presence           []string `flag:"presence"`
 	PresenceMaxMembers int      `flag:"presence-max-members"`
 	NodeName           string   `flag:"node-name"`
-
-	MaxConns          int    `flag:"max-conns"`
-	MaxConnsPerIP     int    `flag:"max-conns-per-ip"`
-	SubscribeRate     int    `flag:"subscribe-rate"`
-	PublishRate       int    `flag:"publish-rate"`
-	ClientPublishRate int    `flag:"client-publish-rate"`
-	CORSOrigin        string `flag:"cors-origin"`
-
-	DrainTimeout time.Duration `flag:"drain-timeout"`
-	DrainDelay   time.Duration `flag:"drain-delay"`
 
 	TLS           string        `flag:"tls"`
 	CertFile      string        `flag:"cert"`
@@ -270,41 +269,42 @@ var layerFlags = map[string]string{
 	"redis.Presence":          "", // --presence's patterns, as the hub's (see presenceMatch)
 	"redis.PresenceTTL":       "",
 
-	"transports.Hub.MaxChannels":    "max-channels",
-	"transports.Hub.QueueBytes":     "queue-bytes",
+	"transports.Hub.MaxChannels":   "max-channels",
+	"transports.Hub.QueueBytes":    "queue-bytes",
+	"transports.MaxPayload":        "max-payload",
+	"transports.MaxBatch":          "max-batch",
+	"transports.Heartbeat":         "heartbeat",
+	"transports.HeartbeatMin":      "",
+	"transports.HeartbeatMax":      "",
+	"transports.PollTimeout":       "poll-timeout",
+	"transports.PollTimeoutMax":    "poll-timeout-max",
+	"transports.PollLingerMax":     "poll-linger-max",
+	"transports.SSERetry":          "sse-retry",
+	"transports.BodyTimeout":       "body-timeout",
+	"transports.PublishKeys":       "publish-key",
+	"transports.InsecurePublish":   "insecure-publish",
+	"transports.JWTSecret":         "jwt-secret",
+	"transports.JWTPublicKeys":     "jwt-public-key",
+	"transports.JWKSURL":           "jwks-url",
+	"transports.JWTAudiences":      "jwt-audience",
+	"transports.JWTIssuer":         "jwt-issuer",
+	"transports.Anonymous":         "anonymous",
+	"transports.ClientPublish":     "client-publish",
+	"transports.Domains":           "domain",
+	"transports.MaxConns":          "max-conns",
+	"transports.MaxConnsPerIP":     "max-conns-per-ip",
+	"transports.SubscribeRate":     "subscribe-rate",
+	"transports.PublishRate":       "publish-rate",
+	"transports.ClientPublishRate": "client-publish-rate",
+	"transports.CORSOrigin":        "cors-origin",
+	"transports.HSTS":              "hsts",
+	"transports.DrainTimeout":      "drain-timeout",
+	"transports.DrainDelay":        "drain-delay",
+
 	"transports.Hub.Presence":       "", // set from transports.Presence
 	"transports.Hub.Node":           "node-name",
 	"transports.Presence":           "presence",
 	"transports.PresenceMaxMembers": "presence-max-members",
-	"transports.MaxPayload":         "max-payload",
-	"transports.MaxBatch":           "max-batch",
-	"transports.Heartbeat":          "heartbeat",
-	"transports.HeartbeatMin":       "",
-	"transports.HeartbeatMax":       "",
-	"transports.PollTimeout":        "poll-timeout",
-	"transports.PollTimeoutMax":     "poll-timeout-max",
-	"transports.PollLingerMax":      "poll-linger-max",
-	"transports.SSERetry":           "sse-retry",
-	"transports.BodyTimeout":        "body-timeout",
-	"transports.PublishKeys":        "publish-key",
-	"transports.InsecurePublish":    "insecure-publish",
-	"transports.JWTSecret":          "jwt-secret",
-	"transports.JWTPublicKeys":      "jwt-public-key",
-	"transports.JWKSURL":            "jwks-url",
-	"transports.JWTAudiences":       "jwt-audience",
-	"transports.JWTIssuer":          "jwt-issuer",
-	"transports.Anonymous":          "anonymous",
-	"transports.ClientPublish":      "client-publish",
-	"transports.Domains":            "domain",
-	"transports.MaxConns":           "max-conns",
-	"transports.MaxConnsPerIP":      "max-conns-per-ip",
-	"transports.SubscribeRate":      "subscribe-rate",
-	"transports.PublishRate":        "publish-rate",
-	"transports.ClientPublishRate":  "client-publish-rate",
-	"transports.CORSOrigin":         "cors-origin",
-	"transports.HSTS":               "hsts",
-	"transports.DrainTimeout":       "drain-timeout",
-	"transports.DrainDelay":         "drain-delay",
 
 	"tls.Mode":               "tls",
 	"tls.Listen":             "listen",

@@ -34,8 +34,9 @@ func TestWithDefaults(t *testing.T) {
 		LogFormat:      "text",
 		LogLevel:       "info",
 
-		ClientPublishRate:  50,
-		IdempotencyWindow:  10 * time.Minute,
+		ClientPublishRate: 50,
+		IdempotencyWindow: 10 * time.Minute,
+
 		PresenceMaxMembers: 1000,
 	}
 	explicit := config{
@@ -64,8 +65,9 @@ func TestWithDefaults(t *testing.T) {
 		LogFormat:      "json",
 		LogLevel:       "debug",
 
-		ClientPublishRate:  6,
-		IdempotencyWindow:  time.Second,
+		ClientPublishRate: 6,
+		IdempotencyWindow: time.Second,
+
 		PresenceMaxMembers: 9,
 	}
 	with := func(c config, f func(*config)) config { f(&c); return c }
