@@ -46,7 +46,8 @@ type Frame struct {
 	// Member is the member that joined or left, on a presence frame; nil
 	// on a message.
 	Member *Member
-	enc    [numEncodings]struct {
+
+	enc [numEncodings]struct {
 		once sync.Once
 		v    any
 	}

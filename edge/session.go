@@ -41,10 +41,11 @@ type Session struct {
 	subs     []subscription             // few per connection: a slice beats a map in time and memory
 	closed   atomic.Pointer[Disconnect] // set once, holding mu; read without it
 	released bool
-	kind     uint8   // groups the session in Hub.Stats
-	first    bool    // closed at once when Shutdown begins
-	hear     bool    // later subscriptions hear joins and leaves (HearPresence)
-	member   *Member // its identity in presence once SetMember gave it; Conn is given at its first join
+	kind     uint8 // groups the session in Hub.Stats
+	first    bool  // closed at once when Shutdown begins
+
+	hear   bool    // later subscriptions hear joins and leaves (HearPresence)
+	member *Member // its identity in presence once SetMember gave it; Conn is given at its first join
 }
 
 // SetMember makes the session a member of the presence channels it
