@@ -188,7 +188,7 @@ func (c Config) Validate() error {
 		{"MaxPayload", c.MaxPayload}, {"MaxBatch", c.MaxBatch},
 		{"MaxConns", c.MaxConns}, {"MaxConnsPerIP", c.MaxConnsPerIP},
 		{"SubscribeRate", c.SubscribeRate}, {"PublishRate", c.PublishRate},
-		{"ClientPublishRate", c.ClientPublishRate}, {"PresenceMaxMembers", c.PresenceMaxMembers},
+		{"ClientPublishRate", c.ClientPublishRate},
 	} {
 		edge.CheckNotNegative(&errs, f.name, f.v)
 	}
@@ -207,6 +207,7 @@ func (c Config) Validate() error {
 	if c.MaxBatch > MaxBatchLimit {
 		errs = append(errs, edge.Invalid("MaxBatch", "%d is over %d; a backend with more sends several batches", c.MaxBatch, MaxBatchLimit))
 	}
+	edge.CheckNotNegative(&errs, "PresenceMaxMembers", c.PresenceMaxMembers)
 	if c.PresenceMaxMembers > MaxPresenceMembersLimit {
 		errs = append(errs, edge.Invalid("PresenceMaxMembers", "%d is over %d; the count of a channel's members is exact whatever the bound", c.PresenceMaxMembers, MaxPresenceMembersLimit))
 	}

@@ -36,7 +36,6 @@ func effectiveConfig(cfg config) map[string]any {
 		"jwt-public-key": cfg.JWTPublicKeys, "jwks-url": secretURL(cfg.JWKSURL),
 		"jwt-audience": cfg.JWTAudiences, "jwt-issuer": cfg.JWTIssuer, "anonymous": cfg.Anonymous,
 		"client-publish": cfg.ClientPublish, "max-conns": cfg.MaxConns, "max-conns-per-ip": cfg.MaxConnsPerIP,
-		"presence": cfg.Presence, "presence-max-members": cfg.PresenceMaxMembers, "node-name": cfg.NodeName,
 		"subscribe-rate": cfg.SubscribeRate, "publish-rate": cfg.PublishRate, "client-publish-rate": cfg.ClientPublishRate,
 		"cors-origin": cfg.CORSOrigin, "drain-timeout": cfg.DrainTimeout.String(), "drain-delay": cfg.DrainDelay.String(),
 		"tls": cfg.TLS, "cert": cfg.CertFile, "key": cfg.KeyFile, "domain": cfg.Domains, "email": cfg.Email,
@@ -44,6 +43,7 @@ func effectiveConfig(cfg config) map[string]any {
 		"on-demand": cfg.OnDemand, "on-demand-allow": cfg.OnDemandAllow, "on-demand-ask": secretURL(cfg.OnDemandAsk),
 		"on-demand-rate": cfg.OnDemandRate, "hsts": cfg.HSTS.String(),
 		"log-format": cfg.LogFormat, "log-level": cfg.LogLevel,
+		"presence": cfg.Presence, "presence-max-members": cfg.PresenceMaxMembers, "node-name": cfg.NodeName,
 	}
 }
 
