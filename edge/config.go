@@ -12,7 +12,22 @@ type Config struct {
 	// QueueBytes bounds what may wait in one session's outgoing queue; a
 	// session past it is closed as a slow consumer. Zero means 1 MiB.
 	QueueBytes int
+
+	// Presence reports whether a channel keeps presence: its
+	// subscriptions are members (Presence.Join) while they last, and
+	// sessions that ask hear its joins and leaves. The hub asks once per
+	// subscription. Nil means no channel keeps presence; a broker that
+	// does not implement Presence keeps none either.
+	Presence func(channel string) bool
+	// Node names this node in presence: Member.Node, and the prefix of
+	// its connections' ids. It must be unique in the fleet. Zero means
+	// NewHub picks the host name and a random suffix, unique per process
+	// even with several nodes on one host.
+	Node string
 }
+
+// MaxNodeLen bounds Config.Node, in bytes.
+const MaxNodeLen = 64
 
 // WithDefaults returns c with every zero field set to its default.
 func (c Config) WithDefaults() Config {
@@ -34,5 +49,8 @@ func (c Config) Validate() error {
 	var errs []error
 	CheckNotNegative(&errs, "MaxChannels", c.MaxChannels)
 	CheckNotNegative(&errs, "QueueBytes", c.QueueBytes)
+	if err := validateName(c.Node, MaxNodeLen); c.Node != "" && err != nil {
+		errs = append(errs, Invalid("Node", "%v; use a name such as the host's", err))
+	}
 	return errors.Join(errs...)
 }

@@ -27,7 +27,7 @@ func TestConfigWithDefaults(t *testing.T) {
 			if err := got.Validate(); err != nil {
 				t.Errorf("Validate: %v", err)
 			}
-			if again := got.WithDefaults(); again != got {
+			if again := got.WithDefaults(); !reflect.DeepEqual(again, got) {
 				t.Errorf("WithDefaults is not idempotent: %+v", again)
 			}
 		})
@@ -55,7 +55,7 @@ func TestConfigValidate(t *testing.T) {
 // invalid one as the programmer error it is.
 func TestNewHubConfig(t *testing.T) {
 	h, _ := newHub(t, edge.Config{})
-	if got, want := h.Config(), (edge.Config{}).WithDefaults(); got != want {
+	if got, want := h.Config(), (edge.Config{}).WithDefaults(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Config() = %+v, want %+v", got, want)
 	}
 	defer func() {

@@ -11,4 +11,12 @@
 // built once and shared by every subscriber) and enqueues the Frame on each
 // local Session's bounded queue. A Session that falls too far behind is
 // closed as a slow consumer; its client resumes from history.
+//
+// Presence: for the channels Config.Presence names, a Broker that
+// implements Presence keeps who subscribes, fleet-wide. A Session that
+// SetMember identified is a member of each such channel while it
+// subscribes it; the hub sends the joins and leaves to the store off the
+// fan-out path, in order per member, and fans the store's announcements
+// out as presence frames (no id, not history) to the sessions that
+// HearPresence asked for.
 package edge

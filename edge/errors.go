@@ -28,6 +28,7 @@ var (
 	ErrUnauthorized     = &Error{"unauthorized", http.StatusUnauthorized, "missing or invalid credentials"}
 	ErrForbidden        = &Error{"forbidden", http.StatusForbidden, "not allowed"}
 	ErrNotFound         = &Error{"not_found", http.StatusNotFound, "not found"}
+	ErrPresenceOff      = &Error{"presence_off", http.StatusNotFound, "presence is off for this channel"}
 	ErrMethodNotAllowed = &Error{"method_not_allowed", http.StatusMethodNotAllowed, "method not allowed"}
 	ErrRequestTimeout   = &Error{"request_timeout", http.StatusRequestTimeout, "request timeout"}
 	ErrPayloadTooLarge  = &Error{"payload_too_large", http.StatusRequestEntityTooLarge, "payload too large"}

@@ -20,8 +20,10 @@ const numShards = 64
 // subscribe to which channel and fans every live message out to them. It is
 // safe for concurrent use.
 //
-// Lock order: a shard's mu, then a Session's mu. The hub never holds a
-// shard lock while it enqueues on sessions, and never does I/O.
+// Lock order: a shard's mu, then a Session's mu, then the presence
+// queue's (see presenceOps). The hub never holds a shard lock while it
+// enqueues on sessions, and never does I/O: presence's store calls run on
+// a goroutine of their own.
 type Hub struct {
 	broker Broker
 	cfg    Config
@@ -38,6 +40,10 @@ type Hub struct {
 	slow     atomic.Int64 // sessions closed as slow consumers
 	tracer   trace.Tracer // nil: no fan-out spans
 	wakeAll  func([]Waker)
+
+	presence *presenceOps  // nil: no channel keeps presence
+	node     string        // this node's name in presence
+	conns    atomic.Uint64 // the last connection number given (Session.SetMember)
 }
 
 type shard struct {
@@ -81,6 +87,10 @@ func NewHub(broker Broker, cfg Config, log *slog.Logger) *Hub {
 		log:      log,
 		seed:     maphash.MakeSeed(),
 		sessions: make(map[*Session]struct{}),
+		node:     cfg.Node,
+	}
+	if h.node == "" {
+		h.node = defaultNode()
 	}
 	for i := range h.shards {
 		h.shards[i].chans = make(map[string]*listeners)
@@ -88,6 +98,10 @@ func NewHub(broker Broker, cfg Config, log *slog.Logger) *Hub {
 	broker.Relay(h.deliver)
 	if lr, ok := broker.(LossReporter); ok {
 		lr.OnLost(h.lost)
+	}
+	if p, ok := broker.(Presence); ok && cfg.Presence != nil {
+		h.presence = newPresenceOps(p, log)
+		p.OnPresence(h.announce)
 	}
 	return h
 }
@@ -180,7 +194,11 @@ func (h *Hub) deliver(ctx context.Context, m Message) {
 	if len(subs) == 0 {
 		return
 	}
-	f := NewFrame(m)
+	h.fanout(subs, NewFrame(m))
+}
+
+// fanout queues f on subs and wakes them.
+func (h *Hub) fanout(subs []*Session, f *Frame) {
 	if h.wakeAll == nil {
 		for _, s := range subs {
 			if w := s.push(f); w != nil {

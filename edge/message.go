@@ -36,8 +36,17 @@ const (
 // Frame is a Message on its way to subscribers. Its encodings are built
 // lazily, once per Encoding, and shared by every subscriber; a Frame is
 // safe for concurrent use.
+//
+// A presence frame (NewPresenceFrame) carries a join or leave instead of a
+// message: Member is set, Event is EventJoin or EventLeave, and ID is
+// zero. It is not in history: a writer gives it no id and moves no cursor
+// for it (see IsPresence).
 type Frame struct {
 	Message
+	// Member is the member that joined or left, on a presence frame; nil
+	// on a message.
+	Member *Member
+
 	enc [numEncodings]struct {
 		once sync.Once
 		v    any
@@ -51,6 +60,16 @@ const frameOverhead = 256
 // NewFrame wraps m.
 func NewFrame(m Message) *Frame { return &Frame{Message: m} }
 
+// NewPresenceFrame wraps a join or leave of a channel.
+func NewPresenceFrame(c PresenceChange) *Frame {
+	m := c.Member
+	return &Frame{Message: Message{Channel: c.Channel, Event: c.Event}, Member: &m}
+}
+
+// IsPresence reports whether f is a presence frame, which carries no
+// message id.
+func (f *Frame) IsPresence() bool { return f.Member != nil }
+
 // Encoded returns the encoding e of the frame, calling build the first time
 // it is asked for and returning the same value afterwards.
 func (f *Frame) Encoded(e Encoding, build func(*Message) any) any {
@@ -61,5 +80,9 @@ func (f *Frame) Encoded(e Encoding, build func(*Message) any) any {
 
 // Size is what the frame counts against a queue's byte budget.
 func (f *Frame) Size() int {
-	return len(f.Data) + len(f.Channel) + len(f.Event) + frameOverhead
+	n := len(f.Data) + len(f.Channel) + len(f.Event) + frameOverhead
+	if m := f.Member; m != nil {
+		n += len(m.Conn) + len(m.Sub) + len(m.Info) + len(m.Node)
+	}
+	return n
 }

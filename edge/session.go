@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 )
@@ -42,6 +43,74 @@ type Session struct {
 	released bool
 	kind     uint8 // groups the session in Hub.Stats
 	first    bool  // closed at once when Shutdown begins
+
+	hear   bool    // later subscriptions hear joins and leaves (HearPresence)
+	member *Member // its identity in presence once SetMember gave it; Conn is given at its first join
+}
+
+// SetMember makes the session a member of the presence channels it
+// subscribes from now on (Config.Presence), as the subject sub of its
+// token (empty: none) with the info its client gave (validated with
+// ValidatePresenceInfo). A session that never calls it is no member but
+// may still hear joins and leaves (a long-poll, which is not connected
+// between its requests). Its connection id, unique in the fleet, is the
+// node's name, "-" and a number.
+func (s *Session) SetMember(sub, info string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.member == nil {
+		s.member = &Member{Node: s.hub.node}
+	}
+	s.member.Sub, s.member.Info = sub, info
+}
+
+// HearPresence sets whether the channels the session subscribes from now
+// on hear joins and leaves, when they keep presence: presence frames
+// (Frame.IsPresence) are then queued like messages, live or not, and a
+// writer must give them no id and move no cursor for them.
+func (s *Session) HearPresence(on bool) {
+	s.mu.Lock()
+	s.hear = on
+	s.mu.Unlock()
+}
+
+// Conn returns the session's connection id in presence: empty until it
+// first joined a channel as a member.
+func (s *Session) Conn() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.member == nil {
+		return ""
+	}
+	return s.member.Conn
+}
+
+// Queued returns how many frames wait in the session's queue.
+func (s *Session) Queued() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue)
+}
+
+// joinPresenceLocked makes the session a member of the subscription's
+// channel, if it is one that keeps presence. The caller holds mu.
+func (s *Session) joinPresenceLocked(sub *subscription) {
+	if !sub.presence || s.member == nil || s.closed.Load() != nil {
+		return
+	}
+	if s.member.Conn == "" {
+		s.member.Conn = s.hub.node + "-" + strconv.FormatUint(s.hub.conns.Add(1), 10)
+	}
+	sub.member = true
+	s.hub.presence.join(sub.channel, *s.member)
+}
+
+// leavePresenceLocked undoes joinPresenceLocked. The caller holds mu.
+func (s *Session) leavePresenceLocked(sub *subscription) {
+	if sub.member {
+		sub.member = false
+		s.hub.presence.leave(sub.channel, s.member.Conn)
+	}
 }
 
 // SetKind sets the group Hub.Stats counts the session in (the transport,
@@ -72,6 +141,10 @@ type subscription struct {
 	// (Redis relays on another connection than the one history is read
 	// on): push drops frames at or below it.
 	last ID
+
+	presence bool // the channel keeps presence
+	hear     bool // its joins and leaves are queued
+	member   bool // the session is a member of it, until leavePresenceLocked
 }
 
 // find returns the index of channel in s.subs, or -1. The caller holds mu.
@@ -169,6 +242,9 @@ func (s *Session) Release() {
 	s.released = true
 	subs := s.subs
 	s.subs = nil
+	for i := range subs {
+		s.leavePresenceLocked(&subs[i])
+	}
 	s.closeLocked(DisconnectShutdown)
 	s.mu.Unlock()
 	for _, sub := range subs {
@@ -191,6 +267,12 @@ func (s *Session) push(f *Frame) Waker {
 		return nil
 	}
 	switch jb := s.subs[i].join; {
+	case f.Member != nil:
+		// Presence is not history: it is queued as it comes, live or
+		// not, and never deduplicated by id.
+		if !s.subs[i].hear || !s.enqueueLocked(f) {
+			return nil
+		}
 	case jb != nil:
 		if jb.overflowed {
 			return nil
@@ -255,7 +337,8 @@ func (s *Session) Subscribe(ctx context.Context, channel string) error {
 		s.mu.Unlock()
 		return fmt.Errorf("%w: a connection may subscribe to at most %d channels", ErrTooManyChannels, s.hub.cfg.MaxChannels)
 	}
-	s.subs = append(s.subs, subscription{channel: channel, join: &joinBuffer{}})
+	keeps := s.hub.KeepsPresence(channel)
+	s.subs = append(s.subs, subscription{channel: channel, join: &joinBuffer{}, presence: keeps, hear: keeps && s.hear})
 	s.mu.Unlock()
 	name, err := s.hub.add(ctx, channel, s)
 	s.mu.Lock()
@@ -266,6 +349,7 @@ func (s *Session) Subscribe(ctx context.Context, channel string) error {
 	}
 	if i := s.find(channel); i >= 0 {
 		s.subs[i].channel = name
+		s.joinPresenceLocked(&s.subs[i])
 	}
 	return nil
 }
@@ -299,6 +383,7 @@ func (s *Session) dropLocked(channel string) bool {
 	if i < 0 {
 		return false
 	}
+	s.leavePresenceLocked(&s.subs[i])
 	s.subs = slices.Delete(s.subs, i, i+1)
 	return true
 }

@@ -94,6 +94,19 @@ type RedisConfig struct {
 	// setting: nodes may differ. Zero means edge.DefaultIdempotencyWindow
 	// (10 minutes); it is at least a millisecond.
 	IdempotencyWindow time.Duration
+
+	// Presence says which channels have presence (edge.Presence): the
+	// relay also subscribes their announcements of joins and leaves
+	// (edge:{CHANNEL}:presence) while the channel is watched, and the
+	// store sweeps their expired members. It must agree with the hub's
+	// edge.Config.Presence. Nil means none: no extra subscriptions, and
+	// OnPresence hears nothing (Join, Leave and Members still work).
+	Presence func(channel string) bool
+	// PresenceTTL is how long a member of a node that stopped refreshing
+	// it (the node died) stays listed: a node refreshes its members every
+	// PresenceTTL/3, and sweeps the presence channels it watches as
+	// often. Zero means edge.PresenceTTL (15s); it is at least a second.
+	PresenceTTL time.Duration
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -105,6 +118,7 @@ func (c RedisConfig) WithDefaults() RedisConfig {
 	setDefault(&c.HistoryTTL, defaultHistoryTTL)
 	setDefault(&c.MaxPayload, edge.DefaultMaxPayload)
 	setDefault(&c.IdempotencyWindow, edge.DefaultIdempotencyWindow)
+	setDefault(&c.PresenceTTL, edge.PresenceTTL)
 	return c
 }
 
@@ -123,6 +137,13 @@ func (c RedisConfig) Validate() error {
 	edge.CheckNotNegative(&errs, "IdempotencyWindow", c.IdempotencyWindow)
 	if c.IdempotencyWindow > 0 && c.IdempotencyWindow < time.Millisecond {
 		errs = append(errs, edge.Invalid("IdempotencyWindow", "%v is under a millisecond, the unit Redis expires keys in; raise it", c.IdempotencyWindow))
+	}
+	edge.CheckNotNegative(&errs, "PresenceTTL", c.PresenceTTL)
+	if c.PresenceTTL > 0 && c.PresenceTTL < minPresenceTTL {
+		errs = append(errs, edge.Invalid("PresenceTTL", "%v is under %v: nodes would refresh their members several times a second; raise it", c.PresenceTTL, minPresenceTTL))
+	}
+	if c.PresenceTTL > maxPresenceTTL {
+		errs = append(errs, edge.Invalid("PresenceTTL", "%v is over %v: a dead node's members would stay listed that long; lower it", c.PresenceTTL, maxPresenceTTL))
 	}
 	return errors.Join(errs...)
 }

@@ -1,6 +1,7 @@
 package resume_test
 
 import (
+	"errors"
 	"log/slog"
 	"reflect"
 	"strings"
@@ -26,12 +27,12 @@ func TestConfigWithDefaults(t *testing.T) {
 	})
 	t.Run("redis", func(t *testing.T) {
 		want := resume.RedisConfig{URLs: []string{"redis://localhost:6379"}, HistorySize: 1000, HistoryTTL: time.Hour, MaxPayload: 64 << 10,
-			IdempotencyWindow: 10 * time.Minute}
+			IdempotencyWindow: 10 * time.Minute, PresenceTTL: 15 * time.Second}
 		if got := (resume.RedisConfig{}).WithDefaults(); !reflect.DeepEqual(got, want) {
 			t.Errorf("zero value WithDefaults = %+v, want %+v", got, want)
 		}
 		explicit := resume.RedisConfig{URLs: []string{"redis://a:1", "redis://b:2"}, Cluster: true, Ingest: "news.*",
-			HistorySize: 7, HistoryTTL: time.Minute, MaxPayload: 1024, IdempotencyWindow: time.Second}
+			HistorySize: 7, HistoryTTL: time.Minute, MaxPayload: 1024, IdempotencyWindow: time.Second, PresenceTTL: 2 * time.Second}
 		if got := explicit.WithDefaults(); !reflect.DeepEqual(got, explicit) {
 			t.Errorf("WithDefaults changed explicit values: %+v", got)
 		}
@@ -55,6 +56,9 @@ func TestConfigValidate(t *testing.T) {
 			[]string{"HistorySize:", "HistoryTTL:", "MaxPayload: 33554432 bytes is over the limit", "IdempotencyWindow: -1s is negative"}},
 		{"redis idempotency window under a millisecond", resume.RedisConfig{IdempotencyWindow: time.Microsecond}.Validate(),
 			[]string{"IdempotencyWindow: 1µs is under a millisecond"}},
+		{"redis presence TTL out of bounds", errors.Join(resume.RedisConfig{PresenceTTL: -time.Second}.Validate(),
+			resume.RedisConfig{PresenceTTL: time.Millisecond}.Validate(), resume.RedisConfig{PresenceTTL: 48 * time.Hour}.Validate()),
+			[]string{"PresenceTTL: -1s is negative", "PresenceTTL: 1ms is under 1s", "PresenceTTL: 48h0m0s is over 24h0m0s"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -38,6 +38,12 @@
 // malformed tp (the message is still delivered), and the stream entry
 // keeps no trace.
 //
+// Both stores implement edge.Presence, who subscribes to a channel. The
+// embedded store knows its own node's members; the Redis store keeps the
+// fleet's in the channel's slot, each member refreshed by its node and
+// expiring when the node dies, and relays joins and leaves on a shard
+// channel of their own (see presence_redis.go).
+//
 // Both stores use ids of the Redis Stream form (<ms>-<seq>), strictly
 // increasing per channel, and both detect lost history: a cursor behind
 // what is retained gets a gap, a cursor ahead of the channel's last id

@@ -60,6 +60,43 @@
 -- any, so that either all of them are stored, with consecutive ids, or
 -- none is.
 --
+-- Presence: who subscribes to a channel, fleet-wide. Each member is a
+-- connection subscribed to the channel on one node, kept in two keys of
+-- the channel's slot: edge:{CHANNEL}:members, a sorted set of the
+-- members' connection ids scored by when they expire (ms, Redis's clock),
+-- and edge:{CHANNEL}:member-info, a hash of connection id to the member's
+-- JSON ({"conn", "sub", "info", "node"}). Both expire when no member is
+-- written for twice TTL-MS, so that a dead channel vanishes, but only
+-- after its expired members were swept and their leaves announced. The
+-- node of a
+-- member refreshes it while it runs; when the node dies, its members
+-- expire, and the next sweep (on every refresh and every list) removes
+-- them and announces their leaves:
+--
+--   FCALL edge_presence_join 1 edge:{CHANNEL} TTL-MS CONN MEMBER
+--       adds (or replaces) a member; answers 1 and announces the join if
+--       it was not a member, else 0
+--   FCALL edge_presence_leave 1 edge:{CHANNEL} CONN
+--       removes a member; answers 1 and announces the leave if it was one
+--   FCALL edge_presence_members 1 edge:{CHANNEL} LIMIT
+--       sweeps, then answers {COUNT, MEMBER...}: how many members the
+--       channel has (exact) and up to LIMIT of them (0-10000)
+--   FCALL edge_presence_refresh 1 edge:{CHANNEL} TTL-MS [CONN MEMBER]...
+--       a node's members of the channel (up to 1000) expire TTL-MS from
+--       now; those Redis lost (a restart without persistence, a failover)
+--       are added again without an announcement (a MEMBER is checked only
+--       then, when it is written); then it sweeps. Answers how many it
+--       added again.
+--
+-- CONN is 1-128 bytes of visible ASCII (0x21-0x7E), MEMBER a JSON object
+-- of at most 2048 bytes whose "conn" is CONN ("sub", "info" and "node"
+-- are strings when present; other fields are kept for later releases),
+-- TTL-MS a whole number of 1 to 86400000. Joins and leaves are announced
+-- with SPUBLISH on the channel's own shard channel edge:{CHANNEL}:presence
+-- (never on :live, whose every payload a node reads as a message), as
+-- "1 join MEMBER" or "1 leave MEMBER": a version, the event and the
+-- member's JSON.
+--
 -- This text is the same for every node: nothing of a node's configuration
 -- is built into it.
 
@@ -72,6 +109,15 @@ local RESERVED_EVENTS = {gap = true, disconnect = true, join = true, leave = tru
 local MAX_IDEMPOTENCY_KEY_LEN = 128 -- edge.MaxIdempotencyKeyLen
 local IDEMPOTENCY_TTL_MS = 600000 -- edge.DefaultIdempotencyWindow
 local TRACEPARENT = 'traceparent' -- resume's optTraceparent
+
+-- Presence's bounds, pinned to resume's constants by TestFunctionFacts.
+local MAX_CONN_LEN = 128 -- maxConnLen
+local MAX_MEMBER_LEN = 2048 -- maxMemberLen
+local MAX_MEMBERS_LIMIT = 10000 -- maxMembersLimit
+local MAX_REFRESH = 1000 -- maxRefreshEntries (a node sends at most refreshChunk)
+local MAX_PRESENCE_TTL_MS = 86400000 -- maxPresenceTTL
+local MAX_SWEEP = 1000 -- expired members removed per call, at most
+local PRESENCE_FORMAT = '1' -- presenceFormat, the announcements' version
 
 -- patterns returns the Lua patterns of a stream key and of an event type,
 -- built from NAME_ALPHABET on first use (the string library is not there
@@ -275,10 +321,15 @@ local function store(key, size, event, data, tp)
   return id
 end
 
+-- now_ms returns Redis's clock in milliseconds.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
 -- expire trims the stream key by age and sets it to expire when idle.
 local function expire(key, ttl)
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local now = now_ms()
   redis.call('XTRIM', key, 'MINID', '~', now - ttl)
   redis.call('PEXPIRE', key, ttl)
 end
@@ -367,5 +418,235 @@ local function publish_batch(keys, args)
   return ids
 end
 
+-- Presence (see the top of this file).
+
+local USAGE_JOIN = 'ERR edge: usage: FCALL edge_presence_join 1 edge:{channel} ttl-ms conn member'
+local USAGE_LEAVE = 'ERR edge: usage: FCALL edge_presence_leave 1 edge:{channel} conn'
+local USAGE_MEMBERS = 'ERR edge: usage: FCALL edge_presence_members 1 edge:{channel} limit'
+local USAGE_REFRESH = 'ERR edge: usage: FCALL edge_presence_refresh 1 edge:{channel} ttl-ms [conn member]...'
+
+-- presence_keys returns the members' sorted set, their hash and the shard
+-- channel of announcements of the stream key key.
+local function presence_keys(key)
+  return key .. ':members', key .. ':member-info', key .. ':presence'
+end
+
+-- presence_ttl returns v as a TTL in ms, or nil and an error.
+local function presence_ttl(v)
+  local ttl = positive(v)
+  if not ttl or ttl > MAX_PRESENCE_TTL_MS then
+    return nil, 'ERR edge: ttl-ms must be a whole number of 1 to ' .. MAX_PRESENCE_TTL_MS
+  end
+  return ttl
+end
+
+-- check_conn returns nil when conn is a connection id, or an error.
+local function check_conn(conn)
+  if #conn < 1 or #conn > MAX_CONN_LEN or not string.match(conn, '^[!-~]+$') then
+    return 'ERR edge: conn must be 1-' .. MAX_CONN_LEN .. ' bytes of visible ASCII (0x21-0x7E)'
+  end
+  return nil
+end
+
+-- check_member returns nil when member is the JSON of conn's member, or
+-- an error.
+local function check_member(conn, member)
+  local bad = check_conn(conn)
+  if bad then
+    return bad
+  end
+  if #member > MAX_MEMBER_LEN or string.sub(member, 1, 1) ~= '{' then
+    return 'ERR edge: member must be a JSON object of at most ' .. MAX_MEMBER_LEN .. ' bytes'
+  end
+  local ok, m = pcall(cjson.decode, member)
+  if not ok or type(m) ~= 'table' then
+    return 'ERR edge: member must be a JSON object of at most ' .. MAX_MEMBER_LEN .. ' bytes'
+  end
+  if m.conn ~= conn then
+    return 'ERR edge: the member\'s "conn" must be its conn'
+  end
+  for _, field in ipairs({'sub', 'info', 'node'}) do
+    if m[field] ~= nil and type(m[field]) ~= 'string' then
+      return 'ERR edge: the member\'s "' .. field .. '" must be a string'
+    end
+  end
+  return nil
+end
+
+-- announce publishes a join or leave of member on the channel's presence
+-- shard channel: "1 EVENT MEMBER", 1 being the format's version.
+local function announce(presence, event, member)
+  redis.call('SPUBLISH', presence, PRESENCE_FORMAT .. ' ' .. event .. ' ' .. member)
+end
+
+-- member_or_stub returns a member's JSON as the hash had it (false when
+-- it did not), or one that only names its conn.
+local function member_or_stub(member, conn)
+  return member or cjson.encode({conn = conn})
+end
+
+-- keep_alive has the channel's presence keys live for twice ttl ms at
+-- least: a member written now expires in ttl, and the keys outlive it
+-- long enough for a sweep to find it and announce its leave.
+local function keep_alive(members, info, ttl)
+  for _, k in ipairs({members, info}) do
+    if redis.call('PTTL', k) < 2 * ttl then -- -1: no expiry yet; -2: no key (harmless)
+      redis.call('PEXPIRE', k, 2 * ttl)
+    end
+  end
+end
+
+-- sweep removes up to MAX_SWEEP members that expired by now and announces
+-- their leaves.
+local function sweep(members, info, presence, now)
+  local gone = redis.call('ZRANGEBYSCORE', members, '-inf', now, 'LIMIT', 0, MAX_SWEEP)
+  if #gone == 0 then
+    return
+  end
+  local json = redis.call('HMGET', info, unpack(gone))
+  redis.call('ZREM', members, unpack(gone))
+  redis.call('HDEL', info, unpack(gone))
+  for i, conn in ipairs(gone) do
+    announce(presence, 'leave', member_or_stub(json[i], conn))
+  end
+end
+
+local function presence_join(keys, args)
+  if #keys ~= 1 or #args ~= 3 then
+    return redis.error_reply(USAGE_JOIN)
+  end
+  local bad = check_key(keys[1])
+  if bad then
+    return redis.error_reply(bad)
+  end
+  local ttl, err = presence_ttl(args[1])
+  if not ttl then
+    return redis.error_reply(err)
+  end
+  local conn, member = args[2], args[3]
+  bad = check_member(conn, member)
+  if bad then
+    return redis.error_reply(bad)
+  end
+  local members, info, presence = presence_keys(keys[1])
+  local new = redis.call('ZADD', members, now_ms() + ttl, conn)
+  redis.call('HSET', info, conn, member)
+  keep_alive(members, info, ttl)
+  if new == 1 then
+    announce(presence, 'join', member)
+  end
+  return new
+end
+
+local function presence_leave(keys, args)
+  if #keys ~= 1 or #args ~= 1 then
+    return redis.error_reply(USAGE_LEAVE)
+  end
+  local bad = check_key(keys[1]) or check_conn(args[1])
+  if bad then
+    return redis.error_reply(bad)
+  end
+  local conn = args[1]
+  local members, info, presence = presence_keys(keys[1])
+  local member = redis.call('HGET', info, conn)
+  local was = redis.call('ZREM', members, conn)
+  redis.call('HDEL', info, conn)
+  if was == 1 then
+    announce(presence, 'leave', member_or_stub(member, conn))
+  end
+  return was
+end
+
+local function presence_members(keys, args)
+  if #keys ~= 1 or #args ~= 1 then
+    return redis.error_reply(USAGE_MEMBERS)
+  end
+  local bad = check_key(keys[1])
+  if bad then
+    return redis.error_reply(bad)
+  end
+  local limit = tonumber(args[1])
+  if not limit or limit < 0 or limit > MAX_MEMBERS_LIMIT or limit % 1 ~= 0 then
+    return redis.error_reply('ERR edge: limit must be a whole number of 0 to ' .. MAX_MEMBERS_LIMIT)
+  end
+  local members, info, presence = presence_keys(keys[1])
+  local now = now_ms()
+  sweep(members, info, presence, now)
+  -- Counted and listed among the unexpired only, so that the answer is
+  -- exact even when more than one sweep's worth expired.
+  local reply = {redis.call('ZCOUNT', members, '(' .. now, '+inf')}
+  if limit > 0 then
+    local conns = redis.call('ZRANGEBYSCORE', members, '(' .. now, '+inf', 'LIMIT', 0, limit)
+    if #conns > 0 then
+      local json = redis.call('HMGET', info, unpack(conns))
+      for i, conn in ipairs(conns) do
+        reply[#reply + 1] = member_or_stub(json[i], conn)
+      end
+    end
+  end
+  return reply
+end
+
+local function presence_refresh(keys, args)
+  if #keys ~= 1 or #args < 1 or #args % 2 ~= 1 then
+    return redis.error_reply(USAGE_REFRESH)
+  end
+  if (#args - 1) / 2 > MAX_REFRESH then
+    return redis.error_reply('ERR edge: at most ' .. MAX_REFRESH .. ' members per refresh')
+  end
+  local bad = check_key(keys[1])
+  if bad then
+    return redis.error_reply(bad)
+  end
+  local ttl, err = presence_ttl(args[1])
+  if not ttl then
+    return redis.error_reply(err)
+  end
+  local conns = {}
+  for i = 2, #args, 2 do
+    bad = check_conn(args[i])
+    if bad then
+      return redis.error_reply(bad)
+    end
+    conns[#conns + 1] = args[i]
+  end
+  local members, info, presence = presence_keys(keys[1])
+  local now = now_ms()
+  -- Refreshed before the sweep: a member its node refreshes late, but
+  -- before anyone swept it, stays without a leave. A member's JSON is
+  -- checked (decoded) only when it is written, for a member Redis lost:
+  -- a refresh of every member every few seconds would decode them all.
+  local added = 0
+  if #conns > 0 then
+    local scores = redis.call('ZMSCORE', members, unpack(conns))
+    local zadd, hset = {}, {}
+    for j, conn in ipairs(conns) do
+      zadd[#zadd + 1] = now + ttl
+      zadd[#zadd + 1] = conn
+      if not scores[j] then
+        local member = args[2 * j + 1]
+        bad = check_member(conn, member)
+        if bad then
+          return redis.error_reply(bad)
+        end
+        hset[#hset + 1] = conn
+        hset[#hset + 1] = member
+      end
+    end
+    redis.call('ZADD', members, unpack(zadd))
+    if #hset > 0 then
+      redis.call('HSET', info, unpack(hset))
+      added = #hset / 2
+    end
+    keep_alive(members, info, ttl)
+  end
+  sweep(members, info, presence, now)
+  return added
+end
+
 redis.register_function('edge_publish', publish)
 redis.register_function('edge_publish_batch', publish_batch)
+redis.register_function('edge_presence_join', presence_join)
+redis.register_function('edge_presence_leave', presence_leave)
+redis.register_function('edge_presence_members', presence_members)
+redis.register_function('edge_presence_refresh', presence_refresh)

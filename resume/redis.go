@@ -65,6 +65,8 @@ type Redis struct {
 	publishes       publishQueue
 	masterPublishes sync.Map
 
+	presence redisPresence // this node's members (see presence_redis.go)
+
 	ctx    context.Context // ends the shard loops; canceled by Run
 	cancel context.CancelFunc
 	loops  sync.WaitGroup
@@ -91,6 +93,9 @@ type watch struct {
 type shard struct {
 	addr string
 	node *redis.Client
+	// presence is RedisConfig.Presence: the channels whose announcements
+	// of joins and leaves the shard subscribes too.
+	presence func(channel string) bool
 
 	mu sync.Mutex
 	// mu guards ps, which the shard's loop replaces when it reconnects.
@@ -359,7 +364,7 @@ func (r *Redis) shardLocked(node *redis.Client) *shard {
 	if sh := r.shards[addr]; sh != nil {
 		return sh
 	}
-	sh := &shard{addr: addr, node: node}
+	sh := &shard{addr: addr, node: node, presence: r.cfg.Presence}
 	r.shards[addr] = sh
 	r.loops.Add(1)
 	go func() {
@@ -376,8 +381,18 @@ func (sh *shard) subscribe(ctx context.Context, channel string) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if sh.ps != nil {
-		sh.ps.SSubscribe(ctx, liveKey(channel))
+		sh.ps.SSubscribe(ctx, sh.keys(channel)...)
 	}
+}
+
+// keys returns the shard channels that relay channel: its messages and,
+// with presence, its joins and leaves. Both are in the channel's slot, so
+// they follow it, and Redis drops them together when the slot moves.
+func (sh *shard) keys(channel string) []string {
+	if sh.presence != nil && sh.presence(channel) {
+		return []string{liveKey(channel), presenceKey(channel)}
+	}
+	return []string{liveKey(channel)}
 }
 
 // Unwatch undoes one Watch; the last one unsubscribes the node.
@@ -400,15 +415,21 @@ func (r *Redis) Unwatch(channel string) {
 		defer cancel()
 		sh.mu.Lock()
 		if sh.ps != nil {
-			sh.ps.SUnsubscribe(ctx, liveKey(channel))
+			sh.ps.SUnsubscribe(ctx, sh.keys(channel)...)
 		}
 		sh.mu.Unlock()
 	}
 }
 
-// Run relays plain PUBLISH traffic when RedisConfig.Ingest is set, waits until
-// ctx is done, then stops the relay connections and closes the client.
+// Run keeps this node's presence members alive, relays plain PUBLISH
+// traffic when RedisConfig.Ingest is set, waits until ctx is done, then
+// stops the relay connections and closes the client.
 func (r *Redis) Run(ctx context.Context) error {
+	r.loops.Add(1)
+	go func() {
+		defer r.loops.Done()
+		r.keepPresence(r.ctx)
+	}()
 	if r.cfg.Ingest != "" {
 		r.loops.Add(1)
 		go func() {
@@ -619,7 +640,7 @@ func (r *Redis) connect(ctx context.Context, sh *shard) error {
 		}
 	}
 	for _, ch := range channels {
-		if err := sh.ps.SSubscribe(ctx, liveKey(ch)); err != nil {
+		if err := sh.ps.SSubscribe(ctx, sh.keys(ch)...); err != nil {
 			return err
 		}
 	}
@@ -780,6 +801,10 @@ const catchUpLimit = 500
 // hub's fan-out continues the publish's trace; messages a fill delivers
 // come from the stream, which keeps no trace.
 func (r *Redis) relay(ctx context.Context, m *redis.Message) {
+	if ch := channelOfPresence(m.Channel); ch != "" {
+		r.heardPresence(ctx, ch, m.Payload)
+		return
+	}
 	channel := channelOfLive(m.Channel)
 	r.mu.Lock()
 	w := r.watches[channel]

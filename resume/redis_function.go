@@ -10,10 +10,32 @@ import _ "embed"
 //	                      ("0<id>[ tp=TRACEPARENT]\n<event>\n<data>", see liveMessage)
 //	edge:{CHANNEL}:once:KEY  a publish's idempotency key: "<id> <sha1 of event\ndata>",
 //	                      expiring after the window (see PublishOnce)
+//	edge:{CHANNEL}:members      presence: a sorted set of the members' connection ids,
+//	                      scored by when they expire (ms, Redis's clock); expires after 2×TTL idle
+//	edge:{CHANNEL}:member-info  presence: a hash of connection id to the member's JSON
+//	                      ({"conn","sub","info","node"}); expires after 2×TTL idle
+//	edge:{CHANNEL}:presence  the shard channel (SPUBLISH) of joins and leaves:
+//	                      "1 join MEMBER" or "1 leave MEMBER" (see presence_redis.go)
 //	edge:settings         the fleet's settings, a hash (see redis_settings.go)
 func streamKey(channel string) string { return "edge:{" + channel + "}" }
 
 func liveKey(channel string) string { return "edge:{" + channel + "}:live" }
+
+func presenceKey(channel string) string { return "edge:{" + channel + "}:presence" }
+
+func membersKey(channel string) string { return "edge:{" + channel + "}:members" }
+
+func memberInfoKey(channel string) string { return "edge:{" + channel + "}:member-info" }
+
+// channelOfPresence returns the channel of a presence key, or "" for
+// another key.
+func channelOfPresence(key string) string {
+	const prefix, suffix = "edge:{", "}:presence"
+	if len(key) <= len(prefix)+len(suffix) || key[:len(prefix)] != prefix || key[len(key)-len(suffix):] != suffix {
+		return ""
+	}
+	return key[len(prefix) : len(key)-len(suffix)]
+}
 
 // channelOfLive returns the channel of a live key, or "" for another key.
 func channelOfLive(key string) string {
@@ -26,7 +48,8 @@ func channelOfLive(key string) string {
 
 // publishFunction is the name of the Redis Function that stores and relays
 // a message atomically, loaded from edge.lua (FUNCTION LOAD REPLACE) on
-// every master at start and whenever a publish finds it missing. Backends
+// every master at start and whenever a publish or a presence call finds
+// its function missing. Backends
 // publish with one command:
 //
 //	FCALL edge_publish 1 edge:{CHANNEL} EVENT PAYLOAD [NAME VALUE]...
@@ -56,7 +79,16 @@ func channelOfLive(key string) string {
 // "edge: usage", and the node loads its own.
 const publishFunction = "edge_publish"
 
-// functionLibrary is the Lua library that defines publishFunction. It
+// The presence functions of the same library (see presence_redis.go).
+const (
+	presenceJoinFunction    = "edge_presence_join"
+	presenceLeaveFunction   = "edge_presence_leave"
+	presenceMembersFunction = "edge_presence_members"
+	presenceRefreshFunction = "edge_presence_refresh"
+)
+
+// functionLibrary is the Lua library that defines publishFunction and the
+// presence functions. It
 // validates its input as the HTTP API does, appends to the stream (trimmed
 // by count with MAXLEN ~ and by age with MINID ~, expiring when idle) and
 // relays the message to the live shard channel in one atomic step. The

@@ -43,6 +43,12 @@ func TestFunctionFacts(t *testing.T) {
 		{"idempotency window", "IDEMPOTENCY_TTL_MS", strconv.FormatInt(edge.DefaultIdempotencyWindow.Milliseconds(), 10)},
 		{"idempotency key option", "ONCE_KEY, ONCE_TTL", "'" + optIdempotencyKey + "', '" + optIdempotencyTTLMs + "'"},
 		{"traceparent option", "TRACEPARENT", "'" + optTraceparent + "'"},
+		{"presence conn limit", "MAX_CONN_LEN", strconv.Itoa(maxConnLen)},
+		{"presence member limit", "MAX_MEMBER_LEN", strconv.Itoa(maxMemberLen)},
+		{"presence listing limit", "MAX_MEMBERS_LIMIT", strconv.Itoa(maxMembersLimit)},
+		{"presence refresh limit", "MAX_REFRESH", strconv.Itoa(maxRefreshEntries)},
+		{"presence TTL limit", "MAX_PRESENCE_TTL_MS", strconv.FormatInt(maxPresenceTTL.Milliseconds(), 10)},
+		{"presence format", "PRESENCE_FORMAT", "'" + presenceFormat + "'"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := luaLocal(t, tc.lua); got != tc.want {
@@ -58,12 +64,15 @@ func TestFunctionFacts(t *testing.T) {
 				t.Errorf("edge.lua reserves %q, edge does not", m[1])
 			}
 		}
-		for _, e := range []string{edge.EventGap, edge.EventDisconnect} {
+		for _, e := range []string{edge.EventGap, edge.EventDisconnect, edge.EventJoin, edge.EventLeave} {
 			if !slices.Contains(got, e) {
 				t.Errorf("edge reserves %q, edge.lua does not", e)
 			}
 		}
 	})
+	if refreshChunk > maxRefreshEntries {
+		t.Errorf("a node sends %d members per refresh, the function takes %d", refreshChunk, maxRefreshEntries)
+	}
 	t.Run("defaults", func(t *testing.T) {
 		table := functionLibrary[strings.Index(functionLibrary, "local DEFAULTS = {"):]
 		table = table[:strings.Index(table, "}\n")]

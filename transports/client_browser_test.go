@@ -34,12 +34,13 @@ const fastClient = `{"openTimeout": 1500, "minDelay": 20, "maxDelay": 300, "hidd
 // records everything it reports on window.
 const clientPageHTML = `<!doctype html><title>client</title><script type="module">
 import { subscribe } from %q;
-window.got = []; window.gaps = []; window.states = []; window.errors = []; window.reasons = []; window.delays = []; window.urls = [];
+window.got = []; window.gaps = []; window.presence = []; window.states = []; window.errors = []; window.reasons = []; window.delays = []; window.urls = [];
 const realFetch = window.fetch;
 window.fetch = (u, o) => { window.urls.push(String(u)); return realFetch(u, o); };
 window.sub = subscribe(%q, %s, Object.assign({
   onMessage: (m) => window.got.push(m.channel + "/" + m.data),
   onGap: (c) => window.gaps.push(c),
+  onPresence: (p) => window.presence.push(p.event + ":" + p.channel + ":" + p.member.info),
   onStateChange: (s, info) => {
     window.states.push(s + ":" + info.transport);
     if (info.delay !== undefined) window.delays.push(info.delay);
@@ -317,6 +318,39 @@ func TestClientPingAgainstAnEdgeWithoutPing(t *testing.T) {
 	b.wait(`performance.now() - window.idleSince > 3500`)
 	if refused.Load() < 2 || conns.Load() != 1 || b.eval(`window.sub.state`) != "open" {
 		t.Fatalf("%d pings refused on %d connections; want at least 2 on one that stays open: %s", refused.Load(), conns.Load(), b.report())
+	}
+}
+
+// With the presence option, the client hears another subscriber's join
+// and leave through onPresence, on every transport, and its info= is
+// what the others see of it.
+func TestClientHearsPresence(t *testing.T) {
+	for _, tr := range []string{"ws", "sse", "poll"} {
+		t.Run(tr, func(t *testing.T) {
+			e := startEdgeWith(t, transports.Config{CORSOrigin: "*", Presence: []string{"room.*"}}, resume.NewMemory(resume.MemoryConfig{}))
+			opts := fmt.Sprintf(`{"transports": [%q], "presence": true, "info": "page", "openTimeout": 1500}`, tr)
+			page := httptest.NewServer(clientPage(e.base, []string{"room.1"}, opts))
+			defer page.Close()
+			b := openTab(t, page.URL)
+			b.waitOpen()
+			if tr == "poll" {
+				// Joins are heard while a poll is held.
+				waitValue(t, e, 1, "edge_connections", "transport", "poll")
+			} else if a := waitMembers(t, e, "room.1", 1); a.Members[0].Info != "page" {
+				t.Fatalf("the page is listed as %+v, want info page", a.Members[0])
+			}
+			other := openSSE(t, e.url("/v1/subscribe", "channel", "room.1", "info", "other"), nil)
+			other.lastID()
+			b.wait(`window.presence.includes("join:room.1:other")`)
+			if tr == "poll" {
+				waitValue(t, e, 1, "edge_connections", "transport", "poll")
+			}
+			other.close()
+			b.wait(`window.presence.includes("leave:room.1:other")`)
+			// Joins and leaves move no cursor: the next message comes.
+			e.publish("room.1", "after")
+			b.received([]string{"room.1/after"})
+		})
 	}
 }
 

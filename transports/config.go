@@ -2,9 +2,11 @@ package transports
 
 import (
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/edge/auth"
 )
 
 // Config is the configuration of a Server: its transports, limits, who
@@ -78,6 +80,17 @@ type Config struct {
 	// ClientPublish lists channel patterns that WebSocket clients may
 	// publish to without a token's publish right. Zero means none.
 	ClientPublish []string
+	// Presence lists channel patterns ("room:*", the patterns of
+	// Anonymous) whose subscriptions are members, listed by GET
+	// /v1/presence and announced as joins and leaves to subscribers that
+	// ask; it sets Hub.Presence. The broker must implement
+	// edge.Presence. Zero means no channel keeps presence.
+	Presence []string
+	// PresenceMaxMembers bounds the members one GET /v1/presence lists,
+	// at most MaxPresenceMembersLimit; the count stays exact. Zero means
+	// 1000.
+	PresenceMaxMembers int
+
 	// Domains are names of the edge besides loopback ones: a client on
 	// loopback that names the edge by one of them (in Host) may publish
 	// anonymously like one that names it localhost. Zero means none.
@@ -121,6 +134,7 @@ type Config struct {
 func (c Config) WithDefaults() Config {
 	setDefault(&c.MaxPayload, edge.DefaultMaxPayload)
 	setDefault(&c.MaxBatch, 1000)
+	setDefault(&c.PresenceMaxMembers, 1000)
 	c.Hub = c.Hub.WithDefaults()
 	if c.Hub.QueueBytes > 0 && c.Hub.QueueBytes < 2*c.MaxPayload {
 		c.Hub.QueueBytes = 2 * c.MaxPayload
@@ -144,6 +158,10 @@ func (c Config) WithDefaults() Config {
 // MaxBatchLimit bounds Config.MaxBatch, so that a batch body's bound
 // (MaxBatch payloads in base64) stays a number.
 const MaxBatchLimit = 100_000
+
+// MaxPresenceMembersLimit bounds Config.PresenceMaxMembers, so that one
+// answer stays a few megabytes.
+const MaxPresenceMembersLimit = 10_000
 
 func setDefault[T comparable](field *T, def T) {
 	var zero T
@@ -188,6 +206,15 @@ func (c Config) Validate() error {
 	edge.CheckMaxPayload(&errs, "MaxPayload", c.MaxPayload)
 	if c.MaxBatch > MaxBatchLimit {
 		errs = append(errs, edge.Invalid("MaxBatch", "%d is over %d; a backend with more sends several batches", c.MaxBatch, MaxBatchLimit))
+	}
+	edge.CheckNotNegative(&errs, "PresenceMaxMembers", c.PresenceMaxMembers)
+	if c.PresenceMaxMembers > MaxPresenceMembersLimit {
+		errs = append(errs, edge.Invalid("PresenceMaxMembers", "%d is over %d; the count of a channel's members is exact whatever the bound", c.PresenceMaxMembers, MaxPresenceMembersLimit))
+	}
+	for _, p := range c.Presence {
+		if err := auth.ValidatePattern(p); err != nil {
+			errs = append(errs, edge.Invalid("Presence", "%s", strings.TrimPrefix(err.Error(), "auth: ")))
+		}
 	}
 	if c.HeartbeatMin > c.HeartbeatMax {
 		errs = append(errs, edge.Invalid("HeartbeatMin", "%v is over %s (%v); lower it or raise %[2]s",

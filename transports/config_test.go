@@ -32,6 +32,8 @@ func TestConfigWithDefaults(t *testing.T) {
 		DrainTimeout:   10 * time.Second,
 
 		ClientPublishRate: 50,
+
+		PresenceMaxMembers: 1000,
 	}
 	with := func(f func(*transports.Config)) transports.Config { c := defaults; f(&c); return c }
 	tests := []struct {

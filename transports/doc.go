@@ -21,6 +21,8 @@
 //	     200 {"results":[…]}, one per message in order (see Batch publishing)
 //	GET  /v1/history?channel=A[&since=CURSOR][&limit=N]
 //	     a page of retained messages (see History)
+//	GET  /v1/presence?channel=A
+//	     who subscribes to a channel that keeps presence, fleet-wide (see Presence)
 //	GET  /healthz      liveness: 200 {"status":"ok","sessions":N,"auth_refusals":N}
 //	GET  /readyz       readiness: 200 when the store is reachable, 503 while draining or while Redis is down
 //	GET  /metrics      Prometheus text format (go doc ./transports/metrics)
@@ -35,7 +37,9 @@
 // of padding comment sent first, 0 to 8192, for proxies that buffer the
 // first kilobytes), and for long-polling timeout= (0 to
 // --poll-timeout-max), linger= (0 to --poll-linger-max) and limit= (1 to
-// 1000). Durations are written 30s, 1m or as plain seconds. A value
+// 1000); for presence (see Presence) presence=1 (or 0; true and false
+// too) and info= (at most 256 bytes of UTF-8 without control characters).
+// Durations are written 30s, 1m or as plain seconds. A value
 // outside its range is refused with 400 bad_request naming the parameter
 // and the range ("limit=5000 is out of range; use 1 to 1000"), never
 // clamped. On every endpoint, a parameter with a malformed percent-escape
@@ -59,8 +63,8 @@
 //
 // data is the payload as a string. A payload that is not valid UTF-8 is
 // sent base64-encoded with "encoding":"base64" added. An event type uses
-// the channel alphabet, at most 64 bytes; gap and disconnect are
-// reserved.
+// the channel alphabet, at most 64 bytes; gap, disconnect, join and leave
+// are reserved.
 //
 // # Server-Sent Events
 //
@@ -97,6 +101,9 @@
 //	retry: 3712
 //	event: disconnect
 //	data: {"code":1012,"reason":"shutdown","reconnect":true}   ← when the edge ends the stream
+//
+//	event: join
+//	data: {"channel":"A","member":{"conn":"…","sub":"…","info":"…","node":"…"}}   ← presence=1: no id: line
 //
 // The retry: before a disconnect is jittered (--sse-retry plus up to 5 s
 // on drain), so clients do not all come back at once.
@@ -139,7 +146,7 @@
 // of valid UTF-8, echoed back; a ref that is neither is refused with an
 // error frame without it, so every frame the edge sends is valid UTF-8):
 //
-//	{"op":"subscribe","channel":"A","since":"<cursor>","ref":1}
+//	{"op":"subscribe","channel":"A","since":"<cursor>","presence":true,"ref":1}
 //	{"op":"unsubscribe","channel":"A","ref":2}
 //	{"op":"publish","channel":"A","event":"price","data":"…","ref":3}
 //	{"op":"ping","ref":4}
@@ -170,6 +177,7 @@
 //	{"type":"refreshed","ref":5}
 //	{"type":"error","ref":1,"error":{"code":"bad_channel","message":"…"}}
 //	{"type":"gap","channel":"A"}
+//	{"channel":"A","event":"join","member":{"conn":"…","sub":"…","info":"…","node":"…"}}   ← presence, no type, no id
 //	{"type":"disconnect","code":4002,"reason":"slow_consumer","reconnect":true,"retry_ms":2400,"cursor":"<cursor>"}
 //
 // A subscribe's history arrives before its subscribed frame. The start
@@ -199,6 +207,8 @@
 // history after the cursor was lost. Answers are Cache-Control: no-store.
 // When the edge drains, a waiting poll is answered at once, and the answer
 // carries "disconnect":{"code":1012,"reason":"shutdown","reconnect":true,"retry_ms":…}.
+// With presence=1 the answer may carry "presence":[{"channel","event","member"}…]
+// (see Presence).
 //
 // # History
 //
@@ -210,6 +220,66 @@
 // since=<cursor> while more is true. It needs the rights of subscribing to
 // the channel: the same token sources, 401/403, and --anonymous channels
 // without a token.
+//
+// # Presence
+//
+// For the channels matching --presence, the edge keeps who subscribes,
+// fleet-wide. Every SSE and WebSocket subscription of such a channel is a
+// member from its subscribe until it ends (unsubscribe, the connection
+// closing, a slow-consumer disconnect, a drain):
+//
+//	{"conn":"host-3f9a1c-42","sub":"alice","info":"{\"name\":\"Alice\"}","node":"host-3f9a1c"}
+//
+// conn is the connection's id, unique in the fleet (its node's
+// --node-name, "-" and a number); a connection subscribed to several
+// presence channels is a member of each, under one conn. sub is the sub
+// claim of the connection's token ("" without one); info is the
+// subscribe request's info= ("" without), whatever the client wants
+// others to see of it (a display name, a JSON object), validated but not
+// interpreted; node is the node it is on. Every field is always present.
+// A long-poll is no member: it is not connected between its polls, and a
+// member per poll would join and leave at every answer. With --redis a
+// member lives in Redis, refreshed by its node, so the members of a node
+// that dies vanish within 15 s (and their leaves are announced).
+//
+// GET /v1/presence?channel=A answers
+//
+//	{"channel":"A","count":2,"members":[{…},{…}],"truncated":false}
+//
+// count is exact; members lists at most --presence-max-members (default
+// 1000) of them, in no particular order, and truncated says some were left
+// out. Answers are Cache-Control: no-store, with CORS as history. It needs
+// the rights of subscribing to the channel (401 and 403 as history); a
+// bad channel is 400 bad_channel; a channel that keeps no presence is 404
+// presence_off, whose message names --presence.
+//
+// Subscribers that ask hear joins and leaves: presence=1 on the subscribe
+// URL (every transport; for WebSocket it is the default of the
+// connection's subscribe ops), or "presence":true in a WebSocket
+// subscribe op. presence=1 on a channel that keeps no presence is no
+// error: that channel just sends none, so one client option fits a
+// connection to channels of both kinds. A join or leave is not history:
+// it has no id, moves no cursor and is never replayed on resume.
+//
+//	SSE        event: join (or leave), data: {"channel":"A","member":{…}}, no id: line, so
+//	           EventSource keeps the last message's id as lastEventId; the same with
+//	           several channels
+//	WebSocket  {"channel":"A","event":"join","member":{…}}: no type, no id, no data; it may
+//	           share an array frame with messages
+//	long-poll  "presence":[{"channel":"A","event":"leave","member":{…}}] beside "messages"
+//	           (left out when empty); one wakes a held poll as a message does. What
+//	           happens while no poll is held is not kept: GET /v1/presence is the truth
+//
+// A subscriber may hear its own join (it usually does, shortly after its
+// subscribe). Joins and leaves count against a connection's queue
+// (--queue-bytes) as messages do: on a channel of thousands of members
+// where every member asks for presence=1, a reconnect storm sends each of
+// them thousands of events, which a slow client may not keep up with; ask
+// for events where channels are small (rooms, documents), and read GET
+// /v1/presence for large ones. Joins and leaves are best effort: on Redis one announced
+// while a node's relay reconnects is missed. Clients that must be exact
+// read GET /v1/presence (after a reconnect, say) and apply the events
+// heard since.
 //
 // # Publishing
 //
@@ -334,7 +404,7 @@
 //	400            bad_request, bad_channel, bad_event, bad_cursor, too_many_channels
 //	401            unauthorized (missing, invalid or expired credentials)
 //	403            forbidden
-//	404            not_found
+//	404            not_found, presence_off (GET /v1/presence of a channel that keeps none)
 //	405            method_not_allowed
 //	408            request_timeout (a publish body that stopped coming for --body-timeout; the connection is closed)
 //	413            payload_too_large
@@ -393,6 +463,9 @@
 //	cursors                           32 KiB        400 bad_cursor
 //	--queue-bytes                     1 MiB         per connection: disconnect 4002 slow_consumer with the cursor
 //	status page viewers               32            429
+//	--presence-max-members            1000          members listed by one GET /v1/presence (at most
+//	                                                10000); count stays exact
+//	presence info=                    256 bytes     400 bad_request
 //
 // Each connection's outgoing queue is bounded by --queue-bytes; a client
 // that falls further behind is disconnected with its cursor and resumes
@@ -465,6 +538,9 @@
 //     NAT that forgot it, a network switch) and reconnected from the
 //     cursor. An older edge's error answer to the ping counts as an answer
 //     too.
+//   - presence: true asks for joins and leaves (onPresence, with channel,
+//     event and member), and info is what the client says about itself
+//     in presence (the info= of each subscribe).
 //
 // The client receives SSE with fetch and a stream reader (so it sees
 // heartbeats and the start position, which EventSource hides). States are

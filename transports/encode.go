@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/edgeworks/edge/edge"
@@ -76,12 +77,52 @@ func appendJSONString[T string | []byte](b []byte, s T) []byte {
 	return append(b, '"')
 }
 
-// frameJSON returns the frame's JSON object, built once per frame.
+// frameJSON returns the frame's JSON object, built once per frame: the
+// message object, or for a presence frame the join or leave object of
+// WebSocket frames and long-poll answers:
+//
+//	{"channel":"A","event":"join","member":{"conn":"…","sub":"…","info":"…","node":"…"}}
 func frameJSON(f *edge.Frame) []byte {
 	b, _ := f.Encoded(edge.EncodingJSON, func(m *edge.Message) any {
+		if f.IsPresence() {
+			return appendPresenceJSON(nil, m.Channel, m.Event, f.Member)
+		}
 		return appendMessageJSON(nil, m)
 	}).([]byte)
 	return b
+}
+
+// appendPresenceJSON appends a join or leave of channel as its JSON
+// object; an empty event leaves out the "event" field (SSE, where the
+// event line says it).
+func appendPresenceJSON(b []byte, channel, event string, m *edge.Member) []byte {
+	b = append(b, `{"channel":`...)
+	b = appendJSONString(b, channel)
+	if event != "" {
+		b = append(b, `,"event":`...)
+		b = appendJSONString(b, event)
+	}
+	b = append(b, `,"member":`...)
+	b = appendMemberJSON(b, m)
+	return append(b, '}')
+}
+
+// appendMemberJSON appends m as its JSON object, every field present:
+//
+//	{"conn":"node-1-42","sub":"alice","info":"…","node":"node-1"}
+func appendMemberJSON(b []byte, m *edge.Member) []byte {
+	for i, f := range [...]struct{ name, v string }{{"conn", m.Conn}, {"sub", m.Sub}, {"info", m.Info}, {"node", m.Node}} {
+		if i == 0 {
+			b = append(b, `{"`...)
+		} else {
+			b = append(b, `,"`...)
+		}
+		b = append(b, f.name...)
+		b = append(b, `":`...)
+		// Members come from the store, which other nodes write.
+		b = appendJSONString(b, strings.ToValidUTF8(f.v, "\uFFFD"))
+	}
+	return append(b, '}')
 }
 
 // appendSSEEvent appends one SSE event: an id line (unless id is nil), an
@@ -120,8 +161,16 @@ func appendSSEEvent(b []byte, id []byte, event string, data []byte) []byte {
 
 // frameSSE returns the frame as a complete SSE event whose id is the
 // message id and whose data is the payload (streams of one channel).
+//
+// A presence frame is an event of its type, join or leave, without an id
+// line (it is not in history, so EventSource keeps the message cursor as
+// its Last-Event-ID), whose data is {"channel":"A","member":{…}}: the same
+// on streams of one channel and of several.
 func frameSSE(f *edge.Frame) []byte {
 	b, _ := f.Encoded(edge.EncodingSSE, func(m *edge.Message) any {
+		if f.IsPresence() {
+			return appendSSEEvent(nil, nil, m.Event, appendPresenceJSON(nil, m.Channel, "", f.Member))
+		}
 		return appendSSEEvent(nil, m.ID.AppendTo(make([]byte, 0, 24)), m.Event, m.Data)
 	}).([]byte)
 	return b

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
 	"github.com/edgeworks/edge/transports"
 )
@@ -232,6 +233,59 @@ connection closes.`,
 		},
 	},
 	{
+		name: "sse/presence",
+		about: `An SSE subscriber of a channel that keeps presence (--presence room.*, node n1)
+asks for presence=1 with info=me. After the id-only event it hears its own
+join; then another subscriber (on a connection of its own) joins and leaves;
+then the test publishes "hi". Presence events have no id: line, so
+EventSource's lastEventId stays the last message's.`,
+		cfg: presenceGoldenConfig,
+		run: func(w *wire) {
+			w.send("GET /v1/subscribe?channel=room.a&presence=1&info=me HTTP/1.1\r\nHost: " + goldenHost + "\r\nAccept: text/event-stream\r\n\r\n")
+			w.readUntil("response", `"info":"me","node":"n1"}}`+"\n\n")
+			w.otherMember("room.a")()
+			w.readUntil("response", "event: leave\n")
+			w.readUntil("response", "\n\n")
+			id := w.publish("room.a", "", "hi")
+			w.readUntil("response", "id: "+id+"\ndata: hi\n\n")
+		},
+	},
+	{
+		name: "ws/presence",
+		about: `A WebSocket subscriber names a channel that keeps presence in the URL with
+presence=1 and info=me: "subscribed", then its own join. Then another
+subscriber joins and leaves room.a; then a subscribe op asks for presence on
+room.b with "presence":true. Presence objects carry channel, event and
+member, no id and no data.`,
+		cfg: presenceGoldenConfig,
+		run: func(w *wire) {
+			w.wsOpen("/v1/subscribe?channel=room.a&presence=1&info=me")
+			w.wsRead()
+			w.wsRead()
+			leave := w.otherMember("room.a")
+			w.wsRead()
+			leave()
+			w.wsRead()
+			w.wsSend(`{"op":"subscribe","channel":"room.b","presence":true,"ref":1}`)
+			w.wsRead()
+			w.wsRead()
+		},
+	},
+	{
+		name: "poll/presence",
+		about: `A long-poll with presence=1 on a channel that keeps presence, held until another
+subscriber joins: the answer lists the join under "presence" (a long-poll is
+no member itself, and hears only while a poll is held).`,
+		cfg: presenceGoldenConfig,
+		run: func(w *wire) {
+			last := w.publish("room.a", "", "before")
+			w.send("GET /v1/subscribe?channel=room.a&presence=1&since=" + last + " HTTP/1.1\r\nHost: " + goldenHost + "\r\n\r\n")
+			waitValue(w.t, w.e, 1, "edge_connections", "transport", "poll")
+			w.otherMember("room.a")
+			w.response()
+		},
+	},
+	{
 		name: "publish/message",
 		about: `Publishing over HTTP: the body is the payload, event= its type. The answer
 comes once the message is stored, with its id. A backend on loopback needs no
@@ -334,6 +388,19 @@ func post(target, contentType, body string, extra ...string) string {
 	}
 	fmt.Fprintf(&b, "Content-Type: %s\r\nContent-Length: %d\r\n\r\n%s", contentType, len(body), body)
 	return b.String()
+}
+
+// presenceGoldenConfig keeps presence on room.* on a node named n1, so
+// that connection ids are the same from run to run.
+var presenceGoldenConfig = transports.Config{Presence: []string{"room.*"}, Hub: edge.Config{Node: "n1"}}
+
+// otherMember has another subscriber, on a connection of its own, join
+// channel with info=other; it leaves when the returned func is called.
+func (w *wire) otherMember(channel string) (leave func()) {
+	w.t.Helper()
+	c := openSSE(w.t, w.e.url("/v1/subscribe", "channel", channel, "info", "other"), nil)
+	c.lastID()
+	return c.close
 }
 
 // TestGolden runs every goldenCase on an edge of its own and compares the

@@ -23,8 +23,11 @@ import (
 //	{"messages":[…],"cursor":"…","gap":false}
 //
 // With "gap":true, "gap_channels" names the channels whose history after
-// the cursor was lost. The next poll sends cursor as since=. Without since= the request starts
-// at the channels' current position (only later messages).
+// the cursor was lost. With presence=1, "presence" lists the joins and
+// leaves heard while the request was held (only then: they are not
+// history), and one answers the request as a message does. The next poll
+// sends cursor as since=. Without since= the request starts at the
+// channels' current position (only later messages).
 //
 // A waiting HTTP/1 request is parked (see pollWaiter): it holds no
 // goroutine and none of net/http's buffers. Over HTTP/2 the handler
@@ -51,6 +54,9 @@ func (s *Server) servePoll(w http.ResponseWriter, r *http.Request, req subscribe
 		writeError(w, err)
 		return
 	}
+	// Not a member: a long-poll is not connected between its requests,
+	// and a member per request would join and leave at every answer.
+	s.presenceSession(sess, &req, false)
 	p := &pollWaiter{s: s, sess: sess, channels: req.channels, linger: linger, limit: limit}
 	p.ans.cursor = req.cursor
 	err = p.start(r.Context(), req)
@@ -75,6 +81,7 @@ func (s *Server) servePoll(w http.ResponseWriter, r *http.Request, req subscribe
 // pollAnswer is the body of a long-poll response.
 type pollAnswer struct {
 	frames     []*edge.Frame
+	presence   []*edge.Frame // joins and leaves heard while the request was held
 	cursor     resume.Cursor
 	gaps       []string // channels whose history after the cursor was lost
 	disconnect *edge.Disconnect
@@ -146,6 +153,7 @@ func (p *pollWaiter) finish(ctx context.Context) error {
 	if p.ans.disconnect != nil {
 		p.ans.retry = p.s.reconnectDelay(*p.ans.disconnect)
 	}
+	p.ans.presence = p.sess.Take(p.ans.presence)
 	var overflowed []string
 	for _, ch := range p.channels {
 		pos, _ := p.ans.cursor.Get(ch)
@@ -165,6 +173,7 @@ func (p *pollWaiter) finish(ctx context.Context) error {
 
 // respond releases the session and answers through net/http.
 func (p *pollWaiter) respond(w http.ResponseWriter, err error) {
+	p.ans.presence = p.sess.Take(p.ans.presence)
 	p.release()
 	if err != nil {
 		writeError(w, err)
@@ -250,7 +259,7 @@ func (p *pollWaiter) check() {
 	if d, closed := p.sess.Closed(); closed {
 		p.ans.disconnect = &d
 	} else if !p.expired.Load() {
-		if p.lingering || !anyBuffered(p.sess, p.channels, &p.ans.cursor) {
+		if p.lingering || !anyBuffered(p.sess, p.channels, &p.ans.cursor) && p.sess.Queued() == 0 {
 			return
 		}
 		if p.linger > 0 {
@@ -364,6 +373,10 @@ func (a *pollAnswer) appendJSON(b []byte) []byte {
 			b = appendJSONString(b, ch)
 		}
 		b = append(b, ']')
+	}
+	if len(a.presence) > 0 {
+		b = append(b, `,"presence":`...)
+		b = appendFrameArray(b, a.presence)
 	}
 	if d := a.disconnect; d != nil {
 		b = append(b, `,"disconnect":{"code":`...)

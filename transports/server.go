@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/edge/auth"
 	"github.com/edgeworks/edge/transports/client"
 	"github.com/edgeworks/edge/transports/internal/hijack"
 	"github.com/edgeworks/edge/transports/internal/idle"
@@ -79,6 +80,12 @@ func New(cfg Config, broker edge.Broker, log *slog.Logger, opts ...Option) (*Ser
 	if err != nil {
 		return nil, err
 	}
+	if patterns := cfg.Presence; len(patterns) > 0 {
+		if _, ok := broker.(edge.Presence); !ok {
+			return nil, fmt.Errorf("transports: Presence: the store (%T) keeps no presence", broker)
+		}
+		cfg.Hub.Presence = func(channel string) bool { return auth.MatchAny(patterns, channel) }
+	}
 	s := &Server{
 		cfg:     cfg,
 		broker:  broker,
@@ -97,6 +104,7 @@ func New(cfg Config, broker edge.Broker, log *slog.Logger, opts ...Option) (*Ser
 		Sessions:      func() int64 { return int64(s.hub.Sessions()) },
 		SlowConsumers: s.hub.SlowConsumers,
 		AuthRefusals:  s.access.failures.Load,
+		Presence:      s.hub.PresenceFailures,
 		Hub: func() (st [metrics.NumTransports]edge.SessionStats) {
 			s.hub.Stats(st[:])
 			return st
@@ -139,6 +147,7 @@ func New(cfg Config, broker edge.Broker, log *slog.Logger, opts ...Option) (*Ser
 	mux.HandleFunc("/v1/publish", s.handlePublish)
 	mux.HandleFunc("/v1/publish/batch", s.handlePublishBatch)
 	mux.HandleFunc("/v1/history", s.handleHistory)
+	mux.HandleFunc("/v1/presence", s.handlePresence)
 	mux.HandleFunc("/healthz", s.handleHealth)
 	mux.HandleFunc("/readyz", s.handleReady)
 	mux.HandleFunc("/metrics", getOnly(s.serveMetrics))
@@ -263,6 +272,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	rec.Wait() // the publish lane's connections
 	s.writers.stopAndWait()
 	s.idle.Wait()
+	s.hub.StopPresence(drainCtx) // the sessions' leaves, before the store stops
 	if e := <-serveDone; !errors.Is(e, http.ErrServerClosed) && err == nil {
 		err = e
 	}

@@ -58,6 +58,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req subscribeR
 		writeError(w, err)
 		return
 	}
+	s.presenceSession(sess, &req, true)
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -235,10 +236,8 @@ func (c *sseConn) flush() {
 	}
 	fp := c.take()
 	frames := *fp
-	n := len(frames)
-	var first edge.ID
-	if n > 0 {
-		first = frames[0].ID
+	n, first := countMessages(frames)
+	if len(frames) > 0 {
 		c.takeBuf()
 		for _, f := range frames {
 			c.appendFrame(f)
@@ -308,15 +307,19 @@ func (c *sseConn) putBuf() {
 }
 
 func (c *sseConn) appendFrame(f *edge.Frame) {
-	c.cursor.Set(f.Channel, f.ID)
-	if !c.multi {
+	switch {
+	case f.IsPresence(): // no id: not in history, and the cursor stays
 		c.buf = append(c.buf, frameSSE(f)...)
-		return
+	case !c.multi:
+		c.cursor.Set(f.Channel, f.ID)
+		c.buf = append(c.buf, frameSSE(f)...)
+	default:
+		c.cursor.Set(f.Channel, f.ID)
+		c.buf = append(c.buf, "id: "...)
+		c.buf = c.cursor.AppendTo(c.buf)
+		c.buf = append(c.buf, '\n')
+		c.buf = append(c.buf, frameSSEMulti(f)...)
 	}
-	c.buf = append(c.buf, "id: "...)
-	c.buf = c.cursor.AppendTo(c.buf)
-	c.buf = append(c.buf, '\n')
-	c.buf = append(c.buf, frameSSEMulti(f)...)
 }
 
 // writePage writes a page of history for channel, after an "event: gap"

@@ -237,6 +237,21 @@ func (st *stream) delivered(n int, first edge.ID) {
 	}
 }
 
+// countMessages returns how many of frames are messages (not presence
+// frames), and the id of the first of them.
+func countMessages(frames []*edge.Frame) (n int, first edge.ID) {
+	for _, f := range frames {
+		if f.IsPresence() {
+			continue
+		}
+		if n == 0 {
+			first = f.ID
+		}
+		n++
+	}
+	return n, first
+}
+
 func putFrames(fp *[]*edge.Frame) {
 	clear(*fp)
 	if cap(*fp) <= 1024 {

@@ -41,6 +41,8 @@ type subscribeRequest struct {
 	cursor    resume.Cursor // positions given by the client (since= or Last-Event-ID)
 	heartbeat time.Duration
 	claims    *auth.Claims // the client's token, nil without one
+	presence  bool         // presence=1: hear the joins and leaves of channels that keep presence
+	info      string       // info=: what the client says about itself in presence
 }
 
 // expiry is when the request's token expires; zero for none.
@@ -116,8 +118,45 @@ func parseSubscribe(r *http.Request, cfg Config) (subscribeRequest, error) {
 			return req, err
 		}
 	}
+	if req.presence, err = queryBool(r, "presence"); err != nil {
+		return req, err
+	}
+	req.info = q.Get("info")
+	if err := edge.ValidatePresenceInfo(req.info); err != nil {
+		return req, err
+	}
 	req.heartbeat, err = queryDuration(r, "heartbeat", cfg.Heartbeat, cfg.HeartbeatMin, cfg.HeartbeatMax)
 	return req, err
+}
+
+// queryBool reads a flag parameter: 1 or true, 0 or false; absent is
+// false.
+func queryBool(r *http.Request, name string) (bool, error) {
+	switch v := queryValue(r.URL.RawQuery, name); v {
+	case "", "0", "false":
+		return false, nil
+	case "1", "true":
+		return true, nil
+	default:
+		return false, fmt.Errorf("%w: %s=%q; use 1 or 0", edge.ErrBadRequest, name, edge.Clip(v))
+	}
+}
+
+// presenceSession sets up sess for presence as req asks: it hears joins
+// and leaves with presence=1 and, when member, it is a member of the
+// presence channels it subscribes, as the token's subject with info=.
+func (s *Server) presenceSession(sess *edge.Session, req *subscribeRequest, member bool) {
+	if !s.hub.PresenceEnabled() {
+		return
+	}
+	sess.HearPresence(req.presence)
+	if member {
+		var sub string
+		if req.claims != nil {
+			sub = req.claims.Subject
+		}
+		sess.SetMember(sub, req.info)
+	}
 }
 
 // since returns the client's position in channel, or nil.

@@ -45,6 +45,7 @@ type wsConn struct {
 	claims *auth.Claims  // the client's token (nil: none); replaced by refresh holding the turn
 	local  bool          // anonymous loopback publishing applies (see access.local)
 	ponged bool          // a pong frame answered the client's ping since the last heartbeat; the turn owns it
+	hears  bool          // presence=1 in the URL: subscribe ops without "presence" hear joins and leaves
 	subs   bucket        // subscribe ops; only the reader uses it
 	pubs   bucket        // publish ops; only the reader uses it
 }
@@ -69,6 +70,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, req subscribeRe
 		writeError(w, err)
 		return
 	}
+	s.presenceSession(sess, &req, true)
 	// The client sees the subscription once the 101 arrives: fix where
 	// each channel starts before that, so a message published right after
 	// it is delivered.
@@ -92,7 +94,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, req subscribeRe
 		return // the upgrader answered
 	}
 	conn.SetReadLimit(int64(s.wsMessageLimit()))
-	c := &wsConn{conn: conn, br: resp.Reader(), wait: 2*req.heartbeat + 10*time.Second, claims: req.claims, local: s.access.local(r)}
+	c := &wsConn{conn: conn, br: resp.Reader(), wait: 2*req.heartbeat + 10*time.Second, claims: req.claims, local: s.access.local(r), hears: req.presence}
 	c.init(s, metrics.WS, sess, req.heartbeat, c.flush, func() {
 		c.watch.Remove() // before the descriptor can be reused
 		conn.Close()
@@ -278,6 +280,11 @@ func (c *wsConn) handle(kind int, frame []byte) bool {
 		if op.since != nil {
 			c.s.metrics.Resumed(metrics.WS)
 		}
+		hear := c.hears
+		if op.Presence != nil {
+			hear = *op.Presence
+		}
+		c.sess.HearPresence(hear)
 		if !c.join(op.Channel, op.since, op.Ref) {
 			c.end()
 			return false
@@ -386,11 +393,7 @@ func (c *wsConn) flush() {
 		return
 	}
 	fp := c.take()
-	n := len(*fp)
-	var first edge.ID
-	if n > 0 {
-		first = (*fp)[0].ID
-	}
+	n, first := countMessages(*fp)
 	err := c.writeFrames(*fp)
 	putFrames(fp)
 	if err == nil {
@@ -491,7 +494,7 @@ func (c *wsConn) writeFrames(frames []*edge.Frame) error {
 		return nil
 	}
 	if len(frames) == 1 {
-		c.cursor.Set(frames[0].Channel, frames[0].ID)
+		c.moveCursor(frames[0])
 		if c.raw {
 			return c.direct.write(frameWS(frames[0]))
 		}
@@ -516,11 +519,19 @@ func (c *wsConn) writeFrames(frames []*edge.Frame) error {
 			return err
 		}
 		for _, f := range frames[:n] {
-			c.cursor.Set(f.Channel, f.ID)
+			c.moveCursor(f)
 		}
 		frames = frames[n:]
 	}
 	return nil
+}
+
+// moveCursor notes that f was written: a message moves the channel's
+// position, a presence frame (not in history) does not.
+func (c *wsConn) moveCursor(f *edge.Frame) {
+	if !f.IsPresence() {
+		c.cursor.Set(f.Channel, f.ID)
+	}
 }
 
 func (c *wsConn) send(frame []byte) error {

@@ -15,7 +15,7 @@ import (
 
 // The WebSocket operations a client may send, as JSON text frames:
 //
-//	{"op":"subscribe","channel":"A","since":"<cursor>","ref":1}
+//	{"op":"subscribe","channel":"A","since":"<cursor>","presence":true,"ref":1}
 //	{"op":"unsubscribe","channel":"A","ref":2}
 //	{"op":"publish","channel":"A","event":"price","data":"…","idempotency_key":"k","ref":3}
 //	{"op":"refresh","token":"<JWT>","ref":4}
@@ -28,8 +28,11 @@ import (
 // echoed in the answer; since is optional; publish data is a string, or
 // base64 with "encoding":"base64"; a publish's optional idempotency_key
 // works as the Idempotency-Key header of POST /v1/publish, and its
-// "published" answer then says "replayed":true for a repeat. Every field but ref and data is a
-// string; null counts as absent.
+// "published" answer then says "replayed":true for a repeat. A
+// subscribe's optional presence (a boolean) says whether the channel's
+// joins and leaves are sent (without it, as presence= in the URL says).
+// Every field but ref, data and presence is a string; null counts as
+// absent.
 const (
 	opSubscribe   = "subscribe"
 	opUnsubscribe = "unsubscribe"
@@ -53,6 +56,9 @@ type clientOp struct {
 	// IdempotencyKey makes a repeated publish return the first one's id
 	// and store nothing (edge.OncePublisher).
 	IdempotencyKey string
+	// Presence says whether a subscribe hears joins and leaves; nil: as
+	// the connection's URL says.
+	Presence *bool
 
 	since   *edge.ID // parsed Since
 	payload []byte   // decoded data
@@ -71,6 +77,7 @@ type rawOp struct {
 	Encoding json.RawMessage `json:"encoding"`
 	Token    json.RawMessage `json:"token"`
 	Key      json.RawMessage `json:"idempotency_key"`
+	Presence json.RawMessage `json:"presence"`
 }
 
 // The errors of parseOp about a frame's shape.
@@ -114,6 +121,13 @@ func parseOp(frame []byte, maxPayload int) (clientOp, error) {
 		if !isString(f.raw) || json.Unmarshal(f.raw, f.into) != nil {
 			return op, fmt.Errorf("%w: %s must be a string", edge.ErrBadRequest, f.name)
 		}
+	}
+	if present(raw.Presence) {
+		var on bool
+		if json.Unmarshal(raw.Presence, &on) != nil {
+			return op, fmt.Errorf("%w: presence must be true or false", edge.ErrBadRequest)
+		}
+		op.Presence = &on
 	}
 	var data *string
 	if present(raw.Data) {

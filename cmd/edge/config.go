@@ -190,6 +190,12 @@ func newFlagSet(cfg *config, cmd *command) *flag.FlagSet {
 		"with a JWT key: let channels matching `PATTERN` (e.g. public:*) be subscribed without a token; repeatable")
 	listVar(fs, &cfg.ClientPublish, "client-publish",
 		"let WebSocket clients publish to channels matching `PATTERN` without a token's publish right; repeatable")
+	listVar(fs, &cfg.Presence, "presence",
+		"keep presence on channels matching `PATTERN` (e.g. room:*): GET /v1/presence lists their subscribers fleet-wide, and subscribers with presence=1 hear joins and leaves; repeatable (default none)")
+	intVar(fs, &cfg.PresenceMaxMembers, "presence-max-members",
+		fmt.Sprintf("list at most `N` members in one GET /v1/presence answer, at most 10000; the count stays exact (default %d)", def.PresenceMaxMembers))
+	fs.StringVar(&cfg.NodeName, "node-name", "",
+		"name this node `NAME` in presence (a member's node, its connection ids' prefix); unique in the fleet, up to 64 bytes of A-Z a-z 0-9 _ - . : @ / (default the host name and a random suffix, new at each start)")
 	intVar(fs, &cfg.MaxConns, "max-conns", fmt.Sprintf("accept at most `N` connections in all (default %d)", def.MaxConns))
 	intVar(fs, &cfg.MaxConnsPerIP, "max-conns-per-ip", fmt.Sprintf("accept at most `N` connections from one client IP (default %d)", def.MaxConnsPerIP))
 	intVar(fs, &cfg.SubscribeRate, "subscribe-rate",

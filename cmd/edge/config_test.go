@@ -65,6 +65,9 @@ func TestLoadConfig(t *testing.T) {
 		{"jwt-issuer", "https://id.example"},
 		{"anonymous", "public:*"},
 		{"client-publish", "chat:*"},
+		{"presence", "room:*,lobby"},
+		{"presence-max-members", "50"},
+		{"node-name", "edge-7"},
 		{"max-conns", "500"},
 		{"max-conns-per-ip", "50"},
 		{"subscribe-rate", "5"},
@@ -119,6 +122,10 @@ func TestLoadConfig(t *testing.T) {
 		ClientPublishRate: 7,
 		LogFormat:         "json",
 		LogLevel:          "debug",
+
+		Presence:           []string{"room:*", "lobby"},
+		PresenceMaxMembers: 50,
+		NodeName:           "edge-7",
 	}.withDefaults()
 	var everyArgs []string
 	everyEnv := make(map[string]string)
@@ -169,6 +176,9 @@ func TestLoadConfig(t *testing.T) {
 		"jwt-issuer": "https://id.example",
 		"anonymous": "public:*",
 		"client-publish": "chat:*",
+		"presence": "room:*, lobby",
+		"presence-max-members": 50,
+		"node-name": "edge-7",
 		"max-conns": 500,
 		"max-conns-per-ip": 50,
 		"subscribe-rate": 5,
@@ -373,6 +383,11 @@ func TestLoadConfig(t *testing.T) {
 			name:    "validate: token checks without a JWT key",
 			args:    []string{"--jwt-audience", "edge", "--jwt-issuer", "https://id.example", "--anonymous", "public:*"},
 			wantErr: []string{"jwt-audience: only matters with a JWT key", "jwt-issuer: only matters", "anonymous: only matters"},
+		},
+		{
+			name:    "validate: presence",
+			args:    []string{"--presence", "room:**x!", "--presence-max-members", "20000", "--node-name", "a node"},
+			wantErr: []string{"presence: ", "presence-max-members: 20000 is over 10000", "node-name: "},
 		},
 		{
 			name:    "validate: listen from env",

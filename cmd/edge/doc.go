@@ -120,6 +120,15 @@
 //	                                (default no bound)
 //	--client-publish-rate N         publishes a second per WebSocket (default 50)
 //
+// Presence (see Presence below):
+//
+//	--presence PATTERN              channels that keep presence (e.g. room:*); repeatable (default none)
+//	--presence-max-members N        members one GET /v1/presence lists, at most 10000; the count stays
+//	                                exact (default 1000)
+//	--node-name NAME                this node's name in presence, unique in the fleet: up to 64 bytes of
+//	                                A-Z a-z 0-9 _ - . : @ / (default the host name, "-" and 6 random hex
+//	                                digits, new at each start, so several nodes on one host differ)
+//
 // Shutdown:
 //
 //	--drain-timeout DURATION        bound on a graceful shutdown (default 10s)
@@ -226,6 +235,21 @@
 // label) or that --on-demand-ask approves (GET URL?domain=NAME answers
 // 200). Unknown names fail the handshake without any ACME order;
 // --on-demand-rate bounds approvals a minute.
+//
+// # Presence
+//
+// For the channels matching --presence, every SSE or WebSocket
+// subscription is a member from its subscribe until it ends (unsubscribe,
+// close, slow-consumer disconnect, drain): its connection id (the node's
+// --node-name, "-" and a number), its token's sub claim, the info= its
+// client gave and its node. GET /v1/presence?channel=A lists them,
+// fleet-wide, with their exact count; subscribers that add presence=1 hear
+// joins and leaves. A long-poll hears them but is no member (it is not
+// connected between polls). With --redis the members live in Redis,
+// refreshed by their node: a node that dies takes its members with it
+// within 15 s. Joins and leaves reach the store off the fan-out path; one
+// that fails is logged and counted (edge_presence_failures_total), and
+// the subscription works regardless. The wire is in go doc ./transports.
 //
 // # A fleet on Redis
 //

@@ -43,6 +43,7 @@ func effectiveConfig(cfg config) map[string]any {
 		"on-demand": cfg.OnDemand, "on-demand-allow": cfg.OnDemandAllow, "on-demand-ask": secretURL(cfg.OnDemandAsk),
 		"on-demand-rate": cfg.OnDemandRate, "hsts": cfg.HSTS.String(),
 		"log-format": cfg.LogFormat, "log-level": cfg.LogLevel,
+		"presence": cfg.Presence, "presence-max-members": cfg.PresenceMaxMembers, "node-name": cfg.NodeName,
 	}
 }
 

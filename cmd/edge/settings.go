@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/edge/auth"
 	"github.com/edgeworks/edge/resume"
 	edgetls "github.com/edgeworks/edge/tls"
 	"github.com/edgeworks/edge/transports"
@@ -67,6 +68,10 @@ type config struct {
 
 	DrainTimeout time.Duration `flag:"drain-timeout"`
 	DrainDelay   time.Duration `flag:"drain-delay"`
+
+	Presence           []string `flag:"presence"`
+	PresenceMaxMembers int      `flag:"presence-max-members"`
+	NodeName           string   `flag:"node-name"`
 
 	TLS           string        `flag:"tls"`
 	CertFile      string        `flag:"cert"`
@@ -182,13 +187,25 @@ func (c config) redisConfig() resume.RedisConfig {
 		URLs: urls, Cluster: c.RedisCluster, SentinelMaster: c.RedisSentinelMaster, Ingest: c.Ingest,
 		HistorySize: c.HistorySize, HistoryTTL: c.HistoryTTL, MaxPayload: c.MaxPayload,
 		IdempotencyWindow: c.IdempotencyWindow,
+		Presence:          c.presenceMatch(),
 	}
+}
+
+// presenceMatch reports whether a channel keeps presence (--presence),
+// for the Redis store, which must agree with the hub; nil without
+// --presence.
+func (c config) presenceMatch() func(string) bool {
+	if len(c.Presence) == 0 {
+		return nil
+	}
+	patterns := c.Presence
+	return func(channel string) bool { return auth.MatchAny(patterns, channel) }
 }
 
 // transportsConfig is the configuration of the HTTP server and its hub.
 func (c config) transportsConfig() transports.Config {
 	return transports.Config{
-		Hub:        edge.Config{MaxChannels: c.MaxChannels, QueueBytes: c.QueueBytes},
+		Hub:        edge.Config{MaxChannels: c.MaxChannels, QueueBytes: c.QueueBytes, Node: c.NodeName},
 		MaxPayload: c.MaxPayload, MaxBatch: c.MaxBatch,
 		Heartbeat: c.Heartbeat, PollTimeout: c.PollTimeout, PollTimeoutMax: c.PollTimeoutMax, PollLingerMax: c.PollLingerMax,
 		SSERetry: c.SSERetry, BodyTimeout: c.BodyTimeout,
@@ -196,6 +213,7 @@ func (c config) transportsConfig() transports.Config {
 		JWTSecret: c.JWTSecret, JWTPublicKeys: c.JWTPublicKeys, JWKSURL: c.JWKSURL,
 		JWTAudiences: c.JWTAudiences, JWTIssuer: c.JWTIssuer,
 		Anonymous: c.Anonymous, ClientPublish: c.ClientPublish, Domains: c.Domains,
+		Presence: c.Presence, PresenceMaxMembers: c.PresenceMaxMembers,
 		MaxConns: c.MaxConns, MaxConnsPerIP: c.MaxConnsPerIP,
 		SubscribeRate: c.SubscribeRate, PublishRate: c.PublishRate, ClientPublishRate: c.ClientPublishRate,
 		CORSOrigin: c.CORSOrigin, HSTS: c.HSTS,
@@ -248,6 +266,8 @@ var layerFlags = map[string]string{
 	"redis.HistoryTTL":        "history-ttl",
 	"redis.MaxPayload":        "max-payload",
 	"redis.IdempotencyWindow": "idempotency-window",
+	"redis.Presence":          "", // --presence's patterns, as the hub's (see presenceMatch)
+	"redis.PresenceTTL":       "",
 
 	"transports.Hub.MaxChannels":   "max-channels",
 	"transports.Hub.QueueBytes":    "queue-bytes",
@@ -280,6 +300,11 @@ var layerFlags = map[string]string{
 	"transports.HSTS":              "hsts",
 	"transports.DrainTimeout":      "drain-timeout",
 	"transports.DrainDelay":        "drain-delay",
+
+	"transports.Hub.Presence":       "", // set from transports.Presence
+	"transports.Hub.Node":           "node-name",
+	"transports.Presence":           "presence",
+	"transports.PresenceMaxMembers": "presence-max-members",
 
 	"tls.Mode":               "tls",
 	"tls.Listen":             "listen",

@@ -36,6 +36,8 @@ func TestWithDefaults(t *testing.T) {
 
 		ClientPublishRate: 50,
 		IdempotencyWindow: 10 * time.Minute,
+
+		PresenceMaxMembers: 1000,
 	}
 	explicit := config{
 		Listen:         "0.0.0.0:9000",
@@ -65,6 +67,8 @@ func TestWithDefaults(t *testing.T) {
 
 		ClientPublishRate: 6,
 		IdempotencyWindow: time.Second,
+
+		PresenceMaxMembers: 9,
 	}
 	with := func(c config, f func(*config)) config { f(&c); return c }
 	tests := []struct {

@@ -24,6 +24,25 @@ export interface Message {
   encoding?: "base64";
 }
 
+/** A subscription of a channel that keeps presence (the edge's --presence), as GET /v1/presence lists it. */
+export interface Member {
+  /** The connection's id, unique in the fleet. */
+  conn: string;
+  /** The sub claim of the connection's token, "" without one. */
+  sub: string;
+  /** What the connection's client said about itself (the info option), "" when nothing. */
+  info: string;
+  /** The edge node the connection is on. */
+  node: string;
+}
+
+/** A member joining or leaving a channel. Not history: it has no id and is not replayed on resume. */
+export interface PresenceEvent {
+  channel: string;
+  event: "join" | "leave";
+  member: Member;
+}
+
 /** What a state change comes with. */
 export interface StateInfo {
   /** The transport in use or being tried; "" once closed. */
@@ -64,10 +83,16 @@ export interface Options {
   padding?: number;
   /** A JWT for the edge (sent as access_token=), or a function that returns the current one at each connection, so a refreshed token is used on the next reconnect. Default none. */
   token?: string | (() => string);
+  /** Hear joins and leaves of the channels that keep presence (onPresence). Default false. */
+  presence?: boolean;
+  /** What this client says about itself to the others in presence (at most 256 bytes, no control characters; e.g. JSON.stringify({name})). Default "". */
+  info?: string;
   /** Called with every message, exactly once, in order within its channel. */
   onMessage?: (message: Message) => void;
   /** Called when messages of channel were lost from history before they could be delivered. */
   onGap?: (channel: string) => void;
+  /** Called with joins and leaves when presence is set; best effort (a long-poll hears only while a poll is held): GET /v1/presence is the truth. A client may hear its own join. */
+  onPresence?: (event: PresenceEvent) => void;
   /** Called when the state changes. */
   onStateChange?: (state: State, info: StateInfo) => void;
   /** Called once with the error that closed the subscription for good (a bad channel, a refused cursor, an edge that said not to retry). */

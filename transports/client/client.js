@@ -22,8 +22,11 @@ const DEFAULTS = {
   linger: 0,
   padding: 0,
   token: "",
+  presence: false,
+  info: "",
   onMessage() {},
   onGap() {},
+  onPresence() {},
   onStateChange() {},
   onError() {},
 };
@@ -158,6 +161,8 @@ class Link {
     const token = this.sub.token();
     if (token) u.searchParams.set("access_token", token);
     u.searchParams.set("transport", transport);
+    if (this.sub.opts.presence) u.searchParams.set("presence", "1");
+    if (this.sub.opts.info) u.searchParams.set("info", this.sub.opts.info);
     for (const [k, v] of Object.entries(extra)) u.searchParams.set(k, v);
     return u;
   }
@@ -201,7 +206,7 @@ class WSLink extends Link {
     if (Array.isArray(f)) return this.sub.messages(f);
     switch (f && f.type) {
       case undefined:
-        return this.sub.messages([f]);
+        return this.sub.messages([f]); // a message, or a join or leave
       case "subscribed":
         return this.sub.position(f.channel, f.id);
       case "gap":
@@ -367,6 +372,7 @@ class SSELink extends HTTPLink {
     const sub = this.sub;
     const data = ev.data.join("\n");
     if (ev.event === "gap") return sub.gap(JSON.parse(data).channel);
+    if (ev.event === "join" || ev.event === "leave") return sub.presence({ ...JSON.parse(data), event: ev.event });
     if (ev.event === "disconnect") {
       const d = JSON.parse(data);
       if (d.retry_ms === undefined && this.retry !== undefined) d.retry_ms = this.retry;
@@ -410,6 +416,7 @@ class PollLink extends HTTPLink {
       this.markOpen();
       if (body.gap) for (const ch of body.gap_channels || this.sub.channels) this.sub.gap(ch);
       this.sub.messages(body.messages);
+      if (Array.isArray(body.presence)) this.sub.messages(body.presence);
       if (this.done) return;
       for (const [ch, id] of parseCursor(body.cursor, this.sub.channels)) this.sub.position(ch, id);
       if (body.disconnect) {
@@ -567,8 +574,13 @@ class Subscription {
 
   // messages delivers a transport's messages: each exactly once, in order
   // per channel, whichever transport (or two, while switching) brings it.
+  // Joins and leaves (objects with a member) go to presence.
   messages(list) {
     for (const m of list) {
+      if (m && m.member) {
+        this.presence(m);
+        continue;
+      }
       if (this.state === "closed" || !m || typeof m.channel !== "string" || typeof m.id !== "string") continue;
       const last = this.positions.get(m.channel);
       if (last !== undefined && compareIDs(m.id, last) <= 0) continue;
@@ -584,6 +596,12 @@ class Subscription {
 
   gap(channel) {
     if (this.state !== "closed") this.opts.onGap(channel);
+  }
+
+  // presence hands a join or leave to onPresence. They are not history:
+  // they move no cursor, and a reconnect does not replay them.
+  presence(p) {
+    if (this.state !== "closed" && typeof p.channel === "string") this.opts.onPresence(p);
   }
 
   // pause closes the connection, keeping the cursor, until resume (a page

@@ -1,6 +1,6 @@
 // A TypeScript program using the client's API: tsc
 // must accept it against client.d.ts (client_test.go TestTypesCompile).
-import edge, { subscribe, compareIDs, backoff, EdgeError, version, type Message, type State, type StateInfo } from "./client.js";
+import edge, { subscribe, compareIDs, backoff, EdgeError, version, type Message, type State, type StateInfo, type PresenceEvent, type Member } from "./client.js";
 
 const sub = subscribe("https://edge.example", ["prices", "news"], {
   onMessage: (m: Message) => console.log(m.channel, m.id, m.event, m.data, m.encoding),
@@ -11,6 +11,12 @@ const sub = subscribe("https://edge.example", ["prices", "news"], {
   heartbeat: 60000,
   token: () => "eyJ...",
   linger: 2000,
+  presence: true,
+  info: JSON.stringify({ name: "Ann" }),
+  onPresence: (p: PresenceEvent) => {
+    const m: Member = p.member;
+    console.log(p.channel, p.event === "join" ? "+" : "-", m.conn, m.sub, m.info, m.node);
+  },
 });
 const c: string = sub.cursor;
 sub.pause(); sub.resume(); sub.close();
