@@ -69,7 +69,7 @@ export interface Options {
   upgradeAfter?: number;
   /** Remember the transport that worked for the edge's origin in sessionStorage and start with it next time. Default true. */
   remember?: boolean;
-  /** Close the connection while the page is hidden, resume with the cursor when it is visible again. Default true. */
+  /** Close the connection while the page is hidden, resume with the cursor when it is visible again. With false, a page hidden for hiddenDelay stays connected on hiddenHeartbeat and hiddenPollTimeout. Default true. */
   pauseWhenHidden?: boolean;
   /** How long (ms) the page must stay hidden before the connection is paused. Default 10000. */
   hiddenDelay?: number;
@@ -77,6 +77,10 @@ export interface Options {
   heartbeat?: number;
   /** Long-poll hold (ms) without messages. Default 25000. */
   pollTimeout?: number;
+  /** With pauseWhenHidden false: the heartbeat (ms) asked for while the page has been hidden for hiddenDelay (a stream reconnects from its cursor to ask, and again when visible). Within the edge's heartbeat bounds; an edge that refuses it, or a path cut before it is due (a proxy's idle timeout), makes the subscription keep heartbeat. Default 120000. */
+  hiddenHeartbeat?: number;
+  /** With pauseWhenHidden false: the long-poll hold (ms) while the page has been hidden for hiddenDelay; at most the edge's --poll-timeout-max (60 s by default), kept to pollTimeout as hiddenHeartbeat is. Default 60000. */
+  hiddenPollTimeout?: number;
   /** Long-poll: once a message is there, keep collecting for this long (ms) before answering, so a burst wakes the device once. Default 0. */
   linger?: number;
   /** SSE: bytes of padding the edge sends first, for proxies that hold back the first kilobytes of a response. Default 0. */

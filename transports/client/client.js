@@ -19,6 +19,8 @@ const DEFAULTS = {
   hiddenDelay: 10000,
   heartbeat: 25000,
   pollTimeout: 25000,
+  hiddenHeartbeat: 120000,
+  hiddenPollTimeout: 60000,
   linger: 0,
   padding: 0,
   token: "",
@@ -85,8 +87,11 @@ function backoff(attempt, min, max, random = Math.random) {
   return Math.floor(random() * Math.min(max, min * 2 ** Math.min(attempt, 30)));
 }
 
+// seconds writes a duration for the edge: whole seconds as "25s", others
+// as "1250ms" (the edge reads both).
 function seconds(ms) {
-  return Math.max(0, Math.ceil(ms / 1000)) + "s";
+  ms = Math.max(0, Math.ceil(ms));
+  return ms % 1000 === 0 ? ms / 1000 + "s" : ms + "ms";
 }
 
 // EdgeError is an error the edge answered with ({"error":{code,message}}),
@@ -122,6 +127,7 @@ class Link {
     this.isOpen = false;
     this.done = false;
     this.hint = undefined;
+    this.since = Date.now();
     this.openTimer = setTimeout(() => this.fail(new EdgeError("transport", `${kind}: nothing arrived within ${sub.opts.openTimeout} ms`)), sub.opts.openTimeout);
   }
 
@@ -178,9 +184,10 @@ class Link {
 class WSLink extends Link {
   constructor(sub) {
     super(sub, "ws");
-    const u = this.url("ws", { heartbeat: seconds(sub.opts.heartbeat) });
+    this.long = sub.background();
+    this.quiet = this.beat = sub.heartbeat();
+    const u = this.url("ws", { heartbeat: seconds(this.quiet) });
     u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
-    this.quiet = sub.opts.heartbeat;
     try {
       this.ws = new WebSocket(u);
     } catch (e) {
@@ -280,9 +287,11 @@ class HTTPLink extends Link {
 class SSELink extends HTTPLink {
   constructor(sub) {
     super(sub, "sse");
-    const extra = { heartbeat: seconds(sub.opts.heartbeat) };
+    this.long = sub.background();
+    const beat = (this.beat = sub.heartbeat());
+    const extra = { heartbeat: seconds(beat) };
     if (sub.opts.padding > 0) extra.padding = String(sub.opts.padding);
-    this.silence = Math.max(sub.opts.heartbeat, 5000) * 2 + 5000;
+    this.silence = Math.max(beat, 5000) * 2 + 5000;
     this.run(this.url("sse", extra)).catch((e) => this.fail(new EdgeError("transport", "sse: " + e.message)));
   }
 
@@ -401,7 +410,7 @@ class PollLink extends HTTPLink {
     // start position; later ones hold.
     let extra = { timeout: "0" };
     for (;;) {
-      const wait = extra.timeout === "0" ? opts.openTimeout : opts.pollTimeout + opts.linger + 15000;
+      const wait = extra.timeout === "0" ? opts.openTimeout : this.sub.pollTimeout() + opts.linger + 15000;
       const timer = setTimeout(() => this.fail(new EdgeError("transport", "poll: no answer in time")), wait);
       let resp, body;
       try {
@@ -423,7 +432,9 @@ class PollLink extends HTTPLink {
         this.disconnect(body.disconnect);
         return this.fail(new EdgeError("transport", `poll: ${body.disconnect.reason}`), { edgeAnswered: true });
       }
-      extra = { timeout: seconds(opts.pollTimeout) };
+      this.long = this.sub.background();
+      this.since = Date.now();
+      extra = { timeout: seconds(this.sub.pollTimeout()) };
       if (opts.linger > 0) extra.linger = seconds(opts.linger);
     }
   }
@@ -540,18 +551,21 @@ class Subscription {
       this.probe.close();
       this.probe = null;
     }
+    if (link.long && this.longRefused(link, result)) return this.reconnectNow();
     if (result.fatal) {
       this.stopListening();
       this.transport = "";
       this.opts.onError(result.error);
       return this.setState("closed", { error: result.error });
     }
+    if (typeof navigator === "object" && navigator.onLine === false) return this.suspend("offline"); // online resumes
     if (result.opened && Date.now() - this.openedAt >= this.opts.stableAfter) this.attempt = 0;
     if (!result.opened && !result.edgeAnswered && this.index + 1 < this.order.length) {
       return this.connect(this.index + 1); // the path is broken: next transport at once
     }
     const next = result.opened || result.edgeAnswered ? this.index : this.home;
     const delay = result.hint !== undefined ? result.hint : backoff(this.attempt++, this.opts.minDelay, this.opts.maxDelay);
+    this.edgeDelay = result.hint !== undefined;
     this.setState("reconnecting", { delay, error: result.error });
     this.timers.retry = setTimeout(() => this.connect(next), delay);
   }
@@ -631,20 +645,113 @@ class Subscription {
     this.connect(this.home);
   }
 
+  // heartbeat is the heartbeat (ms) a new connection asks for: the long
+  // one while the page stays connected in the background.
+  heartbeat() {
+    return this.background() ? this.opts.hiddenHeartbeat : this.opts.heartbeat;
+  }
+
+  // pollTimeout is the hold (ms) the next long-poll asks for.
+  pollTimeout() {
+    return this.background() ? this.opts.hiddenPollTimeout : this.opts.pollTimeout;
+  }
+
+  // background reports whether connections ask for the hidden page's
+  // longer heartbeat and hold: the page has been hidden for hiddenDelay,
+  // stays connected (pauseWhenHidden false), and no long one failed.
+  background() {
+    return this.hidden === true && !this.shortOnly;
+  }
+
+  // longRefused reports whether a link that asked for the hidden page's
+  // heartbeat or hold ended because of it: the edge refused the value
+  // (an edge with narrower bounds), or the path was cut while quiet,
+  // before a long heartbeat was due (a proxy's idle timeout). From then on
+  // this subscription asks for the visible values only.
+  longRefused(link, result) {
+    const refused = result.fatal && result.error && result.error.code === "bad_request";
+    const long = link.kind === "poll" ? this.opts.hiddenPollTimeout : this.opts.hiddenHeartbeat;
+    const cut = result.opened && !result.edgeAnswered && !result.fatal && Date.now() - link.since < long;
+    if (refused || cut) this.shortOnly = true;
+    return refused;
+  }
+
+  // restart drops the connection, which a network change may have left
+  // dead without a word, and reconnects at once from the cursor.
+  restart() {
+    for (const l of [this.link, this.probe]) if (l) l.close();
+    this.link = this.probe = null;
+    this.clearTimer("upgrade");
+    this.reconnectNow();
+  }
+
+  // hide runs once the page has been hidden for hiddenDelay: it pauses,
+  // or, with pauseWhenHidden false, moves a stream to the long heartbeat
+  // (a long-poll asks for the long hold with its next poll).
+  hide() {
+    if (this.state === "offline" || this.state === "paused" || this.held) return;
+    if (this.opts.pauseWhenHidden) return this.suspend("paused");
+    this.hidden = true;
+    this.renegotiate();
+  }
+
+  // show runs when the page is visible again: a paused subscription
+  // resumes from its cursor, a stream on the long heartbeat moves back.
+  show() {
+    const was = this.hidden;
+    this.hidden = this.frozen = false;
+    if (this.held || this.state === "offline") return;
+    if (this.state === "paused") return this.reconnectNow();
+    if (was) this.renegotiate();
+  }
+
+  // renegotiate reconnects a stream from its cursor when it runs on a
+  // heartbeat other than the one the page's visibility calls for.
+  renegotiate() {
+    if (this.link && this.link.beat !== undefined && this.link.beat !== this.heartbeat()) this.restart();
+  }
+
   listen() {
     if (typeof addEventListener !== "function") return;
     this.onVisibility = () => {
-      if (!this.opts.pauseWhenHidden || this.state === "closed") return;
+      if (this.state === "closed") return;
       this.clearTimer("hidden");
       if (document.visibilityState === "hidden") {
-        this.timers.hidden = setTimeout(() => this.state !== "offline" && !this.held && this.suspend("paused"), this.opts.hiddenDelay);
-      } else if (this.state === "paused" && !this.held) {
-        this.reconnectNow();
+        this.timers.hidden = setTimeout(() => this.hide(), this.opts.hiddenDelay);
+      } else {
+        this.show();
       }
     };
-    this.onOffline = () => this.state !== "closed" && !this.held && this.suspend("offline");
-    this.onOnline = () => this.state === "offline" && this.reconnectNow();
-    if (typeof document === "object") document.addEventListener("visibilitychange", this.onVisibility);
+    // offline: no attempts until online, which reconnects at once, without
+    // trusting a connection that lived through the change, and without
+    // waiting out a backoff (unless the edge itself said when to come back).
+    this.onOffline = () => {
+      if (this.state !== "closed" && this.state !== "paused" && !this.held) this.suspend("offline");
+    };
+    this.onOnline = () => {
+      if (this.state === "closed" || this.state === "paused" || this.held) return;
+      if (this.timers.retry && this.edgeDelay) return;
+      this.restart();
+    };
+    // A frozen page (Page Lifecycle) runs nothing and its connection may
+    // be dropped meanwhile: close it at freeze, resume from the cursor at
+    // resume (or when visible again, for a hidden page that pauses).
+    this.onFreeze = () => {
+      if (this.state === "closed" || this.state === "paused" || this.state === "offline" || this.held) return;
+      this.frozen = true;
+      this.suspend("paused");
+    };
+    this.onResume = () => {
+      if (!this.frozen) return;
+      this.frozen = false;
+      const hidden = typeof document === "object" && document.visibilityState === "hidden";
+      if (this.state === "paused" && !this.held && !(hidden && this.opts.pauseWhenHidden)) this.reconnectNow();
+    };
+    if (typeof document === "object") {
+      document.addEventListener("visibilitychange", this.onVisibility);
+      document.addEventListener("freeze", this.onFreeze);
+      document.addEventListener("resume", this.onResume);
+    }
     addEventListener("offline", this.onOffline);
     addEventListener("online", this.onOnline);
   }
@@ -652,7 +759,11 @@ class Subscription {
   stopListening() {
     for (const name of Object.keys(this.timers)) this.clearTimer(name);
     if (!this.onOnline) return;
-    if (typeof document === "object") document.removeEventListener("visibilitychange", this.onVisibility);
+    if (typeof document === "object") {
+      document.removeEventListener("visibilitychange", this.onVisibility);
+      document.removeEventListener("freeze", this.onFreeze);
+      document.removeEventListener("resume", this.onResume);
+    }
     removeEventListener("offline", this.onOffline);
     removeEventListener("online", this.onOnline);
   }

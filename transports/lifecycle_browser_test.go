@@ -1,0 +1,281 @@
+package transports_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/edgeworks/edge/transports"
+	"github.com/edgeworks/edge/transports/internal/proxytest"
+)
+
+// measuring reports whether this run measures (EDGE_MEASURE set): the
+// tests then repeat, wait longer and log what they measured, asserting
+// only what they assert in every run.
+func measuring() bool { return os.Getenv("EDGE_MEASURE") != "" }
+
+// lifecyclePageHTML subscribes with the edge client and records, with
+// timestamps, the messages, the states and the network events the page
+// sees; window.hide() and window.show() fake the page's visibility.
+const lifecyclePageHTML = `<!doctype html><title>lifecycle</title><script type="module">
+import { subscribe } from %q;
+window.got = []; window.gotAt = []; window.states = []; window.reasons = []; window.errors = [];
+window.netAt = {online: [], offline: [], resume: []};
+addEventListener("online", (e) => window.netAt.online.push(e.timeStamp));
+addEventListener("offline", (e) => window.netAt.offline.push(e.timeStamp));
+document.addEventListener("resume", (e) => window.netAt.resume.push(e.timeStamp));
+window.visibility = "visible";
+Object.defineProperty(document, "visibilityState", {configurable: true, get: () => window.visibility});
+window.hide = () => { window.visibility = "hidden"; document.dispatchEvent(new Event("visibilitychange")); return ""; };
+window.show = () => { window.visibility = "visible"; document.dispatchEvent(new Event("visibilitychange")); return ""; };
+window.sub = subscribe(%q, %s, Object.assign({
+  onMessage: (m) => { window.got.push(m.channel + "/" + m.data); window.gotAt.push(performance.now()); },
+  onStateChange: (s, info) => { window.states.push(s + ":" + info.transport); if (info.error) window.reasons.push(info.error.message); },
+  onError: (e) => window.errors.push(e.code + ": " + e.message),
+}, %s));
+</script>`
+
+// lifecyclePage returns the page for channels of the edge at base.
+func lifecyclePage(base string, channels []string, options string) http.HandlerFunc {
+	list, _ := json.Marshal(channels)
+	html := fmt.Sprintf(lifecyclePageHTML, base+"/v1/client.js", base, list, options)
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, html)
+	}
+}
+
+// network conditions of the tests: Chromium's emulation (requests fail,
+// or are throttled as on a 3G link) and the navigator's state (onLine
+// and the online and offline events), which the emulation leaves alone.
+var (
+	offline = []*network.Conditions{{Offline: true, DownloadThroughput: -1, UploadThroughput: -1}}
+	// fast3G is DevTools' "Fast 3G" preset: 562.5 ms of latency, about
+	// 1.44 Mbit/s down and 675 kbit/s up.
+	fast3G    = []*network.Conditions{{Latency: 562.5, DownloadThroughput: 180000, UploadThroughput: 84375, ConnectionType: network.ConnectionTypeCellular3g}}
+	unlimited = []*network.Conditions{}
+)
+
+// setNetwork applies conditions to the tab and sets navigator.onLine.
+func (b *tab) setNetwork(conditions []*network.Conditions, online bool) {
+	b.t.Helper()
+	if _, err := chromedp.Call(b.browser, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{MatchedNetworkConditions: conditions}); err != nil {
+		b.t.Fatal(err)
+	}
+	state := network.OverrideNetworkStateParams{Offline: !online, DownloadThroughput: -1, UploadThroughput: -1}
+	if _, err := chromedp.Call(b.browser, network.OverrideNetworkState, state); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// waitTimed is wait polling on a timer rather than on animation frames,
+// which a page resumed from a frozen state may not get in headless
+// Chromium.
+func (b *tab) waitTimed(expr string) {
+	b.t.Helper()
+	if _, err := chromedp.Run(b.browser, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		b.t.Fatalf("waiting for %s: %v\npage: %s", expr, err, b.report())
+	}
+}
+
+// receivedInOrder waits for len(want) messages and fails unless the page
+// got exactly want, in order.
+func (b *tab) receivedInOrder(want []string) {
+	b.t.Helper()
+	b.waitTimed(fmt.Sprintf(`window.got.length >= %d`, len(want)))
+	got, err := chromedp.Run(b.browser, chromedp.Evaluate[[]string](`window.got`))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		b.t.Fatalf("the page got %d messages %q,\nwant %d %q\npage: %s", len(got), got, len(want), want, b.report())
+	}
+}
+
+// evalUntil evaluates the page's expression until it is true, for 20 s
+// at most. Unlike wait it works on a frozen page, which runs no timers.
+func (b *tab) evalUntil(expr string) {
+	b.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for b.eval(fmt.Sprintf(`String(!!(%s))`, expr)) != "true" {
+		if time.Now().After(deadline) {
+			b.t.Fatalf("waiting for %s: %s", expr, b.report())
+		}
+		<-tick.C
+	}
+}
+
+// firstMessageAfter returns the milliseconds from the page time startExpr
+// evaluates to (such as the last online event's) to the first message
+// received at or after it.
+func (b *tab) firstMessageAfter(startExpr string) float64 {
+	b.t.Helper()
+	b.waitTimed(fmt.Sprintf(`window.gotAt.some((t) => t >= %s)`, startExpr))
+	ms, err := chromedp.Run(b.browser, chromedp.Evaluate[float64](fmt.Sprintf(`(() => { const s = %s; return window.gotAt.find((t) => t >= s) - s; })()`, startExpr)))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return ms
+}
+
+// wireLog records when the tab's subscribe traffic happened, from
+// Chromium's network events: requests sent, WebSocket connections
+// opened, WebSocket data frames either way and chunks of response bodies
+// (SSE comments and events, long-poll answers). WebSocket ping and pong
+// control frames are handled below the page and not reported.
+type wireLog struct {
+	mu     sync.Mutex
+	ids    map[network.RequestID]bool // requests to /v1/subscribe
+	events []time.Time
+}
+
+func listenWire(t *testing.T, ctx context.Context) *wireLog {
+	t.Helper()
+	w := &wireLog{ids: map[network.RequestID]bool{}}
+	err := chromedp.Listen(ctx, func(ev any) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		switch ev := ev.(type) {
+		case *network.EventRequestWillBeSent:
+			if strings.Contains(ev.Request.URL, "/v1/subscribe") {
+				w.ids[ev.RequestID] = true
+				w.events = append(w.events, time.Now())
+			}
+		case *network.EventWebSocketCreated:
+			if strings.Contains(ev.URL, "/v1/subscribe") {
+				w.ids[ev.RequestID] = true
+				w.events = append(w.events, time.Now())
+			}
+		case *network.EventWebSocketFrameReceived:
+			if w.ids[ev.RequestID] {
+				w.events = append(w.events, time.Now())
+			}
+		case *network.EventWebSocketFrameSent:
+			if w.ids[ev.RequestID] {
+				w.events = append(w.events, time.Now())
+			}
+		case *network.EventDataReceived:
+			if w.ids[ev.RequestID] {
+				w.events = append(w.events, time.Now())
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// count returns the events in [from, to) and the wake-ups among them:
+// events closer than burst to the one before are one wake-up (a ping and
+// its pong, a poll's answer and the next poll).
+func (w *wireLog) count(from, to time.Time, burst time.Duration) (events, wakeups int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var last time.Time
+	for _, at := range w.events {
+		if at.Before(from) || !at.Before(to) {
+			continue
+		}
+		events++
+		if last.IsZero() || at.Sub(last) > burst {
+			wakeups++
+		}
+		last = at
+	}
+	return events, wakeups
+}
+
+// After the network goes away and comes back — Chromium offline, the
+// WebSocket path through the proxy dead at the same time (emulated
+// offline leaves an open WebSocket alone) — the client makes no attempt
+// while offline and, at online, reconnects at once from its cursor
+// instead of waiting out its backoff (a minute here): the first message
+// arrives within 3 s, and every message, those published during the
+// outage too, arrives exactly once, in order. The same back onto a
+// throttled 3G link, and after the page was frozen and resumed.
+func TestClientRecoversOnNetworkChange(t *testing.T) {
+	rounds := 1
+	if measuring() {
+		rounds = 5
+	}
+	for _, transport := range []string{"ws", "sse", "poll"} {
+		t.Run(transport, func(t *testing.T) {
+			e := startEdge(t, transports.Config{CORSOrigin: "*"})
+			proxy := proxytest.Start(t, e.base, proxytest.Pass)
+			options := fmt.Sprintf(`{"transports": [%q], "openTimeout": 5000, "minDelay": 60000, "maxDelay": 60000}`, transport)
+			proxy.Handle("/test.html", lifecyclePage(proxy.URL(), []string{"n"}, options))
+			b := openTab(t, proxy.URL()+"/test.html")
+			wire := listenWire(t, b.browser)
+			b.waitOpen()
+			want := publishN(e, []string{"n"}, "before", 3)
+			b.receivedInOrder(want)
+
+			times := map[string][]float64{}
+			for round := range rounds {
+				for _, back := range []struct {
+					name       string
+					conditions []*network.Conditions
+				}{{"online", unlimited}, {"3G", fast3G}} {
+					b.setNetwork(offline, false)
+					proxy.StallUpgraded()
+					b.waitTimed(`window.sub.state === "offline"`)
+					outage := time.Now()
+					want = append(want, publishN(e, []string{"n"}, fmt.Sprintf("%s-outage-%d", back.name, round), 3)...)
+					// No attempt while offline: wait a while, then count.
+					b.eval(`String(window.quietFrom = performance.now())`)
+					b.waitTimed(`performance.now() - window.quietFrom > 300`)
+					if n, _ := wire.count(outage, time.Now(), 0); n != 0 {
+						t.Fatalf("%d subscribe events on the wire while offline, want none: %s", n, b.report())
+					}
+					b.setNetwork(back.conditions, true)
+					ms := b.firstMessageAfter(`window.netAt.online.at(-1)`)
+					times[back.name] = append(times[back.name], ms)
+					if ms > 3000 {
+						t.Errorf("back %s: the first message came %.0f ms after online, want at most 3 s: %s", back.name, ms, b.report())
+					}
+					b.receivedInOrder(want)
+					want = append(want, publishN(e, []string{"n"}, fmt.Sprintf("%s-after-%d", back.name, round), 3)...)
+					b.receivedInOrder(want)
+					b.setNetwork(unlimited, true)
+				}
+
+				// Frozen (Page Lifecycle), the page closes its connection;
+				// resumed, it reconnects from its cursor at once.
+				if _, err := chromedp.Call(b.browser, page.SetWebLifecycleState, page.SetWebLifecycleStateParams{State: page.SetWebLifecycleStateStateFrozen}); err != nil {
+					t.Fatal(err)
+				}
+				// A frozen page runs no polling script: evaluate instead.
+				b.evalUntil(`window.sub.state === "paused"`)
+				want = append(want, publishN(e, []string{"n"}, fmt.Sprintf("frozen-%d", round), 3)...)
+				if _, err := chromedp.Call(b.browser, page.SetWebLifecycleState, page.SetWebLifecycleStateParams{State: page.SetWebLifecycleStateStateActive}); err != nil {
+					t.Fatal(err)
+				}
+				b.evalUntil(`window.netAt.resume.length > ` + fmt.Sprint(round))
+				ms := b.firstMessageAfter(`window.netAt.resume.at(-1)`)
+				times["resume"] = append(times["resume"], ms)
+				if ms > 3000 {
+					t.Errorf("the first message came %.0f ms after resume, want at most 3 s: %s", ms, b.report())
+				}
+				b.receivedInOrder(want)
+			}
+			if errs := b.eval(`window.errors.join(";")`); errs != "" {
+				t.Fatalf("errors: %s", errs)
+			}
+			t.Logf("%s: ms from online to the first message: %v", transport, times)
+		})
+	}
+}
