@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/edgeworks/edge/transports"
+	"github.com/edgeworks/edge/transports/internal/browsertest"
 	"github.com/edgeworks/edge/transports/internal/proxytest"
 )
 
@@ -278,4 +280,112 @@ func TestClientRecoversOnNetworkChange(t *testing.T) {
 			t.Logf("%s: ms from online to the first message: %v", transport, times)
 		})
 	}
+}
+
+// An idle subscribed page wakes the device once a heartbeat while
+// visible; hidden but kept connected (pauseWhenHidden false), it asks
+// for the long hidden heartbeat and long-poll hold, and its wire goes
+// quiet as negotiated. Timers run 50 times faster than their defaults
+// (a 25 s heartbeat is 500 ms here); the counts of Chromium's network
+// events are scaled back to an hour. EDGE_MEASURE=1 also measures the
+// client without the hidden heartbeat (hiddenHeartbeat equal to
+// heartbeat, as before it existed) and with the default pause, over
+// longer windows.
+func TestClientWireWhenIdle(t *testing.T) {
+	const scale = 50
+	visibleFor, hiddenFor := 5*time.Second, 12*time.Second
+	if measuring() {
+		visibleFor, hiddenFor = 30*time.Second, 60*time.Second
+	}
+	const burst = 5 * time.Second / scale // a radio's tail: events closer than that are one wake-up
+	e := startEdge(t, transports.Config{CORSOrigin: "*", Heartbeat: 25 * time.Second / scale, HeartbeatMin: 100 * time.Millisecond})
+	scaled := func(d time.Duration) string { return fmt.Sprint((d / scale).Milliseconds()) }
+	short := fmt.Sprintf(`"heartbeat": %s, "pollTimeout": %s, "hiddenDelay": 0`, scaled(25*time.Second), scaled(25*time.Second))
+	long := fmt.Sprintf(`"hiddenHeartbeat": %s, "hiddenPollTimeout": %s`, scaled(120*time.Second), scaled(60*time.Second))
+	type page struct {
+		transport, config, options string
+		quiet                      float64 // most hidden wake-ups per visible one
+	}
+	var pages []page
+	for _, tr := range []string{"ws", "sse", "poll"} {
+		quiet := 0.4 // 120 s against 25 s
+		if tr == "poll" {
+			quiet = 0.6 // 60 s against 25 s
+		}
+		pages = append(pages, page{tr, "hidden heartbeat", fmt.Sprintf(`{"transports": [%q], %s, "pauseWhenHidden": false, %s}`, tr, short, long), quiet})
+		if measuring() {
+			pages = append(pages,
+				page{tr, "no hidden heartbeat", fmt.Sprintf(`{"transports": [%q], %s, "pauseWhenHidden": false, "hiddenHeartbeat": %s, "hiddenPollTimeout": %s}`, tr, short, scaled(25*time.Second), scaled(25*time.Second)), 1.5},
+				page{tr, "pause (default)", fmt.Sprintf(`{"transports": [%q], %s}`, tr, short), 0})
+		}
+	}
+
+	pagesMux := http.NewServeMux()
+	site := httptest.NewServer(pagesMux)
+	defer site.Close()
+	browser := browsertest.Start(t)
+	tabs := make([]*tab, len(pages))
+	wires := make([]*wireLog, len(pages))
+	for i, p := range pages {
+		path := fmt.Sprintf("/idle-%d.html", i)
+		pagesMux.Handle(path, lifecyclePage(e.base, []string{"idle"}, p.options))
+		ctx := browser
+		if i > 0 {
+			ctx, _ = chromedp.NewContext(browser) // a tab of the same browser, closed with it
+		}
+		tabs[i] = &tab{t, ctx}
+		wires[i] = listenWire(t, ctx)
+		if err := chromedp.Do(ctx, chromedp.Navigate(site.URL+path)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, b := range tabs {
+		b.waitOpen()
+	}
+	perHour := func(n int, d time.Duration) float64 { return float64(n) * float64(time.Hour) / float64(d*scale) }
+
+	from := time.Now()
+	waitFor(visibleFor)
+	visibleEnd := time.Now()
+	for _, b := range tabs {
+		b.eval(`window.hide()`)
+	}
+	for i, p := range pages {
+		switch {
+		case p.quiet == 0:
+			tabs[i].waitTimed(`window.sub.state === "paused"`)
+		case p.transport != "poll":
+			tabs[i].waitTimed(`window.sub.state === "open" && window.sub.link.beat === window.sub.opts.hiddenHeartbeat`)
+		default:
+			tabs[i].waitTimed(`window.sub.link && window.sub.link.long === true`)
+		}
+	}
+	hiddenFrom := time.Now()
+	waitFor(hiddenFor)
+	hiddenEnd := time.Now()
+	for _, b := range tabs {
+		b.eval(`window.show()`)
+	}
+	want := publishN(e, []string{"idle"}, "back", 2)
+	for i, p := range pages {
+		ve, vw := wires[i].count(from, visibleEnd, burst)
+		he, hw := wires[i].count(hiddenFrom, hiddenEnd, burst)
+		t.Logf("%-4s %-20s per idle hour: visible %4.0f events, %4.0f wake-ups; hidden %4.0f events, %4.0f wake-ups",
+			p.transport, p.config, perHour(ve, visibleEnd.Sub(from)), perHour(vw, visibleEnd.Sub(from)), perHour(he, hiddenEnd.Sub(hiddenFrom)), perHour(hw, hiddenEnd.Sub(hiddenFrom)))
+		if vw == 0 || float64(hw) > p.quiet*float64(vw)*float64(hiddenEnd.Sub(hiddenFrom))/float64(visibleEnd.Sub(from)) {
+			t.Errorf("%s, %s: %d wake-ups in %v visible, %d in %v hidden; want hidden at most %.1f times as many per hour",
+				p.transport, p.config, vw, visibleEnd.Sub(from), hw, hiddenEnd.Sub(hiddenFrom), p.quiet)
+		}
+		tabs[i].receivedInOrder(want)
+		if p.transport != "poll" {
+			tabs[i].waitTimed(`window.sub.state === "open" && window.sub.link.beat === window.sub.opts.heartbeat`)
+		}
+	}
+}
+
+// waitFor lets d pass: the page is left idle for a measured window.
+func waitFor(d time.Duration) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	<-timer.C
 }
