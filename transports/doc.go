@@ -526,11 +526,27 @@
 //     reconnect:false (codes 4500–4999) closes the subscription.
 //   - While the page is hidden (after hiddenDelay, 10 s) the connection is
 //     closed and the state is paused; when it is visible again the client
-//     resumes from its cursor. offline closes it too, online reconnects at
-//     once. heartbeat (ms, default 25 s) asks for rarer heartbeats, linger
-//     lets the edge collect a burst before answering a long-poll,
-//     pollTimeout sets the hold; pauseWhenHidden: false keeps a background
-//     dashboard connected.
+//     resumes from its cursor at once. pauseWhenHidden: false keeps a
+//     background dashboard connected, but quieter: once hidden for
+//     hiddenDelay, a stream reconnects from its cursor asking for
+//     hiddenHeartbeat (120 s), and each long-poll asks for
+//     hiddenPollTimeout (60 s, the edge's default --poll-timeout-max);
+//     visible again, a stream moves back to heartbeat the same way. An edge
+//     that refuses the long value (narrower bounds), or a path cut before
+//     a long heartbeat was due (a proxy's idle timeout, commonly 30–60 s),
+//     makes that subscription keep the visible values: the defaults stay
+//     safe behind such proxies. heartbeat (ms, default 25 s) asks for
+//     rarer heartbeats, linger lets the edge collect a burst before
+//     answering a long-poll, pollTimeout sets the hold.
+//   - Network changes. offline closes the connection (state offline) and
+//     nothing is tried until online; a failure seen while navigator.onLine
+//     is false goes there too instead of into backoff. online reconnects
+//     at once from the cursor, whatever the state: a pending backoff is
+//     cancelled (not a delay the edge asked for: retry_ms, Retry-After),
+//     and a connection that lived through the change is replaced, not
+//     trusted. A page the browser freezes (Page Lifecycle freeze) closes
+//     its connection (state paused) and reconnects from its cursor at
+//     resume, or, hidden with pauseWhenHidden, once visible.
 //   - An SSE stream silent for two heartbeats and 5 s is treated as dead
 //     and reconnected; a long-poll without an answer well after its hold is
 //     retried. A WebSocket silent for a heartbeat gets a ping op; without
@@ -541,6 +557,28 @@
 //   - presence: true asks for joins and leaves (onPresence, with channel,
 //     event and member), and info is what the client says about itself
 //     in presence (the info= of each subscribe).
+//
+// What an idle subscribed page costs the device, in wake-ups (its radio
+// leaving idle: traffic closer than 5 s counts once) per idle hour with
+// the defaults, as TestClientWireWhenIdle measures it from Chromium's
+// network events with every timer 50 times shorter (EDGE_MEASURE=1 for
+// the full table; events in brackets: WebSocket data frames either way,
+// SSE chunks, long-poll requests and answers). A WebSocket's ping op and
+// its pong are one wake-up, and the edge skips its own ping after
+// answering one; pings and pongs below the page are not counted, so a
+// WebSocket without the client's pings costs the same. Socket.IO's
+// default 25 s ping interval costs 144.
+//
+//	transport  visible     hidden, paused   hidden, connected      hidden, connected
+//	                       (the default)    (pauseWhenHidden:      before hiddenHeartbeat
+//	                                         false)
+//	ws         144 (288)   0                31 (60)                143 (286)
+//	sse        144 (144)   0                30 (30)                144 (144)
+//	poll       137 (288)   0                59 (124)               142 (311)
+//
+// A paused page pays one reconnect when visible again, and a connected
+// one reconnects each stream twice per hidden period (to the long
+// heartbeat and back).
 //
 // The client receives SSE with fetch and a stream reader (so it sees
 // heartbeats and the start position, which EventSource hides). States are
