@@ -255,6 +255,22 @@ func TestClientRecoversOnNetworkChange(t *testing.T) {
 					b.setNetwork(unlimited, true)
 				}
 
+				if transport == "ws" {
+					// The path breaks while the browser stays online: the
+					// client backs off (up to a minute here). An online event
+					// (as after a network switch) ends the wait at once.
+					proxy.KillUpgraded()
+					b.waitTimed(`window.sub.state === "reconnecting" && window.sub.timers.retry !== undefined`)
+					want = append(want, publishN(e, []string{"n"}, fmt.Sprintf("backoff-%d", round), 3)...)
+					b.eval(`String(dispatchEvent(new Event("online")))`)
+					ms := b.firstMessageAfter(`window.netAt.online.at(-1)`)
+					times["online during backoff"] = append(times["online during backoff"], ms)
+					if ms > 3000 {
+						t.Errorf("online during a backoff: the first message came %.0f ms after, want at most 3 s: %s", ms, b.report())
+					}
+					b.receivedInOrder(want)
+				}
+
 				// Frozen (Page Lifecycle), the page closes its connection;
 				// resumed, it reconnects from its cursor at once.
 				if _, err := chromedp.Call(b.browser, page.SetWebLifecycleState, page.SetWebLifecycleStateParams{State: page.SetWebLifecycleStateStateFrozen}); err != nil {
