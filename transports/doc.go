@@ -524,8 +524,9 @@
 //     (already jittered by the edge, spread over 5 s on drain), or
 //     Retry-After — the client waits exactly that. A disconnect with
 //     reconnect:false (codes 4500–4999) closes the subscription.
-//   - While the page is hidden (after hiddenDelay, 10 s) the connection is
-//     closed and the state is paused; when it is visible again the client
+//   - While the page is hidden (after hiddenDelay, 10 s; a page opened in
+//     a background tab too) the connection is closed and the state is
+//     paused; when it is visible again the client
 //     resumes from its cursor at once. pauseWhenHidden: false keeps a
 //     background dashboard connected, but quieter: once hidden for
 //     hiddenDelay, a stream reconnects from its cursor asking for

@@ -754,6 +754,8 @@ class Subscription {
     }
     addEventListener("offline", this.onOffline);
     addEventListener("online", this.onOnline);
+    // A page opened in a background tab is hidden from the start.
+    if (typeof document === "object" && document.visibilityState === "hidden") this.onVisibility();
   }
 
   stopListening() {
