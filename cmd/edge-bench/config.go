@@ -42,14 +42,14 @@ const (
 // config is one run or baseline. Zero fields are not defaults: parse
 // fills them from flags, and validate checks them.
 type config struct {
-	URL        *url.URL // the server, http://loopback:port (run only)
-	Target     string   // edge, nchan or centrifugo: the server's wire forms (run only)
-	Transport  string   // ws, sse, poll or mix (run only)
-	Subs       int      // subscribers
-	Channels   int      // channels bench-0 … bench-(Channels-1) (run only)
-	Rate       float64  // messages per second, over all channels; 0 with ClosedLoop
-	ClosedLoop bool     // --rate max: each publisher sends again once answered (run only)
-	Size       int      // payload bytes
+	URLs       []*url.URL // the servers, http://loopback:port: one edge or the nodes of a fleet (run only)
+	Target     string     // edge, nchan or centrifugo: the server's wire forms (run only)
+	Transport  string     // ws, sse, poll or mix (run only)
+	Subs       int        // subscribers
+	Channels   int        // channels bench-0 … bench-(Channels-1) (run only)
+	Rate       float64    // messages per second, over all channels; 0 with ClosedLoop
+	ClosedLoop bool       // --rate max: each publisher sends again once answered (run only)
+	Size       int        // payload bytes
 	Duration   time.Duration
 	RampBatch  int           // subscribers connected at a time
 	Drain      time.Duration // wait for stragglers after the last publish
@@ -125,7 +125,7 @@ func flagSet(name string, c *config, rawURL, sources, pids *string, out io.Write
 		fs.IntVar(&c.WorkerIndex, "worker-index", 0, "which of the --workers processes this is")
 	}
 	if name == "run" || name == "worker" {
-		fs.StringVar(rawURL, "url", "http://127.0.0.1:8080", "the server to load (loopback only)")
+		fs.StringVar(rawURL, "url", "http://127.0.0.1:8080", "the server to load (loopback only), or several separated by commas (the nodes of a fleet): subscriber i connects to URL i mod the number of URLs, and message m is published to URL m mod it")
 		fs.StringVar(&c.Target, "target", targetEdge, "the server at --url: edge, nchan (nginx with the Nchan module, as cmd/edge-bench/testdata/nchan.conf configures it) or centrifugo (Centrifugo v6, as cmd/edge-bench/testdata/centrifugo*.json configure it; --transport ws only)")
 		fs.StringVar(&c.CentrifugoKey, "centrifugo-api-key", "edge-bench", "the server API key (X-API-Key) of --target centrifugo, its http_api.key")
 		fs.StringVar(&c.Transport, "transport", transportWS, "subscriber transport: ws, sse, poll or mix (round-robin)")
@@ -193,17 +193,21 @@ func (c *config) finish(name, rawURL, sources, pids string) error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if name == "run" || name == "worker" {
-		u, err := url.Parse(rawURL)
-		switch {
-		case err != nil:
-			bad("--url %q: %v", rawURL, err)
-		case u.Scheme != "http" || u.Host == "":
-			bad("--url %q: give http://HOST:PORT (TLS is not supported)", rawURL)
-		default:
-			if err := checkLoopback("--url", u.Hostname()); err != nil {
-				errs = append(errs, err)
+		c.URLs = nil
+		for raw := range strings.SplitSeq(rawURL, ",") {
+			raw = strings.TrimSpace(raw)
+			u, err := url.Parse(raw)
+			switch {
+			case err != nil:
+				bad("--url %q: %v", raw, err)
+			case u.Scheme != "http" || u.Host == "":
+				bad("--url %q: give http://HOST:PORT (TLS is not supported)", raw)
+			default:
+				if err := checkLoopback("--url", u.Hostname()); err != nil {
+					errs = append(errs, err)
+				}
+				c.URLs = append(c.URLs, u)
 			}
-			c.URL = u
 		}
 		switch c.Transport {
 		case transportWS, transportSSE, transportPoll, transportMix:

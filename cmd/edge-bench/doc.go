@@ -15,7 +15,7 @@
 //
 // # run
 //
-//	edge-bench run --url http://127.0.0.1:8080 --transport ws|sse|poll|mix \
+//	edge-bench run --url http://127.0.0.1:8080[,http://127.0.0.1:8081,...] --transport ws|sse|poll|mix \
 //	    --subs N --channels C --rate R|max --size BYTES --duration D \
 //	    [--target edge|nchan|centrifugo] [--centrifugo-api-key edge-bench] \
 //	    [--ramp-batch 500] [--publish http|redis --redis redis://127.0.0.1:6379] \
@@ -39,6 +39,14 @@
 // WebSocket is gorilla's; dialing and handshakes run on --ramp-batch
 // connector goroutines, and each ready subscriber receives on a goroutine
 // of its own.
+//
+// --url names one edge or, separated by commas, the nodes of a fleet (on
+// one Redis or Redis Cluster): subscriber i connects to URL i mod U of the
+// U URLs, so each channel's subscribers are spread over the nodes, and
+// message m is published through URL m mod U (with --batch, batch b
+// through URL b mod U; --publishers connections are shared out among the
+// nodes). The report adds the ready subscribers per URL ("per url",
+// connected_per_url in JSON).
 //
 // With --workers K (default 1) the subscribers run in K worker processes
 // instead: edge-bench starts itself K times (a hidden "worker" subcommand),

@@ -31,6 +31,7 @@ type rampFigures struct {
 	ConnectErrors     int     `json:"connect_errors"`
 	FirstConnectError string  `json:"first_connect_error"`
 	ReadyPerChannel   []int64 `json:"ready_per_channel"`
+	ReadyPerURL       []int64 `json:"ready_per_url"` // in --url's order
 	StartNS           int64   `json:"start_ns"`
 	EndNS             int64   `json:"end_ns"`
 }
@@ -49,9 +50,9 @@ type tallyFigures struct {
 
 // fleet is a share run in this process: the subscribers whose number i
 // (0 … --subs-1) is index modulo count. Subscriber i uses channel
-// i mod --channels and, with --transport mix, transport i mod 3, whichever
-// process runs it; within the fleet, subscribers take the source addresses
-// in turn.
+// i mod --channels, node (--url) i mod the number of URLs and, with
+// --transport mix, transport i mod 3, whichever process runs it; within
+// the fleet, subscribers take the source addresses in turn.
 type fleet struct {
 	c         config
 	subs      []*subscriber
@@ -76,7 +77,7 @@ func newFleet(ctx context.Context, c config, index, count int) *fleet {
 	for i := index; i < c.Subs; i += count {
 		j := len(f.subs)
 		f.subs = append(f.subs, &subscriber{
-			id: j, transport: transportOf(c, i), channel: i % c.Channels, env: env, shard: f.rec.shard(j),
+			id: j, transport: transportOf(c, i), channel: i % c.Channels, node: i % len(c.URLs), env: env, shard: f.rec.shard(j),
 		})
 	}
 	return f
@@ -86,7 +87,7 @@ func newFleet(ctx context.Context, c config, index, count int) *fleet {
 func (f *fleet) ramp() (rampFigures, error) {
 	f.ramping.Lock()
 	defer f.ramping.Unlock()
-	r := rampFigures{ReadyPerChannel: make([]int64, f.c.Channels), StartNS: time.Now().UnixNano()}
+	r := rampFigures{ReadyPerChannel: make([]int64, f.c.Channels), ReadyPerURL: make([]int64, len(f.c.URLs)), StartNS: time.Now().UnixNano()}
 	started := ramp(f.ctx, len(f.subs), f.c.RampBatch, &f.wg, func(i int) func() { return f.subs[i].connect(f.ctx) })
 	r.EndNS = time.Now().UnixNano()
 	var firstErr error
@@ -101,6 +102,7 @@ func (f *fleet) ramp() (rampFigures, error) {
 		}
 		r.Connected++
 		r.ReadyPerChannel[s.channel]++
+		r.ReadyPerURL[s.node]++
 	}
 	r.FirstConnectError = errText(firstErr)
 	return r, nil

@@ -11,20 +11,23 @@ import (
 // report is every figure of a run or baseline. Its JSON field names are
 // stable: scripts read them. Figures that need --pid are null without it.
 type report struct {
-	Mode          string  `json:"mode"`      // run or baseline
-	Transport     string  `json:"transport"` // ws, sse, poll or mix; tcp for baseline
-	Publish       string  `json:"publish"`   // http or redis; tcp for baseline
-	Subscribers   int     `json:"subscribers"`
-	Workers       int     `json:"workers"` // processes that ran the subscribers (run only)
-	Connected     int     `json:"connected"`
-	ConnectErrors int     `json:"connect_errors"`
-	EndedEarly    int     `json:"ended_early"` // connections that ended before the run stopped them
-	Channels      int     `json:"channels"`
-	Rate          float64 `json:"rate"`        // 0 with ClosedLoop
-	ClosedLoop    bool    `json:"closed_loop"` // --rate max (run only)
-	Publishers    int     `json:"publishers"`  // publishing goroutines (run only)
-	Size          int     `json:"size"`
-	DurationS     float64 `json:"duration_s"`
+	Mode        string `json:"mode"`      // run or baseline
+	Transport   string `json:"transport"` // ws, sse, poll or mix; tcp for baseline
+	Publish     string `json:"publish"`   // http or redis; tcp for baseline
+	Subscribers int    `json:"subscribers"`
+	Workers     int    `json:"workers"` // processes that ran the subscribers (run only)
+	Connected   int    `json:"connected"`
+	// ConnectedPerURL is how many subscribers each --url had ready
+	// after the ramp, in --url's order (run only).
+	ConnectedPerURL []int64 `json:"connected_per_url"`
+	ConnectErrors   int     `json:"connect_errors"`
+	EndedEarly      int     `json:"ended_early"` // connections that ended before the run stopped them
+	Channels        int     `json:"channels"`
+	Rate            float64 `json:"rate"`        // 0 with ClosedLoop
+	ClosedLoop      bool    `json:"closed_loop"` // --rate max (run only)
+	Publishers      int     `json:"publishers"`  // publishing goroutines (run only)
+	Size            int     `json:"size"`
+	DurationS       float64 `json:"duration_s"`
 
 	RampS     float64 `json:"ramp_s"`
 	ConnsPerS float64 `json:"conns_per_s"`
@@ -117,6 +120,9 @@ func (r *report) write(w io.Writer, asJSON bool) error {
 		row("target", "%s", r.Target)
 	}
 	row("subscribers", "%d requested, %d connected, %d connect errors, %d ended early", r.Subscribers, r.Connected, r.ConnectErrors, r.EndedEarly)
+	if len(r.ConnectedPerURL) > 1 {
+		row("per url", "%v connected", r.ConnectedPerURL)
+	}
 	if r.Workers > 1 {
 		row("workers", "%d processes", r.Workers)
 	}

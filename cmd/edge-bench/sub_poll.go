@@ -86,7 +86,7 @@ func (p *poller) poll(query string, hold time.Duration) error {
 	if cap(p.body) > maxKeptBuffer {
 		p.body = nil
 	}
-	body, keep, err := p.c.get(p.s.env.base.Host, query, hold, p.body[:0])
+	body, keep, err := p.c.get(p.s.host(), query, hold, p.body[:0])
 	p.body = body
 	if !keep {
 		p.close()
@@ -127,7 +127,7 @@ type pollConn struct {
 
 // dialPoll connects a long-poll subscriber to the edge.
 func (s *subscriber) dialPoll(ctx context.Context) (*pollConn, error) {
-	conn, err := s.env.dialers[s.id%len(s.env.dialers)].DialContext(ctx, "tcp", s.env.base.Host)
+	conn, err := s.env.dialers[s.id%len(s.env.dialers)].DialContext(ctx, "tcp", s.host())
 	if err != nil {
 		return nil, fmt.Errorf("poll: %w", err)
 	}

@@ -18,7 +18,7 @@ import (
 // data: line counts as one message. Nchan's subscribers are ready on its
 // ": hi" comment (see sub_nchan.go).
 func (s *subscriber) connectSSE(ctx context.Context) (receive func() error, err error) {
-	conn, err := s.env.dialers[s.id%len(s.env.dialers)].DialContext(ctx, "tcp", s.env.base.Host)
+	conn, err := s.env.dialers[s.id%len(s.env.dialers)].DialContext(ctx, "tcp", s.host())
 	if err != nil {
 		return nil, fmt.Errorf("sse: %w", err)
 	}
@@ -51,7 +51,7 @@ func (e *sseReader) open(conn net.Conn) error {
 	if e.nchan {
 		path = nchanSubscribePath(channelName(e.s.channel))
 	}
-	req := "GET " + path + " HTTP/1.1\r\nHost: " + e.s.env.base.Host +
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + e.s.host() +
 		"\r\nAccept: text/event-stream\r\nUser-Agent: edge-bench\r\n\r\n"
 	if _, err := io.WriteString(conn, req); err != nil {
 		return fmt.Errorf("sse: send request: %w", err)

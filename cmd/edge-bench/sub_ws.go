@@ -33,9 +33,9 @@ func (s *subscriber) dialWS(ctx context.Context, u string) (*websocket.Conn, err
 // then every message object (one per frame or an array of them) counts.
 // Nchan's subscribers are ready after the handshake (see sub_nchan.go).
 func (s *subscriber) connectWS(ctx context.Context) (receive func() error, err error) {
-	u := s.env.subscribeURL("ws", channelName(s.channel))
+	u := s.env.subscribeURL(s.node, "ws", channelName(s.channel))
 	if s.env.target == targetNchan {
-		u = s.env.nchanURL("ws", nchanSubscribePath(channelName(s.channel)))
+		u = s.env.nchanURL(s.node, "ws", nchanSubscribePath(channelName(s.channel)))
 	}
 	conn, err := s.dialWS(ctx, u)
 	if err != nil {

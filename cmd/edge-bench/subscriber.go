@@ -16,10 +16,11 @@ import (
 // connectTimeout bounds how long one subscriber may take to become ready.
 const connectTimeout = 10 * time.Second
 
-// clientEnv is what the subscribers of a run share: where the edge is and
-// one dialer per source address. Subscriber i uses source i % len(sources).
+// clientEnv is what the subscribers of a run share: where the edge's
+// nodes are and one dialer per source address. Subscriber i uses source
+// i % len(sources).
 type clientEnv struct {
-	base    *url.URL
+	bases   []*url.URL // --url: one edge or the nodes of a fleet
 	dialers []*net.Dialer
 	ws      []*websocket.Dialer
 	size    int    // payload bytes: the frame size of baseline clients
@@ -28,7 +29,7 @@ type clientEnv struct {
 
 // newClientEnv prepares the dialers of c's subscribers.
 func newClientEnv(c config) *clientEnv {
-	e := &clientEnv{base: c.URL, size: c.Size, target: c.Target}
+	e := &clientEnv{bases: c.URLs, size: c.Size, target: c.Target}
 	for _, ip := range c.Sources {
 		d := &net.Dialer{
 			LocalAddr: &net.TCPAddr{IP: ip},
@@ -47,10 +48,10 @@ func newClientEnv(c config) *clientEnv {
 	return e
 }
 
-// subscribeURL returns the subscribe URL of channel with extra query
-// parameters (name, value pairs), on scheme.
-func (e *clientEnv) subscribeURL(scheme, channel string, params ...string) string {
-	u := *e.base
+// subscribeURL returns the subscribe URL of channel on node with extra
+// query parameters (name, value pairs), on scheme.
+func (e *clientEnv) subscribeURL(node int, scheme, channel string, params ...string) string {
+	u := *e.bases[node]
 	u.Scheme = scheme
 	u.Path = "/v1/subscribe"
 	q := url.Values{"channel": {channel}}
@@ -61,9 +62,9 @@ func (e *clientEnv) subscribeURL(scheme, channel string, params ...string) strin
 	return u.String()
 }
 
-// nchanURL returns the URL of path on the server, on scheme.
-func (e *clientEnv) nchanURL(scheme, path string) string {
-	u := *e.base
+// nchanURL returns the URL of path on node, on scheme.
+func (e *clientEnv) nchanURL(node int, scheme, path string) string {
+	u := *e.bases[node]
 	u.Scheme, u.Path, u.RawQuery = scheme, path, ""
 	return u.String()
 }
@@ -75,6 +76,7 @@ type subscriber struct {
 	id        int
 	transport string
 	channel   int // index of the channel: bench-<channel>
+	node      int // index in env.bases of the node it connects to
 	env       *clientEnv
 	shard     *shard
 
@@ -83,6 +85,9 @@ type subscriber struct {
 	connectErr error // why it never became ready
 	ended      error // why its connection ended before the run stopped it
 }
+
+// host returns the host:port of the node the subscriber connects to.
+func (s *subscriber) host() string { return s.env.bases[s.node].Host }
 
 // channelName returns the name of channel i of a run.
 func channelName(i int) string { return "bench-" + strconv.Itoa(i) }
