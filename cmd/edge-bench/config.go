@@ -60,6 +60,9 @@ type config struct {
 	PIDs       []int         // the server's processes, empty for none (run only)
 	Sources    []net.IP      // local addresses for client sockets, round-robin
 	JSON       bool          // one JSON line instead of the table
+	// Reconnect makes subscribers whose connection ends reconnect and
+	// resume, and publishers retry through the next node (run only).
+	Reconnect bool
 
 	// CentrifugoKey is the server API key of --target centrifugo (run
 	// only).
@@ -135,6 +138,7 @@ func flagSet(name string, c *config, rawURL, sources, pids *string, out io.Write
 		fs.IntVar(&c.Publishers, "publishers", 16, "publishing goroutines (HTTP keep-alive connections)")
 		fs.IntVar(&c.Batch, "batch", 1, fmt.Sprintf("messages per publish request: more than 1 sends batches (POST /v1/publish/batch) of up to `N` (at most %d), to measure the cost per message", maxBatch))
 		fs.StringVar(pids, "pid", "", "the server's process ids, separated by commas or spaces (e.g. nginx's master and workers): report their summed RSS per connection and CPU per million deliveries")
+		fs.BoolVar(&c.Reconnect, "reconnect", false, "subscribers whose connection ends reconnect to the next --url with their cursor after a jittered backoff (or the wait the edge advises), as client.js does, instead of counting as ended early; publishes that fail are retried through the next --url with an Idempotency-Key (--target edge, --batch 1)")
 		fs.IntVar(&c.Workers, "workers", 1, fmt.Sprintf("processes that run the subscribers (at most %d); with more than 1 this one only publishes", maxWorkers))
 	}
 	fs.IntVar(&c.Subs, "subs", 100, fmt.Sprintf("subscribers (at most %d)", maxSubs))
@@ -266,6 +270,12 @@ func (c *config) finish(name, rawURL, sources, pids string) error {
 			case pid > 0: // 0 stands for none
 				c.PIDs = append(c.PIDs, pid)
 			}
+		}
+		if c.Reconnect && c.Target != targetEdge {
+			bad("--reconnect: reconnecting with a cursor is the edge's (--target edge)")
+		}
+		if c.Reconnect && c.Batch > 1 {
+			bad("--reconnect with --batch %d: only single publishes are retried with an Idempotency-Key; use --batch 1", c.Batch)
 		}
 		if c.Workers < 1 || c.Workers > maxWorkers {
 			bad("--workers %d: give 1 to %d", c.Workers, maxWorkers)

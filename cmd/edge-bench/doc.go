@@ -20,7 +20,7 @@
 //	    [--target edge|nchan|centrifugo] [--centrifugo-api-key edge-bench] \
 //	    [--ramp-batch 500] [--publish http|redis --redis redis://127.0.0.1:6379] \
 //	    [--publishers 16] [--batch 1] [--drain 5s] [--pid "PID …"] \
-//	    [--sources 127.0.0.2,127.0.0.3,...] [--workers K] [--json]
+//	    [--sources 127.0.0.2,127.0.0.3,...] [--workers K] [--reconnect] [--json]
 //
 // run opens N subscribers (--subs) spread round-robin over C channels named
 // bench-0 … bench-(C-1), at most --ramp-batch connecting at a time (the next
@@ -118,6 +118,40 @@
 //     --pid "$(cat /tmp/nchan.pid) $(pgrep -P "$(cat /tmp/nchan.pid)")".
 //     A sum of RSS counts a page shared by several of them (nginx's
 //     shared memory zone) once per process that touched it.
+//
+// --reconnect (off by default, so that a plain run still counts a
+// connection the edge ends — a slow consumer — as ended early; --target
+// edge, --batch 1) makes a run survive a node that dies, as client.js
+// does: a subscriber whose connection ends (end of stream, reset, a
+// disconnect frame or event, a refused long-poll) reconnects to the next
+// --url (i+1 mod U, then on) with its cursor — WebSocket since=, SSE
+// Last-Event-ID, long-poll since= — after a wait of full jitter, uniform
+// in [0, min(30s, 1s·2^attempt)), the attempts counted from its last
+// connection that stayed open 30s; when the edge advised a wait (the
+// Retry-After of a 429 or 503, the retry_ms of a disconnect frame or
+// long-poll disconnect, the SSE retry: before a disconnect event) it
+// waits exactly that. Messages replayed from history count as usual: a
+// subscriber that resumed right misses nothing and gets nothing twice.
+// Publishes carry an Idempotency-Key (edge-bench-<run>-<m>), and one that
+// fails is retried through the next --url with the same key (every node,
+// three rounds, 250 ms between rounds), so that a publish whose answer
+// was lost with its node is stored once. The report adds:
+//
+//   - gaps: gap signals received (event: gap, {"type":"gap"}, "gap":true),
+//     counted on every run, apart from the messages;
+//   - reconnects: the subscribers disturbed (whose connection ended at
+//     least once), their reconnects, the 429 and 503 answers to them, how
+//     many were still down when the run stopped, and "all back": the time
+//     from the first connection loss until the last disturbed subscriber
+//     was ready again (JSON: disturbed, reconnects, reconnects_refused,
+//     still_down, all_back_s — null while one is still down);
+//   - latency p99 undisturbed: the p99 of the deliveries made before their
+//     subscriber's first connection loss — every delivery of the
+//     subscribers that were never disturbed, and none of those replayed
+//     after a reconnect (latency_p99_undisturbed_ms).
+//
+// Latency is measured from the first try of a publish, so a publish
+// retried through another node counts its retries.
 //
 // A message published to a channel nobody subscribes to is expected
 // nowhere. Duplicates are detected in a window of the last 4,096 sequence

@@ -46,6 +46,10 @@ type tallyFigures struct {
 	FirstEndError  string     `json:"first_end_error"`
 	LastDeliveryNS int64      `json:"last_delivery_ns"` // 0 when nothing arrived
 	Latency        *histogram `json:"latency"`
+	// SteadyLatency is the latency of the deliveries made before their
+	// subscriber's first connection loss (--reconnect).
+	SteadyLatency *histogram  `json:"steady_latency"`
+	Disturbance   disturbance `json:"disturbance"`
 }
 
 // fleet is a share run in this process: the subscribers whose number i
@@ -124,7 +128,7 @@ func (f *fleet) drain(published []int64) error {
 // finish stops the subscribers and tallies what they received.
 func (f *fleet) finish() (tallyFigures, error) {
 	f.close()
-	t := tallyFigures{Latency: f.rec.latency()}
+	t := tallyFigures{Latency: f.rec.latency(), SteadyLatency: f.rec.steadyLatency()}
 	var firstEndErr error
 	for _, s := range f.subs {
 		if s.connectErr != nil {
@@ -134,6 +138,7 @@ func (f *fleet) finish() (tallyFigures, error) {
 		t.Duplicated += s.track.dups
 		t.Lost += s.track.lost(f.published[s.channel])
 		t.Unparsed += s.unparsed
+		t.Disturbance.add(s)
 		if s.ended != nil {
 			t.EndedEarly++
 			firstEndErr = orFirst(firstEndErr, s.ended)

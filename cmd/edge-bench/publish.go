@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -114,8 +117,9 @@ func (p *publisher) close() {
 }
 
 // publish stores payload in channel ch, over HTTP through node (an index
-// of --url), and returns once it is acknowledged.
-func (p *publisher) publish(ctx context.Context, node, ch int, payload []byte) error {
+// of --url) with an Idempotency-Key header of key unless key is empty,
+// and returns once it is acknowledged.
+func (p *publisher) publish(ctx context.Context, node, ch int, key, payload []byte) error {
 	if p.rdb != nil {
 		ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 		defer cancel()
@@ -128,11 +132,14 @@ func (p *publisher) publish(ctx context.Context, node, ch int, payload []byte) e
 		return p.publishCentrifugo(ctx, node, ch, payload)
 	}
 	if n := p.nodes[node]; n.raw != nil {
-		return n.raw.publish(ctx, ch, payload)
+		return n.raw.publish(ctx, ch, key, payload)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.nodes[node].urls[ch], bytes.NewReader(payload))
 	if err != nil {
 		return err
+	}
+	if len(key) > 0 {
+		req.Header.Set("Idempotency-Key", string(key))
 	}
 	resp, err := p.http.Do(req)
 	if err != nil {
@@ -284,10 +291,17 @@ func publishAll(ctx context.Context, c config, p *publisher, counts *publishCoun
 	if c.ClosedLoop {
 		end = math.MaxInt64
 	}
+	run := runID()
 	sendOne := func(m int64) {
 		ch := int(m % channels)
 		payload := appendPayload(make([]byte, 0, c.Size), uint64(m/channels), time.Now().UnixNano(), c.Size)
-		if err := p.publish(ctx, int(m%nodes), ch, payload); err != nil {
+		var err error
+		if c.Reconnect {
+			err = publishRetrying(ctx, p, int(m%nodes), len(c.URLs), ch, publishKey(run, m), payload)
+		} else {
+			err = p.publish(ctx, int(m%nodes), ch, nil, payload)
+		}
+		if err != nil {
 			counts.errors.Add(1)
 			counts.firstErr.set(err)
 			return
@@ -325,6 +339,52 @@ func publishAll(ctx context.Context, c config, p *publisher, counts *publishCoun
 	default:
 		pace(ctx, start, c.Rate, end, c.Publishers, send)
 	}
+}
+
+// publishRounds is how many times a publish of --reconnect tries every
+// node before it counts as failed; publishRoundPause is the pause before
+// each round after the first.
+const (
+	publishRounds     = 3
+	publishRoundPause = 250 * time.Millisecond
+)
+
+// publishRetrying publishes payload to channel ch as publisher.publish
+// does, first through node of nodes and, after each failure, through the
+// next node, with the same Idempotency-Key header key on every try: a try
+// that stored the message but whose answer was lost (a node killed under
+// it) is answered by the next with the first's id and stores nothing.
+// It returns the last try's error when every try failed.
+func publishRetrying(ctx context.Context, p *publisher, node, nodes, ch int, key, payload []byte) error {
+	var err error
+	for try := range publishRounds * nodes {
+		if try > 0 && try%nodes == 0 {
+			pause := time.NewTimer(publishRoundPause)
+			select {
+			case <-ctx.Done():
+				pause.Stop()
+				return err
+			case <-pause.C:
+			}
+		}
+		if err = p.publish(ctx, (node+try)%nodes, ch, key, payload); err == nil || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
+
+// runID returns a random name for one run's idempotency keys, so that
+// the keys of two runs on one Redis never meet.
+func runID() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// publishKey returns the idempotency key of message m of run.
+func publishKey(run string, m int64) []byte {
+	return strconv.AppendInt([]byte("edge-bench-"+run+"-"), m, 10)
 }
 
 // firstError keeps the first error it is given. The zero value is ready;

@@ -158,7 +158,8 @@ func runBench(ctx context.Context, c config, progress io.Writer) (*report, error
 	}
 
 	// Tally.
-	latency := new(histogram)
+	latency, steady := new(histogram), new(histogram)
+	var dist disturbance
 	var lastDelivery int64
 	for _, t := range tallies {
 		rep.Delivered += t.Delivered
@@ -168,9 +169,15 @@ func runBench(ctx context.Context, c config, progress io.Writer) (*report, error
 		rep.EndedEarly += t.EndedEarly
 		rep.FirstEndError = orFirst(rep.FirstEndError, t.FirstEndError)
 		latency.Merge(t.Latency)
+		steady.Merge(t.SteadyLatency)
+		dist.merge(t.Disturbance)
 		lastDelivery = max(lastDelivery, t.LastDeliveryNS)
 	}
 	rep.setLatency(latency)
+	rep.Gaps = dist.Gaps
+	if c.Reconnect {
+		rep.setReconnects(dist, steady)
+	}
 	var last time.Time
 	if lastDelivery > 0 {
 		last = time.Unix(0, lastDelivery)

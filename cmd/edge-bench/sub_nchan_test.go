@@ -58,7 +58,7 @@ func TestNchanSSE(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := &subscriber{shard: new(recorder).shard(0)}
+			s := &subscriber{env: new(clientEnv), shard: new(recorder).shard(0)}
 			e := &sseReader{s: s, nchan: true, r: bufio.NewReaderSize(strings.NewReader(tt.stream), 64)}
 			err := e.next(true)
 			if tt.readyErr {

@@ -196,7 +196,7 @@ func workerArgs(c config, index int) []string {
 	for _, ip := range workerSources(c.Sources, index, c.Workers) {
 		sources = append(sources, ip.String())
 	}
-	return []string{"worker",
+	args := []string{"worker",
 		"--url", joinURLs(c.URLs),
 		"--target", c.Target,
 		"--transport", c.Transport,
@@ -209,6 +209,10 @@ func workerArgs(c config, index int) []string {
 		"--workers", strconv.Itoa(c.Workers),
 		"--worker-index", strconv.Itoa(index),
 	}
+	if c.Reconnect {
+		args = append(args, "--reconnect")
+	}
+	return args
 }
 
 // joinURLs returns urls as --url takes them.
@@ -269,7 +273,7 @@ func (w *workerProc) finish() (tallyFigures, error) {
 	if err := w.read(&m, workerStopWithin); err != nil {
 		return tallyFigures{}, err
 	}
-	if m.Result == nil || m.Result.Latency == nil {
+	if m.Result == nil || m.Result.Latency == nil || m.Result.SteadyLatency == nil {
 		return tallyFigures{}, w.fail(errors.New("its last line is not a result line"))
 	}
 	if err := w.wait(); err != nil {
