@@ -379,6 +379,10 @@
 //	                                                ops, 429 with Retry-After for new SSE and WebSocket
 //	                                                streams (HTTP/2 multiplexes many); long-polls are paced
 //	                                                by their messages and bounded by the connection limits
+//	--resume-rate N                   2000/s        per node, from all clients: subscribes with a cursor
+//	                                                (Last-Event-ID or since=; a long-poll's only as the first
+//	                                                request on its connection), checked after auth and before
+//	                                                any history read: 429 rate_limited with Retry-After
 //	--publish-rate N                  no bound      HTTP publishes a second per key, token subject or
 //	                                                anonymous IP: 429 with Retry-After
 //	--client-publish-rate N           50/s          publishes per WebSocket: rate_limited error frame
@@ -393,6 +397,16 @@
 //	cursors                           32 KiB        400 bad_cursor
 //	--queue-bytes                     1 MiB         per connection: disconnect 4002 slow_consumer with the cursor
 //	status page viewers               32            429
+//
+// --resume-rate is there for a reconnect flood: when a node of a fleet
+// dies, its subscribers all resume on the others at once, each with a
+// history read. A node admits that many a second (a token bucket holding
+// one second's worth) and refuses the rest before reading anything; their
+// Retry-After is the whole seconds that the refusals so far need at the
+// rate, plus 0–2 s at random, so that the refused come back spread over
+// the following seconds rather than in lock-step. Fresh subscribes (no
+// cursor), the next polls of a kept connection and sessions already
+// connected are never counted; a normal node never comes near it.
 //
 // Each connection's outgoing queue is bounded by --queue-bytes; a client
 // that falls further behind is disconnected with its cursor and resumes

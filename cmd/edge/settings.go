@@ -61,6 +61,7 @@ type config struct {
 	MaxConns          int      `flag:"max-conns"`
 	MaxConnsPerIP     int      `flag:"max-conns-per-ip"`
 	SubscribeRate     int      `flag:"subscribe-rate"`
+	ResumeRate        int      `flag:"resume-rate"`
 	PublishRate       int      `flag:"publish-rate"`
 	ClientPublishRate int      `flag:"client-publish-rate"`
 	CORSOrigin        string   `flag:"cors-origin"`
@@ -197,7 +198,7 @@ func (c config) transportsConfig() transports.Config {
 		JWTAudiences: c.JWTAudiences, JWTIssuer: c.JWTIssuer,
 		Anonymous: c.Anonymous, ClientPublish: c.ClientPublish, Domains: c.Domains,
 		MaxConns: c.MaxConns, MaxConnsPerIP: c.MaxConnsPerIP,
-		SubscribeRate: c.SubscribeRate, PublishRate: c.PublishRate, ClientPublishRate: c.ClientPublishRate,
+		SubscribeRate: c.SubscribeRate, ResumeRate: c.ResumeRate, PublishRate: c.PublishRate, ClientPublishRate: c.ClientPublishRate,
 		CORSOrigin: c.CORSOrigin, HSTS: c.HSTS,
 		DrainTimeout: c.DrainTimeout, DrainDelay: c.DrainDelay,
 	}
@@ -274,6 +275,7 @@ var layerFlags = map[string]string{
 	"transports.MaxConns":          "max-conns",
 	"transports.MaxConnsPerIP":     "max-conns-per-ip",
 	"transports.SubscribeRate":     "subscribe-rate",
+	"transports.ResumeRate":        "resume-rate",
 	"transports.PublishRate":       "publish-rate",
 	"transports.ClientPublishRate": "client-publish-rate",
 	"transports.CORSOrigin":        "cors-origin",
