@@ -138,7 +138,7 @@ func flagSet(name string, c *config, rawURL, sources, pids *string, out io.Write
 		fs.IntVar(&c.Publishers, "publishers", 16, "publishing goroutines (HTTP keep-alive connections)")
 		fs.IntVar(&c.Batch, "batch", 1, fmt.Sprintf("messages per publish request: more than 1 sends batches (POST /v1/publish/batch) of up to `N` (at most %d), to measure the cost per message", maxBatch))
 		fs.StringVar(pids, "pid", "", "the server's process ids, separated by commas or spaces (e.g. nginx's master and workers): report their summed RSS per connection and CPU per million deliveries")
-		fs.BoolVar(&c.Reconnect, "reconnect", false, "subscribers whose connection ends reconnect to the next --url with their cursor after a jittered backoff (or the wait the edge advises), as client.js does, instead of counting as ended early; publishes that fail are retried through the next --url with an Idempotency-Key (--target edge, --batch 1)")
+		fs.BoolVar(&c.Reconnect, "reconnect", false, "subscribers whose connection ends reconnect to another --url (at random) with their cursor after a jittered backoff (or the wait the edge advises), as client.js does, instead of counting as ended early; publishes that fail are retried through the next --url with an Idempotency-Key (--target edge, --batch 1)")
 		fs.IntVar(&c.Workers, "workers", 1, fmt.Sprintf("processes that run the subscribers (at most %d); with more than 1 this one only publishes", maxWorkers))
 	}
 	fs.IntVar(&c.Subs, "subs", 100, fmt.Sprintf("subscribers (at most %d)", maxSubs))

@@ -123,8 +123,10 @@
 // connection the edge ends — a slow consumer — as ended early; --target
 // edge, --batch 1) makes a run survive a node that dies, as client.js
 // does: a subscriber whose connection ends (end of stream, reset, a
-// disconnect frame or event, a refused long-poll) reconnects to the next
-// --url (i+1 mod U, then on) with its cursor — WebSocket since=, SSE
+// disconnect frame or event, a refused long-poll) reconnects to another
+// --url, chosen at random at each try so that the subscribers of a node
+// that died spread over the others (one node could not take them all: a
+// process holds 20,000 files here), with its cursor — WebSocket since=, SSE
 // Last-Event-ID, long-poll since= — after a wait of full jitter, uniform
 // in [0, min(30s, 1s·2^attempt)), the attempts counted from its last
 // connection that stayed open 30s; when the edge advised a wait (the

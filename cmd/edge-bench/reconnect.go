@@ -64,9 +64,11 @@ func (s *subscriber) stay(ctx context.Context, recv func() error) {
 	}
 }
 
-// reconnect waits as the policy above says and connects again to the next
-// node of --url with the subscriber's cursor, until one try is ready or
-// ctx is done (then it returns nil).
+// reconnect waits as the policy above says and connects again to another
+// node of --url, at random, with the subscriber's cursor, until one try
+// is ready or ctx is done (then it returns nil). The subscribers of a node
+// that died thus spread over the others, as a load balancer would spread
+// them.
 func (s *subscriber) reconnect(ctx context.Context) (receive func() error) {
 	rc := &s.rc
 	now := time.Now()
@@ -92,7 +94,9 @@ func (s *subscriber) reconnect(ctx context.Context) (receive func() error) {
 			return nil
 		case <-timer.C:
 		}
-		s.node = (s.node + 1) % len(s.env.bases)
+		if n := len(s.env.bases); n > 1 {
+			s.node = (s.node + 1 + rand.IntN(n-1)) % n // another node, at random
+		}
 		recv, err := s.dial(ctx)
 		if ctx.Err() != nil {
 			return nil
