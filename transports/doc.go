@@ -406,7 +406,10 @@
 // rate, plus 0–2 s at random, so that the refused come back spread over
 // the following seconds rather than in lock-step. Fresh subscribes (no
 // cursor), the next polls of a kept connection and sessions already
-// connected are never counted; a normal node never comes near it.
+// connected are never counted; a normal node never comes near it. A
+// browser cannot read the answer to a refused WebSocket handshake, so
+// client.js takes a refused WebSocket for a broken path and tries SSE at
+// once; that refusal's Retry-After is then the one it waits.
 //
 // Each connection's outgoing queue is bounded by --queue-bytes; a client
 // that falls further behind is disconnected with its cursor and resumes
