@@ -575,12 +575,15 @@
 // until the last of them was ready again; "refused" the 429s of
 // --resume-rate (default 2000/s per node) they met; "p99 undisturbed" the
 // p99 of every delivery to the other 84,000 (and to the 12,000 before
-// the kill). Every run: 576,000 of 576,000 delivered, 0 lost, 0
-// duplicated, 0 gaps, 0 publish errors, no subscriber still down.
+// the kill; a reconnect count above 12,000 means a few others lost their
+// connection too, and came back). Every run: 576,000 of 576,000
+// delivered, 0 lost, 0 duplicated, 0 gaps, 0 publish errors, no
+// subscriber still down.
 //
 //	transport  edge flags         load avg  reconnects  refused  all back  p99 undisturbed  p99 all   Redis CPU
 //	ws         (defaults)         26        12,000      0        5.5 s     1,476 ms         1,862 ms  3.4 s
 //	ws         (defaults)         17        12,000      2        8.8 s     864 ms           1,510 ms  3.4 s
+//	ws         (defaults)         15        12,002      0        4.6 s     466 ms           587 ms    3.5 s
 //	ws         --resume-rate 500  19        12,000      384      8.9 s     1,023 ms         1,225 ms  2.9 s
 //	mix        (defaults)         16        12,008      200      14.5 s    1,493 ms         1,845 ms  9.1 s
 //
@@ -588,12 +591,12 @@
 // two cores the flood is felt by everyone: 12,000 WebSocket handshakes and
 // resumes (history reads), and the workers' side of them, take the
 // machine for seconds, and the other subscribers' deliveries wait in the
-// same queues (their p99 0.9–1.5 s against 50–320 ms without the kill).
-// Their first tries are spread over one second, so most of "all back"
-// is that saturation (and, likely, SYNs dropped from full accept queues —
-// somaxconn 4096, tcp_max_syn_backlog 2048 — and retried after 1 and
-// 3 s); a lower --resume-rate turns some of it into 429s, which the
-// clients wait out. With mix, a third of the subscribers long-poll, and
+// same queues (their p99 0.5–1.5 s against 50–320 ms without the kill).
+// Their first tries are spread over one second and the kernel dropped no
+// connection (TcpExtListenOverflows stayed 0; the survivors held all
+// 96,000 sockets 5 s after the kill), so the rest of "all back" is that
+// saturation: the time until each resume was read and answered. A lower
+// --resume-rate turns some of it into 429s, which the clients wait out. With mix, a third of the subscribers long-poll, and
 // each poll reads the stream: Redis does four times the work. Not
 // measured here: the same runs through a CLUSTER FAILOVER of one master
 // and a slot migration, which need the cluster following of issue 17 (on
