@@ -449,6 +449,10 @@
 //	                                                ops, 429 with Retry-After for new SSE and WebSocket
 //	                                                streams (HTTP/2 multiplexes many); long-polls are paced
 //	                                                by their messages and bounded by the connection limits
+//	--resume-rate N                   2000/s        per node, from all clients: subscribes with a cursor
+//	                                                (Last-Event-ID or since=; a long-poll's only as the first
+//	                                                request on its connection), checked after auth and before
+//	                                                any history read: 429 rate_limited with Retry-After
 //	--publish-rate N                  no bound      HTTP publishes a second per key, token subject or
 //	                                                anonymous IP: 429 with Retry-After
 //	--client-publish-rate N           50/s          publishes per WebSocket: rate_limited error frame
@@ -466,6 +470,19 @@
 //	--presence-max-members            1000          members listed by one GET /v1/presence (at most
 //	                                                10000); count stays exact
 //	presence info=                    256 bytes     400 bad_request
+//
+// --resume-rate is there for a reconnect flood: when a node of a fleet
+// dies, its subscribers all resume on the others at once, each with a
+// history read. A node admits that many a second (a token bucket holding
+// one second's worth) and refuses the rest before reading anything; their
+// Retry-After is the whole seconds that the refusals so far need at the
+// rate, plus 0–2 s at random, so that the refused come back spread over
+// the following seconds rather than in lock-step. Fresh subscribes (no
+// cursor), the next polls of a kept connection and sessions already
+// connected are never counted; a normal node never comes near it. A
+// browser cannot read the answer to a refused WebSocket handshake, so
+// client.js takes a refused WebSocket for a broken path and tries SSE at
+// once; that refusal's Retry-After is then the one it waits.
 //
 // Each connection's outgoing queue is bounded by --queue-bytes; a client
 // that falls further behind is disconnected with its cursor and resumes
