@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -19,11 +21,13 @@ import (
 
 // timedPageHTML subscribes like clientPageHTML and also records when
 // (ms after subscribe()) and over which transport each message arrived,
-// and every state change's info.
+// and every state change's info. The page runs prelude first.
 const timedPageHTML = `<!doctype html><title>timed</title><script type="module">
 import { subscribe } from %q;
+%s
 window.got = []; window.at = []; window.via = []; window.states = []; window.stateAt = []; window.infos = []; window.reasons = []; window.errors = [];
-window.probeList = () => window.sub.probes.map((p) => p.transport + ":" + p.outcome).join(" ");
+window.probeText = (list) => list.map((p) => [p.transport, p.outcome, p.status || p.code].filter(Boolean).join(":")).join(" ");
+window.probeList = () => window.probeText(window.sub.probes);
 window.t0 = performance.now();
 window.sub = subscribe(%q, %s, Object.assign({
   onMessage: (m) => {
@@ -41,9 +45,9 @@ window.sub = subscribe(%q, %s, Object.assign({
 }, %s));
 </script>`
 
-func timedPage(base string, channels []string, options string) http.HandlerFunc {
+func timedPage(base string, channels []string, prelude, options string) http.HandlerFunc {
 	list, _ := json.Marshal(channels)
-	html := fmt.Sprintf(timedPageHTML, base+"/v1/client.js", base, list, options)
+	html := fmt.Sprintf(timedPageHTML, base+"/v1/client.js", prelude, base, list, options)
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprint(w, html)
@@ -131,9 +135,9 @@ var ttfmModes = []struct {
 	probes string
 }{
 	{"direct", proxytest.Pass, "ws", "poll:ok ws:ok"},
-	{"refused upgrade", proxytest.RefuseUpgrades, "sse", "poll:ok ws:failed sse:ok"},
+	{"refused upgrade", proxytest.RefuseUpgrades, "sse", "poll:ok ws:failed:1006 sse:ok"},
 	{"hanging upgrade", proxytest.HangUpgrades, "sse", "poll:ok ws:timeout sse:ok"},
-	{"buffering proxy", proxytest.Buffer, "poll", "poll:ok ws:failed sse:timeout"},
+	{"buffering proxy", proxytest.Buffer, "poll", "poll:ok ws:failed:1006 sse:timeout"},
 	{"idle-cutting proxy", proxytest.CutIdle, "ws", "poll:ok ws:ok"},
 }
 
@@ -178,7 +182,7 @@ func TestClientFirstMessageBehindProxies(t *testing.T) {
 func ttfmRun(t *testing.T, mode proxytest.Mode, want, probes string) (fresh, primed, settled time.Duration) {
 	e := startEdge(t, transports.Config{CORSOrigin: "*", HeartbeatMin: time.Second})
 	proxy := proxytest.Start(t, e.base, mode)
-	proxy.Handle("/test.html", timedPage(proxy.URL(), []string{"a", "s"}, `{"minDelay": 20, "maxDelay": 300, "probeTimeout": 1000, "heartbeat": 1000}`))
+	proxy.Handle("/test.html", timedPage(proxy.URL(), []string{"a", "s"}, "", `{"minDelay": 20, "maxDelay": 300, "probeTimeout": 1000, "heartbeat": 1000}`))
 
 	// The stream runs from before subscribe() until after the switch.
 	s := startStream(e, "s")
@@ -197,7 +201,7 @@ func ttfmRun(t *testing.T, mode proxytest.Mode, want, probes string) (fresh, pri
 	}
 	settled = time.Duration(settledMS * float64(time.Millisecond))
 	// The last state change says where the client is and why.
-	if got := b.eval(`(() => { const i = window.infos[window.infos.length - 1]; return i.transport + " " + i.probes.map((p) => p.transport + ":" + p.outcome).join(" "); })()`); got != want+" "+probes {
+	if got := b.eval(`(() => { const i = window.infos[window.infos.length - 1]; return i.transport + " " + window.probeText(i.probes); })()`); got != want+" "+probes {
 		t.Errorf("the last state change reported %q, want %q", got, want+" "+probes)
 	}
 	t.Logf("probes: %s", b.eval(`JSON.stringify(window.sub.probes)`))
@@ -216,12 +220,7 @@ func ttfmRun(t *testing.T, mode proxytest.Mode, want, probes string) (fresh, pri
 
 	// A new tab of the origin starts on the remembered transport.
 	b.eval(`(window.sub.close(), "")`)
-	tab2, cancel := chromedp.NewContext(b.browser)
-	defer cancel()
-	if err := chromedp.Do(tab2, chromedp.Navigate(proxy.URL()+"/test.html")); err != nil {
-		t.Fatal(err)
-	}
-	b2 := &tab{t, tab2}
+	b2 := newTab(t, b, proxy.URL()+"/test.html")
 	primed = b2.firstMessage(e, "a", "second")
 	if primed > ttfmLimit {
 		t.Errorf("remembered: first message %v after subscribe(), want at most %v; %s", primed, ttfmLimit, b2.report())
@@ -297,4 +296,105 @@ func idleCut(t *testing.T, e *testEdge, proxy *proxytest.Proxy, b *tab) {
 		t.Fatalf("no reconnect across idle cuts: %d upgrades, %d cuts", proxy.Upgrades(), proxy.Cuts())
 	}
 	proxy.CutIdleAfter(proxytest.DefaultIdleCut)
+}
+
+// newTab opens pageURL in a new tab of b's browser: same profile, so the
+// same localStorage, but a sessionStorage of its own.
+func newTab(t *testing.T, b *tab, pageURL string) *tab {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(b.browser)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx, chromedp.Navigate(pageURL)); err != nil {
+		t.Fatal(err)
+	}
+	return &tab{t, ctx}
+}
+
+// The transport the client remembers for an origin: a remembered one that
+// no longer gets through costs one probeTimeout before the client is on
+// long-polling and probing again; where localStorage is refused it
+// remembers in the tab's sessionStorage; after rememberFor it starts
+// afresh.
+func TestClientRemembersPerOrigin(t *testing.T) {
+	const noLocalStorage = `Object.defineProperty(window, "localStorage", {configurable: true, get() { throw new DOMException("denied", "SecurityError"); }});`
+	for _, tc := range []struct {
+		name     string
+		prelude  string
+		options  string
+		then     proxytest.Mode // the proxy's mode for the second page
+		sameTab  bool           // reload the tab instead of opening another
+		states   string         // the second page's first states
+		probes   string         // the second page's attempts once on want
+		want     string
+		storedIn string
+	}{
+		{"remembered transport gone", "", "", proxytest.HangUpgrades, false,
+			"connecting:ws reconnecting:poll open:poll", "ws:timeout poll:ok ws:timeout sse:ok", "sse", "localStorage"},
+		{"localStorage refused, same tab", noLocalStorage, "", proxytest.Pass, true,
+			"connecting:ws open:ws", "ws:ok", "ws", "sessionStorage"},
+		{"localStorage refused, other tab", noLocalStorage, "", proxytest.Pass, false,
+			"connecting:poll open:poll open:ws", "poll:ok ws:ok", "ws", "sessionStorage"},
+		{"expired", "", `"rememberFor": 1,`, proxytest.Pass, false,
+			"connecting:poll open:poll open:ws", "poll:ok ws:ok", "ws", "localStorage"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := startEdge(t, transports.Config{CORSOrigin: "*"})
+			proxy := proxytest.Start(t, e.base, proxytest.Pass)
+			proxy.Handle("/test.html", timedPage(proxy.URL(), []string{"r"}, tc.prelude, `{`+tc.options+` "minDelay": 20, "maxDelay": 300, "probeTimeout": 1000}`))
+			b := openTab(t, proxy.URL()+"/test.html")
+			b.waitTransport("ws")
+			key := fmt.Sprintf(`"edge.transport:%s"`, proxy.URL())
+			if got := b.eval(fmt.Sprintf(`JSON.parse(window[%q].getItem(%s)).transport`, tc.storedIn, key)); got != "ws" {
+				t.Fatalf("%s remembers %q, want ws", tc.storedIn, got)
+			}
+			proxy.SetMode(tc.then)
+			b2 := b
+			if tc.sameTab {
+				if err := chromedp.Do(b.browser, chromedp.Reload()); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				b.eval(`(window.sub.close(), "")`)
+				b2 = newTab(t, b, proxy.URL()+"/test.html")
+			}
+			if d := b2.firstMessage(e, "r", "first"); d > ttfmLimit {
+				t.Errorf("first message %v after subscribe(), want at most %v; %s", d, ttfmLimit, b2.report())
+			}
+			b2.wait(fmt.Sprintf(`window.sub.transport === %q && window.probeList() === %q`, tc.want, tc.probes))
+			n := strings.Count(tc.states, " ") + 1
+			if got := b2.eval(fmt.Sprintf(`window.states.slice(0, %d).join(" ")`, n)); got != tc.states {
+				t.Errorf("states %q, want %q", got, tc.states)
+			}
+		})
+	}
+}
+
+// A probe that something other than the edge answers with an HTTP error
+// is reported as refused, with its status; the client stays on
+// long-polling and delivers.
+func TestClientReportsRefusedProbe(t *testing.T) {
+	e := startEdge(t, transports.Config{CORSOrigin: "*"})
+	proxy := proxytest.Start(t, e.base, proxytest.RefuseUpgrades)
+	upstream, err := url.Parse(e.base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forward := httputil.NewSingleHostReverseProxy(upstream)
+	proxy.Handle("/v1/subscribe", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if tr := r.URL.Query().Get("transport"); tr != "poll" {
+			http.Error(w, "not through this proxy", http.StatusForbidden)
+			return
+		}
+		forward.ServeHTTP(w, r)
+	}))
+	proxy.Handle("/test.html", timedPage(proxy.URL(), []string{"r"}, "", `{"probeTimeout": 1000}`))
+	b := openTab(t, proxy.URL()+"/test.html")
+	if d := b.firstMessage(e, "r", "first"); d > ttfmLimit {
+		t.Errorf("first message %v after subscribe(), want at most %v", d, ttfmLimit)
+	}
+	const want = "poll:ok ws:failed:1006 sse:refused:403"
+	b.wait(fmt.Sprintf(`window.probeList() === %q`, want))
+	if got := b.eval(`window.sub.transport + " " + window.sub.probes[2].error`); got != "poll sse: HTTP 403 from something that is not the edge" {
+		t.Errorf("got %q", got)
+	}
 }
