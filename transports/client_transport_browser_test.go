@@ -208,6 +208,8 @@ func ttfmRun(t *testing.T, mode proxytest.Mode, want, probes string) (fresh, pri
 	if want != "poll" {
 		b.wait(fmt.Sprintf(`window.states.includes("open:poll") && window.states[window.states.length - 1] === "open:%s"`, want))
 	}
+	// The old link and the abandoned probes hold nothing at the edge.
+	onlyOn(t, e, want)
 	// 20 more stream messages on the new transport, then the end.
 	b.wait(fmt.Sprintf(`window.via.filter((v, i) => v === %q && window.got[i].startsWith("s/")).length >= 20`, want))
 	sent := s.end(t)
@@ -396,5 +398,32 @@ func TestClientReportsRefusedProbe(t *testing.T) {
 	b.wait(fmt.Sprintf(`window.probeList() === %q`, want))
 	if got := b.eval(`window.sub.transport + " " + window.sub.probes[2].error`); got != "poll sse: HTTP 403 from something that is not the edge" {
 		t.Errorf("got %q", got)
+	}
+}
+
+// onlyOn waits until the edge holds no connection of a transport other
+// than want: the link the client moved from and the probes it abandoned
+// are gone.
+func onlyOn(t *testing.T, e *testEdge, want string) {
+	t.Helper()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
+	for {
+		var held []string
+		samples := scrape(t, e)
+		for _, tr := range []string{"ws", "sse", "poll"} {
+			if n, ok := value(samples, "edge_connections", "transport", tr); ok && n != 0 && tr != want {
+				held = append(held, fmt.Sprintf("%s=%v", tr, n))
+			}
+		}
+		if len(held) == 0 {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("on %s, the edge still holds connections %v", want, held)
+		}
 	}
 }

@@ -116,7 +116,9 @@ async function readEdgeError(resp) {
 
 // A Link is one attempt to receive over one transport. It reports to its
 // subscription through these calls: opened(), messages(list), gap(channel),
-// position(channel, id), ended({opened, hint, error, fatal, edgeAnswered}).
+// position(channel, id), ended({opened, hint, error, fatal, edgeAnswered,
+// outcome, status, code}); outcome, status and code say how an attempt
+// that never opened failed (Subscription.probes).
 class Link {
   constructor(sub, kind, timeout) {
     this.sub = sub;
@@ -633,8 +635,10 @@ class Subscription {
     this.clearTimer("upgrade");
     this.clearTimer("probe");
     if (this.probe) {
+      // Probing starts over once the main link is back.
       this.probe.close();
       this.probe = null;
+      this.probeFrom = 0;
     }
     if (result.fatal) {
       this.stopListening();
