@@ -491,6 +491,9 @@ func TestDemoPageRendersMessages(t *testing.T) {
 	b := openTab(t, e.base+"/")
 	// The demo starts on long-polling and shows the move to WebSocket.
 	b.wait(`document.getElementById("status").textContent === "open" && document.getElementById("via").textContent === "via ws"`)
+	if why := b.eval(`document.getElementById("via").title`); !strings.HasPrefix(why, "poll ok in ") || !strings.Contains(why, ", ws ok in ") {
+		t.Errorf("the demo explains the transport as %q, want poll ok, then ws ok", why)
+	}
 	for i := range 3 {
 		e.publish("demo", fmt.Sprintf(`{"n":%d}`, i))
 	}

@@ -598,11 +598,15 @@
 // nothing but new EventSource(…) resumes across an edge restart; the
 // browser client gets its first message within 3 s of subscribe() behind
 // test proxies that refuse, hang or buffer upgrades and streams or cut
-// idle connections, and moves to the best transport exactly once;
-// another site's form and text/plain posts, and a page under a
-// rebound DNS name, are refused). Parsers and encoders have fuzz tests
-// with seed corpora in their package's testdata/fuzz/, among them
-// FuzzSSEEvent, FuzzMessageJSON, FuzzParseOp and FuzzQueryValue here,
+// idle connections, and moves to the best transport exactly once; another
+// site's form and text/plain posts, and a page under a rebound DNS name,
+// are refused). EDGE_TTFM_RUNS=5 go test -run
+// TestClientFirstMessageBehindProxies -v ./transports/ logs the real
+// times to the first message behind each test proxy.
+//
+// Parsers and encoders have fuzz tests with seed corpora in their
+// package's testdata/fuzz/, among them FuzzSSEEvent, FuzzMessageJSON,
+// FuzzParseOp and FuzzQueryValue here,
 // FuzzParseID and FuzzValidateChannel in edge, FuzzVerify and FuzzMatch in
 // edge/auth, FuzzParseCursor, FuzzCursorRoundTrip and FuzzLiveMessage in
 // resume:
