@@ -515,19 +515,41 @@
 // its options are documented in client.d.ts, served at /v1/client.d.ts).
 // What it does, in detail:
 //
-//   - It tries WebSocket, then SSE, then long-polling, and moves on not
-//     only when a transport is refused but when it does not prove itself
-//     within openTimeout (8 s): a WebSocket upgrade that a proxy strips or
-//     leaves hanging (no first frame), an SSE stream whose first bytes
-//     never come because a proxy buffers it, a long-poll that fails. The
-//     edge's own errors are not mistaken for broken paths: a 400
-//     bad_channel closes the subscription (onError), a 503 or 429 is
-//     retried later on the same transport.
-//   - It remembers what worked for the edge's origin in sessionStorage, so
-//     the next page load starts there, and while on a worse transport it
-//     tries the better ones again after upgradeAfter (60 s, doubling after
-//     each failed try). A switch opens the better transport from the
-//     current cursor and only then closes the old one.
+//   - It delivers from the start on what gets through every proxy, and
+//     upgrades in the background. Without a remembered transport it
+//     starts on long-polling, whose first poll answers at once with every
+//     channel's start position, so the first message published after
+//     subscribe() comes within a poll round trip. From then on it probes
+//     WebSocket, then SSE, each given probeTimeout (3 s) to prove itself:
+//     a WebSocket by its first frame, an SSE stream by its first event or
+//     heartbeat (not its first bytes, which a buffering proxy may let
+//     through). A probe that is refused, fails or times out is abandoned
+//     and costs nothing afterwards; the first proven one takes over. The
+//     probe subscribed from the cursor, both deliver until the old link
+//     is closed, and everything at or before the last delivered id is
+//     dropped, so the switch loses and repeats nothing. A probe waits
+//     until every channel's position is known, so it never starts later
+//     than the link it replaces. The edge's own errors are not mistaken
+//     for broken paths: a 400 bad_channel closes the subscription
+//     (onError), a 503 or 429 is retried later on the same transport.
+//   - It remembers the transport it settled on (the best one, or the one
+//     the better ones were just probed against) for the edge's origin in
+//     localStorage for rememberFor (7 days; sessionStorage when
+//     localStorage is refused), and the next page load starts on it
+//     directly, without probing; a remembered transport that no longer
+//     proves itself within probeTimeout sends the client to long-polling
+//     and the probes. While on a worse transport it probes the better ones
+//     again after upgradeAfter (60 s, doubling after each failed round),
+//     and a link that stops working resumes on long-polling at once,
+//     probing from there.
+//   - sub.probes, and info.probes of every onStateChange, say which
+//     transport is in use and why: the latest attempts (at most 10),
+//     each {transport, outcome, ms} with outcome ok, timeout, refused
+//     (status: the HTTP status) or failed (code: a WebSocket's close
+//     code; browsers hide a refused upgrade's status, so it fails with
+//     1006). Behind a buffering proxy, for example: poll ok, ws failed
+//     1006, sse timeout. A switch of transport, and a failed background
+//     probe, call onStateChange again in the same state.
 //   - It keeps the last id per channel (and the start position the edge
 //     reports before any message), resumes every reconnect and every
 //     switch from it, and drops anything at or before it: onMessage sees
@@ -591,11 +613,17 @@
 // real clients: net/http, r3labs/sse and gorilla/websocket, and headless
 // Chromium driven with chromedp, a fresh profile per test (a page with
 // nothing but new EventSource(…) resumes across an edge restart; the
-// browser client falls back behind test proxies that refuse, hang or
-// buffer; another site's form and text/plain posts, and a page under a
-// rebound DNS name, are refused). Parsers and encoders have fuzz tests
-// with seed corpora in their package's testdata/fuzz/, among them
-// FuzzSSEEvent, FuzzMessageJSON, FuzzParseOp and FuzzQueryValue here,
+// browser client gets its first message within 3 s of subscribe() behind
+// test proxies that refuse, hang or buffer upgrades and streams or cut
+// idle connections, and moves to the best transport exactly once; another
+// site's form and text/plain posts, and a page under a rebound DNS name,
+// are refused). EDGE_TTFM_RUNS=5 go test -run
+// TestClientFirstMessageBehindProxies -v ./transports/ logs the real
+// times to the first message behind each test proxy.
+//
+// Parsers and encoders have fuzz tests with seed corpora in their
+// package's testdata/fuzz/, among them FuzzSSEEvent, FuzzMessageJSON,
+// FuzzParseOp and FuzzQueryValue here,
 // FuzzParseID and FuzzValidateChannel in edge, FuzzVerify and FuzzMatch in
 // edge/auth, FuzzParseCursor, FuzzCursorRoundTrip and FuzzLiveMessage in
 // resume:
