@@ -139,6 +139,8 @@
 // three rounds, 250 ms between rounds), so that a publish whose answer
 // was lost with its node is stored once. The report adds:
 //
+//   - publish retries: the tries after a message's first, through
+//     another node (JSON: publish_retries);
 //   - gaps: gap signals received (event: gap, {"type":"gap"}, "gap":true),
 //     counted on every run, apart from the messages;
 //   - reconnects: the subscribers disturbed (whose connection ended at
