@@ -275,6 +275,7 @@ func loop(ctx context.Context, deadline time.Time, workers int, send func(m int6
 type publishCounts struct {
 	perChannel []atomic.Int64 // acknowledged messages per channel
 	errors     atomic.Int64
+	retries    atomic.Int64 // tries after a message's first (--reconnect)
 	firstErr   firstError
 }
 
@@ -297,7 +298,7 @@ func publishAll(ctx context.Context, c config, p *publisher, counts *publishCoun
 		payload := appendPayload(make([]byte, 0, c.Size), uint64(m/channels), time.Now().UnixNano(), c.Size)
 		var err error
 		if c.Reconnect {
-			err = publishRetrying(ctx, p, int(m%nodes), len(c.URLs), ch, publishKey(run, m), payload)
+			err = publishRetrying(ctx, p, int(m%nodes), len(c.URLs), ch, publishKey(run, m), payload, &counts.retries)
 		} else {
 			err = p.publish(ctx, int(m%nodes), ch, nil, payload)
 		}
@@ -354,10 +355,14 @@ const (
 // next node, with the same Idempotency-Key header key on every try: a try
 // that stored the message but whose answer was lost (a node killed under
 // it) is answered by the next with the first's id and stores nothing.
-// It returns the last try's error when every try failed.
-func publishRetrying(ctx context.Context, p *publisher, node, nodes, ch int, key, payload []byte) error {
+// It counts every try after the first in retries, and returns the last
+// try's error when every try failed.
+func publishRetrying(ctx context.Context, p *publisher, node, nodes, ch int, key, payload []byte, retries *atomic.Int64) error {
 	var err error
 	for try := range publishRounds * nodes {
+		if try > 0 {
+			retries.Add(1)
+		}
 		if try > 0 && try%nodes == 0 {
 			pause := time.NewTimer(publishRoundPause)
 			select {

@@ -152,6 +152,10 @@ func TestReconnectAcrossKilledNode(t *testing.T) {
 	if rep.PublishErrors != 0 || rep.Published != c.total() {
 		t.Errorf("published %d of %d, %d errors: %s", rep.Published, c.total(), rep.PublishErrors, rep.FirstPublishError)
 	}
+	// A third of the publishes after the kill went to the dead node first.
+	if rep.PublishRetries == 0 {
+		t.Error("no publish retried, though a third of them went to the killed node")
+	}
 	// Subscriber i is on node i mod 3: a third of them were on the killed
 	// node.
 	if *rep.Disturbed != subs/3 || *rep.StillDown != 0 || *rep.Reconnects < subs/3 || rep.AllBackS == nil {

@@ -62,6 +62,9 @@ type report struct {
 	// Gaps counts the gap signals subscribers received (history after
 	// their cursor was lost), on every run.
 	Gaps int64 `json:"gaps"`
+	// PublishRetries counts the tries after a message's first, through
+	// another node (--reconnect; 0 without).
+	PublishRetries int64 `json:"publish_retries"`
 
 	Target             string   `json:"target"` // edge, nchan or centrifugo (run only)
 	PID                int      `json:"pid"`    // the first of PIDs, 0 for none
@@ -159,6 +162,9 @@ func (r *report) write(w io.Writer, asJSON bool) error {
 	row("load", "%s × %d bytes for %gs", r.load(), r.Size, r.DurationS)
 	row("ramp", "%.0f conn/s (%.2fs)", r.ConnsPerS, r.RampS)
 	row("published", "%d (%.0f/s), %d errors", r.Published, r.PublishedPerS, r.PublishErrors)
+	if r.Disturbed != nil {
+		row("publish retries", "%d", r.PublishRetries)
+	}
 	row("expected", "%d", r.Expected)
 	row("delivered", "%d (%.0f msg/s)", r.Delivered, r.DeliveredPerS)
 	row("lost", "%d", r.Lost)

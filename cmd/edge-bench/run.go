@@ -134,6 +134,7 @@ func runBench(ctx context.Context, c config, progress io.Writer) (*report, error
 		rep.Expected += published[ch] * readyPerChannel[ch]
 	}
 	rep.PublishErrors = counts.errors.Load()
+	rep.PublishRetries = counts.retries.Load()
 	rep.FirstPublishError = errText(counts.firstErr.get())
 	if err := eachShare(shares, func(_ int, s share) error { return s.drain(published) }); err != nil {
 		return nil, err
