@@ -356,14 +356,15 @@ func batchPublish(ctx context.Context, r *Redis, data string) error {
 }
 
 // A node of this release whose Redis holds the function of the release
-// before traceparent (loaded by a node of that release during a rolling
+// before traceparent (the one before presence too, so its copy serves both
+// upgrade tests; loaded by a node of that release during a rolling
 // upgrade) loads its own when that one answers "usage" to the option, and
 // publishes with its trace; that release's calls keep working with this
 // function, and its parser reads what this one relays.
 func TestRedisTraceparentOverOlderFunction(t *testing.T) {
 	srv := redistest.Start(t)
 	r := startTestRedis(t, srv, RedisConfig{})
-	older, err := os.ReadFile("testdata/edge-before-traceparent.lua")
+	older, err := os.ReadFile("testdata/edge-before-presence.lua")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -104,6 +104,14 @@ type Config struct {
 	// streams (HTTP/2 carries many on one connection). Long-polls, paced
 	// by their messages, are not counted. Zero means 20.
 	SubscribeRate int
+	// ResumeRate bounds the subscribes with a cursor (SSE Last-Event-ID
+	// or since=, WebSocket since=, a long-poll's since= on a new
+	// connection) that the node admits a second, from all clients: over
+	// it they are refused with 429 rate_limited and a Retry-After that
+	// spreads them, before any history is read. A reconnect flood — the
+	// subscribers of a node that died — is so served at this pace;
+	// already connected sessions are never affected. Zero means 2000.
+	ResumeRate int
 	// PublishRate bounds HTTP publishes per second per publish key,
 	// token subject or (anonymous) client IP. Zero means no bound.
 	PublishRate int
@@ -150,6 +158,7 @@ func (c Config) WithDefaults() Config {
 	setDefault(&c.MaxConns, 100000)
 	setDefault(&c.MaxConnsPerIP, 1000)
 	setDefault(&c.SubscribeRate, 20)
+	setDefault(&c.ResumeRate, 2000)
 	setDefault(&c.ClientPublishRate, 50)
 	setDefault(&c.DrainTimeout, 10*time.Second)
 	return c
@@ -187,7 +196,7 @@ func (c Config) Validate() error {
 	}{
 		{"MaxPayload", c.MaxPayload}, {"MaxBatch", c.MaxBatch},
 		{"MaxConns", c.MaxConns}, {"MaxConnsPerIP", c.MaxConnsPerIP},
-		{"SubscribeRate", c.SubscribeRate}, {"PublishRate", c.PublishRate},
+		{"SubscribeRate", c.SubscribeRate}, {"ResumeRate", c.ResumeRate}, {"PublishRate", c.PublishRate},
 		{"ClientPublishRate", c.ClientPublishRate},
 	} {
 		edge.CheckNotNegative(&errs, f.name, f.v)

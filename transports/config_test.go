@@ -29,6 +29,7 @@ func TestConfigWithDefaults(t *testing.T) {
 		MaxConns:       100000,
 		MaxConnsPerIP:  1000,
 		SubscribeRate:  20,
+		ResumeRate:     2000,
 		DrainTimeout:   10 * time.Second,
 
 		ClientPublishRate: 50,

@@ -449,6 +449,10 @@
 //	                                                ops, 429 with Retry-After for new SSE and WebSocket
 //	                                                streams (HTTP/2 multiplexes many); long-polls are paced
 //	                                                by their messages and bounded by the connection limits
+//	--resume-rate N                   2000/s        per node, from all clients: subscribes with a cursor
+//	                                                (Last-Event-ID or since=; a long-poll's only as the first
+//	                                                request on its connection), checked after auth and before
+//	                                                any history read: 429 rate_limited with Retry-After
 //	--publish-rate N                  no bound      HTTP publishes a second per key, token subject or
 //	                                                anonymous IP: 429 with Retry-After
 //	--client-publish-rate N           50/s          publishes per WebSocket: rate_limited error frame
@@ -466,6 +470,19 @@
 //	--presence-max-members            1000          members listed by one GET /v1/presence (at most
 //	                                                10000); count stays exact
 //	presence info=                    256 bytes     400 bad_request
+//
+// --resume-rate is there for a reconnect flood: when a node of a fleet
+// dies, its subscribers all resume on the others at once, each with a
+// history read. A node admits that many a second (a token bucket holding
+// one second's worth) and refuses the rest before reading anything; their
+// Retry-After is the whole seconds that the refusals so far need at the
+// rate, plus 0–2 s at random, so that the refused come back spread over
+// the following seconds rather than in lock-step. Fresh subscribes (no
+// cursor), the next polls of a kept connection and sessions already
+// connected are never counted; a normal node never comes near it. A
+// browser cannot read the answer to a refused WebSocket handshake, so
+// client.js takes a refused WebSocket for a broken path and tries SSE at
+// once; that refusal's Retry-After is then the one it waits.
 //
 // Each connection's outgoing queue is bounded by --queue-bytes; a client
 // that falls further behind is disconnected with its cursor and resumes
@@ -498,19 +515,41 @@
 // its options are documented in client.d.ts, served at /v1/client.d.ts).
 // What it does, in detail:
 //
-//   - It tries WebSocket, then SSE, then long-polling, and moves on not
-//     only when a transport is refused but when it does not prove itself
-//     within openTimeout (8 s): a WebSocket upgrade that a proxy strips or
-//     leaves hanging (no first frame), an SSE stream whose first bytes
-//     never come because a proxy buffers it, a long-poll that fails. The
-//     edge's own errors are not mistaken for broken paths: a 400
-//     bad_channel closes the subscription (onError), a 503 or 429 is
-//     retried later on the same transport.
-//   - It remembers what worked for the edge's origin in sessionStorage, so
-//     the next page load starts there, and while on a worse transport it
-//     tries the better ones again after upgradeAfter (60 s, doubling after
-//     each failed try). A switch opens the better transport from the
-//     current cursor and only then closes the old one.
+//   - It delivers from the start on what gets through every proxy, and
+//     upgrades in the background. Without a remembered transport it
+//     starts on long-polling, whose first poll answers at once with every
+//     channel's start position, so the first message published after
+//     subscribe() comes within a poll round trip. From then on it probes
+//     WebSocket, then SSE, each given probeTimeout (3 s) to prove itself:
+//     a WebSocket by its first frame, an SSE stream by its first event or
+//     heartbeat (not its first bytes, which a buffering proxy may let
+//     through). A probe that is refused, fails or times out is abandoned
+//     and costs nothing afterwards; the first proven one takes over. The
+//     probe subscribed from the cursor, both deliver until the old link
+//     is closed, and everything at or before the last delivered id is
+//     dropped, so the switch loses and repeats nothing. A probe waits
+//     until every channel's position is known, so it never starts later
+//     than the link it replaces. The edge's own errors are not mistaken
+//     for broken paths: a 400 bad_channel closes the subscription
+//     (onError), a 503 or 429 is retried later on the same transport.
+//   - It remembers the transport it settled on (the best one, or the one
+//     the better ones were just probed against) for the edge's origin in
+//     localStorage for rememberFor (7 days; sessionStorage when
+//     localStorage is refused), and the next page load starts on it
+//     directly, without probing; a remembered transport that no longer
+//     proves itself within probeTimeout sends the client to long-polling
+//     and the probes. While on a worse transport it probes the better ones
+//     again after upgradeAfter (60 s, doubling after each failed round),
+//     and a link that stops working resumes on long-polling at once,
+//     probing from there.
+//   - sub.probes, and info.probes of every onStateChange, say which
+//     transport is in use and why: the latest attempts (at most 10),
+//     each {transport, outcome, ms} with outcome ok, timeout, refused
+//     (status: the HTTP status) or failed (code: a WebSocket's close
+//     code; browsers hide a refused upgrade's status, so it fails with
+//     1006). Behind a buffering proxy, for example: poll ok, ws failed
+//     1006, sse timeout. A switch of transport, and a failed background
+//     probe, call onStateChange again in the same state.
 //   - It keeps the last id per channel (and the start position the edge
 //     reports before any message), resumes every reconnect and every
 //     switch from it, and drops anything at or before it: onMessage sees
@@ -613,11 +652,17 @@
 // real clients: net/http, r3labs/sse and gorilla/websocket, and headless
 // Chromium driven with chromedp, a fresh profile per test (a page with
 // nothing but new EventSource(…) resumes across an edge restart; the
-// browser client falls back behind test proxies that refuse, hang or
-// buffer; another site's form and text/plain posts, and a page under a
-// rebound DNS name, are refused). Parsers and encoders have fuzz tests
-// with seed corpora in their package's testdata/fuzz/, among them
-// FuzzSSEEvent, FuzzMessageJSON, FuzzParseOp and FuzzQueryValue here,
+// browser client gets its first message within 3 s of subscribe() behind
+// test proxies that refuse, hang or buffer upgrades and streams or cut
+// idle connections, and moves to the best transport exactly once; another
+// site's form and text/plain posts, and a page under a rebound DNS name,
+// are refused). EDGE_TTFM_RUNS=5 go test -run
+// TestClientFirstMessageBehindProxies -v ./transports/ logs the real
+// times to the first message behind each test proxy.
+//
+// Parsers and encoders have fuzz tests with seed corpora in their
+// package's testdata/fuzz/, among them FuzzSSEEvent, FuzzMessageJSON,
+// FuzzParseOp and FuzzQueryValue here,
 // FuzzParseID and FuzzValidateChannel in edge, FuzzVerify and FuzzMatch in
 // edge/auth, FuzzParseCursor, FuzzCursorRoundTrip and FuzzLiveMessage in
 // resume:

@@ -2,6 +2,7 @@ package transports
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"math"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/edgeworks/edge/edge"
+	"github.com/edgeworks/edge/transports/internal/hijack"
 )
 
 // bucket is a token bucket: rate tokens a second, at most rate at once.
@@ -91,14 +93,34 @@ type connLimitsKey struct{}
 // connLimits are the rates of one client connection, shared by the
 // requests on it (HTTP/2 streams run concurrently).
 type connLimits struct {
-	mu   sync.Mutex
-	subs bucket // mu guards subs
+	mu         sync.Mutex
+	subs       bucket // mu guards subs and subscribed
+	subscribed bool   // a subscribe request came on the connection
 }
 
 // withConnLimits is http.Server.ConnContext: each connection gets its
 // limits.
-func withConnLimits(ctx context.Context, _ net.Conn) context.Context {
-	return context.WithValue(ctx, connLimitsKey{}, new(connLimits))
+func withConnLimits(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connLimitsKey{}, limitsOf(c))
+}
+
+// limitsOf returns the limits of the client connection under c: those the
+// connLimiter's connection keeps, so that a long-poll connection given
+// back to the server (hijack.Listener.GiveBack) keeps them too, or new
+// ones for a connection that did not come through a connLimiter.
+func limitsOf(c net.Conn) *connLimits {
+	for {
+		switch v := c.(type) {
+		case *limitedConn:
+			return &v.limits
+		case *hijack.ReplayConn:
+			c = v.Conn
+		case *tls.Conn:
+			c = v.NetConn()
+		default:
+			return new(connLimits)
+		}
+	}
 }
 
 // connSubscribes takes a subscribe from the request's connection at rate a
@@ -114,6 +136,20 @@ func connSubscribes(r *http.Request, rate int) error {
 		return rateLimited("subscribes on one connection", float64(rate), wait)
 	}
 	return nil
+}
+
+// firstSubscribe reports whether r is the first subscribe request on its
+// connection, and notes that one came.
+func firstSubscribe(r *http.Request) bool {
+	l, ok := r.Context().Value(connLimitsKey{}).(*connLimits)
+	if !ok {
+		return true // served outside Run: every request is new
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	first := !l.subscribed
+	l.subscribed = true
+	return first
 }
 
 // rateLimitedError is a rate-limit refusal with the wait a client is told
@@ -200,10 +236,11 @@ func (l *connLimiter) release(ip string) {
 // jsonRefusal).
 type limitedConn struct {
 	net.Conn
-	l    *connLimiter
-	ip   string
-	once sync.Once
-	wd   writeDeadline // zero but on a stream's connection, which hijacked it
+	l      *connLimiter
+	ip     string
+	once   sync.Once
+	wd     writeDeadline // zero but on a stream's connection, which hijacked it
+	limits connLimits    // the rates of the requests on it
 }
 
 // SetWriteDeadline sets t, coarsely on a stream's connection.

@@ -47,6 +47,7 @@ type Server struct {
 	stopping   atomic.Bool                              // the drain delay began: /readyz answers 503
 
 	publishes *rateLimiter // publishes per key, subject or client IP; nil: no bound
+	resumes   *admission   // resuming subscribes of the node (ResumeRate)
 
 	// hijacked tracks WebSocket and HTTP/1 SSE connections and parked
 	// long-polls, which http.Server.Shutdown does not wait for.
@@ -127,6 +128,7 @@ func New(cfg Config, broker edge.Broker, log *slog.Logger, opts ...Option) (*Ser
 	if cfg.PublishRate > 0 {
 		s.publishes = newRateLimiter(cfg.PublishRate)
 	}
+	s.resumes = newAdmission(cfg.ResumeRate)
 	s.upgrader = websocket.Upgrader{
 		// ReadBufferSize 0: gorilla reads through the buffered reader
 		// hijack.UpgradeResponse makes, which the edge keeps (see hijack.SkipPong).

@@ -186,6 +186,9 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 		}
 		err = s.access.subscribe(req.claims, ch)
 	}
+	if err == nil && req.cursor.Len() > 0 {
+		err = s.admitResume(r, req.transport == transportPoll) // before the history read
+	}
 	if err != nil {
 		setRetryAfter(w, err)
 		writeError(w, err)

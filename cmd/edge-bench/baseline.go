@@ -20,7 +20,7 @@ const transportTCP = "tcp"
 // buffer, as the SSE and long-poll clients do, so that the baseline's
 // client side costs what theirs does.
 func (s *subscriber) connectTCP(ctx context.Context) (receive func() error, err error) {
-	conn, err := s.env.dialers[s.id%len(s.env.dialers)].DialContext(ctx, "tcp", s.env.base.Host)
+	conn, err := s.env.dialers[s.id%len(s.env.dialers)].DialContext(ctx, "tcp", s.host())
 	if err != nil {
 		return nil, fmt.Errorf("tcp: %w", err)
 	}
@@ -108,7 +108,7 @@ func runBaseline(ctx context.Context, c config, progress io.Writer) (*report, er
 	}()
 
 	// Ramp: connect the clients, then collect the server's side.
-	c.URL = &url.URL{Scheme: transportTCP, Host: ln.Addr().String()}
+	c.URLs = []*url.URL{{Scheme: transportTCP, Host: ln.Addr().String()}}
 	env := newClientEnv(c)
 	rec := new(recorder)
 	subs := make([]*subscriber, c.Subs)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/edgeworks/edge/edge"
 	"github.com/edgeworks/edge/resume"
+	"github.com/edgeworks/edge/resume/redistest"
 	"github.com/edgeworks/edge/transports"
 )
 
@@ -94,6 +95,23 @@ func TestRunAgainstEdge(t *testing.T) {
 	}
 }
 
+// A run over several URLs spreads its subscribers and publishes over them:
+// two edges on one Redis make a fleet of two nodes.
+func TestRunAgainstFleet(t *testing.T) {
+	rs := redistest.Start(t)
+	a, b := serveRedisEdge(t, rs.URL()), serveRedisEdge(t, rs.URL())
+	c := parse(t, "run", "--url", a.String()+","+b.String(), "--transport", "mix", "--subs", "12", "--channels", "3",
+		"--rate", "200", "--duration", "500ms", "--publishers", "4")
+	rep, err := runBench(t.Context(), c, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkExactRun(t, c, rep)
+	if len(rep.ConnectedPerURL) != 2 || rep.ConnectedPerURL[0] != 6 || rep.ConnectedPerURL[1] != 6 {
+		t.Errorf("connected per URL %v, want [6 6]", rep.ConnectedPerURL)
+	}
+}
+
 func TestRunWithPID(t *testing.T) {
 	// The edge runs in this process, so the test's own pid stands in for it.
 	u := startEdge(t)
@@ -132,6 +150,7 @@ func TestRunRefusesBadTargets(t *testing.T) {
 		want string
 	}{
 		{"remote url", []string{"--url", "http://192.0.2.1:8080"}, "not loopback"},
+		{"one remote url of several", []string{"--url", "http://127.0.0.1:8080,http://192.0.2.1:8080"}, "not loopback"},
 		{"remote redis", []string{"--publish", "redis", "--redis", "redis://example.com:6379"}, "not loopback"},
 		{"remote source", []string{"--sources", "127.0.0.2,10.1.1.1"}, "not a loopback address"},
 		{"too long", []string{"--duration", "11m"}, "at most 10m"},

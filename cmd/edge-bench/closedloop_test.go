@@ -84,11 +84,18 @@ func TestRateFlagHelp(t *testing.T) {
 func startRedisEdge(t *testing.T) (edgeURL *url.URL, redisURL string) {
 	t.Helper()
 	rs := redistest.Start(t)
-	r, err := resume.NewRedis(resume.RedisConfig{URLs: []string{rs.URL()}}, slog.New(slog.DiscardHandler))
+	return serveRedisEdge(t, rs.URL()), rs.URL()
+}
+
+// serveRedisEdge runs an embedded edge on the Redis at redisURL until the
+// test ends, and returns its URL: several make a fleet.
+func serveRedisEdge(t *testing.T, redisURL string) *url.URL {
+	t.Helper()
+	r, err := resume.NewRedis(resume.RedisConfig{URLs: []string{redisURL}}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return serveEdge(t, r, transports.WithStore(r)), rs.URL()
+	return serveEdge(t, r, transports.WithStore(r))
 }
 
 func TestRunClosedLoop(t *testing.T) {

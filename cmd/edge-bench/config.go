@@ -42,14 +42,14 @@ const (
 // config is one run or baseline. Zero fields are not defaults: parse
 // fills them from flags, and validate checks them.
 type config struct {
-	URL        *url.URL // the server, http://loopback:port (run only)
-	Target     string   // edge, nchan or centrifugo: the server's wire forms (run only)
-	Transport  string   // ws, sse, poll or mix (run only)
-	Subs       int      // subscribers
-	Channels   int      // channels bench-0 … bench-(Channels-1) (run only)
-	Rate       float64  // messages per second, over all channels; 0 with ClosedLoop
-	ClosedLoop bool     // --rate max: each publisher sends again once answered (run only)
-	Size       int      // payload bytes
+	URLs       []*url.URL // the servers, http://loopback:port: one edge or the nodes of a fleet (run only)
+	Target     string     // edge, nchan or centrifugo: the server's wire forms (run only)
+	Transport  string     // ws, sse, poll or mix (run only)
+	Subs       int        // subscribers
+	Channels   int        // channels bench-0 … bench-(Channels-1) (run only)
+	Rate       float64    // messages per second, over all channels; 0 with ClosedLoop
+	ClosedLoop bool       // --rate max: each publisher sends again once answered (run only)
+	Size       int        // payload bytes
 	Duration   time.Duration
 	RampBatch  int           // subscribers connected at a time
 	Drain      time.Duration // wait for stragglers after the last publish
@@ -60,6 +60,9 @@ type config struct {
 	PIDs       []int         // the server's processes, empty for none (run only)
 	Sources    []net.IP      // local addresses for client sockets, round-robin
 	JSON       bool          // one JSON line instead of the table
+	// Reconnect makes subscribers whose connection ends reconnect and
+	// resume, and publishers retry through the next node (run only).
+	Reconnect bool
 
 	// CentrifugoKey is the server API key of --target centrifugo (run
 	// only).
@@ -125,7 +128,7 @@ func flagSet(name string, c *config, rawURL, sources, pids *string, out io.Write
 		fs.IntVar(&c.WorkerIndex, "worker-index", 0, "which of the --workers processes this is")
 	}
 	if name == "run" || name == "worker" {
-		fs.StringVar(rawURL, "url", "http://127.0.0.1:8080", "the server to load (loopback only)")
+		fs.StringVar(rawURL, "url", "http://127.0.0.1:8080", "the server to load (loopback only), or several separated by commas (the nodes of a fleet): subscriber i connects to URL i mod the number of URLs, and message m is published to URL m mod it")
 		fs.StringVar(&c.Target, "target", targetEdge, "the server at --url: edge, nchan (nginx with the Nchan module, as cmd/edge-bench/testdata/nchan.conf configures it) or centrifugo (Centrifugo v6, as cmd/edge-bench/testdata/centrifugo*.json configure it; --transport ws only)")
 		fs.StringVar(&c.CentrifugoKey, "centrifugo-api-key", "edge-bench", "the server API key (X-API-Key) of --target centrifugo, its http_api.key")
 		fs.StringVar(&c.Transport, "transport", transportWS, "subscriber transport: ws, sse, poll or mix (round-robin)")
@@ -135,6 +138,7 @@ func flagSet(name string, c *config, rawURL, sources, pids *string, out io.Write
 		fs.IntVar(&c.Publishers, "publishers", 16, "publishing goroutines (HTTP keep-alive connections)")
 		fs.IntVar(&c.Batch, "batch", 1, fmt.Sprintf("messages per publish request: more than 1 sends batches (POST /v1/publish/batch) of up to `N` (at most %d), to measure the cost per message", maxBatch))
 		fs.StringVar(pids, "pid", "", "the server's process ids, separated by commas or spaces (e.g. nginx's master and workers): report their summed RSS per connection and CPU per million deliveries")
+		fs.BoolVar(&c.Reconnect, "reconnect", false, "subscribers whose connection ends reconnect to another --url (at random) with their cursor after a jittered backoff (or the wait the edge advises), as client.js does, instead of counting as ended early; publishes that fail are retried through the next --url with an Idempotency-Key (--target edge, --batch 1)")
 		fs.IntVar(&c.Workers, "workers", 1, fmt.Sprintf("processes that run the subscribers (at most %d); with more than 1 this one only publishes", maxWorkers))
 	}
 	fs.IntVar(&c.Subs, "subs", 100, fmt.Sprintf("subscribers (at most %d)", maxSubs))
@@ -193,17 +197,21 @@ func (c *config) finish(name, rawURL, sources, pids string) error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if name == "run" || name == "worker" {
-		u, err := url.Parse(rawURL)
-		switch {
-		case err != nil:
-			bad("--url %q: %v", rawURL, err)
-		case u.Scheme != "http" || u.Host == "":
-			bad("--url %q: give http://HOST:PORT (TLS is not supported)", rawURL)
-		default:
-			if err := checkLoopback("--url", u.Hostname()); err != nil {
-				errs = append(errs, err)
+		c.URLs = nil
+		for raw := range strings.SplitSeq(rawURL, ",") {
+			raw = strings.TrimSpace(raw)
+			u, err := url.Parse(raw)
+			switch {
+			case err != nil:
+				bad("--url %q: %v", raw, err)
+			case u.Scheme != "http" || u.Host == "":
+				bad("--url %q: give http://HOST:PORT (TLS is not supported)", raw)
+			default:
+				if err := checkLoopback("--url", u.Hostname()); err != nil {
+					errs = append(errs, err)
+				}
+				c.URLs = append(c.URLs, u)
 			}
-			c.URL = u
 		}
 		switch c.Transport {
 		case transportWS, transportSSE, transportPoll, transportMix:
@@ -262,6 +270,12 @@ func (c *config) finish(name, rawURL, sources, pids string) error {
 			case pid > 0: // 0 stands for none
 				c.PIDs = append(c.PIDs, pid)
 			}
+		}
+		if c.Reconnect && c.Target != targetEdge {
+			bad("--reconnect: reconnecting with a cursor is the edge's (--target edge)")
+		}
+		if c.Reconnect && c.Batch > 1 {
+			bad("--reconnect with --batch %d: only single publishes are retried with an Idempotency-Key; use --batch 1", c.Batch)
 		}
 		if c.Workers < 1 || c.Workers > maxWorkers {
 			bad("--workers %d: give 1 to %d", c.Workers, maxWorkers)

@@ -31,6 +31,7 @@ type rampFigures struct {
 	ConnectErrors     int     `json:"connect_errors"`
 	FirstConnectError string  `json:"first_connect_error"`
 	ReadyPerChannel   []int64 `json:"ready_per_channel"`
+	ReadyPerURL       []int64 `json:"ready_per_url"` // in --url's order
 	StartNS           int64   `json:"start_ns"`
 	EndNS             int64   `json:"end_ns"`
 }
@@ -45,13 +46,17 @@ type tallyFigures struct {
 	FirstEndError  string     `json:"first_end_error"`
 	LastDeliveryNS int64      `json:"last_delivery_ns"` // 0 when nothing arrived
 	Latency        *histogram `json:"latency"`
+	// SteadyLatency is the latency of the deliveries made before their
+	// subscriber's first connection loss (--reconnect).
+	SteadyLatency *histogram  `json:"steady_latency"`
+	Disturbance   disturbance `json:"disturbance"`
 }
 
 // fleet is a share run in this process: the subscribers whose number i
 // (0 … --subs-1) is index modulo count. Subscriber i uses channel
-// i mod --channels and, with --transport mix, transport i mod 3, whichever
-// process runs it; within the fleet, subscribers take the source addresses
-// in turn.
+// i mod --channels, node (--url) i mod the number of URLs and, with
+// --transport mix, transport i mod 3, whichever process runs it; within
+// the fleet, subscribers take the source addresses in turn.
 type fleet struct {
 	c         config
 	subs      []*subscriber
@@ -76,7 +81,7 @@ func newFleet(ctx context.Context, c config, index, count int) *fleet {
 	for i := index; i < c.Subs; i += count {
 		j := len(f.subs)
 		f.subs = append(f.subs, &subscriber{
-			id: j, transport: transportOf(c, i), channel: i % c.Channels, env: env, shard: f.rec.shard(j),
+			id: j, transport: transportOf(c, i), channel: i % c.Channels, node: i % len(c.URLs), env: env, shard: f.rec.shard(j),
 		})
 	}
 	return f
@@ -86,7 +91,7 @@ func newFleet(ctx context.Context, c config, index, count int) *fleet {
 func (f *fleet) ramp() (rampFigures, error) {
 	f.ramping.Lock()
 	defer f.ramping.Unlock()
-	r := rampFigures{ReadyPerChannel: make([]int64, f.c.Channels), StartNS: time.Now().UnixNano()}
+	r := rampFigures{ReadyPerChannel: make([]int64, f.c.Channels), ReadyPerURL: make([]int64, len(f.c.URLs)), StartNS: time.Now().UnixNano()}
 	started := ramp(f.ctx, len(f.subs), f.c.RampBatch, &f.wg, func(i int) func() { return f.subs[i].connect(f.ctx) })
 	r.EndNS = time.Now().UnixNano()
 	var firstErr error
@@ -101,6 +106,7 @@ func (f *fleet) ramp() (rampFigures, error) {
 		}
 		r.Connected++
 		r.ReadyPerChannel[s.channel]++
+		r.ReadyPerURL[s.node]++
 	}
 	r.FirstConnectError = errText(firstErr)
 	return r, nil
@@ -122,7 +128,7 @@ func (f *fleet) drain(published []int64) error {
 // finish stops the subscribers and tallies what they received.
 func (f *fleet) finish() (tallyFigures, error) {
 	f.close()
-	t := tallyFigures{Latency: f.rec.latency()}
+	t := tallyFigures{Latency: f.rec.latency(), SteadyLatency: f.rec.steadyLatency()}
 	var firstEndErr error
 	for _, s := range f.subs {
 		if s.connectErr != nil {
@@ -132,6 +138,7 @@ func (f *fleet) finish() (tallyFigures, error) {
 		t.Duplicated += s.track.dups
 		t.Lost += s.track.lost(f.published[s.channel])
 		t.Unparsed += s.unparsed
+		t.Disturbance.add(s)
 		if s.ended != nil {
 			t.EndedEarly++
 			firstEndErr = orFirst(firstEndErr, s.ended)

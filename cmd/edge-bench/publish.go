@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,18 +22,24 @@ import (
 // publishTimeout bounds one publish.
 const publishTimeout = 10 * time.Second
 
-// publisher stores one message in a channel of the run: over HTTP or
-// straight into Redis. It is safe for concurrent use.
+// publisher stores one message in a channel of the run: over HTTP, to
+// any of the nodes of --url, or straight into Redis. It is safe for
+// concurrent use.
 type publisher struct {
 	http  *http.Client
-	urls  []string // POST URL per channel
+	nodes []publishNode // one per --url, for publishing over HTTP
 	rdb   *redis.Client
 	keys  []string // stream key per channel
 	nchan bool     // urls are Nchan's publishers
-	batch string   // POST URL of batches
 	// centrifugoKey is the server API key when urls are Centrifugo's
 	// publish endpoint (see sub_centrifugo.go), "" otherwise.
 	centrifugoKey string
+}
+
+// publishNode is where a publisher posts to one node of --url.
+type publishNode struct {
+	urls  []string // POST URL per channel
+	batch string   // POST URL of batches
 	// raw publishes the single messages of the edge and Nchan when urls
 	// are http (not https), instead of http; nil otherwise (see
 	// publish_raw.go).
@@ -52,35 +61,43 @@ func newPublisher(c config) (*publisher, error) {
 		}
 		return p, nil
 	}
+	// The publishers' connections, spread over the nodes.
+	conns := ceilDiv(c.Publishers, len(c.URLs))
 	p.http = &http.Client{
 		Timeout: publishTimeout,
 		Transport: &http.Transport{
-			MaxIdleConnsPerHost: c.Publishers,
-			MaxConnsPerHost:     c.Publishers,
+			MaxIdleConnsPerHost: conns,
+			MaxConnsPerHost:     conns,
 			DisableCompression:  true,
 		},
 	}
-	var uris []*url.URL
-	for i := range c.Channels {
-		u := *c.URL
-		u.Path = "/v1/publish"
-		u.RawQuery = url.Values{"channel": {channelName(i)}}.Encode()
-		if c.Target == targetNchan {
-			u.Path, u.RawQuery = nchanPublishPath(channelName(i)), ""
-		}
-		if c.Target == targetCentrifugo {
-			u.Path, u.RawQuery = centrifugoPublishPath, ""
-			p.centrifugoKey = c.CentrifugoKey
-		}
-		p.urls = append(p.urls, u.String())
-		uris = append(uris, &u)
+	if c.Target == targetCentrifugo {
+		p.centrifugoKey = c.CentrifugoKey
 	}
-	if c.Target != targetCentrifugo && c.URL.Scheme == "http" {
-		p.raw = newRawPublisher(c.URL.Host, uris, c.Publishers, p.accepted)
+	for _, base := range c.URLs {
+		var n publishNode
+		var uris []*url.URL
+		for i := range c.Channels {
+			u := *base
+			u.Path = "/v1/publish"
+			u.RawQuery = url.Values{"channel": {channelName(i)}}.Encode()
+			if c.Target == targetNchan {
+				u.Path, u.RawQuery = nchanPublishPath(channelName(i)), ""
+			}
+			if c.Target == targetCentrifugo {
+				u.Path, u.RawQuery = centrifugoPublishPath, ""
+			}
+			n.urls = append(n.urls, u.String())
+			uris = append(uris, &u)
+		}
+		if c.Target != targetCentrifugo && base.Scheme == "http" {
+			n.raw = newRawPublisher(base.Host, uris, conns, p.accepted)
+		}
+		batch := *base
+		batch.Path = "/v1/publish/batch"
+		n.batch = batch.String()
+		p.nodes = append(p.nodes, n)
 	}
-	batch := *c.URL
-	batch.Path = "/v1/publish/batch"
-	p.batch = batch.String()
 	return p, nil
 }
 
@@ -92,14 +109,17 @@ func (p *publisher) close() {
 	if p.http != nil {
 		p.http.CloseIdleConnections()
 	}
-	if p.raw != nil {
-		p.raw.close()
+	for _, n := range p.nodes {
+		if n.raw != nil {
+			n.raw.close()
+		}
 	}
 }
 
-// publish stores payload in channel ch and returns once it is
-// acknowledged.
-func (p *publisher) publish(ctx context.Context, ch int, payload []byte) error {
+// publish stores payload in channel ch, over HTTP through node (an index
+// of --url) with an Idempotency-Key header of key unless key is empty,
+// and returns once it is acknowledged.
+func (p *publisher) publish(ctx context.Context, node, ch int, key, payload []byte) error {
 	if p.rdb != nil {
 		ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 		defer cancel()
@@ -109,14 +129,17 @@ func (p *publisher) publish(ctx context.Context, ch int, payload []byte) error {
 		return nil
 	}
 	if p.centrifugoKey != "" {
-		return p.publishCentrifugo(ctx, ch, payload)
+		return p.publishCentrifugo(ctx, node, ch, payload)
 	}
-	if p.raw != nil {
-		return p.raw.publish(ctx, ch, payload)
+	if n := p.nodes[node]; n.raw != nil {
+		return n.raw.publish(ctx, ch, key, payload)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.urls[ch], bytes.NewReader(payload))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.nodes[node].urls[ch], bytes.NewReader(payload))
 	if err != nil {
 		return err
+	}
+	if len(key) > 0 {
+		req.Header.Set("Idempotency-Key", string(key))
 	}
 	resp, err := p.http.Do(req)
 	if err != nil {
@@ -136,9 +159,10 @@ type batchMessage struct {
 	payload []byte
 }
 
-// publishBatch stores msgs with one batch publish and returns how many
-// of them were stored, per channel in stored, and the first error.
-func (p *publisher) publishBatch(ctx context.Context, msgs []batchMessage, stored []int64) error {
+// publishBatch stores msgs with one batch publish through node and
+// returns how many of them were stored, per channel in stored, and the
+// first error.
+func (p *publisher) publishBatch(ctx context.Context, node int, msgs []batchMessage, stored []int64) error {
 	body := []byte(`{"messages":[`)
 	for i, m := range msgs {
 		if i > 0 {
@@ -152,7 +176,7 @@ func (p *publisher) publishBatch(ctx context.Context, msgs []batchMessage, store
 		body = append(body, `"}`...)
 	}
 	body = append(body, `]}`...)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.batch, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.nodes[node].batch, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -251,25 +275,34 @@ func loop(ctx context.Context, deadline time.Time, workers int, send func(m int6
 type publishCounts struct {
 	perChannel []atomic.Int64 // acknowledged messages per channel
 	errors     atomic.Int64
+	retries    atomic.Int64 // tries after a message's first (--reconnect)
 	firstErr   firstError
 }
 
 // publishAll publishes c's messages: message m goes to channel m % C with
-// sequence number m / C; with --batch, messages [bN, bN+N) go in batch b.
+// sequence number m / C, through node m % U of the U --url nodes; with
+// --batch, messages [bN, bN+N) go in batch b, through node b % U.
 // At a fixed --rate, message (or batch) m is due at start + m/rate; with
 // --rate max each publisher sends the next one as soon as its last was
 // answered, until --duration has passed.
 func publishAll(ctx context.Context, c config, p *publisher, counts *publishCounts) {
 	start := time.Now()
-	channels := int64(c.Channels)
+	channels, nodes := int64(c.Channels), int64(len(c.URLs))
 	n, end := int64(c.Batch), c.total() // end: first message not sent
 	if c.ClosedLoop {
 		end = math.MaxInt64
 	}
+	run := runID()
 	sendOne := func(m int64) {
 		ch := int(m % channels)
 		payload := appendPayload(make([]byte, 0, c.Size), uint64(m/channels), time.Now().UnixNano(), c.Size)
-		if err := p.publish(ctx, ch, payload); err != nil {
+		var err error
+		if c.Reconnect {
+			err = publishRetrying(ctx, p, int(m%nodes), len(c.URLs), ch, publishKey(run, m), payload, &counts.retries)
+		} else {
+			err = p.publish(ctx, int(m%nodes), ch, nil, payload)
+		}
+		if err != nil {
 			counts.errors.Add(1)
 			counts.firstErr.set(err)
 			return
@@ -282,7 +315,7 @@ func publishAll(ctx context.Context, c config, p *publisher, counts *publishCoun
 			msgs = append(msgs, batchMessage{int(m % channels), appendPayload(make([]byte, 0, c.Size), uint64(m/channels), time.Now().UnixNano(), c.Size)})
 		}
 		stored := make([]int64, c.Channels)
-		err := p.publishBatch(ctx, msgs, stored)
+		err := p.publishBatch(ctx, int(b%nodes), msgs, stored)
 		sum := int64(0)
 		for ch, k := range stored {
 			if k > 0 {
@@ -307,6 +340,56 @@ func publishAll(ctx context.Context, c config, p *publisher, counts *publishCoun
 	default:
 		pace(ctx, start, c.Rate, end, c.Publishers, send)
 	}
+}
+
+// publishRounds is how many times a publish of --reconnect tries every
+// node before it counts as failed; publishRoundPause is the pause before
+// each round after the first.
+const (
+	publishRounds     = 3
+	publishRoundPause = 250 * time.Millisecond
+)
+
+// publishRetrying publishes payload to channel ch as publisher.publish
+// does, first through node of nodes and, after each failure, through the
+// next node, with the same Idempotency-Key header key on every try: a try
+// that stored the message but whose answer was lost (a node killed under
+// it) is answered by the next with the first's id and stores nothing.
+// It counts every try after the first in retries, and returns the last
+// try's error when every try failed.
+func publishRetrying(ctx context.Context, p *publisher, node, nodes, ch int, key, payload []byte, retries *atomic.Int64) error {
+	var err error
+	for try := range publishRounds * nodes {
+		if try > 0 {
+			retries.Add(1)
+		}
+		if try > 0 && try%nodes == 0 {
+			pause := time.NewTimer(publishRoundPause)
+			select {
+			case <-ctx.Done():
+				pause.Stop()
+				return err
+			case <-pause.C:
+			}
+		}
+		if err = p.publish(ctx, (node+try)%nodes, ch, key, payload); err == nil || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
+
+// runID returns a random name for one run's idempotency keys, so that
+// the keys of two runs on one Redis never meet.
+func runID() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// publishKey returns the idempotency key of message m of run.
+func publishKey(run string, m int64) []byte {
+	return strconv.AppendInt([]byte("edge-bench-"+run+"-"), m, 10)
 }
 
 // firstError keeps the first error it is given. The zero value is ready;

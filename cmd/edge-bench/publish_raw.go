@@ -44,7 +44,7 @@ var errBadAnswer = errors.New("malformed HTTP answer")
 // idle connections.
 type rawPublisher struct {
 	addr     string   // host:port to dial
-	heads    [][]byte // per channel: the request up to the Content-Length value
+	heads    [][]byte // per channel: the request up to its last header line, excluded
 	paths    []string // per channel: the path, for errors
 	accepted func(status int) bool
 	timeout  time.Duration // of one publish, dial included
@@ -71,7 +71,7 @@ func newRawPublisher(host string, uris []*url.URL, conns int, accepted func(int)
 	for _, u := range uris {
 		// No Content-Type, as net/http sends none: given one, Nchan would
 		// tell its WebSocket subscribers the message is binary.
-		head := "POST " + u.RequestURI() + " HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: edge-bench\r\nContent-Length: "
+		head := "POST " + u.RequestURI() + " HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: edge-bench\r\n"
 		p.heads = append(p.heads, []byte(head))
 		p.paths = append(p.paths, u.Path)
 	}
@@ -89,9 +89,10 @@ type rawConn struct {
 	abort     func() // makes a blocked write or read return at once
 }
 
-// publish posts payload to channel ch and returns once the server
-// acknowledged it, as publisher.publish does.
-func (p *rawPublisher) publish(ctx context.Context, ch int, payload []byte) error {
+// publish posts payload to channel ch, with an Idempotency-Key header
+// unless key is empty, and returns once the server acknowledged it, as
+// publisher.publish does.
+func (p *rawPublisher) publish(ctx context.Context, ch int, key, payload []byte) error {
 	path := p.paths[ch]
 	select {
 	case p.slots <- struct{}{}:
@@ -105,7 +106,7 @@ func (p *rawPublisher) publish(ctx context.Context, ch int, payload []byte) erro
 	if err != nil {
 		return fmt.Errorf("POST %s: %w", path, err)
 	}
-	keep, err := c.roundTrip(ctx, p.heads[ch], payload, deadline)
+	keep, err := c.roundTrip(ctx, p.heads[ch], key, payload, deadline)
 	if err == nil && !p.accepted(c.answer.status) {
 		keep = false
 		err = fmt.Errorf("%s: %s", c.answer.statusText, clip(c.answer.body))
@@ -182,10 +183,11 @@ func (p *rawPublisher) close() {
 // and writes return at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// roundTrip sends head, the length of payload and payload as one request
-// and reads the answer into c.answer. keep reports whether c can carry the
+// roundTrip sends head, an Idempotency-Key header with key (none when key
+// is empty), the length of payload and payload as one request and reads
+// the answer into c.answer. keep reports whether c can carry the
 // next request. It returns early with ctx's error when ctx is done.
-func (c *rawConn) roundTrip(ctx context.Context, head, payload []byte, deadline time.Time) (keep bool, err error) {
+func (c *rawConn) roundTrip(ctx context.Context, head, key, payload []byte, deadline time.Time) (keep bool, err error) {
 	if err := c.conn.SetDeadline(deadline); err != nil {
 		return false, err
 	}
@@ -204,6 +206,12 @@ func (c *rawConn) roundTrip(ctx context.Context, head, payload []byte, deadline 
 		c.req = nil
 	}
 	c.req = append(c.req[:0], head...)
+	if len(key) > 0 {
+		c.req = append(c.req, "Idempotency-Key: "...)
+		c.req = append(c.req, key...)
+		c.req = append(c.req, "\r\n"...)
+	}
+	c.req = append(c.req, "Content-Length: "...)
 	c.req = strconv.AppendInt(c.req, int64(len(payload)), 10)
 	c.req = append(c.req, "\r\n\r\n"...)
 	c.req = append(c.req, payload...)

@@ -119,7 +119,7 @@ func newTestPublisher(t *testing.T, addr string, args ...string) *publisher {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.close)
-	if p.raw == nil {
+	if p.nodes[0].raw == nil {
 		t.Fatal("no raw publisher for http")
 	}
 	return p
@@ -168,7 +168,7 @@ func TestRawPublish(t *testing.T) {
 			s := &scriptServer{answer: tt.answer, closeEnd: tt.closeEnd, hang: tt.hang}
 			startScriptServer(t, s)
 			p := newTestPublisher(t, s.addr, "--publishers", "1", "--target", cmp.Or(tt.target, targetEdge))
-			p.raw.timeout = 200 * time.Millisecond
+			p.nodes[0].raw.timeout = 200 * time.Millisecond
 			var want []string
 			for i := range tt.publishes {
 				payload := appendPayload(nil, uint64(i), time.Now().UnixNano(), 100)
@@ -177,7 +177,7 @@ func TestRawPublish(t *testing.T) {
 					path = "/pub/bench-0"
 				}
 				want = append(want, fmt.Sprintf("POST %s host=%s len=100 ua=edge-bench ct=\"\": %s", path, s.addr, payload))
-				err := p.publish(t.Context(), 0, payload)
+				err := p.publish(t.Context(), 0, 0, nil, payload)
 				switch {
 				case tt.wantIs != nil:
 					if !errors.Is(err, tt.wantIs) {
@@ -216,7 +216,7 @@ func TestRawPublishCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	errc := make(chan error, 1)
-	go func() { errc <- p.publish(ctx, 0, appendPayload(nil, 0, 0, 100)) }()
+	go func() { errc <- p.publish(ctx, 0, 0, nil, appendPayload(nil, 0, 0, 100)) }()
 	<-s.received
 	cancel()
 	select {
@@ -240,7 +240,7 @@ func TestRawPublishPool(t *testing.T) {
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range 25 {
-				if err := p.publish(t.Context(), 0, appendPayload(nil, uint64(g*25+i), 0, 100)); err != nil {
+				if err := p.publish(t.Context(), 0, 0, nil, appendPayload(nil, uint64(g*25+i), 0, 100)); err != nil {
 					failed.Add(1)
 				}
 			}
@@ -251,22 +251,22 @@ func TestRawPublishPool(t *testing.T) {
 		t.Fatalf("%d failed publishes over %d connections, want none over 1 to 3", n, conns)
 	}
 	before := s.conns.Load()
-	p.raw.mu.Lock()
-	for _, c := range p.raw.idle {
+	p.nodes[0].raw.mu.Lock()
+	for _, c := range p.nodes[0].raw.idle {
 		c.idleSince = c.idleSince.Add(-maxIdleConn - time.Second)
 	}
-	p.raw.mu.Unlock()
-	if err := p.publish(t.Context(), 0, appendPayload(nil, 200, 0, 100)); err != nil {
+	p.nodes[0].raw.mu.Unlock()
+	if err := p.publish(t.Context(), 0, 0, nil, appendPayload(nil, 200, 0, 100)); err != nil {
 		t.Fatal(err)
 	}
 	if got := s.conns.Load(); got != before+1 {
 		t.Errorf("after idling: %d connections, want a new one (%d)", got, before+1)
 	}
 	p.close()
-	p.raw.mu.Lock()
-	defer p.raw.mu.Unlock()
-	if len(p.raw.idle) != 0 {
-		t.Errorf("%d idle connections after close", len(p.raw.idle))
+	p.nodes[0].raw.mu.Lock()
+	defer p.nodes[0].raw.mu.Unlock()
+	if len(p.nodes[0].raw.idle) != 0 {
+		t.Errorf("%d idle connections after close", len(p.nodes[0].raw.idle))
 	}
 }
 
@@ -448,12 +448,12 @@ func BenchmarkPublish(b *testing.B) {
 			}
 			defer p.close()
 			if client == "net/http" {
-				p.raw = nil
+				p.nodes[0].raw = nil
 			}
 			payload := appendPayload(nil, 1, time.Now().UnixNano(), 100)
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := p.publish(b.Context(), 0, payload); err != nil {
+				if err := p.publish(b.Context(), 0, 0, nil, payload); err != nil {
 					b.Fatal(err)
 				}
 			}

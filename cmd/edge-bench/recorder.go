@@ -18,6 +18,7 @@ type recorder struct {
 // shard is the part of a recorder that some receivers write to.
 type shard struct {
 	latency   histogram    // publish→deliver, nanoseconds, first deliveries only
+	steady    histogram    // latency of those made before the receiver's first connection loss
 	delivered atomic.Int64 // first deliveries
 	last      atomic.Int64 // unix nanoseconds of the latest first delivery
 	_         [64]byte     // keep neighbouring shards' counters apart
@@ -27,9 +28,13 @@ type shard struct {
 func (r *recorder) shard(i int) *shard { return &r.shards[i%nShards] }
 
 // deliver records a first delivery, received at now (unix nanoseconds),
-// of a message sent at sent.
-func (s *shard) deliver(sent, now int64) {
+// of a message sent at sent; undisturbed says that the receiver's
+// connection never ended so far.
+func (s *shard) deliver(sent, now int64, undisturbed bool) {
 	s.latency.Record(now - sent)
+	if undisturbed {
+		s.steady.Record(now - sent)
+	}
 	s.delivered.Add(1)
 	if s.last.Load() < now {
 		s.last.Store(now) // racy maximum: close enough for a rate
@@ -63,6 +68,16 @@ func (r *recorder) latency() *histogram {
 	h := new(histogram)
 	for i := range r.shards {
 		h.Merge(&r.shards[i].latency)
+	}
+	return h
+}
+
+// steadyLatency returns the merged latency histogram of deliveries made
+// before their receiver's first connection loss.
+func (r *recorder) steadyLatency() *histogram {
+	h := new(histogram)
+	for i := range r.shards {
+		h.Merge(&r.shards[i].steady)
 	}
 	return h
 }

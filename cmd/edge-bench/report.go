@@ -11,20 +11,23 @@ import (
 // report is every figure of a run or baseline. Its JSON field names are
 // stable: scripts read them. Figures that need --pid are null without it.
 type report struct {
-	Mode          string  `json:"mode"`      // run or baseline
-	Transport     string  `json:"transport"` // ws, sse, poll or mix; tcp for baseline
-	Publish       string  `json:"publish"`   // http or redis; tcp for baseline
-	Subscribers   int     `json:"subscribers"`
-	Workers       int     `json:"workers"` // processes that ran the subscribers (run only)
-	Connected     int     `json:"connected"`
-	ConnectErrors int     `json:"connect_errors"`
-	EndedEarly    int     `json:"ended_early"` // connections that ended before the run stopped them
-	Channels      int     `json:"channels"`
-	Rate          float64 `json:"rate"`        // 0 with ClosedLoop
-	ClosedLoop    bool    `json:"closed_loop"` // --rate max (run only)
-	Publishers    int     `json:"publishers"`  // publishing goroutines (run only)
-	Size          int     `json:"size"`
-	DurationS     float64 `json:"duration_s"`
+	Mode        string `json:"mode"`      // run or baseline
+	Transport   string `json:"transport"` // ws, sse, poll or mix; tcp for baseline
+	Publish     string `json:"publish"`   // http or redis; tcp for baseline
+	Subscribers int    `json:"subscribers"`
+	Workers     int    `json:"workers"` // processes that ran the subscribers (run only)
+	Connected   int    `json:"connected"`
+	// ConnectedPerURL is how many subscribers each --url had ready
+	// after the ramp, in --url's order (run only).
+	ConnectedPerURL []int64 `json:"connected_per_url"`
+	ConnectErrors   int     `json:"connect_errors"`
+	EndedEarly      int     `json:"ended_early"` // connections that ended before the run stopped them
+	Channels        int     `json:"channels"`
+	Rate            float64 `json:"rate"`        // 0 with ClosedLoop
+	ClosedLoop      bool    `json:"closed_loop"` // --rate max (run only)
+	Publishers      int     `json:"publishers"`  // publishing goroutines (run only)
+	Size            int     `json:"size"`
+	DurationS       float64 `json:"duration_s"`
 
 	RampS     float64 `json:"ramp_s"`
 	ConnsPerS float64 `json:"conns_per_s"`
@@ -43,6 +46,25 @@ type report struct {
 	LatencyP99Ms  float64 `json:"latency_p99_ms"`
 	LatencyP999Ms float64 `json:"latency_p999_ms"`
 	LatencyMaxMs  float64 `json:"latency_max_ms"`
+
+	// With --reconnect (null without): subscribers whose connection
+	// ended at least once, those of them not back when the run stopped,
+	// their reconnects, the 429 and 503 answers to them, the time from
+	// the first connection loss until the last disturbed subscriber was
+	// ready again (null while one is still down), and the latency of
+	// the deliveries made before their subscriber's first loss.
+	Disturbed               *int     `json:"disturbed"`
+	StillDown               *int     `json:"still_down"`
+	Reconnects              *int64   `json:"reconnects"`
+	ReconnectsRefused       *int64   `json:"reconnects_refused"`
+	AllBackS                *float64 `json:"all_back_s"`
+	LatencyP99UndisturbedMs *float64 `json:"latency_p99_undisturbed_ms"`
+	// Gaps counts the gap signals subscribers received (history after
+	// their cursor was lost), on every run.
+	Gaps int64 `json:"gaps"`
+	// PublishRetries counts the tries after a message's first, through
+	// another node (--reconnect; 0 without).
+	PublishRetries int64 `json:"publish_retries"`
 
 	Target             string   `json:"target"` // edge, nchan or centrifugo (run only)
 	PID                int      `json:"pid"`    // the first of PIDs, 0 for none
@@ -65,6 +87,19 @@ func (r *report) setLatency(h *histogram) {
 	r.LatencyP99Ms = ms(h.Quantile(0.99))
 	r.LatencyP999Ms = ms(h.Quantile(0.999))
 	r.LatencyMaxMs = ms(h.Max())
+}
+
+// setReconnects fills the figures of --reconnect from d and the latency
+// histogram of undisturbed deliveries.
+func (r *report) setReconnects(d disturbance, steady *histogram) {
+	r.Disturbed, r.StillDown = &d.Disturbed, &d.StillDown
+	r.Reconnects, r.ReconnectsRefused = &d.Reconnects, &d.Refused
+	if d.Disturbed > 0 && d.StillDown == 0 {
+		back := time.Duration(d.LastBack - d.FirstLost).Seconds()
+		r.AllBackS = &back
+	}
+	p99 := float64(steady.Quantile(0.99)) / 1e6
+	r.LatencyP99UndisturbedMs = &p99
 }
 
 // setRates fills the rates: publishing took pubTime, and deliveries ran
@@ -117,6 +152,9 @@ func (r *report) write(w io.Writer, asJSON bool) error {
 		row("target", "%s", r.Target)
 	}
 	row("subscribers", "%d requested, %d connected, %d connect errors, %d ended early", r.Subscribers, r.Connected, r.ConnectErrors, r.EndedEarly)
+	if len(r.ConnectedPerURL) > 1 {
+		row("per url", "%v connected", r.ConnectedPerURL)
+	}
 	if r.Workers > 1 {
 		row("workers", "%d processes", r.Workers)
 	}
@@ -124,10 +162,24 @@ func (r *report) write(w io.Writer, asJSON bool) error {
 	row("load", "%s × %d bytes for %gs", r.load(), r.Size, r.DurationS)
 	row("ramp", "%.0f conn/s (%.2fs)", r.ConnsPerS, r.RampS)
 	row("published", "%d (%.0f/s), %d errors", r.Published, r.PublishedPerS, r.PublishErrors)
+	if r.Disturbed != nil {
+		row("publish retries", "%d", r.PublishRetries)
+	}
 	row("expected", "%d", r.Expected)
 	row("delivered", "%d (%.0f msg/s)", r.Delivered, r.DeliveredPerS)
 	row("lost", "%d", r.Lost)
 	row("duplicated", "%d", r.Duplicated)
+	if r.Gaps > 0 || r.Disturbed != nil {
+		row("gaps", "%d", r.Gaps)
+	}
+	if r.Disturbed != nil {
+		back := "not all back"
+		if r.AllBackS != nil {
+			back = fmt.Sprintf("all back %.2fs after the first loss", *r.AllBackS)
+		}
+		row("reconnects", "%d subscribers disturbed, %d reconnects, %d refused (429/503), %d still down; %s",
+			*r.Disturbed, *r.Reconnects, *r.ReconnectsRefused, *r.StillDown, back)
+	}
 	if r.Unparsed > 0 {
 		row("unparsed", "%d", r.Unparsed)
 	}
@@ -135,6 +187,9 @@ func (r *report) write(w io.Writer, asJSON bool) error {
 	row("latency p99", "%.3f ms", r.LatencyP99Ms)
 	row("latency p99.9", "%.3f ms", r.LatencyP999Ms)
 	row("latency max", "%.3f ms", r.LatencyMaxMs)
+	if r.LatencyP99UndisturbedMs != nil {
+		row("latency p99 undisturbed", "%.3f ms", *r.LatencyP99UndisturbedMs)
+	}
 	if r.RSSPerConnBytes != nil {
 		row(r.Target+" RSS", "%.1f MiB before ramp, %.1f MiB after", float64(*r.RSSBeforeBytes)/(1<<20), float64(*r.RSSAfterBytes)/(1<<20))
 		row(r.Target+" RSS/conn", "%.0f bytes (%.2f KiB)", *r.RSSPerConnBytes, *r.RSSPerConnBytes/1024)

@@ -18,7 +18,7 @@ func transportOf(c config, i int) string {
 	return c.Transport
 }
 
-// runBench loads the edge at c.URL as the doc of this command says, writes
+// runBench loads the edge at c.URLs as the doc of this command says, writes
 // progress lines to progress, and returns the figures. With c.Workers > 1
 // the subscribers run in worker processes (see worker.go) and this process
 // publishes.
@@ -80,6 +80,7 @@ func runBench(ctx context.Context, c config, progress io.Writer) (*report, error
 		return nil, err
 	}
 	readyPerChannel := make([]int64, c.Channels)
+	rep.ConnectedPerURL = make([]int64, len(c.URLs))
 	var firstConnectErr string
 	rampStart, rampEnd := ramps[0].StartNS, ramps[0].EndNS
 	for _, r := range ramps {
@@ -89,6 +90,9 @@ func runBench(ctx context.Context, c config, progress io.Writer) (*report, error
 		for ch, n := range r.ReadyPerChannel {
 			readyPerChannel[ch] += n
 		}
+		for u, n := range r.ReadyPerURL {
+			rep.ConnectedPerURL[u] += n
+		}
 		rampStart, rampEnd = min(rampStart, r.StartNS), max(rampEnd, r.EndNS)
 	}
 	rampTime := time.Duration(rampEnd - rampStart)
@@ -97,7 +101,7 @@ func runBench(ctx context.Context, c config, progress io.Writer) (*report, error
 		return nil, err
 	}
 	if rep.Connected == 0 {
-		return nil, fmt.Errorf("no subscriber connected to %s: %s", c.URL, firstConnectErr)
+		return nil, fmt.Errorf("no subscriber connected to %s: %s", joinURLs(c.URLs), firstConnectErr)
 	}
 	in := ""
 	if c.Workers > 1 {
@@ -130,6 +134,7 @@ func runBench(ctx context.Context, c config, progress io.Writer) (*report, error
 		rep.Expected += published[ch] * readyPerChannel[ch]
 	}
 	rep.PublishErrors = counts.errors.Load()
+	rep.PublishRetries = counts.retries.Load()
 	rep.FirstPublishError = errText(counts.firstErr.get())
 	if err := eachShare(shares, func(_ int, s share) error { return s.drain(published) }); err != nil {
 		return nil, err
@@ -154,7 +159,8 @@ func runBench(ctx context.Context, c config, progress io.Writer) (*report, error
 	}
 
 	// Tally.
-	latency := new(histogram)
+	latency, steady := new(histogram), new(histogram)
+	var dist disturbance
 	var lastDelivery int64
 	for _, t := range tallies {
 		rep.Delivered += t.Delivered
@@ -164,9 +170,15 @@ func runBench(ctx context.Context, c config, progress io.Writer) (*report, error
 		rep.EndedEarly += t.EndedEarly
 		rep.FirstEndError = orFirst(rep.FirstEndError, t.FirstEndError)
 		latency.Merge(t.Latency)
+		steady.Merge(t.SteadyLatency)
+		dist.merge(t.Disturbance)
 		lastDelivery = max(lastDelivery, t.LastDeliveryNS)
 	}
 	rep.setLatency(latency)
+	rep.Gaps = dist.Gaps
+	if c.Reconnect {
+		rep.setReconnects(dist, steady)
+	}
 	var last time.Time
 	if lastDelivery > 0 {
 		last = time.Unix(0, lastDelivery)

@@ -87,7 +87,7 @@ type centrifugoWS struct {
 // Centrifugo, and returns the loop that then receives until ctx is done or
 // the connection ends.
 func (s *subscriber) connectCentrifugoWS(ctx context.Context) (receive func() error, err error) {
-	conn, err := s.dialWS(ctx, s.env.nchanURL("ws", centrifugoWSPath))
+	conn, err := s.dialWS(ctx, s.env.nchanURL(s.node, "ws", centrifugoWSPath))
 	if err != nil {
 		return nil, err
 	}
@@ -210,11 +210,11 @@ func appendCentrifugoPublish(b []byte, channel string, payload []byte) []byte {
 	return append(b, `"}`...)
 }
 
-// publishCentrifugo publishes payload to channel ch with Centrifugo's
-// server API and returns once it answered.
-func (p *publisher) publishCentrifugo(ctx context.Context, ch int, payload []byte) error {
+// publishCentrifugo publishes payload to channel ch with the server API
+// of Centrifugo node node and returns once it answered.
+func (p *publisher) publishCentrifugo(ctx context.Context, node, ch int, payload []byte) error {
 	body := appendCentrifugoPublish(make([]byte, 0, len(payload)+64), channelName(ch), payload)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.urls[ch], bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.nodes[node].urls[ch], bytes.NewReader(body))
 	if err != nil {
 		return err
 	}

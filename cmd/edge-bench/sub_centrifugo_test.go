@@ -91,7 +91,7 @@ func TestCentrifugoWebSocket(t *testing.T) {
 			}))
 			defer srv.Close()
 			u, _ := url.Parse(srv.URL)
-			env := newClientEnv(config{URL: u, Target: targetCentrifugo, Size: 100, Sources: []net.IP{net.IPv4(127, 0, 0, 1)}})
+			env := newClientEnv(config{URLs: []*url.URL{u}, Target: targetCentrifugo, Size: 100, Sources: []net.IP{net.IPv4(127, 0, 0, 1)}})
 			s := &subscriber{transport: transportWS, env: env, shard: new(recorder).shard(0)}
 			receive, err := s.connectCentrifugoWS(t.Context())
 			switch {

@@ -95,7 +95,7 @@ func (p *nchanPoller) send() error {
 		}
 	}
 	p.c.conn.SetDeadline(time.Now().Add(pollHold + connectTimeout))
-	p.c.req = appendNchanPoll(p.c.req[:0], p.s.env.base.Host, p.path, p.modified, p.etag)
+	p.c.req = appendNchanPoll(p.c.req[:0], p.s.host(), p.path, p.modified, p.etag)
 	if _, err := p.c.conn.Write(p.c.req); err != nil {
 		return fmt.Errorf("poll: send request: %w", err)
 	}

@@ -58,7 +58,7 @@ func TestNchanSSE(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := &subscriber{shard: new(recorder).shard(0)}
+			s := &subscriber{env: new(clientEnv), shard: new(recorder).shard(0)}
 			e := &sseReader{s: s, nchan: true, r: bufio.NewReaderSize(strings.NewReader(tt.stream), 64)}
 			err := e.next(true)
 			if tt.readyErr {
@@ -172,7 +172,7 @@ func TestNchanWebSocket(t *testing.T) {
 			}))
 			defer srv.Close()
 			u, _ := url.Parse(srv.URL)
-			env := newClientEnv(config{URL: u, Target: targetNchan, Size: 100, Sources: []net.IP{net.IPv4(127, 0, 0, 1)}})
+			env := newClientEnv(config{URLs: []*url.URL{u}, Target: targetNchan, Size: 100, Sources: []net.IP{net.IPv4(127, 0, 0, 1)}})
 			s := &subscriber{transport: transportWS, env: env, shard: new(recorder).shard(0)}
 			receive, err := s.connectWS(t.Context())
 			if err != nil {

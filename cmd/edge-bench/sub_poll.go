@@ -29,6 +29,7 @@ func pollLimit(size int) int { return max(1, min(1000, pollMaxBody/(size+256))) 
 var (
 	cursorField     = []byte(`"cursor":"`)
 	disconnectField = []byte(`"disconnect":`)
+	gapTrue         = []byte(`"gap":true`)
 )
 
 // connectPoll subscribes by long-polling, with a small hand-written
@@ -37,15 +38,22 @@ var (
 // (ready), then each poll sends the last cursor as since= and holds up to
 // pollHold. When the edge closes the connection after an answer, the next
 // poll dials again. Every message object of an answer counts, read as
-// scanMessages reads WebSocket frames.
+// scanMessages reads WebSocket frames. With a cursor (--reconnect) the
+// first poll sends it as since=, so that it is answered at once with what
+// came after it.
 func (s *subscriber) connectPoll(ctx context.Context) (receive func() error, err error) {
 	prefix := "channel=" + channelName(s.channel) + "&transport=poll"
+	limit := "&limit=" + strconv.Itoa(pollLimit(s.env.size))
 	p := &poller{
 		s:    s,
 		ctx:  ctx,
-		held: prefix + "&timeout=" + pollHold.String() + "&limit=" + strconv.Itoa(pollLimit(s.env.size)) + "&since=",
+		held: prefix + "&timeout=" + pollHold.String() + limit + "&since=",
 	}
-	if err := p.poll(prefix+"&timeout=0", 0); err != nil {
+	first := prefix + "&timeout=0"
+	if len(s.cursor) > 0 {
+		first += limit + "&since=" + url.QueryEscape(string(s.cursor))
+	}
+	if err := p.poll(first, 0); err != nil {
 		p.close()
 		return nil, err
 	}
@@ -86,7 +94,7 @@ func (p *poller) poll(query string, hold time.Duration) error {
 	if cap(p.body) > maxKeptBuffer {
 		p.body = nil
 	}
-	body, keep, err := p.c.get(p.s.env.base.Host, query, hold, p.body[:0])
+	body, keep, err := p.c.get(p.s, query, hold, p.body[:0])
 	p.body = body
 	if !keep {
 		p.close()
@@ -99,9 +107,14 @@ func (p *poller) poll(query string, hold time.Duration) error {
 		return errors.New("poll: answer without a cursor")
 	}
 	p.cursor = append(p.cursor[:0], cursor...)
+	p.s.keepCursor(cursor)
 	now := time.Now().UnixNano()
 	scanMessages(body, func(m []byte) { p.s.receive(m, now) })
-	if bytes.Contains(body, disconnectField) {
+	if bytes.Contains(body, gapTrue) {
+		p.s.gaps++
+	}
+	if _, d, ok := bytes.Cut(body, disconnectField); ok {
+		p.s.adviseRetryMs(d)
 		return fmt.Errorf("poll: edge disconnected: %s", clip(body))
 	}
 	return nil
@@ -127,22 +140,22 @@ type pollConn struct {
 
 // dialPoll connects a long-poll subscriber to the edge.
 func (s *subscriber) dialPoll(ctx context.Context) (*pollConn, error) {
-	conn, err := s.env.dialers[s.id%len(s.env.dialers)].DialContext(ctx, "tcp", s.env.base.Host)
+	conn, err := s.env.dialers[s.id%len(s.env.dialers)].DialContext(ctx, "tcp", s.host())
 	if err != nil {
 		return nil, fmt.Errorf("poll: %w", err)
 	}
 	return &pollConn{conn: conn, r: bufio.NewReaderSize(conn, 2048), close: closeOnDone(ctx, conn)}, nil
 }
 
-// get sends GET /v1/subscribe?query to host, which may hold the answer
-// for up to hold, and appends the answer's body to buf. keep reports
-// whether the connection can carry the next poll.
-func (c *pollConn) get(host, query string, hold time.Duration, buf []byte) (body []byte, keep bool, err error) {
+// get sends GET /v1/subscribe?query to s's node, which may hold the
+// answer for up to hold, and appends the answer's body to buf. keep
+// reports whether the connection can carry the next poll.
+func (c *pollConn) get(s *subscriber, query string, hold time.Duration, buf []byte) (body []byte, keep bool, err error) {
 	c.conn.SetDeadline(time.Now().Add(hold + connectTimeout))
 	c.req = append(c.req[:0], "GET /v1/subscribe?"...)
 	c.req = append(c.req, query...)
 	c.req = append(c.req, " HTTP/1.1\r\nHost: "...)
-	c.req = append(c.req, host...)
+	c.req = append(c.req, s.host()...)
 	c.req = append(c.req, "\r\nUser-Agent: edge-bench\r\n\r\n"...)
 	if _, err := c.conn.Write(c.req); err != nil {
 		return buf, false, fmt.Errorf("poll: send request: %w", err)
@@ -152,6 +165,7 @@ func (c *pollConn) get(host, query string, hold time.Duration, buf []byte) (body
 		return buf, false, fmt.Errorf("poll: read answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
+		s.refusedBy(resp.StatusCode, resp.Header)
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return buf, false, fmt.Errorf("poll: %s: %s", resp.Status, clip(msg))
 	}

@@ -77,7 +77,7 @@ func TestPollClient(t *testing.T) {
 			srv.Start()
 			defer srv.Close()
 			u, _ := url.Parse(srv.URL)
-			env := newClientEnv(config{URL: u, Size: 100, Sources: []net.IP{net.IPv4(127, 0, 0, 1)}})
+			env := newClientEnv(config{URLs: []*url.URL{u}, Size: 100, Sources: []net.IP{net.IPv4(127, 0, 0, 1)}})
 			s := &subscriber{transport: transportPoll, env: env, shard: new(recorder).shard(0)}
 			receive, err := s.connectPoll(t.Context())
 			if tt.connectErr != "" {

@@ -16,9 +16,10 @@ import (
 // client (one connection, small buffers): ready on the first id: line (the
 // edge writes its id-only event once the subscriber has joined), then every
 // data: line counts as one message. Nchan's subscribers are ready on its
-// ": hi" comment (see sub_nchan.go).
+// ": hi" comment (see sub_nchan.go). With a cursor (--reconnect) it sends
+// it as Last-Event-ID, as EventSource does.
 func (s *subscriber) connectSSE(ctx context.Context) (receive func() error, err error) {
-	conn, err := s.env.dialers[s.id%len(s.env.dialers)].DialContext(ctx, "tcp", s.env.base.Host)
+	conn, err := s.env.dialers[s.id%len(s.env.dialers)].DialContext(ctx, "tcp", s.host())
 	if err != nil {
 		return nil, fmt.Errorf("sse: %w", err)
 	}
@@ -40,6 +41,7 @@ type sseReader struct {
 	r     *bufio.Reader
 	long  []byte // a line longer than r's buffer
 	event string // the event: field of the event being read
+	retry []byte // the last retry: field, milliseconds
 	nchan bool   // Nchan's stream: ready on its ": hi" comment
 }
 
@@ -51,8 +53,12 @@ func (e *sseReader) open(conn net.Conn) error {
 	if e.nchan {
 		path = nchanSubscribePath(channelName(e.s.channel))
 	}
-	req := "GET " + path + " HTTP/1.1\r\nHost: " + e.s.env.base.Host +
-		"\r\nAccept: text/event-stream\r\nUser-Agent: edge-bench\r\n\r\n"
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + e.s.host() +
+		"\r\nAccept: text/event-stream\r\nUser-Agent: edge-bench\r\n"
+	if len(e.s.cursor) > 0 {
+		req += "Last-Event-ID: " + string(e.s.cursor) + "\r\n"
+	}
+	req += "\r\n"
 	if _, err := io.WriteString(conn, req); err != nil {
 		return fmt.Errorf("sse: send request: %w", err)
 	}
@@ -61,6 +67,7 @@ func (e *sseReader) open(conn net.Conn) error {
 		return fmt.Errorf("sse: read response: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
+		e.s.refusedBy(resp.StatusCode, resp.Header)
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return fmt.Errorf("sse: %s: %s", resp.Status, clip(body))
 	}
@@ -99,12 +106,20 @@ func (e *sseReader) next(untilReady bool) error {
 		case "event":
 			e.event = string(value)
 		case "id":
+			e.s.keepCursor(value)
 			if untilReady && !e.nchan {
 				return nil
 			}
+		case "retry":
+			e.retry = append(e.retry[:0], value...)
 		case "data":
-			if e.event == "disconnect" {
+			switch e.event {
+			case "disconnect":
+				e.s.advise(e.retry)
 				return fmt.Errorf("sse: edge disconnected: %s", clip(value))
+			case "gap":
+				e.s.gaps++
+				continue
 			}
 			e.s.receive(value, time.Now().UnixNano())
 		}

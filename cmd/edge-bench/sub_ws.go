@@ -22,6 +22,7 @@ func (s *subscriber) dialWS(ctx context.Context, u string) (*websocket.Conn, err
 	conn, resp, err := s.env.ws[s.id%len(s.env.ws)].DialContext(dialCtx, u, nil)
 	if err != nil {
 		if resp != nil {
+			s.refusedBy(resp.StatusCode, resp.Header)
 			return nil, fmt.Errorf("websocket: %s: %w", resp.Status, err)
 		}
 		return nil, fmt.Errorf("websocket: %w", err)
@@ -32,10 +33,16 @@ func (s *subscriber) dialWS(ctx context.Context, u string) (*websocket.Conn, err
 // connectWS subscribes over WebSocket: ready on the "subscribed" frame,
 // then every message object (one per frame or an array of them) counts.
 // Nchan's subscribers are ready after the handshake (see sub_nchan.go).
+// With a cursor (--reconnect) it subscribes with since=, and the history
+// the edge sends before the subscribed frame counts too.
 func (s *subscriber) connectWS(ctx context.Context) (receive func() error, err error) {
-	u := s.env.subscribeURL("ws", channelName(s.channel))
+	var since []string
+	if len(s.cursor) > 0 {
+		since = []string{"since", string(s.cursor)}
+	}
+	u := s.env.subscribeURL(s.node, "ws", channelName(s.channel), since...)
 	if s.env.target == targetNchan {
-		u = s.env.nchanURL("ws", nchanSubscribePath(channelName(s.channel)))
+		u = s.env.nchanURL(s.node, "ws", nchanSubscribePath(channelName(s.channel)))
 	}
 	conn, err := s.dialWS(ctx, u)
 	if err != nil {
@@ -53,12 +60,14 @@ func (s *subscriber) connectWS(ctx context.Context) (receive func() error, err e
 			return nil, fmt.Errorf("websocket: waiting for subscribed: %w", err)
 		}
 		if bytes.Contains(buf, []byte(`"type":"subscribed"`)) {
+			s.keepCursor(lastQuoted(buf, idField))
 			break
 		}
 		if bytes.Contains(buf, []byte(`"type":"error"`)) || bytes.Contains(buf, []byte(`"type":"disconnect"`)) {
 			closeConn()
 			return nil, fmt.Errorf("websocket: edge answered %s", clip(buf))
 		}
+		s.frameWS(buf)
 	}
 	conn.SetReadDeadline(time.Time{})
 	return func() error {
@@ -68,9 +77,7 @@ func (s *subscriber) connectWS(ctx context.Context) (receive func() error, err e
 			if buf, err = readWS(conn, buf[:0]); err != nil {
 				return fmt.Errorf("websocket: %w", err)
 			}
-			now := time.Now().UnixNano()
-			if scanMessages(buf, func(p []byte) { s.receive(p, now) }) == 0 &&
-				bytes.Contains(buf, []byte(`"type":"disconnect"`)) {
+			if !s.frameWS(buf) {
 				return fmt.Errorf("websocket: edge disconnected: %s", clip(buf))
 			}
 			if cap(buf) > maxKeptBuffer {
@@ -78,6 +85,49 @@ func (s *subscriber) connectWS(ctx context.Context) (receive func() error, err e
 			}
 		}
 	}, nil
+}
+
+// Fields of WebSocket frames that frameWS looks for.
+var (
+	idField      = []byte(`"id":"`)
+	gapFrame     = []byte(`"type":"gap"`)
+	disconnected = []byte(`"type":"disconnect"`)
+)
+
+// frameWS accounts for one WebSocket frame of the edge and reports
+// whether the connection goes on: false for a disconnect frame, whose
+// cursor and retry_ms it keeps for a reconnect.
+func (s *subscriber) frameWS(frame []byte) bool {
+	now := time.Now().UnixNano()
+	if scanMessages(frame, func(p []byte) { s.receive(p, now) }) > 0 {
+		if s.env.reconnect {
+			s.keepCursor(lastQuoted(frame, idField))
+		}
+		return true
+	}
+	switch {
+	case bytes.Contains(frame, gapFrame):
+		s.gaps++
+	case bytes.Contains(frame, disconnected):
+		if cursor, ok := quotedAfter(frame, cursorField); ok {
+			s.keepCursor(cursor)
+		}
+		s.adviseRetryMs(frame)
+		return false
+	}
+	return true
+}
+
+// lastQuoted returns the JSON string value that follows the last field
+// (which ends with the opening quote) in b, as quotedAfter does for the
+// first; nil when there is none.
+func lastQuoted(b, field []byte) []byte {
+	i := bytes.LastIndex(b, field)
+	if i < 0 {
+		return nil
+	}
+	v, _ := quotedAfter(b[i:], field)
+	return v
 }
 
 // readWS appends the next text frame of c to buf.

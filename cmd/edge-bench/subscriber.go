@@ -16,19 +16,23 @@ import (
 // connectTimeout bounds how long one subscriber may take to become ready.
 const connectTimeout = 10 * time.Second
 
-// clientEnv is what the subscribers of a run share: where the edge is and
-// one dialer per source address. Subscriber i uses source i % len(sources).
+// clientEnv is what the subscribers of a run share: where the edge's
+// nodes are and one dialer per source address. Subscriber i uses source
+// i % len(sources).
 type clientEnv struct {
-	base    *url.URL
+	bases   []*url.URL // --url: one edge or the nodes of a fleet
 	dialers []*net.Dialer
 	ws      []*websocket.Dialer
 	size    int    // payload bytes: the frame size of baseline clients
 	target  string // edge, nchan or centrifugo: the server's wire forms
+	// reconnect is --reconnect: subscribers keep their cursor and
+	// reconnect when their connection ends.
+	reconnect bool
 }
 
 // newClientEnv prepares the dialers of c's subscribers.
 func newClientEnv(c config) *clientEnv {
-	e := &clientEnv{base: c.URL, size: c.Size, target: c.Target}
+	e := &clientEnv{bases: c.URLs, size: c.Size, target: c.Target, reconnect: c.Reconnect}
 	for _, ip := range c.Sources {
 		d := &net.Dialer{
 			LocalAddr: &net.TCPAddr{IP: ip},
@@ -47,10 +51,10 @@ func newClientEnv(c config) *clientEnv {
 	return e
 }
 
-// subscribeURL returns the subscribe URL of channel with extra query
-// parameters (name, value pairs), on scheme.
-func (e *clientEnv) subscribeURL(scheme, channel string, params ...string) string {
-	u := *e.base
+// subscribeURL returns the subscribe URL of channel on node with extra
+// query parameters (name, value pairs), on scheme.
+func (e *clientEnv) subscribeURL(node int, scheme, channel string, params ...string) string {
+	u := *e.bases[node]
 	u.Scheme = scheme
 	u.Path = "/v1/subscribe"
 	q := url.Values{"channel": {channel}}
@@ -61,9 +65,9 @@ func (e *clientEnv) subscribeURL(scheme, channel string, params ...string) strin
 	return u.String()
 }
 
-// nchanURL returns the URL of path on the server, on scheme.
-func (e *clientEnv) nchanURL(scheme, path string) string {
-	u := *e.base
+// nchanURL returns the URL of path on node, on scheme.
+func (e *clientEnv) nchanURL(node int, scheme, path string) string {
+	u := *e.bases[node]
 	u.Scheme, u.Path, u.RawQuery = scheme, path, ""
 	return u.String()
 }
@@ -75,52 +79,61 @@ type subscriber struct {
 	id        int
 	transport string
 	channel   int // index of the channel: bench-<channel>
+	node      int // index in env.bases of the node it connects to
 	env       *clientEnv
 	shard     *shard
 
 	track      seqTracker
-	unparsed   int64 // message payloads that were not edge-bench payloads
-	connectErr error // why it never became ready
-	ended      error // why its connection ended before the run stopped it
+	unparsed   int64  // message payloads that were not edge-bench payloads
+	gaps       int64  // gap signals: history after its cursor was lost
+	connectErr error  // why it never became ready
+	ended      error  // why its connection ended before the run stopped it
+	cursor     []byte // with --reconnect, the last id (or start position) the edge gave
+	rc         reconnectState
 }
+
+// host returns the host:port of the node the subscriber connects to.
+func (s *subscriber) host() string { return s.env.bases[s.node].Host }
 
 // channelName returns the name of channel i of a run.
 func channelName(i int) string { return "bench-" + strconv.Itoa(i) }
 
 // connect connects the subscriber and returns once the edge has joined it
 // to its channel, with the loop that then receives until ctx is done or
-// the connection ends (it closes the connection). When connecting fails it
-// sets connectErr and returns nil.
+// the connection ends (it closes the connection) and, with --reconnect,
+// reconnects (see stay). When connecting fails it sets connectErr and
+// returns nil.
 func (s *subscriber) connect(ctx context.Context) (receive func()) {
-	var recv func() error
-	var err error
-	switch s.transport {
-	case transportWS:
-		if s.env.target == targetCentrifugo {
-			recv, err = s.connectCentrifugoWS(ctx)
-		} else {
-			recv, err = s.connectWS(ctx)
-		}
-	case transportSSE:
-		recv, err = s.connectSSE(ctx)
-	case transportPoll:
-		if s.env.target == targetNchan {
-			recv, err = s.connectNchanPoll(ctx)
-		} else {
-			recv, err = s.connectPoll(ctx)
-		}
-	default:
-		recv, err = s.connectTCP(ctx)
-	}
+	recv, err := s.dial(ctx)
 	if err != nil {
 		s.connectErr = err
 		return nil
 	}
-	return func() {
-		if err := recv(); ctx.Err() == nil {
-			s.ended = err
-		}
+	if s.env.reconnect {
+		s.rc.readyAt = time.Now()
 	}
+	return func() { s.stay(ctx, recv) }
+}
+
+// dial connects the subscriber to its node, from its cursor if it has
+// one, and returns once the edge has joined it to its channel, with the
+// loop that then receives until ctx is done or the connection ends.
+func (s *subscriber) dial(ctx context.Context) (receive func() error, err error) {
+	switch s.transport {
+	case transportWS:
+		if s.env.target == targetCentrifugo {
+			return s.connectCentrifugoWS(ctx)
+		}
+		return s.connectWS(ctx)
+	case transportSSE:
+		return s.connectSSE(ctx)
+	case transportPoll:
+		if s.env.target == targetNchan {
+			return s.connectNchanPoll(ctx)
+		}
+		return s.connectPoll(ctx)
+	}
+	return s.connectTCP(ctx)
 }
 
 // closeOnDone closes c when ctx ends. The function it returns closes c at
@@ -142,7 +155,7 @@ func (s *subscriber) receive(p []byte, now int64) {
 		return
 	}
 	if s.track.observe(seq) {
-		s.shard.deliver(sent, now)
+		s.shard.deliver(sent, now, s.env.reconnect && s.rc.lostAt == 0)
 	}
 }
 

@@ -32,7 +32,7 @@ func TestLossAndDuplicates(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := &subscriber{shard: new(recorder).shard(0)}
+			s := &subscriber{env: new(clientEnv), shard: new(recorder).shard(0)}
 			feed(s, tt.seqs...)
 			if got := s.track.lost(tt.published); got != tt.lost {
 				t.Errorf("lost = %d, want %d", got, tt.lost)
@@ -56,7 +56,7 @@ func seqRange(from, to uint64) []uint64 {
 }
 
 func TestReceiveUnparsed(t *testing.T) {
-	s := &subscriber{shard: new(recorder).shard(0)}
+	s := &subscriber{env: new(clientEnv), shard: new(recorder).shard(0)}
 	s.receive([]byte("hello"), 1)
 	s.receive([]byte("seq=1 t=x"), 1)
 	if s.unparsed != 2 || s.track.unique != 0 {

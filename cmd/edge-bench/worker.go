@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -121,6 +122,7 @@ func runWorker(ctx context.Context, c config, stdin io.Reader, stdout io.Writer)
 type workerProc struct {
 	index    int
 	channels int
+	urls     int // how many --url
 	cmd      *exec.Cmd
 	stdin    io.WriteCloser
 	out      *json.Decoder
@@ -160,6 +162,7 @@ func startWorker(ctx context.Context, c config, exe string, index int) (*workerP
 	w := &workerProc{
 		index:    index,
 		channels: c.Channels,
+		urls:     len(c.URLs),
 		stderr:   &tailWriter{max: 2048},
 		// As long as a ramp of the share could take in this process: every
 		// connection timing out, batch at a time.
@@ -193,8 +196,8 @@ func workerArgs(c config, index int) []string {
 	for _, ip := range workerSources(c.Sources, index, c.Workers) {
 		sources = append(sources, ip.String())
 	}
-	return []string{"worker",
-		"--url", c.URL.String(),
+	args := []string{"worker",
+		"--url", joinURLs(c.URLs),
 		"--target", c.Target,
 		"--transport", c.Transport,
 		"--subs", strconv.Itoa(c.Subs),
@@ -206,6 +209,19 @@ func workerArgs(c config, index int) []string {
 		"--workers", strconv.Itoa(c.Workers),
 		"--worker-index", strconv.Itoa(index),
 	}
+	if c.Reconnect {
+		args = append(args, "--reconnect")
+	}
+	return args
+}
+
+// joinURLs returns urls as --url takes them.
+func joinURLs(urls []*url.URL) string {
+	s := make([]string, len(urls))
+	for i, u := range urls {
+		s[i] = u.String()
+	}
+	return strings.Join(s, ",")
 }
 
 // workerSources returns the source addresses of worker index of count:
@@ -228,7 +244,7 @@ func (w *workerProc) ramp() (rampFigures, error) {
 	if err := w.read(&m, w.rampWithin); err != nil {
 		return rampFigures{}, err
 	}
-	if m.Ready == nil || len(m.Ready.ReadyPerChannel) != w.channels {
+	if m.Ready == nil || len(m.Ready.ReadyPerChannel) != w.channels || len(m.Ready.ReadyPerURL) != w.urls {
 		return rampFigures{}, w.fail(errors.New("its first line is not a ready line for this run"))
 	}
 	return *m.Ready, nil
@@ -257,7 +273,7 @@ func (w *workerProc) finish() (tallyFigures, error) {
 	if err := w.read(&m, workerStopWithin); err != nil {
 		return tallyFigures{}, err
 	}
-	if m.Result == nil || m.Result.Latency == nil {
+	if m.Result == nil || m.Result.Latency == nil || m.Result.SteadyLatency == nil {
 		return tallyFigures{}, w.fail(errors.New("its last line is not a result line"))
 	}
 	if err := w.wait(); err != nil {

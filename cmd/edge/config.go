@@ -200,6 +200,8 @@ func newFlagSet(cfg *config, cmd *command) *flag.FlagSet {
 	intVar(fs, &cfg.MaxConnsPerIP, "max-conns-per-ip", fmt.Sprintf("accept at most `N` connections from one client IP (default %d)", def.MaxConnsPerIP))
 	intVar(fs, &cfg.SubscribeRate, "subscribe-rate",
 		fmt.Sprintf("allow `N` subscribes a second on one connection (WebSocket subscribe ops, new SSE and WebSocket streams), then refuse with 429 or rate_limited (default %d)", def.SubscribeRate))
+	intVar(fs, &cfg.ResumeRate, "resume-rate",
+		fmt.Sprintf("admit `N` resuming subscribes (with a cursor: Last-Event-ID or since=; long-polls on a new connection) a second on this node, from all clients, then refuse with 429 rate_limited and a spread Retry-After before reading history, so that a reconnect flood is served at this pace (default %d)", def.ResumeRate))
 	intVar(fs, &cfg.PublishRate, "publish-rate",
 		"allow `N` HTTP publishes a second per publish key, token subject or anonymous client IP, then answer 429 (default no bound)")
 	intVar(fs, &cfg.ClientPublishRate, "client-publish-rate",

@@ -116,6 +116,8 @@
 //	--max-conns N                   connections in all (default 100000)
 //	--max-conns-per-ip N            connections from one client IP (default 1000)
 //	--subscribe-rate N              subscribes a second per connection (default 20)
+//	--resume-rate N                 resuming subscribes (with a cursor) a second on this node, from all
+//	                                clients: more get 429 with a spread Retry-After (default 2000)
 //	--publish-rate N                HTTP publishes a second per key, token subject or anonymous IP
 //	                                (default no bound)
 //	--client-publish-rate N         publishes a second per WebSocket (default 50)

@@ -65,26 +65,7 @@ func TestBinary(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/subscribe?channel=news", nil)
-	req.Header.Set("Accept", "text/event-stream")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	events := bufio.NewReader(resp.Body)
-	readUntil := func(prefix string) string {
-		t.Helper()
-		for {
-			line, err := events.ReadString('\n')
-			if err != nil {
-				t.Fatalf("stream ended looking for %q: %v", prefix, err)
-			}
-			if strings.HasPrefix(line, prefix) {
-				return strings.TrimSpace(line)
-			}
-		}
-	}
+	readUntil := streamLines(ctx, t, base+"/v1/subscribe?channel=news")
 	readUntil("id: ") // live
 	pub, err := http.Post(base+"/v1/publish?channel=news", "text/plain", strings.NewReader("hello"))
 	if err != nil {
@@ -251,6 +232,33 @@ func TestTwoProcessesOnRedis(t *testing.T) {
 	for _, want := range []string{"two", "three"} {
 		if _, got := next(onA); got != want {
 			t.Fatalf("resumed on node A: %q, want %q", got, want)
+		}
+	}
+}
+
+// streamLines opens an SSE stream at url (closed when the test ends) and
+// returns a function that reads its lines until one starts with prefix,
+// and returns it trimmed; the test fails if the stream ends first.
+func streamLines(ctx context.Context, t *testing.T, url string) (readUntil func(prefix string) string) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	events := bufio.NewReader(resp.Body)
+	return func(prefix string) string {
+		t.Helper()
+		for {
+			line, err := events.ReadString('\n')
+			if err != nil {
+				t.Fatalf("stream ended looking for %q: %v", prefix, err)
+			}
+			if strings.HasPrefix(line, prefix) {
+				return strings.TrimSpace(line)
+			}
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"net/http"
 	"strings"
@@ -26,26 +25,7 @@ func TestOTLPTraceAcrossProcesses(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b+"/v1/subscribe?channel=traced", nil)
-	req.Header.Set("Accept", "text/event-stream")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	events := bufio.NewReader(resp.Body)
-	readUntil := func(prefix string) string {
-		t.Helper()
-		for {
-			line, err := events.ReadString('\n')
-			if err != nil {
-				t.Fatalf("stream ended looking for %q: %v", prefix, err)
-			}
-			if strings.HasPrefix(line, prefix) {
-				return strings.TrimSpace(line)
-			}
-		}
-	}
+	readUntil := streamLines(ctx, t, b+"/v1/subscribe?channel=traced")
 	readUntil("id: ") // live
 
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"

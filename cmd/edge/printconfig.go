@@ -36,7 +36,7 @@ func effectiveConfig(cfg config) map[string]any {
 		"jwt-public-key": cfg.JWTPublicKeys, "jwks-url": secretURL(cfg.JWKSURL),
 		"jwt-audience": cfg.JWTAudiences, "jwt-issuer": cfg.JWTIssuer, "anonymous": cfg.Anonymous,
 		"client-publish": cfg.ClientPublish, "max-conns": cfg.MaxConns, "max-conns-per-ip": cfg.MaxConnsPerIP,
-		"subscribe-rate": cfg.SubscribeRate, "publish-rate": cfg.PublishRate, "client-publish-rate": cfg.ClientPublishRate,
+		"subscribe-rate": cfg.SubscribeRate, "resume-rate": cfg.ResumeRate, "publish-rate": cfg.PublishRate, "client-publish-rate": cfg.ClientPublishRate,
 		"cors-origin": cfg.CORSOrigin, "drain-timeout": cfg.DrainTimeout.String(), "drain-delay": cfg.DrainDelay.String(),
 		"tls": cfg.TLS, "cert": cfg.CertFile, "key": cfg.KeyFile, "domain": cfg.Domains, "email": cfg.Email,
 		"acme-ca": secretURL(cfg.ACMECA), "acme-ca-roots": cfg.ACMECARoots, "acme-dir": cfg.ACMEDir, "http-listen": cfg.HTTPListen,

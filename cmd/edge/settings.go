@@ -62,6 +62,7 @@ type config struct {
 	MaxConns          int      `flag:"max-conns"`
 	MaxConnsPerIP     int      `flag:"max-conns-per-ip"`
 	SubscribeRate     int      `flag:"subscribe-rate"`
+	ResumeRate        int      `flag:"resume-rate"`
 	PublishRate       int      `flag:"publish-rate"`
 	ClientPublishRate int      `flag:"client-publish-rate"`
 	CORSOrigin        string   `flag:"cors-origin"`
@@ -215,7 +216,7 @@ func (c config) transportsConfig() transports.Config {
 		Anonymous: c.Anonymous, ClientPublish: c.ClientPublish, Domains: c.Domains,
 		Presence: c.Presence, PresenceMaxMembers: c.PresenceMaxMembers,
 		MaxConns: c.MaxConns, MaxConnsPerIP: c.MaxConnsPerIP,
-		SubscribeRate: c.SubscribeRate, PublishRate: c.PublishRate, ClientPublishRate: c.ClientPublishRate,
+		SubscribeRate: c.SubscribeRate, ResumeRate: c.ResumeRate, PublishRate: c.PublishRate, ClientPublishRate: c.ClientPublishRate,
 		CORSOrigin: c.CORSOrigin, HSTS: c.HSTS,
 		DrainTimeout: c.DrainTimeout, DrainDelay: c.DrainDelay,
 	}
@@ -294,6 +295,7 @@ var layerFlags = map[string]string{
 	"transports.MaxConns":          "max-conns",
 	"transports.MaxConnsPerIP":     "max-conns-per-ip",
 	"transports.SubscribeRate":     "subscribe-rate",
+	"transports.ResumeRate":        "resume-rate",
 	"transports.PublishRate":       "publish-rate",
 	"transports.ClientPublishRate": "client-publish-rate",
 	"transports.CORSOrigin":        "cors-origin",

@@ -43,10 +43,40 @@ export interface PresenceEvent {
   member: Member;
 }
 
+/**
+ * How an attempt to open a transport went: "ok" (it proved itself), "timeout" (nothing proved it
+ * within probeTimeout or openTimeout: a hanging upgrade, a buffering proxy), "refused" (an HTTP
+ * answer other than the stream: status says which) or "failed" (the connection closed or broke
+ * first; browsers hide a refused WebSocket's HTTP status, so a WebSocket a proxy refuses fails
+ * with code 1006).
+ */
+export type ProbeOutcome = "ok" | "timeout" | "refused" | "failed";
+
+/** One attempt to open a transport: the main connection's or a background probe's. */
+export interface Probe {
+  transport: Transport;
+  outcome: ProbeOutcome;
+  /** Milliseconds from the attempt's start to its outcome. */
+  ms: number;
+  /** The HTTP status, for "refused". */
+  status?: number;
+  /** The WebSocket close code, for a WebSocket that "failed". */
+  code?: number;
+  /** What went wrong, unless "ok". */
+  error?: string;
+}
+
 /** What a state change comes with. */
 export interface StateInfo {
   /** The transport in use or being tried; "" once closed. */
   transport: Transport | "";
+  /**
+   * Why that transport: the latest attempts (at most 10), oldest first, e.g. on long-polling
+   * behind a buffering proxy [{transport: "poll", outcome: "ok"}, {transport: "ws", outcome:
+   * "failed", code: 1006}, {transport: "sse", outcome: "timeout"}]. A background probe that fails
+   * is reported with the same state again, so this stays current.
+   */
+  probes: Probe[];
   /** Milliseconds until the next attempt, while reconnecting. */
   delay?: number;
   /** Why the last connection ended, when it failed. */
@@ -54,12 +84,18 @@ export interface StateInfo {
 }
 
 export interface Options {
-  /** Transports to try, best first. Default ["ws", "sse", "poll"]. */
+  /**
+   * Transports, best first. Default ["ws", "sse", "poll"]. The client starts on the one remembered
+   * for the edge's origin, else on the last (the one that gets through everywhere), and probes the
+   * better ones in the background, moving to the best proven one with its cursor.
+   */
   transports?: Transport[];
   /** A cursor to resume from (a Subscription's cursor from earlier). Default: only new messages. */
   since?: string;
-  /** Milliseconds a transport has to prove it gets through (a first WebSocket frame, first SSE bytes, a first poll answer) before the next is tried. Default 8000. */
+  /** Milliseconds the last transport (long-polling: its first answer) has to prove it gets through. Default 8000. */
   openTimeout?: number;
+  /** Milliseconds any other transport — a background probe, or a remembered one the client starts on — has to prove it gets through (a first WebSocket frame, a first SSE event or heartbeat) before it is abandoned. Default 3000. */
+  probeTimeout?: number;
   /** Backoff of reconnects: full jitter, uniform in [0, min(maxDelay, minDelay * 2^attempt)). Defaults 1000 and 30000 ms. */
   minDelay?: number;
   maxDelay?: number;
@@ -67,8 +103,10 @@ export interface Options {
   stableAfter?: number;
   /** While on a worse transport than the first, try the better ones again after this many ms (doubling after each failed try); 0 never. Default 60000. */
   upgradeAfter?: number;
-  /** Remember the transport that worked for the edge's origin in sessionStorage and start with it next time. Default true. */
+  /** Remember the transport that worked for the edge's origin (localStorage, else sessionStorage) and start on it on the next page load, without probing at once. Default true. */
   remember?: boolean;
+  /** How long (ms) a remembered transport counts; after that the client starts afresh and probes. Default 7 days. */
+  rememberFor?: number;
   /** Close the connection while the page is hidden, resume with the cursor when it is visible again. With false, a page hidden for hiddenDelay stays connected on hiddenHeartbeat and hiddenPollTimeout. Default true. */
   pauseWhenHidden?: boolean;
   /** How long (ms) the page must stay hidden before the connection is paused. Default 10000. */
@@ -109,6 +147,8 @@ export interface Subscription {
   readonly state: State | "";
   /** The transport in use or being tried. */
   readonly transport: Transport | "";
+  /** Why that transport: the latest attempts to open one, oldest first (a copy). */
+  readonly probes: Probe[];
   /** The position after the last delivered message, to pass as `since` later. */
   readonly cursor: string;
   /** Pause: close the connection, keep the cursor. */

@@ -10,11 +10,13 @@ const DEFAULTS = {
   transports: ["ws", "sse", "poll"],
   since: "",
   openTimeout: 8000,
+  probeTimeout: 3000,
   minDelay: 1000,
   maxDelay: 30000,
   stableAfter: 30000,
   upgradeAfter: 60000,
   remember: true,
+  rememberFor: 7 * 24 * 3600 * 1000,
   pauseWhenHidden: true,
   hiddenDelay: 10000,
   heartbeat: 25000,
@@ -119,16 +121,19 @@ async function readEdgeError(resp) {
 
 // A Link is one attempt to receive over one transport. It reports to its
 // subscription through these calls: opened(), messages(list), gap(channel),
-// position(channel, id), ended({opened, hint, error, fatal, edgeAnswered}).
+// position(channel, id), ended({opened, hint, error, fatal, edgeAnswered,
+// outcome, status, code}); outcome, status and code say how an attempt
+// that never opened failed (Subscription.probes).
 class Link {
-  constructor(sub, kind) {
+  constructor(sub, kind, timeout) {
     this.sub = sub;
     this.kind = kind;
     this.isOpen = false;
     this.done = false;
     this.hint = undefined;
     this.since = Date.now();
-    this.openTimer = setTimeout(() => this.fail(new EdgeError("transport", `${kind}: nothing arrived within ${sub.opts.openTimeout} ms`)), sub.opts.openTimeout);
+    this.started = Date.now();
+    this.openTimer = setTimeout(() => this.fail(new EdgeError("transport", `${kind}: nothing arrived within ${timeout} ms`), { outcome: "timeout" }), timeout);
   }
 
   markOpen() {
@@ -182,8 +187,8 @@ class Link {
 }
 
 class WSLink extends Link {
-  constructor(sub) {
-    super(sub, "ws");
+  constructor(sub, timeout) {
+    super(sub, "ws", timeout);
     this.long = sub.background();
     this.quiet = this.beat = sub.heartbeat();
     const u = this.url("ws", { heartbeat: seconds(this.quiet) });
@@ -249,7 +254,7 @@ class WSLink extends Link {
     if (e.code >= 4500 && e.code < 5000) {
       return this.finish({ fatal: true, error: new EdgeError(e.reason || "closed", `ws: the edge closed with ${e.code} ${e.reason}`) });
     }
-    this.fail(new EdgeError("transport", `ws: closed (${e.code}${e.reason ? " " + e.reason : ""})`), { edgeAnswered: e.code >= 4000 || e.code === 1012 });
+    this.fail(new EdgeError("transport", `ws: closed (${e.code}${e.reason ? " " + e.reason : ""})`), { edgeAnswered: e.code >= 4000 || e.code === 1012, code: e.code });
   }
 
   stop() {
@@ -263,8 +268,8 @@ class WSLink extends Link {
 // HTTPLink is the part SSE and long-polling share: fetch with an abort
 // controller and the edge's JSON errors.
 class HTTPLink extends Link {
-  constructor(sub, kind) {
-    super(sub, kind);
+  constructor(sub, kind, timeout) {
+    super(sub, kind, timeout);
     this.abort = new AbortController();
   }
 
@@ -276,17 +281,18 @@ class HTTPLink extends Link {
   // fatal (4xx) or say "later" (429, 503); anything else broke the path.
   async refused(resp) {
     const err = await readEdgeError(resp);
-    if (!err) return this.fail(new EdgeError("transport", `${this.kind}: HTTP ${resp.status} from something that is not the edge`));
+    const refused = { outcome: "refused", status: resp.status };
+    if (!err) return this.fail(new EdgeError("transport", `${this.kind}: HTTP ${resp.status} from something that is not the edge`, resp.status), refused);
     const retryAfter = Number(resp.headers.get("Retry-After"));
     if (retryAfter > 0) this.hint = retryAfter * 1000;
-    if (resp.status === 429 || resp.status >= 500) return this.fail(err, { edgeAnswered: true });
-    this.finish({ fatal: true, error: err });
+    if (resp.status === 429 || resp.status >= 500) return this.fail(err, { edgeAnswered: true, ...refused });
+    this.finish({ fatal: true, error: err, ...refused });
   }
 }
 
 class SSELink extends HTTPLink {
-  constructor(sub) {
-    super(sub, "sse");
+  constructor(sub, timeout) {
+    super(sub, "sse", timeout);
     this.long = sub.background();
     const beat = (this.beat = sub.heartbeat());
     const extra = { heartbeat: seconds(beat) };
@@ -311,7 +317,6 @@ class SSELink extends HTTPLink {
       if (this.done) return;
       if (done) return this.fail(new EdgeError("transport", "sse: the stream ended"));
       this.watch();
-      this.markOpen();
       buf += decoder.decode(value, { stream: true });
       buf = this.lines(buf);
       if (buf.length > MAX_EVENT_BYTES) return this.fail(new EdgeError("transport", "sse: a line is too long"));
@@ -350,13 +355,21 @@ class SSELink extends HTTPLink {
     return buf.slice(start);
   }
 
+  // line handles one line of the stream. The stream is proven (open) by
+  // its first event or heartbeat, not by its first bytes: a proxy that
+  // buffers may let the head and retry: through and hold the rest.
   line(line) {
     const ev = this.event;
     if (line === "") {
       this.event = { id: null, event: "", data: [] };
-      return this.dispatch(ev);
+      this.dispatch(ev);
+      if (ev.id !== null || ev.data.length > 0 || ev.event !== "") this.markOpen();
+      return;
     }
-    if (line[0] === ":") return;
+    if (line[0] === ":") {
+      if (line === ": hb") this.markOpen();
+      return;
+    }
     const colon = line.indexOf(":");
     const field = colon < 0 ? line : line.slice(0, colon);
     let value = colon < 0 ? "" : line.slice(colon + 1);
@@ -399,8 +412,8 @@ class SSELink extends HTTPLink {
 }
 
 class PollLink extends HTTPLink {
-  constructor(sub) {
-    super(sub, "poll");
+  constructor(sub, timeout) {
+    super(sub, "poll", timeout);
     this.run().catch((e) => this.fail(new EdgeError("transport", "poll: " + e.message)));
   }
 
@@ -410,8 +423,8 @@ class PollLink extends HTTPLink {
     // start position; later ones hold.
     let extra = { timeout: "0" };
     for (;;) {
-      const wait = extra.timeout === "0" ? opts.openTimeout : this.sub.pollTimeout() + opts.linger + 15000;
-      const timer = setTimeout(() => this.fail(new EdgeError("transport", "poll: no answer in time")), wait);
+      const wait = this.sub.pollTimeout() + opts.linger + 15000;
+      const timer = this.isOpen ? setTimeout(() => this.fail(new EdgeError("transport", "poll: no answer in time")), wait) : undefined;
       let resp, body;
       try {
         resp = await fetch(this.url("poll", extra), { cache: "no-store", signal: this.abort.signal });
@@ -422,12 +435,15 @@ class PollLink extends HTTPLink {
       if (this.done) return;
       if (resp.status !== 200) return this.refused(resp);
       if (!body || !Array.isArray(body.messages)) return this.fail(new EdgeError("transport", "poll: the answer is not the edge's"));
-      this.markOpen();
       if (body.gap) for (const ch of body.gap_channels || this.sub.channels) this.sub.gap(ch);
       this.sub.messages(body.messages);
       if (Array.isArray(body.presence)) this.sub.messages(body.presence);
       if (this.done) return;
       for (const [ch, id] of parseCursor(body.cursor, this.sub.channels)) this.sub.position(ch, id);
+      // Open once the start position is known, so that a probe started
+      // now resumes from it.
+      this.markOpen();
+      if (this.done) return;
       if (body.disconnect) {
         this.disconnect(body.disconnect);
         return this.fail(new EdgeError("transport", `poll: ${body.disconnect.reason}`), { edgeAnswered: true });
@@ -452,23 +468,63 @@ function storageKey(base) {
   return "edge.transport:" + new URL(base).origin;
 }
 
-function remembered(base) {
-  try {
-    return sessionStorage.getItem(storageKey(base));
-  } catch {
-    return null;
+// stores lists where the client remembers transports: localStorage, so
+// that the next visit starts on what worked, else (storage disabled or
+// full) the tab's sessionStorage.
+function stores() {
+  const out = [];
+  for (const name of ["localStorage", "sessionStorage"]) {
+    try {
+      if (globalThis[name]) out.push(globalThis[name]);
+    } catch {
+      // access denied (a sandboxed frame, cookies blocked)
+    }
   }
+  return out;
+}
+
+// remembered returns the transport that last worked for base's origin,
+// unless that was longer than maxAge ms ago.
+function remembered(base, maxAge) {
+  for (const store of stores()) {
+    try {
+      const v = JSON.parse(store.getItem(storageKey(base)));
+      if (v && typeof v.transport === "string" && Date.now() - v.at < maxAge) return v.transport;
+    } catch {
+      // unreadable: try the next store
+    }
+  }
+  return null;
 }
 
 function remember(base, kind) {
-  try {
-    sessionStorage.setItem(storageKey(base), kind);
-  } catch {
-    // storage disabled: probe again next time
+  const v = JSON.stringify({ transport: kind, at: Date.now() });
+  for (const store of stores()) {
+    try {
+      store.setItem(storageKey(base), v);
+      return;
+    } catch {
+      // disabled or full: the next store
+    }
   }
 }
 
+// MAX_PROBES bounds the probe outcomes a subscription keeps.
+const MAX_PROBES = 10;
+
 // Subscription is what subscribe returns.
+//
+// Which transport: a subscription starts on the transport remembered for
+// the edge's origin, or else on the last of the order (long-polling, which
+// gets through every proxy), whose first poll answers at once. Once that
+// is open and the start position of every channel is known, the better
+// transports are probed in the background, best first, each given
+// probeTimeout to prove itself (a WebSocket's first frame, an SSE event
+// or heartbeat: a buffering proxy lets neither through). The first proven
+// one takes over: it subscribed from the cursor, both deliver until the
+// old one is closed, and messages drops every id at or before the last
+// one delivered, so the seam loses and repeats nothing. Each attempt's
+// outcome is kept in probes, which onStateChange reports.
 class Subscription {
   constructor(base, channels, options) {
     this.base = new URL(base, typeof location === "object" ? location.href : undefined).href;
@@ -479,15 +535,22 @@ class Subscription {
     if (this.order.length === 0) throw new TypeError("edge.subscribe: none of the transports is available here");
     this.positions = parseCursor(this.opts.since, this.channels);
     this.state = "";
+    this.reported = "";
     this.transport = "";
+    this.attempts = [];
     this.attempt = 0;
     this.link = null;
     this.probe = null;
+    this.probeFrom = -1;
     this.timers = {};
-    const known = this.opts.remember ? this.order.indexOf(remembered(this.base)) : -1;
-    this.home = Math.max(known, 0);
+    this.last = this.order.length - 1;
+    const known = this.opts.remember ? this.order.indexOf(remembered(this.base, this.opts.rememberFor)) : -1;
+    this.home = known >= 0 ? known : this.last;
     this.upgradeWait = this.opts.upgradeAfter;
     this.listen();
+    // Nothing remembered: start where everything gets through and probe
+    // the better ones at once.
+    if (known < 0) this.probeFrom = 0;
     this.connect(this.home);
   }
 
@@ -508,48 +571,85 @@ class Subscription {
     return "m." + base64url(parts.join(","));
   }
 
-  setState(state, info = {}) {
-    if (state === this.state && !info.error) return;
-    this.state = state;
-    this.opts.onStateChange(state, { transport: this.transport, ...info });
+  // probes lists how the latest attempts to open a transport went, oldest
+  // first: {transport, outcome, ms, status?, code?, error?}.
+  get probes() {
+    return this.attempts.map((p) => ({ ...p }));
   }
 
+  // note records how link's attempt to open went.
+  note(link, outcome, result = {}) {
+    const p = { transport: link.kind, outcome, ms: Date.now() - link.started };
+    if (result.status) p.status = result.status;
+    if (result.code) p.code = result.code;
+    if (result.error) p.error = result.error.message;
+    this.attempts.push(p);
+    if (this.attempts.length > MAX_PROBES) this.attempts.shift();
+  }
+
+  // setState reports a new state, or a new transport in the same state;
+  // with again set, the same state and transport again (a probe's outcome).
+  setState(state, info = {}, again = false) {
+    const now = state + ":" + this.transport;
+    if (now === this.reported && !info.error && !again) return;
+    this.state = state;
+    this.reported = now;
+    this.opts.onStateChange(state, { transport: this.transport, probes: this.probes, ...info });
+  }
+
+  // connect starts the main link on order[index]. A transport other than
+  // the last has probeTimeout to prove itself, the last openTimeout.
   connect(index) {
     this.clearTimer("retry");
     this.index = index;
     this.transport = this.order[index];
     this.setState(this.state === "" ? "connecting" : "reconnecting");
-    this.link = new LINKS[this.transport](this);
+    this.link = new LINKS[this.transport](this, index < this.last ? this.opts.probeTimeout : this.opts.openTimeout);
   }
 
   linkOpened(link) {
+    this.note(link, "ok");
     if (link === this.probe) {
       this.link.close();
       this.link = link;
       this.probe = null;
+      this.probeFrom = -1;
       this.index = this.order.indexOf(link.kind);
       this.transport = link.kind;
       this.upgradeWait = this.opts.upgradeAfter;
+      this.settle();
     }
     if (link !== this.link) return;
-    if (this.opts.remember) remember(this.base, link.kind);
     this.home = this.index;
     this.openedAt = Date.now();
+    if (this.index === 0) this.settle();
     this.setState("open");
+    if (this.probeFrom >= 0) return this.probeNext(this.probeFrom);
     this.scheduleUpgrade();
   }
 
+  // settle remembers the transport in use as the one to start on next
+  // time: the best one, or one the better ones were just probed against.
+  settle() {
+    if (this.opts.remember) remember(this.base, this.transport);
+  }
+
   linkEnded(link, result) {
+    if (!result.opened) this.note(link, result.outcome || "failed", result);
     if (link === this.probe) {
       this.probe = null;
+      if (this.state === "open") this.setState("open", {}, true);
       return this.probeNext(this.order.indexOf(link.kind) + 1);
     }
     if (link !== this.link) return;
     this.link = null;
     this.clearTimer("upgrade");
+    this.clearTimer("probe");
     if (this.probe) {
+      // Probing starts over once the main link is back.
       this.probe.close();
       this.probe = null;
+      this.probeFrom = 0;
     }
     if (link.long && this.longRefused(link, result)) return this.reconnectNow();
     if (result.fatal) {
@@ -560,8 +660,11 @@ class Subscription {
     }
     if (typeof navigator === "object" && navigator.onLine === false) return this.suspend("offline"); // online resumes
     if (result.opened && Date.now() - this.openedAt >= this.opts.stableAfter) this.attempt = 0;
-    if (!result.opened && !result.edgeAnswered && this.index + 1 < this.order.length) {
-      return this.connect(this.index + 1); // the path is broken: next transport at once
+    if (!result.opened && !result.edgeAnswered && this.index < this.last) {
+      // The path is broken: at once where everything gets through, and
+      // probe the better ones from there.
+      this.probeFrom = 0;
+      return this.connect(this.last);
     }
     const next = result.opened || result.edgeAnswered ? this.index : this.home;
     const delay = result.hint !== undefined ? result.hint : backoff(this.attempt++, this.opts.minDelay, this.opts.maxDelay);
@@ -577,13 +680,24 @@ class Subscription {
     this.timers.upgrade = setTimeout(() => this.probeNext(0), this.upgradeWait);
   }
 
+  // probeNext probes order[index] in the background, once the main link
+  // is open and knows every channel's position (a probe resumes from the
+  // cursor; without a position it would start later than the main link
+  // and the seam could lose messages). Past the main link's transport it
+  // stops, remembers the one in use and tries again after upgradeWait.
   probeNext(index) {
-    if (!this.link || !this.link.isOpen) return;
+    this.clearTimer("probe");
+    this.probeFrom = index;
+    if (!this.link || !this.link.isOpen || this.probe) return;
     if (index >= this.index) {
+      this.probeFrom = -1;
+      this.settle();
       this.upgradeWait = Math.min(this.upgradeWait * 2, 30 * 60000);
       return this.scheduleUpgrade();
     }
-    this.probe = new LINKS[this.order[index]](this);
+    if (this.channels.some((ch) => !this.positions.has(ch))) return; // position() comes back here
+    this.probeFrom = -1;
+    this.probe = new LINKS[this.order[index]](this, this.opts.probeTimeout);
   }
 
   // messages delivers a transport's messages: each exactly once, in order
@@ -606,6 +720,9 @@ class Subscription {
   position(channel, id) {
     const last = this.positions.get(channel);
     if (typeof id === "string" && id !== "" && (last === undefined || compareIDs(id, last) > 0)) this.positions.set(channel, id);
+    if (this.probeFrom >= 0 && this.link && this.link.isOpen && !this.probe && !this.timers.probe) {
+      this.timers.probe = setTimeout(() => this.probeNext(this.probeFrom), 0);
+    }
   }
 
   gap(channel) {
@@ -682,6 +799,7 @@ class Subscription {
     for (const l of [this.link, this.probe]) if (l) l.close();
     this.link = this.probe = null;
     this.clearTimer("upgrade");
+    this.clearTimer("probe");
     this.reconnectNow();
   }
 

@@ -1,7 +1,8 @@
 // Package proxytest runs HTTP reverse proxies for tests that put a hostile
 // network between a browser and an edge: a proxy that passes everything,
 // one that refuses WebSocket upgrades, one that swallows them, and one
-// that buffers whole responses as some corporate proxies do. Its
+// that buffers whole responses as some corporate proxies do, and one that
+// cuts connections left idle, as NATs and load balancers do. Its
 // WebSocket tunnels can be killed, or stalled into silently dead paths. A proxy
 // listens on loopback only and forwards to one loopback upstream.
 package proxytest
@@ -49,7 +50,18 @@ const (
 	// therefore never arrives; completed ones (long-poll answers,
 	// scripts) do.
 	Buffer
+	// CutIdle forwards everything as Pass does, but closes any client
+	// connection (a held request, a WebSocket tunnel, a kept-alive
+	// connection between requests) on which no byte has passed either way
+	// for the idle period, DefaultIdleCut unless CutIdleAfter set another,
+	// as NATs, mobile carriers and load balancers do. A heartbeat more
+	// frequent than the period keeps a connection.
+	CutIdle
 )
+
+// DefaultIdleCut is the idle period after which CutIdle closes a
+// connection, unless CutIdleAfter set another.
+const DefaultIdleCut = 2 * time.Second
 
 // String returns the mode's name, as written in this package.
 func (m Mode) String() string {
@@ -62,6 +74,8 @@ func (m Mode) String() string {
 		return "HangUpgrades"
 	case Buffer:
 		return "Buffer"
+	case CutIdle:
+		return "CutIdle"
 	}
 	return "Mode(" + strconv.Itoa(int(m)) + ")"
 }
@@ -91,6 +105,8 @@ type Proxy struct {
 	closeOnce sync.Once
 	mode      atomic.Int32
 	upgrades  atomic.Int64
+	idleCut   atomic.Int64 // CutIdle's period, in nanoseconds
+	cuts      atomic.Int64
 
 	// wg counts connections from StateNew until StateClosed or
 	// StateHijacked, and handlers while they run. Each Add happens either
@@ -115,7 +131,7 @@ func Start(t testing.TB, upstream string, m Mode) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m < Pass || m > Buffer {
+	if m < Pass || m > CutIdle {
 		t.Fatalf("proxytest: Start with unknown %v", m)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -140,6 +156,7 @@ func Start(t testing.TB, upstream string, m Mode) *Proxy {
 		tunnels:  make(map[*tunnel]struct{}),
 	}
 	p.mode.Store(int32(m))
+	p.idleCut.Store(int64(DefaultIdleCut))
 	p.pass = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
 		Transport:      p.transport,
@@ -165,7 +182,7 @@ func Start(t testing.TB, upstream string, m Mode) *Proxy {
 	}
 	go func() {
 		defer close(p.served)
-		p.srv.Serve(ln)
+		p.srv.Serve(&idleListener{Listener: ln, p: p})
 	}()
 	t.Cleanup(p.close)
 	return p
@@ -178,11 +195,24 @@ func (p *Proxy) URL() string { return p.url }
 // already tunnelled or held stay as they are. It panics for a Mode not
 // declared in this package.
 func (p *Proxy) SetMode(m Mode) {
-	if m < Pass || m > Buffer {
+	if m < Pass || m > CutIdle {
 		panic("proxytest: SetMode with unknown " + m.String())
 	}
 	p.mode.Store(int32(m))
 }
+
+// CutIdleAfter sets the idle period after which CutIdle closes a
+// connection; it applies to connections from their next activity on. It
+// panics for d <= 0.
+func (p *Proxy) CutIdleAfter(d time.Duration) {
+	if d <= 0 {
+		panic("proxytest: CutIdleAfter with a period <= 0")
+	}
+	p.idleCut.Store(int64(d))
+}
+
+// Cuts reports how many connections CutIdle has closed so far.
+func (p *Proxy) Cuts() int { return int(p.cuts.Load()) }
 
 // KillUpgraded closes every WebSocket connection currently tunnelled
 // through the proxy, both the client's and upstream's, and every upgrade
@@ -514,4 +544,85 @@ func parseUpstream(s string) (*url.URL, string, error) {
 		port = "80"
 	}
 	return u, net.JoinHostPort(host, port), nil
+}
+
+// idleListener hands out connections that CutIdle closes once idle.
+type idleListener struct {
+	net.Listener
+	p *Proxy
+}
+
+func (l *idleListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	ic := &idleConn{Conn: c, p: l.p}
+	ic.last.Store(time.Now().UnixNano())
+	ic.mu.Lock()
+	ic.timer = time.AfterFunc(time.Duration(l.p.idleCut.Load()), ic.check)
+	ic.mu.Unlock()
+	return ic, nil
+}
+
+// idleConn is a client's connection to the proxy that notes when a byte
+// last passed, and closes itself when the proxy is in CutIdle mode and it
+// has been idle for the period.
+type idleConn struct {
+	net.Conn
+	p    *Proxy
+	last atomic.Int64 // unix nanoseconds of the last byte read or written
+
+	// mu guards timer and closed.
+	mu     sync.Mutex
+	timer  *time.Timer
+	closed bool
+}
+
+func (c *idleConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.last.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+func (c *idleConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	if n > 0 {
+		c.last.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+// check runs when the connection may have been idle for the period: it
+// closes it if so (in CutIdle mode), or looks again when it could be.
+func (c *idleConn) check() {
+	period := time.Duration(c.p.idleCut.Load())
+	idle := time.Since(time.Unix(0, c.last.Load()))
+	cut := Mode(c.p.mode.Load()) == CutIdle && idle >= period
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	if cut {
+		c.closed = true
+		c.p.cuts.Add(1)
+		c.Conn.Close()
+		return
+	}
+	wait := period - idle
+	if wait <= 0 {
+		wait = period
+	}
+	c.timer.Reset(wait)
+}
+
+func (c *idleConn) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	c.timer.Stop()
+	c.mu.Unlock()
+	return c.Conn.Close()
 }

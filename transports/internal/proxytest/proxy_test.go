@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -120,7 +121,7 @@ func echo(t *testing.T, c *websocket.Conn, msg string) {
 	}
 }
 
-var modes = []Mode{Pass, RefuseUpgrades, HangUpgrades, Buffer}
+var modes = []Mode{Pass, RefuseUpgrades, HangUpgrades, Buffer, CutIdle}
 
 func TestForwardsAndServesHandled(t *testing.T) {
 	for _, m := range modes {
@@ -414,5 +415,52 @@ func TestOddRequests(t *testing.T) {
 	}
 	if got := p.Upgrades(); got != 0 {
 		t.Errorf("Upgrades() = %d, want 0: upstream accepted none", got)
+	}
+}
+
+// CutIdle closes a tunnel idle for the period, keeps one with traffic
+// more frequent than that, and cuts nothing in other modes.
+func TestCutIdle(t *testing.T) {
+	const period = 300 * time.Millisecond
+	for _, tc := range []struct {
+		name  string
+		mode  Mode
+		every time.Duration // an echo this often; 0 none
+		cut   bool
+	}{
+		{"idle", CutIdle, 0, true},
+		{"heartbeat", CutIdle, period / 3, false},
+		{"idle in Pass", Pass, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := startUpstream(t)
+			p := Start(t, u.url, tc.mode)
+			p.CutIdleAfter(period)
+			c, _, err := websocket.DefaultDialer.Dial(wsURL(p), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			echo(t, c, "first")
+			// For 4 periods: an echo every tc.every (each fails if the
+			// connection was cut), or one read that ends when it is cut.
+			cut := false
+			if tc.every > 0 {
+				tick := time.NewTicker(tc.every)
+				defer tick.Stop()
+				for i := range int(4 * period / tc.every) {
+					<-tick.C
+					echo(t, c, fmt.Sprint("beat ", i))
+				}
+			} else {
+				c.SetReadDeadline(time.Now().Add(4 * period))
+				_, _, err := c.ReadMessage()
+				ne, ok := errors.AsType[net.Error](err)
+				cut = !ok || !ne.Timeout()
+			}
+			if cut != tc.cut || (p.Cuts() == 1) != tc.cut {
+				t.Fatalf("cut %v (Cuts() = %d), want %v", cut, p.Cuts(), tc.cut)
+			}
+		})
 	}
 }
