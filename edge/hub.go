@@ -42,6 +42,7 @@ type Hub struct {
 	wakeAll  func([]Waker)
 
 	presence *presenceOps  // nil: no channel keeps presence
+	polls    pollMembers   // the long-poll members (PollMember)
 	node     string        // this node's name in presence
 	conns    atomic.Uint64 // the last connection number given (Session.SetMember)
 }
@@ -100,7 +101,7 @@ func NewHub(broker Broker, cfg Config, log *slog.Logger) *Hub {
 		lr.OnLost(h.lost)
 	}
 	if p, ok := broker.(Presence); ok && cfg.Presence != nil {
-		h.presence = newPresenceOps(p, log)
+		h.presence = newPresenceOps(p, h.node, log)
 		p.OnPresence(h.announce)
 	}
 	return h

@@ -102,7 +102,7 @@ func (s *Session) joinPresenceLocked(sub *subscription) {
 		s.member.Conn = s.hub.node + "-" + strconv.FormatUint(s.hub.conns.Add(1), 10)
 	}
 	sub.member = true
-	s.hub.presence.join(sub.channel, *s.member)
+	s.hub.presence.join(sub.channel, *s.member, false)
 }
 
 // leavePresenceLocked undoes joinPresenceLocked. The caller holds mu.

@@ -126,8 +126,9 @@ func (r *Redis) Join(ctx context.Context, channel string, m edge.Member) error {
 }
 
 // Leave removes the member conn of channel, announced to every node that
-// watches the channel if it was there, and stops keeping it alive.
-func (r *Redis) Leave(ctx context.Context, channel, conn string) error {
+// watches the channel if it was there and node (unless empty) is the
+// node of its entry, and stops keeping it alive on this node.
+func (r *Redis) Leave(ctx context.Context, channel, conn, node string) error {
 	if checkConn(conn) != nil {
 		return nil // never a member
 	}
@@ -157,7 +158,11 @@ func (r *Redis) Leave(ctx context.Context, channel, conn string) error {
 	}()
 	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
 	defer cancel()
-	if err := r.fcall(ctx, presenceLeaveFunction, channel, conn).Err(); err != nil {
+	args := []any{conn}
+	if node != "" {
+		args = append(args, node)
+	}
+	if err := r.fcall(ctx, presenceLeaveFunction, channel, args...).Err(); err != nil {
 		// Not refreshed any more, the member lapses within PresenceTTL.
 		return r.presenceFailed("presence leave", err)
 	}
