@@ -273,17 +273,19 @@ member, no id and no data.`,
 	},
 	{
 		name: "poll/presence",
-		about: `A long-poll with presence=1 and info=me on a channel that keeps presence: it
-is a member from its first poll, whose answer gives it a member token and
-lists its own join (a join wakes a held poll as a message does). Its next
-poll sends the token as member= (the edge keeps the member between polls,
-and lists it by a conn id derived from the token), and is held until
-another subscriber joins: the answer lists that join under "presence". It
-hears only while a poll is held.`,
+		about: `A long-poll with presence=1 and info=me on a channel that keeps presence. Its
+first poll (timeout=0, answered at once) gets a member token; the polls that
+send it back as member= are a member, kept between polls and listed by a
+conn id derived from the token. The first of them hears its own join (a join
+wakes a held poll as a message does); the next is held until another
+subscriber joins: the answer lists that join under "presence". It hears only
+while a poll is held.`,
 		cfg: presenceGoldenConfig,
 		run: func(w *wire) {
 			last := w.publish("room.a", "", "before")
-			w.send("GET /v1/subscribe?channel=room.a&presence=1&info=me&since=" + last + " HTTP/1.1\r\nHost: " + goldenHost + "\r\n\r\n")
+			w.send("GET /v1/subscribe?channel=room.a&presence=1&info=me&since=" + last + "&timeout=0 HTTP/1.1\r\nHost: " + goldenHost + "\r\n\r\n")
+			w.response()
+			w.send("GET /v1/subscribe?channel=room.a&presence=1&info=me&since=" + last + "&member=" + w.member + " HTTP/1.1\r\nHost: " + goldenHost + "\r\n\r\n")
 			w.response()
 			w.send("GET /v1/subscribe?channel=room.a&presence=1&info=me&since=" + last + "&member=" + w.member + " HTTP/1.1\r\nHost: " + goldenHost + "\r\n\r\n")
 			waitValue(w.t, w.e, 1, "edge_connections", "transport", "poll")

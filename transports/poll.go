@@ -155,14 +155,19 @@ func (p *pollWaiter) start(ctx context.Context, req subscribeRequest) error {
 }
 
 // pollMember makes the poll's client a presence member of the channels
-// that keep presence, under token (a fresh one without), which the
-// answer carries for the client's next poll; see edge.Hub.PollMember.
+// that keep presence, under token, which the answer carries back for the
+// client's next poll; see edge.Hub.PollMember. A poll without a token is
+// no member: its answer gives it a fresh one. Only a client that sends
+// it back is a member, so a client that does not (one written before
+// long-polls were members) makes no member at every poll, each of whose
+// joins would wake every poll that hears presence, its own next one too.
 func (p *pollWaiter) pollMember(token string, req *subscribeRequest) {
 	if !p.s.hub.PresenceEnabled() || !slices.ContainsFunc(p.channels, p.s.hub.KeepsPresence) {
 		return
 	}
 	if token == "" {
-		token = edge.NewMemberToken()
+		p.ans.member = edge.NewMemberToken()
+		return
 	}
 	var sub string
 	if req.claims != nil {

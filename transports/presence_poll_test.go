@@ -18,6 +18,13 @@ type pollMemberAnswer struct {
 	errorAnswer
 }
 
+// pollMemberToken polls e once for channels without a member token, and
+// returns the token and cursor of the answer: such a poll is no member.
+func pollMemberToken(t *testing.T, e *testEdge, channels []string) pollMemberAnswer {
+	t.Helper()
+	return pollAs(t, e, channels, "", "timeout", "0")
+}
+
 // pollAs polls e once for channels with the member token (none when
 // empty) and the query's other parameters, and returns the answer.
 func pollAs(t *testing.T, e *testEdge, channels []string, member string, query ...string) pollMemberAnswer {
@@ -59,7 +66,11 @@ func TestPresencePollMember(t *testing.T) {
 			listener := openPresenceSSE(t, e, []string{room}, "presence", "1", "info", "listener")
 			waitMembers(t, e, room, 1)
 
-			a := pollAs(t, e, []string{room}, "", "timeout", "0", "info", "poller")
+			a := pollMemberToken(t, e, []string{room})
+			if l := getPresence(t, e, room); l.Count != 1 {
+				t.Fatalf("a poll without a member token is listed: %+v", l)
+			}
+			a = pollAs(t, e, []string{room}, a.Member, "timeout", "0", "info", "poller", "since", a.Cursor)
 			answered := time.Now()
 			poller := edge.Member{Conn: edge.PollConn(a.Member, ""), Info: "poller", Node: "n1"}
 			if h := nextOf(t, listener); h.event != "join" || h.member != poller {
@@ -125,7 +136,8 @@ func TestPresencePollMemberFleet(t *testing.T) {
 			listener := openPresenceSSE(t, nodes[1], []string{room}, "presence", "1", "info", "listener")
 			waitMembers(t, nodes[0], room, 1)
 
-			a := pollAs(t, nodes[0], []string{room}, "", "timeout", "0")
+			a := pollMemberToken(t, nodes[1], []string{room})
+			a = pollAs(t, nodes[0], []string{room}, a.Member, "timeout", "0", "since", a.Cursor)
 			conn := edge.PollConn(a.Member, "")
 			if h := nextOf(t, listener); h.event != "join" || h.member.Conn != conn || h.member.Node != "node-a" {
 				t.Fatalf("heard %+v, want the join of %s on node-a", h, conn)
@@ -163,7 +175,7 @@ func TestPresencePollMemberFleet(t *testing.T) {
 func TestPresencePollMemberRefusals(t *testing.T) {
 	e := presenceEdgeWith(t, resume.NewMemory(resume.MemoryConfig{}), transports.Config{PollMemberGrace: time.Hour})
 	const room = "room.refuse"
-	a := pollAs(t, e, []string{room}, "", "timeout", "0")
+	a := pollAs(t, e, []string{room}, pollMemberToken(t, e, []string{room}).Member, "timeout", "0")
 	conn := edge.PollConn(a.Member, "")
 	waitMembers(t, e, room, 1)
 	for _, tt := range []struct{ name, member string }{
@@ -180,8 +192,8 @@ func TestPresencePollMemberRefusals(t *testing.T) {
 			var ans pollMemberAnswer
 			st := getJSON(t, e.url("/v1/subscribe", "channel", room, "timeout", "0", "member", tt.member), nil, &ans)
 			if tt.name == "the conn id's digits, padded" {
-				// A well-formed token: it is a member of its own, not
-				// the one whose id it copies.
+				// A well-formed token (an edge may have given it): a
+				// member of its own, not the one whose id it copies.
 				if st != http.StatusOK || edge.PollConn(ans.Member, "") == conn {
 					t.Fatalf("%d %+v, want a member of its own", st, ans)
 				}
@@ -208,14 +220,14 @@ func TestPresencePollMemberRefusals(t *testing.T) {
 // long-poll is no member, and the refusal is counted.
 func TestPresencePollMemberChannels(t *testing.T) {
 	e := presenceEdgeWith(t, resume.NewMemory(resume.MemoryConfig{}), transports.Config{PollMemberGrace: time.Hour, Hub: edge.Config{MaxPollMembers: 1}})
-	a := pollAs(t, e, []string{"room.a", "room.b"}, "", "timeout", "0")
+	a := pollAs(t, e, []string{"room.a", "room.b"}, pollMemberToken(t, e, []string{"room.a"}).Member, "timeout", "0")
 	waitMembers(t, e, "room.b", 1)
 	pollAs(t, e, []string{"room.a"}, a.Member, "timeout", "0")
 	waitMembers(t, e, "room.b", 0)
 	waitMembers(t, e, "room.a", 1)
 
 	failures := e.srv.Hub().PresenceFailures()
-	pollAs(t, e, []string{"room.a"}, "", "timeout", "0") // a second member: over the bound
+	pollAs(t, e, []string{"room.a"}, pollMemberToken(t, e, []string{"room.a"}).Member, "timeout", "0") // a second member: over the bound
 	if n := e.srv.Hub().PresenceFailures(); n != failures+1 {
 		t.Fatalf("presence failures %d, want %d: the refused member is counted", n, failures+1)
 	}

@@ -432,6 +432,11 @@ func openPresencePoll(t *testing.T, e *testEdge, channels []string, query ...str
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &pollPresence{e: e, channels: channels, query: query, ctx: ctx, cancel: cancel}
 	t.Cleanup(p.close)
+	// A first poll that answers at once gives the member token (and the
+	// start position), as client.js's does: the polls that send it back
+	// are a member.
+	a := pollMemberToken(t, e, channels)
+	p.member, p.pos = a.Member, a.Cursor
 	return p
 }
 
