@@ -13,7 +13,8 @@ import (
 // A long-poll subscriber is not connected between its polls, so it cannot
 // be a member for as long as a connection lasts, and a member per poll
 // would join and leave at every answer. Instead the client keeps a member
-// token (MemberToken) from poll to poll, and the node serving a poll keeps
+// token (NewMemberToken; the transport gives it in an answer) and sends it
+// with every later poll, and the node serving a poll of the token keeps
 // the member from the poll's start until PollMember's grace has passed
 // after its answer without another poll: a next poll within the grace
 // (on this node) keeps it on, with no event. Polls need no sticky
@@ -62,7 +63,8 @@ func PollConn(token, sub string) string {
 	return "poll-" + hex.EncodeToString(h.Sum(nil))[:20]
 }
 
-// pollMembers are this node's long-poll members, at most max of them.
+// pollMembers are this node's long-poll members, at most
+// Config.MaxPollMembers of them.
 type pollMembers struct {
 	mu sync.Mutex
 	// mu guards m and stopped. Lock order: mu, then a presence queue's.

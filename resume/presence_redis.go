@@ -32,6 +32,10 @@ var _ edge.Presence = (*Redis)(nil)
 // version is ignored). Announcements never go to edge:{CHANNEL}:live: a
 // node of an earlier release reads every payload there as a message.
 //
+// A node's leave names the node (edge_presence_leave's NODE): a long-poll
+// member that polled another node since, whose join replaced the entry
+// with that node's, is not removed by the node it left.
+//
 // Each node remembers the members it joined and, every PresenceTTL/3,
 // refreshes them (one FCALL per channel, pipelined), which also sweeps the
 // channel: members whose node stopped refreshing them (it died) are removed
