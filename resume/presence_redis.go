@@ -75,10 +75,14 @@ type redisPresence struct {
 	announce atomic.Pointer[func(context.Context, edge.PresenceChange)]
 
 	mu sync.Mutex
-	// mu guards joined and leaving. No other lock is taken while it is
+	// mu guards joined, leaving and others. No other lock is taken while it is
 	// held (nor is it taken under one), and it is held for no I/O.
 	joined  map[string]map[string]string // channel → conn → the member's JSON, of this node's members
 	leaving map[presenceEntry]int        // members whose Leave is on its way to Redis, with how many
+	// others are members whose Leave with a node found another node's
+	// entry (a long-poll member that moved), since the refresh calls were
+	// built: forgetLeft must not remove them.
+	others map[presenceEntry]struct{}
 }
 
 // presenceEntry names one member of one channel.
@@ -166,9 +170,18 @@ func (r *Redis) Leave(ctx context.Context, channel, conn, node string) error {
 	if node != "" {
 		args = append(args, node)
 	}
-	if err := r.fcall(ctx, presenceLeaveFunction, channel, args...).Err(); err != nil {
+	removed, err := r.fcall(ctx, presenceLeaveFunction, channel, args...).Int64()
+	if err != nil {
 		// Not refreshed any more, the member lapses within PresenceTTL.
 		return r.presenceFailed("presence leave", err)
+	}
+	if removed == 0 && node != "" {
+		p.mu.Lock()
+		if p.others == nil {
+			p.others = make(map[presenceEntry]struct{})
+		}
+		p.others[e] = struct{}{}
+		p.mu.Unlock()
 	}
 	return nil
 }
@@ -364,6 +377,7 @@ func (r *Redis) refreshCalls(ctx context.Context) []*refreshCall {
 	}
 	p := &r.presence
 	p.mu.Lock()
+	clear(p.others) // of members left before these calls: none of them is in one
 	for ch, members := range p.joined {
 		var conns []string
 		var args []any
@@ -420,7 +434,9 @@ func (r *Redis) runRefreshes(ctx context.Context, calls []*refreshCall) {
 
 // forgetLeft removes, quietly, the members of calls that left (their Leave
 // was answered) since the calls were built: a refresh that Redis ran after
-// the Leave added them again, and its leave was announced already.
+// the Leave added them again, and its leave was announced already. A
+// member whose Leave found another node's entry is not one of them: that
+// node keeps it.
 func (r *Redis) forgetLeft(ctx context.Context, calls []*refreshCall) {
 	gone := make(map[string][]string)
 	p := &r.presence
@@ -428,7 +444,8 @@ func (r *Redis) forgetLeft(ctx context.Context, calls []*refreshCall) {
 	for _, c := range calls {
 		for _, conn := range c.conns {
 			_, here := p.joined[c.channel][conn]
-			if !here && p.leaving[presenceEntry{c.channel, conn}] == 0 {
+			e := presenceEntry{c.channel, conn}
+			if _, other := p.others[e]; !here && !other && p.leaving[e] == 0 {
 				gone[c.channel] = append(gone[c.channel], conn)
 			}
 		}
