@@ -21,7 +21,8 @@ const numShards = 64
 // safe for concurrent use.
 //
 // Lock order: a shard's mu, then a Session's mu, then the presence
-// queue's (see presenceOps). The hub never holds a shard lock while it
+// queue's (see presenceOps); the long-poll members' mu (pollMembers),
+// taken under no other, then the presence queue's. The hub never holds a shard lock while it
 // enqueues on sessions, and never does I/O: presence's store calls run on
 // a goroutine of their own.
 type Hub struct {
