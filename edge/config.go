@@ -24,6 +24,10 @@ type Config struct {
 	// NewHub picks the host name and a random suffix, unique per process
 	// even with several nodes on one host.
 	Node string
+	// MaxPollMembers bounds the long-poll members this node keeps
+	// (Hub.PollMember): past it a new one is not joined. Zero means
+	// 100,000.
+	MaxPollMembers int
 }
 
 // MaxNodeLen bounds Config.Node, in bytes.
@@ -33,6 +37,7 @@ const MaxNodeLen = 64
 func (c Config) WithDefaults() Config {
 	setDefault(&c.MaxChannels, 64)
 	setDefault(&c.QueueBytes, 1<<20)
+	setDefault(&c.MaxPollMembers, 100_000)
 	return c
 }
 
@@ -49,6 +54,7 @@ func (c Config) Validate() error {
 	var errs []error
 	CheckNotNegative(&errs, "MaxChannels", c.MaxChannels)
 	CheckNotNegative(&errs, "QueueBytes", c.QueueBytes)
+	CheckNotNegative(&errs, "MaxPollMembers", c.MaxPollMembers)
 	if err := validateName(c.Node, MaxNodeLen); c.Node != "" && err != nil {
 		errs = append(errs, Invalid("Node", "%v; use a name such as the host's", err))
 	}

@@ -15,8 +15,8 @@ func TestConfigWithDefaults(t *testing.T) {
 		in   edge.Config
 		want edge.Config
 	}{
-		{"zero value", edge.Config{}, edge.Config{MaxChannels: 64, QueueBytes: 1 << 20}},
-		{"explicit values are kept", edge.Config{MaxChannels: 2, QueueBytes: 4096}, edge.Config{MaxChannels: 2, QueueBytes: 4096}},
+		{"zero value", edge.Config{}, edge.Config{MaxChannels: 64, QueueBytes: 1 << 20, MaxPollMembers: 100_000}},
+		{"explicit values are kept", edge.Config{MaxChannels: 2, QueueBytes: 4096, MaxPollMembers: 3}, edge.Config{MaxChannels: 2, QueueBytes: 4096, MaxPollMembers: 3}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -42,7 +42,7 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"zero value", edge.Config{}, nil},
 		{"negative MaxChannels", edge.Config{MaxChannels: -1}, []string{"MaxChannels: -1 is negative"}},
-		{"every problem at once", edge.Config{MaxChannels: -1, QueueBytes: -2}, []string{"MaxChannels:", "QueueBytes: -2 is negative"}},
+		{"every problem at once", edge.Config{MaxChannels: -1, QueueBytes: -2, MaxPollMembers: -3}, []string{"MaxChannels:", "QueueBytes: -2 is negative", "MaxPollMembers: -3 is negative"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

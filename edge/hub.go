@@ -21,7 +21,8 @@ const numShards = 64
 // safe for concurrent use.
 //
 // Lock order: a shard's mu, then a Session's mu, then the presence
-// queue's (see presenceOps). The hub never holds a shard lock while it
+// queue's (see presenceOps); the long-poll members' mu (pollMembers),
+// taken under no other, then the presence queue's. The hub never holds a shard lock while it
 // enqueues on sessions, and never does I/O: presence's store calls run on
 // a goroutine of their own.
 type Hub struct {
@@ -42,6 +43,7 @@ type Hub struct {
 	wakeAll  func([]Waker)
 
 	presence *presenceOps  // nil: no channel keeps presence
+	polls    pollMembers   // the long-poll members (PollMember)
 	node     string        // this node's name in presence
 	conns    atomic.Uint64 // the last connection number given (Session.SetMember)
 }
@@ -100,7 +102,7 @@ func NewHub(broker Broker, cfg Config, log *slog.Logger) *Hub {
 		lr.OnLost(h.lost)
 	}
 	if p, ok := broker.(Presence); ok && cfg.Presence != nil {
-		h.presence = newPresenceOps(p, log)
+		h.presence = newPresenceOps(p, h.node, log)
 		p.OnPresence(h.announce)
 	}
 	return h

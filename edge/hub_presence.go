@@ -36,6 +36,7 @@ type memberKey struct{ channel, conn string }
 // presenceWant is the state a member should reach in the store.
 type presenceWant struct {
 	join   bool
+	force  bool   // join even if joined: the member may have moved to another node since (a long-poll)
 	member Member // when join
 }
 
@@ -52,6 +53,7 @@ type presenceWant struct {
 // order). A worker holds its queue's mu only between store calls.
 type presenceOps struct {
 	store  Presence
+	node   string // this node: a leave removes only its own entry (Presence.Leave)
 	log    *slog.Logger
 	ctx    context.Context // the store calls'; cancelled by stop
 	cancel context.CancelFunc
@@ -72,9 +74,9 @@ type presenceQueue struct {
 	stopped bool                       // stop began: nothing more is queued
 }
 
-func newPresenceOps(store Presence, log *slog.Logger) *presenceOps {
+func newPresenceOps(store Presence, node string, log *slog.Logger) *presenceOps {
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &presenceOps{store: store, log: log, ctx: ctx, cancel: cancel, seed: maphash.MakeSeed()}
+	p := &presenceOps{store: store, node: node, log: log, ctx: ctx, cancel: cancel, seed: maphash.MakeSeed()}
 	for i := range p.queues {
 		p.queues[i].want = make(map[memberKey]presenceWant)
 		p.queues[i].joined = make(map[memberKey]struct{})
@@ -92,9 +94,11 @@ func (p *presenceOps) queue(channel, conn string) *presenceQueue {
 	return &p.queues[h.Sum64()%presenceWorkers]
 }
 
-// join queues the join of m to channel. The caller holds the session's
-// mu.
-func (p *presenceOps) join(channel string, m Member) {
+// join queues the join of m to channel; with force it is sent even if
+// this node joined m already, to claim back an entry that another node's
+// join replaced (a long-poll member moving between nodes). The caller
+// holds the session's mu, or pollMembers' mu.
+func (p *presenceOps) join(channel string, m Member, force bool) {
 	q := p.queue(channel, m.Conn)
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -103,11 +107,14 @@ func (p *presenceOps) join(channel string, m Member) {
 		p.fail("presence join dropped: too many joins and leaves wait for the store", fmt.Errorf("%d waiting", len(q.want)))
 		return
 	}
-	p.queueLocked(q, k, presenceWant{join: true, member: m})
+	if w, queued := q.want[k]; queued && w.join {
+		force = force || w.force
+	}
+	p.queueLocked(q, k, presenceWant{join: true, force: force, member: m})
 }
 
 // leave queues the leave of conn from channel. The caller holds the
-// session's mu.
+// session's mu, or pollMembers' mu.
 func (p *presenceOps) leave(channel, conn string) {
 	q := p.queue(channel, conn)
 	q.mu.Lock()
@@ -148,7 +155,7 @@ func (p *presenceOps) run(q *presenceQueue, done chan struct{}) {
 		delete(q.want, k)
 		_, was := q.joined[k]
 		switch {
-		case w.join && !was:
+		case w.join && (!was || w.force):
 			q.joined[k] = struct{}{}
 		case !w.join && was:
 			delete(q.joined, k)
@@ -162,7 +169,7 @@ func (p *presenceOps) run(q *presenceQueue, done chan struct{}) {
 		if w.join {
 			err = p.store.Join(ctx, k.channel, w.member)
 		} else {
-			err = p.store.Leave(ctx, k.channel, k.conn)
+			err = p.store.Leave(ctx, k.channel, k.conn, p.node)
 		}
 		cancel()
 		if err != nil {
@@ -280,12 +287,14 @@ func (h *Hub) PresenceFailures() int64 {
 	return h.presence.failed.Load()
 }
 
-// StopPresence waits until the joins and leaves of this node reached the
-// store, or ctx is done, then stops sending them: call it once sessions
+// StopPresence leaves the long-poll members (PollMember), waits until
+// the joins and leaves of this node reached the store, or ctx is done,
+// then stops sending them: call it once sessions
 // are released on shutdown, before the broker stops, so other nodes hear
 // the leaves at once rather than when the entries expire.
 func (h *Hub) StopPresence(ctx context.Context) {
 	if h.presence != nil {
+		h.stopPollMembers()
 		h.presence.stop(ctx)
 	}
 }

@@ -49,9 +49,12 @@ type Presence interface {
 	// within PresenceTTL and their leaves are announced by another node.
 	Join(ctx context.Context, channel string, m Member) error
 
-	// Leave removes the member conn of channel and announces the leave. A
-	// member that is not there is no error, and nothing is announced.
-	Leave(ctx context.Context, channel, conn string) error
+	// Leave removes the member conn of channel and announces the leave,
+	// if node is the Node of its entry (any node when node is empty): a
+	// long-poll member that moved to another node, which replaced its
+	// entry, is not removed by the node it left. A member that is not
+	// there (or another node's) is no error, and nothing is announced.
+	Leave(ctx context.Context, channel, conn, node string) error
 
 	// Members returns up to limit members of channel, in no particular
 	// order, and how many members it has: the count is exact whatever

@@ -53,7 +53,8 @@ type Session struct {
 // token (empty: none) with the info its client gave (validated with
 // ValidatePresenceInfo). A session that never calls it is no member but
 // may still hear joins and leaves (a long-poll, which is not connected
-// between its requests). Its connection id, unique in the fleet, is the
+// between its requests: Hub.PollMember keeps its client a member from
+// poll to poll). Its connection id, unique in the fleet, is the
 // node's name, "-" and a number.
 func (s *Session) SetMember(sub, info string) {
 	s.mu.Lock()
@@ -102,7 +103,7 @@ func (s *Session) joinPresenceLocked(sub *subscription) {
 		s.member.Conn = s.hub.node + "-" + strconv.FormatUint(s.hub.conns.Add(1), 10)
 	}
 	sub.member = true
-	s.hub.presence.join(sub.channel, *s.member)
+	s.hub.presence.join(sub.channel, *s.member, false)
 }
 
 // leavePresenceLocked undoes joinPresenceLocked. The caller holds mu.

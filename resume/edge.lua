@@ -76,8 +76,11 @@
 --   FCALL edge_presence_join 1 edge:{CHANNEL} TTL-MS CONN MEMBER
 --       adds (or replaces) a member; answers 1 and announces the join if
 --       it was not a member, else 0
---   FCALL edge_presence_leave 1 edge:{CHANNEL} CONN
+--   FCALL edge_presence_leave 1 edge:{CHANNEL} CONN [NODE]
 --       removes a member; answers 1 and announces the leave if it was one
+--       (with NODE, only if its JSON's "node" is NODE: a long-poll member
+--       that moved to another node, whose join replaced the entry, is
+--       not removed by the node it left; else 0)
 --   FCALL edge_presence_members 1 edge:{CHANNEL} LIMIT
 --       sweeps, then answers {COUNT, MEMBER...}: how many members the
 --       channel has (exact) and up to LIMIT of them (0-10000)
@@ -421,7 +424,7 @@ end
 -- Presence (see the top of this file).
 
 local USAGE_JOIN = 'ERR edge: usage: FCALL edge_presence_join 1 edge:{channel} ttl-ms conn member'
-local USAGE_LEAVE = 'ERR edge: usage: FCALL edge_presence_leave 1 edge:{channel} conn'
+local USAGE_LEAVE = 'ERR edge: usage: FCALL edge_presence_leave 1 edge:{channel} conn [node]'
 local USAGE_MEMBERS = 'ERR edge: usage: FCALL edge_presence_members 1 edge:{channel} limit'
 local USAGE_REFRESH = 'ERR edge: usage: FCALL edge_presence_refresh 1 edge:{channel} ttl-ms [conn member]...'
 
@@ -539,16 +542,22 @@ local function presence_join(keys, args)
 end
 
 local function presence_leave(keys, args)
-  if #keys ~= 1 or #args ~= 1 then
+  if #keys ~= 1 or #args < 1 or #args > 2 then
     return redis.error_reply(USAGE_LEAVE)
   end
   local bad = check_key(keys[1]) or check_conn(args[1])
   if bad then
     return redis.error_reply(bad)
   end
-  local conn = args[1]
+  local conn, node = args[1], args[2]
   local members, info, presence = presence_keys(keys[1])
   local member = redis.call('HGET', info, conn)
+  if node and member then
+    local ok, m = pcall(cjson.decode, member)
+    if ok and type(m) == 'table' and m.node ~= node then
+      return 0 -- another node's now
+    end
+  end
   local was = redis.call('ZREM', members, conn)
   redis.call('HDEL', info, conn)
   if was == 1 then

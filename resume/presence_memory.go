@@ -48,11 +48,12 @@ func (m *Memory) Join(ctx context.Context, channel string, mem edge.Member) erro
 }
 
 // Leave removes the member conn of channel and announces it, if it was
-// there.
-func (m *Memory) Leave(ctx context.Context, channel, conn string) error {
+// there and node is its Node (or empty).
+func (m *Memory) Leave(ctx context.Context, channel, conn, node string) error {
 	p := &m.presence
 	p.mu.Lock()
 	mem, was := p.members[channel][conn]
+	was = was && (node == "" || mem.Node == node)
 	if was {
 		delete(p.members[channel], conn)
 		if len(p.members[channel]) == 0 {

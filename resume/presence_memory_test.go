@@ -30,10 +30,17 @@ func TestMemoryPresence(t *testing.T) {
 			[]edge.PresenceChange{{Channel: "room", Event: edge.EventJoin, Member: b}}},
 		{"a joins another channel", func() error { return m.Join(ctx, "hall", a) }, 2,
 			[]edge.PresenceChange{{Channel: "hall", Event: edge.EventJoin, Member: a}}},
-		{"a leaves", func() error { return m.Leave(ctx, "room", a.Conn) }, 1,
+		{"a leaves", func() error { return m.Leave(ctx, "room", a.Conn, "") }, 1,
 			[]edge.PresenceChange{{Channel: "room", Event: edge.EventLeave, Member: a}}},
-		{"a leaves again: nothing", func() error { return m.Leave(ctx, "room", a.Conn) }, 1, nil},
-		{"a stranger leaves: nothing", func() error { return m.Leave(ctx, "nowhere", "x") }, 1, nil},
+		{"a leaves again: nothing", func() error { return m.Leave(ctx, "room", a.Conn, "") }, 1, nil},
+		{"a stranger leaves: nothing", func() error { return m.Leave(ctx, "nowhere", "x", "") }, 1, nil},
+		{"another node leaves b: nothing", func() error { return m.Leave(ctx, "room", b.Conn, "n2") }, 1, nil},
+		{"a joins as the owner of the entry, leaves", func() error {
+			if err := m.Join(ctx, "room", a); err != nil {
+				return err
+			}
+			return m.Leave(ctx, "room", a.Conn, "n1")
+		}, 1, []edge.PresenceChange{{Channel: "room", Event: edge.EventJoin, Member: a}, {Channel: "room", Event: edge.EventLeave, Member: a}}},
 	}
 	for _, s := range steps {
 		heard = nil

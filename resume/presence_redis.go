@@ -32,6 +32,10 @@ var _ edge.Presence = (*Redis)(nil)
 // version is ignored). Announcements never go to edge:{CHANNEL}:live: a
 // node of an earlier release reads every payload there as a message.
 //
+// A node's leave names the node (edge_presence_leave's NODE): a long-poll
+// member that polled another node since, whose join replaced the entry
+// with that node's, is not removed by the node it left.
+//
 // Each node remembers the members it joined and, every PresenceTTL/3,
 // refreshes them (one FCALL per channel, pipelined), which also sweeps the
 // channel: members whose node stopped refreshing them (it died) are removed
@@ -71,10 +75,14 @@ type redisPresence struct {
 	announce atomic.Pointer[func(context.Context, edge.PresenceChange)]
 
 	mu sync.Mutex
-	// mu guards joined and leaving. No other lock is taken while it is
+	// mu guards joined, leaving and others. No other lock is taken while it is
 	// held (nor is it taken under one), and it is held for no I/O.
 	joined  map[string]map[string]string // channel → conn → the member's JSON, of this node's members
 	leaving map[presenceEntry]int        // members whose Leave is on its way to Redis, with how many
+	// others are members whose Leave with a node found another node's
+	// entry (a long-poll member that moved), since the refresh calls were
+	// built: forgetLeft must not remove them.
+	others map[presenceEntry]struct{}
 }
 
 // presenceEntry names one member of one channel.
@@ -126,8 +134,9 @@ func (r *Redis) Join(ctx context.Context, channel string, m edge.Member) error {
 }
 
 // Leave removes the member conn of channel, announced to every node that
-// watches the channel if it was there, and stops keeping it alive.
-func (r *Redis) Leave(ctx context.Context, channel, conn string) error {
+// watches the channel if it was there and node (unless empty) is the
+// node of its entry, and stops keeping it alive on this node.
+func (r *Redis) Leave(ctx context.Context, channel, conn, node string) error {
 	if checkConn(conn) != nil {
 		return nil // never a member
 	}
@@ -157,9 +166,22 @@ func (r *Redis) Leave(ctx context.Context, channel, conn string) error {
 	}()
 	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
 	defer cancel()
-	if err := r.fcall(ctx, presenceLeaveFunction, channel, conn).Err(); err != nil {
+	args := []any{conn}
+	if node != "" {
+		args = append(args, node)
+	}
+	removed, err := r.fcall(ctx, presenceLeaveFunction, channel, args...).Int64()
+	if err != nil {
 		// Not refreshed any more, the member lapses within PresenceTTL.
 		return r.presenceFailed("presence leave", err)
+	}
+	if removed == 0 && node != "" {
+		p.mu.Lock()
+		if p.others == nil {
+			p.others = make(map[presenceEntry]struct{})
+		}
+		p.others[e] = struct{}{}
+		p.mu.Unlock()
 	}
 	return nil
 }
@@ -355,6 +377,7 @@ func (r *Redis) refreshCalls(ctx context.Context) []*refreshCall {
 	}
 	p := &r.presence
 	p.mu.Lock()
+	clear(p.others) // of members left before these calls: none of them is in one
 	for ch, members := range p.joined {
 		var conns []string
 		var args []any
@@ -411,7 +434,9 @@ func (r *Redis) runRefreshes(ctx context.Context, calls []*refreshCall) {
 
 // forgetLeft removes, quietly, the members of calls that left (their Leave
 // was answered) since the calls were built: a refresh that Redis ran after
-// the Leave added them again, and its leave was announced already.
+// the Leave added them again, and its leave was announced already. A
+// member whose Leave found another node's entry is not one of them: that
+// node keeps it.
 func (r *Redis) forgetLeft(ctx context.Context, calls []*refreshCall) {
 	gone := make(map[string][]string)
 	p := &r.presence
@@ -419,7 +444,8 @@ func (r *Redis) forgetLeft(ctx context.Context, calls []*refreshCall) {
 	for _, c := range calls {
 		for _, conn := range c.conns {
 			_, here := p.joined[c.channel][conn]
-			if !here && p.leaving[presenceEntry{c.channel, conn}] == 0 {
+			e := presenceEntry{c.channel, conn}
+			if _, other := p.others[e]; !here && !other && p.leaving[e] == 0 {
 				gone[c.channel] = append(gone[c.channel], conn)
 			}
 		}

@@ -63,7 +63,7 @@ func TestPresenceRefreshAfterLeave(t *testing.T) {
 		t.Fatal(err)
 	}
 	calls := r.refreshCalls(ctx) // built before the leave
-	if err := r.Leave(ctx, "f", m.Conn); err != nil {
+	if err := r.Leave(ctx, "f", m.Conn, ""); err != nil {
 		t.Fatal(err)
 	}
 	r.runRefreshes(ctx, calls) // reaches Redis after it

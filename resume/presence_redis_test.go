@@ -185,6 +185,7 @@ func TestRedisPresence(t *testing.T) {
 			alice := edge.Member{Conn: "n1-1", Sub: "alice", Node: "n1"}
 			bob := edge.Member{Conn: "n1-2", Info: `{"name":"Bob <b@x>"}`, Node: "n1"}
 			carol := edge.Member{Conn: "n2-1", Sub: "carol", Node: "n2"}
+			bobOnN2 := edge.Member{Conn: bob.Conn, Info: bob.Info, Node: "n2"} // a long-poll member moves so
 			steps := []struct {
 				name  string
 				do    func() error
@@ -196,11 +197,18 @@ func TestRedisPresence(t *testing.T) {
 				{"bob joins", func() error { return a.Join(ctx, "room", bob) }, 2, []edge.PresenceChange{join("room", bob)}},
 				{"carol joins on the watching node", func() error { return w.Join(ctx, "room", carol) }, 3, []edge.PresenceChange{join("room", carol)}},
 				{"alice joins another channel", func() error { return a.Join(ctx, "hall", alice) }, 3, []edge.PresenceChange{join("hall", alice)}},
-				{"alice leaves", func() error { return a.Leave(ctx, "room", alice.Conn) }, 2, []edge.PresenceChange{leave("room", alice)}},
-				{"alice leaves again: nothing", func() error { return a.Leave(ctx, "room", alice.Conn) }, 2, nil},
-				{"a stranger leaves: nothing", func() error { return w.Leave(ctx, "room", "x") }, 2, nil},
-				{"a bad conn leaves: nothing", func() error { return w.Leave(ctx, "room", "a b") }, 2, nil},
-				{"carol leaves from the other node", func() error { return a.Leave(ctx, "room", carol.Conn) }, 1, []edge.PresenceChange{leave("room", carol)}},
+				{"alice leaves", func() error { return a.Leave(ctx, "room", alice.Conn, "") }, 2, []edge.PresenceChange{leave("room", alice)}},
+				{"alice leaves again: nothing", func() error { return a.Leave(ctx, "room", alice.Conn, "") }, 2, nil},
+				{"a stranger leaves: nothing", func() error { return w.Leave(ctx, "room", "x", "") }, 2, nil},
+				{"a bad conn leaves: nothing", func() error { return w.Leave(ctx, "room", "a b", "") }, 2, nil},
+				{"carol leaves from the other node", func() error { return a.Leave(ctx, "room", carol.Conn, "") }, 1, []edge.PresenceChange{leave("room", carol)}},
+				{"n2 leaves bob, n1's: nothing", func() error { return w.Leave(ctx, "room", bob.Conn, "n2") }, 1, nil},
+				{"bob moves to n2 and n1 leaves him: nothing", func() error {
+					if err := w.Join(ctx, "room", bobOnN2); err != nil {
+						return err
+					}
+					return a.Leave(ctx, "room", bob.Conn, "n1")
+				}, 1, nil},
 			}
 			for _, s := range steps {
 				if err := s.do(); err != nil {
@@ -214,16 +222,16 @@ func TestRedisPresence(t *testing.T) {
 						t.Fatal(err)
 					}
 					w.waitHeard(t, 10*time.Second, join("hall", probe))
-					if err := a.Leave(ctx, "hall", probe.Conn); err != nil {
+					if err := a.Leave(ctx, "hall", probe.Conn, ""); err != nil {
 						t.Fatal(err)
 					}
 					w.waitHeard(t, 10*time.Second, leave("hall", probe))
 				} else {
 					w.waitHeard(t, 10*time.Second, s.heard...)
 				}
-				wantMembers(t, w, "room", 10, s.room, alice, bob, carol)
+				wantMembers(t, w, "room", 10, s.room, alice, bob, carol, bobOnN2)
 			}
-			wantMembers(t, a, "room", 10, 1, bob)
+			wantMembers(t, a, "room", 10, 1, bobOnN2)
 			wantMembers(t, w, "hall", 10, 1, alice)
 			wantMembers(t, w, "nowhere", 10, 0)
 			w.quiet(t)
@@ -299,7 +307,7 @@ func TestRedisPresenceNodeDies(t *testing.T) {
 			t.Logf("the members of a node that died vanished after %v (TTL %v)", time.Since(died), presenceTTL)
 			wantMembers(t, w, "shared", 10, 1, alive)
 			wantMembers(t, w, "alone", 10, 0)
-			if err := other.Leave(ctx, "shared", alive.Conn); err != nil {
+			if err := other.Leave(ctx, "shared", alive.Conn, ""); err != nil {
 				t.Fatal(err)
 			}
 			w.waitHeard(t, 10*time.Second, leave("shared", alive))
@@ -352,6 +360,8 @@ func TestRedisPresenceFunctionRefuses(t *testing.T) {
 		{"leave without a conn", []string{"edge_presence_leave", "1", "edge:{p}"}, "ERR edge: usage: FCALL edge_presence_leave"},
 		{"leave with a bad conn", []string{"edge_presence_leave", "1", "edge:{p}", "a\tb"}, "conn must be"},
 		{"leave on a bad key", []string{"edge_presence_leave", "1", "edge:{}", "c"}, "the key must be"},
+		{"leave of a node's member", []string{"edge_presence_leave", "1", "edge:{p}", "c", "n"}, ""},
+		{"leave with a node and more", []string{"edge_presence_leave", "1", "edge:{p}", "c", "n", "x"}, "ERR edge: usage: FCALL edge_presence_leave"},
 		{"members", []string{"edge_presence_members", "1", "edge:{p}", "10"}, ""},
 		{"members, limit 0", []string{"edge_presence_members", "1", "edge:{p}", "0"}, ""},
 		{"members without a limit", []string{"edge_presence_members", "1", "edge:{p}"}, "ERR edge: usage: FCALL edge_presence_members"},
@@ -525,7 +535,7 @@ func TestRedisPresenceOverPreviousRelease(t *testing.T) {
 	loadPrevious()
 	wantMembers(t, w, "u", 10, 1, m)
 	loadPrevious()
-	if err := n.Leave(ctx, "u", m.Conn); err != nil {
+	if err := n.Leave(ctx, "u", m.Conn, ""); err != nil {
 		t.Fatalf("leave over the previous release's library: %v", err)
 	}
 	w.waitHeard(t, 10*time.Second, leave("u", m))
@@ -671,7 +681,7 @@ func TestRedisPresenceChurn(t *testing.T) {
 					}
 					// The odd ones stay after the last round.
 					if round < rounds-1 || i%2 == 0 {
-						if err := a.Leave(ctx, ch, m.Conn); err != nil {
+						if err := a.Leave(ctx, ch, m.Conn, ""); err != nil {
 							t.Error(err)
 							return
 						}

@@ -281,7 +281,7 @@ func TestClientPingAgainstAnEdgeWithoutPing(t *testing.T) {
 
 // With the presence option, the client hears another subscriber's join
 // and leave through onPresence, on every transport, and its info= is
-// what the others see of it.
+// what the others see of it: it is one member, a long-poll too.
 func TestClientHearsPresence(t *testing.T) {
 	for _, tr := range []string{"ws", "sse", "poll"} {
 		t.Run(tr, func(t *testing.T) {
@@ -294,8 +294,10 @@ func TestClientHearsPresence(t *testing.T) {
 			if tr == "poll" {
 				// Joins are heard while a poll is held.
 				waitValue(t, e, 1, "edge_connections", "transport", "poll")
-			} else if a := waitMembers(t, e, "room.1", 1); a.Members[0].Info != "page" {
-				t.Fatalf("the page is listed as %+v, want info page", a.Members[0])
+			}
+			listed := waitMembers(t, e, "room.1", 1).Members[0]
+			if listed.Info != "page" {
+				t.Fatalf("the page is listed as %+v, want info page", listed)
 			}
 			other := openSSE(t, e.url("/v1/subscribe", "channel", "room.1", "info", "other"), nil)
 			other.lastID()
@@ -308,6 +310,10 @@ func TestClientHearsPresence(t *testing.T) {
 			// Joins and leaves move no cursor: the next message comes.
 			e.publish("room.1", "after")
 			b.received([]string{"room.1/after"})
+			// One member all along, a long-poll too (its member token).
+			if a := waitMembers(t, e, "room.1", 1); a.Members[0] != listed {
+				t.Fatalf("the page is listed as %+v, was %+v", a.Members[0], listed)
+			}
 		})
 	}
 }

@@ -43,6 +43,11 @@ type Config struct {
 	// PollLingerMax bounds a client's linger= request; a larger one is
 	// refused. Zero means 5s.
 	PollLingerMax time.Duration
+	// PollMemberGrace is how long a long-poll subscriber stays a
+	// presence member after a poll's answer, waiting for its next poll
+	// (a poll in flight keeps it a member however long it is held): its
+	// leave is announced once this passes without one. Zero means 10s.
+	PollMemberGrace time.Duration
 
 	// SSERetry is the reconnect delay sent in SSE "retry:". Zero means 2s.
 	SSERetry time.Duration
@@ -143,6 +148,8 @@ func (c Config) WithDefaults() Config {
 	setDefault(&c.MaxPayload, edge.DefaultMaxPayload)
 	setDefault(&c.MaxBatch, 1000)
 	setDefault(&c.PresenceMaxMembers, 1000)
+	setDefault(&c.MaxConns, 100000)
+	setDefault(&c.Hub.MaxPollMembers, c.MaxConns)
 	c.Hub = c.Hub.WithDefaults()
 	if c.Hub.QueueBytes > 0 && c.Hub.QueueBytes < 2*c.MaxPayload {
 		c.Hub.QueueBytes = 2 * c.MaxPayload
@@ -153,9 +160,9 @@ func (c Config) WithDefaults() Config {
 	setDefault(&c.PollTimeout, 25*time.Second)
 	setDefault(&c.PollTimeoutMax, 60*time.Second)
 	setDefault(&c.PollLingerMax, 5*time.Second)
+	setDefault(&c.PollMemberGrace, 10*time.Second)
 	setDefault(&c.SSERetry, 2*time.Second)
 	setDefault(&c.BodyTimeout, 30*time.Second)
-	setDefault(&c.MaxConns, 100000)
 	setDefault(&c.MaxConnsPerIP, 1000)
 	setDefault(&c.SubscribeRate, 20)
 	setDefault(&c.ResumeRate, 2000)
@@ -207,6 +214,7 @@ func (c Config) Validate() error {
 	}{
 		{"Heartbeat", c.Heartbeat}, {"HeartbeatMin", c.HeartbeatMin}, {"HeartbeatMax", c.HeartbeatMax},
 		{"PollTimeout", c.PollTimeout}, {"PollTimeoutMax", c.PollTimeoutMax}, {"PollLingerMax", c.PollLingerMax},
+		{"PollMemberGrace", c.PollMemberGrace},
 		{"SSERetry", c.SSERetry}, {"BodyTimeout", c.BodyTimeout}, {"HSTS", c.HSTS},
 		{"DrainTimeout", c.DrainTimeout}, {"DrainDelay", c.DrainDelay},
 	} {

@@ -15,7 +15,7 @@ import (
 
 func TestConfigWithDefaults(t *testing.T) {
 	defaults := transports.Config{
-		Hub:            edge.Config{MaxChannels: 64, QueueBytes: 1 << 20},
+		Hub:            edge.Config{MaxChannels: 64, QueueBytes: 1 << 20, MaxPollMembers: 100000},
 		MaxPayload:     64 << 10,
 		MaxBatch:       1000,
 		Heartbeat:      25 * time.Second,
@@ -35,6 +35,7 @@ func TestConfigWithDefaults(t *testing.T) {
 		ClientPublishRate: 50,
 
 		PresenceMaxMembers: 1000,
+		PollMemberGrace:    10 * time.Second,
 	}
 	with := func(f func(*transports.Config)) transports.Config { c := defaults; f(&c); return c }
 	tests := []struct {
@@ -43,6 +44,9 @@ func TestConfigWithDefaults(t *testing.T) {
 		want transports.Config
 	}{
 		{"zero value", transports.Config{}, defaults},
+		{"long-poll members bounded by MaxConns",
+			transports.Config{MaxConns: 7},
+			with(func(c *transports.Config) { c.MaxConns, c.Hub.MaxPollMembers = 7, 7 })},
 		{"default queue raised to twice the payload",
 			transports.Config{MaxPayload: 1 << 20},
 			with(func(c *transports.Config) { c.MaxPayload, c.Hub.QueueBytes = 1<<20, 2<<20 })},

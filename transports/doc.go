@@ -38,7 +38,9 @@
 // first kilobytes), and for long-polling timeout= (0 to
 // --poll-timeout-max), linger= (0 to --poll-linger-max) and limit= (1 to
 // 1000); for presence (see Presence) presence=1 (or 0; true and false
-// too) and info= (at most 256 bytes of UTF-8 without control characters).
+// too), info= (at most 256 bytes of UTF-8 without control characters) and,
+// for long-polling, member= (the token of an earlier answer's "member":
+// 32 lowercase hex digits, else 400 bad_request).
 // Durations are written 30s, 1m or as plain seconds. A value
 // outside its range is refused with 400 bad_request naming the parameter
 // and the range ("limit=5000 is out of range; use 1 to 1000"), never
@@ -208,7 +210,9 @@
 // When the edge drains, a waiting poll is answered at once, and the answer
 // carries "disconnect":{"code":1012,"reason":"shutdown","reconnect":true,"retry_ms":…}.
 // With presence=1 the answer may carry "presence":[{"channel","event","member"}…]
-// (see Presence).
+// (see Presence). When a polled channel keeps presence, the answer
+// carries "member":"<token>": send it as member= in the next polls, which
+// makes the client one presence member from poll to poll (see Presence).
 //
 // # History
 //
@@ -237,10 +241,33 @@
 // subscribe request's info= ("" without), whatever the client wants
 // others to see of it (a display name, a JSON object), validated but not
 // interpreted; node is the node it is on. Every field is always present.
-// A long-poll is no member: it is not connected between its polls, and a
-// member per poll would join and leave at every answer. With --redis a
-// member lives in Redis, refreshed by its node, so the members of a node
-// that dies vanish within 15 s (and their leaves are announced).
+// With --redis a member lives in Redis, refreshed by its node, so the
+// members of a node that dies vanish within 15 s (and their leaves are
+// announced).
+//
+// A long-poll is not connected between its polls, and a member per poll
+// would join and leave at every answer; so a long-poll client is a member
+// by a token it keeps. The answer to a poll of a presence channel carries
+// "member":"<token>" (128 random bits in hex, fresh for a poll without
+// member=, else the one sent); the polls that send it back as member= are
+// one member, whose conn is "poll-" and 20 hex digits of a SHA-256 of the
+// token and the sub claim: every node derives the same, and GET
+// /v1/presence, which anyone with the channel's rights may read, never
+// shows the token, so nobody can poll as the member from the listing (or
+// make it leave). A poll without member= is no member (a client that
+// would not send the token back would otherwise make a new member at
+// every poll). The node serving a poll joins the member (replacing its
+// entry, unannounced, if it is there: polls need no sticky sessions) and
+// keeps it while the poll is held and for 10 s after the answer
+// (transports.Config.PollMemberGrace), so that the next poll, on any
+// node, finds it listed; a channel the next poll no longer names is left
+// at once, and when no poll comes within the 10 s the node announces the
+// leave. A node leaves only a member whose entry it still owns, so the
+// node a poll moved away from removes nothing. A node keeps at most
+// --max-conns long-poll members; past that, a poll is no member (counted
+// with the presence failures). Keep the token per subscription (client.js
+// does); a token that leaks (in a proxy's log of URLs) lets its holder
+// poll as the member, with the same sub claim.
 //
 // GET /v1/presence?channel=A answers
 //
@@ -267,8 +294,9 @@
 //	WebSocket  {"channel":"A","event":"join","member":{…}}: no type, no id, no data; it may
 //	           share an array frame with messages
 //	long-poll  "presence":[{"channel":"A","event":"leave","member":{…}}] beside "messages"
-//	           (left out when empty); one wakes a held poll as a message does. What
-//	           happens while no poll is held is not kept: GET /v1/presence is the truth
+//	           (left out when empty); one wakes a held poll as a message does (its
+//	           own join, too, at its first poll with member=). What happens while
+//	           no poll is held is not kept: GET /v1/presence is the truth
 //
 // A subscriber may hear its own join (it usually does, shortly after its
 // subscribe). Joins and leaves count against a connection's queue

@@ -273,13 +273,21 @@ member, no id and no data.`,
 	},
 	{
 		name: "poll/presence",
-		about: `A long-poll with presence=1 on a channel that keeps presence, held until another
-subscriber joins: the answer lists the join under "presence" (a long-poll is
-no member itself, and hears only while a poll is held).`,
+		about: `A long-poll with presence=1 and info=me on a channel that keeps presence. Its
+first poll (timeout=0, answered at once) gets a member token; the polls that
+send it back as member= are a member, kept between polls and listed by a
+conn id derived from the token. The first of them hears its own join (a join
+wakes a held poll as a message does); the next is held until another
+subscriber joins: the answer lists that join under "presence". It hears only
+while a poll is held.`,
 		cfg: presenceGoldenConfig,
 		run: func(w *wire) {
 			last := w.publish("room.a", "", "before")
-			w.send("GET /v1/subscribe?channel=room.a&presence=1&since=" + last + " HTTP/1.1\r\nHost: " + goldenHost + "\r\n\r\n")
+			w.send("GET /v1/subscribe?channel=room.a&presence=1&info=me&since=" + last + "&timeout=0 HTTP/1.1\r\nHost: " + goldenHost + "\r\n\r\n")
+			w.response()
+			w.send("GET /v1/subscribe?channel=room.a&presence=1&info=me&since=" + last + "&member=" + w.member + " HTTP/1.1\r\nHost: " + goldenHost + "\r\n\r\n")
+			w.response()
+			w.send("GET /v1/subscribe?channel=room.a&presence=1&info=me&since=" + last + "&member=" + w.member + " HTTP/1.1\r\nHost: " + goldenHost + "\r\n\r\n")
 			waitValue(w.t, w.e, 1, "edge_connections", "transport", "poll")
 			w.otherMember("room.a")
 			w.response()
@@ -460,7 +468,8 @@ type wire struct {
 	conn     net.Conn
 	pending  []byte // read from conn, not yet in a section
 	sections []section
-	lastMs   int64 // the millisecond of the last id published
+	lastMs   int64  // the millisecond of the last id published
+	member   string // the "member" token of the last response, if any
 }
 
 type section struct {
@@ -597,6 +606,7 @@ func (w *wire) readHead(name string) string {
 var (
 	contentLength = regexp.MustCompile(`\r\nContent-Length: (\d+)\r\n`)
 	jsonCursor    = regexp.MustCompile(`"cursor":"([^"]*)"`)
+	memberToken   = regexp.MustCompile(`"member":"([0-9a-f]{32})"`)
 )
 
 // response reads one HTTP response, whose body has a Content-Length as
@@ -612,6 +622,9 @@ func (w *wire) response() string {
 	n, _ := strconv.Atoi(m[1])
 	w.need(n)
 	body := w.take("response", n)
+	if m := memberToken.FindSubmatch(body); m != nil {
+		w.member = string(m[1])
+	}
 	if c := jsonCursor.FindSubmatch(body); c != nil {
 		return string(c[1])
 	}
@@ -746,6 +759,9 @@ var (
 	dateHeader    = regexp.MustCompile(`\r\nDate: ([^\r\n]*)\r\n`)
 	requestID     = regexp.MustCompile(`\r\nX-Request-Id: ([A-Z2-7]{8}-[0-9a-z]+)\r\n`)
 	retryMs       = regexp.MustCompile(`"retry_ms":(\d+)|retry: (\d+)\n\nevent: disconnect\n`)
+	// pollMember matches a long-poll member's token (in an answer or
+	// member=) or its conn id, both random.
+	pollMember = regexp.MustCompile(`"member":"[0-9a-f]{32}"|member=[0-9a-f]{32}\b|"poll-[0-9a-f]{20}"`)
 )
 
 func (n *normalizer) normalize(b []byte) []byte {
@@ -771,6 +787,15 @@ func (n *normalizer) normalize(b []byte) []byte {
 		return []byte("\r\nDate: <date>\r\n")
 	})
 	b = requestID.ReplaceAll(b, []byte("\r\nX-Request-Id: <request-id>\r\n"))
+	b = pollMember.ReplaceAllFunc(b, func(m []byte) []byte {
+		switch {
+		case m[0] == 'm':
+			return []byte("member=<member-token>")
+		case bytes.HasPrefix(m, []byte(`"poll-`)):
+			return []byte(`"poll-<hash of the token>"`)
+		}
+		return []byte(`"member":"<member-token>"`)
+	})
 	return retryMs.ReplaceAllFunc(b, func(m []byte) []byte {
 		sub := retryMs.FindSubmatch(m)
 		v := sub[1]

@@ -2,8 +2,10 @@ package transports
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -48,18 +50,27 @@ func (s *Server) servePoll(w http.ResponseWriter, r *http.Request, req subscribe
 		writeError(w, err)
 		return
 	}
+	token := queryValue(r.URL.RawQuery, "member")
+	if (token != "" || r.URL.Query().Has("member")) && !edge.ValidMemberToken(token) {
+		writeError(w, fmt.Errorf("%w: member= is the token of an earlier answer's \"member\" (%d lowercase hex digits)", edge.ErrBadRequest, edge.MemberTokenLen))
+		return
+	}
 	linger = min(linger, timeout)
 	sess, err := s.newSession(metrics.Poll)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	// Not a member: a long-poll is not connected between its requests,
-	// and a member per request would join and leave at every answer.
+	// The session is no member: a long-poll is not connected between its
+	// requests. The hub keeps the poll member of the token instead, from
+	// poll to poll (pollMember).
 	s.presenceSession(sess, &req, false)
 	p := &pollWaiter{s: s, sess: sess, channels: req.channels, linger: linger, limit: limit}
 	p.ans.cursor = req.cursor
 	err = p.start(r.Context(), req)
+	if err == nil {
+		p.pollMember(token, &req)
+	}
 	// Counted once its position is fixed: a poll that the count shows
 	// gets every message published from then on.
 	s.metrics.Connected(metrics.Poll, 1)
@@ -80,6 +91,7 @@ func (s *Server) servePoll(w http.ResponseWriter, r *http.Request, req subscribe
 
 // pollAnswer is the body of a long-poll response.
 type pollAnswer struct {
+	member     string // the member token to send as member= next; "": no presence channel
 	frames     []*edge.Frame
 	presence   []*edge.Frame // joins and leaves heard while the request was held
 	cursor     resume.Cursor
@@ -100,7 +112,8 @@ type pollWaiter struct {
 	linger    time.Duration
 	limit     int
 	ans       pollAnswer
-	lingering bool // a message arrived; answer when the timer fires
+	lingering bool   // a message arrived; answer when the timer fires
+	unhold    func() // ends the poll's hold on its presence member; nil: none
 
 	// Set when waiting.
 	turn    writeTurn
@@ -139,6 +152,30 @@ func (p *pollWaiter) start(ctx context.Context, req subscribeRequest) error {
 		_, ok := req.cursor.Get(ch)
 		return ok
 	})
+}
+
+// pollMember makes the poll's client a presence member of the channels
+// that keep presence, under token, which the answer carries back for the
+// client's next poll; see edge.Hub.PollMember. A poll without a token is
+// no member: its answer gives it a fresh one. Only a client that sends
+// it back is a member, so a client that does not (one written before
+// long-polls were members) makes no member at every poll, each of whose
+// joins would wake every poll that hears presence, its own next one too.
+func (p *pollWaiter) pollMember(token string, req *subscribeRequest) {
+	if !p.s.hub.PresenceEnabled() || !slices.ContainsFunc(p.channels, p.s.hub.KeepsPresence) {
+		return
+	}
+	if token == "" {
+		p.ans.member = edge.NewMemberToken()
+		return
+	}
+	var sub string
+	if req.claims != nil {
+		sub = req.claims.Subject
+	}
+	p.ans.member = token
+	m := edge.Member{Conn: edge.PollConn(token, sub), Sub: sub, Info: req.info}
+	p.unhold, _ = p.s.hub.PollMember(m, p.channels, p.s.cfg.PollMemberGrace)
 }
 
 // answered reports whether the answer is ready without waiting.
@@ -183,8 +220,12 @@ func (p *pollWaiter) respond(w http.ResponseWriter, err error) {
 	p.delivered()
 }
 
-// release releases the session, which ends the request's connection count.
+// release releases the session, which ends the request's connection
+// count, and starts its presence member's grace.
 func (p *pollWaiter) release() {
+	if p.unhold != nil {
+		p.unhold()
+	}
 	p.sess.Release()
 	p.s.metrics.Connected(metrics.Poll, -1)
 }
@@ -377,6 +418,11 @@ func (a *pollAnswer) appendJSON(b []byte) []byte {
 	if len(a.presence) > 0 {
 		b = append(b, `,"presence":`...)
 		b = appendFrameArray(b, a.presence)
+	}
+	if a.member != "" {
+		b = append(b, `,"member":"`...)
+		b = append(b, a.member...)
+		b = append(b, '"')
 	}
 	if d := a.disconnect; d != nil {
 		b = append(b, `,"disconnect":{"code":`...)

@@ -44,7 +44,19 @@ var presencePatterns = []string{"room.*"}
 // default).
 func presenceEdge(t *testing.T, broker edge.Broker, node string, maxMembers int) *testEdge {
 	t.Helper()
-	e := startEdgeWith(t, transports.Config{Presence: presencePatterns, PresenceMaxMembers: maxMembers, Hub: edge.Config{Node: node}}, broker)
+	return presenceEdgeWith(t, broker, transports.Config{PresenceMaxMembers: maxMembers, Hub: edge.Config{Node: node}})
+}
+
+// presenceEdgeWith starts an edge on broker with cfg that keeps presence
+// on the channels "room.*"; a long-poll member's grace is a second
+// unless cfg sets one.
+func presenceEdgeWith(t *testing.T, broker edge.Broker, cfg transports.Config) *testEdge {
+	t.Helper()
+	cfg.Presence = presencePatterns
+	if cfg.PollMemberGrace == 0 {
+		cfg.PollMemberGrace = time.Second
+	}
+	e := startEdgeWith(t, cfg, broker)
 	t.Cleanup(http.DefaultTransport.(*http.Transport).CloseIdleConnections)
 	return e
 }
@@ -115,7 +127,7 @@ var presenceColumns = []struct {
 	{"ws-op", false, true, openPresenceWSOp},
 	{"sse", false, true, openPresenceSSE},
 	{"sse-multi", true, true, openPresenceSSE},
-	{"poll", false, false, openPresencePoll},
+	{"poll", false, true, openPresencePoll},
 }
 
 // TestPresence proves presence on every backend over every transport: a
@@ -144,9 +156,17 @@ func TestPresence(t *testing.T) {
 					if col.member {
 						base = 1
 					}
+					s.arm(t) // a long-poll is a member from its first poll
 					waitMembers(t, e, room, base)
+					if col.name == "poll" {
+						// Its own join answers it: poll again, so that
+						// what follows is heard.
+						if h := s.next(t); h.event != "join" || h.member.Info != "listener" || !strings.HasPrefix(h.member.Conn, "poll-") {
+							t.Fatalf("heard %+v, want the long-poll's own join", h)
+						}
+						s.arm(t)
+					}
 
-					s.arm(t)
 					m := openSSE(t, e.url("/v1/subscribe", "channel", room, "info", `{"name":"Mia"}`), nil)
 					m.lastID()
 					joined := nextHeard(t, s, func(h heard) bool { return h.member.Info != "listener" })
@@ -395,6 +415,7 @@ type pollPresence struct {
 	channels []string
 	query    []string
 	pos      string
+	member   string // the member token of the last answer
 	ctx      context.Context
 	cancel   func()
 	answer   chan presencePoll // the poll in flight, nil when none
@@ -411,6 +432,11 @@ func openPresencePoll(t *testing.T, e *testEdge, channels []string, query ...str
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &pollPresence{e: e, channels: channels, query: query, ctx: ctx, cancel: cancel}
 	t.Cleanup(p.close)
+	// A first poll that answers at once gives the member token (and the
+	// start position), as client.js's does: the polls that send it back
+	// are a member.
+	a := pollMemberToken(t, e, channels)
+	p.member, p.pos = a.Member, a.Cursor
 	return p
 }
 
@@ -424,6 +450,9 @@ func (p *pollPresence) arm(t *testing.T) {
 	q := append(channelQuery(p.channels), p.query...)
 	if p.pos != "" {
 		q = append(q, "since", p.pos)
+	}
+	if p.member != "" {
+		q = append(q, "member", p.member)
 	}
 	req, _ := http.NewRequestWithContext(p.ctx, http.MethodGet, p.e.url("/v1/subscribe", q...), nil)
 	answer := make(chan presencePoll, 1)
@@ -471,10 +500,15 @@ func (p *pollPresence) next(t *testing.T) heard {
 			Messages []wireMessage     `json:"messages"`
 			Cursor   string            `json:"cursor"`
 			Presence []json.RawMessage `json:"presence"`
+			Member   string            `json:"member"`
 		}
 		if err := json.Unmarshal(r.body, &a); err != nil {
 			t.Fatalf("poll answer %s: %v", r.body, err)
 		}
+		if p.member != "" && a.Member != p.member {
+			t.Fatalf("poll answer %s: member %q, want the token sent, %q", r.body, a.Member, p.member)
+		}
+		p.member = a.Member
 		if a.Presence != nil && len(a.Presence) == 0 {
 			t.Fatalf("poll answer %s: an empty presence is left out", r.body)
 		}

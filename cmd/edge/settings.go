@@ -280,6 +280,7 @@ var layerFlags = map[string]string{
 	"transports.PollTimeout":       "poll-timeout",
 	"transports.PollTimeoutMax":    "poll-timeout-max",
 	"transports.PollLingerMax":     "poll-linger-max",
+	"transports.PollMemberGrace":   "", // its default: a test's knob
 	"transports.SSERetry":          "sse-retry",
 	"transports.BodyTimeout":       "body-timeout",
 	"transports.PublishKeys":       "publish-key",
@@ -305,6 +306,7 @@ var layerFlags = map[string]string{
 
 	"transports.Hub.Presence":       "", // set from transports.Presence
 	"transports.Hub.Node":           "node-name",
+	"transports.Hub.MaxPollMembers": "", // --max-conns, as transports sets it
 	"transports.Presence":           "presence",
 	"transports.PresenceMaxMembers": "presence-max-members",
 

@@ -427,7 +427,10 @@ class PollLink extends HTTPLink {
       const timer = this.isOpen ? setTimeout(() => this.fail(new EdgeError("transport", "poll: no answer in time")), wait) : undefined;
       let resp, body;
       try {
-        resp = await fetch(this.url("poll", extra), { cache: "no-store", signal: this.abort.signal });
+        // The member token of an earlier answer keeps this client one
+        // presence member from poll to poll, on any node.
+        const member = this.sub.pollMember ? { member: this.sub.pollMember } : {};
+        resp = await fetch(this.url("poll", { ...extra, ...member }), { cache: "no-store", signal: this.abort.signal });
         if (resp.status === 200) body = await resp.json();
       } finally {
         clearTimeout(timer);
@@ -435,6 +438,7 @@ class PollLink extends HTTPLink {
       if (this.done) return;
       if (resp.status !== 200) return this.refused(resp);
       if (!body || !Array.isArray(body.messages)) return this.fail(new EdgeError("transport", "poll: the answer is not the edge's"));
+      if (typeof body.member === "string") this.sub.pollMember = body.member;
       if (body.gap) for (const ch of body.gap_channels || this.sub.channels) this.sub.gap(ch);
       this.sub.messages(body.messages);
       if (Array.isArray(body.presence)) this.sub.messages(body.presence);

@@ -36,7 +36,8 @@
 //	edge_slow_consumer_disconnects_total        clients dropped for falling behind
 //	edge_auth_refusals_total                    refused credentials
 //	edge_presence_failures_total                presence joins and leaves that did not reach the store
-//	                                            (it failed, or too many waited); the subscription works
+//	                                            (it failed, or too many waited), and long-poll members
+//	                                            refused past --max-conns; the subscription works
 //	edge_redis_commands_total{outcome}          round-trips to Redis (a pipeline counts once): ok,
 //	                                            error_reply (Redis answered an error, some expected) or
 //	                                            failed (no answer: connection lost, timeout)

@@ -148,7 +148,7 @@ func New(provider metric.MeterProvider, obs Observed) (*Metrics, error) {
 	add(observe(meter, "edge.sessions", "Open hub sessions, all transports.", "{session}", obs.Sessions, true))
 	add(observe(meter, "edge.slow_consumer_disconnects", "Sessions closed for falling behind (slow consumers).", "{session}", obs.SlowConsumers, false))
 	add(observe(meter, "edge.auth_refusals", "Refused credentials (missing, invalid or expired tokens and keys).", "{refusal}", obs.AuthRefusals, false))
-	add(observe(meter, "edge.presence_failures", "Presence joins and leaves that did not reach the store (it failed, or too many waited for it); a failed join leaves its subscription working but unlisted.", "{change}", obs.Presence, false))
+	add(observe(meter, "edge.presence_failures", "Presence joins and leaves that did not reach the store (it failed, or too many waited for it, or a node kept the most long-poll members it may); a failed join leaves its subscription working but unlisted.", "{change}", obs.Presence, false))
 	add(m.observeHub(meter, obs.Hub))
 	add(observeExpiry(meter, obs.CertExpiry))
 	if err := errors.Join(errs...); err != nil {
