@@ -22,9 +22,9 @@ const numShards = 64
 //
 // Lock order: a shard's mu, then a Session's mu, then the presence
 // queue's (see presenceOps); the long-poll members' mu (pollMembers),
-// taken under no other, then the presence queue's. The hub never holds a shard lock while it
-// enqueues on sessions, and never does I/O: presence's store calls run on
-// a goroutine of their own.
+// taken under no other, then the presence queue's. The hub never holds a
+// shard lock while it enqueues on sessions, and never does I/O: presence's
+// store calls run on goroutines of their own.
 type Hub struct {
 	broker Broker
 	cfg    Config

@@ -222,7 +222,7 @@ func (r *Redis) Members(ctx context.Context, channel string, limit int) ([]edge.
 func (r *Redis) fcall(ctx context.Context, function, channel string, args ...any) *redis.Cmd {
 	keys := []string{streamKey(channel)}
 	cmd := r.rdb.FCall(ctx, function, keys, args...)
-	if !stale(cmd.Err()) {
+	if !functionOutdated(cmd.Err()) {
 		return cmd
 	}
 	if err := r.loadFunction(ctx); err != nil {
@@ -230,14 +230,6 @@ func (r *Redis) fcall(ctx context.Context, function, channel string, args ...any
 		return cmd
 	}
 	return r.rdb.FCall(ctx, function, keys, args...)
-}
-
-// stale reports whether err says that the function called is missing (a
-// Redis that lost it, or that a node of the release before presence loaded
-// its own library into, during a rolling upgrade) or older than this
-// node's ("edge: usage"): nothing was run, and loading the library helps.
-func stale(err error) bool {
-	return err != nil && (strings.Contains(err.Error(), "Function not found") || strings.Contains(err.Error(), "edge: usage"))
 }
 
 // presenceFailed returns the error of a presence call that the function

@@ -1,6 +1,9 @@
 package resume
 
-import _ "embed"
+import (
+	_ "embed"
+	"strings"
+)
 
 // Key layout in Redis. A channel's keys share the hash tag {channel}, so
 // they live in one cluster slot:
@@ -98,3 +101,12 @@ const (
 //
 //go:embed edge.lua
 var functionLibrary string
+
+// functionOutdated reports whether err says that the function called is
+// missing (a Redis that lost it, or one into which a node of an earlier
+// release loaded its own library during a rolling upgrade) or older than
+// this node's ("edge: usage", an option or argument it does not know):
+// nothing was run, and loading the library and calling again helps.
+func functionOutdated(err error) bool {
+	return err != nil && (strings.Contains(err.Error(), "Function not found") || strings.Contains(err.Error(), "edge: usage"))
+}

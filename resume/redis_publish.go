@@ -361,7 +361,7 @@ func (r *Redis) execPublishes(ctx context.Context, batch []*publishCall) {
 	r.pipeline(ctx, batch)
 	var missing []*publishCall
 	for _, c := range batch {
-		if err := c.command().Err(); err != nil && (strings.Contains(err.Error(), "Function not found") || strings.Contains(err.Error(), "edge: usage")) {
+		if functionOutdated(c.command().Err()) {
 			missing = append(missing, c)
 		}
 	}

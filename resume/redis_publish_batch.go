@@ -116,7 +116,7 @@ func (r *Redis) execBatches(ctx context.Context, cmds []redis.Cmder) {
 	r.pipelineCmds(ctx, cmds)
 	var missing []redis.Cmder
 	for _, c := range cmds {
-		if err := c.Err(); err != nil && (strings.Contains(err.Error(), "Function not found") || strings.Contains(err.Error(), "edge: usage")) {
+		if functionOutdated(c.Err()) {
 			missing = append(missing, c)
 		}
 	}

@@ -13,23 +13,11 @@ import (
 // without one), oldest first. It is read under the rules of subscribing
 // to the channel: the same token sources, the same anonymous patterns.
 func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
-	if !allowMethods(w, r, http.MethodGet) {
+	channel, ok := s.readableChannel(w, r)
+	if !ok {
 		return
 	}
 	q := r.URL.Query()
-	channel := q.Get("channel")
-	if err := edge.ValidateChannel(channel); err != nil {
-		writeError(w, err)
-		return
-	}
-	claims, err := s.access.identify(r)
-	if err == nil {
-		err = s.access.subscribe(claims, channel)
-	}
-	if err != nil {
-		writeError(w, err)
-		return
-	}
 	limit, err := queryInt(r, "limit", 100, 1, maxPageMessages)
 	if err != nil {
 		writeError(w, err)
@@ -92,4 +80,28 @@ func appendMessages(b []byte, msgs []edge.Message) []byte {
 		b = appendMessageJSON(b, &msgs[i])
 	}
 	return append(b, ']')
+}
+
+// readableChannel reads the channel of a GET that reads a channel's state
+// (history, presence) under the rules of subscribing to it: the method,
+// the channel's name, the credentials and the right to subscribe. It
+// answers the error and reports false when one fails.
+func (s *Server) readableChannel(w http.ResponseWriter, r *http.Request) (channel string, ok bool) {
+	if !allowMethods(w, r, http.MethodGet) {
+		return "", false
+	}
+	channel = r.URL.Query().Get("channel")
+	if err := edge.ValidateChannel(channel); err != nil {
+		writeError(w, err)
+		return "", false
+	}
+	claims, err := s.access.identify(r)
+	if err == nil {
+		err = s.access.subscribe(claims, channel)
+	}
+	if err != nil {
+		writeError(w, err)
+		return "", false
+	}
+	return channel, true
 }

@@ -17,20 +17,8 @@ import (
 // It is read under the rules of subscribing to the channel, as history
 // is; a channel that keeps no presence is a 404 presence_off.
 func (s *Server) handlePresence(w http.ResponseWriter, r *http.Request) {
-	if !allowMethods(w, r, http.MethodGet) {
-		return
-	}
-	channel := r.URL.Query().Get("channel")
-	if err := edge.ValidateChannel(channel); err != nil {
-		writeError(w, err)
-		return
-	}
-	claims, err := s.access.identify(r)
-	if err == nil {
-		err = s.access.subscribe(claims, channel)
-	}
-	if err != nil {
-		writeError(w, err)
+	channel, ok := s.readableChannel(w, r)
+	if !ok {
 		return
 	}
 	if !s.hub.KeepsPresence(channel) {
