@@ -63,16 +63,21 @@ type listeners struct {
 	// of one pointer without reading them).
 	name string
 	subs []*Session
+	// deltas counts the subscriptions of subs that get deltas; delta,
+	// the previous message of each key, is kept only while it is not 0.
+	deltas int
+	delta  *deltaChannel
 }
 
-// subscribers returns channel's local sessions and its shared name.
-func (sh *shard) subscribers(channel string) ([]*Session, string) {
+// subscribers returns channel's local sessions, its shared name and its
+// delta state (nil without a delta subscriber).
+func (sh *shard) subscribers(channel string) ([]*Session, string, *deltaChannel) {
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
 	if l := sh.chans[channel]; l != nil {
-		return l.subs, l.name
+		return l.subs, l.name, l.delta
 	}
-	return nil, channel
+	return nil, channel, nil
 }
 
 // NewHub returns a hub that relays the broker's live messages, with the
@@ -179,7 +184,7 @@ func (h *Hub) shard(channel string) *shard {
 // context in ctx (a publish on another node or process, relayed by the
 // broker), then of consumer kind.
 func (h *Hub) deliver(ctx context.Context, m Message) {
-	subs, name := h.shard(m.Channel).subscribers(m.Channel)
+	subs, name, dc := h.shard(m.Channel).subscribers(m.Channel)
 	m.Channel = name
 	if t := h.tracer; t != nil {
 		kind := trace.SpanKindUnspecified
@@ -196,7 +201,11 @@ func (h *Hub) deliver(ctx context.Context, m Message) {
 	if len(subs) == 0 {
 		return
 	}
-	h.fanout(subs, NewFrame(m))
+	f := NewFrame(m)
+	if dc != nil {
+		f.delta = dc.next(&m)
+	}
+	h.fanout(subs, f)
 }
 
 // fanout queues f on subs and wakes them.
@@ -229,7 +238,7 @@ func (h *Hub) fanout(subs []*Session, f *Frame) {
 // lost closes the channel's local sessions with DisconnectResync: their
 // live stream missed messages, and only a resume tells their clients.
 func (h *Hub) lost(channel string) {
-	subs, _ := h.shard(channel).subscribers(channel)
+	subs, _, _ := h.shard(channel).subscribers(channel)
 	for _, s := range subs {
 		s.Close(DisconnectResync)
 	}
@@ -237,8 +246,9 @@ func (h *Hub) lost(channel string) {
 
 // add registers s for channel's live frames and waits until the broker
 // relays the channel. It returns the channel's shared name (see
-// listeners).
-func (h *Hub) add(ctx context.Context, channel string, s *Session) (string, error) {
+// listeners). With delta set, s gets deltas: the channel keeps the
+// previous message of each key while it has such a subscriber.
+func (h *Hub) add(ctx context.Context, channel string, s *Session, delta bool) (string, error) {
 	sh := h.shard(channel)
 	sh.mu.Lock()
 	l := sh.chans[channel]
@@ -249,27 +259,37 @@ func (h *Hub) add(ctx context.Context, channel string, s *Session) (string, erro
 	subs := make([]*Session, len(l.subs), len(l.subs)+1)
 	copy(subs, l.subs)
 	l.subs = append(subs, s)
+	if delta {
+		if l.deltas++; l.delta == nil {
+			l.delta = newDeltaChannel()
+		}
+	}
 	sh.mu.Unlock()
 	if err := h.broker.Watch(ctx, channel); err != nil {
-		h.unlist(channel, s)
+		h.unlist(channel, s, delta)
 		return "", err
 	}
 	return l.name, nil
 }
 
 // remove undoes add.
-func (h *Hub) remove(channel string, s *Session) {
-	h.unlist(channel, s)
+func (h *Hub) remove(channel string, s *Session, delta bool) {
+	h.unlist(channel, s, delta)
 	h.broker.Unwatch(channel)
 }
 
-func (h *Hub) unlist(channel string, s *Session) {
+func (h *Hub) unlist(channel string, s *Session, delta bool) {
 	sh := h.shard(channel)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	l := sh.chans[channel]
 	if l == nil {
 		return
+	}
+	if delta {
+		if l.deltas--; l.deltas == 0 {
+			l.delta = nil
+		}
 	}
 	subs := make([]*Session, 0, len(l.subs))
 	for _, o := range l.subs {

@@ -302,7 +302,7 @@ func (h *Hub) StopPresence(ctx context.Context) {
 // announce fans a join or leave out to the channel's local sessions that
 // hear presence.
 func (h *Hub) announce(_ context.Context, c PresenceChange) {
-	subs, name := h.shard(c.Channel).subscribers(c.Channel)
+	subs, name, _ := h.shard(c.Channel).subscribers(c.Channel)
 	if len(subs) == 0 {
 		return
 	}

@@ -52,6 +52,9 @@ type Frame struct {
 	// on a message.
 	Member *Member
 
+	delta *frameDelta // the message's base, when the hub keeps deltas for its channel (see Delta)
+	base  ID          // on a frame Delta made: the id of the message Data patches
+
 	enc [numEncodings]struct {
 		once sync.Once
 		v    any

@@ -45,6 +45,7 @@ type Session struct {
 	first    bool  // closed at once when Shutdown begins
 
 	hear   bool    // later subscriptions hear joins and leaves (HearPresence)
+	delta  bool    // later subscriptions get deltas (SetDelta)
 	member *Member // its identity in presence once SetMember gave it; Conn is given at its first join
 }
 
@@ -73,6 +74,47 @@ func (s *Session) HearPresence(on bool) {
 	s.mu.Lock()
 	s.hear = on
 	s.mu.Unlock()
+}
+
+// SetDelta sets whether the channels the session subscribes from now on
+// get deltas (delta=fossil): a live message whose client holds the
+// previous message of its key is queued as a patch against it (see
+// Frame.Delta); every other message, history's included, in full. Its
+// client must apply them. The session remembers nothing from before it
+// was opened (after a resume, each key's first message is full) unless
+// TrustDelta says what its client holds.
+func (s *Session) SetDelta(on bool) {
+	s.mu.Lock()
+	s.delta = on
+	s.mu.Unlock()
+}
+
+// TrustDelta tells a delta subscription of channel that its client holds
+// every message of the channel up to upTo, the newest of each key
+// included: a message whose base is at or before it may be sent as a
+// patch. A long-poll, whose every request is a new session, trusts its
+// since= this way; a client that does not hold a base recovers by asking
+// again without deltas.
+func (s *Session) TrustDelta(channel string, upTo ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i := s.find(channel); i >= 0 {
+		s.subs[i].trust = upTo
+	}
+}
+
+// Out returns what a delta subscription sends for a message frame of its
+// channel that the caller itself takes to its client, from history or
+// from Buffered (a long-poll), in the order it sends them: the patch when
+// the client holds its base (see SetDelta), else f. Catch-up and history
+// frames carry no base and go in full.
+func (s *Session) Out(f *Frame) *Frame {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i := s.find(f.Channel); i >= 0 {
+		return s.subs[i].out(f)
+	}
+	return f
 }
 
 // Conn returns the session's connection id in presence: empty until it
@@ -146,6 +188,10 @@ type subscription struct {
 	presence bool // the channel keeps presence
 	hear     bool // its joins and leaves are queued
 	member   bool // the session is a member of it, until leavePresenceLocked
+
+	delta bool      // its client applies deltas (SetDelta); see out
+	held  []heldKey // per key, the last message queued, which the client holds
+	trust ID        // the client holds every message up to it (TrustDelta); zero: none
 }
 
 // find returns the index of channel in s.subs, or -1. The caller holds mu.
@@ -249,7 +295,7 @@ func (s *Session) Release() {
 	s.closeLocked(DisconnectShutdown)
 	s.mu.Unlock()
 	for _, sub := range subs {
-		s.hub.remove(sub.channel, s)
+		s.hub.remove(sub.channel, s, sub.delta)
 	}
 	s.hub.release(s)
 }
@@ -285,7 +331,7 @@ func (s *Session) push(f *Frame) Waker {
 		jb.frames = append(jb.frames, f)
 		jb.bytes += f.Size()
 	default:
-		if !s.subs[i].last.Less(f.ID) || !s.enqueueLocked(f) {
+		if !s.subs[i].last.Less(f.ID) || !s.enqueueLocked(s.subs[i].out(f)) {
 			return nil
 		}
 		s.subs[i].last = f.ID
@@ -339,9 +385,10 @@ func (s *Session) Subscribe(ctx context.Context, channel string) error {
 		return fmt.Errorf("%w: a connection may subscribe to at most %d channels", ErrTooManyChannels, s.hub.cfg.MaxChannels)
 	}
 	keeps := s.hub.KeepsPresence(channel)
-	s.subs = append(s.subs, subscription{channel: channel, join: &joinBuffer{}, presence: keeps, hear: keeps && s.hear})
+	delta := s.delta
+	s.subs = append(s.subs, subscription{channel: channel, join: &joinBuffer{}, presence: keeps, hear: keeps && s.hear, delta: delta})
 	s.mu.Unlock()
-	name, err := s.hub.add(ctx, channel, s)
+	name, err := s.hub.add(ctx, channel, s, delta)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {
@@ -358,10 +405,13 @@ func (s *Session) Subscribe(ctx context.Context, channel string) error {
 // Unsubscribe removes channel from the session and drops its queued frames.
 func (s *Session) Unsubscribe(channel string) error {
 	s.mu.Lock()
-	if !s.dropLocked(channel) {
+	i := s.find(channel)
+	if i < 0 {
 		s.mu.Unlock()
 		return fmt.Errorf("%w: not subscribed to %q", ErrBadRequest, channel)
 	}
+	delta := s.subs[i].delta
+	s.dropLocked(channel)
 	kept := s.queue[:0]
 	s.queued = 0
 	for _, f := range s.queue {
@@ -373,7 +423,7 @@ func (s *Session) Unsubscribe(channel string) error {
 	clear(s.queue[len(kept):])
 	s.queue = kept
 	s.mu.Unlock()
-	s.hub.remove(channel, s)
+	s.hub.remove(channel, s, delta)
 	return nil
 }
 
@@ -429,7 +479,7 @@ func (s *Session) GoLive(channel string, pos ID) bool {
 		if !pos.Less(f.ID) {
 			continue
 		}
-		if !s.enqueueLocked(f) {
+		if !s.enqueueLocked(s.subs[i].out(f)) {
 			break
 		}
 		s.subs[i].last = f.ID

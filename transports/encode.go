@@ -19,6 +19,15 @@ import (
 // A payload that is valid UTF-8 is the "data" string itself; any other
 // payload is base64 with "encoding":"base64" added.
 func appendMessageJSON(b []byte, m *edge.Message) []byte {
+	return appendMessageObject(b, m, edge.ID{})
+}
+
+// appendMessageObject appends m as its JSON object; with a non-zero
+// base, m is a delta (edge.Frame.Delta) and "delta" names the id of the
+// message its data patches, after "key":
+//
+//	{"channel":"A","id":"1732270000000-4","event":"","delta":"1732270000000-3","data":"…"}
+func appendMessageObject(b []byte, m *edge.Message, base edge.ID) []byte {
 	b = append(b, `{"channel":`...)
 	b = appendJSONString(b, m.Channel)
 	b = append(b, `,"id":"`...)
@@ -28,6 +37,11 @@ func appendMessageJSON(b []byte, m *edge.Message) []byte {
 	if m.Key != "" {
 		b = append(b, `,"key":`...)
 		b = appendJSONString(b, m.Key)
+	}
+	if !base.IsZero() {
+		b = append(b, `,"delta":"`...)
+		b = base.AppendTo(b)
+		b = append(b, '"')
 	}
 	if utf8.Valid(m.Data) {
 		b = append(b, `,"data":`...)
@@ -92,7 +106,8 @@ func frameJSON(f *edge.Frame) []byte {
 		if f.IsPresence() {
 			return appendPresenceJSON(nil, m.Channel, m.Event, f.Member)
 		}
-		return appendMessageJSON(nil, m)
+		base, _ := f.Base()
+		return appendMessageObject(nil, m, base)
 	}).([]byte)
 	return b
 }

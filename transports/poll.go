@@ -65,6 +65,7 @@ func (s *Server) servePoll(w http.ResponseWriter, r *http.Request, req subscribe
 	// requests. The hub keeps the poll member of the token instead, from
 	// poll to poll (pollMember).
 	s.presenceSession(sess, &req, false)
+	sess.SetDelta(req.delta)
 	p := &pollWaiter{s: s, sess: sess, channels: req.channels, linger: linger, limit: limit}
 	p.ans.cursor = req.cursor
 	err = p.start(r.Context(), req)
@@ -136,6 +137,11 @@ func (p *pollWaiter) start(ctx context.Context, req subscribeRequest) error {
 	for _, ch := range p.channels {
 		if err := p.sess.Subscribe(ctx, ch); err != nil {
 			return err
+		}
+		// A poll trusts its since=: its client holds every message up to
+		// it (a client that does not recovers, polling without delta=).
+		if id, ok := req.cursor.Get(ch); ok {
+			p.sess.TrustDelta(ch, id)
 		}
 	}
 	for _, ch := range p.channels {
@@ -211,6 +217,7 @@ func (p *pollWaiter) finish(ctx context.Context) error {
 // respond releases the session and answers through net/http.
 func (p *pollWaiter) respond(w http.ResponseWriter, err error) {
 	p.ans.presence = p.sess.Take(p.ans.presence)
+	p.deltas()
 	p.release()
 	if err != nil {
 		writeError(w, err)
@@ -218,6 +225,14 @@ func (p *pollWaiter) respond(w http.ResponseWriter, err error) {
 	}
 	writeJSONBytes(w, http.StatusOK, p.ans.appendJSON(nil))
 	p.delivered()
+}
+
+// deltas replaces, for a delta poll, each message of the answer whose
+// base the client holds by its patch (see edge.Session.Out).
+func (p *pollWaiter) deltas() {
+	for i, f := range p.ans.frames {
+		p.ans.frames[i] = p.sess.Out(f)
+	}
 }
 
 // release releases the session, which ends the request's connection
@@ -333,6 +348,7 @@ func (p *pollWaiter) answer() {
 		eb, status = newErrorBody(err)
 		body = marshalJSON(eb)
 	} else {
+		p.deltas()
 		body = p.ans.appendJSON(nil)
 	}
 	p.release()

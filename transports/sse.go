@@ -33,7 +33,7 @@ type sseConn struct {
 	stream
 	out    func([]byte) error // writes and flushes, within writeTimeout
 	direct directOut          // the hijacked connection's writer (out, then)
-	multi  bool               // several channels: data is the JSON object, id the composite cursor
+	multi  bool               // several channels, or deltas: data is the JSON object, id the cursor
 	cursor resume.Cursor      // position of what was written, per channel
 	buf    []byte             // pooled while the stream writes, nil while idle
 	sendq  sendQueue          // the hijacked connection's; used holding the turn
@@ -59,13 +59,16 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req subscribeR
 		return
 	}
 	s.presenceSession(sess, &req, true)
+	sess.SetDelta(req.delta)
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache, no-transform")
 	h.Set("X-Accel-Buffering", "no")
 	h.Set("X-Content-Type-Options", "nosniff")
-	c := &sseConn{multi: len(req.channels) > 1}
+	// A delta is no payload a plain EventSource could use: a delta
+	// stream's events carry the JSON object, which says what each is.
+	c := &sseConn{multi: len(req.channels) > 1 || req.delta}
 	var conn net.Conn
 	var head []byte         // hijacked: the response head, sent with the first bytes
 	var ended chan struct{} // not hijacked: closed when the stream ended

@@ -43,6 +43,7 @@ type subscribeRequest struct {
 	claims    *auth.Claims // the client's token, nil without one
 	presence  bool         // presence=1: hear the joins and leaves of channels that keep presence
 	info      string       // info=: what the client says about itself in presence
+	delta     bool         // delta=fossil: live messages may come as Fossil deltas
 }
 
 // expiry is when the request's token expires; zero for none.
@@ -121,12 +122,30 @@ func parseSubscribe(r *http.Request, cfg Config) (subscribeRequest, error) {
 	if req.presence, err = queryBool(r, "presence"); err != nil {
 		return req, err
 	}
+	if req.delta, err = parseDelta(queryValue(r.URL.RawQuery, "delta")); err != nil {
+		return req, err
+	}
 	req.info = q.Get("info")
 	if err := edge.ValidatePresenceInfo(req.info); err != nil {
 		return req, err
 	}
 	req.heartbeat, err = queryDuration(r, "heartbeat", cfg.Heartbeat, cfg.HeartbeatMin, cfg.HeartbeatMax)
 	return req, err
+}
+
+// deltaFossil is the one delta format: Fossil's (see edge.Frame.Delta).
+const deltaFossil = "fossil"
+
+// parseDelta reads delta= (or a subscribe op's "delta"): fossil asks for
+// deltas, empty for none.
+func parseDelta(v string) (bool, error) {
+	switch v {
+	case "":
+		return false, nil
+	case deltaFossil:
+		return true, nil
+	}
+	return false, fmt.Errorf("%w: delta=%q; use fossil or leave it out", edge.ErrBadRequest, edge.Clip(v))
 }
 
 // queryBool reads a flag parameter: 1 or true, 0 or false; absent is

@@ -46,6 +46,7 @@ type wsConn struct {
 	local  bool          // anonymous loopback publishing applies (see access.local)
 	ponged bool          // a pong frame answered the client's ping since the last heartbeat; the turn owns it
 	hears  bool          // presence=1 in the URL: subscribe ops without "presence" hear joins and leaves
+	delta  bool          // delta=fossil in the URL: subscribe ops without "delta" get deltas
 	subs   bucket        // subscribe ops; only the reader uses it
 	pubs   bucket        // publish ops; only the reader uses it
 }
@@ -71,6 +72,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, req subscribeRe
 		return
 	}
 	s.presenceSession(sess, &req, true)
+	sess.SetDelta(req.delta)
 	// The client sees the subscription once the 101 arrives: fix where
 	// each channel starts before that, so a message published right after
 	// it is delivered.
@@ -94,7 +96,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, req subscribeRe
 		return // the upgrader answered
 	}
 	conn.SetReadLimit(int64(s.wsMessageLimit()))
-	c := &wsConn{conn: conn, br: resp.Reader(), wait: 2*req.heartbeat + 10*time.Second, claims: req.claims, local: s.access.local(r), hears: req.presence}
+	c := &wsConn{conn: conn, br: resp.Reader(), wait: 2*req.heartbeat + 10*time.Second, claims: req.claims, local: s.access.local(r), hears: req.presence, delta: req.delta}
 	c.init(s, metrics.WS, sess, req.heartbeat, c.flush, func() {
 		c.watch.Remove() // before the descriptor can be reused
 		conn.Close()
@@ -285,6 +287,7 @@ func (c *wsConn) handle(kind int, frame []byte) bool {
 			hear = *op.Presence
 		}
 		c.sess.HearPresence(hear)
+		c.sess.SetDelta(c.delta || op.Delta != "")
 		if !c.join(op.Channel, op.since, op.Ref) {
 			c.end()
 			return false

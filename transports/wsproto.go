@@ -15,7 +15,7 @@ import (
 
 // The WebSocket operations a client may send, as JSON text frames:
 //
-//	{"op":"subscribe","channel":"A","since":"<cursor>","presence":true,"ref":1}
+//	{"op":"subscribe","channel":"A","since":"<cursor>","presence":true,"delta":"fossil","ref":1}
 //	{"op":"unsubscribe","channel":"A","ref":2}
 //	{"op":"publish","channel":"A","event":"price","data":"…","idempotency_key":"k","ref":3}
 //	{"op":"refresh","token":"<JWT>","ref":4}
@@ -30,9 +30,10 @@ import (
 // works as the Idempotency-Key header of POST /v1/publish, and its
 // "published" answer then says "replayed":true for a repeat. A
 // subscribe's optional presence (a boolean) says whether the channel's
-// joins and leaves are sent (without it, as presence= in the URL says).
-// Every field but ref, data and presence is a string; null counts as
-// absent.
+// joins and leaves are sent (without it, as presence= in the URL says);
+// its optional delta, "fossil", asks for deltas on the channel (without
+// it, as delta= in the URL says). Every field but ref, data and presence
+// is a string; null counts as absent.
 const (
 	opSubscribe   = "subscribe"
 	opUnsubscribe = "unsubscribe"
@@ -59,6 +60,9 @@ type clientOp struct {
 	// Presence says whether a subscribe hears joins and leaves; nil: as
 	// the connection's URL says.
 	Presence *bool
+	// Delta is a subscribe's "delta": "fossil" asks for deltas; empty: as
+	// the connection's URL says.
+	Delta string
 
 	since   *edge.ID // parsed Since
 	payload []byte   // decoded data
@@ -78,6 +82,7 @@ type rawOp struct {
 	Token    json.RawMessage `json:"token"`
 	Key      json.RawMessage `json:"idempotency_key"`
 	Presence json.RawMessage `json:"presence"`
+	Delta    json.RawMessage `json:"delta"`
 }
 
 // The errors of parseOp about a frame's shape.
@@ -113,7 +118,7 @@ func parseOp(frame []byte, maxPayload int) (clientOp, error) {
 	}{
 		{"op", raw.Op, &op.Op}, {"channel", raw.Channel, &op.Channel}, {"since", raw.Since, &op.Since},
 		{"event", raw.Event, &op.Event}, {"encoding", raw.Encoding, &op.Encoding}, {"token", raw.Token, &op.Token},
-		{"idempotency_key", raw.Key, &op.IdempotencyKey},
+		{"idempotency_key", raw.Key, &op.IdempotencyKey}, {"delta", raw.Delta, &op.Delta},
 	} {
 		if !present(f.raw) {
 			continue
@@ -152,6 +157,14 @@ func parseOp(frame []byte, maxPayload int) (clientOp, error) {
 	}
 	if err := edge.ValidateChannel(op.Channel); err != nil {
 		return op, err
+	}
+	if op.Delta != "" {
+		if op.Op != opSubscribe {
+			return op, fmt.Errorf("%w: delta is only for subscribe", edge.ErrBadRequest)
+		}
+		if _, err := parseDelta(op.Delta); err != nil {
+			return op, err
+		}
 	}
 	if op.Since != "" {
 		if op.Op != opSubscribe {
