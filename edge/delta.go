@@ -3,6 +3,7 @@ package edge
 import (
 	"container/list"
 	"sync"
+	"time"
 
 	"github.com/centrifugal/fdelta"
 )
@@ -37,6 +38,11 @@ const (
 	// larger one is always sent in full, which bounds the cost of making a
 	// delta (it grows with the base's size).
 	DeltaMaxPayload = 64 << 10
+	// DeltaLinger is how long a channel keeps its delta state, still
+	// relayed, after its last delta subscriber left: a long-poll is a new
+	// subscriber at every request, and finds the previous messages it
+	// needs as bases when it polls again within it.
+	DeltaLinger = 30 * time.Second
 )
 
 // frameDelta is a message's base: the previous message of its key, which
@@ -208,4 +214,72 @@ func (sub *subscription) out(f *Frame) *Frame {
 		}
 	}
 	return f
+}
+
+// lingerToken is a channel's delta state outliving its last delta
+// subscriber: it holds that subscriber's Watch until timer ends it.
+type lingerToken struct {
+	timer *time.Timer // set and stopped holding the shard's mu
+}
+
+// attachDeltasLocked counts one more delta subscriber of l, making its
+// state if it has none. It reports whether the state was lingering: the
+// caller then undoes the Watch the state held, once its own is made.
+// The caller holds the shard's mu.
+func (h *Hub) attachDeltasLocked(l *listeners) (lingered bool) {
+	if l.deltas++; l.delta == nil {
+		l.delta = newDeltaChannel()
+	}
+	if l.linger == nil {
+		return false
+	}
+	l.linger.timer.Stop()
+	l.linger = nil
+	return true
+}
+
+// detachDeltasLocked counts one delta subscriber of l less. When it was
+// the last, the state lingers (with linger set), keeping the leaving
+// subscriber's Watch: it reports true then. The caller holds sh.mu.
+func (h *Hub) detachDeltasLocked(sh *shard, l *listeners, linger bool) bool {
+	if l.deltas--; l.deltas > 0 {
+		return false
+	}
+	if !linger || h.deltaLinger <= 0 {
+		l.delta = nil
+		return false
+	}
+	tok := &lingerToken{}
+	tok.timer = time.AfterFunc(h.deltaLinger, func() { h.endLinger(sh, l.name, tok) })
+	l.linger = tok
+	return true
+}
+
+// endLinger drops a channel's lingering delta state and the Watch it
+// held, unless a delta subscriber came back meanwhile.
+func (h *Hub) endLinger(sh *shard, channel string, tok *lingerToken) {
+	sh.mu.Lock()
+	l := sh.chans[channel]
+	if l == nil || l.linger != tok {
+		sh.mu.Unlock()
+		return
+	}
+	l.linger, l.delta = nil, nil
+	if len(l.subs) == 0 {
+		delete(sh.chans, channel)
+	}
+	sh.mu.Unlock()
+	h.broker.Unwatch(channel)
+}
+
+// forgetDeltas starts channel's delta state afresh: its relay missed
+// messages, so a previous message it kept may not be the one right
+// before the next of its key.
+func (h *Hub) forgetDeltas(channel string) {
+	sh := h.shard(channel)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if l := sh.chans[channel]; l != nil && l.delta != nil {
+		l.delta = newDeltaChannel()
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/centrifugal/fdelta"
 
@@ -226,5 +227,59 @@ func TestSessionDeltaKeys(t *testing.T) {
 		if _, ok := views[0][i].Base(); ok && views[0][i] != views[1][i] {
 			t.Fatalf("message %v: each session got a patch of its own", views[0][i].ID)
 		}
+	}
+}
+
+// TestDeltaLinger plays long-polls, each a new session that trusts its
+// cursor: the channel's delta state outlives the last delta subscriber
+// for the linger, still relayed, so the next poll gets a patch against a
+// message published between polls; once the linger ends the state and
+// its Watch are gone.
+func TestDeltaLinger(t *testing.T) {
+	h, b := newHub(t, edge.Config{})
+	edge.SetDeltaLinger(h, 200*time.Millisecond)
+	poll := func(since edge.ID) *edge.Session {
+		s := newSession(t, h)
+		s.SetDelta(true)
+		if err := s.Subscribe(context.Background(), "dash"); err != nil {
+			t.Fatal(err)
+		}
+		s.TrustDelta("dash", since)
+		return s
+	}
+	first := publish(t, b, "dash", string(state(0)))
+	s := poll(first)
+	s.Release()
+	between := publish(t, b, "dash", string(state(1))) // no subscriber: the lingering state sees it
+	s = poll(between)
+	next := publish(t, b, "dash", string(state(2)))
+	frames, _ := s.Buffered("dash", between)
+	if len(frames) != 1 || frames[0].ID != next {
+		t.Fatalf("buffered %v; want %v", frames, next)
+	}
+	out := s.Out(frames[0])
+	if base, ok := out.Base(); !ok || base != between {
+		t.Fatalf("the poll after the linger's message got base %v, %v; want a delta against %v", base, ok, between)
+	}
+	if p, err := fdelta.Apply(state(1), out.Data); err != nil || !bytes.Equal(p, state(2)) {
+		t.Fatalf("Apply = %q, %v", p, err)
+	}
+	s.Release()
+	tick := time.NewTicker(5 * time.Millisecond) // the linger's end tells no one
+	defer tick.Stop()
+	for deadline := time.Now().Add(waitFor); b.Watched("dash"); <-tick.C {
+		if time.Now().After(deadline) {
+			t.Fatal("the lingering state still watches the channel")
+		}
+	}
+	third := publish(t, b, "dash", string(state(3)))
+	s = poll(third)
+	publish(t, b, "dash", string(state(4)))
+	frames, _ = s.Buffered("dash", third)
+	if len(frames) != 1 {
+		t.Fatalf("buffered %d frames; want 1", len(frames))
+	}
+	if _, ok := s.Out(frames[0]).Base(); ok {
+		t.Fatal("a delta after the state was dropped")
 	}
 }

@@ -46,6 +46,8 @@ type Hub struct {
 	polls    pollMembers   // the long-poll members (PollMember)
 	node     string        // this node's name in presence
 	conns    atomic.Uint64 // the last connection number given (Session.SetMember)
+
+	deltaLinger time.Duration // how long a channel's delta state outlives its last delta subscriber
 }
 
 type shard struct {
@@ -64,9 +66,12 @@ type listeners struct {
 	name string
 	subs []*Session
 	// deltas counts the subscriptions of subs that get deltas; delta,
-	// the previous message of each key, is kept only while it is not 0.
+	// the previous message of each key, is kept while it is not 0 and
+	// for DeltaLinger after (linger, which then holds the last one's
+	// Watch, so that the state sees every message until it is dropped).
 	deltas int
 	delta  *deltaChannel
+	linger *lingerToken
 }
 
 // subscribers returns channel's local sessions, its shared name and its
@@ -95,6 +100,8 @@ func NewHub(broker Broker, cfg Config, log *slog.Logger) *Hub {
 		seed:     maphash.MakeSeed(),
 		sessions: make(map[*Session]struct{}),
 		node:     cfg.Node,
+
+		deltaLinger: DeltaLinger,
 	}
 	if h.node == "" {
 		h.node = defaultNode()
@@ -186,6 +193,10 @@ func (h *Hub) shard(channel string) *shard {
 func (h *Hub) deliver(ctx context.Context, m Message) {
 	subs, name, dc := h.shard(m.Channel).subscribers(m.Channel)
 	m.Channel = name
+	var base *frameDelta
+	if dc != nil {
+		base = dc.next(&m)
+	}
 	if t := h.tracer; t != nil {
 		kind := trace.SpanKindUnspecified
 		if span := trace.SpanFromContext(ctx); span.IsRecording() {
@@ -202,9 +213,7 @@ func (h *Hub) deliver(ctx context.Context, m Message) {
 		return
 	}
 	f := NewFrame(m)
-	if dc != nil {
-		f.delta = dc.next(&m)
-	}
+	f.delta = base
 	h.fanout(subs, f)
 }
 
@@ -238,6 +247,7 @@ func (h *Hub) fanout(subs []*Session, f *Frame) {
 // lost closes the channel's local sessions with DisconnectResync: their
 // live stream missed messages, and only a resume tells their clients.
 func (h *Hub) lost(channel string) {
+	h.forgetDeltas(channel)
 	subs, _, _ := h.shard(channel).subscribers(channel)
 	for _, s := range subs {
 		s.Close(DisconnectResync)
@@ -259,14 +269,18 @@ func (h *Hub) add(ctx context.Context, channel string, s *Session, delta bool) (
 	subs := make([]*Session, len(l.subs), len(l.subs)+1)
 	copy(subs, l.subs)
 	l.subs = append(subs, s)
+	lingered := false
 	if delta {
-		if l.deltas++; l.delta == nil {
-			l.delta = newDeltaChannel()
-		}
+		lingered = h.attachDeltasLocked(l)
 	}
 	sh.mu.Unlock()
-	if err := h.broker.Watch(ctx, channel); err != nil {
-		h.unlist(channel, s, delta)
+	err := h.broker.Watch(ctx, channel)
+	if lingered {
+		// The lingering state's Watch: s's own holds the relay now.
+		h.broker.Unwatch(channel)
+	}
+	if err != nil {
+		h.unlist(channel, s, delta, false)
 		return "", err
 	}
 	return l.name, nil
@@ -274,22 +288,25 @@ func (h *Hub) add(ctx context.Context, channel string, s *Session, delta bool) (
 
 // remove undoes add.
 func (h *Hub) remove(channel string, s *Session, delta bool) {
-	h.unlist(channel, s, delta)
-	h.broker.Unwatch(channel)
+	if !h.unlist(channel, s, delta, true) {
+		h.broker.Unwatch(channel)
+	}
 }
 
-func (h *Hub) unlist(channel string, s *Session, delta bool) {
+// unlist removes s from channel's sessions. With linger set, the last
+// delta subscriber's leaving keeps the channel's delta state for
+// DeltaLinger, holding s's Watch: unlist then reports true, and the
+// caller does not undo its Watch.
+func (h *Hub) unlist(channel string, s *Session, delta, linger bool) (kept bool) {
 	sh := h.shard(channel)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	l := sh.chans[channel]
 	if l == nil {
-		return
+		return false
 	}
 	if delta {
-		if l.deltas--; l.deltas == 0 {
-			l.delta = nil
-		}
+		kept = h.detachDeltasLocked(sh, l, linger)
 	}
 	subs := make([]*Session, 0, len(l.subs))
 	for _, o := range l.subs {
@@ -297,11 +314,12 @@ func (h *Hub) unlist(channel string, s *Session, delta bool) {
 			subs = append(subs, o)
 		}
 	}
-	if len(subs) == 0 {
+	if len(subs) == 0 && l.linger == nil {
 		delete(sh.chans, channel)
 	} else {
 		l.subs = subs
 	}
+	return kept
 }
 
 // NewSession opens a session. It fails with ErrShuttingDown once Shutdown
