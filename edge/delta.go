@@ -65,53 +65,65 @@ type deltaChannel struct {
 	bytes int                      // the payload bytes kept
 }
 
-// deltaPrev is the previous message of one key.
+// deltaPrev is the previous message of one key: the frame the hub made
+// of it, which a long-poll that reads the message from history reuses
+// (Hub.Frame).
 type deltaPrev struct {
-	key  string
-	id   ID
-	data []byte
-	n    int // messages of the key since the last one without a base
+	key   string
+	frame *Frame
+	n     int // messages of the key since the last one without a base
 }
 
 func newDeltaChannel() *deltaChannel {
 	return &deltaChannel{keys: make(map[string]*list.Element)}
 }
 
-// next records m as the previous message of its key and returns its base,
-// or nil when it has none (the key's first message, every DeltaResync-th
+// next records f as the previous message of its key and gives it its
+// base, unless it has none (the key's first message, every DeltaResync-th
 // one, one too large, or one not after the previous). The broker hands a
 // channel's messages in id order (see Broker), so the base is the message
-// right before m in its key; the lock keeps the state whole even if it
+// right before f in its key; the lock keeps the state whole even if it
 // did not.
-func (dc *deltaChannel) next(m *Message) *frameDelta {
+func (dc *deltaChannel) next(f *Frame) {
 	dc.mu.Lock()
 	defer dc.mu.Unlock()
-	e := dc.keys[m.Key]
-	if len(m.Data) > DeltaMaxPayload {
+	e := dc.keys[f.Key]
+	if len(f.Data) > DeltaMaxPayload {
 		if e != nil {
 			dc.dropLocked(e)
 		}
-		return nil
+		return
 	}
 	if e == nil {
-		p := &deltaPrev{key: m.Key, id: m.ID, data: m.Data}
-		dc.keys[m.Key] = dc.order.PushBack(p)
-		dc.bytes += len(m.Data)
+		dc.keys[f.Key] = dc.order.PushBack(&deltaPrev{key: f.Key, frame: f})
+		dc.bytes += len(f.Data)
 		dc.evictLocked()
-		return nil
+		return
 	}
 	p := e.Value.(*deltaPrev)
-	var fd *frameDelta
-	if p.n++; p.n < DeltaResync && p.id.Less(m.ID) {
-		fd = &frameDelta{base: p.id, data: p.data}
+	prev := p.frame
+	if p.n++; p.n < DeltaResync && prev.ID.Less(f.ID) {
+		f.delta = &frameDelta{base: prev.ID, data: prev.Data}
 	} else {
 		p.n = 0
 	}
-	dc.bytes += len(m.Data) - len(p.data)
-	p.id, p.data = m.ID, m.Data
+	dc.bytes += len(f.Data) - len(prev.Data)
+	p.frame = f
 	dc.order.MoveToBack(e)
 	dc.evictLocked()
-	return fd
+}
+
+// frame returns the frame the channel keeps of m: the newest of its key
+// when m is that message, else nil.
+func (dc *deltaChannel) frame(m *Message) *Frame {
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	if e := dc.keys[m.Key]; e != nil {
+		if f := e.Value.(*deltaPrev).frame; f.ID == m.ID {
+			return f
+		}
+	}
+	return nil
 }
 
 // evictLocked forgets the stalest keys while the channel keeps too many
@@ -126,7 +138,7 @@ func (dc *deltaChannel) evictLocked() {
 func (dc *deltaChannel) dropLocked(e *list.Element) {
 	p := dc.order.Remove(e).(*deltaPrev)
 	delete(dc.keys, p.key)
-	dc.bytes -= len(p.data)
+	dc.bytes -= len(p.frame.Data)
 }
 
 // DeltaFrom returns the id of the message that the frame can be sent as
@@ -282,4 +294,20 @@ func (h *Hub) forgetDeltas(channel string) {
 	if l := sh.chans[channel]; l != nil && l.delta != nil {
 		l.delta = newDeltaChannel()
 	}
+}
+
+// Frame returns the frame to send for m, a message of a channel read
+// from history: when the channel keeps a delta state and m is the newest
+// message of its key, the very frame the hub relayed, with its base and
+// its shared patch; else a new frame, which has no base. A long-poll,
+// whose messages published between two polls come from history, uses it
+// to send them as deltas too.
+func (h *Hub) Frame(m Message) *Frame {
+	_, _, dc := h.shard(m.Channel).subscribers(m.Channel)
+	if dc != nil {
+		if f := dc.frame(&m); f != nil {
+			return f
+		}
+	}
+	return NewFrame(m)
 }

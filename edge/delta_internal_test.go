@@ -128,16 +128,17 @@ func dashboardState(n int) []byte {
 }
 
 func TestDeltaChannel(t *testing.T) {
-	msg := func(key string, ms uint64, size int) *Message {
-		return &Message{Channel: "c", ID: ID{Ms: ms}, Key: key, Data: bytes.Repeat([]byte{'x'}, size)}
+	msg := func(key string, ms uint64, size int) *Frame {
+		return NewFrame(Message{Channel: "c", ID: ID{Ms: ms}, Key: key, Data: bytes.Repeat([]byte{'x'}, size)})
 	}
 	t.Run("bases per key", func(t *testing.T) {
 		dc := newDeltaChannel()
+		next := func(f *Frame) *frameDelta { dc.next(f); return f.delta }
 		for i, tc := range []struct {
 			key  string
 			base uint64 // 0: none
 		}{{"a", 0}, {"b", 0}, {"a", 1}, {"a", 3}, {"b", 2}, {"", 0}, {"", 6}} {
-			fd := dc.next(msg(tc.key, uint64(i+1), 10))
+			fd := next(msg(tc.key, uint64(i+1), 10))
 			switch {
 			case tc.base == 0 && fd != nil:
 				t.Errorf("message %d of key %q has base %v; want none", i+1, tc.key, fd.base)
@@ -148,9 +149,10 @@ func TestDeltaChannel(t *testing.T) {
 	})
 	t.Run("every DeltaResync-th is full", func(t *testing.T) {
 		dc := newDeltaChannel()
+		next := func(f *Frame) *frameDelta { dc.next(f); return f.delta }
 		var full []int
 		for i := range 3 * DeltaResync {
-			if dc.next(msg("k", uint64(i+1), 10)) == nil {
+			if next(msg("k", uint64(i+1), 10)) == nil {
 				full = append(full, i)
 			}
 		}
@@ -161,46 +163,50 @@ func TestDeltaChannel(t *testing.T) {
 	})
 	t.Run("an id not after the previous has no base", func(t *testing.T) {
 		dc := newDeltaChannel()
-		dc.next(msg("k", 5, 10))
-		if fd := dc.next(msg("k", 4, 10)); fd != nil {
+		next := func(f *Frame) *frameDelta { dc.next(f); return f.delta }
+		next(msg("k", 5, 10))
+		if fd := next(msg("k", 4, 10)); fd != nil {
 			t.Errorf("base %v for an older id", fd.base)
 		}
 	})
 	t.Run("keys are bounded, the stalest forgotten", func(t *testing.T) {
 		dc := newDeltaChannel()
+		next := func(f *Frame) *frameDelta { dc.next(f); return f.delta }
 		for i := range DeltaMaxKeys + 1 {
-			dc.next(msg(strconv.Itoa(i), uint64(i+1), 1))
+			next(msg(strconv.Itoa(i), uint64(i+1), 1))
 		}
 		if n := dc.order.Len(); n != DeltaMaxKeys || len(dc.keys) != n {
 			t.Fatalf("%d keys kept (%d in the map); want %d", n, len(dc.keys), DeltaMaxKeys)
 		}
-		if fd := dc.next(msg("0", 1<<20, 1)); fd != nil {
+		if fd := next(msg("0", 1<<20, 1)); fd != nil {
 			t.Error("the stalest key was kept")
 		}
-		if fd := dc.next(msg(strconv.Itoa(DeltaMaxKeys), 1<<20+1, 1)); fd == nil {
+		if fd := next(msg(strconv.Itoa(DeltaMaxKeys), 1<<20+1, 1)); fd == nil {
 			t.Error("the newest key was forgotten")
 		}
 	})
 	t.Run("bytes are bounded", func(t *testing.T) {
 		dc := newDeltaChannel()
+		next := func(f *Frame) *frameDelta { dc.next(f); return f.delta }
 		per := DeltaMaxPayload
 		for i := range DeltaMaxBytes/per + 2 {
-			dc.next(msg(strconv.Itoa(i), uint64(i+1), per))
+			next(msg(strconv.Itoa(i), uint64(i+1), per))
 		}
 		if dc.bytes > DeltaMaxBytes {
 			t.Errorf("%d bytes kept; at most %d", dc.bytes, DeltaMaxBytes)
 		}
-		if fd := dc.next(msg("0", 1<<20, per)); fd != nil {
+		if fd := next(msg("0", 1<<20, per)); fd != nil {
 			t.Error("the stalest key was kept")
 		}
 	})
 	t.Run("a payload over DeltaMaxPayload is full and forgets its key", func(t *testing.T) {
 		dc := newDeltaChannel()
-		dc.next(msg("k", 1, 10))
-		if fd := dc.next(msg("k", 2, DeltaMaxPayload+1)); fd != nil {
+		next := func(f *Frame) *frameDelta { dc.next(f); return f.delta }
+		next(msg("k", 1, 10))
+		if fd := next(msg("k", 2, DeltaMaxPayload+1)); fd != nil {
 			t.Error("an oversized payload has a base")
 		}
-		if fd := dc.next(msg("k", 3, 10)); fd != nil {
+		if fd := next(msg("k", 3, 10)); fd != nil {
 			t.Error("the message after an oversized one has a base")
 		}
 		if dc.bytes != 10 || len(dc.keys) != 1 {

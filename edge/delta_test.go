@@ -265,6 +265,20 @@ func TestDeltaLinger(t *testing.T) {
 		t.Fatalf("Apply = %q, %v", p, err)
 	}
 	s.Release()
+	// A message published between polls comes from history: the next
+	// poll gets the frame the hub relayed, a delta.
+	after := publish(t, b, "dash", string(state(3)))
+	page, err := b.History(context.Background(), "dash", next, 10)
+	if err != nil || len(page.Messages) != 1 {
+		t.Fatalf("History: %v, %v", page, err)
+	}
+	s = poll(next)
+	if out := s.Out(h.Frame(page.Messages[0])); out.ID != after {
+		t.Fatalf("Out(Frame) is %v; want %v", out.ID, after)
+	} else if base, ok := out.Base(); !ok || base != next {
+		t.Fatalf("a message from history has base %v, %v; want a delta against %v", base, ok, next)
+	}
+	s.Release()
 	tick := time.NewTicker(5 * time.Millisecond) // the linger's end tells no one
 	defer tick.Stop()
 	for deadline := time.Now().Add(waitFor); b.Watched("dash"); <-tick.C {
@@ -272,9 +286,9 @@ func TestDeltaLinger(t *testing.T) {
 			t.Fatal("the lingering state still watches the channel")
 		}
 	}
-	third := publish(t, b, "dash", string(state(3)))
+	third := publish(t, b, "dash", string(state(4)))
 	s = poll(third)
-	publish(t, b, "dash", string(state(4)))
+	publish(t, b, "dash", string(state(5)))
 	frames, _ = s.Buffered("dash", third)
 	if len(frames) != 1 {
 		t.Fatalf("buffered %d frames; want 1", len(frames))

@@ -193,9 +193,11 @@ func (h *Hub) shard(channel string) *shard {
 func (h *Hub) deliver(ctx context.Context, m Message) {
 	subs, name, dc := h.shard(m.Channel).subscribers(m.Channel)
 	m.Channel = name
-	var base *frameDelta
+	var f *Frame
 	if dc != nil {
-		base = dc.next(&m)
+		// Even without a subscriber: a lingering state sees every message.
+		f = NewFrame(m)
+		dc.next(f)
 	}
 	if t := h.tracer; t != nil {
 		kind := trace.SpanKindUnspecified
@@ -212,8 +214,9 @@ func (h *Hub) deliver(ctx context.Context, m Message) {
 	if len(subs) == 0 {
 		return
 	}
-	f := NewFrame(m)
-	f.delta = base
+	if f == nil {
+		f = NewFrame(m)
+	}
 	h.fanout(subs, f)
 }
 

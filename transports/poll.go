@@ -388,7 +388,9 @@ func (s *Server) pollHistory(ctx context.Context, ans *pollAnswer, channels []st
 			ans.cursor.Set(ch, page.Last)
 		}
 		for _, m := range page.Messages {
-			ans.frames = append(ans.frames, edge.NewFrame(m))
+			// The hub's own frame when it kept it as a delta base: a delta
+			// poll gets its patch (see edge.Hub.Frame).
+			ans.frames = append(ans.frames, s.hub.Frame(m))
 		}
 		if n := len(page.Messages); n > 0 {
 			ans.cursor.Set(ch, page.Messages[n-1].ID)
