@@ -63,11 +63,17 @@ type deltaChannel struct {
 	keys  map[string]*list.Element // of *deltaPrev
 	order list.List                // of *deltaPrev, least recently updated first
 	bytes int                      // the payload bytes kept
+	// recent are the channel's latest frames, for long-polls that read
+	// them from history (Hub.Frame); next is where the next one goes.
+	recent [deltaRecent]*Frame
+	next   int
 }
 
-// deltaPrev is the previous message of one key: the frame the hub made
-// of it, which a long-poll that reads the message from history reuses
-// (Hub.Frame).
+// deltaRecent is how many of a channel's latest frames its delta state
+// keeps for long-polls.
+const deltaRecent = 64
+
+// deltaPrev is the previous message of one key, as the hub relayed it.
 type deltaPrev struct {
 	key   string
 	frame *Frame
@@ -78,16 +84,18 @@ func newDeltaChannel() *deltaChannel {
 	return &deltaChannel{keys: make(map[string]*list.Element)}
 }
 
-// next records f as the previous message of its key and gives it its
+// record records f as the previous message of its key and gives it its
 // base, unless it has none (the key's first message, every DeltaResync-th
 // one, one too large, or one not after the previous). The broker hands a
 // channel's messages in id order (see Broker), so the base is the message
 // right before f in its key; the lock keeps the state whole even if it
 // did not.
-func (dc *deltaChannel) next(f *Frame) {
+func (dc *deltaChannel) record(f *Frame) {
 	dc.mu.Lock()
 	defer dc.mu.Unlock()
 	e := dc.keys[f.Key]
+	dc.recent[dc.next] = f
+	dc.next = (dc.next + 1) % deltaRecent
 	if len(f.Data) > DeltaMaxPayload {
 		if e != nil {
 			dc.dropLocked(e)
@@ -113,13 +121,13 @@ func (dc *deltaChannel) next(f *Frame) {
 	dc.evictLocked()
 }
 
-// frame returns the frame the channel keeps of m: the newest of its key
-// when m is that message, else nil.
+// frame returns the frame the channel relayed of m, when it is among its
+// recent ones, or nil.
 func (dc *deltaChannel) frame(m *Message) *Frame {
 	dc.mu.Lock()
 	defer dc.mu.Unlock()
-	if e := dc.keys[m.Key]; e != nil {
-		if f := e.Value.(*deltaPrev).frame; f.ID == m.ID {
+	for _, f := range dc.recent {
+		if f != nil && f.ID == m.ID {
 			return f
 		}
 	}
@@ -199,20 +207,7 @@ func (sub *subscription) out(f *Frame) *Frame {
 	if !sub.deltaOn() || f.IsPresence() {
 		return f
 	}
-	i := 0
-	for i < len(sub.held) && sub.held[i].key != f.Key {
-		i++
-	}
-	held, known := ID{}, i < len(sub.held)
-	if known {
-		held = sub.held[i].id
-		sub.held[i].id = f.ID
-	} else {
-		if len(sub.held) == maxHeldKeys {
-			sub.held = append(sub.held[:0], sub.held[1:]...)
-		}
-		sub.held = append(sub.held, heldKey{key: f.Key, id: f.ID})
-	}
+	held, known := sub.note(f.Key, f.ID)
 	base, ok := f.DeltaFrom()
 	if !ok {
 		return f
@@ -297,11 +292,11 @@ func (h *Hub) forgetDeltas(channel string) {
 }
 
 // Frame returns the frame to send for m, a message of a channel read
-// from history: when the channel keeps a delta state and m is the newest
-// message of its key, the very frame the hub relayed, with its base and
-// its shared patch; else a new frame, which has no base. A long-poll,
-// whose messages published between two polls come from history, uses it
-// to send them as deltas too.
+// from history: when the channel keeps a delta state that relayed m not
+// long ago (among its last 64), the very frame the hub relayed, with its
+// base and its shared patch; else a new frame, which has no base. A
+// long-poll, whose messages published between two polls come from
+// history, uses it to send them as deltas too.
 func (h *Hub) Frame(m Message) *Frame {
 	_, _, dc := h.shard(m.Channel).subscribers(m.Channel)
 	if dc != nil {
@@ -310,4 +305,35 @@ func (h *Hub) Frame(m Message) *Frame {
 		}
 	}
 	return NewFrame(m)
+}
+
+// note records that the subscription's client gets message id of key
+// next, and returns the one of the key it held before, if it knew it.
+func (sub *subscription) note(key string, id ID) (held ID, known bool) {
+	for i := range sub.held {
+		if sub.held[i].key == key {
+			held, sub.held[i].id = sub.held[i].id, id
+			return held, true
+		}
+	}
+	if len(sub.held) == maxHeldKeys {
+		sub.held = append(sub.held[:0], sub.held[1:]...)
+	}
+	sub.held = append(sub.held, heldKey{key: key, id: id})
+	return ID{}, false
+}
+
+// caughtUp notes the messages of a catch-up page that the caller sent to
+// the client of a delta subscription of channel, in full: live messages
+// after them may be patches against them.
+func (s *Session) caughtUp(channel string, msgs []Message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := s.find(channel)
+	if i < 0 || !s.subs[i].deltaOn() {
+		return
+	}
+	for j := range msgs {
+		s.subs[i].note(msgs[j].Key, msgs[j].ID)
+	}
 }

@@ -133,7 +133,7 @@ func TestDeltaChannel(t *testing.T) {
 	}
 	t.Run("bases per key", func(t *testing.T) {
 		dc := newDeltaChannel()
-		next := func(f *Frame) *frameDelta { dc.next(f); return f.delta }
+		next := func(f *Frame) *frameDelta { dc.record(f); return f.delta }
 		for i, tc := range []struct {
 			key  string
 			base uint64 // 0: none
@@ -149,7 +149,7 @@ func TestDeltaChannel(t *testing.T) {
 	})
 	t.Run("every DeltaResync-th is full", func(t *testing.T) {
 		dc := newDeltaChannel()
-		next := func(f *Frame) *frameDelta { dc.next(f); return f.delta }
+		next := func(f *Frame) *frameDelta { dc.record(f); return f.delta }
 		var full []int
 		for i := range 3 * DeltaResync {
 			if next(msg("k", uint64(i+1), 10)) == nil {
@@ -163,7 +163,7 @@ func TestDeltaChannel(t *testing.T) {
 	})
 	t.Run("an id not after the previous has no base", func(t *testing.T) {
 		dc := newDeltaChannel()
-		next := func(f *Frame) *frameDelta { dc.next(f); return f.delta }
+		next := func(f *Frame) *frameDelta { dc.record(f); return f.delta }
 		next(msg("k", 5, 10))
 		if fd := next(msg("k", 4, 10)); fd != nil {
 			t.Errorf("base %v for an older id", fd.base)
@@ -171,7 +171,7 @@ func TestDeltaChannel(t *testing.T) {
 	})
 	t.Run("keys are bounded, the stalest forgotten", func(t *testing.T) {
 		dc := newDeltaChannel()
-		next := func(f *Frame) *frameDelta { dc.next(f); return f.delta }
+		next := func(f *Frame) *frameDelta { dc.record(f); return f.delta }
 		for i := range DeltaMaxKeys + 1 {
 			next(msg(strconv.Itoa(i), uint64(i+1), 1))
 		}
@@ -187,7 +187,7 @@ func TestDeltaChannel(t *testing.T) {
 	})
 	t.Run("bytes are bounded", func(t *testing.T) {
 		dc := newDeltaChannel()
-		next := func(f *Frame) *frameDelta { dc.next(f); return f.delta }
+		next := func(f *Frame) *frameDelta { dc.record(f); return f.delta }
 		per := DeltaMaxPayload
 		for i := range DeltaMaxBytes/per + 2 {
 			next(msg(strconv.Itoa(i), uint64(i+1), per))
@@ -201,7 +201,7 @@ func TestDeltaChannel(t *testing.T) {
 	})
 	t.Run("a payload over DeltaMaxPayload is full and forgets its key", func(t *testing.T) {
 		dc := newDeltaChannel()
-		next := func(f *Frame) *frameDelta { dc.next(f); return f.delta }
+		next := func(f *Frame) *frameDelta { dc.record(f); return f.delta }
 		next(msg("k", 1, 10))
 		if fd := next(msg("k", 2, DeltaMaxPayload+1)); fd != nil {
 			t.Error("an oversized payload has a base")

@@ -101,7 +101,8 @@ func TestSessionDelta(t *testing.T) {
 		wantFull   []int
 	}{
 		{"live", 2*edge.DeltaResync + 1, 0, []int{0, edge.DeltaResync, 2 * edge.DeltaResync}},
-		{"after a resume the first is full", 10, 3, []int{3, 4, 5}},
+		{"a resume's history is full, then deltas against it", 10, 3, []int{3, 4}},
+		{"after a resume at the head the first is full", 10, 5, []int{5}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, b := newHub(t, edge.Config{})

@@ -197,7 +197,7 @@ func (h *Hub) deliver(ctx context.Context, m Message) {
 	if dc != nil {
 		// Even without a subscriber: a lingering state sees every message.
 		f = NewFrame(m)
-		dc.next(f)
+		dc.record(f)
 	}
 	if t := h.tracer; t != nil {
 		kind := trace.SpanKindUnspecified

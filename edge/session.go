@@ -574,6 +574,7 @@ func (s *Session) catchUp(ctx context.Context, j Joining, emit func(Page) error)
 			if err := emit(page); err != nil {
 				return ID{}, err
 			}
+			s.caughtUp(channel, page.Messages)
 		}
 		if n := len(page.Messages); n > 0 {
 			pos = page.Messages[n-1].ID
