@@ -18,6 +18,8 @@ export interface Message {
   id: string;
   /** Its event type, "" when it has none. */
   event: string;
+  /** Its conflation key (the publish's key=), when it has one. */
+  key?: string;
   /** The payload: text, or base64 when encoding is "base64". */
   data: string;
   /** "base64" for a payload that is not UTF-8 text (WebSocket, long-poll, several channels over SSE). */
@@ -81,6 +83,12 @@ export interface StateInfo {
   delay?: number;
   /** Why the last connection ended, when it failed. */
   error?: EdgeError;
+  /**
+   * With the delta option: how many deltas the client could not apply (a base it did not hold, a
+   * checksum that failed), each recovered by a full resend from the cursor; such a message is
+   * never handed to onMessage.
+   */
+  deltaRecoveries: number;
 }
 
 export interface Options {
@@ -129,6 +137,15 @@ export interface Options {
   presence?: boolean;
   /** What this client says about itself to the others in presence (at most 256 bytes, no control characters; e.g. JSON.stringify({name})). Default "". */
   info?: string;
+  /**
+   * Ask the edge for Fossil deltas (delta=fossil, on every transport): a message may come as the
+   * difference from the previous one of its channel and key, which the client applies, verifying
+   * the format's checksum, and hands to onMessage as the full message. It keeps the last payload
+   * of each channel and key (at most 1024). A delta it cannot apply is recovered by a full resend
+   * (StateInfo.deltaRecoveries counts them); after three in a row it stops asking for deltas.
+   * Over SSE, events then carry the message object. Default false.
+   */
+  delta?: boolean;
   /** Called with every message, exactly once, in order within its channel. */
   onMessage?: (message: Message) => void;
   /** Called when messages of channel were lost from history before they could be delivered. */

@@ -28,6 +28,7 @@ const DEFAULTS = {
   token: "",
   presence: false,
   info: "",
+  delta: false,
   onMessage() {},
   onGap() {},
   onPresence() {},
@@ -94,6 +95,100 @@ function backoff(attempt, min, max, random = Math.random) {
 function seconds(ms) {
   ms = Math.max(0, Math.ceil(ms));
   return ms % 1000 === 0 ? ms / 1000 + "s" : ms + "ms";
+}
+
+// Deltas (the delta option): the edge may send a message as a Fossil
+// delta ("delta":"<base id>") that turns the previous message of its
+// channel and key, which the client holds, into it. The decoder below
+// follows the format's description (fossil-scm.org, delta_format.wiki):
+// a header "<size>\n", then commands "<n>@<offset>," (copy n bytes of
+// the base from offset), "<n>:<n bytes>" (insert them) and "<sum>;"
+// (the end, with the checksum of the output), every number written in
+// base 64 with the digits 0-9 A-Z _ a-z ~, most significant first.
+
+const DELTA_DIGITS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz~";
+const DELTA_VALUE = new Int8Array(128).fill(-1);
+for (let i = 0; i < DELTA_DIGITS.length; i++) DELTA_VALUE[DELTA_DIGITS.charCodeAt(i)] = i;
+
+// MAX_DELTA_BASES bounds the payloads the client keeps as bases (per
+// channel and key), as the edge bounds the keys it keeps per channel.
+const MAX_DELTA_BASES = 1024;
+
+// deltaChecksum is the format's checksum: the sum, modulo 2^32, of the
+// bytes read as big-endian 32-bit words, the last one padded with zeros.
+function deltaChecksum(b) {
+  let sum = 0;
+  let i = 0;
+  for (; i + 4 <= b.length; i += 4) sum = (sum + ((b[i] << 24) | (b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3])) >>> 0;
+  let tail = 0;
+  for (let k = 0; i + k < b.length; k++) tail |= b[i + k] << (24 - 8 * k);
+  return (sum + (tail >>> 0)) >>> 0;
+}
+
+// applyDelta returns the bytes delta turns base into, or throws when the
+// delta is malformed, does not fit base, or its checksum does not match.
+function applyDelta(base, delta) {
+  let pos = 0;
+  const int = () => {
+    let v = 0;
+    const start = pos;
+    while (pos < delta.length && delta[pos] < 128 && DELTA_VALUE[delta[pos]] >= 0) {
+      v = v * 64 + DELTA_VALUE[delta[pos++]];
+      if (v > 0xffffffff) throw new Error("delta: number too large");
+    }
+    if (pos === start) throw new Error("delta: number expected");
+    return v;
+  };
+  const size = int();
+  if (delta[pos++] !== 0x0a) throw new Error("delta: bad header");
+  const out = new Uint8Array(size);
+  let n = 0;
+  while (pos < delta.length) {
+    const cnt = int();
+    const op = delta[pos++];
+    if (op === 0x40) { // @ copy
+      const ofst = int();
+      if (delta[pos++] !== 0x2c) throw new Error("delta: copy without ','");
+      if (ofst + cnt > base.length || n + cnt > size) throw new Error("delta: copy out of bounds");
+      out.set(base.subarray(ofst, ofst + cnt), n);
+      n += cnt;
+    } else if (op === 0x3a) { // : insert
+      if (pos + cnt > delta.length || n + cnt > size) throw new Error("delta: insert out of bounds");
+      out.set(delta.subarray(pos, pos + cnt), n);
+      pos += cnt;
+      n += cnt;
+    } else if (op === 0x3b) { // ; end
+      if (n !== size) throw new Error("delta: size mismatch");
+      if (deltaChecksum(out) !== cnt) throw new Error("delta: checksum mismatch");
+      return out;
+    } else {
+      throw new Error("delta: unknown command");
+    }
+  }
+  throw new Error("delta: no end");
+}
+
+// payloadBytes returns a message's payload as bytes.
+function payloadBytes(m) {
+  if (m.encoding === "base64") return Uint8Array.from(atob(m.data), (c) => c.charCodeAt(0));
+  return new TextEncoder().encode(m.data);
+}
+
+// withPayload returns m carrying bytes as the edge sends a full message:
+// text when it is UTF-8, else base64 with encoding "base64".
+function withPayload(m, bytes) {
+  const out = { ...m };
+  delete out.delta;
+  delete out.encoding;
+  try {
+    out.data = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    let bin = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    out.data = btoa(bin);
+    out.encoding = "base64";
+  }
+  return out;
 }
 
 // EdgeError is an error the edge answered with ({"error":{code,message}}),
@@ -173,6 +268,8 @@ class Link {
     if (token) u.searchParams.set("access_token", token);
     u.searchParams.set("transport", transport);
     if (this.sub.opts.presence) u.searchParams.set("presence", "1");
+    this.delta = this.sub.deltaOn() && !this.noDelta;
+    if (this.delta) u.searchParams.set("delta", "fossil");
     if (this.sub.opts.info) u.searchParams.set("info", this.sub.opts.info);
     for (const [k, v] of Object.entries(extra)) u.searchParams.set(k, v);
     return u;
@@ -404,7 +501,8 @@ class SSELink extends HTTPLink {
       if (ev.id !== null) for (const [ch, id] of parseCursor(ev.id, sub.channels)) sub.position(ch, id);
       return;
     }
-    if (sub.channels.length === 1) {
+    // With deltas every event carries the message object.
+    if (sub.channels.length === 1 && !this.delta) {
       return sub.messages([{ channel: sub.channels[0], id: ev.id, event: ev.event, data }]);
     }
     sub.messages([JSON.parse(data)]);
@@ -414,6 +512,9 @@ class SSELink extends HTTPLink {
 class PollLink extends HTTPLink {
   constructor(sub, timeout) {
     super(sub, "poll", timeout);
+    // After a delta the client could not apply, the first poll asks
+    // without deltas: a poll trusts its cursor, and would send one again.
+    this.noDelta = sub.takeFullOnce();
     this.run().catch((e) => this.fail(new EdgeError("transport", "poll: " + e.message)));
   }
 
@@ -454,6 +555,7 @@ class PollLink extends HTTPLink {
       }
       this.long = this.sub.background();
       this.since = Date.now();
+      this.noDelta = false;
       extra = { timeout: seconds(this.sub.pollTimeout()) };
       if (opts.linger > 0) extra.linger = seconds(opts.linger);
     }
@@ -551,6 +653,10 @@ class Subscription {
     const known = this.opts.remember ? this.order.indexOf(remembered(this.base, this.opts.rememberFor)) : -1;
     this.home = known >= 0 ? known : this.last;
     this.upgradeWait = this.opts.upgradeAfter;
+    this.bases = new Map(); // channel "\n" key → {id, bytes}: the last payload of each, for deltas
+    this.recoveries = 0; // deltas that could not be applied, each recovered by a full resend
+    this.failures = 0; // of them since the last delta applied
+    this.fullOnce = false;
     this.listen();
     // Nothing remembered: start where everything gets through and probe
     // the better ones at once.
@@ -598,7 +704,7 @@ class Subscription {
     if (now === this.reported && !info.error && !again) return;
     this.state = state;
     this.reported = now;
-    this.opts.onStateChange(state, { transport: this.transport, probes: this.probes, ...info });
+    this.opts.onStateChange(state, { transport: this.transport, probes: this.probes, deltaRecoveries: this.recoveries, ...info });
   }
 
   // connect starts the main link on order[index]. A transport other than
@@ -706,18 +812,90 @@ class Subscription {
 
   // messages delivers a transport's messages: each exactly once, in order
   // per channel, whichever transport (or two, while switching) brings it.
-  // Joins and leaves (objects with a member) go to presence.
+  // Joins and leaves (objects with a member) go to presence. A delta is
+  // handed on as the full message it stands for; one that cannot be
+  // applied is not, nor is anything after it in its channel: the client
+  // recovers with a full resend from the cursor before it.
   messages(list) {
-    for (const m of list) {
+    let broken = null;
+    for (let m of list) {
       if (m && m.member) {
         this.presence(m);
         continue;
       }
       if (this.state === "closed" || !m || typeof m.channel !== "string" || typeof m.id !== "string") continue;
+      if (broken && broken.has(m.channel)) continue;
       const last = this.positions.get(m.channel);
       if (last !== undefined && compareIDs(m.id, last) <= 0) continue;
+      if (this.deltaOn() || typeof m.delta === "string") {
+        const full = this.undelta(m);
+        if (!full) {
+          (broken = broken || new Set()).add(m.channel);
+          continue;
+        }
+        m = full;
+      }
       this.positions.set(m.channel, m.id);
       this.opts.onMessage(m);
+    }
+    if (broken) this.recover();
+  }
+
+  // deltaOn reports whether connections ask for deltas: the option, until
+  // three deltas in a row could not be applied.
+  deltaOn() {
+    return this.opts.delta === true && this.failures < 3;
+  }
+
+  // undelta returns the full message m stands for, keeping its payload
+  // as the base of its channel and key; null when m is a delta whose base
+  // the client does not hold or whose checksum fails.
+  undelta(m) {
+    const slot = m.channel + "\n" + (typeof m.key === "string" ? m.key : "");
+    let bytes;
+    try {
+      bytes = payloadBytes(m);
+      if (typeof m.delta === "string") {
+        const base = this.bases.get(slot);
+        if (!base || base.id !== m.delta) throw new Error("delta: base not held");
+        bytes = applyDelta(base.bytes, bytes);
+        m = withPayload(m, bytes);
+        this.failures = 0;
+      }
+    } catch {
+      return null;
+    }
+    this.bases.delete(slot); // the newest last: the first is the stalest
+    this.bases.set(slot, { id: m.id, bytes });
+    if (this.bases.size > MAX_DELTA_BASES) this.bases.delete(this.bases.keys().next().value);
+    return m;
+  }
+
+  // recover resends in full from the cursor what a delta the client could
+  // not apply stood for: a new connection on the same transport, which
+  // starts each key with a full message (a long-poll's first poll asks
+  // without deltas).
+  recover() {
+    this.recoveries++;
+    this.failures++;
+    this.fullOnce = true;
+    if (this.state !== "closed") this.restart();
+  }
+
+  // takeFullOnce reports, once, that a recovery asks for a poll without
+  // deltas.
+  takeFullOnce() {
+    const once = this.fullOnce;
+    this.fullOnce = false;
+    return once;
+  }
+
+  // _testCorruptBases spoils the payloads (how "bytes") or ids (how "id")
+  // the client keeps as delta bases: tests use it to force a mismatch.
+  _testCorruptBases(how) {
+    for (const base of this.bases.values()) {
+      if (how === "id") base.id = "0-1";
+      else base.bytes = base.bytes.map((b) => b ^ 0x5a);
     }
   }
 

@@ -3,14 +3,15 @@
 import edge, { subscribe, compareIDs, backoff, EdgeError, version, type Message, type State, type StateInfo, type PresenceEvent, type Member, type Probe } from "./client.js";
 
 const sub = subscribe("https://edge.example", ["prices", "news"], {
-  onMessage: (m: Message) => console.log(m.channel, m.id, m.event, m.data, m.encoding),
+  onMessage: (m: Message) => console.log(m.channel, m.id, m.event, m.key ?? "", m.data, m.encoding),
   onGap: (channel: string) => console.warn(channel),
-  onStateChange: (state: State, info: StateInfo) => console.log(state, info.transport, info.delay, info.error?.code, info.probes.map((p: Probe) => `${p.transport} ${p.outcome} ${p.ms} ${p.status ?? p.code ?? ""} ${p.error ?? ""}`)),
+  onStateChange: (state: State, info: StateInfo) => console.log(state, info.transport, info.delay, info.error?.code, info.deltaRecoveries, info.probes.map((p: Probe) => `${p.transport} ${p.outcome} ${p.ms} ${p.status ?? p.code ?? ""} ${p.error ?? ""}`)),
   onError: (e: EdgeError) => console.error(e.code, e.status),
   transports: ["ws", "sse", "poll"],
   heartbeat: 60000,
   token: () => "eyJ...",
   linger: 2000,
+  delta: true,
   probeTimeout: 2000,
   rememberFor: 86400000,
   presence: true,
