@@ -654,6 +654,7 @@ class Subscription {
     this.home = known >= 0 ? known : this.last;
     this.upgradeWait = this.opts.upgradeAfter;
     this.bases = new Map(); // channel "\n" key → {id, bytes}: the last payload of each, for deltas
+    this.applied = 0; // deltas applied
     this.recoveries = 0; // deltas that could not be applied, each recovered by a full resend
     this.failures = 0; // of them since the last delta applied
     this.fullOnce = false;
@@ -861,6 +862,7 @@ class Subscription {
         bytes = applyDelta(base.bytes, bytes);
         m = withPayload(m, bytes);
         this.failures = 0;
+        this.applied++;
       }
     } catch {
       return null;
