@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -111,6 +112,7 @@ func TestDelta(t *testing.T) {
 					c := cell{use: use}
 					t.Run("live-and-resume", func(t *testing.T) { deltaLiveAndResume(t, c.edge(t, 0), col.open, col.name) })
 					t.Run("gap", func(t *testing.T) { deltaGap(t, c.edge(t, 5), col.open, col.name) })
+					t.Run("keys", func(t *testing.T) { deltaKeys(t, c.edge(t, 0), col.open, col.name) })
 				})
 			}
 		})
@@ -284,6 +286,44 @@ func deltaGap(t *testing.T, e *testEdge, open func(*testing.T, *testEdge, string
 	// live message has no base (a long-poll may get more in full).
 	if at := fullAt(ids, a.fulls); col != "poll" && fmt.Sprint(at) != "[0]" || len(at) == 0 || at[0] != 0 {
 		t.Errorf("live after the gap: full at %v; want [0]", at)
+	}
+	s.close()
+}
+
+// deltaKeys publishes the states of two instruments, a and b, with
+// key=, interleaved: each is a patch against the previous message of
+// its own key (the applier checks the base per key).
+func deltaKeys(t *testing.T, e *testEdge, open func(*testing.T, *testEdge, string, string) deltaSub, col string) {
+	ch := "delta.keys." + col
+	seed := e.publish(ch, "seed")
+	s := open(t, e, ch, seed)
+	a := newDeltaApplier()
+	const n = 20
+	for i := range n {
+		key, data := "a", dashState(i/2)
+		if i%2 == 1 {
+			key, data = "b", strings.ToUpper(data)
+		}
+		resp, err := http.Post(e.url("/v1/publish", "channel", ch, "key", key), "text/plain", strings.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		drain(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("publish with key=%s: %d", key, resp.StatusCode)
+		}
+	}
+	ids := readDelta(t, e, s, a, ch, n)
+	at := fullAt(ids, a.fulls)
+	if col != "poll" && fmt.Sprint(at) != "[0 1]" || len(at) < 2 || at[0] != 0 || at[1] != 1 {
+		t.Errorf("full messages at %v; want [0 1] (the first of each key)", at)
+	}
+	if a.deltas < n/2 {
+		t.Errorf("%d deltas of %d messages", a.deltas, n)
+	}
+	if _, ok := a.held["a"]; !ok || len(a.held) != 2 {
+		t.Errorf("the messages came with keys %v; want a and b", slices.Collect(maps.Keys(a.held)))
 	}
 	s.close()
 }
