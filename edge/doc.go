@@ -19,4 +19,11 @@
 // fan-out path, in order per member, and fans the store's announcements
 // out as presence frames (no id, not history) to the sessions that
 // HearPresence asked for.
+//
+// Deltas: a Session that SetDelta asked for them gets a live message as
+// a Fossil patch against the previous message of its channel and key,
+// when its client holds that message (see delta.go). The hub keeps the
+// previous message of each key per channel while the node has a delta
+// subscriber of it, gives each new message its base, and makes the patch
+// once (Frame.Delta), shared by every delta subscriber.
 package edge

@@ -75,6 +75,28 @@ ends the stream with a disconnect event (1012 shutdown, reconnect) and closes it
 		},
 	},
 	{
+		name: "sse/delta",
+		about: `A subscriber of one channel asks for deltas (delta=fossil) over SSE, from the
+channel's newest message. Its events carry the JSON object, as streams of
+several channels do. The first message after the resume is full; the next,
+whose base the client now holds, is a Fossil delta against it ("delta"
+names the base; data is the patch, a string as it is valid UTF-8).`,
+		run: func(w *wire) {
+			state := func(cpu, mem int) string {
+				return fmt.Sprintf(`{"host":"web-1","cpu":%d,"mem":%d,"disk":{"root":41,"data":77},"net":{"rx":1200,"tx":830},"services":["api","worker","cron"],"status":"ok"}`, cpu, mem)
+			}
+			first := w.publish("dash", "", state(10, 60))
+			w.send("GET /v1/subscribe?channel=dash&since=" + first + "&delta=fossil HTTP/1.1\r\nHost: " + goldenHost + "\r\nAccept: text/event-stream\r\n\r\n")
+			w.readUntil("response", "\n\nid: "+first+"\n\n")
+			full := w.publish("dash", "", state(11, 60))
+			w.readUntil("response", "id: "+full+"\n")
+			w.readUntil("response", "\n\n")
+			delta := w.publish("dash", "", state(12, 61))
+			w.readUntil("response", "id: "+delta+"\n")
+			w.readUntil("response", "\n\n")
+		},
+	},
+	{
 		name: "sse/gap",
 		about: `An SSE subscriber reconnects with Last-Event-ID (as EventSource does) after the
 channel's history was trimmed past it (history size 2). The edge says so with
