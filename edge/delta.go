@@ -15,7 +15,9 @@ import (
 // previous message and the delta is smaller than the payload.
 //
 // The hub keeps, per channel and only while the node has a delta
-// subscriber to it, the previous message of each key (deltaChannel). A
+// subscriber to it (and DeltaLinger after the last one left), the
+// previous message of each key (deltaChannel), and its 64 latest frames
+// for long-polls that read them from history (Hub.Frame). A
 // new message of a key with a previous one carries it as its base; its
 // patch is computed once, by the first subscriber that needs it, and its
 // encodings are shared by all (Frame.Delta). A session sends the patch
@@ -59,7 +61,7 @@ type frameDelta struct {
 // safe for concurrent use.
 type deltaChannel struct {
 	mu sync.Mutex
-	// mu guards keys, order and bytes.
+	// mu guards the fields below.
 	keys  map[string]*list.Element // of *deltaPrev
 	order list.List                // of *deltaPrev, least recently updated first
 	bytes int                      // the payload bytes kept

@@ -268,7 +268,9 @@ class Link {
     if (token) u.searchParams.set("access_token", token);
     u.searchParams.set("transport", transport);
     if (this.sub.opts.presence) u.searchParams.set("presence", "1");
-    this.delta = this.sub.deltaOn() && !this.noDelta;
+    // A long-poll, which the edge trusts to hold every message up to its
+    // cursor, asks only once the client holds a payload to apply one to.
+    this.delta = this.sub.deltaOn() && !this.noDelta && (transport !== "poll" || this.sub.bases.size > 0);
     if (this.delta) u.searchParams.set("delta", "fossil");
     if (this.sub.opts.info) u.searchParams.set("info", this.sub.opts.info);
     for (const [k, v] of Object.entries(extra)) u.searchParams.set(k, v);
