@@ -281,6 +281,26 @@ func (h *Hub) endLinger(sh *shard, channel string, tok *lingerToken) {
 	h.broker.Unwatch(channel)
 }
 
+// endLingers ends every lingering delta state at once (Shutdown).
+func (h *Hub) endLingers() {
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.RLock()
+		var ended []*lingerToken
+		var names []string
+		for name, l := range sh.chans {
+			if l.linger != nil {
+				ended, names = append(ended, l.linger), append(names, name)
+			}
+		}
+		sh.mu.RUnlock()
+		for j, tok := range ended {
+			tok.timer.Stop()
+			h.endLinger(sh, names[j], tok)
+		}
+	}
+}
+
 // forgetDeltas starts channel's delta state afresh: its relay missed
 // messages, so a previous message it kept may not be the one right
 // before the next of its key.

@@ -298,3 +298,20 @@ func TestDeltaLinger(t *testing.T) {
 		t.Fatal("a delta after the state was dropped")
 	}
 }
+
+// TestDeltaLingerEndsAtShutdown: Shutdown drops the delta states that
+// outlive their subscribers, and the Watch each held.
+func TestDeltaLingerEndsAtShutdown(t *testing.T) {
+	h, b := newHub(t, edge.Config{})
+	s := newSession(t, h)
+	s.SetDelta(true)
+	joinLive(t, s, "dash")
+	s.Release()
+	if !b.Watched("dash") {
+		t.Fatal("the lingering state does not watch the channel")
+	}
+	h.Shutdown(context.Background(), 0)
+	if b.Watched("dash") {
+		t.Fatal("the lingering state still watches the channel after Shutdown")
+	}
+}

@@ -356,8 +356,10 @@ func (h *Hub) release(s *Session) {
 // Shutdown refuses new sessions and closes every open one with
 // DisconnectShutdown: those marked CloseFirst at once, the others spread
 // evenly over window so that clients do not all reconnect at the same
-// instant. It returns when all are closed or ctx is done.
+// instant. It returns when all are closed or ctx is done, having dropped
+// the delta states that outlived their subscribers (see DeltaLinger).
 func (h *Hub) Shutdown(ctx context.Context, window time.Duration) {
+	defer h.endLingers()
 	h.mu.Lock()
 	h.closing.Store(true)
 	all := make([]*Session, 0, len(h.sessions))
