@@ -34,6 +34,9 @@ type publisher struct {
 	// centrifugoKey is the server API key when urls are Centrifugo's
 	// publish endpoint (see sub_centrifugo.go), "" otherwise.
 	centrifugoKey string
+	// routes is how many URLs each channel has: one, or with --key-count
+	// one per conflation key (channel ch, key k at ch*routes+k).
+	routes int
 }
 
 // publishNode is where a publisher posts to one node of --url.
@@ -48,7 +51,7 @@ type publishNode struct {
 
 // newPublisher returns the publisher c asks for.
 func newPublisher(c config) (*publisher, error) {
-	p := &publisher{nchan: c.Target == targetNchan}
+	p := &publisher{nchan: c.Target == targetNchan, routes: max(c.KeyCount, 1)}
 	if c.Publish == "redis" {
 		opts, err := redis.ParseURL(c.Redis)
 		if err != nil {
@@ -77,10 +80,15 @@ func newPublisher(c config) (*publisher, error) {
 	for _, base := range c.URLs {
 		var n publishNode
 		var uris []*url.URL
-		for i := range c.Channels {
+		for r := range c.Channels * p.routes {
+			i := r / p.routes
 			u := *base
 			u.Path = "/v1/publish"
-			u.RawQuery = url.Values{"channel": {channelName(i)}}.Encode()
+			q := url.Values{"channel": {channelName(i)}}
+			if c.KeyCount > 0 {
+				q.Set("key", conflationKey(r%p.routes))
+			}
+			u.RawQuery = q.Encode()
 			if c.Target == targetNchan {
 				u.Path, u.RawQuery = nchanPublishPath(channelName(i)), ""
 			}
@@ -116,10 +124,15 @@ func (p *publisher) close() {
 	}
 }
 
+// conflationKey returns the key= of conflation key k (--key-count).
+func conflationKey(k int) string { return "k" + strconv.Itoa(k) }
+
 // publish stores payload in channel ch, over HTTP through node (an index
 // of --url) with an Idempotency-Key header of key unless key is empty,
-// and returns once it is acknowledged.
-func (p *publisher) publish(ctx context.Context, node, ch int, key, payload []byte) error {
+// and returns once it is acknowledged. With --key-count it carries the
+// conflation key of the payload's sequence number seq (round-robin);
+// otherwise seq is not used.
+func (p *publisher) publish(ctx context.Context, node, ch int, seq uint64, key, payload []byte) error {
 	if p.rdb != nil {
 		ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 		defer cancel()
@@ -131,10 +144,11 @@ func (p *publisher) publish(ctx context.Context, node, ch int, key, payload []by
 	if p.centrifugoKey != "" {
 		return p.publishCentrifugo(ctx, node, ch, payload)
 	}
+	route := ch*p.routes + int(seq%uint64(p.routes))
 	if n := p.nodes[node]; n.raw != nil {
-		return n.raw.publish(ctx, ch, key, payload)
+		return n.raw.publish(ctx, route, key, payload)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.nodes[node].urls[ch], bytes.NewReader(payload))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.nodes[node].urls[route], bytes.NewReader(payload))
 	if err != nil {
 		return err
 	}
@@ -168,11 +182,17 @@ func (p *publisher) publishBatch(ctx context.Context, node int, msgs []batchMess
 		if i > 0 {
 			body = append(body, ',')
 		}
-		// Channel names and payloads need no escaping (appendPayload).
+		// Channel names need no escaping, payloads at most their quotes
+		// (appendPayload, appendDashboard).
 		body = append(body, `{"channel":"`...)
 		body = append(body, channelName(m.ch)...)
 		body = append(body, `","data":"`...)
-		body = append(body, m.payload...)
+		for _, b := range m.payload {
+			if b == '"' || b == '\\' {
+				body = append(body, '\\')
+			}
+			body = append(body, b)
+		}
 		body = append(body, `"}`...)
 	}
 	body = append(body, `]}`...)
@@ -294,13 +314,13 @@ func publishAll(ctx context.Context, c config, p *publisher, counts *publishCoun
 	}
 	run := runID()
 	sendOne := func(m int64) {
-		ch := int(m % channels)
-		payload := appendPayload(make([]byte, 0, c.Size), uint64(m/channels), time.Now().UnixNano(), c.Size)
+		ch, seq := int(m%channels), uint64(m/channels)
+		payload := appendMessage(make([]byte, 0, c.Size), c.Payload, seq, time.Now().UnixNano(), c.Size)
 		var err error
 		if c.Reconnect {
-			err = publishRetrying(ctx, p, int(m%nodes), len(c.URLs), ch, publishKey(run, m), payload, &counts.retries)
+			err = publishRetrying(ctx, p, int(m%nodes), len(c.URLs), ch, seq, publishKey(run, m), payload, &counts.retries)
 		} else {
-			err = p.publish(ctx, int(m%nodes), ch, nil, payload)
+			err = p.publish(ctx, int(m%nodes), ch, seq, nil, payload)
 		}
 		if err != nil {
 			counts.errors.Add(1)
@@ -312,7 +332,7 @@ func publishAll(ctx context.Context, c config, p *publisher, counts *publishCoun
 	sendBatch := func(b int64) {
 		msgs := make([]batchMessage, 0, n)
 		for m := b * n; m < min((b+1)*n, end); m++ {
-			msgs = append(msgs, batchMessage{int(m % channels), appendPayload(make([]byte, 0, c.Size), uint64(m/channels), time.Now().UnixNano(), c.Size)})
+			msgs = append(msgs, batchMessage{int(m % channels), appendMessage(make([]byte, 0, c.Size), c.Payload, uint64(m/channels), time.Now().UnixNano(), c.Size)})
 		}
 		stored := make([]int64, c.Channels)
 		err := p.publishBatch(ctx, int(b%nodes), msgs, stored)
@@ -357,7 +377,7 @@ const (
 // it) is answered by the next with the first's id and stores nothing.
 // It counts every try after the first in retries, and returns the last
 // try's error when every try failed.
-func publishRetrying(ctx context.Context, p *publisher, node, nodes, ch int, key, payload []byte, retries *atomic.Int64) error {
+func publishRetrying(ctx context.Context, p *publisher, node, nodes, ch int, seq uint64, key, payload []byte, retries *atomic.Int64) error {
 	var err error
 	for try := range publishRounds * nodes {
 		if try > 0 {
@@ -372,7 +392,7 @@ func publishRetrying(ctx context.Context, p *publisher, node, nodes, ch int, key
 			case <-pause.C:
 			}
 		}
-		if err = p.publish(ctx, (node+try)%nodes, ch, key, payload); err == nil || ctx.Err() != nil {
+		if err = p.publish(ctx, (node+try)%nodes, ch, seq, key, payload); err == nil || ctx.Err() != nil {
 			return err
 		}
 	}
