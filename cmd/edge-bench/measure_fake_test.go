@@ -175,3 +175,60 @@ func TestCompressedDeltaSubscribers(t *testing.T) {
 		})
 	}
 }
+
+// fakeConflatingEdge sends an SSE subscriber the messages of seqs, as a
+// conflating edge would send what was left of a channel's messages.
+type fakeConflatingEdge struct{ seqs []uint64 }
+
+func (f *fakeConflatingEdge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	fmt.Fprint(w, "id: 1-0\n\n")
+	for i, seq := range f.seqs {
+		fmt.Fprintf(w, "id: 2-%d\ndata: %s\n\n", i, appendDashboard(nil, seq, time.Now().UnixNano(), 256))
+	}
+	w.(http.Flusher).Flush()
+	<-r.Context().Done()
+}
+
+// A conflated run counts as lost only the last message of each key that
+// did not arrive, and checks the order of what did.
+func TestConflatedAccounting(t *testing.T) {
+	tests := []struct {
+		name                       string
+		seqs                       []uint64
+		published                  int64
+		keys                       string
+		lost, dups, reordered, got int64
+	}{
+		{"latest of each window", []uint64{4, 9, 14, 19}, 20, "0", 0, 0, 0, 4},
+		{"the last missing", []uint64{4, 9, 14, 18}, 20, "0", 1, 0, 0, 4},
+		{"the last of each of 3 keys", []uint64{5, 11, 17, 18, 19}, 20, "3", 0, 0, 0, 5},
+		{"one key's last missing", []uint64{5, 11, 16, 17, 19}, 20, "3", 1, 0, 0, 5},
+		{"a repeat", []uint64{4, 9, 9, 19}, 20, "0", 0, 1, 0, 3},
+		{"out of order", []uint64{9, 4, 19}, 20, "0", 0, 0, 1, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(&fakeConflatingEdge{seqs: tt.seqs})
+			t.Cleanup(srv.Close)
+			c := parse(t, "run", "--url", srv.URL, "--transport", "sse", "--subs", "1", "--conflate", "50ms",
+				"--key-count", tt.keys, "--payload", "dashboard", "--size", "256")
+			f := newFleet(t.Context(), c, 0, 1)
+			defer f.close()
+			if r, err := f.ramp(); err != nil || r.Connected != 1 {
+				t.Fatalf("ramp: %+v, %v", r, err)
+			}
+			if err := f.drain([]int64{tt.published}); err != nil {
+				t.Fatal(err)
+			}
+			tally, err := f.finish()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tally.Lost != tt.lost || tally.Duplicated != tt.dups || tally.Reordered != tt.reordered || tally.Delivered != tt.got {
+				t.Errorf("lost %d, duplicated %d, reordered %d, delivered %d; want %d, %d, %d, %d",
+					tally.Lost, tally.Duplicated, tally.Reordered, tally.Delivered, tt.lost, tt.dups, tt.reordered, tt.got)
+			}
+		})
+	}
+}
