@@ -160,7 +160,7 @@ func flagSet(name string, c *config, rawURL, sources, pids *string, out io.Write
 		fs.IntVar(&c.Channels, "channels", 1, "channels bench-0 … bench-(C-1); subscribers are spread round-robin")
 		fs.StringVar(&c.Publish, "publish", "http", "publish over http (POST /v1/publish) or redis (FCALL edge_publish)")
 		fs.StringVar(&c.Redis, "redis", "redis://127.0.0.1:6379", "Redis URL for --publish redis (loopback only)")
-		fs.IntVar(&c.Publishers, "publishers", 16, "publishing goroutines (HTTP keep-alive connections)")
+		fs.IntVar(&c.Publishers, "publishers", 16, "publishing goroutines (HTTP keep-alive connections); 1 with --conflate")
 		fs.IntVar(&c.Batch, "batch", 1, fmt.Sprintf("messages per publish request: more than 1 sends batches (POST /v1/publish/batch) of up to `N` (at most %d), to measure the cost per message", maxBatch))
 		fs.StringVar(pids, "pid", "", "the server's process ids, separated by commas or spaces (e.g. nginx's master and workers): report their summed RSS per connection and CPU per million deliveries")
 		fs.BoolVar(&c.Reconnect, "reconnect", false, "subscribers whose connection ends reconnect to another --url (at random) with their cursor after a jittered backoff (or the wait the edge advises), as client.js does, instead of counting as ended early; publishes that fail are retried through the next --url with an Idempotency-Key (--target edge, --batch 1)")
@@ -202,10 +202,13 @@ func parseConfig(name string, args []string, out io.Writer) (config, error) {
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
-	sizeGiven := false
-	fs.Visit(func(f *flag.Flag) { sizeGiven = sizeGiven || f.Name == "size" })
-	if c.Payload == payloadDashboard && !sizeGiven {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if c.Payload == payloadDashboard && !given["size"] {
 		c.Size = dashboardSize
+	}
+	if c.Conflate > 0 && !given["publishers"] {
+		c.Publishers = 1 // see checkMeasure
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q; every setting is a flag (see -h)", fs.Arg(0))
@@ -391,6 +394,12 @@ func (c *config) checkMeasure(bad func(format string, args ...any)) {
 		}
 		if c.Reconnect {
 			bad("--conflate with --reconnect: a conflated run checks order per connection; drop --reconnect")
+		}
+		// One publisher stores the messages in the order of their
+		// sequence numbers, so that the last of each key is the one the
+		// edge must deliver and sequence order is id order.
+		if c.Publishers > 1 {
+			bad("--conflate with --publishers %d: a conflated run checks the last message of each key, which needs the messages stored in order; use --publishers 1 (the default with --conflate)", c.Publishers)
 		}
 	}
 	switch c.Delta {

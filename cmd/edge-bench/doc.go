@@ -287,10 +287,14 @@
 //     subscriber never got, "duplicated" what it got twice, and the new
 //     "reordered" a message below one it already had (JSON: reordered;
 //     the exit status is 1 for any of them); the share of published
-//     messages that arrived is in delivered/sub/hour. The drain waits
-//     until no message arrived for the conflation window and 250 ms, or
-//     --drain. Not with --reconnect nor --delta (the edge sends a
-//     conflated subscriber full messages).
+//     messages that arrived is in delivered/sub/hour. The messages are
+//     published by one publisher (--publishers 1, the default with
+//     --conflate, and the only value it takes), so that they are stored
+//     in the order of their sequence numbers: the last of each key is the
+//     one the edge must deliver, and sequence order is id order. The
+//     drain waits until no message arrived for the conflation window and
+//     250 ms, or --drain. Not with --reconnect nor --delta (the edge
+//     sends a conflated subscriber full messages).
 //   - --delta: a delta frame ("delta":"<base id>", an event: delta or a
 //     data object with a delta field on SSE) carries a difference, not a
 //     payload; edge-bench counts it and does not apply it (client.js's

@@ -460,6 +460,7 @@ func TestMeasureFlagsRefused(t *testing.T) {
 		{"keys with batches", []string{"--key-count", "4", "--batch", "10"}, "--batch 1"},
 		{"too many keys", []string{"--key-count", "5000"}, "give 0 to 1000"},
 		{"no wake gap", []string{"--wake-gap", "0s"}, "--wake-gap"},
+		{"conflate with publishers", []string{"--conflate", "1s", "--publishers", "4"}, "use --publishers 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -474,6 +475,9 @@ func TestMeasureFlagsRefused(t *testing.T) {
 	}
 	if c := parse(t, "run", "--payload", "dashboard", "--size", "300"); c.Size != 300 {
 		t.Errorf("--payload dashboard --size 300: size %d", c.Size)
+	}
+	if c := parse(t, "run", "--conflate", "1s"); c.Publishers != 1 {
+		t.Errorf("--conflate without --publishers: %d publishers, want 1", c.Publishers)
 	}
 }
 
