@@ -169,7 +169,7 @@ func flagSet(name string, c *config, rawURL, sources, pids *string, out io.Write
 		fs.DurationVar(&c.Conflate, "conflate", 0, fmt.Sprintf("subscribe with conflate=`D` (%s to %s; --target edge): the edge sends per window only the latest message of each key, so the run checks order, duplicates and that the last message of each key arrived instead of counting skipped ones as lost", minConflate, maxConflate))
 		fs.StringVar(&c.Delta, "delta", "", "subscribe with delta=`FORMAT` (fossil; --target edge): delta frames are counted, not applied")
 		fs.BoolVar(&c.Compress, "compress", false, "subscribe with compress=1 (--target edge): Accept-Encoding: gzip on sse and poll, permessage-deflate offered on ws; the bytes counted are the compressed ones")
-		fs.IntVar(&c.KeyCount, "key-count", 0, fmt.Sprintf("publishes carry key=k0 … k(N-1), round-robin per channel: the conflation key (at most %d; 0 for none; --target edge, --publish http, --batch 1)", maxKeyCount))
+		fs.IntVar(&c.KeyCount, "key-count", 0, fmt.Sprintf("publishes carry the conflation key k0 … k(N-1), round-robin per channel (key= on POST /v1/publish, \"key\" in a batch, the key option of FCALL edge_publish; at most %d; 0 for none; --target edge)", maxKeyCount))
 		fs.IntVar(&c.Workers, "workers", 1, fmt.Sprintf("processes that run the subscribers (at most %d); with more than 1 this one only publishes", maxWorkers))
 	}
 	fs.IntVar(&c.Subs, "subs", 100, fmt.Sprintf("subscribers (at most %d)", maxSubs))
@@ -418,8 +418,8 @@ func (c *config) checkMeasure(bad func(format string, args ...any)) {
 	switch {
 	case c.KeyCount < 0 || c.KeyCount > maxKeyCount:
 		bad("--key-count %d: give 0 to %d", c.KeyCount, maxKeyCount)
-	case c.KeyCount > 0 && (c.Target != targetEdge || c.Publish != "http" || c.Batch > 1):
-		bad("--key-count %d: keys go on the edge's POST /v1/publish (--target edge, --publish http, --batch 1)", c.KeyCount)
+	case c.KeyCount > 0 && c.Target != targetEdge:
+		bad("--key-count %d: conflation keys are the edge's (--target edge)", c.KeyCount)
 	}
 }
 

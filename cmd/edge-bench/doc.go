@@ -278,9 +278,10 @@
 // sends Accept-Encoding: gzip on SSE and long-poll (a gzip answer or
 // stream is decoded as it arrives) and offers permessage-deflate on
 // WebSocket (gorilla's, without context takeover). --key-count N makes
-// the publishes carry key=k0 … k(N-1), round-robin over each channel's
-// messages: the conflation key (--publish http, --batch 1). How the run
-// checks delivery then changes:
+// the publishes carry the conflation key k0 … k(N-1), round-robin over
+// each channel's messages: key= on POST /v1/publish, "key" in a batch's
+// messages, the key option of FCALL edge_publish. How the run checks
+// delivery then changes:
 //
 //   - --conflate: skipped messages are skipped by design, so "lost" counts
 //     instead the last message of each key (of each channel) that a

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -457,7 +459,7 @@ func TestMeasureFlagsRefused(t *testing.T) {
 		{"unknown delta", []string{"--delta", "vcdiff"}, "use fossil"},
 		{"delta and conflate", []string{"--delta", "fossil", "--conflate", "1s"}, "one of them"},
 		{"compress on nchan", []string{"--compress", "--target", "nchan"}, "--target edge"},
-		{"keys with batches", []string{"--key-count", "4", "--batch", "10"}, "--batch 1"},
+		{"keys to nchan", []string{"--key-count", "4", "--target", "nchan"}, "--target edge"},
 		{"too many keys", []string{"--key-count", "5000"}, "give 0 to 1000"},
 		{"no wake gap", []string{"--wake-gap", "0s"}, "--wake-gap"},
 		{"conflate with publishers", []string{"--conflate", "1s", "--publishers", "4"}, "use --publishers 1"},
@@ -517,5 +519,42 @@ func TestReportPerSubscriberHour(t *testing.T) {
 		"--wake-gap", "20ms"), 0), " ")
 	if !strings.Contains(args, "--payload dashboard --wake-gap 20ms --conflate 1s --compress --key-count 4") {
 		t.Errorf("worker args %q do not carry the options", args)
+	}
+}
+
+// With --key-count, each message of a batch carries its conflation key,
+// and a dashboard payload travels as a JSON string.
+func TestBatchCarriesKeys(t *testing.T) {
+	bodies := make(chan []byte, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		bodies <- b
+		io.WriteString(w, `{"results":[{"id":"1-0"},{"id":"1-1"},{"id":"1-2"}]}`)
+	}))
+	t.Cleanup(srv.Close)
+	c := parse(t, "run", "--url", srv.URL, "--key-count", "2", "--batch", "3", "--payload", "dashboard", "--size", "256")
+	p, err := newPublisher(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	var msgs []batchMessage
+	for seq := range uint64(3) {
+		msgs = append(msgs, batchMessage{ch: 0, payload: appendDashboard(nil, seq, 1, 256), key: conflationKey(seq, c.KeyCount)})
+	}
+	stored := make([]int64, 1)
+	if err := p.publishBatch(t.Context(), 0, msgs, stored); err != nil || stored[0] != 3 {
+		t.Fatalf("publishBatch: %d stored, %v", stored[0], err)
+	}
+	var got struct {
+		Messages []struct{ Channel, Data, Key string }
+	}
+	if err := json.Unmarshal(<-bodies, &got); err != nil {
+		t.Fatalf("batch body: %v", err)
+	}
+	for i, m := range got.Messages {
+		if m.Channel != "bench-0" || m.Data != string(msgs[i].payload) || m.Key != []string{"k0", "k1", "k0"}[i] {
+			t.Errorf("message %d: %+v", i, m)
+		}
 	}
 }

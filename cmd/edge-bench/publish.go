@@ -34,9 +34,11 @@ type publisher struct {
 	// centrifugoKey is the server API key when urls are Centrifugo's
 	// publish endpoint (see sub_centrifugo.go), "" otherwise.
 	centrifugoKey string
-	// routes is how many URLs each channel has: one, or with --key-count
-	// one per conflation key (channel ch, key k at ch*routes+k).
-	routes int
+	// keyCount is --key-count: publishes carry the conflation key of
+	// their sequence number (see conflationKey), 0 for none. routes is
+	// how many URLs each channel has: one, or with keys one per key
+	// (channel ch, key k at ch*routes+k).
+	keyCount, routes int
 }
 
 // publishNode is where a publisher posts to one node of --url.
@@ -51,7 +53,7 @@ type publishNode struct {
 
 // newPublisher returns the publisher c asks for.
 func newPublisher(c config) (*publisher, error) {
-	p := &publisher{nchan: c.Target == targetNchan, routes: max(c.KeyCount, 1)}
+	p := &publisher{nchan: c.Target == targetNchan, keyCount: c.KeyCount, routes: max(c.KeyCount, 1)}
 	if c.Publish == "redis" {
 		opts, err := redis.ParseURL(c.Redis)
 		if err != nil {
@@ -86,7 +88,7 @@ func newPublisher(c config) (*publisher, error) {
 			u.Path = "/v1/publish"
 			q := url.Values{"channel": {channelName(i)}}
 			if c.KeyCount > 0 {
-				q.Set("key", conflationKey(r%p.routes))
+				q.Set("key", conflationKey(uint64(r%p.routes), c.KeyCount))
 			}
 			u.RawQuery = q.Encode()
 			if c.Target == targetNchan {
@@ -124,8 +126,11 @@ func (p *publisher) close() {
 	}
 }
 
-// conflationKey returns the key= of conflation key k (--key-count).
-func conflationKey(k int) string { return "k" + strconv.Itoa(k) }
+// conflationKey returns the conflation key of the message with sequence
+// number seq of a channel, round-robin over keys keys: "k0" … "k<keys-1>".
+func conflationKey(seq uint64, keys int) string {
+	return "k" + strconv.FormatUint(seq%uint64(keys), 10)
+}
 
 // publish stores payload in channel ch, over HTTP through node (an index
 // of --url) with an Idempotency-Key header of key unless key is empty,
@@ -136,7 +141,11 @@ func (p *publisher) publish(ctx context.Context, node, ch int, seq uint64, key, 
 	if p.rdb != nil {
 		ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 		defer cancel()
-		if err := p.rdb.Do(ctx, "FCALL", "edge_publish", 1, p.keys[ch], "", payload).Err(); err != nil {
+		args := []any{"FCALL", "edge_publish", 1, p.keys[ch], "", payload}
+		if p.keyCount > 0 {
+			args = append(args, "key", conflationKey(seq, p.keyCount))
+		}
+		if err := p.rdb.Do(ctx, args...).Err(); err != nil {
 			return fmt.Errorf("FCALL edge_publish: %w", err)
 		}
 		return nil
@@ -167,10 +176,12 @@ func (p *publisher) publish(ctx context.Context, node, ch int, seq uint64, key, 
 	return nil
 }
 
-// batchMessage is one message of a batch: a payload for a channel.
+// batchMessage is one message of a batch: a payload for a channel, with
+// a conflation key unless key is empty.
 type batchMessage struct {
 	ch      int
 	payload []byte
+	key     string
 }
 
 // publishBatch stores msgs with one batch publish through node and
@@ -193,7 +204,13 @@ func (p *publisher) publishBatch(ctx context.Context, node int, msgs []batchMess
 			}
 			body = append(body, b)
 		}
-		body = append(body, `"}`...)
+		body = append(body, '"')
+		if m.key != "" {
+			body = append(body, `,"key":"`...)
+			body = append(body, m.key...) // k<digits>: no escaping
+			body = append(body, '"')
+		}
+		body = append(body, '}')
 	}
 	body = append(body, `]}`...)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.nodes[node].batch, bytes.NewReader(body))
@@ -332,7 +349,12 @@ func publishAll(ctx context.Context, c config, p *publisher, counts *publishCoun
 	sendBatch := func(b int64) {
 		msgs := make([]batchMessage, 0, n)
 		for m := b * n; m < min((b+1)*n, end); m++ {
-			msgs = append(msgs, batchMessage{int(m % channels), appendMessage(make([]byte, 0, c.Size), c.Payload, uint64(m/channels), time.Now().UnixNano(), c.Size)})
+			seq := uint64(m / channels)
+			msg := batchMessage{ch: int(m % channels), payload: appendMessage(make([]byte, 0, c.Size), c.Payload, seq, time.Now().UnixNano(), c.Size)}
+			if c.KeyCount > 0 {
+				msg.key = conflationKey(seq, c.KeyCount)
+			}
+			msgs = append(msgs, msg)
 		}
 		stored := make([]int64, c.Channels)
 		err := p.publishBatch(ctx, int(b%nodes), msgs, stored)
