@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -15,7 +16,7 @@ import (
 
 // The WebSocket operations a client may send, as JSON text frames:
 //
-//	{"op":"subscribe","channel":"A","since":"<cursor>","presence":true,"ref":1}
+//	{"op":"subscribe","channel":"A","since":"<cursor>","presence":true,"conflate":"1s","ref":1}
 //	{"op":"unsubscribe","channel":"A","ref":2}
 //	{"op":"publish","channel":"A","event":"price","data":"…","idempotency_key":"k","ref":3}
 //	{"op":"refresh","token":"<JWT>","ref":4}
@@ -30,7 +31,9 @@ import (
 // works as the Idempotency-Key header of POST /v1/publish, and its
 // "published" answer then says "replayed":true for a repeat. A
 // subscribe's optional presence (a boolean) says whether the channel's
-// joins and leaves are sent (without it, as presence= in the URL says).
+// joins and leaves are sent (without it, as presence= in the URL says);
+// its optional conflate (a duration string, as conflate= in the URL, which
+// applies to the URL's channels only) conflates the channel.
 // Every field but ref, data and presence is a string; null counts as
 // absent.
 const (
@@ -59,9 +62,13 @@ type clientOp struct {
 	// Presence says whether a subscribe hears joins and leaves; nil: as
 	// the connection's URL says.
 	Presence *bool
+	// Conflate is a subscribe's conflation window, as conflate= in the
+	// URL; "": none.
+	Conflate string
 
-	since   *edge.ID // parsed Since
-	payload []byte   // decoded data
+	since    *edge.ID      // parsed Since
+	conflate time.Duration // parsed Conflate
+	payload  []byte        // decoded data
 }
 
 // rawOp is a client frame with each field kept as raw JSON, so that
@@ -78,6 +85,7 @@ type rawOp struct {
 	Token    json.RawMessage `json:"token"`
 	Key      json.RawMessage `json:"idempotency_key"`
 	Presence json.RawMessage `json:"presence"`
+	Conflate json.RawMessage `json:"conflate"`
 }
 
 // The errors of parseOp about a frame's shape.
@@ -113,7 +121,7 @@ func parseOp(frame []byte, maxPayload int) (clientOp, error) {
 	}{
 		{"op", raw.Op, &op.Op}, {"channel", raw.Channel, &op.Channel}, {"since", raw.Since, &op.Since},
 		{"event", raw.Event, &op.Event}, {"encoding", raw.Encoding, &op.Encoding}, {"token", raw.Token, &op.Token},
-		{"idempotency_key", raw.Key, &op.IdempotencyKey},
+		{"idempotency_key", raw.Key, &op.IdempotencyKey}, {"conflate", raw.Conflate, &op.Conflate},
 	} {
 		if !present(f.raw) {
 			continue
@@ -164,6 +172,16 @@ func parseOp(frame []byte, maxPayload int) (clientOp, error) {
 		if id, ok := c.Get(op.Channel); ok {
 			op.since = &id
 		}
+	}
+	if present(raw.Conflate) {
+		if op.Op != opSubscribe {
+			return op, fmt.Errorf("%w: conflate is only for subscribe", edge.ErrBadRequest)
+		}
+		d, err := edge.ParseConflate(op.Conflate)
+		if err != nil {
+			return op, err
+		}
+		op.conflate = d
 	}
 	if op.Op != opPublish {
 		return op, nil
