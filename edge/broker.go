@@ -123,6 +123,17 @@ type OncePublisher interface {
 	PublishOnce(ctx context.Context, channel, event string, data []byte, key string) (id ID, replayed bool, err error)
 }
 
+// KeyPublisher is implemented by a Broker that keeps a message's
+// conflation key (Message.Key) in its history and on its live relay: the
+// embedded memory store and the Redis store in package resume. Their
+// PublishBatch keeps Publication.Key too.
+type KeyPublisher interface {
+	// PublishKeyed is Publish of p, keeping p.Key, whose fields the
+	// caller has validated; with an idempotency key once (not "") it is
+	// PublishOnce.
+	PublishKeyed(ctx context.Context, p Publication, once string) (id ID, replayed bool, err error)
+}
+
 // DefaultIdempotencyWindow is how long a store remembers an idempotency
 // key unless configured otherwise.
 const DefaultIdempotencyWindow = 10 * time.Minute

@@ -161,7 +161,8 @@
 // one, so a client pinging once a heartbeat costs no extra wake-ups.
 // publish may carry "encoding":"base64" for binary payloads, and
 // "idempotency_key" as POST /v1/publish takes Idempotency-Key (its
-// answer then has "replayed":true for a repeat). It needs a
+// answer then has "replayed":true for a repeat), and "key" as it takes
+// key=, the message's conflation key. It needs a
 // publish right: the publish claim of the token the connection was opened
 // with (or refreshed to), a --client-publish pattern, --insecure-publish,
 // or anonymous loopback publishing while no publish key is set; without
@@ -387,6 +388,15 @@
 // first; on Redis a key is a Redis key in its channel's slot that expires
 // with the window.
 //
+// key=KEY (1–128 bytes of visible ASCII) gives the message a conflation
+// key: what it is the state of, an instrument or a widget. A conflating
+// subscriber gets the latest message of each key, and deltas are taken
+// between messages of one key; without key= the channel is the key. The
+// key is kept with the message (in history, in the Redis stream entry as
+// the field k, on the relay as the attribute k=KEY) and every message
+// object carries it as "key" after "event" (absent when the message has
+// none).
+//
 // # The publish lane
 //
 // A publishing backend sends the same small request again and again on a
@@ -430,7 +440,8 @@
 //	  {"channel":"files","data_base64":"AAEC/w=="}
 //	]}
 //
-// Each message has a channel, an optional event and exactly one of data
+// Each message has a channel, an optional event, an optional key (its
+// conflation key, as key= of POST /v1/publish) and exactly one of data
 // (the payload as a JSON string: text) and data_base64 (any bytes, in
 // standard base64 with padding). The answer is 200 with one result per
 // message, in the order of the request:

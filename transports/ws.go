@@ -312,7 +312,7 @@ func (c *wsConn) handle(kind int, frame []byte) bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
-	id, replayed, err := c.s.publish(ctx, metrics.WebSocket, op.Channel, op.Event, op.payload, op.IdempotencyKey)
+	id, replayed, err := c.s.publish(ctx, metrics.WebSocket, edge.Publication{Channel: op.Channel, Event: op.Event, Data: op.payload, Key: op.Key}, op.IdempotencyKey)
 	if err != nil {
 		return c.reply(errorFrame(op.Ref, err))
 	}

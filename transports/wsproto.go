@@ -18,7 +18,7 @@ import (
 //
 //	{"op":"subscribe","channel":"A","since":"<cursor>","presence":true,"conflate":"1s","ref":1}
 //	{"op":"unsubscribe","channel":"A","ref":2}
-//	{"op":"publish","channel":"A","event":"price","data":"…","idempotency_key":"k","ref":3}
+//	{"op":"publish","channel":"A","event":"price","data":"…","key":"EURUSD","idempotency_key":"k","ref":3}
 //	{"op":"refresh","token":"<JWT>","ref":4}
 //	{"op":"ping","ref":5}
 //
@@ -29,7 +29,8 @@ import (
 // echoed in the answer; since is optional; publish data is a string, or
 // base64 with "encoding":"base64"; a publish's optional idempotency_key
 // works as the Idempotency-Key header of POST /v1/publish, and its
-// "published" answer then says "replayed":true for a repeat. A
+// "published" answer then says "replayed":true for a repeat; its optional
+// key is the message's conflation key, as key= of POST /v1/publish. A
 // subscribe's optional presence (a boolean) says whether the channel's
 // joins and leaves are sent (without it, as presence= in the URL says);
 // its optional conflate (a duration string, as conflate= in the URL, which
@@ -59,6 +60,8 @@ type clientOp struct {
 	// IdempotencyKey makes a repeated publish return the first one's id
 	// and store nothing (edge.OncePublisher).
 	IdempotencyKey string
+	// Key is a publish's conflation key (edge.Message.Key).
+	Key string
 	// Presence says whether a subscribe hears joins and leaves; nil: as
 	// the connection's URL says.
 	Presence *bool
@@ -83,7 +86,8 @@ type rawOp struct {
 	Data     json.RawMessage `json:"data"`
 	Encoding json.RawMessage `json:"encoding"`
 	Token    json.RawMessage `json:"token"`
-	Key      json.RawMessage `json:"idempotency_key"`
+	Once     json.RawMessage `json:"idempotency_key"`
+	Key      json.RawMessage `json:"key"`
 	Presence json.RawMessage `json:"presence"`
 	Conflate json.RawMessage `json:"conflate"`
 }
@@ -121,7 +125,7 @@ func parseOp(frame []byte, maxPayload int) (clientOp, error) {
 	}{
 		{"op", raw.Op, &op.Op}, {"channel", raw.Channel, &op.Channel}, {"since", raw.Since, &op.Since},
 		{"event", raw.Event, &op.Event}, {"encoding", raw.Encoding, &op.Encoding}, {"token", raw.Token, &op.Token},
-		{"idempotency_key", raw.Key, &op.IdempotencyKey}, {"conflate", raw.Conflate, &op.Conflate},
+		{"idempotency_key", raw.Once, &op.IdempotencyKey}, {"key", raw.Key, &op.Key}, {"conflate", raw.Conflate, &op.Conflate},
 	} {
 		if !present(f.raw) {
 			continue
@@ -189,8 +193,13 @@ func parseOp(frame []byte, maxPayload int) (clientOp, error) {
 	if err := edge.ValidateEvent(op.Event); err != nil {
 		return op, err
 	}
-	if present(raw.Key) {
+	if present(raw.Once) {
 		if err := edge.ValidateIdempotencyKey(op.IdempotencyKey); err != nil {
+			return op, err
+		}
+	}
+	if present(raw.Key) {
+		if err := edge.ValidateKey(op.Key); err != nil {
 			return op, err
 		}
 	}
