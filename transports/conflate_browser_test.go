@@ -149,3 +149,34 @@ func TestRawHTTPConflates(t *testing.T) {
 		})
 	}
 }
+
+// client.js sends its conflate option on every transport and hands the
+// page the conflated stream: the newest of each key of a burst.
+func TestClientConflates(t *testing.T) {
+	e := startEdge(t, transports.Config{CORSOrigin: "*"})
+	for _, tr := range []string{"ws", "sse", "poll"} {
+		t.Run(tr, func(t *testing.T) {
+			ch := "cf-" + tr
+			page := httptest.NewServer(clientPage(e.base, []string{ch}, fmt.Sprintf(`{"transports": [%q], "conflate": "1s"}`, tr)))
+			defer page.Close()
+			b := openTab(t, page.URL)
+			b.waitOpen()
+			publishKey(t, e, ch, "a", "lead")
+			b.received([]string{ch + "/lead"})
+			burst := publishBurst(t, e, ch, 50)
+			b.wait(fmt.Sprintf(`window.got.includes(%q)`, ch+"/b#49"))
+			got, err := chromedp.Run(b.browser, chromedp.Evaluate[[]string](`window.got`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) > 1+10 || !slices.Contains(got, ch+"/a#48") {
+				t.Fatalf("the page got %q of a burst of %d, want at most 10 of it, with a#48 and b#49", got[1:], len(burst))
+			}
+			// The page records what it fetches (not WebSocket URLs, whose
+			// conflation the bound above shows).
+			if urls := b.eval(`window.urls.join(" ")`); tr != "ws" && !strings.Contains(urls, "conflate=1s") {
+				t.Fatalf("the client asked for %s, want conflate=1s", urls)
+			}
+		})
+	}
+}
