@@ -411,3 +411,21 @@ func TestConflatePage(t *testing.T) {
 		})
 	}
 }
+
+func FuzzParseConflate(f *testing.F) {
+	for _, s := range []string{"0", "1s", "500ms", "50ms", "60s", "-1s", "1", "", "1e9h", "1.5s", "0.05s", "\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := edge.ParseConflate(s)
+		if err != nil {
+			if !errors.Is(err, edge.ErrBadRequest) || d != 0 || len(err.Error()) > 400 { // 64 bytes of input, quoted
+				t.Fatalf("ParseConflate(%q) = %v, %v", s, d, err)
+			}
+			return
+		}
+		if d != 0 && (d < edge.MinConflate || d > edge.MaxConflate) {
+			t.Fatalf("ParseConflate(%q) = %v, out of bounds", s, d)
+		}
+	})
+}
