@@ -593,3 +593,72 @@ func TestConflateRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestConflateCatchUpGap: a conflating resume from a cursor whose
+// history is partly lost gets the gap signal, then the newest of each key
+// that history still has, on every transport.
+func TestConflateCatchUpGap(t *testing.T) {
+	e := startEdgeWith(t, transports.Config{}, resume.NewMemory(resume.MemoryConfig{HistorySize: 20}))
+	first := e.publish("g", "first")
+	publishBurst(t, e, "g", 50)
+	hist := historyMessages(t, e, "g")
+	a, b := newestOf(hist, "a#"), newestOf(hist, "b#")
+	want := []string{"gap", a.ID + " " + a.Data, b.ID + " " + b.Data}
+	for _, tc := range []struct {
+		name string
+		read func(t *testing.T) []string
+	}{
+		{"ws", func(t *testing.T) []string {
+			c := dialWS(t, e.wsURL("channel", "g", "since", first, "conflate", "1s"))
+			var got []string
+			for {
+				f := c.read()
+				switch f.Type {
+				case "gap":
+					got = append(got, "gap")
+				case "subscribed":
+					return got
+				case "":
+					for _, m := range f.messages {
+						got = append(got, m.ID+" "+m.Data)
+					}
+				default:
+					t.Fatalf("unexpected frame %+v", f)
+				}
+			}
+		}},
+		{"sse", func(t *testing.T) []string {
+			c := openSSE(t, e.url("/v1/subscribe", "channel", "g", "conflate", "1s"), http.Header{"Last-Event-ID": {first}})
+			var got []string
+			for {
+				ev := c.nextAny()
+				switch {
+				case ev.Event == "gap":
+					got = append(got, "gap")
+				case ev.HasID && ev.Data == "":
+					return got
+				case ev.Data != "":
+					got = append(got, ev.ID+" "+ev.Data)
+				}
+			}
+		}},
+		{"poll", func(t *testing.T) []string {
+			var p pollAnswer
+			getJSON(t, e.url("/v1/subscribe", "channel", "g", "since", first, "conflate", "1s"), nil, &p)
+			var got []string
+			if p.Gap {
+				got = append(got, "gap")
+			}
+			for _, m := range p.Messages {
+				got = append(got, m.ID+" "+m.Data)
+			}
+			return got
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.read(t); !slices.Equal(got, want) {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+		})
+	}
+}
