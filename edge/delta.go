@@ -199,8 +199,8 @@ type heldKey struct {
 const maxHeldKeys = 64
 
 // deltaOn reports whether the subscription gets deltas: the one place
-// that decides it (a subscription that conflates gets full messages).
-func (sub *subscription) deltaOn() bool { return sub.delta }
+// that decides it (a subscription that conflates gets whole messages).
+func (sub *subscription) deltaOn() bool { return sub.delta && sub.cf == nil }
 
 // out returns what the subscription sends for message f, which it sends
 // next: the shared patch when its client holds f's base, else f itself.

@@ -231,18 +231,23 @@ func TestSubscriptionOut(t *testing.T) {
 		wantDelta bool
 	}
 	for _, tc := range []struct {
-		name  string
-		off   bool
-		trust uint64
-		steps []step
+		name     string
+		off      bool
+		conflate bool
+		trust    uint64
+		steps    []step
 	}{
-		{"first of each key full, then deltas", false, 0, []step{{"a", 1, 0, false}, {"a", 2, 1, true}, {"b", 3, 0, false}, {"a", 4, 2, true}, {"b", 5, 3, true}}},
-		{"a base the client lacks is full", false, 0, []step{{"a", 2, 1, false}, {"a", 3, 2, true}, {"a", 5, 4, false}, {"a", 6, 5, true}}},
-		{"trusted position", false, 10, []step{{"a", 11, 9, true}, {"b", 12, 11, false}, {"b", 13, 12, true}, {"c", 14, 10, true}}},
-		{"off", true, 0, []step{{"a", 1, 0, false}, {"a", 2, 1, false}}},
+		{"first of each key full, then deltas", false, false, 0, []step{{"a", 1, 0, false}, {"a", 2, 1, true}, {"b", 3, 0, false}, {"a", 4, 2, true}, {"b", 5, 3, true}}},
+		{"a base the client lacks is full", false, false, 0, []step{{"a", 2, 1, false}, {"a", 3, 2, true}, {"a", 5, 4, false}, {"a", 6, 5, true}}},
+		{"trusted position", false, false, 10, []step{{"a", 11, 9, true}, {"b", 12, 11, false}, {"b", 13, 12, true}, {"c", 14, 10, true}}},
+		{"off", true, false, 0, []step{{"a", 1, 0, false}, {"a", 2, 1, false}}},
+		{"conflating gets whole messages", false, true, 0, []step{{"a", 1, 0, false}, {"a", 2, 1, false}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sub := &subscription{channel: "c", delta: !tc.off, trust: ID{Ms: tc.trust}}
+			if tc.conflate {
+				sub.cf = &conflater{every: MinConflate}
+			}
 			for _, st := range tc.steps {
 				f := frame(st.key, st.ms, st.base)
 				got := sub.out(f)

@@ -619,3 +619,34 @@ func TestDeltaRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestDeltaWithConflate: a subscriber that asks for deltas and conflation
+// is refused nothing and gets whole messages.
+func TestDeltaWithConflate(t *testing.T) {
+	e := startEdge(t, transports.Config{})
+	seed := e.publish("dc", dashState(0))
+	ws := dialWS(t, e.wsURL("channel", "dc", "since", seed, "delta", "fossil", "conflate", "50ms"))
+	ws.readControl("subscribed")
+	for i := 1; i <= 5; i++ {
+		e.publish("dc", dashState(i))
+	}
+	var got []wireMessage
+	for len(got) == 0 || got[len(got)-1].Data != dashState(5) {
+		got = append(got, ws.read().messages...)
+	}
+	var poll struct{ Messages []deltaWire }
+	if st := getJSON(t, e.url("/v1/subscribe", "channel", "dc", "since", seed, "delta", "fossil", "conflate", "50ms", "timeout", "0"), nil, &poll); st != http.StatusOK || len(poll.Messages) == 0 {
+		t.Fatalf("poll: %d %+v", st, poll)
+	}
+	for _, m := range poll.Messages {
+		got = append(got, wireMessage{ID: m.ID, Data: m.Data})
+		if m.Delta != "" {
+			t.Fatalf("a conflating poll got a delta: %+v", m)
+		}
+	}
+	for _, m := range got {
+		if !strings.HasPrefix(m.Data, `{"widgets"`) {
+			t.Fatalf("message %s is not a whole payload: %q", m.ID, m.Data)
+		}
+	}
+}

@@ -20,7 +20,10 @@ import (
 // are retained (or history was lost: "gap":true); otherwise it holds the
 // request until a message arrives or timeout= passes. With linger= it
 // keeps collecting for that long once it has a first message, so a client
-// wakes once for a burst.
+// wakes once for a burst. With conflate= it collects for the conflation
+// window (or linger=, if longer; at most timeout=) and answers only the
+// newest message of each conflation key of each channel; the cursor is
+// the newest message, always answered as the newest of its key.
 //
 //	{"messages":[…],"cursor":"…","gap":false}
 //
@@ -55,7 +58,7 @@ func (s *Server) servePoll(w http.ResponseWriter, r *http.Request, req subscribe
 		writeError(w, fmt.Errorf("%w: member= is the token of an earlier answer's \"member\" (%d lowercase hex digits)", edge.ErrBadRequest, edge.MemberTokenLen))
 		return
 	}
-	linger = min(linger, timeout)
+	linger = min(max(linger, req.conflate), timeout)
 	sess, err := s.newSession(metrics.Poll)
 	if err != nil {
 		writeError(w, err)
@@ -65,8 +68,9 @@ func (s *Server) servePoll(w http.ResponseWriter, r *http.Request, req subscribe
 	// requests. The hub keeps the poll member of the token instead, from
 	// poll to poll (pollMember).
 	s.presenceSession(sess, &req, false)
-	sess.SetDelta(req.delta)
-	p := &pollWaiter{s: s, sess: sess, channels: req.channels, linger: linger, limit: limit}
+	// A conflating poll gets whole messages (see edge.Session.SetConflate).
+	sess.SetDelta(req.delta && req.conflate == 0)
+	p := &pollWaiter{s: s, sess: sess, channels: req.channels, linger: linger, limit: limit, conflate: req.conflate > 0}
 	p.ans.cursor = req.cursor
 	err = p.start(r.Context(), req)
 	if err == nil {
@@ -112,6 +116,7 @@ type pollWaiter struct {
 	channels  []string
 	linger    time.Duration
 	limit     int
+	conflate  bool // answer the newest message of each key only (conflate=)
 	ans       pollAnswer
 	lingering bool   // a message arrived; answer when the timer fires
 	unhold    func() // ends the poll's hold on its presence member; nil: none
@@ -214,10 +219,22 @@ func (p *pollWaiter) finish(ctx context.Context) error {
 	return p.s.pollHistory(ctx, &p.ans, overflowed, p.limit, func(string) bool { return true })
 }
 
+// conflateAnswer keeps the newest message of each key of each channel,
+// when the poll conflates. The cursor, at the newest message of each
+// channel, stays: that message is the newest of its key.
+func (p *pollWaiter) conflateAnswer() {
+	if p.conflate {
+		p.ans.frames = edge.ConflateFrames(p.ans.frames)
+	}
+}
+
 // respond releases the session and answers through net/http.
 func (p *pollWaiter) respond(w http.ResponseWriter, err error) {
 	p.ans.presence = p.sess.Take(p.ans.presence)
-	p.deltas()
+	if err == nil {
+		p.conflateAnswer()
+		p.deltas()
+	}
 	p.release()
 	if err != nil {
 		writeError(w, err)
@@ -348,6 +365,7 @@ func (p *pollWaiter) answer() {
 		eb, status = newErrorBody(err)
 		body = marshalJSON(eb)
 	} else {
+		p.conflateAnswer()
 		p.deltas()
 		body = p.ans.appendJSON(nil)
 	}

@@ -3,6 +3,7 @@ package transports
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -40,10 +41,11 @@ type subscribeRequest struct {
 	channels  []string
 	cursor    resume.Cursor // positions given by the client (since= or Last-Event-ID)
 	heartbeat time.Duration
-	claims    *auth.Claims // the client's token, nil without one
-	presence  bool         // presence=1: hear the joins and leaves of channels that keep presence
-	info      string       // info=: what the client says about itself in presence
-	delta     bool         // delta=fossil: live messages may come as Fossil deltas
+	claims    *auth.Claims  // the client's token, nil without one
+	presence  bool          // presence=1: hear the joins and leaves of channels that keep presence
+	info      string        // info=: what the client says about itself in presence
+	conflate  time.Duration // conflate=: the conflation window of the URL's channels; 0: none
+	delta     bool          // delta=fossil: live messages may come as Fossil deltas
 }
 
 // expiry is when the request's token expires; zero for none.
@@ -129,6 +131,9 @@ func parseSubscribe(r *http.Request, cfg Config) (subscribeRequest, error) {
 	if err := edge.ValidatePresenceInfo(req.info); err != nil {
 		return req, err
 	}
+	if req.conflate, err = queryConflate(q); err != nil {
+		return req, err
+	}
 	req.heartbeat, err = queryDuration(r, "heartbeat", cfg.Heartbeat, cfg.HeartbeatMin, cfg.HeartbeatMax)
 	return req, err
 }
@@ -146,6 +151,20 @@ func parseDelta(v string) (bool, error) {
 		return true, nil
 	}
 	return false, fmt.Errorf("%w: delta=%q; use fossil or leave it out", edge.ErrBadRequest, edge.Clip(v))
+}
+
+// queryConflate reads conflate=, the conflation window (see
+// edge.ParseConflate); absent is 0, none. Given twice it is refused: a
+// client that asked for two windows would not know which it got.
+func queryConflate(q url.Values) (time.Duration, error) {
+	vs := q["conflate"]
+	switch len(vs) {
+	case 0:
+		return 0, nil
+	case 1:
+		return edge.ParseConflate(vs[0])
+	}
+	return 0, fmt.Errorf("%w: conflate= is given %d times; give it once", edge.ErrBadRequest, len(vs))
 }
 
 // queryBool reads a flag parameter: 1 or true, 0 or false; absent is

@@ -73,6 +73,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, req subscribeRe
 	}
 	s.presenceSession(sess, &req, true)
 	sess.SetDelta(req.delta)
+	sess.SetConflate(req.conflate)
 	// The client sees the subscription once the 101 arrives: fix where
 	// each channel starts before that, so a message published right after
 	// it is delivered.
@@ -288,6 +289,7 @@ func (c *wsConn) handle(kind int, frame []byte) bool {
 		}
 		c.sess.HearPresence(hear)
 		c.sess.SetDelta(c.delta || op.Delta != "")
+		c.sess.SetConflate(op.conflate)
 		if !c.join(op.Channel, op.since, op.Ref) {
 			c.end()
 			return false
@@ -447,6 +449,9 @@ func (c *wsConn) join(channel string, since *edge.ID, ref json.RawMessage) bool 
 func (c *wsConn) finish(j edge.Joining, ref json.RawMessage) bool {
 	channel := j.Channel()
 	pos, err := c.sess.Finish(context.Background(), j, func(p edge.Page) error {
+		if j.Conflate() > 0 {
+			p = edge.ConflatePage(p)
+		}
 		if p.Gap {
 			c.s.metrics.Gap()
 			if err := c.send(serverFrame{Type: "gap", Channel: channel}.encode()); err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -15,7 +16,7 @@ import (
 
 // The WebSocket operations a client may send, as JSON text frames:
 //
-//	{"op":"subscribe","channel":"A","since":"<cursor>","presence":true,"delta":"fossil","ref":1}
+//	{"op":"subscribe","channel":"A","since":"<cursor>","presence":true,"conflate":"1s","delta":"fossil","ref":1}
 //	{"op":"unsubscribe","channel":"A","ref":2}
 //	{"op":"publish","channel":"A","event":"price","data":"…","key":"EURUSD","idempotency_key":"k","ref":3}
 //	{"op":"refresh","token":"<JWT>","ref":4}
@@ -32,9 +33,11 @@ import (
 // key is the message's conflation key, as key= of POST /v1/publish. A
 // subscribe's optional presence (a boolean) says whether the channel's
 // joins and leaves are sent (without it, as presence= in the URL says);
-// its optional delta, "fossil", asks for deltas on the channel (without
-// it, as delta= in the URL says). Every field but ref, data and presence
-// is a string; null counts as absent.
+// its optional conflate (a duration string, as conflate= in the URL, which
+// applies to the URL's channels only) conflates the channel; its optional
+// delta, "fossil", asks for deltas on the channel (without it, as delta=
+// in the URL says). Every field but ref, data and presence is a string;
+// null counts as absent.
 const (
 	opSubscribe   = "subscribe"
 	opUnsubscribe = "unsubscribe"
@@ -63,12 +66,16 @@ type clientOp struct {
 	// Presence says whether a subscribe hears joins and leaves; nil: as
 	// the connection's URL says.
 	Presence *bool
+	// Conflate is a subscribe's conflation window, as conflate= in the
+	// URL; "": none.
+	Conflate string
 	// Delta is a subscribe's "delta": "fossil" asks for deltas; empty: as
 	// the connection's URL says.
 	Delta string
 
-	since   *edge.ID // parsed Since
-	payload []byte   // decoded data
+	since    *edge.ID      // parsed Since
+	conflate time.Duration // parsed Conflate
+	payload  []byte        // decoded data
 }
 
 // rawOp is a client frame with each field kept as raw JSON, so that
@@ -87,6 +94,7 @@ type rawOp struct {
 	Key      json.RawMessage `json:"key"`
 	Presence json.RawMessage `json:"presence"`
 	Delta    json.RawMessage `json:"delta"`
+	Conflate json.RawMessage `json:"conflate"`
 }
 
 // The errors of parseOp about a frame's shape.
@@ -122,7 +130,8 @@ func parseOp(frame []byte, maxPayload int) (clientOp, error) {
 	}{
 		{"op", raw.Op, &op.Op}, {"channel", raw.Channel, &op.Channel}, {"since", raw.Since, &op.Since},
 		{"event", raw.Event, &op.Event}, {"encoding", raw.Encoding, &op.Encoding}, {"token", raw.Token, &op.Token},
-		{"idempotency_key", raw.Once, &op.IdempotencyKey}, {"key", raw.Key, &op.Key}, {"delta", raw.Delta, &op.Delta},
+		{"idempotency_key", raw.Once, &op.IdempotencyKey}, {"key", raw.Key, &op.Key}, {"conflate", raw.Conflate, &op.Conflate},
+		{"delta", raw.Delta, &op.Delta},
 	} {
 		if !present(f.raw) {
 			continue
@@ -181,6 +190,16 @@ func parseOp(frame []byte, maxPayload int) (clientOp, error) {
 		if id, ok := c.Get(op.Channel); ok {
 			op.since = &id
 		}
+	}
+	if present(raw.Conflate) {
+		if op.Op != opSubscribe {
+			return op, fmt.Errorf("%w: conflate is only for subscribe", edge.ErrBadRequest)
+		}
+		d, err := edge.ParseConflate(op.Conflate)
+		if err != nil {
+			return op, err
+		}
+		op.conflate = d
 	}
 	if op.Op != opPublish {
 		return op, nil

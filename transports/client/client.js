@@ -29,6 +29,7 @@ const DEFAULTS = {
   presence: false,
   info: "",
   delta: false,
+  conflate: "",
   onMessage() {},
   onGap() {},
   onPresence() {},
@@ -273,6 +274,7 @@ class Link {
     this.delta = this.sub.deltaOn() && !this.noDelta && (transport !== "poll" || this.sub.bases.size > 0);
     if (this.delta) u.searchParams.set("delta", "fossil");
     if (this.sub.opts.info) u.searchParams.set("info", this.sub.opts.info);
+    if (this.sub.opts.conflate) u.searchParams.set("conflate", this.sub.opts.conflate);
     for (const [k, v] of Object.entries(extra)) u.searchParams.set(k, v);
     return u;
   }
@@ -844,10 +846,11 @@ class Subscription {
     if (broken) this.recover();
   }
 
-  // deltaOn reports whether connections ask for deltas: the option, until
-  // three deltas in a row could not be applied.
+  // deltaOn reports whether connections ask for deltas: the option, unless
+  // the subscription conflates (which gets whole messages), until three
+  // deltas in a row could not be applied.
   deltaOn() {
-    return this.opts.delta === true && this.failures < 3;
+    return this.opts.delta === true && !this.opts.conflate && this.failures < 3;
   }
 
   // undelta returns the full message m stands for, keeping its payload
