@@ -82,10 +82,12 @@ func (s *Session) HearPresence(on bool) {
 // SetDelta sets whether the channels the session subscribes from now on
 // get deltas (delta=fossil): a live message whose client holds the
 // previous message of its key is queued as a patch against it (see
-// Frame.Delta); every other message, history's included, in full. Its
-// client must apply them. The session remembers nothing from before it
-// was opened (after a resume, each key's first message is full) unless
-// TrustDelta says what its client holds.
+// Frame.Delta); every other message, catch-up history's included, in
+// full. Its client must apply them. The session knows only what it sent
+// (after a resume, the history it sent, then live messages of keys with a
+// message in that history as patches, the first of other keys in full)
+// unless TrustDelta says what its client holds. A conflating
+// subscription gets whole messages.
 func (s *Session) SetDelta(on bool) {
 	s.mu.Lock()
 	s.delta = on
@@ -109,8 +111,8 @@ func (s *Session) TrustDelta(channel string, upTo ID) {
 // Out returns what a delta subscription sends for a message frame of its
 // channel that the caller itself takes to its client, from history or
 // from Buffered (a long-poll), in the order it sends them: the patch when
-// the client holds its base (see SetDelta), else f. Catch-up and history
-// frames carry no base and go in full.
+// the client holds its base (see SetDelta), else f. Of history's
+// messages, only the frames the hub still has (Hub.Frame) carry a base.
 func (s *Session) Out(f *Frame) *Frame {
 	s.mu.Lock()
 	defer s.mu.Unlock()
