@@ -36,6 +36,7 @@ type sseConn struct {
 	multi  bool               // several channels: data is the JSON object, id the composite cursor
 	cursor resume.Cursor      // position of what was written, per channel
 	buf    []byte             // pooled while the stream writes, nil while idle
+	gz     *gzipStream        // the stream's compressor; nil: the stream is not compressed
 	sendq  sendQueue          // the hijacked connection's; used holding the turn
 	watch  *idle.Handle       // the hijacked connection, parked; nil: a goroutine watches it. Set holding the turn
 }
@@ -47,8 +48,18 @@ type sseConn struct {
 // sets the client's Last-Event-ID to the full position even before the first
 // message, then live events and ": hb" heartbeat comments. It ends with an
 // "event: disconnect" when the edge closes it.
+//
+// A compressed stream (see Config.Compress) is one gzip member: every
+// write of the stream, the heartbeats included, is compressed on its own
+// (see gzipStream) and goes out at once, and its last write, the
+// disconnect event, ends the member.
 func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req subscribeRequest) {
 	padding, err := queryInt(r, "padding", 0, 0, maxPadding)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	compress, err := s.gzipResponse(r)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -66,6 +77,10 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req subscribeR
 	h.Set("X-Accel-Buffering", "no")
 	h.Set("X-Content-Type-Options", "nosniff")
 	c := &sseConn{multi: len(req.channels) > 1}
+	if compress {
+		setGzipHeader(h)
+		c.gz = new(gzipStream)
+	}
 	var conn net.Conn
 	var head []byte         // hijacked: the response head, sent with the first bytes
 	var ended chan struct{} // not hijacked: closed when the stream ended
@@ -102,6 +117,10 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req subscribeR
 		}
 		ended = make(chan struct{})
 		c.init(s, metrics.SSE, sess, req.heartbeat, c.flush, func() { close(ended) })
+	}
+	if c.gz != nil {
+		plain := c.out
+		c.out = func(b []byte) error { return c.writeGzip(plain, b) }
 	}
 	c.expireAt(req.expiry())
 	if !c.open(r.Context(), req, head, padding) {
@@ -148,7 +167,11 @@ func hijackSSE(w http.ResponseWriter) (net.Conn, []byte, error) {
 // holds the turn.
 func (c *sseConn) open(ctx context.Context, req subscribeRequest, head []byte, padding int) bool {
 	c.takeBuf()
-	c.buf = append(c.buf, head...)
+	if c.gz != nil {
+		c.gz.prefix = head
+	} else {
+		c.buf = append(c.buf, head...)
+	}
 	c.buf = appendSSERetry(c.buf, c.s.cfg.SSERetry.Milliseconds())
 	if padding > 0 {
 		c.buf = append(c.buf, ':')
@@ -294,6 +317,19 @@ func (c *sseConn) writeBuf() error {
 	return err
 }
 
+// writeGzip compresses b into a pooled buffer and writes that with plain,
+// the connection's own out.
+func (c *sseConn) writeGzip(plain func([]byte) error, b []byte) error {
+	zp := bufPool.Get().(*[]byte)
+	z := c.gz.append((*zp)[:0], b)
+	err := plain(z)
+	if cap(z) <= 64<<10 {
+		*zp = z[:0]
+		bufPool.Put(zp)
+	}
+	return err
+}
+
 // putBuf returns the buffer, if any, to the pool.
 func (c *sseConn) putBuf() {
 	if c.buf == nil {
@@ -353,5 +389,8 @@ func (c *sseConn) disconnect(d edge.Disconnect) {
 	c.buf = append(c.buf, `","reconnect":`...)
 	c.buf = strconv.AppendBool(c.buf, d.Reconnect())
 	c.buf = append(c.buf, "}\n\n"...)
+	if c.gz != nil {
+		c.gz.finish()
+	}
 	c.writeBuf()
 }
