@@ -2,7 +2,6 @@ package transports
 
 import (
 	stdgzip "compress/gzip"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"runtime"
@@ -186,5 +185,4 @@ func TestDashboardEventSize(t *testing.T) {
 	if len(ev) < 900 || len(ev) > 1200 {
 		t.Fatalf("event of %d bytes, want about 1 KiB: %s", len(ev), ev)
 	}
-	_ = fmt.Sprint()
 }
