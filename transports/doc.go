@@ -266,17 +266,27 @@
 //
 // What it costs, measured on the dashboard load (a 1 KiB JSON
 // state of 48 numbers, two of which change at each of 20 updates a
-// second), on a 2-core machine shared with other work (ranges over
-// runs; reproduce with the benchmarks named):
+// second), on a 2-core machine shared with other work, as ranges over
+// runs at a load average of 5 to 15 (the lowest figures at 0.7):
 //
-//	                                   plain             compressed
-//	SSE, bytes per update on the wire   950               44
-//	SSE, edge CPU per delivery          0.4–0.6 µs        10–15 µs      BenchmarkSSEDelivery
-//	SSE, edge allocations per delivery  1 (24 B)          2 (3 KiB, transient)
-//	long-poll, bytes per answer         1,303             667           BenchmarkPollDelivery
-//	long-poll, edge CPU per answer      2–3 µs            25–40 µs
-//	heap per idle SSE connection        ~1.7 KiB          ~4.2 KiB      BenchmarkIdleHeap
-//	heap per idle WebSocket connection  (plain + ~2.7 KiB, client included)
+//	                                     plain          compressed
+//	SSE: bytes per update on the wire    948            45
+//	SSE: edge CPU per delivery           0.1–0.2 µs     10–35 µs
+//	SSE: edge allocations per delivery   1, 24 B        2, 3 KiB (garbage at once)
+//	long-poll: bytes per answer          1,303          667
+//	long-poll: edge CPU per answer       1.8–3.7 µs     17–34 µs
+//	heap per idle SSE stream             0.9–2.0 KiB    3.0–4.2 KiB
+//	heap per idle WebSocket              13–16 KiB      15–18 KiB (with the test's gorilla client)
+//
+//	go test ./transports -run '^$' -bench 'SSEDelivery|PollDelivery|IdleHeap|CompressorChoice'
+//
+// CPU is the edge's own work per delivery to one subscriber: the
+// compression, per connection (a message to N compressed SSE subscribers
+// is compressed N times; on WebSocket, once). The idle heap counts 1,000
+// connections opened against a test server, each past one update from
+// history: a compressed SSE stream keeps about 2.5 KiB more (its 2 KiB
+// dictionary), a compressed WebSocket none that the measurement can tell
+// from its noise.
 //
 // For comparison (BenchmarkCompressorChoice), a compress/flate or
 // klauspost gzip writer kept per stream compresses the same updates to
@@ -288,15 +298,16 @@
 //
 // When to enable it: for subscribers on metered or slow links (phones,
 // remote dashboards) of channels whose messages resemble each other —
-// JSON states, repeated field names — where it cuts the bytes on the wire
-// by 10× to 20× for 2.5 KiB of memory per connection and some 10–15 µs of
-// CPU per delivery. Leave it off (request, and no compress=1) for large
-// fan-outs on a local network, for small or already compressed payloads
-// (a few bytes of JSON, images, ciphertext), and where the CPU per
-// delivery matters more than the bytes: compression is per connection, so
-// a message to 100,000 compressed subscribers is compressed 100,000 times
-// (on SSE; once on WebSocket). always suits an edge whose subscribers
-// are mostly such clients; request lets each page decide.
+// JSON states, repeated field names — where it cuts an SSE stream's bytes
+// some 20× (a long-poll's about 2×: each answer is compressed alone) for
+// 2.5 KiB of memory per stream and 10–35 µs of CPU per delivery. Leave it
+// off (request, and no compress=1) for large fan-outs on a local
+// network, for small or already compressed payloads (a few bytes of JSON,
+// images, ciphertext), and where CPU matters more than bytes: SSE and
+// long-poll compress per connection, so a message to 100,000 compressed
+// SSE subscribers costs one to three seconds of CPU (a WebSocket message
+// is compressed once for all). always suits an edge whose subscribers are
+// mostly such clients; request lets each page decide.
 //
 // # History
 //
