@@ -399,3 +399,69 @@ func hostileCompress(t *testing.T, e *testEdge, transport, v string) (int, error
 	}
 	return getJSON(t, e.url("/v1/subscribe", q...), http.Header{"Accept-Encoding": {"gzip"}}, &ans), ans
 }
+
+// Over HTTP/2, where the stream is not taken from net/http, a compressed
+// SSE stream still delivers each event as it is published, and a
+// compressed long-poll answer decodes.
+func TestCompressedOverHTTP2(t *testing.T) {
+	e := startEdge(t, transports.Config{})
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	get := func(ctx context.Context, h http.Header, query ...string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.url("/v1/subscribe", append(query, "compress", "1")...), nil)
+		req.Header = h
+		req.Header.Set("Accept-Encoding", "gzip")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.ProtoMajor != 2 {
+			t.Fatalf("protocol %s, want HTTP/2", resp.Proto)
+		}
+		return resp
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	resp := get(ctx, http.Header{"Accept": {"text/event-stream"}}, "channel", "h2z")
+	defer resp.Body.Close()
+	body, err := decodedBody(resp, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{body, resp.Body}
+	c := &sseClient{t: t, resp: resp, events: make(chan sseEvent, 16), cancel: cancel}
+	go c.read()
+	c.lastID()
+	var ids []string
+	for i := range 5 {
+		ids = append(ids, e.publish("h2z", fmt.Sprintf("over h2 %d", i)))
+		if ev := c.next(); ev.ID != ids[i] || ev.Data != fmt.Sprintf("over h2 %d", i) {
+			t.Fatalf("event %d: %+v", i, ev)
+		}
+	}
+
+	poll := get(context.Background(), http.Header{}, "channel", "h2z", "transport", "poll", "since", ids[1])
+	defer poll.Body.Close()
+	pb, err := decodedBody(poll, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a pollAnswer
+	if err := json.NewDecoder(pb).Decode(&a); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range a.Messages {
+		got = append(got, m.ID)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(ids[2:]) || a.Cursor != ids[4] {
+		t.Fatalf("poll from %s: %v, cursor %s; want %v", ids[1], got, a.Cursor, ids[2:])
+	}
+}
