@@ -59,6 +59,17 @@ func (s *Server) gzipResponse(r *http.Request) (bool, error) {
 	return want && acceptsGzip(r.Header.Values("Accept-Encoding")), err
 }
 
+// countCompressed counts st among the open compressed streams until it
+// ends. Call it after st.init, holding the turn.
+func (s *Server) countCompressed(st *stream) {
+	s.compressed.Add(1)
+	closeFn := st.closeFn
+	st.closeFn = func() {
+		s.compressed.Add(-1)
+		closeFn()
+	}
+}
+
 // setGzipHeader marks h's response as gzip-encoded, varying by the
 // request's Accept-Encoding.
 func setGzipHeader(h http.Header) {

@@ -465,3 +465,31 @@ func TestCompressedOverHTTP2(t *testing.T) {
 		t.Fatalf("poll from %s: %v, cursor %s; want %v", ids[1], got, a.Cursor, ids[2:])
 	}
 }
+
+// edge_compressed_streams counts the open compressed SSE streams and
+// WebSocket connections, and only those.
+func TestCompressedStreamsGauge(t *testing.T) {
+	e := startEdge(t, transports.Config{})
+	gauge := func() float64 {
+		n, _ := value(scrape(t, e), "edge_compressed_streams")
+		return n
+	}
+	waitGauge := func(want float64) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for gauge() != want { // each scrape is a round trip, which paces the loop
+			if time.Now().After(deadline) {
+				t.Fatalf("edge_compressed_streams %v, want %v", gauge(), want)
+			}
+		}
+	}
+	plain := openSSE(t, e.url("/v1/subscribe", "channel", "g"), nil)
+	plain.lastID()
+	sse := openGzipSSE(t, e, nil, "channel", "g")
+	sse.lastID()
+	ws := openDeflateWS(t, e, []string{"g"}, "")
+	waitGauge(2)
+	sse.close()
+	ws.close()
+	waitGauge(0)
+}

@@ -121,6 +121,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req subscribeR
 	if c.gz != nil {
 		plain := c.out
 		c.out = func(b []byte) error { return c.writeGzip(plain, b) }
+		s.countCompressed(&c.stream)
 	}
 	c.expireAt(req.expiry())
 	if !c.open(r.Context(), req, head, padding) {

@@ -123,6 +123,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, req subscribeRe
 		}
 	}
 	c.raw, c.direct = !offersDeflate(r), newDirectOut(conn.NetConn())
+	if !c.raw {
+		s.countCompressed(&c.stream)
+	}
 	c.hear()
 	c.conn.SetPongHandler(func(string) error {
 		c.hear()
