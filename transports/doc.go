@@ -267,26 +267,27 @@
 // What it costs, measured on the dashboard load (a 1 KiB JSON
 // state of 48 numbers, two of which change at each of 20 updates a
 // second), on a 2-core machine shared with other work, as ranges over
-// runs at a load average of 5 to 15 (the lowest figures at 0.7):
+// runs at a load average of 1.4 to 1.8:
 //
 //	                                     plain          compressed
 //	SSE: bytes per update on the wire    948            45
-//	SSE: edge CPU per delivery           0.1–0.2 µs     10–35 µs
+//	SSE: edge CPU per delivery           0.10–0.15 µs   8–14 µs
 //	SSE: edge allocations per delivery   1, 24 B        2, 3 KiB (garbage at once)
 //	long-poll: bytes per answer          1,303          667
-//	long-poll: edge CPU per answer       1.8–3.7 µs     17–34 µs
-//	heap per idle SSE stream             0.9–2.0 KiB    3.0–4.2 KiB
-//	heap per idle WebSocket              13–16 KiB      15–18 KiB (with the test's gorilla client)
+//	long-poll: edge CPU per answer       1.5–1.9 µs     11–13 µs
+//	heap per idle SSE stream             1.8 KiB        3.8–4.0 KiB
+//	heap per idle WebSocket              15–16 KiB      17–19 KiB (both with the test's gorilla client)
 //
 //	go test ./transports -run '^$' -bench 'SSEDelivery|PollDelivery|IdleHeap|CompressorChoice'
 //
-// CPU is the edge's own work per delivery to one subscriber: the
-// compression, per connection (a message to N compressed SSE subscribers
-// is compressed N times; on WebSocket, once). The idle heap counts 1,000
-// connections opened against a test server, each past one update from
-// history: a compressed SSE stream keeps about 2.5 KiB more (its 2 KiB
-// dictionary), a compressed WebSocket none that the measurement can tell
-// from its noise.
+// Under a load average of 5 to 15 the compressed CPU figures reach 35 µs
+// (plain: 0.2 and 3.7 µs). CPU is the edge's own work per delivery to one
+// subscriber: the compression, per connection (a message to N compressed
+// SSE subscribers is compressed N times; on WebSocket, once). The idle
+// heap counts 1,000 connections opened against a test server, each past
+// one update from history: a compressed SSE stream keeps about 2 KiB
+// more (its dictionary); a compressed WebSocket 2–3 KiB more, server and
+// test client together.
 //
 // For comparison (BenchmarkCompressorChoice), a compress/flate or
 // klauspost gzip writer kept per stream compresses the same updates to
@@ -307,14 +308,14 @@
 // When to enable it: for subscribers on metered or slow links (phones,
 // remote dashboards) of channels whose messages resemble each other —
 // JSON states, repeated field names — best on SSE, where it cuts the
-// bytes some 15× for 2.5 KiB of memory per stream and 10–35 µs of CPU per
+// bytes some 15× for 2.5 KiB of memory per stream and 8–14 µs of CPU per
 // delivery (2× to 2.5× on long-poll and WebSocket, which compress each
 // answer or message alone). Leave it
 // off (request, and no compress=1) for large fan-outs on a local
 // network, for small or already compressed payloads (a few bytes of JSON,
 // images, ciphertext), and where CPU matters more than bytes: SSE and
 // long-poll compress per connection, so a message to 100,000 compressed
-// SSE subscribers costs one to three seconds of CPU (a WebSocket message
+// SSE subscribers costs about a second of CPU (a WebSocket message
 // is compressed once for all). always suits an edge whose subscribers are
 // mostly such clients; request lets each page decide.
 //
