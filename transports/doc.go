@@ -306,18 +306,18 @@
 //	WebSocket   82.5 MiB        33.2 MiB   (each message compressed alone: no context takeover)
 //
 // When to enable it: for subscribers on metered or slow links (phones,
-// remote dashboards) of channels whose messages resemble each other —
-// JSON states, repeated field names — best on SSE, where it cuts the
-// bytes some 15× for 2.5 KiB of memory per stream and 8–14 µs of CPU per
-// delivery (2× to 2.5× on long-poll and WebSocket, which compress each
-// answer or message alone). Leave it
-// off (request, and no compress=1) for large fan-outs on a local
-// network, for small or already compressed payloads (a few bytes of JSON,
-// images, ciphertext), and where CPU matters more than bytes: SSE and
-// long-poll compress per connection, so a message to 100,000 compressed
-// SSE subscribers costs about a second of CPU (a WebSocket message
-// is compressed once for all). always suits an edge whose subscribers are
-// mostly such clients; request lets each page decide.
+// remote dashboards) of channels whose messages resemble each other — JSON
+// states, repeated field names — best on SSE, where it cuts the bytes some
+// 15× for 2.5 KiB of memory per stream and 8–14 µs of CPU per delivery (2×
+// to 2.5× on long-poll and WebSocket, which compress each answer or
+// message alone). Leave it off (request, and no compress=1) for large
+// fan-outs on a local network, for small or already compressed payloads (a
+// few bytes of JSON, images, ciphertext), and where CPU matters more than
+// bytes: SSE and long-poll compress per connection, so a message to
+// 100,000 compressed SSE subscribers costs about a second of CPU (a
+// WebSocket message is compressed once for all). always suits an edge
+// whose subscribers are mostly such clients; request lets each page
+// decide.
 //
 // # History
 //
