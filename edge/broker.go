@@ -83,6 +83,7 @@ type Publication struct {
 	Channel string
 	Event   string // "" for the default type
 	Data    []byte
+	Key     string // the conflation key (Message.Key); "" for none
 }
 
 // Published is the outcome of one Publication: its id, or the error that
@@ -122,12 +123,49 @@ type OncePublisher interface {
 	PublishOnce(ctx context.Context, channel, event string, data []byte, key string) (id ID, replayed bool, err error)
 }
 
+// KeyPublisher is implemented by a Broker that keeps a message's
+// conflation key (Message.Key) in its history and on its live relay: the
+// embedded memory store and the Redis store in package resume. Their
+// PublishBatch keeps Publication.Key too.
+type KeyPublisher interface {
+	// PublishKeyed is Publish of p, keeping p.Key, whose fields the
+	// caller has validated; with an idempotency key once (not "") it is
+	// PublishOnce.
+	PublishKeyed(ctx context.Context, p Publication, once string) (id ID, replayed bool, err error)
+}
+
 // DefaultIdempotencyWindow is how long a store remembers an idempotency
 // key unless configured otherwise.
 const DefaultIdempotencyWindow = 10 * time.Minute
 
 // MaxIdempotencyKeyLen bounds an idempotency key, in bytes.
 const MaxIdempotencyKeyLen = 128
+
+// MaxKeyLen bounds a message's conflation key (Message.Key), in bytes.
+const MaxKeyLen = 128
+
+// ValidateKey returns nil if key, a message's conflation key, is 1 to
+// MaxKeyLen bytes of visible ASCII without spaces, else an error wrapping
+// ErrBadRequest.
+func ValidateKey(key string) error {
+	if key == "" || len(key) > MaxKeyLen {
+		return fmt.Errorf("%w: a message key is 1 to %d bytes", ErrBadRequest, MaxKeyLen)
+	}
+	if !visibleASCII(key) {
+		return fmt.Errorf("%w: a message key is visible ASCII (letters, digits, punctuation), without spaces", ErrBadRequest)
+	}
+	return nil
+}
+
+// visibleASCII reports whether s is printable ASCII without spaces.
+func visibleASCII(s string) bool {
+	for i := range len(s) {
+		if c := s[i]; c <= ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
+}
 
 // ValidateIdempotencyKey returns nil if key is 1 to MaxIdempotencyKeyLen
 // bytes of visible ASCII (a UUID, a hash, a database row's id), else an
@@ -136,10 +174,8 @@ func ValidateIdempotencyKey(key string) error {
 	if key == "" || len(key) > MaxIdempotencyKeyLen {
 		return fmt.Errorf("%w: an idempotency key is 1 to %d bytes", ErrBadRequest, MaxIdempotencyKeyLen)
 	}
-	for i := range len(key) {
-		if c := key[i]; c <= ' ' || c > '~' {
-			return fmt.Errorf("%w: an idempotency key is visible ASCII (letters, digits, punctuation), without spaces", ErrBadRequest)
-		}
+	if !visibleASCII(key) {
+		return fmt.Errorf("%w: an idempotency key is visible ASCII (letters, digits, punctuation), without spaces", ErrBadRequest)
 	}
 	return nil
 }

@@ -19,4 +19,19 @@
 // fan-out path, in order per member, and fans the store's announcements
 // out as presence frames (no id, not history) to the sessions that
 // HearPresence asked for.
+//
+// Conflation: a Session that SetConflate asked for a window gets, per
+// window, only the newest live message of each conflation key
+// (Message.Key, the publish's key=; messages without one share the
+// channel's key). The first message after a quiet window is queued at
+// once and opens a window; those arriving within it are held, each
+// replacing the held one of its key, and queued together in id order when
+// it ends, which opens the next window if any were held. Held messages
+// are the hub's shared Frames (nothing is encoded per subscriber), at
+// most MaxConflateKeys per subscription (one more key ends the window at
+// once), counted against Config.QueueBytes; each conflating subscription
+// has one timer, stopped when it ends. Ids stay the stored ids, so a
+// resume from any delivered id is exact. Presence frames are never
+// conflated. A transport passes the catch-up pages of a conflating
+// subscription (Joining.Conflate) through ConflatePage.
 package edge

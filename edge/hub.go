@@ -42,6 +42,10 @@ type Hub struct {
 	tracer   trace.Tracer // nil: no fan-out spans
 	wakeAll  func([]Waker)
 
+	// afterFunc makes the timers of conflation windows (time.AfterFunc;
+	// a test's fake clock).
+	afterFunc func(time.Duration, func()) windowTimer
+
 	presence *presenceOps  // nil: no channel keeps presence
 	polls    pollMembers   // the long-poll members (PollMember)
 	node     string        // this node's name in presence
@@ -90,6 +94,8 @@ func NewHub(broker Broker, cfg Config, log *slog.Logger) *Hub {
 		seed:     maphash.MakeSeed(),
 		sessions: make(map[*Session]struct{}),
 		node:     cfg.Node,
+
+		afterFunc: afterFunc,
 	}
 	if h.node == "" {
 		h.node = defaultNode()

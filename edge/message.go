@@ -8,6 +8,11 @@ type Message struct {
 	ID      ID
 	Event   string // empty means the default type ("message" on SSE)
 	Data    []byte // the opaque payload; never modified after publish
+	// Key is the message's conflation key, the publish's key= (an
+	// instrument, a widget): a conflating subscriber gets the latest
+	// message of each key, and deltas are taken between messages of one
+	// key. Empty: the channel is the key.
+	Key string
 }
 
 // Payload limits shared by every layer that checks a message's size.
@@ -80,7 +85,7 @@ func (f *Frame) Encoded(e Encoding, build func(*Message) any) any {
 
 // Size is what the frame counts against a queue's byte budget.
 func (f *Frame) Size() int {
-	n := len(f.Data) + len(f.Channel) + len(f.Event) + frameOverhead
+	n := len(f.Data) + len(f.Channel) + len(f.Event) + len(f.Key) + frameOverhead
 	if m := f.Member; m != nil {
 		n += len(m.Conn) + len(m.Sub) + len(m.Info) + len(m.Node)
 	}

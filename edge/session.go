@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // catchUpPage is how many history messages Join reads at a time.
@@ -38,14 +39,16 @@ type Session struct {
 	wake     Waker // woken on every signal; see SetWake
 	queue    []*Frame
 	queued   int                        // bytes in queue
+	held     int                        // bytes held back in conflation windows; they count against maxBytes too
 	subs     []subscription             // few per connection: a slice beats a map in time and memory
 	closed   atomic.Pointer[Disconnect] // set once, holding mu; read without it
 	released bool
 	kind     uint8 // groups the session in Hub.Stats
 	first    bool  // closed at once when Shutdown begins
 
-	hear   bool    // later subscriptions hear joins and leaves (HearPresence)
-	member *Member // its identity in presence once SetMember gave it; Conn is given at its first join
+	hear     bool          // later subscriptions hear joins and leaves (HearPresence)
+	conflate time.Duration // later subscriptions conflate with this window (SetConflate); 0: they do not
+	member   *Member       // its identity in presence once SetMember gave it; Conn is given at its first join
 }
 
 // SetMember makes the session a member of the presence channels it
@@ -73,6 +76,40 @@ func (s *Session) HearPresence(on bool) {
 	s.mu.Lock()
 	s.hear = on
 	s.mu.Unlock()
+}
+
+// SetConflate sets the conflation window of the channels the session
+// subscribes from now on: 0 for none (the default), else from MinConflate
+// to MaxConflate (see ParseConflate). A conflating subscription gets, per
+// window, only the newest live message of each conflation key
+// (Message.Key; messages without one share the channel's key): the first
+// message after a quiet window is queued at once and opens a window; the
+// messages arriving within it are held, each replacing the held one of
+// its key, and queued together, in id order, when the window ends, which
+// opens the next window if any were held. Ids stay the stored ids, so a
+// resume from any delivered position is exact: what was skipped is in
+// history. Presence frames are never conflated. A window holds at most
+// MaxConflateKeys keys (one more ends it at once), and held messages count
+// against Config.QueueBytes like queued ones. Catch-up pages are conflated
+// by the transport (ConflatePage, when Joining.Conflate says so).
+//
+// A conflating subscription gets whole messages: a delta encoding, where
+// a transport offers one, must not apply to it (see Conflating).
+func (s *Session) SetConflate(d time.Duration) {
+	s.mu.Lock()
+	s.conflate = d
+	s.mu.Unlock()
+}
+
+// Conflating returns the conflation window of the session's subscription
+// to channel: 0 when it does not conflate (or is not subscribed).
+func (s *Session) Conflating(channel string) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i := s.find(channel); i >= 0 && s.subs[i].cf != nil {
+		return s.subs[i].cf.every
+	}
+	return 0
 }
 
 // Conn returns the session's connection id in presence: empty until it
@@ -146,6 +183,8 @@ type subscription struct {
 	presence bool // the channel keeps presence
 	hear     bool // its joins and leaves are queued
 	member   bool // the session is a member of it, until leavePresenceLocked
+
+	cf *conflater // its conflation window once live; nil: it does not conflate
 }
 
 // find returns the index of channel in s.subs, or -1. The caller holds mu.
@@ -199,6 +238,7 @@ func (s *Session) closeLocked(d Disconnect) {
 		if s.subs[i].join != nil {
 			s.subs[i].join = &joinBuffer{}
 		}
+		s.stopConflateLocked(s.subs[i].cf)
 	}
 	s.signal()
 }
@@ -245,6 +285,7 @@ func (s *Session) Release() {
 	s.subs = nil
 	for i := range subs {
 		s.leavePresenceLocked(&subs[i])
+		s.stopConflateLocked(subs[i].cf)
 	}
 	s.closeLocked(DisconnectShutdown)
 	s.mu.Unlock()
@@ -285,10 +326,9 @@ func (s *Session) push(f *Frame) Waker {
 		jb.frames = append(jb.frames, f)
 		jb.bytes += f.Size()
 	default:
-		if !s.subs[i].last.Less(f.ID) || !s.enqueueLocked(f) {
+		if !s.subs[i].last.Less(f.ID) || !s.liveLocked(&s.subs[i], f) {
 			return nil
 		}
-		s.subs[i].last = f.ID
 	}
 	if s.wake != nil {
 		return s.wake
@@ -297,10 +337,22 @@ func (s *Session) push(f *Frame) Waker {
 	return nil
 }
 
+// liveLocked takes f, a live message of sub newer than its last: it
+// queues it or, when sub conflates, may hold it in its window. It reports
+// whether frames were queued (false too when the session closed over its
+// budget). The caller holds mu.
+func (s *Session) liveLocked(sub *subscription, f *Frame) bool {
+	sub.last = f.ID
+	if sub.cf != nil {
+		return s.conflateLocked(sub.cf, f)
+	}
+	return s.enqueueLocked(f)
+}
+
 // enqueueLocked queues f or, over budget, closes the session as a slow
 // consumer. It reports whether f was queued.
 func (s *Session) enqueueLocked(f *Frame) bool {
-	if s.queued+f.Size() > s.maxBytes {
+	if s.queued+s.held+f.Size() > s.maxBytes {
 		s.closeLocked(DisconnectSlow)
 		return false
 	}
@@ -339,7 +391,11 @@ func (s *Session) Subscribe(ctx context.Context, channel string) error {
 		return fmt.Errorf("%w: a connection may subscribe to at most %d channels", ErrTooManyChannels, s.hub.cfg.MaxChannels)
 	}
 	keeps := s.hub.KeepsPresence(channel)
-	s.subs = append(s.subs, subscription{channel: channel, join: &joinBuffer{}, presence: keeps, hear: keeps && s.hear})
+	sub := subscription{channel: channel, join: &joinBuffer{}, presence: keeps, hear: keeps && s.hear}
+	if s.conflate > 0 {
+		sub.cf = &conflater{every: s.conflate}
+	}
+	s.subs = append(s.subs, sub)
 	s.mu.Unlock()
 	name, err := s.hub.add(ctx, channel, s)
 	s.mu.Lock()
@@ -385,6 +441,7 @@ func (s *Session) dropLocked(channel string) bool {
 		return false
 	}
 	s.leavePresenceLocked(&s.subs[i])
+	s.stopConflateLocked(s.subs[i].cf)
 	s.subs = slices.Delete(s.subs, i, i+1)
 	return true
 }
@@ -429,10 +486,9 @@ func (s *Session) GoLive(channel string, pos ID) bool {
 		if !pos.Less(f.ID) {
 			continue
 		}
-		if !s.enqueueLocked(f) {
+		if !s.liveLocked(&s.subs[i], f) && s.closed.Load() != nil {
 			break
 		}
-		s.subs[i].last = f.ID
 	}
 	s.signal()
 	return true
@@ -451,13 +507,19 @@ func (s *Session) Join(ctx context.Context, channel string, since *ID, emit func
 // Joining is a channel that Start subscribed and whose starting position
 // is fixed; Finish completes the join.
 type Joining struct {
-	channel string
-	pos     ID
-	resume  bool // pos is the client's cursor, not yet checked against history
+	channel  string
+	pos      ID
+	resume   bool          // pos is the client's cursor, not yet checked against history
+	conflate time.Duration // the subscription's conflation window; 0: none
 }
 
 // Channel returns the channel being joined.
 func (j Joining) Channel() string { return j.channel }
+
+// Conflate returns the subscription's conflation window (SetConflate), 0
+// when it does not conflate: a transport then passes each catch-up page
+// through ConflatePage before writing it.
+func (j Joining) Conflate() time.Duration { return j.conflate }
 
 // Position returns where the channel starts: the client's cursor, or the
 // channel's position when Start was called without one. Finish may move
@@ -476,15 +538,16 @@ func (s *Session) Start(ctx context.Context, channel string, since *ID) (Joining
 	if err := s.Subscribe(ctx, channel); err != nil {
 		return Joining{}, err
 	}
+	conflate := s.Conflating(channel)
 	if since != nil {
-		return Joining{channel: channel, pos: *since, resume: true}, nil
+		return Joining{channel: channel, pos: *since, resume: true, conflate: conflate}, nil
 	}
 	last, err := s.hub.broker.Last(ctx, channel)
 	if err != nil {
 		s.Unsubscribe(channel)
 		return Joining{}, err
 	}
-	return Joining{channel: channel, pos: last}, nil
+	return Joining{channel: channel, pos: last, conflate: conflate}, nil
 }
 
 // Finish brings a started channel up to date. With a cursor it passes

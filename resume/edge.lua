@@ -13,6 +13,7 @@
 --   idempotency-key KEY     publish once: see below
 --   idempotency-ttl-ms MS   how long KEY is remembered (default 600000, 10 min)
 --   traceparent TP          the publish's W3C trace context: see below
+--   key KEY                 the message's conflation key: see below
 --
 -- An option it does not know is an error, so that a caller never believes
 -- an option took effect that this version ignores. Each setting an option
@@ -49,13 +50,22 @@
 -- stream entry does not keep it: a message read from history is a later
 -- read, not the publish's delivery.
 --
+-- With key (1-128 bytes of visible ASCII, 0x21-0x7E) the message carries a
+-- conflation key (an instrument, a widget): a subscriber that conflates
+-- gets the latest message of each key, and deltas are taken between
+-- messages of one key. The stream entry keeps it as the field k, the
+-- relayed message as the attribute k=KEY. Anything else is refused with
+-- "ERR edge: option key must be ...".
+--
 -- Several messages of one channel are stored and relayed together by
 --
 --   FCALL edge_publish_batch 1 edge:{CHANNEL} COUNT EVENT PAYLOAD ... [NAME VALUE]...
 --
 -- with COUNT pairs of EVENT and PAYLOAD and the same options but the
--- idempotency ones (a batch has no key; a traceparent goes with each of
--- its messages), which
+-- idempotency ones and key (a batch has no idempotency key; a traceparent
+-- goes with each of its messages); instead of key, the option keys gives
+-- the COUNT messages' conflation keys, separated by newlines, each empty
+-- (no key) or a key as above. It
 -- answers the ids, in order. It checks every message before it stores
 -- any, so that either all of them are stored, with consecutive ids, or
 -- none is.
@@ -112,6 +122,8 @@ local RESERVED_EVENTS = {gap = true, disconnect = true, join = true, leave = tru
 local MAX_IDEMPOTENCY_KEY_LEN = 128 -- edge.MaxIdempotencyKeyLen
 local IDEMPOTENCY_TTL_MS = 600000 -- edge.DefaultIdempotencyWindow
 local TRACEPARENT = 'traceparent' -- resume's optTraceparent
+local MAX_KEY_LEN = 128 -- edge.MaxKeyLen
+local KEY, KEYS = 'key', 'keys' -- resume's optKey, optKeys
 
 -- Presence's bounds, pinned to resume's constants by TestFunctionFacts.
 local MAX_CONN_LEN = 128 -- maxConnLen
@@ -176,6 +188,12 @@ local function valid_traceparent(tp)
     and string.sub(tp, 37, 52) ~= '0000000000000000'
 end
 
+-- valid_key reports whether k is a conflation key: 1-MAX_KEY_LEN bytes of
+-- visible ASCII.
+local function valid_key(k)
+  return #k >= 1 and #k <= MAX_KEY_LEN and string.match(k, '^[!-~]+$') ~= nil
+end
+
 local USAGE = 'ERR edge: usage: FCALL edge_publish 1 edge:{channel} event payload [name value]...'
 local USAGE_BATCH = 'ERR edge: usage: FCALL edge_publish_batch 1 edge:{channel} count event payload ... [name value]...'
 
@@ -213,11 +231,12 @@ local function fleet()
 end
 
 -- settings returns the history size, the history TTL in ms, the largest
--- payload, the idempotency key (nil without one), its TTL in ms and the
--- traceparent (nil without one) for one call (the options from args[from]
--- on, then the fleet's, then the defaults), or nil and an error. Only a
--- caller that can publish once (once true) may pass the idempotency
--- options.
+-- payload, the idempotency key (nil without one), its TTL in ms, the
+-- traceparent (nil without one) and the conflation key (once true) or the
+-- newline-separated conflation keys (once false; nil without them) for one
+-- call (the options from args[from] on, then the fleet's, then the
+-- defaults), or nil and an error. Only a caller that publishes one message
+-- (once true) may pass the idempotency options and key, only a batch keys.
 local function settings(args, from, once)
   -- The nodes pass the three retention options in this order, then a
   -- traceparent if the publish is traced: read them without building a
@@ -230,10 +249,18 @@ local function settings(args, from, once)
     end
   end
   local s, given = {}, 0
-  local once_key, once_ttl, tp
+  local once_key, once_ttl, tp, mkey
   for i = from, n, 2 do
     local name, value = args[i], args[i + 1]
-    if name == TRACEPARENT then
+    if (once and name == KEY) or (not once and name == KEYS) then
+      if mkey ~= nil then
+        return nil, 'ERR edge: option ' .. name .. ' given twice'
+      end
+      if once and not valid_key(value) then
+        return nil, 'ERR edge: option ' .. name .. ' must be 1-' .. MAX_KEY_LEN .. ' bytes of visible ASCII (0x21-0x7E)'
+      end
+      mkey = value
+    elseif name == TRACEPARENT then
       if tp ~= nil then
         return nil, 'ERR edge: option ' .. name .. ' given twice'
       end
@@ -260,9 +287,9 @@ local function settings(args, from, once)
     elseif DEFAULTS[name] == nil then
       -- "usage" tells a node of a later release that sent it that this
       -- function is older than its own and ran nothing: it loads its own.
-      local names = 'history-size, history-ttl-ms, max-payload and ' .. TRACEPARENT
+      local names = 'history-size, history-ttl-ms, max-payload, ' .. TRACEPARENT .. ' and ' .. KEYS
       if once then
-        names = 'history-size, history-ttl-ms, max-payload, ' .. ONCE_KEY .. ', ' .. ONCE_TTL .. ' and ' .. TRACEPARENT
+        names = 'history-size, history-ttl-ms, max-payload, ' .. ONCE_KEY .. ', ' .. ONCE_TTL .. ', ' .. TRACEPARENT .. ' and ' .. KEY
       end
       return nil, 'ERR edge: usage: unknown option ' .. string.format('%q', string.sub(name, 1, 64)) .. '; the options are ' .. names
     else
@@ -287,7 +314,7 @@ local function settings(args, from, once)
       end
     end
   end
-  return s['history-size'], s['history-ttl-ms'], s['max-payload'], once_key, once_ttl or IDEMPOTENCY_TTL_MS, tp
+  return s['history-size'], s['history-ttl-ms'], s['max-payload'], once_key, once_ttl or IDEMPOTENCY_TTL_MS, tp, mkey
 end
 
 -- check_key returns nil when key is a channel's stream key, or an error.
@@ -306,21 +333,30 @@ local function valid_event(event)
   return #event <= MAX_EVENT_LEN and string.match(event, event_pat) and not RESERVED_EVENTS[event]
 end
 
--- store appends a message to the stream key, trimmed to size, and relays
--- it with the traceparent tp (nil: none); it returns the id.
-local function store(key, size, event, data, tp)
-  local id = redis.call('XADD', key, 'MAXLEN', '~', size, '*', 'e', event, 'd', data)
+-- store appends a message to the stream key, trimmed to size, with the
+-- conflation key mkey (nil: none), and relays it with the traceparent tp
+-- (nil: none); it returns the id.
+local function store(key, size, event, data, tp, mkey)
+  local id
+  if mkey then
+    id = redis.call('XADD', key, 'MAXLEN', '~', size, '*', 'e', event, 'd', data, 'k', mkey)
+  else
+    id = redis.call('XADD', key, 'MAXLEN', '~', size, '*', 'e', event, 'd', data)
+  end
   -- The live relay payload, version 2: "0<id>[ name=value]...\n<event>\n<data>".
   -- The leading zero marks the version; a node of the release before it,
   -- whose payload was "<id>\n<event>\n<data>", reads the same id (see
-  -- resume's liveMessage). The one attribute is tp, the publish's
-  -- traceparent, which nodes of the release that brought version 2
+  -- resume's liveMessage). The attributes are k, the conflation key, and
+  -- tp, the publish's traceparent, which nodes of earlier releases
   -- ignore.
-  if tp then
-    redis.call('SPUBLISH', key .. ':live', '0' .. id .. ' tp=' .. tp .. '\n' .. event .. '\n' .. data)
-  else
-    redis.call('SPUBLISH', key .. ':live', '0' .. id .. '\n' .. event .. '\n' .. data)
+  local head = '0' .. id
+  if mkey then
+    head = head .. ' k=' .. mkey
   end
+  if tp then
+    head = head .. ' tp=' .. tp
+  end
+  redis.call('SPUBLISH', key .. ':live', head .. '\n' .. event .. '\n' .. data)
   return id
 end
 
@@ -355,7 +391,7 @@ local function publish(keys, args)
   if not valid_event(event) then
     return redis.error_reply('ERR edge: invalid event type')
   end
-  local size, ttl, max, once_key, once_ttl, tp = settings(args, 3, true)
+  local size, ttl, max, once_key, once_ttl, tp, mkey = settings(args, 3, true)
   if not size then
     return redis.error_reply(ttl)
   end
@@ -366,7 +402,7 @@ local function publish(keys, args)
     return redis.error_reply('ERR edge: a second key is only for idempotency-key: ' .. key .. ':once:KEY')
   end
   if not once_key then
-    local id = store(key, size, event, data, tp)
+    local id = store(key, size, event, data, tp, mkey)
     expire(key, ttl)
     return id
   end
@@ -384,7 +420,7 @@ local function publish(keys, args)
     end
     return {id, 1}
   end
-  local id = store(key, size, event, data, tp)
+  local id = store(key, size, event, data, tp, mkey)
   expire(key, ttl)
   redis.call('SET', once, id .. ' ' .. digest, 'PX', once_ttl)
   return {id, 0}
@@ -400,9 +436,25 @@ local function publish_batch(keys, args)
   if bad then
     return redis.error_reply(bad)
   end
-  local size, ttl, max, _, _, tp = settings(args, 2 + 2 * n, false)
+  local size, ttl, max, _, _, tp, keys = settings(args, 2 + 2 * n, false)
   if not size then
     return redis.error_reply(ttl)
+  end
+  local mkeys = {}
+  if keys then
+    -- n keys, each empty or a key: n - 1 newlines.
+    local i = 0
+    for k in string.gmatch(keys .. '\n', '([^\n]*)\n') do
+      i = i + 1
+      if i > n or (k ~= '' and not valid_key(k)) then
+        i = -1
+        break
+      end
+      mkeys[i] = k ~= '' and k or false
+    end
+    if i ~= n then
+      return redis.error_reply('ERR edge: option ' .. KEYS .. ' must be ' .. n .. ' keys separated by newlines, each empty or 1-' .. MAX_KEY_LEN .. ' bytes of visible ASCII (0x21-0x7E)')
+    end
   end
   -- Every message is checked before any is stored: all or none.
   for i = 2, 2 * n, 2 do
@@ -415,7 +467,7 @@ local function publish_batch(keys, args)
   end
   local ids = {}
   for i = 2, 2 * n, 2 do
-    ids[#ids + 1] = store(key, size, args[i], args[i + 1], tp)
+    ids[#ids + 1] = store(key, size, args[i], args[i + 1], tp, mkeys[i / 2] or nil)
   end
   expire(key, ttl)
   return ids

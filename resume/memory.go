@@ -2,6 +2,7 @@ package resume
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"slices"
 	"sync"
@@ -15,6 +16,7 @@ var (
 	_ edge.Broker         = (*Memory)(nil)
 	_ edge.BatchPublisher = (*Memory)(nil)
 	_ edge.OncePublisher  = (*Memory)(nil)
+	_ edge.KeyPublisher   = (*Memory)(nil)
 )
 
 // Memory is the embedded, single-node store: each channel keeps its recent
@@ -93,14 +95,8 @@ func (m *Memory) Ready(context.Context) error { return nil }
 
 // Publish stores the message, relays it, and returns its id.
 func (m *Memory) Publish(ctx context.Context, channel, event string, data []byte) (edge.ID, error) {
-	msg := edge.Message{Channel: channel, Event: event, Data: slices.Clone(data)}
-	c := m.lockChannel(channel)
-	m.storeLocked(ctx, c, &msg, m.now())
-	c.mu.Unlock()
-	if m.bytes.Load() > m.cfg.HistoryMemory {
-		m.enforceBudget(channel)
-	}
-	return msg.ID, nil
+	id, _, err := m.PublishKeyed(ctx, edge.Publication{Channel: channel, Event: event, Data: data}, "")
+	return id, err
 }
 
 // PublishOnce is Publish with an idempotency key (edge.OncePublisher),
@@ -108,19 +104,30 @@ func (m *Memory) Publish(ctx context.Context, channel, event string, data []byte
 // noted under the channel's lock, so two publishes with one key store one
 // message whatever their timing.
 func (m *Memory) PublishOnce(ctx context.Context, channel, event string, data []byte, key string) (edge.ID, bool, error) {
-	sum := onceSum(event, data)
-	c := m.lockChannel(channel)
+	return m.PublishKeyed(ctx, edge.Publication{Channel: channel, Event: event, Data: data}, key)
+}
+
+// PublishKeyed stores p with its conflation key (edge.KeyPublisher); with
+// an idempotency key once it is PublishOnce.
+func (m *Memory) PublishKeyed(ctx context.Context, p edge.Publication, once string) (edge.ID, bool, error) {
+	var sum [sha256.Size]byte
+	c := m.lockChannel(p.Channel)
 	now := m.now()
-	if id, replayed, err := m.once.lookup(channel, key, sum, now); replayed || err != nil {
-		c.mu.Unlock()
-		return id, replayed, err
+	if once != "" {
+		sum = onceSum(p.Event, p.Data)
+		if id, replayed, err := m.once.lookup(p.Channel, once, sum, now); replayed || err != nil {
+			c.mu.Unlock()
+			return id, replayed, err
+		}
 	}
-	msg := edge.Message{Channel: channel, Event: event, Data: slices.Clone(data)}
+	msg := edge.Message{Channel: p.Channel, Event: p.Event, Data: slices.Clone(p.Data), Key: p.Key}
 	m.storeLocked(ctx, c, &msg, now)
-	m.once.remember(channel, key, msg.ID, sum, now)
+	if once != "" {
+		m.once.remember(p.Channel, once, msg.ID, sum, now)
+	}
 	c.mu.Unlock()
 	if m.bytes.Load() > m.cfg.HistoryMemory {
-		m.enforceBudget(channel)
+		m.enforceBudget(p.Channel)
 	}
 	return msg.ID, false, nil
 }
@@ -136,7 +143,7 @@ func (m *Memory) PublishBatch(ctx context.Context, pubs []edge.Publication) []ed
 		now := m.now()
 		for _, i := range group {
 			p := pubs[i]
-			msg := edge.Message{Channel: channel, Event: p.Event, Data: slices.Clone(p.Data)}
+			msg := edge.Message{Channel: channel, Event: p.Event, Data: slices.Clone(p.Data), Key: p.Key}
 			m.storeLocked(ctx, c, &msg, now)
 			out[i].ID = msg.ID
 		}
@@ -220,13 +227,13 @@ func (m *Memory) appendLocked(c *memChannel, msg edge.Message) {
 	}
 	c.ring[(c.head+c.n)%len(c.ring)] = msg
 	c.n++
-	m.bytes.Add(int64(len(msg.Data)))
+	m.bytes.Add(int64(len(msg.Data) + len(msg.Key)))
 }
 
 func (m *Memory) dropOldestLocked(c *memChannel) {
 	old := &c.ring[c.head]
 	c.floor, c.trimmed = old.ID, true
-	m.bytes.Add(-int64(len(old.Data)))
+	m.bytes.Add(-int64(len(old.Data) + len(old.Key)))
 	*old = edge.Message{}
 	c.head = (c.head + 1) % len(c.ring)
 	c.n--

@@ -282,7 +282,8 @@ func streamMessage(channel string, x redis.XMessage) (edge.Message, error) {
 	if !ok {
 		return edge.Message{}, fmt.Errorf("entry %s of %s has no d field", x.ID, channel)
 	}
-	return edge.Message{Channel: channel, ID: id, Event: event, Data: []byte(data)}, nil
+	key, _ := x.Values["k"].(string)
+	return edge.Message{Channel: channel, ID: id, Event: event, Data: []byte(data), Key: key}, nil
 }
 
 // Last returns the stream's last generated id, or 0-0 without a stream.
@@ -849,10 +850,11 @@ func (r *Redis) deliverNew(ctx context.Context, w *watch, m edge.Message) {
 // (it accepts leading zeros), so nodes of both releases relay each other's
 // messages during a rolling upgrade. In version 2, attributes may follow
 // the id on its line, each after one space: "0<id> name=value ...\n". The
-// release that brought version 2 wrote none and ignores them; this one
-// writes one, tp, a traced publish's W3C traceparent (see readAttrs). A
-// version-1 parser refuses attributes: a fleet is upgraded to this release
-// from the one that brought version 2, not from an earlier one.
+// release that brought version 2 wrote none and ignores them; later ones
+// write tp, a traced publish's W3C traceparent, and k, the message's
+// conflation key (see readAttrs). A version-1 parser refuses attributes:
+// a fleet is upgraded to this release from one that brought version 2 or
+// later, not from an earlier one.
 func liveMessage(channel, payload string) (edge.Message, trace.SpanContext, error) {
 	b := []byte(payload)
 	head, rest, ok1 := bytes.Cut(b, []byte{'\n'})
@@ -861,18 +863,19 @@ func liveMessage(channel, payload string) (edge.Message, trace.SpanContext, erro
 		return edge.Message{}, trace.SpanContext{}, fmt.Errorf("live message of %q is not id\\nevent\\ndata", channel)
 	}
 	var sc trace.SpanContext
+	var key string
 	if len(head) > 1 && head[0] == '0' && head[1] >= '0' && head[1] <= '9' {
 		var attrs []byte
 		head, attrs, _ = bytes.Cut(head[1:], []byte{' '})
-		if len(attrs) > 0 { // not the call, on an untraced message's path
-			sc = readAttrs(attrs)
+		if len(attrs) > 0 { // not the call, on a plain message's path
+			sc, key = readAttrs(attrs)
 		}
 	}
 	id, err := edge.ParseIDBytes(head)
 	if err != nil {
 		return edge.Message{}, trace.SpanContext{}, err
 	}
-	return edge.Message{Channel: channel, ID: id, Event: string(event), Data: data}, sc, nil
+	return edge.Message{Channel: channel, ID: id, Event: string(event), Data: data, Key: key}, sc, nil
 }
 
 // Bounds of the attributes of a live payload's id line: beyond them a
@@ -884,32 +887,43 @@ const (
 )
 
 // readAttrs reads the attributes of a live payload, "name=value" separated
-// by single spaces, and returns the span context of its tp attribute. It
-// ignores attributes it does not know (a later release may add some), a
-// tp that is not a valid traceparent of version 00, and every tp when
-// there are several; it reads nothing of a list over the bounds. It never
-// allocates.
-func readAttrs(attrs []byte) trace.SpanContext {
+// by single spaces, and returns the span context of its tp attribute and
+// the conflation key of its k attribute. It ignores attributes it does not
+// know (a later release may add some), a tp that is not a valid
+// traceparent of version 00, a k that is not a valid key
+// (edge.ValidateKey), and every tp or k when there are several; it reads
+// nothing of a list over the bounds. It allocates only the key.
+func readAttrs(attrs []byte) (trace.SpanContext, string) {
 	if len(attrs) == 0 || len(attrs) > maxLiveAttrBytes {
-		return trace.SpanContext{}
+		return trace.SpanContext{}, ""
 	}
-	var tp []byte
-	tps := 0
+	var tp, k []byte
+	tps, ks := 0, 0
 	for n := 0; len(attrs) > 0; n++ {
 		if n == maxLiveAttrs {
-			return trace.SpanContext{}
+			return trace.SpanContext{}, ""
 		}
 		var attr []byte
 		attr, attrs, _ = bytes.Cut(attrs, []byte{' '})
-		if name, value, ok := bytes.Cut(attr, []byte{'='}); ok && string(name) == "tp" {
+		name, value, ok := bytes.Cut(attr, []byte{'='})
+		switch {
+		case ok && string(name) == "tp":
 			tp = value
 			tps++
+		case ok && string(name) == "k":
+			k = value
+			ks++
 		}
 	}
-	if tps != 1 {
-		return trace.SpanContext{}
+	var sc trace.SpanContext
+	if tps == 1 {
+		sc = parseTraceparent(tp)
 	}
-	return parseTraceparent(tp)
+	var key string
+	if ks == 1 && edge.ValidateKey(string(k)) == nil {
+		key = string(k)
+	}
+	return sc, key
 }
 
 // parseTraceparent returns the remote span context of a W3C traceparent of

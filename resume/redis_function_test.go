@@ -43,6 +43,8 @@ func TestFunctionFacts(t *testing.T) {
 		{"idempotency window", "IDEMPOTENCY_TTL_MS", strconv.FormatInt(edge.DefaultIdempotencyWindow.Milliseconds(), 10)},
 		{"idempotency key option", "ONCE_KEY, ONCE_TTL", "'" + optIdempotencyKey + "', '" + optIdempotencyTTLMs + "'"},
 		{"traceparent option", "TRACEPARENT", "'" + optTraceparent + "'"},
+		{"key limit", "MAX_KEY_LEN", strconv.Itoa(edge.MaxKeyLen)},
+		{"key options", "KEY, KEYS", "'" + optKey + "', '" + optKeys + "'"},
 		{"presence conn limit", "MAX_CONN_LEN", strconv.Itoa(maxConnLen)},
 		{"presence member limit", "MAX_MEMBER_LEN", strconv.Itoa(maxMemberLen)},
 		{"presence listing limit", "MAX_MEMBERS_LIMIT", strconv.Itoa(maxMembersLimit)},

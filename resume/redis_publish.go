@@ -79,6 +79,14 @@ const (
 // publish's W3C traceparent to the nodes that deliver it.
 const optTraceparent = "traceparent"
 
+// optKey is the publish function's option that carries a message's
+// conflation key (edge.Message.Key); optKeys carries a batch's, one per
+// message, separated by newlines.
+const (
+	optKey  = "key"
+	optKeys = "keys"
+)
+
 // traceparentLen is the length of a traceparent of version 00:
 // "00-<32 hex>-<16 hex>-<2 hex>".
 const traceparentLen = 55
@@ -124,18 +132,28 @@ func newPublishCall(ctx context.Context, key, event string, data []byte, s *flee
 	return c
 }
 
-// newPublishOnceCall prepares the FCALL of one message with an
-// idempotency key remembered for windowMs. It goes through the same
-// pipelines as the plain calls, but its answer is an array ({id,
-// replayed}), which a *redis.Cmd reads into values: an allocation or two
-// more than a plain publish, which keyed publishes, rarer, can afford.
-func newPublishOnceCall(ctx context.Context, key, event string, data []byte, s *fleetSettings, once string, windowMs int64) *publishCall {
-	c := &publishCall{size: len(key) + len(event) + len(data) + len(once) + 128, wake: make(chan struct{}, 1)}
-	// The idempotency key is declared too, so that Redis Cluster refuses
-	// the call while a resharding has the stream and it on two masters.
-	args := []any{"fcall", publishFunction, 2, key, key + ":once:" + once, event, data,
-		s.options[0], s.options[1], s.options[2], s.options[3], s.options[4], s.options[5],
-		optIdempotencyKey, once, optIdempotencyTTLMs, windowMs}
+// newPublishKeyedCall prepares the FCALL of p with the idempotency key
+// once (when not "") remembered for windowMs, and p's conflation key (when
+// not ""). It goes through the same pipelines as the plain calls, but its
+// answer is an array ({id, replayed}) with an idempotency key, which a
+// *redis.Cmd reads into values: an allocation or two more than a plain
+// publish, which keyed publishes, rarer, can afford.
+func newPublishKeyedCall(ctx context.Context, key string, p edge.Publication, s *fleetSettings, once string, windowMs int64) *publishCall {
+	c := &publishCall{size: len(key) + len(p.Event) + len(p.Data) + len(once) + len(p.Key) + 128, wake: make(chan struct{}, 1)}
+	args := []any{"fcall", publishFunction, 1, key}
+	if once != "" {
+		// The idempotency key is declared too, so that Redis Cluster
+		// refuses the call while a resharding has the stream and it on
+		// two masters.
+		args = []any{"fcall", publishFunction, 2, key, key + ":once:" + once}
+	}
+	args = append(args, p.Event, p.Data, s.options[0], s.options[1], s.options[2], s.options[3], s.options[4], s.options[5])
+	if once != "" {
+		args = append(args, optIdempotencyKey, once, optIdempotencyTTLMs, windowMs)
+	}
+	if p.Key != "" {
+		args = append(args, optKey, p.Key)
+	}
 	if tp := traceparent(ctx); tp != nil {
 		args = append(args, optTraceparent, tp)
 	}
@@ -189,20 +207,32 @@ func (r *Redis) PublishOnce(ctx context.Context, channel, event string, data []b
 	if err := edge.ValidateIdempotencyKey(key); err != nil {
 		return edge.ID{}, false, err
 	}
+	return r.PublishKeyed(ctx, edge.Publication{Channel: channel, Event: event, Data: data}, key)
+}
+
+// PublishKeyed stores p with its conflation key (edge.KeyPublisher): the
+// stream entry keeps it as the field k, the relayed message as the
+// attribute k=KEY. With an idempotency key once it is PublishOnce.
+func (r *Redis) PublishKeyed(ctx context.Context, p edge.Publication, once string) (edge.ID, bool, error) {
+	if p.Key != "" {
+		if err := edge.ValidateKey(p.Key); err != nil {
+			return edge.ID{}, false, err
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
 	defer cancel()
-	stream := streamKey(channel)
+	stream := streamKey(p.Channel)
 	settings, err := r.currentSettings(ctx)
 	if err != nil {
 		return edge.ID{}, false, unavailable("publish", err)
 	}
-	c := newPublishOnceCall(ctx, stream, event, data, settings, key, r.cfg.IdempotencyWindow.Milliseconds())
+	c := newPublishKeyedCall(ctx, stream, p, settings, once, r.cfg.IdempotencyWindow.Milliseconds())
 	if err := r.send(ctx, stream, c); err != nil {
 		return edge.ID{}, false, err
 	}
-	reply, err := c.once.Slice()
+	reply, err := c.once.Result()
 	if err != nil && strings.Contains(err.Error(), "edge: idempotency key reused") {
-		return edge.ID{}, false, fmt.Errorf("%w: the idempotency key %q was used for another message", edge.ErrBadRequest, key)
+		return edge.ID{}, false, fmt.Errorf("%w: the idempotency key %q was used for another message", edge.ErrBadRequest, once)
 	}
 	if err != nil {
 		return edge.ID{}, false, r.publishFailed(err, settings)
@@ -214,8 +244,14 @@ func (r *Redis) PublishOnce(ctx context.Context, channel, event string, data []b
 	return id, replayed, nil
 }
 
-// onceReply reads the function's answer to a keyed publish, {id, 0 or 1}.
-func onceReply(reply []any) (edge.ID, bool, error) {
+// onceReply reads the function's answer to a publish with an idempotency
+// key, {id, 0 or 1}, or to one without, the id.
+func onceReply(v any) (edge.ID, bool, error) {
+	if text, ok := v.(string); ok {
+		id, err := edge.ParseID(text)
+		return id, false, err
+	}
+	reply, _ := v.([]any)
 	if len(reply) == 2 {
 		text, ok := reply[0].(string)
 		replayed, ok2 := reply[1].(int64)
@@ -224,7 +260,7 @@ func onceReply(reply []any) (edge.ID, bool, error) {
 			return id, replayed == 1, err
 		}
 	}
-	return edge.ID{}, false, fmt.Errorf("resume: the publish function answered %v, not {id, replayed}", reply)
+	return edge.ID{}, false, fmt.Errorf("resume: the publish function answered %v, not an id or {id, replayed}", v)
 }
 
 // send has c run in a pipeline to the master that stores key, and returns

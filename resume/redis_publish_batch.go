@@ -68,6 +68,9 @@ func (r *Redis) PublishBatch(ctx context.Context, pubs []edge.Publication) []edg
 			args = append(args, pubs[i].Event, pubs[i].Data)
 		}
 		args = append(args, settings.options[:]...)
+		if keys := batchKeys(pubs, kept); keys != "" {
+			args = append(args, optKeys, keys)
+		}
 		if tp != nil {
 			args = append(args, optTraceparent, tp)
 		}
@@ -107,6 +110,23 @@ func (r *Redis) PublishBatch(ctx context.Context, pubs []edge.Publication) []edg
 		r.relearn()
 	}
 	return out
+}
+
+// batchKeys returns the conflation keys of the publications group of pubs
+// as the option keys takes them, one per message separated by newlines,
+// or "" when none has one.
+func batchKeys(pubs []edge.Publication, group []int) string {
+	var b strings.Builder
+	for n, i := range group {
+		if n > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(pubs[i].Key)
+	}
+	if b.Len() == len(group)-1 {
+		return ""
+	}
+	return b.String()
 }
 
 // execBatches runs cmds as one pipeline, loading the function and running

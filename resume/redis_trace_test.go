@@ -423,8 +423,9 @@ func TestRedisTraceparentOverOlderFunction(t *testing.T) {
 
 // FuzzLiveMessage feeds the relay's parser hostile payloads: it never
 // panics, it reads what the release before traceparent reads (so both
-// relay each other's messages), and a span context it finds is valid,
-// remote, and written in the payload as its tp.
+// relay each other's messages), a key it finds is valid and written in the
+// payload as its k, and a span context it finds is valid, remote, and
+// written in the payload as its tp.
 func FuzzLiveMessage(f *testing.F) {
 	for _, seed := range []string{
 		"01732270000000-7\nprice\n{\"p\":1}",
@@ -434,6 +435,8 @@ func FuzzLiveMessage(f *testing.F) {
 		"00-1\n\nx",
 		"0\n\n",
 		"01-1 tp=" + testTP + " tp=" + testTP + "\n\n",
+		"01-1 k=EURUSD tp=" + testTP + "\n\nx",
+		"01-1 k=a k=b\n\n",
 	} {
 		f.Add(seed)
 	}
@@ -442,6 +445,9 @@ func FuzzLiveMessage(f *testing.F) {
 		before, errBefore := liveMessageBeforeTrace("c", payload)
 		if (err == nil) != (errBefore == nil) || (err == nil && !sameMessage(m, before)) {
 			t.Fatalf("liveMessage(%q) = %+v, %v; the release before traceparent read %+v, %v", payload, m, err, before, errBefore)
+		}
+		if head, _, _ := strings.Cut(payload, "\n"); m.Key != "" && (edge.ValidateKey(m.Key) != nil || !strings.Contains(head, " k="+m.Key)) {
+			t.Fatalf("liveMessage(%q): key %q is not a valid k attribute of the id line", payload, m.Key)
 		}
 		if !sc.IsValid() {
 			return

@@ -37,7 +37,8 @@
 // of padding comment sent first, 0 to 8192, for proxies that buffer the
 // first kilobytes), and for long-polling timeout= (0 to
 // --poll-timeout-max), linger= (0 to --poll-linger-max) and limit= (1 to
-// 1000); for presence (see Presence) presence=1 (or 0; true and false
+// 1000); conflate= (a Go duration from 50ms to 60s, or 0 for none;
+// see Conflation); for presence (see Presence) presence=1 (or 0; true and false
 // too), info= (at most 256 bytes of UTF-8 without control characters) and,
 // for long-polling, member= (the token of an earlier answer's "member":
 // 32 lowercase hex digits, else 400 bad_request); compress=1 (or 0; true
@@ -165,7 +166,8 @@
 // one, so a client pinging once a heartbeat costs no extra wake-ups.
 // publish may carry "encoding":"base64" for binary payloads, and
 // "idempotency_key" as POST /v1/publish takes Idempotency-Key (its
-// answer then has "replayed":true for a repeat). It needs a
+// answer then has "replayed":true for a repeat), and "key" as it takes
+// key=, the message's conflation key. It needs a
 // publish right: the publish claim of the token the connection was opened
 // with (or refreshed to), a --client-publish pattern, --insecure-publish,
 // or anonymous loopback publishing while no publish key is set; without
@@ -414,6 +416,44 @@
 // read GET /v1/presence (after a reconnect, say) and apply the events
 // heard since.
 //
+// # Conflation
+//
+// A subscriber that wants the state of a channel rather than each of its
+// changes (a dashboard, a phone paying for each radio wake-up) asks for
+// conflate=DURATION on the subscribe URL (every transport: a plain
+// EventSource and curl too; Go duration syntax, 50ms to 60s; 0 or absent
+// for none; anything else, or the parameter given twice, is 400
+// bad_request), or "conflate":"1s" in a WebSocket subscribe op (the URL's
+// conflate= applies to the URL's channels only). It then gets, per
+// window, only the newest message of each conflation key: the publish's
+// key= (an instrument, a widget id); messages without one share the
+// channel's key.
+//
+// WebSocket and SSE: a message that arrives while no window is open is
+// sent at once and opens a window of the duration; the messages arriving
+// within it are held, each replacing the held one of its key, and sent
+// together in id order (one wake-up) when the window ends, which opens the
+// next window if any were held. Long-poll: once a poll has something to
+// answer it collects for the duration (as linger=, which it replaces when
+// shorter; at most timeout=), and answers the newest of each key. Catch-up
+// on a resume is conflated too: the newest of each key within each history
+// page (500 messages), after the gap signal when there is one. Joins and
+// leaves (presence) are never conflated.
+//
+// What a conflated subscriber can rely on: every message it gets has its
+// real stored id, in increasing order; the newest message of each key is
+// delivered within one window of its arrival, and a key gets at most one
+// delivery per window; its cursor (an SSE id, a WebSocket message's id, a
+// poll's cursor) is always exact, so a resume from it without conflate=
+// gets every message it skipped from history (while retained). What it
+// cannot rely on: seeing every message, or the messages between two it
+// got; a window holds at most 256 keys (a message of one more ends the
+// window at once), and held messages count against --queue-bytes like
+// queued ones, so a slow reader is still closed as a slow consumer. The
+// edge encodes nothing per subscriber: held messages are the shared frames
+// of the fan-out, with one timer per conflating subscription. A
+// conflating subscription gets full messages, never deltas.
+//
 // # Publishing
 //
 // POST /v1/publish?channel=A[&event=TYPE] with the payload as the body (at
@@ -452,6 +492,15 @@
 // embedded store remembers at most 100,000 keys, the oldest forgotten
 // first; on Redis a key is a Redis key in its channel's slot that expires
 // with the window.
+//
+// key=KEY (1–128 bytes of visible ASCII) gives the message a conflation
+// key: what it is the state of, an instrument or a widget. A conflating
+// subscriber gets the latest message of each key, and deltas are taken
+// between messages of one key; without key= the channel is the key. The
+// key is kept with the message (in history, in the Redis stream entry as
+// the field k, on the relay as the attribute k=KEY) and every message
+// object carries it as "key" after "event" (absent when the message has
+// none).
 //
 // # The publish lane
 //
@@ -496,7 +545,8 @@
 //	  {"channel":"files","data_base64":"AAEC/w=="}
 //	]}
 //
-// Each message has a channel, an optional event and exactly one of data
+// Each message has a channel, an optional event, an optional key (its
+// conflation key, as key= of POST /v1/publish) and exactly one of data
 // (the payload as a JSON string: text) and data_base64 (any bytes, in
 // standard base64 with padding). The answer is 200 with one result per
 // message, in the order of the request:

@@ -15,6 +15,7 @@ import (
 //
 //	{"channel":"A","id":"1732270000000-3","event":"","data":"payload"}
 //
+// A message with a conflation key has "key" after "event".
 // A payload that is valid UTF-8 is the "data" string itself; any other
 // payload is base64 with "encoding":"base64" added.
 func appendMessageJSON(b []byte, m *edge.Message) []byte {
@@ -24,6 +25,10 @@ func appendMessageJSON(b []byte, m *edge.Message) []byte {
 	b = m.ID.AppendTo(b)
 	b = append(b, `","event":`...)
 	b = appendJSONString(b, m.Event)
+	if m.Key != "" {
+		b = append(b, `,"key":`...)
+		b = appendJSONString(b, m.Key)
+	}
 	if utf8.Valid(m.Data) {
 		b = append(b, `,"data":`...)
 		b = appendJSONString(b, m.Data)

@@ -166,6 +166,7 @@ type wireMessage struct {
 	Event    string `json:"event"`
 	Data     string `json:"data"`
 	Encoding string `json:"encoding"`
+	Key      string `json:"key"`
 }
 
 type pollAnswer struct {

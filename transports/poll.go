@@ -20,7 +20,10 @@ import (
 // are retained (or history was lost: "gap":true); otherwise it holds the
 // request until a message arrives or timeout= passes. With linger= it
 // keeps collecting for that long once it has a first message, so a client
-// wakes once for a burst.
+// wakes once for a burst. With conflate= it collects for the conflation
+// window (or linger=, if longer; at most timeout=) and answers only the
+// newest message of each conflation key of each channel; the cursor is
+// the newest message, always answered as the newest of its key.
 //
 //	{"messages":[…],"cursor":"…","gap":false}
 //
@@ -63,7 +66,7 @@ func (s *Server) servePoll(w http.ResponseWriter, r *http.Request, req subscribe
 		writeError(w, fmt.Errorf("%w: member= is the token of an earlier answer's \"member\" (%d lowercase hex digits)", edge.ErrBadRequest, edge.MemberTokenLen))
 		return
 	}
-	linger = min(linger, timeout)
+	linger = min(max(linger, req.conflate), timeout)
 	sess, err := s.newSession(metrics.Poll)
 	if err != nil {
 		writeError(w, err)
@@ -73,7 +76,7 @@ func (s *Server) servePoll(w http.ResponseWriter, r *http.Request, req subscribe
 	// requests. The hub keeps the poll member of the token instead, from
 	// poll to poll (pollMember).
 	s.presenceSession(sess, &req, false)
-	p := &pollWaiter{s: s, sess: sess, channels: req.channels, linger: linger, limit: limit, gzip: compress}
+	p := &pollWaiter{s: s, sess: sess, channels: req.channels, linger: linger, limit: limit, conflate: req.conflate > 0, gzip: compress}
 	p.ans.cursor = req.cursor
 	err = p.start(r.Context(), req)
 	if err == nil {
@@ -119,6 +122,7 @@ type pollWaiter struct {
 	channels  []string
 	linger    time.Duration
 	limit     int
+	conflate  bool // answer the newest message of each key only (conflate=)
 	ans       pollAnswer
 	lingering bool   // a message arrived; answer when the timer fires
 	gzip      bool   // the answer is gzip-encoded
@@ -217,6 +221,15 @@ func (p *pollWaiter) finish(ctx context.Context) error {
 	return p.s.pollHistory(ctx, &p.ans, overflowed, p.limit, func(string) bool { return true })
 }
 
+// conflateAnswer keeps the newest message of each key of each channel,
+// when the poll conflates. The cursor, at the newest message of each
+// channel, stays: that message is the newest of its key.
+func (p *pollWaiter) conflateAnswer() {
+	if p.conflate {
+		p.ans.frames = edge.ConflateFrames(p.ans.frames)
+	}
+}
+
 // respond releases the session and answers through net/http.
 func (p *pollWaiter) respond(w http.ResponseWriter, err error) {
 	p.ans.presence = p.sess.Take(p.ans.presence)
@@ -225,6 +238,7 @@ func (p *pollWaiter) respond(w http.ResponseWriter, err error) {
 		writeError(w, err)
 		return
 	}
+	p.conflateAnswer()
 	if p.gzip {
 		setGzipHeader(w.Header())
 		writeEncodedJSON(w, http.StatusOK, appendGzip(nil, append(p.ans.appendJSON(nil), '\n')))
@@ -347,6 +361,7 @@ func (p *pollWaiter) answer() {
 		eb, status = newErrorBody(err)
 		body = marshalJSON(eb)
 	} else {
+		p.conflateAnswer()
 		body = p.ans.appendJSON(nil)
 	}
 	p.release()

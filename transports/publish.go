@@ -54,10 +54,17 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	key, err := idempotencyKey(r.Header)
+	once, err := idempotencyKey(r.Header)
 	if err != nil {
 		writeError(w, err)
 		return
+	}
+	key := queryValue(r.URL.RawQuery, "key")
+	if key != "" {
+		if err := edge.ValidateKey(key); err != nil {
+			writeError(w, err)
+			return
+		}
 	}
 	data, err := readPayload(w, r, s.cfg.MaxPayload, s.cfg.BodyTimeout)
 	if err != nil {
@@ -68,7 +75,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 	if s.tracer != nil && s.telemetry.Propagator != nil {
 		ctx = s.telemetry.Propagator.Extract(ctx, propagation.HeaderCarrier(r.Header))
 	}
-	id, replayed, err := s.publish(ctx, metrics.HTTP, channel, event, data, key)
+	id, replayed, err := s.publish(ctx, metrics.HTTP, edge.Publication{Channel: channel, Event: event, Data: data, Key: key}, once)
 	if err != nil {
 		s.log.WarnContext(r.Context(), "publish failed", "err", err)
 		writeError(w, err)
@@ -103,16 +110,16 @@ func idempotencyKey(h http.Header) (string, error) {
 	return "", fmt.Errorf("%w: one Idempotency-Key header, not %d", edge.ErrBadRequest, len(keys))
 }
 
-// publish stores a message from src and counts it; with an idempotency
-// key, a repeat of a publish within the store's window stores nothing
+// publish stores p from src and counts it; with an idempotency key once,
+// a repeat of a publish within the store's window stores nothing
 // and returns the first one's id, replayed (not counted). With tracing on it is
 // the span "publish" (a child of the caller's traceparent, if any) around
 // the span "store"; the hub's "fanout" span is a child of "store" where the
 // broker relays synchronously (the embedded store), so the trace shows
 // store and delivery work.
-func (s *Server) publish(ctx context.Context, src metrics.Source, channel, event string, data []byte, key string) (edge.ID, bool, error) {
+func (s *Server) publish(ctx context.Context, src metrics.Source, p edge.Publication, once string) (edge.ID, bool, error) {
 	if s.tracer == nil {
-		id, replayed, err := s.storeMessage(ctx, channel, event, data, key)
+		id, replayed, err := s.storeMessage(ctx, p, once)
 		if err == nil && !replayed {
 			s.metrics.Published(src)
 		}
@@ -124,12 +131,12 @@ func (s *Server) publish(ctx context.Context, src metrics.Source, channel, event
 	}
 	ctx, span := s.tracer.Start(ctx, "publish", trace.WithSpanKind(kind), trace.WithAttributes(
 		attribute.String("edge.source", src.String()),
-		attribute.String("edge.channel", channel),
-		attribute.Int("edge.payload_bytes", len(data)),
+		attribute.String("edge.channel", p.Channel),
+		attribute.Int("edge.payload_bytes", len(p.Data)),
 	))
 	defer span.End()
 	storeCtx, store := s.tracer.Start(ctx, "store")
-	id, replayed, err := s.storeMessage(storeCtx, channel, event, data, key)
+	id, replayed, err := s.storeMessage(storeCtx, p, once)
 	if err != nil {
 		store.RecordError(err)
 		store.SetStatus(codes.Error, "store failed")
@@ -145,17 +152,25 @@ func (s *Server) publish(ctx context.Context, src metrics.Source, channel, event
 	return id, replayed, nil
 }
 
-// storeMessage stores a message with the broker, with key when not "".
-func (s *Server) storeMessage(ctx context.Context, channel, event string, data []byte, key string) (edge.ID, bool, error) {
-	if key == "" {
-		id, err := s.broker.Publish(ctx, channel, event, data)
+// storeMessage stores p with the broker, with the idempotency key once
+// when not "".
+func (s *Server) storeMessage(ctx context.Context, p edge.Publication, once string) (edge.ID, bool, error) {
+	if p.Key != "" {
+		keyed, ok := s.broker.(edge.KeyPublisher)
+		if !ok {
+			return edge.ID{}, false, fmt.Errorf("%w: this edge's store does not keep message keys", edge.ErrUnavailable)
+		}
+		return keyed.PublishKeyed(ctx, p, once)
+	}
+	if once == "" {
+		id, err := s.broker.Publish(ctx, p.Channel, p.Event, p.Data)
 		return id, false, err
 	}
-	once, ok := s.broker.(edge.OncePublisher)
+	op, ok := s.broker.(edge.OncePublisher)
 	if !ok {
 		return edge.ID{}, false, fmt.Errorf("%w: this edge's store does not remember idempotency keys", edge.ErrUnavailable)
 	}
-	return once.PublishOnce(ctx, channel, event, data, key)
+	return op.PublishOnce(ctx, p.Channel, p.Event, p.Data, once)
 }
 
 // crossSite refuses a publish that a browser sends for a page of another

@@ -157,6 +157,11 @@ func (s *Server) checkBatchMessage(publisher httpPublisher, claims *auth.Claims,
 	if err := edge.ValidateEvent(m.event); err != nil {
 		return edge.Publication{}, err
 	}
+	if m.key != "" {
+		if err := edge.ValidateKey(m.key); err != nil {
+			return edge.Publication{}, err
+		}
+	}
 	data := m.data
 	switch {
 	case m.hasData == m.isBase64:
@@ -175,7 +180,7 @@ func (s *Server) checkBatchMessage(publisher httpPublisher, claims *auth.Claims,
 	if len(data) > s.cfg.MaxPayload {
 		return edge.Publication{}, payloadTooLarge(s.cfg.MaxPayload)
 	}
-	return edge.Publication{Channel: m.channel, Event: m.event, Data: data}, nil
+	return edge.Publication{Channel: m.channel, Event: m.event, Data: data, Key: m.key}, nil
 }
 
 // publishBatch stores pubs and counts each stored message as a publish
@@ -207,7 +212,7 @@ func (s *Server) publishBatch(ctx context.Context, src metrics.Source, pubs []ed
 	} else {
 		done = make([]edge.Published, len(pubs))
 		for i, p := range pubs {
-			done[i].ID, done[i].Err = s.broker.Publish(storeCtx, p.Channel, p.Event, p.Data)
+			done[i].ID, _, done[i].Err = s.storeMessage(storeCtx, p, "")
 		}
 	}
 	stored := 0

@@ -15,7 +15,7 @@ import (
 // encoding/json reads a body twice (a scan for validity, then the decode,
 // by reflection), which was a quarter of the CPU of a batch publish. The
 // body's usual form — one object with the key "messages", an array of
-// objects with the keys channel, event, data and data_base64, each once and
+// objects with the keys channel, event, key, data and data_base64, each once and
 // a string — is read here in one pass, with payloads sliced from the body
 // rather than copied. Anything else (another key or case of a key, a
 // repeated key, null, a number, malformed JSON) is left to encoding/json,
@@ -24,7 +24,7 @@ import (
 
 // batchItem is one message of a batch body.
 type batchItem struct {
-	channel, event string
+	channel, event, key string
 	// data is the payload as text, or in base64 when base64 is set; it
 	// may share the body's memory.
 	data              []byte
@@ -41,6 +41,7 @@ type batchRequest struct {
 type batchMessage struct {
 	Channel    string  `json:"channel"`
 	Event      string  `json:"event"`
+	Key        *string `json:"key"`
 	Data       *string `json:"data"`
 	DataBase64 *string `json:"data_base64"`
 }
@@ -63,6 +64,9 @@ func decodeBatch(body []byte) ([]batchItem, error) {
 	items := make([]batchItem, len(req.Messages))
 	for i, m := range req.Messages {
 		items[i] = batchItem{channel: m.Channel, event: m.Event}
+		if m.Key != nil {
+			items[i].key = *m.Key
+		}
 		switch {
 		case m.Data != nil && m.DataBase64 != nil:
 			items[i].hasData, items[i].isBase64 = true, true
@@ -131,7 +135,7 @@ func (p *batchParser) item(it *batchItem, prev string) bool {
 		p.i++
 		return true
 	}
-	var seen [4]bool
+	var seen [5]bool
 	for {
 		key, ok := p.rawString()
 		if !ok || !p.byte(':') {
@@ -153,6 +157,8 @@ func (p *batchParser) item(it *batchItem, prev string) bool {
 			k, it.data, it.hasData = 2, v, true
 		case "data_base64":
 			k, it.data, it.isBase64 = 3, v, true
+		case "key":
+			k, it.key = 4, string(v)
 		default:
 			return false
 		}

@@ -30,6 +30,9 @@ func sameAsStdlib(items []batchItem, msgs []batchMessage) bool {
 		if it.channel != m.Channel || it.event != m.Event || it.hasData != (m.Data != nil) || it.isBase64 != (m.DataBase64 != nil) {
 			return false
 		}
+		if key := ""; m.Key != nil && *m.Key != it.key || m.Key == nil && it.key != key {
+			return false
+		}
 		switch {
 		case m.Data != nil:
 			return string(it.data) == *m.Data
@@ -41,6 +44,7 @@ func sameAsStdlib(items []batchItem, msgs []batchMessage) bool {
 }
 
 var batchSeeds = []string{
+	`{"messages":[{"channel":"a","key":"EURUSD","data":"x"},{"channel":"a","key":"","data":"y"}]}`,
 	`{"messages":[{"channel":"a","event":"x","data":"text"},{"channel":"b","data_base64":"AAEC"}]}`,
 	" {\n \"messages\" : [ { \"channel\" : \"a\" , \"data\" : \"\" } ] }\r\n",
 	`{"messages":[]}`,
@@ -62,6 +66,8 @@ var batchSeeds = []string{
 	`{"messages":{"channel":"a"}}`,
 	`[{"channel":"a"}]`,
 	``,
+	`{"messages":[{"channel":"a","key":null,"data":"z"}]}`,
+	`{"messages":[{"channel":"a","key":"k","key":"j","data":"x"}]}`,
 }
 
 // The fast parser, when it accepts a body, gives what encoding/json gives;

@@ -25,6 +25,7 @@ type batchMsg struct {
 	Event      string  `json:"event,omitempty"`
 	Data       *string `json:"data,omitempty"`
 	DataBase64 *string `json:"data_base64,omitempty"`
+	Key        string  `json:"key,omitempty"`
 }
 
 func text(s string) *string { return &s }

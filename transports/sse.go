@@ -70,6 +70,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req subscribeR
 		return
 	}
 	s.presenceSession(sess, &req, true)
+	sess.SetConflate(req.conflate)
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -196,6 +197,9 @@ func (c *sseConn) open(ctx context.Context, req subscribeRequest, head []byte, p
 	for _, j := range joins {
 		ch := j.Channel()
 		pos, err := c.sess.Finish(ctx, j, func(p edge.Page) error {
+			if j.Conflate() > 0 {
+				p = edge.ConflatePage(p)
+			}
 			return c.writePage(ch, p)
 		})
 		if err != nil {

@@ -3,6 +3,7 @@ package transports
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -40,9 +41,10 @@ type subscribeRequest struct {
 	channels  []string
 	cursor    resume.Cursor // positions given by the client (since= or Last-Event-ID)
 	heartbeat time.Duration
-	claims    *auth.Claims // the client's token, nil without one
-	presence  bool         // presence=1: hear the joins and leaves of channels that keep presence
-	info      string       // info=: what the client says about itself in presence
+	claims    *auth.Claims  // the client's token, nil without one
+	presence  bool          // presence=1: hear the joins and leaves of channels that keep presence
+	info      string        // info=: what the client says about itself in presence
+	conflate  time.Duration // conflate=: the conflation window of the URL's channels; 0: none
 }
 
 // expiry is when the request's token expires; zero for none.
@@ -125,8 +127,25 @@ func parseSubscribe(r *http.Request, cfg Config) (subscribeRequest, error) {
 	if err := edge.ValidatePresenceInfo(req.info); err != nil {
 		return req, err
 	}
+	if req.conflate, err = queryConflate(q); err != nil {
+		return req, err
+	}
 	req.heartbeat, err = queryDuration(r, "heartbeat", cfg.Heartbeat, cfg.HeartbeatMin, cfg.HeartbeatMax)
 	return req, err
+}
+
+// queryConflate reads conflate=, the conflation window (see
+// edge.ParseConflate); absent is 0, none. Given twice it is refused: a
+// client that asked for two windows would not know which it got.
+func queryConflate(q url.Values) (time.Duration, error) {
+	vs := q["conflate"]
+	switch len(vs) {
+	case 0:
+		return 0, nil
+	case 1:
+		return edge.ParseConflate(vs[0])
+	}
+	return 0, fmt.Errorf("%w: conflate= is given %d times; give it once", edge.ErrBadRequest, len(vs))
 }
 
 // queryBool reads a flag parameter: 1 or true, 0 or false; absent is

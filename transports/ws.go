@@ -85,6 +85,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, req subscribeRe
 		return
 	}
 	s.presenceSession(sess, &req, true)
+	sess.SetConflate(req.conflate)
 	// The client sees the subscription once the 101 arrives: fix where
 	// each channel starts before that, so a message published right after
 	// it is delivered.
@@ -302,6 +303,7 @@ func (c *wsConn) handle(kind int, frame []byte) bool {
 			hear = *op.Presence
 		}
 		c.sess.HearPresence(hear)
+		c.sess.SetConflate(op.conflate)
 		if !c.join(op.Channel, op.since, op.Ref) {
 			c.end()
 			return false
@@ -327,7 +329,7 @@ func (c *wsConn) handle(kind int, frame []byte) bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
-	id, replayed, err := c.s.publish(ctx, metrics.WebSocket, op.Channel, op.Event, op.payload, op.IdempotencyKey)
+	id, replayed, err := c.s.publish(ctx, metrics.WebSocket, edge.Publication{Channel: op.Channel, Event: op.Event, Data: op.payload, Key: op.Key}, op.IdempotencyKey)
 	if err != nil {
 		return c.reply(errorFrame(op.Ref, err))
 	}
@@ -461,6 +463,9 @@ func (c *wsConn) join(channel string, since *edge.ID, ref json.RawMessage) bool 
 func (c *wsConn) finish(j edge.Joining, ref json.RawMessage) bool {
 	channel := j.Channel()
 	pos, err := c.sess.Finish(context.Background(), j, func(p edge.Page) error {
+		if j.Conflate() > 0 {
+			p = edge.ConflatePage(p)
+		}
 		if p.Gap {
 			c.s.metrics.Gap()
 			if err := c.send(serverFrame{Type: "gap", Channel: channel}.encode()); err != nil {

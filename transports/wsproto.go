@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -15,9 +16,9 @@ import (
 
 // The WebSocket operations a client may send, as JSON text frames:
 //
-//	{"op":"subscribe","channel":"A","since":"<cursor>","presence":true,"ref":1}
+//	{"op":"subscribe","channel":"A","since":"<cursor>","presence":true,"conflate":"1s","ref":1}
 //	{"op":"unsubscribe","channel":"A","ref":2}
-//	{"op":"publish","channel":"A","event":"price","data":"…","idempotency_key":"k","ref":3}
+//	{"op":"publish","channel":"A","event":"price","data":"…","key":"EURUSD","idempotency_key":"k","ref":3}
 //	{"op":"refresh","token":"<JWT>","ref":4}
 //	{"op":"ping","ref":5}
 //
@@ -28,9 +29,12 @@ import (
 // echoed in the answer; since is optional; publish data is a string, or
 // base64 with "encoding":"base64"; a publish's optional idempotency_key
 // works as the Idempotency-Key header of POST /v1/publish, and its
-// "published" answer then says "replayed":true for a repeat. A
+// "published" answer then says "replayed":true for a repeat; its optional
+// key is the message's conflation key, as key= of POST /v1/publish. A
 // subscribe's optional presence (a boolean) says whether the channel's
-// joins and leaves are sent (without it, as presence= in the URL says).
+// joins and leaves are sent (without it, as presence= in the URL says);
+// its optional conflate (a duration string, as conflate= in the URL, which
+// applies to the URL's channels only) conflates the channel.
 // Every field but ref, data and presence is a string; null counts as
 // absent.
 const (
@@ -56,12 +60,18 @@ type clientOp struct {
 	// IdempotencyKey makes a repeated publish return the first one's id
 	// and store nothing (edge.OncePublisher).
 	IdempotencyKey string
+	// Key is a publish's conflation key (edge.Message.Key).
+	Key string
 	// Presence says whether a subscribe hears joins and leaves; nil: as
 	// the connection's URL says.
 	Presence *bool
+	// Conflate is a subscribe's conflation window, as conflate= in the
+	// URL; "": none.
+	Conflate string
 
-	since   *edge.ID // parsed Since
-	payload []byte   // decoded data
+	since    *edge.ID      // parsed Since
+	conflate time.Duration // parsed Conflate
+	payload  []byte        // decoded data
 }
 
 // rawOp is a client frame with each field kept as raw JSON, so that
@@ -76,8 +86,10 @@ type rawOp struct {
 	Data     json.RawMessage `json:"data"`
 	Encoding json.RawMessage `json:"encoding"`
 	Token    json.RawMessage `json:"token"`
-	Key      json.RawMessage `json:"idempotency_key"`
+	Once     json.RawMessage `json:"idempotency_key"`
+	Key      json.RawMessage `json:"key"`
 	Presence json.RawMessage `json:"presence"`
+	Conflate json.RawMessage `json:"conflate"`
 }
 
 // The errors of parseOp about a frame's shape.
@@ -113,7 +125,7 @@ func parseOp(frame []byte, maxPayload int) (clientOp, error) {
 	}{
 		{"op", raw.Op, &op.Op}, {"channel", raw.Channel, &op.Channel}, {"since", raw.Since, &op.Since},
 		{"event", raw.Event, &op.Event}, {"encoding", raw.Encoding, &op.Encoding}, {"token", raw.Token, &op.Token},
-		{"idempotency_key", raw.Key, &op.IdempotencyKey},
+		{"idempotency_key", raw.Once, &op.IdempotencyKey}, {"key", raw.Key, &op.Key}, {"conflate", raw.Conflate, &op.Conflate},
 	} {
 		if !present(f.raw) {
 			continue
@@ -165,14 +177,29 @@ func parseOp(frame []byte, maxPayload int) (clientOp, error) {
 			op.since = &id
 		}
 	}
+	if present(raw.Conflate) {
+		if op.Op != opSubscribe {
+			return op, fmt.Errorf("%w: conflate is only for subscribe", edge.ErrBadRequest)
+		}
+		d, err := edge.ParseConflate(op.Conflate)
+		if err != nil {
+			return op, err
+		}
+		op.conflate = d
+	}
 	if op.Op != opPublish {
 		return op, nil
 	}
 	if err := edge.ValidateEvent(op.Event); err != nil {
 		return op, err
 	}
-	if present(raw.Key) {
+	if present(raw.Once) {
 		if err := edge.ValidateIdempotencyKey(op.IdempotencyKey); err != nil {
+			return op, err
+		}
+	}
+	if present(raw.Key) {
+		if err := edge.ValidateKey(op.Key); err != nil {
 			return op, err
 		}
 	}

@@ -24,6 +24,15 @@ const (
 	maxWorkers  = 64
 )
 
+// Bounds and values of the measurement flags.
+const (
+	minConflate   = 50 * time.Millisecond
+	maxConflate   = time.Minute
+	maxKeyCount   = 1000 // well inside seqWindow: the last message of each key is checked
+	deltaFossil   = "fossil"
+	dashboardSize = 1024 // --size of --payload dashboard unless given
+)
+
 // Servers a run can load (--target).
 const (
 	targetEdge       = "edge"
@@ -74,6 +83,22 @@ type config struct {
 	// only).
 	Workers     int
 	WorkerIndex int
+
+	// Payload is the form of each message: plain ("seq=… t=… xxx") or
+	// dashboard (a JSON state of about Size bytes, see dashboard.go).
+	Payload string
+	// WakeGap is how long a subscriber's connection must have been quiet
+	// for its next read to count as a wake-up (see meter.go).
+	WakeGap time.Duration
+	// Conflate, Delta and Compress are subscribe options passed to the
+	// edge (--target edge): conflate=Conflate (0: none), delta=Delta ("":
+	// none) and compress=1.
+	Conflate time.Duration
+	Delta    string
+	Compress bool
+	// KeyCount is how many conflation keys publishes carry, round-robin
+	// per channel, as key=k<i>; 0 for none (run only).
+	KeyCount int
 }
 
 // total returns how many messages the run publishes at its fixed rate.
@@ -135,10 +160,16 @@ func flagSet(name string, c *config, rawURL, sources, pids *string, out io.Write
 		fs.IntVar(&c.Channels, "channels", 1, "channels bench-0 … bench-(C-1); subscribers are spread round-robin")
 		fs.StringVar(&c.Publish, "publish", "http", "publish over http (POST /v1/publish) or redis (FCALL edge_publish)")
 		fs.StringVar(&c.Redis, "redis", "redis://127.0.0.1:6379", "Redis URL for --publish redis (loopback only)")
-		fs.IntVar(&c.Publishers, "publishers", 16, "publishing goroutines (HTTP keep-alive connections)")
+		fs.IntVar(&c.Publishers, "publishers", 16, "publishing goroutines (HTTP keep-alive connections); 1 with --conflate")
 		fs.IntVar(&c.Batch, "batch", 1, fmt.Sprintf("messages per publish request: more than 1 sends batches (POST /v1/publish/batch) of up to `N` (at most %d), to measure the cost per message", maxBatch))
 		fs.StringVar(pids, "pid", "", "the server's process ids, separated by commas or spaces (e.g. nginx's master and workers): report their summed RSS per connection and CPU per million deliveries")
 		fs.BoolVar(&c.Reconnect, "reconnect", false, "subscribers whose connection ends reconnect to another --url (at random) with their cursor after a jittered backoff (or the wait the edge advises), as client.js does, instead of counting as ended early; publishes that fail are retried through the next --url with an Idempotency-Key (--target edge, --batch 1)")
+		fs.StringVar(&c.Payload, "payload", payloadPlain, "message form: plain (\"seq=… t=… \" padded with x) or dashboard (a JSON object of about --size bytes, 1024 unless given, with about 40 fields of which each update changes a few; --target edge)")
+		fs.DurationVar(&c.WakeGap, "wake-gap", 10*time.Millisecond, "a subscriber's read counts as a wake-up when its connection was quiet for at least this long before it (reads closer together are one burst); every long-poll answer counts too")
+		fs.DurationVar(&c.Conflate, "conflate", 0, fmt.Sprintf("subscribe with conflate=`D` (%s to %s; --target edge): the edge sends per window only the latest message of each key, so the run checks order, duplicates and that the last message of each key arrived instead of counting skipped ones as lost", minConflate, maxConflate))
+		fs.StringVar(&c.Delta, "delta", "", "subscribe with delta=`FORMAT` (fossil; --target edge): delta frames are counted, not applied")
+		fs.BoolVar(&c.Compress, "compress", false, "subscribe with compress=1 (--target edge): Accept-Encoding: gzip on sse and poll, permessage-deflate offered on ws; the bytes counted are the compressed ones")
+		fs.IntVar(&c.KeyCount, "key-count", 0, fmt.Sprintf("publishes carry the conflation key k0 … k(N-1), round-robin per channel (key= on POST /v1/publish, \"key\" in a batch, the key option of FCALL edge_publish; at most %d; 0 for none; --target edge)", maxKeyCount))
 		fs.IntVar(&c.Workers, "workers", 1, fmt.Sprintf("processes that run the subscribers (at most %d); with more than 1 this one only publishes", maxWorkers))
 	}
 	fs.IntVar(&c.Subs, "subs", 100, fmt.Sprintf("subscribers (at most %d)", maxSubs))
@@ -170,6 +201,14 @@ func parseConfig(name string, args []string, out io.Writer) (config, error) {
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if c.Payload == payloadDashboard && !given["size"] {
+		c.Size = dashboardSize
+	}
+	if c.Conflate > 0 && !given["publishers"] {
+		c.Publishers = 1 // see checkMeasure
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q; every setting is a flag (see -h)", fs.Arg(0))
@@ -277,6 +316,7 @@ func (c *config) finish(name, rawURL, sources, pids string) error {
 		if c.Reconnect && c.Batch > 1 {
 			bad("--reconnect with --batch %d: only single publishes are retried with an Idempotency-Key; use --batch 1", c.Batch)
 		}
+		c.checkMeasure(bad)
 		if c.Workers < 1 || c.Workers > maxWorkers {
 			bad("--workers %d: give 1 to %d", c.Workers, maxWorkers)
 		} else if c.Workers > c.Subs {
@@ -324,6 +364,63 @@ func (c *config) finish(name, rawURL, sources, pids string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkMeasure checks the settings of the bytes and wake-ups
+// measurements: the payload form, the wake-up gap and the subscribe
+// options passed to the edge.
+func (c *config) checkMeasure(bad func(format string, args ...any)) {
+	switch c.Payload {
+	case payloadPlain:
+	case payloadDashboard:
+		if c.Target != targetEdge {
+			bad("--payload dashboard: JSON payloads are measured on the edge (--target edge)")
+		}
+	default:
+		bad("--payload %q: use plain or dashboard", c.Payload)
+	}
+	if c.WakeGap <= 0 || c.WakeGap > time.Minute {
+		bad("--wake-gap %s: give more than 0 and at most 1m", c.WakeGap)
+	}
+	edgeOnly := func(flagName string) {
+		if c.Target != targetEdge {
+			bad("%s: a subscribe option of the edge (--target edge)", flagName)
+		}
+	}
+	if c.Conflate != 0 {
+		edgeOnly("--conflate")
+		if c.Conflate < minConflate || c.Conflate > maxConflate {
+			bad("--conflate %s: give %s to %s", c.Conflate, minConflate, maxConflate)
+		}
+		if c.Reconnect {
+			bad("--conflate with --reconnect: a conflated run checks order per connection; drop --reconnect")
+		}
+		// One publisher stores the messages in the order of their
+		// sequence numbers, so that the last of each key is the one the
+		// edge must deliver and sequence order is id order.
+		if c.Publishers > 1 {
+			bad("--conflate with --publishers %d: a conflated run checks the last message of each key, which needs the messages stored in order; use --publishers 1 (the default with --conflate)", c.Publishers)
+		}
+	}
+	switch c.Delta {
+	case "":
+	case deltaFossil:
+		edgeOnly("--delta")
+		if c.Conflate != 0 {
+			bad("--delta with --conflate: the edge sends a conflated subscriber full messages; measure one of them at a time")
+		}
+	default:
+		bad("--delta %q: use fossil", c.Delta)
+	}
+	if c.Compress {
+		edgeOnly("--compress")
+	}
+	switch {
+	case c.KeyCount < 0 || c.KeyCount > maxKeyCount:
+		bad("--key-count %d: give 0 to %d", c.KeyCount, maxKeyCount)
+	case c.KeyCount > 0 && c.Target != targetEdge:
+		bad("--key-count %d: conflation keys are the edge's (--target edge)", c.KeyCount)
+	}
 }
 
 // checkLoopback refuses a host that is not localhost or a loopback IP.

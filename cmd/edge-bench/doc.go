@@ -20,7 +20,9 @@
 //	    [--target edge|nchan|centrifugo] [--centrifugo-api-key edge-bench] \
 //	    [--ramp-batch 500] [--publish http|redis --redis redis://127.0.0.1:6379] \
 //	    [--publishers 16] [--batch 1] [--drain 5s] [--pid "PID …"] \
-//	    [--sources 127.0.0.2,127.0.0.3,...] [--workers K] [--reconnect] [--json]
+//	    [--sources 127.0.0.2,127.0.0.3,...] [--workers K] [--reconnect] [--json] \
+//	    [--payload plain|dashboard] [--wake-gap 10ms] [--conflate D] [--delta fossil] \
+//	    [--compress] [--key-count N]
 //
 // run opens N subscribers (--subs) spread round-robin over C channels named
 // bench-0 … bench-(C-1), at most --ramp-batch connecting at a time (the next
@@ -207,6 +209,104 @@
 // CENTRIFUGO_ENGINE_REDIS_ADDRESS=redis://127.0.0.1:16400 or
 // CENTRIFUGO_HTTP_SERVER_PORT=8092.
 //
+// # Bytes and wake-ups per subscriber
+//
+// Every run also reports what one subscriber costs the network and the
+// device it runs on, per hour of publishing: the bytes its connections
+// received and sent, how often they woke it up, and the messages it got.
+// This is the measurement of a dashboard (issue 19): a JSON state of 1 KiB
+// updated 20 times a second, sent plain, conflated, as deltas or
+// compressed, on each transport — one command per row, 100 subscribers of
+// one channel for a minute:
+//
+//	B="edge-bench run --url http://127.0.0.1:8080 --subs 100 --rate 20 --duration 60s --payload dashboard --json"
+//	$B --transport ws                      # plain (sse, poll: the same with --transport sse or poll)
+//	$B --transport ws --conflate 1s        # conflated: the latest state once a second
+//	$B --transport ws --delta fossil       # deltas from the previous state
+//	$B --transport ws --compress           # permessage-deflate on ws, gzip on sse and poll
+//
+//	mode (ws / sse / poll)   bytes/sub/hour received     wake-ups/sub/hour   messages/sub/hour
+//	plain                    TBD / TBD / TBD             TBD / TBD / TBD     TBD
+//	conflated (1 s)          TBD / TBD / TBD             TBD / TBD / TBD     TBD
+//	delta (fossil)           TBD / TBD / TBD             TBD / TBD / TBD     TBD
+//	compressed               TBD / TBD / TBD             TBD / TBD / TBD     TBD
+//
+// How they are counted:
+//
+//   - bytes: every subscriber's TCP connection is wrapped in a counter of
+//     the bytes its reads returned and its writes sent — everything above
+//     TCP on plain HTTP: request and answer headers, chunked framing,
+//     WebSocket frame headers, SSE field names, long-poll JSON, heartbeats,
+//     pings and pongs; with --compress the compressed bytes, before they
+//     are decoded. IP and TCP headers and ACKs are not counted. The
+//     window runs from the end of the ramp (of the subscriber's process)
+//     to the end of the drain, so it leaves out the handshakes and holds
+//     the deliveries of every message published; it is extrapolated to an
+//     hour over the publishing time (--duration, or longer when the
+//     publishers fell behind): bytes ÷ that time × 3600, averaged over the
+//     ready subscribers ("bytes/sub/hour": received, the most one
+//     subscriber received, and sent — a long-poll subscriber's requests,
+//     a WebSocket's pongs; JSON: bytes_received_per_sub_hour,
+//     bytes_received_max_per_sub_hour, bytes_sent_per_sub_hour);
+//   - wake-ups: a read that returns data after the subscriber's
+//     connection was quiet for at least --wake-gap (default 10ms) is a
+//     wake-up; reads closer together are one burst (a frame split over
+//     two reads, a batch). On long-poll, the first read after each request
+//     is a wake-up too, so every request/answer round trip counts at
+//     least once. Per subscriber and hour as the bytes
+//     ("wake-ups/sub/hour", wakeups_per_sub_hour). 10 ms counts the times
+//     the subscriber's process is woken; a phone's radio stays up for
+//     seconds after a transfer, so a --wake-gap of a few seconds counts
+//     radio wake-ups more closely;
+//   - messages: first deliveries per subscriber and hour, and their share
+//     of what was published to its channel ("delivered/sub/hour",
+//     delivered_per_sub_hour).
+//
+// --payload dashboard makes each message a flat JSON object of --size
+// bytes (1024 unless --size is given): "seq" and "t" first (what
+// edge-bench reads, as "seq=… t=…" in plain payloads), then up to 40
+// fields named like a service dashboard's ("api.status", "db.p99_ms": a
+// status and a region word and six numbers per group), of which each update
+// changes about two (the cpu_pct and p50_ms ones every 8 updates, the
+// others every 64, staggered), and a "note" string padding it to --size.
+// The edge carries it as the JSON string it is, so WebSocket and long-poll
+// frames hold it with its quotes escaped, SSE as is.
+//
+// The subscribe options are passed to the edge (--target edge) on every
+// transport's subscribe request: --conflate D adds conflate=D (50ms to
+// 1m), --delta fossil adds delta=fossil, --compress adds compress=1 and
+// sends Accept-Encoding: gzip on SSE and long-poll (a gzip answer or
+// stream is decoded as it arrives) and offers permessage-deflate on
+// WebSocket (gorilla's, without context takeover). --key-count N makes
+// the publishes carry the conflation key k0 … k(N-1), round-robin over
+// each channel's messages: key= on POST /v1/publish, "key" in a batch's
+// messages, the key option of FCALL edge_publish. How the run checks
+// delivery then changes:
+//
+//   - --conflate: skipped messages are skipped by design, so "lost" counts
+//     instead the last message of each key (of each channel) that a
+//     subscriber never got, "duplicated" what it got twice, and the new
+//     "reordered" a message below one it already had (JSON: reordered;
+//     the exit status is 1 for any of them); the share of published
+//     messages that arrived is in delivered/sub/hour. The messages are
+//     published by one publisher (--publishers 1, the default with
+//     --conflate, and the only value it takes), so that they are stored
+//     in the order of their sequence numbers: the last of each key is the
+//     one the edge must deliver, and sequence order is id order. The
+//     drain waits until no message arrived for the conflation window and
+//     250 ms, or --drain. Not with --reconnect nor --delta (the edge
+//     sends a conflated subscriber full messages).
+//   - --delta: a delta frame ("delta":"<base id>", an event: delta or a
+//     data object with a delta field on SSE) carries a difference, not a
+//     payload; edge-bench counts it and does not apply it (client.js's
+//     tests check that deltas round-trip). Exactly-once is checked on the
+//     message ids, which deltas carry: each must be above the last
+//     (otherwise it is duplicated), and lost is published − distinct ids.
+//     A delta's latency runs from the millisecond in its id — when the
+//     edge stored it, which leaves out the publish's own HTTP round trip
+//     and has millisecond resolution — a full message's from its send time
+//     as usual. The report adds "deltas" (JSON: deltas, full_messages).
+//
 // # baseline
 //
 //	edge-bench baseline --subs N --rate R --size BYTES --duration D \
@@ -223,8 +323,8 @@
 // Both print a table for people; with --json they print instead exactly one
 // JSON line with every figure, under stable field names (figures that need
 // --pid are null without it). The exit status is 0 when every expected
-// message arrived exactly once, 1 when some were lost or duplicated or the
-// run failed, 2 for bad flags.
+// message arrived exactly once, 1 when some were lost, duplicated or (with
+// --conflate) reordered or the run failed, 2 for bad flags.
 //
 // Every run is bounded: --duration at most 10m, --subs at most 100,000,
 // --drain at most 1m. The tool only targets loopback, the edge, Nchan or Centrifugo: --url, --redis and

@@ -50,6 +50,19 @@ type tallyFigures struct {
 	// subscriber's first connection loss (--reconnect).
 	SteadyLatency *histogram  `json:"steady_latency"`
 	Disturbance   disturbance `json:"disturbance"`
+
+	// What the subscribers' connections carried from the end of the
+	// share's ramp until the end of the drain (see meter), summed over
+	// them, and the most one of them received.
+	BytesReceived    int64 `json:"bytes_received"`
+	BytesReceivedMax int64 `json:"bytes_received_max"`
+	BytesSent        int64 `json:"bytes_sent"`
+	Wakeups          int64 `json:"wakeups"`
+	// Deltas and Fulls count the delta and the full messages of --delta;
+	// Reordered the first deliveries below an earlier one (--conflate).
+	Deltas    int64 `json:"deltas"`
+	Fulls     int64 `json:"fulls"`
+	Reordered int64 `json:"reordered"`
 }
 
 // fleet is a share run in this process: the subscribers whose number i
@@ -104,6 +117,7 @@ func (f *fleet) ramp() (rampFigures, error) {
 			firstErr = orFirst(firstErr, s.connectErr)
 			continue
 		}
+		s.window = s.meter.counts() // the window's start, see drain
 		r.Connected++
 		r.ReadyPerChannel[s.channel]++
 		r.ReadyPerURL[s.node]++
@@ -112,7 +126,14 @@ func (f *fleet) ramp() (rampFigures, error) {
 	return r, nil
 }
 
-// drain waits for the deliveries that published makes expected.
+// conflateSlack is how long after a conflation window a conflated run's
+// drain still waits for its deliveries.
+const conflateSlack = 250 * time.Millisecond
+
+// drain waits for the deliveries that published makes expected: with
+// --conflate, which skips messages by design, until none came for a
+// conflation window and conflateSlack. It then takes what each
+// subscriber's meter counted since the ramp.
 func (f *fleet) drain(published []int64) error {
 	f.published = published
 	var expected int64
@@ -121,7 +142,16 @@ func (f *fleet) drain(published []int64) error {
 			expected += published[s.channel]
 		}
 	}
-	f.rec.waitDelivered(f.ctx.Done(), expected, f.c.Drain)
+	if f.c.Conflate > 0 {
+		f.rec.waitQuiet(f.ctx.Done(), f.c.Conflate+conflateSlack, f.c.Drain)
+	} else {
+		f.rec.waitDelivered(f.ctx.Done(), expected, f.c.Drain)
+	}
+	for _, s := range f.subs {
+		if s.connectErr == nil {
+			s.window = s.meter.counts().sub(s.window)
+		}
+	}
 	return nil
 }
 
@@ -134,10 +164,29 @@ func (f *fleet) finish() (tallyFigures, error) {
 		if s.connectErr != nil {
 			continue
 		}
-		t.Delivered += s.track.unique
-		t.Duplicated += s.track.dups
-		t.Lost += s.track.lost(f.published[s.channel])
+		published := f.published[s.channel]
+		switch {
+		case f.c.Delta != "":
+			t.Delivered += s.ids.unique
+			t.Duplicated += s.ids.dups
+			t.Lost += max(published-s.ids.unique, 0)
+		case f.c.Conflate > 0:
+			t.Delivered += s.track.unique
+			t.Duplicated += s.track.dups
+			t.Lost += s.track.missedLast(published, max(f.c.KeyCount, 1))
+		default:
+			t.Delivered += s.track.unique
+			t.Duplicated += s.track.dups
+			t.Lost += s.track.lost(published)
+		}
 		t.Unparsed += s.unparsed
+		t.BytesReceived += s.window.received
+		t.BytesReceivedMax = max(t.BytesReceivedMax, s.window.received)
+		t.BytesSent += s.window.sent
+		t.Wakeups += s.window.wakeups
+		t.Deltas += s.deltas
+		t.Fulls += s.fulls
+		t.Reordered += s.reordered
 		t.Disturbance.add(s)
 		if s.ended != nil {
 			t.EndedEarly++

@@ -74,8 +74,8 @@ func mainRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		fmt.Fprintf(stderr, "edge-bench: %v\n", err)
 		return 1
 	}
-	if rep.Lost > 0 || rep.Duplicated > 0 {
-		fmt.Fprintf(stderr, "edge-bench: %d lost, %d duplicated\n", rep.Lost, rep.Duplicated)
+	if rep.Lost > 0 || rep.Duplicated > 0 || rep.Reordered > 0 {
+		fmt.Fprintf(stderr, "edge-bench: %d lost, %d duplicated, %d reordered\n", rep.Lost, rep.Duplicated, rep.Reordered)
 		return 1
 	}
 	return 0

@@ -24,8 +24,12 @@ func appendPayload(b []byte, seq uint64, sent int64, size int) []byte {
 }
 
 // parsePayload reads the sequence number and send time at the start of a
-// payload made by appendPayload.
+// payload made by appendPayload, or by appendDashboard (as is, or escaped
+// in a JSON string).
 func parsePayload(p []byte) (seq uint64, sent int64, ok bool) {
+	if len(p) > 0 && p[0] == '{' {
+		return parseDashboard(p)
+	}
 	rest, found := bytes.CutPrefix(p, []byte("seq="))
 	if !found {
 		return 0, 0, false

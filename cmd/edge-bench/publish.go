@@ -34,6 +34,11 @@ type publisher struct {
 	// centrifugoKey is the server API key when urls are Centrifugo's
 	// publish endpoint (see sub_centrifugo.go), "" otherwise.
 	centrifugoKey string
+	// keyCount is --key-count: publishes carry the conflation key of
+	// their sequence number (see conflationKey), 0 for none. routes is
+	// how many URLs each channel has: one, or with keys one per key
+	// (channel ch, key k at ch*routes+k).
+	keyCount, routes int
 }
 
 // publishNode is where a publisher posts to one node of --url.
@@ -48,7 +53,7 @@ type publishNode struct {
 
 // newPublisher returns the publisher c asks for.
 func newPublisher(c config) (*publisher, error) {
-	p := &publisher{nchan: c.Target == targetNchan}
+	p := &publisher{nchan: c.Target == targetNchan, keyCount: c.KeyCount, routes: max(c.KeyCount, 1)}
 	if c.Publish == "redis" {
 		opts, err := redis.ParseURL(c.Redis)
 		if err != nil {
@@ -77,10 +82,15 @@ func newPublisher(c config) (*publisher, error) {
 	for _, base := range c.URLs {
 		var n publishNode
 		var uris []*url.URL
-		for i := range c.Channels {
+		for r := range c.Channels * p.routes {
+			i := r / p.routes
 			u := *base
 			u.Path = "/v1/publish"
-			u.RawQuery = url.Values{"channel": {channelName(i)}}.Encode()
+			q := url.Values{"channel": {channelName(i)}}
+			if c.KeyCount > 0 {
+				q.Set("key", conflationKey(uint64(r%p.routes), c.KeyCount))
+			}
+			u.RawQuery = q.Encode()
 			if c.Target == targetNchan {
 				u.Path, u.RawQuery = nchanPublishPath(channelName(i)), ""
 			}
@@ -116,14 +126,26 @@ func (p *publisher) close() {
 	}
 }
 
+// conflationKey returns the conflation key of the message with sequence
+// number seq of a channel, round-robin over keys keys: "k0" … "k<keys-1>".
+func conflationKey(seq uint64, keys int) string {
+	return "k" + strconv.FormatUint(seq%uint64(keys), 10)
+}
+
 // publish stores payload in channel ch, over HTTP through node (an index
 // of --url) with an Idempotency-Key header of key unless key is empty,
-// and returns once it is acknowledged.
-func (p *publisher) publish(ctx context.Context, node, ch int, key, payload []byte) error {
+// and returns once it is acknowledged. With --key-count it carries the
+// conflation key of the payload's sequence number seq (round-robin);
+// otherwise seq is not used.
+func (p *publisher) publish(ctx context.Context, node, ch int, seq uint64, key, payload []byte) error {
 	if p.rdb != nil {
 		ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 		defer cancel()
-		if err := p.rdb.Do(ctx, "FCALL", "edge_publish", 1, p.keys[ch], "", payload).Err(); err != nil {
+		args := []any{"FCALL", "edge_publish", 1, p.keys[ch], "", payload}
+		if p.keyCount > 0 {
+			args = append(args, "key", conflationKey(seq, p.keyCount))
+		}
+		if err := p.rdb.Do(ctx, args...).Err(); err != nil {
 			return fmt.Errorf("FCALL edge_publish: %w", err)
 		}
 		return nil
@@ -131,10 +153,11 @@ func (p *publisher) publish(ctx context.Context, node, ch int, key, payload []by
 	if p.centrifugoKey != "" {
 		return p.publishCentrifugo(ctx, node, ch, payload)
 	}
+	route := ch*p.routes + int(seq%uint64(p.routes))
 	if n := p.nodes[node]; n.raw != nil {
-		return n.raw.publish(ctx, ch, key, payload)
+		return n.raw.publish(ctx, route, key, payload)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.nodes[node].urls[ch], bytes.NewReader(payload))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.nodes[node].urls[route], bytes.NewReader(payload))
 	if err != nil {
 		return err
 	}
@@ -153,10 +176,12 @@ func (p *publisher) publish(ctx context.Context, node, ch int, key, payload []by
 	return nil
 }
 
-// batchMessage is one message of a batch: a payload for a channel.
+// batchMessage is one message of a batch: a payload for a channel, with
+// a conflation key unless key is empty.
 type batchMessage struct {
 	ch      int
 	payload []byte
+	key     string
 }
 
 // publishBatch stores msgs with one batch publish through node and
@@ -168,12 +193,24 @@ func (p *publisher) publishBatch(ctx context.Context, node int, msgs []batchMess
 		if i > 0 {
 			body = append(body, ',')
 		}
-		// Channel names and payloads need no escaping (appendPayload).
+		// Channel names need no escaping, payloads at most their quotes
+		// (appendPayload, appendDashboard).
 		body = append(body, `{"channel":"`...)
 		body = append(body, channelName(m.ch)...)
 		body = append(body, `","data":"`...)
-		body = append(body, m.payload...)
-		body = append(body, `"}`...)
+		for _, b := range m.payload {
+			if b == '"' || b == '\\' {
+				body = append(body, '\\')
+			}
+			body = append(body, b)
+		}
+		body = append(body, '"')
+		if m.key != "" {
+			body = append(body, `,"key":"`...)
+			body = append(body, m.key...) // k<digits>: no escaping
+			body = append(body, '"')
+		}
+		body = append(body, '}')
 	}
 	body = append(body, `]}`...)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.nodes[node].batch, bytes.NewReader(body))
@@ -294,13 +331,13 @@ func publishAll(ctx context.Context, c config, p *publisher, counts *publishCoun
 	}
 	run := runID()
 	sendOne := func(m int64) {
-		ch := int(m % channels)
-		payload := appendPayload(make([]byte, 0, c.Size), uint64(m/channels), time.Now().UnixNano(), c.Size)
+		ch, seq := int(m%channels), uint64(m/channels)
+		payload := appendMessage(make([]byte, 0, c.Size), c.Payload, seq, time.Now().UnixNano(), c.Size)
 		var err error
 		if c.Reconnect {
-			err = publishRetrying(ctx, p, int(m%nodes), len(c.URLs), ch, publishKey(run, m), payload, &counts.retries)
+			err = publishRetrying(ctx, p, int(m%nodes), len(c.URLs), ch, seq, publishKey(run, m), payload, &counts.retries)
 		} else {
-			err = p.publish(ctx, int(m%nodes), ch, nil, payload)
+			err = p.publish(ctx, int(m%nodes), ch, seq, nil, payload)
 		}
 		if err != nil {
 			counts.errors.Add(1)
@@ -312,7 +349,12 @@ func publishAll(ctx context.Context, c config, p *publisher, counts *publishCoun
 	sendBatch := func(b int64) {
 		msgs := make([]batchMessage, 0, n)
 		for m := b * n; m < min((b+1)*n, end); m++ {
-			msgs = append(msgs, batchMessage{int(m % channels), appendPayload(make([]byte, 0, c.Size), uint64(m/channels), time.Now().UnixNano(), c.Size)})
+			seq := uint64(m / channels)
+			msg := batchMessage{ch: int(m % channels), payload: appendMessage(make([]byte, 0, c.Size), c.Payload, seq, time.Now().UnixNano(), c.Size)}
+			if c.KeyCount > 0 {
+				msg.key = conflationKey(seq, c.KeyCount)
+			}
+			msgs = append(msgs, msg)
 		}
 		stored := make([]int64, c.Channels)
 		err := p.publishBatch(ctx, int(b%nodes), msgs, stored)
@@ -357,7 +399,7 @@ const (
 // it) is answered by the next with the first's id and stores nothing.
 // It counts every try after the first in retries, and returns the last
 // try's error when every try failed.
-func publishRetrying(ctx context.Context, p *publisher, node, nodes, ch int, key, payload []byte, retries *atomic.Int64) error {
+func publishRetrying(ctx context.Context, p *publisher, node, nodes, ch int, seq uint64, key, payload []byte, retries *atomic.Int64) error {
 	var err error
 	for try := range publishRounds * nodes {
 		if try > 0 {
@@ -372,7 +414,7 @@ func publishRetrying(ctx context.Context, p *publisher, node, nodes, ch int, key
 			case <-pause.C:
 			}
 		}
-		if err = p.publish(ctx, (node+try)%nodes, ch, key, payload); err == nil || ctx.Err() != nil {
+		if err = p.publish(ctx, (node+try)%nodes, ch, seq, key, payload); err == nil || ctx.Err() != nil {
 			return err
 		}
 	}

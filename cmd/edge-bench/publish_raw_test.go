@@ -177,7 +177,7 @@ func TestRawPublish(t *testing.T) {
 					path = "/pub/bench-0"
 				}
 				want = append(want, fmt.Sprintf("POST %s host=%s len=100 ua=edge-bench ct=\"\": %s", path, s.addr, payload))
-				err := p.publish(t.Context(), 0, 0, nil, payload)
+				err := p.publish(t.Context(), 0, 0, 0, nil, payload)
 				switch {
 				case tt.wantIs != nil:
 					if !errors.Is(err, tt.wantIs) {
@@ -216,7 +216,7 @@ func TestRawPublishCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	errc := make(chan error, 1)
-	go func() { errc <- p.publish(ctx, 0, 0, nil, appendPayload(nil, 0, 0, 100)) }()
+	go func() { errc <- p.publish(ctx, 0, 0, 0, nil, appendPayload(nil, 0, 0, 100)) }()
 	<-s.received
 	cancel()
 	select {
@@ -240,7 +240,7 @@ func TestRawPublishPool(t *testing.T) {
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range 25 {
-				if err := p.publish(t.Context(), 0, 0, nil, appendPayload(nil, uint64(g*25+i), 0, 100)); err != nil {
+				if err := p.publish(t.Context(), 0, 0, 0, nil, appendPayload(nil, uint64(g*25+i), 0, 100)); err != nil {
 					failed.Add(1)
 				}
 			}
@@ -256,7 +256,7 @@ func TestRawPublishPool(t *testing.T) {
 		c.idleSince = c.idleSince.Add(-maxIdleConn - time.Second)
 	}
 	p.nodes[0].raw.mu.Unlock()
-	if err := p.publish(t.Context(), 0, 0, nil, appendPayload(nil, 200, 0, 100)); err != nil {
+	if err := p.publish(t.Context(), 0, 0, 0, nil, appendPayload(nil, 200, 0, 100)); err != nil {
 		t.Fatal(err)
 	}
 	if got := s.conns.Load(); got != before+1 {
@@ -453,7 +453,7 @@ func BenchmarkPublish(b *testing.B) {
 			payload := appendPayload(nil, 1, time.Now().UnixNano(), 100)
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := p.publish(b.Context(), 0, 0, nil, payload); err != nil {
+				if err := p.publish(b.Context(), 0, 0, 0, nil, payload); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -99,3 +99,26 @@ func (r *recorder) waitDelivered(done <-chan struct{}, want int64, timeout time.
 		}
 	}
 }
+
+// waitQuiet returns once no first delivery was recorded for quiet, after
+// timeout, or when done is closed, whichever comes first. It drains a
+// run whose deliveries cannot be counted beforehand (--conflate).
+func (r *recorder) waitQuiet(done <-chan struct{}, quiet, timeout time.Duration) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	last, since := r.delivered(), time.Now()
+	for time.Since(since) < quiet {
+		select {
+		case <-done:
+			return
+		case <-deadline.C:
+			return
+		case <-tick.C:
+		}
+		if n := r.delivered(); n != last {
+			last, since = n, time.Now()
+		}
+	}
+}

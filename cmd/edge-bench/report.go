@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -78,6 +79,92 @@ type report struct {
 	FirstConnectError string `json:"first_connect_error"`
 	FirstEndError     string `json:"first_end_error"`
 	FirstPublishError string `json:"first_publish_error"`
+
+	// The form of the payloads and the subscribe options of the run
+	// (run only): Conflate is "" without --conflate, Delta "" without
+	// --delta.
+	Payload   string  `json:"payload"`
+	Conflate  string  `json:"conflate"`
+	Delta     string  `json:"delta"`
+	Compress  bool    `json:"compress"`
+	KeyCount  int     `json:"key_count"`
+	WakeGapMs float64 `json:"wake_gap_ms"`
+	// Per connected subscriber and hour of publishing (run only): the
+	// bytes its connections received from the edge (mean, and the most
+	// one subscriber received) and sent to it, its wake-ups and its
+	// first deliveries, counted from the end of the ramp until the end
+	// of the drain and extrapolated over the publishing time (see the
+	// package doc, "Bytes and wake-ups per subscriber").
+	BytesReceivedPerSubHour    float64 `json:"bytes_received_per_sub_hour"`
+	BytesReceivedMaxPerSubHour float64 `json:"bytes_received_max_per_sub_hour"`
+	BytesSentPerSubHour        float64 `json:"bytes_sent_per_sub_hour"`
+	WakeupsPerSubHour          float64 `json:"wakeups_per_sub_hour"`
+	DeliveredPerSubHour        float64 `json:"delivered_per_sub_hour"`
+	// Deltas and FullMessages count the first deliveries of --delta by
+	// kind (0 without). Reordered counts first deliveries below an
+	// earlier one of their subscriber (--conflate; 0 without).
+	Deltas       int64 `json:"deltas"`
+	FullMessages int64 `json:"full_messages"`
+	Reordered    int64 `json:"reordered"`
+}
+
+// setTraffic fills the figures per subscriber and hour from what the
+// shares' subscribers received while publishing took pubTime.
+func (r *report) setTraffic(tallies []tallyFigures, pubTime time.Duration) {
+	var received, receivedMax, sent, wakeups int64
+	for _, t := range tallies {
+		received += t.BytesReceived
+		receivedMax = max(receivedMax, t.BytesReceivedMax)
+		sent += t.BytesSent
+		wakeups += t.Wakeups
+		r.Deltas += t.Deltas
+		r.FullMessages += t.Fulls
+		r.Reordered += t.Reordered
+	}
+	if r.Connected == 0 || pubTime <= 0 {
+		return
+	}
+	perSubHour := func(n int64, subs int) float64 { return float64(n) / float64(subs) / pubTime.Hours() }
+	r.BytesReceivedPerSubHour = perSubHour(received, r.Connected)
+	r.BytesReceivedMaxPerSubHour = perSubHour(receivedMax, 1)
+	r.BytesSentPerSubHour = perSubHour(sent, r.Connected)
+	r.WakeupsPerSubHour = perSubHour(wakeups, r.Connected)
+	r.DeliveredPerSubHour = perSubHour(r.Delivered, r.Connected)
+}
+
+// options describes the payload form and the subscribe options of the
+// run, "" for plain payloads without options.
+func (r *report) options() string {
+	var o []string
+	if r.Payload != "" && r.Payload != payloadPlain {
+		o = append(o, "payload "+r.Payload)
+	}
+	if r.Conflate != "" {
+		o = append(o, "conflate="+r.Conflate)
+	}
+	if r.Delta != "" {
+		o = append(o, "delta="+r.Delta)
+	}
+	if r.Compress {
+		o = append(o, "compress=1")
+	}
+	if r.KeyCount > 0 {
+		o = append(o, fmt.Sprintf("%d keys", r.KeyCount))
+	}
+	return strings.Join(o, ", ")
+}
+
+// byteSize formats n bytes for people: B, KiB, MiB or GiB.
+func byteSize(n float64) string {
+	units := []string{"B", "KiB", "MiB", "GiB"}
+	i := 0
+	for ; n >= 1024 && i < len(units)-1; i++ {
+		n /= 1024
+	}
+	if i == 0 {
+		return fmt.Sprintf("%.0f B", n)
+	}
+	return fmt.Sprintf("%.1f %s", n, units[i])
 }
 
 // setLatency fills the latency figures from h (nanoseconds).
@@ -160,6 +247,9 @@ func (r *report) write(w io.Writer, asJSON bool) error {
 	}
 	row("channels", "%d", r.Channels)
 	row("load", "%s × %d bytes for %gs", r.load(), r.Size, r.DurationS)
+	if o := r.options(); o != "" {
+		row("options", "%s", o)
+	}
 	row("ramp", "%.0f conn/s (%.2fs)", r.ConnsPerS, r.RampS)
 	row("published", "%d (%.0f/s), %d errors", r.Published, r.PublishedPerS, r.PublishErrors)
 	if r.Disturbed != nil {
@@ -180,8 +270,26 @@ func (r *report) write(w io.Writer, asJSON bool) error {
 		row("reconnects", "%d subscribers disturbed, %d reconnects, %d refused (429/503), %d still down; %s",
 			*r.Disturbed, *r.Reconnects, *r.ReconnectsRefused, *r.StillDown, back)
 	}
+	if r.Conflate != "" {
+		row("reordered", "%d", r.Reordered)
+	}
+	if r.Delta != "" {
+		row("deltas", "%d deltas, %d full messages", r.Deltas, r.FullMessages)
+	}
 	if r.Unparsed > 0 {
 		row("unparsed", "%d", r.Unparsed)
+	}
+	if r.Mode == "run" {
+		row("bytes/sub/hour", "%s received (max %s), %s sent",
+			byteSize(r.BytesReceivedPerSubHour), byteSize(r.BytesReceivedMaxPerSubHour), byteSize(r.BytesSentPerSubHour))
+		row("wake-ups/sub/hour", "%.0f (gap %gms)", r.WakeupsPerSubHour, r.WakeGapMs)
+		delivered := "%.0f"
+		args := []any{r.DeliveredPerSubHour}
+		if r.Expected > 0 {
+			delivered += " (%.1f%% of published)"
+			args = append(args, 100*float64(r.Delivered)/float64(r.Expected))
+		}
+		row("delivered/sub/hour", delivered, args...)
 	}
 	row("latency p50", "%.3f ms", r.LatencyP50Ms)
 	row("latency p99", "%.3f ms", r.LatencyP99Ms)

@@ -37,6 +37,11 @@ func runBench(ctx context.Context, c config, progress io.Writer) (*report, error
 		Mode: "run", Transport: c.Transport, Publish: c.Publish, Subscribers: c.Subs, Workers: c.Workers,
 		Channels: c.Channels, Rate: c.Rate, ClosedLoop: c.ClosedLoop, Publishers: c.Publishers,
 		Size: c.Size, DurationS: c.Duration.Seconds(), Target: c.Target, PIDs: c.PIDs,
+		Payload: c.Payload, Delta: c.Delta, Compress: c.Compress, KeyCount: c.KeyCount,
+		WakeGapMs: float64(c.WakeGap) / float64(time.Millisecond),
+	}
+	if c.Conflate > 0 {
+		rep.Conflate = c.Conflate.String()
 	}
 	if len(c.PIDs) > 0 {
 		rep.PID = c.PIDs[0]
@@ -184,6 +189,7 @@ func runBench(ctx context.Context, c config, progress io.Writer) (*report, error
 		last = time.Unix(0, lastDelivery)
 	}
 	rep.setRates(rampTime, pubTime, pubStart, last)
+	rep.setTraffic(tallies, max(pubTime, c.Duration))
 	if rep.CPUS != nil && rep.Delivered > 0 {
 		perM := *rep.CPUS / (float64(rep.Delivered) / 1e6)
 		rep.CPUSPerMDeliveries = &perM

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -42,7 +43,7 @@ var (
 // first poll sends it as since=, so that it is answered at once with what
 // came after it.
 func (s *subscriber) connectPoll(ctx context.Context) (receive func() error, err error) {
-	prefix := "channel=" + channelName(s.channel) + "&transport=poll"
+	prefix := "channel=" + channelName(s.channel) + "&transport=poll" + s.env.query
 	limit := "&limit=" + strconv.Itoa(pollLimit(s.env.size))
 	p := &poller{
 		s:    s,
@@ -109,7 +110,7 @@ func (p *poller) poll(query string, hold time.Duration) error {
 	p.cursor = append(p.cursor[:0], cursor...)
 	p.s.keepCursor(cursor)
 	now := time.Now().UnixNano()
-	scanMessages(body, func(m []byte) { p.s.receive(m, now) })
+	p.s.receiveFrame(body, now)
 	if bytes.Contains(body, gapTrue) {
 		p.s.gaps++
 	}
@@ -134,7 +135,8 @@ func (p *poller) close() {
 type pollConn struct {
 	conn  net.Conn
 	r     *bufio.Reader
-	req   []byte // the request being sent, kept for the next one
+	req   []byte       // the request being sent, kept for the next one
+	gz    *gzip.Reader // of gzip answers (--compress), reset for each
 	close func()
 }
 
@@ -144,6 +146,7 @@ func (s *subscriber) dialPoll(ctx context.Context) (*pollConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("poll: %w", err)
 	}
+	conn = s.meter.wrap(conn)
 	return &pollConn{conn: conn, r: bufio.NewReaderSize(conn, 2048), close: closeOnDone(ctx, conn)}, nil
 }
 
@@ -156,7 +159,11 @@ func (c *pollConn) get(s *subscriber, query string, hold time.Duration, buf []by
 	c.req = append(c.req, query...)
 	c.req = append(c.req, " HTTP/1.1\r\nHost: "...)
 	c.req = append(c.req, s.host()...)
-	c.req = append(c.req, "\r\nUser-Agent: edge-bench\r\n\r\n"...)
+	c.req = append(c.req, "\r\nUser-Agent: edge-bench\r\n"...)
+	if s.env.compress {
+		c.req = append(c.req, "Accept-Encoding: gzip\r\n"...)
+	}
+	c.req = append(c.req, "\r\n"...)
 	if _, err := c.conn.Write(c.req); err != nil {
 		return buf, false, fmt.Errorf("poll: send request: %w", err)
 	}
@@ -172,7 +179,23 @@ func (c *pollConn) get(s *subscriber, query string, hold time.Duration, buf []by
 	if resp.ContentLength > pollMaxBody {
 		return buf, false, fmt.Errorf("poll: answer of %d bytes, more than %d", resp.ContentLength, pollMaxBody)
 	}
-	body, err = readAll(io.LimitReader(resp.Body, pollMaxBody+1), buf)
+	var r io.Reader = resp.Body
+	if resp.Header.Get("Content-Encoding") == "gzip" {
+		if c.gz == nil {
+			c.gz, err = gzip.NewReader(resp.Body)
+		} else {
+			err = c.gz.Reset(resp.Body)
+		}
+		if err != nil {
+			return buf, false, fmt.Errorf("poll: read gzip answer: %w", err)
+		}
+		r = c.gz
+	}
+	body, err = readAll(io.LimitReader(r, pollMaxBody+1), buf)
+	if err == nil && r != resp.Body {
+		// The answer's end: the rest of the gzip stream, for keep-alive.
+		_, err = io.Copy(io.Discard, resp.Body)
+	}
 	switch {
 	case err != nil:
 		return body, false, fmt.Errorf("poll: read answer: %w", err)

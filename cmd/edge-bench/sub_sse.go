@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ func (s *subscriber) connectSSE(ctx context.Context) (receive func() error, err 
 	if err != nil {
 		return nil, fmt.Errorf("sse: %w", err)
 	}
+	conn = s.meter.wrap(conn)
 	closeConn := closeOnDone(ctx, conn)
 	sse := &sseReader{s: s, nchan: s.env.target == targetNchan}
 	if err := sse.open(conn); err != nil {
@@ -41,6 +43,7 @@ type sseReader struct {
 	r     *bufio.Reader
 	long  []byte // a line longer than r's buffer
 	event string // the event: field of the event being read
+	id    []byte // the id: field of the event being read (--delta)
 	retry []byte // the last retry: field, milliseconds
 	nchan bool   // Nchan's stream: ready on its ": hi" comment
 }
@@ -49,12 +52,15 @@ type sseReader struct {
 // events until the subscriber is ready (see next).
 func (e *sseReader) open(conn net.Conn) error {
 	conn.SetDeadline(time.Now().Add(connectTimeout))
-	path := "/v1/subscribe?channel=" + channelName(e.s.channel)
+	path := "/v1/subscribe?channel=" + channelName(e.s.channel) + e.s.env.query
 	if e.nchan {
 		path = nchanSubscribePath(channelName(e.s.channel))
 	}
 	req := "GET " + path + " HTTP/1.1\r\nHost: " + e.s.host() +
 		"\r\nAccept: text/event-stream\r\nUser-Agent: edge-bench\r\n"
+	if e.s.env.compress {
+		req += "Accept-Encoding: gzip\r\n"
+	}
 	if len(e.s.cursor) > 0 {
 		req += "Last-Event-ID: " + string(e.s.cursor) + "\r\n"
 	}
@@ -71,7 +77,15 @@ func (e *sseReader) open(conn net.Conn) error {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return fmt.Errorf("sse: %s: %s", resp.Status, clip(body))
 	}
-	e.r = bufio.NewReaderSize(resp.Body, 4096)
+	var body io.Reader = resp.Body
+	if resp.Header.Get("Content-Encoding") == "gzip" {
+		// The edge flushes the gzip stream after each event, so the
+		// reader has each event as soon as its bytes arrive.
+		if body, err = gzip.NewReader(resp.Body); err != nil {
+			return fmt.Errorf("sse: read gzip stream: %w", err)
+		}
+	}
+	e.r = bufio.NewReaderSize(body, 4096)
 	if err := e.next(true); err != nil {
 		return err
 	}
@@ -99,7 +113,7 @@ func (e *sseReader) next(untilReady bool) error {
 		switch string(field) {
 		case "":
 			if len(line) == 0 {
-				e.event = "" // end of an event; a comment line otherwise
+				e.event, e.id = "", e.id[:0] // end of an event; a comment line otherwise
 			} else if untilReady && e.nchan && bytes.Equal(line, nchanHi) {
 				return nil
 			}
@@ -107,6 +121,9 @@ func (e *sseReader) next(untilReady bool) error {
 			e.event = string(value)
 		case "id":
 			e.s.keepCursor(value)
+			if e.s.env.delta {
+				e.id = append(e.id[:0], value...)
+			}
 			if untilReady && !e.nchan {
 				return nil
 			}
@@ -119,6 +136,10 @@ func (e *sseReader) next(untilReady bool) error {
 				return fmt.Errorf("sse: edge disconnected: %s", clip(value))
 			case "gap":
 				e.s.gaps++
+				continue
+			}
+			if e.s.env.delta {
+				e.s.receiveID(e.id, value, e.event == "delta" || bytes.Contains(value, deltaField), time.Now().UnixNano())
 				continue
 			}
 			e.s.receive(value, time.Now().UnixNano())

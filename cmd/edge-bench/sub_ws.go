@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -19,7 +20,16 @@ const maxKeptBuffer = 64 << 10
 func (s *subscriber) dialWS(ctx context.Context, u string) (*websocket.Conn, error) {
 	dialCtx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
-	conn, resp, err := s.env.ws[s.id%len(s.env.ws)].DialContext(dialCtx, u, nil)
+	d := *s.env.ws[s.id%len(s.env.ws)]
+	dial := d.NetDialContext
+	d.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return s.meter.wrap(c), nil
+	}
+	conn, resp, err := d.DialContext(dialCtx, u, nil)
 	if err != nil {
 		if resp != nil {
 			s.refusedBy(resp.StatusCode, resp.Header)
@@ -99,7 +109,7 @@ var (
 // cursor and retry_ms it keeps for a reconnect.
 func (s *subscriber) frameWS(frame []byte) bool {
 	now := time.Now().UnixNano()
-	if scanMessages(frame, func(p []byte) { s.receive(p, now) }) > 0 {
+	if s.receiveFrame(frame, now) > 0 {
 		if s.env.reconnect {
 			s.keepCursor(lastQuoted(frame, idField))
 		}
@@ -165,9 +175,9 @@ var dataField = []byte(`"data":"`)
 
 // scanMessages calls fn with the data of every message object of a
 // WebSocket frame — one object or an array of them — and returns how many
-// it found. Control frames ({"type":…}) carry no data field. Data is taken
-// up to the next '"', which is exact for edge-bench payloads (they hold
-// no quotes or escapes).
+// it found. Control frames ({"type":…}) carry no data field. Data is the
+// JSON string's content as it stands, escapes included: plain edge-bench
+// payloads hold none, and parsePayload reads dashboard payloads escaped.
 func scanMessages(frame []byte, fn func([]byte)) int {
 	n := 0
 	for {
@@ -176,13 +186,33 @@ func scanMessages(frame []byte, fn func([]byte)) int {
 			return n
 		}
 		frame = frame[i+len(dataField):]
-		j := bytes.IndexByte(frame, '"')
+		j := stringEnd(frame)
 		if j < 0 {
 			return n
 		}
 		fn(frame[:j])
 		n++
 		frame = frame[j+1:]
+	}
+}
+
+// stringEnd returns the index of the quote that ends the JSON string
+// whose content starts b, or -1 when b holds none.
+func stringEnd(b []byte) int {
+	for off := 0; ; {
+		j := bytes.IndexByte(b[off:], '"')
+		if j < 0 {
+			return -1
+		}
+		j += off
+		k := j
+		for k > 0 && b[k-1] == '\\' {
+			k--
+		}
+		if (j-k)%2 == 0 {
+			return j
+		}
+		off = j + 1
 	}
 }
 

@@ -28,11 +28,27 @@ type clientEnv struct {
 	// reconnect is --reconnect: subscribers keep their cursor and
 	// reconnect when their connection ends.
 	reconnect bool
+	// options are the subscribe options passed to the edge (name, value
+	// pairs: conflate, delta, compress); query is them as a query string
+	// to append ("&name=value…", "" for none).
+	options []string
+	query   string
+	// conflate, delta and compress say which of them a subscriber asked
+	// for: conflate checks order instead of completeness, delta tracks
+	// ids (see idTracker), compress asks for gzip on SSE and long-poll.
+	conflate, delta, compress bool
+	wakeGap                   time.Duration // --wake-gap, see meter
 }
 
 // newClientEnv prepares the dialers of c's subscribers.
 func newClientEnv(c config) *clientEnv {
-	e := &clientEnv{bases: c.URLs, size: c.Size, target: c.Target, reconnect: c.Reconnect}
+	e := &clientEnv{
+		bases: c.URLs, size: c.Size, target: c.Target, reconnect: c.Reconnect,
+		options: subscribeOptions(c), conflate: c.Conflate > 0, delta: c.Delta != "", compress: c.Compress, wakeGap: c.WakeGap,
+	}
+	for i := 0; i+1 < len(e.options); i += 2 {
+		e.query += "&" + e.options[i] + "=" + url.QueryEscape(e.options[i+1])
+	}
 	for _, ip := range c.Sources {
 		d := &net.Dialer{
 			LocalAddr: &net.TCPAddr{IP: ip},
@@ -42,13 +58,30 @@ func newClientEnv(c config) *clientEnv {
 		}
 		e.dialers = append(e.dialers, d)
 		e.ws = append(e.ws, &websocket.Dialer{
-			NetDialContext:   d.DialContext,
-			HandshakeTimeout: connectTimeout,
-			ReadBufferSize:   4096,
-			WriteBufferSize:  512,
+			NetDialContext:    d.DialContext,
+			HandshakeTimeout:  connectTimeout,
+			ReadBufferSize:    4096,
+			WriteBufferSize:   512,
+			EnableCompression: c.Compress,
 		})
 	}
 	return e
+}
+
+// subscribeOptions returns the subscribe options of c that the edge is
+// asked for, as name, value pairs.
+func subscribeOptions(c config) []string {
+	var o []string
+	if c.Conflate > 0 {
+		o = append(o, "conflate", c.Conflate.String())
+	}
+	if c.Delta != "" {
+		o = append(o, "delta", c.Delta)
+	}
+	if c.Compress {
+		o = append(o, "compress", "1")
+	}
+	return o
 }
 
 // subscribeURL returns the subscribe URL of channel on node with extra
@@ -58,6 +91,9 @@ func (e *clientEnv) subscribeURL(node int, scheme, channel string, params ...str
 	u.Scheme = scheme
 	u.Path = "/v1/subscribe"
 	q := url.Values{"channel": {channel}}
+	for i := 0; i+1 < len(e.options); i += 2 {
+		q.Set(e.options[i], e.options[i+1])
+	}
 	for i := 0; i+1 < len(params); i += 2 {
 		q.Set(params[i], params[i+1])
 	}
@@ -90,6 +126,15 @@ type subscriber struct {
 	ended      error  // why its connection ended before the run stopped it
 	cursor     []byte // with --reconnect, the last id (or start position) the edge gave
 	rc         reconnectState
+
+	meter   meter       // bytes and wake-ups of its connections
+	window  meterCounts // what meter counted while the run published (see fleet)
+	ids     idTracker   // with --delta, instead of track
+	deltas  int64       // with --delta, delta messages received (first deliveries)
+	fulls   int64       // with --delta, full messages received (first deliveries)
+	lastSeq uint64      // with --conflate, the highest sequence number received
+	// reordered counts, with --conflate, first deliveries below lastSeq.
+	reordered int64
 }
 
 // host returns the host:port of the node the subscriber connects to.
@@ -104,6 +149,7 @@ func channelName(i int) string { return "bench-" + strconv.Itoa(i) }
 // reconnects (see stay). When connecting fails it sets connectErr and
 // returns nil.
 func (s *subscriber) connect(ctx context.Context) (receive func()) {
+	s.meter.gap, s.meter.perRequest = s.env.wakeGap, s.transport == transportPoll
 	recv, err := s.dial(ctx)
 	if err != nil {
 		s.connectErr = err
@@ -155,8 +201,50 @@ func (s *subscriber) receive(p []byte, now int64) {
 		return
 	}
 	if s.track.observe(seq) {
+		if s.env.conflate {
+			if seq < s.lastSeq {
+				s.reordered++
+			}
+			s.lastSeq = max(s.lastSeq, seq)
+		}
 		s.shard.deliver(sent, now, s.env.reconnect && s.rc.lostAt == 0)
 	}
+}
+
+// receiveID accounts, with --delta, for the message id received at now
+// (unix nanoseconds), whose data is a delta or a full payload. A delta is
+// not applied: its latency runs from the millisecond in its id, when the
+// edge stored it, a full payload's from its send time.
+func (s *subscriber) receiveID(id, data []byte, delta bool, now int64) {
+	ms, first, ok := s.ids.observe(id)
+	if !ok {
+		s.unparsed++
+		return
+	}
+	if !first {
+		return
+	}
+	sent := int64(ms) * int64(time.Millisecond)
+	if delta {
+		s.deltas++
+	} else {
+		s.fulls++
+		if _, t, ok := parsePayload(data); ok {
+			sent = t
+		} else {
+			s.unparsed++
+		}
+	}
+	s.shard.deliver(sent, now, s.env.reconnect && s.rc.lostAt == 0)
+}
+
+// receiveFrame accounts for the message objects of a WebSocket frame or
+// a long-poll answer received at now, and returns how many it held.
+func (s *subscriber) receiveFrame(frame []byte, now int64) int {
+	if s.env.delta {
+		return scanObjects(frame, func(id, data []byte, delta bool) { s.receiveID(id, data, delta, now) })
+	}
+	return scanMessages(frame, func(p []byte) { s.receive(p, now) })
 }
 
 // ramp connects subscribers 0 … n-1 from window connector goroutines,

@@ -56,3 +56,25 @@ func (t *seqTracker) slide(base uint64) {
 func (t *seqTracker) lost(published int64) int64 {
 	return max(published-t.unique, 0)
 }
+
+// seen reports whether number n was seen, as far as the window still
+// tells: numbers below it count as not seen.
+func (t *seqTracker) seen(n uint64) bool {
+	if n < t.base || n >= t.base+seqWindow {
+		return false
+	}
+	return t.bits[(n%seqWindow)/64]&(1<<(n%64)) != 0
+}
+
+// missedLast returns how many of the last keys numbers below published
+// (the last message of each of keys conflation keys, published
+// round-robin) t never saw. keys must be below seqWindow.
+func (t *seqTracker) missedLast(published int64, keys int) int64 {
+	var missed int64
+	for n := max(published-int64(keys), 0); n < published; n++ {
+		if !t.seen(uint64(n)) {
+			missed++
+		}
+	}
+	return missed
+}

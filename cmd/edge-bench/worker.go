@@ -212,6 +212,19 @@ func workerArgs(c config, index int) []string {
 	if c.Reconnect {
 		args = append(args, "--reconnect")
 	}
+	args = append(args, "--payload", c.Payload, "--wake-gap", c.WakeGap.String())
+	if c.Conflate > 0 {
+		args = append(args, "--conflate", c.Conflate.String())
+	}
+	if c.Delta != "" {
+		args = append(args, "--delta", c.Delta)
+	}
+	if c.Compress {
+		args = append(args, "--compress")
+	}
+	if c.KeyCount > 0 {
+		args = append(args, "--key-count", strconv.Itoa(c.KeyCount))
+	}
 	return args
 }
 

@@ -315,6 +315,12 @@
 // only the stream could run where the key is missing and store the
 // message a second time.
 //
+// key KEY (1–128 bytes of visible ASCII) gives the message a conflation
+// key, as key= of POST /v1/publish does: conflating subscribers get the
+// latest message of each key, deltas are taken per key:
+//
+//	FCALL edge_publish 1 edge:{prices} "" '{"bid":1.0842}' key EURUSD
+//
 // A name the function does not know is an error, so no caller believes an
 // option took effect that the loaded function ignores. The function's text is the
 // same on every node: no node's flags are built into it.
@@ -326,7 +332,8 @@
 //
 // which is what POST /v1/publish/batch sends, one call per channel, all
 // of a batch's calls pipelined. edge_publish_batch takes no
-// idempotency key.
+// idempotency key; instead of key it takes keys, the COUNT messages'
+// conflation keys separated by newlines, each empty (none) or a key.
 //
 // Fleet settings. --history-size, --history-ttl and --max-payload govern
 // streams every node shares, so the fleet keeps them in the hash

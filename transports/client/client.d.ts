@@ -129,7 +129,9 @@ export interface Options {
   presence?: boolean;
   /** What this client says about itself to the others in presence (at most 256 bytes, no control characters; e.g. JSON.stringify({name})). Default "". */
   info?: string;
-  /** Called with every message, exactly once, in order within its channel. */
+  /** Conflation window, a Go duration from "50ms" to "60s" (e.g. "1s"), sent as conflate= on every transport: per window the edge sends only the newest message of each key (the publish's key=; no key: the channel), so a dashboard wakes at most once per window. Messages keep their ids, so the cursor stays exact, but onMessage is not called for every message, and a conflating subscription gets no deltas. The edge refuses a value outside its bounds with bad_request. Default "" (none). */
+  conflate?: string;
+  /** Called with every message (with conflate, the newest of each key per window), exactly once, in order within its channel. */
   onMessage?: (message: Message) => void;
   /** Called when messages of channel were lost from history before they could be delivered. */
   onGap?: (channel: string) => void;

@@ -28,6 +28,7 @@ const DEFAULTS = {
   token: "",
   presence: false,
   info: "",
+  conflate: "",
   onMessage() {},
   onGap() {},
   onPresence() {},
@@ -174,6 +175,7 @@ class Link {
     u.searchParams.set("transport", transport);
     if (this.sub.opts.presence) u.searchParams.set("presence", "1");
     if (this.sub.opts.info) u.searchParams.set("info", this.sub.opts.info);
+    if (this.sub.opts.conflate) u.searchParams.set("conflate", this.sub.opts.conflate);
     for (const [k, v] of Object.entries(extra)) u.searchParams.set(k, v);
     return u;
   }
