@@ -493,3 +493,58 @@ func TestCompressedStreamsGauge(t *testing.T) {
 	ws.close()
 	waitGauge(0)
 }
+
+// Compression and conflation together: a compressed stream or answer
+// that conflates carries the newest message of each key, decoded intact.
+func TestCompressedConflated(t *testing.T) {
+	e := startEdge(t, transports.Config{})
+	t.Run("sse", func(t *testing.T) {
+		c := openGzipSSE(t, e, nil, "channel", "cz-sse", "conflate", "100ms")
+		c.lastID()
+		ids := publishBurst(t, e, "cz-sse", 10)
+		newest := map[string]string{"a#8": ids[8], "b#9": ids[9]}
+		for len(newest) > 0 {
+			ev := c.next()
+			if !slices.Contains(ids, ev.ID) {
+				t.Fatalf("event %+v is none of the burst's %v", ev, ids)
+			}
+			if id, ok := newest[ev.Data]; ok && id == ev.ID {
+				delete(newest, ev.Data)
+			}
+		}
+	})
+	t.Run("poll", func(t *testing.T) {
+		start := e.publish("cz-poll", "before")
+		ids := publishBurst(t, e, "cz-poll", 10)
+		resp := pollGzip(t, e, "channel", "cz-poll", "since", start, "conflate", "100ms")
+		var got []string
+		for _, m := range resp.Messages {
+			got = append(got, m.ID+"="+m.Data)
+		}
+		if want := []string{ids[8] + "=a#8", ids[9] + "=b#9"}; fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("conflated answer %v, want %v", got, want)
+		}
+	})
+}
+
+// pollGzip long-polls with compress=1 and Accept-Encoding: gzip, and
+// decodes the answer, which must be gzip-encoded.
+func pollGzip(t *testing.T, e *testEdge, query ...string) pollAnswer {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, e.url("/v1/subscribe", append(query, "compress", "1")...), nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := decodedBody(resp, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a pollAnswer
+	if err := json.NewDecoder(body).Decode(&a); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
