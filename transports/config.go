@@ -52,6 +52,17 @@ type Config struct {
 	// SSERetry is the reconnect delay sent in SSE "retry:". Zero means 2s.
 	SSERetry time.Duration
 
+	// Compress says when subscribers' streams and answers are
+	// compressed: SSE streams and long-poll answers with gzip where the
+	// request's Accept-Encoding allows it, WebSocket messages with
+	// permessage-deflate where the client offers it. CompressRequest
+	// compresses for a subscribe with compress=1, CompressAlways for
+	// every subscribe but one with compress=0, CompressNever for none
+	// (compress=1 is then accepted and ignored). Zero means
+	// CompressRequest: a compressed connection costs memory (see the
+	// package documentation), so compression is opt-in.
+	Compress CompressMode
+
 	// BodyTimeout is how long a request body (a publish) may bring no
 	// byte before it is cut with a 408. Zero means 30s.
 	BodyTimeout time.Duration
@@ -162,6 +173,7 @@ func (c Config) WithDefaults() Config {
 	setDefault(&c.PollLingerMax, 5*time.Second)
 	setDefault(&c.PollMemberGrace, 10*time.Second)
 	setDefault(&c.SSERetry, 2*time.Second)
+	setDefault(&c.Compress, CompressRequest)
 	setDefault(&c.BodyTimeout, 30*time.Second)
 	setDefault(&c.MaxConnsPerIP, 1000)
 	setDefault(&c.SubscribeRate, 20)
@@ -221,6 +233,7 @@ func (c Config) Validate() error {
 		edge.CheckNotNegative(&errs, f.name, f.v)
 	}
 	edge.CheckMaxPayload(&errs, "MaxPayload", c.MaxPayload)
+	validateCompress(&errs, c.Compress)
 	if c.MaxBatch > MaxBatchLimit {
 		errs = append(errs, edge.Invalid("MaxBatch", "%d is over %d; a backend with more sends several batches", c.MaxBatch, MaxBatchLimit))
 	}

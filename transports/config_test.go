@@ -26,6 +26,7 @@ func TestConfigWithDefaults(t *testing.T) {
 		PollLingerMax:  5 * time.Second,
 		SSERetry:       2 * time.Second,
 		BodyTimeout:    30 * time.Second,
+		Compress:       transports.CompressRequest,
 		MaxConns:       100000,
 		MaxConnsPerIP:  1000,
 		SubscribeRate:  20,
@@ -89,6 +90,7 @@ func TestConfigValidate(t *testing.T) {
 		{"batch over the limit", func(c *transports.Config) { c.MaxBatch = transports.MaxBatchLimit + 1 }, []string{"MaxBatch: 100001 is over 100000"}},
 		{"payload over the limit", func(c *transports.Config) { c.MaxPayload = 32 << 20 }, []string{"MaxPayload: 33554432 bytes is over the limit"}},
 		{"inverted heartbeat bounds", func(c *transports.Config) { c.HeartbeatMin, c.HeartbeatMax = time.Hour, time.Minute }, []string{"HeartbeatMin: 1h0m0s is over HeartbeatMax"}},
+		{"unknown compress mode", func(c *transports.Config) { c.Compress = "gzip" }, []string{`Compress: "gzip"; use request, always or never`}},
 		{"poll timeout over its max", func(c *transports.Config) { c.PollTimeout = 2 * time.Minute }, []string{"PollTimeout: 2m0s is over PollTimeoutMax"}},
 		{"token checks without a JWT key", func(c *transports.Config) {
 			c.Anonymous, c.JWTAudiences, c.JWTIssuer = []string{"public:*"}, []string{"edge"}, "https://id.example"

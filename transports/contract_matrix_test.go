@@ -606,6 +606,7 @@ type pollSub struct {
 	cancel   func()
 	answer   chan pollResult // the poll in flight, nil when none
 	pending  []item
+	gzip     bool // polls with compress=1 and Accept-Encoding: gzip, and needs every answer gzip-encoded
 }
 
 type pollResult struct {
@@ -620,8 +621,14 @@ type pollResult struct {
 // starts.
 func openPoll(t *testing.T, e *testEdge, channels []string, cursor string) subscriber {
 	t.Helper()
+	return openPollWith(t, e, channels, cursor, false)
+}
+
+// openPollWith is openPoll, with compressed answers when gzip is set.
+func openPollWith(t *testing.T, e *testEdge, channels []string, cursor string, gzip bool) subscriber {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &pollSub{e: e, channels: channels, cursor: cursor, ctx: ctx, cancel: cancel}
+	p := &pollSub{e: e, channels: channels, cursor: cursor, ctx: ctx, cancel: cancel, gzip: gzip}
 	t.Cleanup(p.close)
 	p.poll()
 	deadline := time.Now().Add(arrival)
@@ -643,7 +650,13 @@ func (p *pollSub) poll() {
 	if p.cursor != "" {
 		q = append(q, "since", p.cursor)
 	}
+	if p.gzip {
+		q = append(q, "compress", "1")
+	}
 	req, _ := http.NewRequestWithContext(p.ctx, http.MethodGet, p.e.url("/v1/subscribe", q...), nil)
+	if p.gzip {
+		req.Header.Set("Accept-Encoding", "gzip") // set by hand: net/http does not decode the answer
+	}
 	answer := make(chan pollResult, 1)
 	p.answer = answer
 	go func() {
@@ -654,7 +667,12 @@ func (p *pollSub) poll() {
 			return
 		}
 		defer resp.Body.Close()
-		if r.err = json.NewDecoder(resp.Body).Decode(&r.a); r.err == nil && resp.StatusCode != http.StatusOK {
+		body, err := decodedBody(resp, p.gzip)
+		if err != nil {
+			answer <- pollResult{err: err}
+			return
+		}
+		if r.err = json.NewDecoder(body).Decode(&r.a); r.err == nil && resp.StatusCode != http.StatusOK {
 			r.err = fmt.Errorf("status %d", resp.StatusCode)
 		}
 		answer <- r

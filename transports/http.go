@@ -66,7 +66,13 @@ var (
 // writeJSONBytes answers with status and the JSON b and a newline, which it
 // appends to b (so a caller that leaves a byte of capacity spares a copy).
 func writeJSONBytes(w http.ResponseWriter, status int, b []byte) {
-	b = append(b, '\n')
+	writeEncodedJSON(w, status, append(b, '\n'))
+}
+
+// writeEncodedJSON answers with status and b, a whole JSON body (its
+// final newline included) in the Content-Encoding that w's header names,
+// if any.
+func writeEncodedJSON(w http.ResponseWriter, status int, b []byte) {
 	h := w.Header()
 	// The keys are canonical: assigning skips Header.Set's checks.
 	h["Content-Type"] = headerJSON

@@ -101,7 +101,7 @@ func TestParkedWSServesClient(t *testing.T) {
 func testParkedWSServes(t *testing.T, compress bool) {
 	const heartbeat = 50 * time.Millisecond
 	e := startEdge(t, transports.Config{Heartbeat: heartbeat, HeartbeatMin: time.Millisecond})
-	conn, _, err := (&websocket.Dialer{EnableCompression: compress}).Dial(e.wsURL("channel", "served"), nil)
+	conn, _, err := (&websocket.Dialer{EnableCompression: compress}).Dial(e.wsURL("channel", "served", "compress", "1"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

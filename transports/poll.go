@@ -37,8 +37,16 @@ import (
 // A waiting HTTP/1 request is parked (see pollWaiter): it holds no
 // goroutine and none of net/http's buffers. Over HTTP/2 the handler
 // goroutine waits instead (hold), on the same timer and wakes.
+//
+// A compressed answer (see Config.Compress) is gzip-encoded whole, with
+// no state kept between polls; errors are answered plain.
 func (s *Server) servePoll(w http.ResponseWriter, r *http.Request, req subscribeRequest) {
 	timeout, err := queryDuration(r, "timeout", s.cfg.PollTimeout, 0, s.cfg.PollTimeoutMax)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	compress, err := s.gzipResponse(r)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -70,7 +78,7 @@ func (s *Server) servePoll(w http.ResponseWriter, r *http.Request, req subscribe
 	s.presenceSession(sess, &req, false)
 	// A conflating poll gets whole messages (see edge.Session.SetConflate).
 	sess.SetDelta(req.delta && req.conflate == 0)
-	p := &pollWaiter{s: s, sess: sess, channels: req.channels, linger: linger, limit: limit, conflate: req.conflate > 0}
+	p := &pollWaiter{s: s, sess: sess, channels: req.channels, linger: linger, limit: limit, conflate: req.conflate > 0, gzip: compress}
 	p.ans.cursor = req.cursor
 	err = p.start(r.Context(), req)
 	if err == nil {
@@ -119,6 +127,7 @@ type pollWaiter struct {
 	conflate  bool // answer the newest message of each key only (conflate=)
 	ans       pollAnswer
 	lingering bool   // a message arrived; answer when the timer fires
+	gzip      bool   // the answer is gzip-encoded
 	unhold    func() // ends the poll's hold on its presence member; nil: none
 
 	// Set when waiting.
@@ -240,7 +249,12 @@ func (p *pollWaiter) respond(w http.ResponseWriter, err error) {
 		writeError(w, err)
 		return
 	}
-	writeJSONBytes(w, http.StatusOK, p.ans.appendJSON(nil))
+	if p.gzip {
+		setGzipHeader(w.Header())
+		writeEncodedJSON(w, http.StatusOK, appendGzip(nil, append(p.ans.appendJSON(nil), '\n')))
+	} else {
+		writeJSONBytes(w, http.StatusOK, p.ans.appendJSON(nil))
+	}
 	p.delivered()
 }
 
@@ -371,7 +385,13 @@ func (p *pollWaiter) answer() {
 	}
 	p.release()
 	keepAlive := p.keepAlive && !p.s.hub.ShuttingDown()
-	b := hijack.AppendJSON(make([]byte, 0, 256+len(p.head)+len(body)), status, p.head, body, keepAlive)
+	var b []byte
+	if p.gzip && status == http.StatusOK {
+		z := appendGzip(nil, append(body, '\n'))
+		b = hijack.AppendEncodedJSON(make([]byte, 0, 256+len(p.head)+len(z)), status, p.head, "gzip", z, keepAlive)
+	} else {
+		b = hijack.AppendJSON(make([]byte, 0, 256+len(p.head)+len(body)), status, p.head, body, keepAlive)
+	}
 	p.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	_, err := p.conn.Write(b)
 	if err == nil && status == http.StatusOK {

@@ -45,6 +45,7 @@ type Server struct {
 	tracer     trace.Tracer                             // nil: no spans
 	certExpiry atomic.Pointer[func() (time.Time, bool)] // set by UseTLS
 	stopping   atomic.Bool                              // the drain delay began: /readyz answers 503
+	compressed atomic.Int64                             // open compressed streams (countCompressed)
 
 	publishes *rateLimiter // publishes per key, subject or client IP; nil: no bound
 	resumes   *admission   // resuming subscribes of the node (ResumeRate)
@@ -105,6 +106,7 @@ func New(cfg Config, broker edge.Broker, log *slog.Logger, opts ...Option) (*Ser
 		Sessions:      func() int64 { return int64(s.hub.Sessions()) },
 		SlowConsumers: s.hub.SlowConsumers,
 		AuthRefusals:  s.access.failures.Load,
+		Compressed:    s.compressed.Load,
 		Presence:      s.hub.PresenceFailures,
 		Hub: func() (st [metrics.NumTransports]edge.SessionStats) {
 			s.hub.Stats(st[:])

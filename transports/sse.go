@@ -36,6 +36,7 @@ type sseConn struct {
 	multi  bool               // several channels, or deltas: data is the JSON object, id the cursor
 	cursor resume.Cursor      // position of what was written, per channel
 	buf    []byte             // pooled while the stream writes, nil while idle
+	gz     *gzipStream        // the stream's compressor; nil: the stream is not compressed
 	sendq  sendQueue          // the hijacked connection's; used holding the turn
 	watch  *idle.Handle       // the hijacked connection, parked; nil: a goroutine watches it. Set holding the turn
 }
@@ -47,8 +48,18 @@ type sseConn struct {
 // sets the client's Last-Event-ID to the full position even before the first
 // message, then live events and ": hb" heartbeat comments. It ends with an
 // "event: disconnect" when the edge closes it.
+//
+// A compressed stream (see Config.Compress) is one gzip member: every
+// write of the stream, the heartbeats included, is compressed on its own
+// (see gzipStream) and goes out at once, and its last write, the
+// disconnect event, ends the member.
 func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req subscribeRequest) {
 	padding, err := queryInt(r, "padding", 0, 0, maxPadding)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	compress, err := s.gzipResponse(r)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -70,6 +81,10 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req subscribeR
 	// A delta is no payload a plain EventSource could use: a delta
 	// stream's events carry the JSON object, which says what each is.
 	c := &sseConn{multi: len(req.channels) > 1 || req.delta}
+	if compress {
+		setGzipHeader(h)
+		c.gz = new(gzipStream)
+	}
 	var conn net.Conn
 	var head []byte         // hijacked: the response head, sent with the first bytes
 	var ended chan struct{} // not hijacked: closed when the stream ended
@@ -106,6 +121,11 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req subscribeR
 		}
 		ended = make(chan struct{})
 		c.init(s, metrics.SSE, sess, req.heartbeat, c.flush, func() { close(ended) })
+	}
+	if c.gz != nil {
+		plain := c.out
+		c.out = func(b []byte) error { return c.writeGzip(plain, b) }
+		s.countCompressed(&c.stream)
 	}
 	c.expireAt(req.expiry())
 	if !c.open(r.Context(), req, head, padding) {
@@ -152,7 +172,11 @@ func hijackSSE(w http.ResponseWriter) (net.Conn, []byte, error) {
 // holds the turn.
 func (c *sseConn) open(ctx context.Context, req subscribeRequest, head []byte, padding int) bool {
 	c.takeBuf()
-	c.buf = append(c.buf, head...)
+	if c.gz != nil {
+		c.gz.prefix = head
+	} else {
+		c.buf = append(c.buf, head...)
+	}
 	c.buf = appendSSERetry(c.buf, c.s.cfg.SSERetry.Milliseconds())
 	if padding > 0 {
 		c.buf = append(c.buf, ':')
@@ -301,6 +325,19 @@ func (c *sseConn) writeBuf() error {
 	return err
 }
 
+// writeGzip compresses b into a pooled buffer and writes that with plain,
+// the connection's own out.
+func (c *sseConn) writeGzip(plain func([]byte) error, b []byte) error {
+	zp := bufPool.Get().(*[]byte)
+	z := c.gz.append((*zp)[:0], b)
+	err := plain(z)
+	if cap(z) <= 64<<10 {
+		*zp = z[:0]
+		bufPool.Put(zp)
+	}
+	return err
+}
+
 // putBuf returns the buffer, if any, to the pool.
 func (c *sseConn) putBuf() {
 	if c.buf == nil {
@@ -360,5 +397,8 @@ func (c *sseConn) disconnect(d edge.Disconnect) {
 	c.buf = append(c.buf, `","reconnect":`...)
 	c.buf = strconv.AppendBool(c.buf, d.Reconnect())
 	c.buf = append(c.buf, "}\n\n"...)
+	if c.gz != nil {
+		c.gz.finish()
+	}
 	c.writeBuf()
 }

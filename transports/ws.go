@@ -61,10 +61,24 @@ const wsReadBuffer = 320
 // serveWS upgrades the request and serves the WebSocket protocol. The
 // handler returns once the request's channels are joined; the reader
 // goroutine and the write turn carry on.
+//
+// permessage-deflate is negotiated only when the client offers it and
+// the request wants compression (see Config.Compress); otherwise the
+// offer is declined.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, req subscribeRequest) {
 	if !s.checkOrigin(r) {
 		s.upgrader.Error(w, r, http.StatusForbidden, nil) // before any work for a refused page
 		return
+	}
+	compress, err := s.wantsCompression(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if !compress {
+		// gorilla negotiates what the request offers: an offer it does
+		// not see is declined.
+		r.Header.Del("Sec-Websocket-Extensions")
 	}
 	sess, err := s.newSession(metrics.WS)
 	if err != nil {
@@ -112,6 +126,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, req subscribeRe
 		}
 	}
 	c.raw, c.direct = !offersDeflate(r), newDirectOut(conn.NetConn())
+	if !c.raw {
+		s.countCompressed(&c.stream)
+	}
 	c.hear()
 	c.conn.SetPongHandler(func(string) error {
 		c.hear()

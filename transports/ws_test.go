@@ -186,7 +186,7 @@ func TestWSSeamUnderConcurrentPublishing(t *testing.T) {
 func TestWSCompression(t *testing.T) {
 	e := startEdge(t, transports.Config{})
 	d := websocket.Dialer{EnableCompression: true}
-	conn, resp, err := d.Dial(e.wsURL("channel", "z"), nil)
+	conn, resp, err := d.Dial(e.wsURL("channel", "z", "compress", "1"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +391,7 @@ func TestWSDecompressionBomb(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := websocket.Dialer{EnableCompression: true}
-			conn, resp, err := d.Dial(e.wsURL(), nil)
+			conn, resp, err := d.Dial(e.wsURL("compress", "1"), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -450,7 +450,7 @@ func TestWSFramesOfEverySize(t *testing.T) {
 	for _, compress := range []bool{false, true} {
 		t.Run(fmt.Sprintf("compression %v", compress), func(t *testing.T) {
 			channel := fmt.Sprintf("sizes-%v", compress)
-			conn, resp, err := (&websocket.Dialer{EnableCompression: compress}).Dial(e.wsURL("channel", channel), nil)
+			conn, resp, err := (&websocket.Dialer{EnableCompression: compress}).Dial(e.wsURL("channel", channel, "compress", "1"), nil)
 			if err != nil {
 				t.Fatal(err)
 			}

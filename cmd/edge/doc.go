@@ -89,6 +89,11 @@
 //	--sse-retry DURATION            the SSE retry: field (default 2s)
 //	--body-timeout DURATION         cut a request body (a publish) that brings no byte for this long, with
 //	                                408 (default 30s)
+//	--compress MODE                 compress subscribers' streams: request (a subscribe with compress=1),
+//	                                always (unless compress=0) or never (compress=1 is ignored); gzip
+//	                                for SSE and long-poll where Accept-Encoding allows it,
+//	                                permessage-deflate for WebSocket where offered (default request;
+//	                                costs: see go doc ./transports, "Compression")
 //
 // Publishing, tokens and browsers:
 //

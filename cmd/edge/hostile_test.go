@@ -209,7 +209,8 @@ func rawRequest(t *testing.T, a *attacked, head string, body []byte) *http.Respo
 }
 
 // wsHandshake opens a WebSocket on a raw connection, offering
-// permessage-deflate, and reports whether the edge accepted it.
+// permessage-deflate and asking for it (compress=1), and reports whether
+// the edge accepted it.
 func wsHandshake(t *testing.T, a *attacked) (net.Conn, *bufio.Reader, bool) {
 	t.Helper()
 	c, err := net.Dial("tcp", a.host)
@@ -218,7 +219,7 @@ func wsHandshake(t *testing.T, a *attacked) (net.Conn, *bufio.Reader, bool) {
 	}
 	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(20 * time.Second))
-	fmt.Fprintf(c, "GET /v1/subscribe HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+	fmt.Fprintf(c, "GET /v1/subscribe?compress=1 HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"+
 		"Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover; server_no_context_takeover\r\n\r\n", a.host)
 	br := bufio.NewReader(c)

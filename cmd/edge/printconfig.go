@@ -31,7 +31,7 @@ func effectiveConfig(cfg config) map[string]any {
 		"max-payload":        cfg.MaxPayload, "max-batch": cfg.MaxBatch, "max-channels": cfg.MaxChannels, "queue-bytes": cfg.QueueBytes,
 		"heartbeat": cfg.Heartbeat.String(), "poll-timeout": cfg.PollTimeout.String(),
 		"poll-timeout-max": cfg.PollTimeoutMax.String(), "poll-linger-max": cfg.PollLingerMax.String(),
-		"sse-retry": cfg.SSERetry.String(), "body-timeout": cfg.BodyTimeout.String(),
+		"sse-retry": cfg.SSERetry.String(), "body-timeout": cfg.BodyTimeout.String(), "compress": cfg.Compress,
 		"publish-key": keys, "insecure-publish": cfg.InsecurePublish, "jwt-secret": secret(cfg.JWTSecret),
 		"jwt-public-key": cfg.JWTPublicKeys, "jwks-url": secretURL(cfg.JWKSURL),
 		"jwt-audience": cfg.JWTAudiences, "jwt-issuer": cfg.JWTIssuer, "anonymous": cfg.Anonymous,

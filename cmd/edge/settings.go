@@ -49,6 +49,7 @@ type config struct {
 	PollLingerMax  time.Duration `flag:"poll-linger-max"`
 	SSERetry       time.Duration `flag:"sse-retry"`
 	BodyTimeout    time.Duration `flag:"body-timeout"`
+	Compress       string        `flag:"compress"`
 
 	PublishKeys       []string `flag:"publish-key"`
 	InsecurePublish   bool     `flag:"insecure-publish"`
@@ -209,7 +210,7 @@ func (c config) transportsConfig() transports.Config {
 		Hub:        edge.Config{MaxChannels: c.MaxChannels, QueueBytes: c.QueueBytes, Node: c.NodeName},
 		MaxPayload: c.MaxPayload, MaxBatch: c.MaxBatch,
 		Heartbeat: c.Heartbeat, PollTimeout: c.PollTimeout, PollTimeoutMax: c.PollTimeoutMax, PollLingerMax: c.PollLingerMax,
-		SSERetry: c.SSERetry, BodyTimeout: c.BodyTimeout,
+		SSERetry: c.SSERetry, BodyTimeout: c.BodyTimeout, Compress: transports.CompressMode(c.Compress),
 		PublishKeys: c.PublishKeys, InsecurePublish: c.InsecurePublish,
 		JWTSecret: c.JWTSecret, JWTPublicKeys: c.JWTPublicKeys, JWKSURL: c.JWKSURL,
 		JWTAudiences: c.JWTAudiences, JWTIssuer: c.JWTIssuer,
@@ -283,6 +284,7 @@ var layerFlags = map[string]string{
 	"transports.PollMemberGrace":   "", // its default: a test's knob
 	"transports.SSERetry":          "sse-retry",
 	"transports.BodyTimeout":       "body-timeout",
+	"transports.Compress":          "compress",
 	"transports.PublishKeys":       "publish-key",
 	"transports.InsecurePublish":   "insecure-publish",
 	"transports.JWTSecret":         "jwt-secret",

@@ -18,6 +18,8 @@
 //
 //	edge_connections{transport}                 open subscriber connections (a long-poll while it waits)
 //	edge_sessions                               sessions on the hub
+//	edge_compressed_streams                     open compressed streams: gzip SSE, WebSocket with
+//	                                            permessage-deflate (see --compress)
 //	edge_subscriptions{transport}               channels subscribed by open sessions
 //	edge_queue_messages{transport}              messages waiting in outgoing queues
 //	edge_queue_bytes{transport}                 bytes waiting in outgoing queues

@@ -22,7 +22,7 @@ func TestDocNamesEveryMetric(t *testing.T) {
 	}
 	count := func() int64 { return 1 }
 	m, reader := newTest(t, Observed{
-		Sessions: count, SlowConsumers: count, AuthRefusals: count, Presence: count,
+		Sessions: count, SlowConsumers: count, AuthRefusals: count, Presence: count, Compressed: count,
 		Hub:        func() (s [NumTransports]edge.SessionStats) { return s },
 		CertExpiry: func() (time.Time, bool) { return time.Now().Add(time.Hour), true },
 	})

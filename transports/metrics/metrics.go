@@ -53,6 +53,7 @@ type Observed struct {
 	Presence      func() int64                            // presence joins and leaves that did not reach the store since start
 	Hub           func() [NumTransports]edge.SessionStats // sessions, subscriptions and queues, by transport
 	CertExpiry    func() (time.Time, bool)                // the earliest expiry of the certificates served; false: no TLS
+	Compressed    func() int64                            // open compressed streams: gzip SSE, deflate WebSocket
 }
 
 // LatencyBuckets are the upper bounds, in seconds, of the buckets of
@@ -149,6 +150,7 @@ func New(provider metric.MeterProvider, obs Observed) (*Metrics, error) {
 	add(observe(meter, "edge.slow_consumer_disconnects", "Sessions closed for falling behind (slow consumers).", "{session}", obs.SlowConsumers, false))
 	add(observe(meter, "edge.auth_refusals", "Refused credentials (missing, invalid or expired tokens and keys).", "{refusal}", obs.AuthRefusals, false))
 	add(observe(meter, "edge.presence_failures", "Presence joins and leaves that did not reach the store (it failed, or too many waited for it, or a node kept the most long-poll members it may); a failed join leaves its subscription working but unlisted.", "{change}", obs.Presence, false))
+	add(observe(meter, "edge.compressed_streams", "Open compressed subscriber streams: gzip SSE streams and WebSocket connections that negotiated permessage-deflate (--compress).", "{connection}", obs.Compressed, true))
 	add(m.observeHub(meter, obs.Hub))
 	add(observeExpiry(meter, obs.CertExpiry))
 	if err := errors.Join(errs...); err != nil {

@@ -13,7 +13,8 @@
 // none of net/http's buffers or goroutines. Their answers are then
 // written by hand: AppendStreamHead starts a stream whose body runs until
 // the connection closes, and AppendJSON writes a whole JSON answer with
-// its Content-Length. Both must stay valid HTTP/1.1 for every client
+// its Content-Length (AppendEncodedJSON one in a content coding, such as
+// a gzip-encoded long-poll answer). Both must stay valid HTTP/1.1 for every client
 // parser; the tests read them with net/http's client and with a strict
 // parser of their own.
 //

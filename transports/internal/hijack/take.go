@@ -48,6 +48,23 @@ func AppendStreamHead(b, header []byte) []byte {
 // Without keepAlive it adds "Connection: close", and the caller closes
 // the connection after writing.
 func AppendJSON(b []byte, status int, header, body []byte, keepAlive bool) []byte {
+	b = appendJSONHead(b, status, header, "", len(body)+1, keepAlive)
+	b = append(b, body...)
+	return append(b, '\n')
+}
+
+// AppendEncodedJSON is AppendJSON for a body in a content coding (such as
+// gzip, of the JSON and its final newline), which it names in
+// Content-Encoding, with "Vary: Accept-Encoding"; body is written as it
+// is.
+func AppendEncodedJSON(b []byte, status int, header []byte, coding string, body []byte, keepAlive bool) []byte {
+	b = appendJSONHead(b, status, header, coding, len(body), keepAlive)
+	return append(b, body...)
+}
+
+// appendJSONHead appends the head of AppendJSON's responses, for a body
+// of length bytes in coding ("": none).
+func appendJSONHead(b []byte, status int, header []byte, coding string, length int, keepAlive bool) []byte {
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(status), 10)
 	b = append(b, ' ')
@@ -55,13 +72,16 @@ func AppendJSON(b []byte, status int, header, body []byte, keepAlive bool) []byt
 	b = append(b, "\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nDate: "...)
 	b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
 	b = append(b, "\r\nContent-Length: "...)
-	b = strconv.AppendInt(b, int64(len(body)+1), 10)
+	b = strconv.AppendInt(b, int64(length), 10)
 	b = append(b, "\r\n"...)
+	if coding != "" {
+		b = append(b, "Content-Encoding: "...)
+		b = append(b, coding...)
+		b = append(b, "\r\nVary: Accept-Encoding\r\n"...)
+	}
 	if !keepAlive {
 		b = append(b, "Connection: close\r\n"...)
 	}
 	b = append(b, header...)
-	b = append(b, "\r\n"...)
-	b = append(b, body...)
-	return append(b, '\n')
+	return append(b, "\r\n"...)
 }

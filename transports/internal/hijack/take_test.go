@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -115,7 +116,8 @@ const headerLines = "Access-Control-Allow-Origin: *\r\nVary: Origin\r\n"
 
 // TestAppendJSON checks that the hand-written answer is valid HTTP/1.1
 // for net/http's client and for a strict parser, and carries what
-// net/http would write for the edge's JSON answers.
+// net/http would write for the edge's JSON answers; AppendEncodedJSON's
+// too, whose body it writes as it is.
 func TestAppendJSON(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -123,22 +125,30 @@ func TestAppendJSON(t *testing.T) {
 		header    string
 		body      string
 		keepAlive bool
+		coding    string // AppendEncodedJSON's; "": AppendJSON
 	}{
 		{name: "answer kept alive", status: http.StatusOK, header: headerLines, body: `{"messages":[],"cursor":"0-0","gap":false}`, keepAlive: true},
 		{name: "answer then close", status: http.StatusOK, body: `{"messages":[]}`},
 		{name: "error", status: http.StatusServiceUnavailable, header: headerLines, body: `{"error":{"code":"unavailable","message":"x"}}`},
 		{name: "empty body", status: http.StatusOK, keepAlive: true},
+		{name: "gzip kept alive", status: http.StatusOK, header: headerLines, body: "\x1f\x8b\x08\x00binary\r\n\r\n\x00", keepAlive: true, coding: "gzip"},
+		{name: "gzip then close", status: http.StatusOK, body: "\x1f\x8b", coding: "gzip"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			raw := AppendJSON([]byte("kept"), tt.status, []byte(tt.header), []byte(tt.body), tt.keepAlive)
+			wantBody := tt.body + "\n"
+			if tt.coding != "" {
+				raw = AppendEncodedJSON([]byte("kept"), tt.status, []byte(tt.header), tt.coding, []byte(tt.body), tt.keepAlive)
+				wantBody = tt.body
+			}
 			if !bytes.HasPrefix(raw, []byte("kept")) {
 				t.Fatalf("AppendJSON dropped what b held: %q", raw)
 			}
 			raw = raw[len("kept"):]
 			head, body := parseStrict(t, raw)
-			if body != tt.body+"\n" {
-				t.Fatalf("strict parser: body %q, want %q", body, tt.body+"\n")
+			if body != wantBody {
+				t.Fatalf("strict parser: body %q, want %q", body, wantBody)
 			}
 			if want := strconv.Itoa(tt.status) + " " + http.StatusText(tt.status); !strings.HasPrefix(head[0], "HTTP/1.1 "+want) {
 				t.Fatalf("status line %q, want %q", head[0], want)
@@ -148,8 +158,8 @@ func TestAppendJSON(t *testing.T) {
 				t.Fatalf("net/http cannot read %q: %v", raw, err)
 			}
 			b, err := io.ReadAll(resp.Body)
-			if err != nil || string(b) != tt.body+"\n" {
-				t.Fatalf("net/http read the body %q (%v), want %q", b, err, tt.body+"\n")
+			if err != nil || string(b) != wantBody {
+				t.Fatalf("net/http read the body %q (%v), want %q", b, err, wantBody)
 			}
 			want := map[string]string{
 				"Content-Type":           "application/json",
@@ -158,6 +168,12 @@ func TestAppendJSON(t *testing.T) {
 			}
 			if tt.header != "" {
 				want["Access-Control-Allow-Origin"] = "*"
+			}
+			if tt.coding != "" {
+				want["Content-Encoding"] = tt.coding
+				if !slices.Contains(resp.Header.Values("Vary"), "Accept-Encoding") {
+					t.Errorf("Vary %q, want Accept-Encoding among them", resp.Header.Values("Vary"))
+				}
 			}
 			for k, v := range want {
 				if got := resp.Header.Get(k); got != v {
