@@ -180,3 +180,30 @@ func TestClientConflates(t *testing.T) {
 		})
 	}
 }
+
+// client.js's compress option asks for a compressed stream on every
+// transport, which the browser decodes: the page gets its messages, over
+// a gzip stream or a deflate WebSocket the edge counts.
+func TestClientCompresses(t *testing.T) {
+	e := startEdge(t, transports.Config{CORSOrigin: "*"})
+	for _, tr := range []string{"ws", "sse", "poll"} {
+		t.Run(tr, func(t *testing.T) {
+			ch := "cz-" + tr
+			page := httptest.NewServer(clientPage(e.base, []string{ch}, fmt.Sprintf(`{"transports": [%q], "compress": true}`, tr)))
+			defer page.Close()
+			b := openTab(t, page.URL)
+			b.waitOpen()
+			publishKey(t, e, ch, "a", "first")
+			b.received([]string{ch + "/first"})
+			if tr == "poll" {
+				if urls := b.eval(`window.urls.join(" ")`); !strings.Contains(urls, "compress=1") {
+					t.Fatalf("the client asked for %s, want compress=1", urls)
+				}
+				return
+			}
+			if n, _ := value(scrape(t, e), "edge_compressed_streams"); n < 1 {
+				t.Fatalf("edge_compressed_streams %v while the page is open, want at least 1", n)
+			}
+		})
+	}
+}

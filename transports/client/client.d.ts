@@ -139,6 +139,8 @@ export interface Options {
   info?: string;
   /** Conflation window, a Go duration from "50ms" to "60s" (e.g. "1s"), sent as conflate= on every transport: per window the edge sends only the newest message of each key (the publish's key=; no key: the channel), so a dashboard wakes at most once per window. Messages keep their ids, so the cursor stays exact, but onMessage is not called for every message, and a conflating subscription gets no deltas. The edge refuses a value outside its bounds with bad_request. Default "" (none). */
   conflate?: string;
+  /** Ask for a compressed stream (compress=1 on every transport): SSE and long-poll answers gzip-encoded, WebSocket with permessage-deflate, which the browser decodes. It costs the edge memory and CPU per connection (see the edge's --compress); worth it on metered or slow links. Default false. */
+  compress?: boolean;
   /**
    * Ask the edge for Fossil deltas (delta=fossil, on every transport): a message may come as the
    * difference from the previous one of its channel and key, which the client applies, verifying

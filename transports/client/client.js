@@ -30,6 +30,7 @@ const DEFAULTS = {
   info: "",
   delta: false,
   conflate: "",
+  compress: false,
   onMessage() {},
   onGap() {},
   onPresence() {},
@@ -275,6 +276,7 @@ class Link {
     if (this.delta) u.searchParams.set("delta", "fossil");
     if (this.sub.opts.info) u.searchParams.set("info", this.sub.opts.info);
     if (this.sub.opts.conflate) u.searchParams.set("conflate", this.sub.opts.conflate);
+    if (this.sub.opts.compress) u.searchParams.set("compress", "1");
     for (const [k, v] of Object.entries(extra)) u.searchParams.set(k, v);
     return u;
   }
