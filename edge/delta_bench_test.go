@@ -15,7 +15,7 @@ import (
 // BenchmarkDeltaPatch makes and applies the patch between two updates of
 // the dashboard state, and reports the sizes.
 func BenchmarkDeltaPatch(b *testing.B) {
-	prev, next := state(1), state(2)
+	prev, next := edge.DashboardState(1), edge.DashboardState(2)
 	patch := fdelta.Create(prev, next)
 	b.Run("create", func(b *testing.B) {
 		b.ReportAllocs()
@@ -64,7 +64,7 @@ func benchFanoutDelta(b *testing.B, subs int, delta bool) {
 	}
 	payloads := make([][]byte, 64)
 	for i := range payloads {
-		payloads[i] = state(i)
+		payloads[i] = edge.DashboardState(i)
 	}
 	want := b.N
 	stop := make(chan struct{})

@@ -71,24 +71,6 @@ func deadline(t *testing.T) <-chan struct{} {
 	return ctx.Done()
 }
 
-// state is a 1 KiB JSON state of which update n changes a value.
-func state(n int) []byte {
-	var b bytes.Buffer
-	b.WriteString(`{"widgets":[`)
-	for i := range 16 {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		v := i * 7
-		if i%5 == n%5 {
-			v += n
-		}
-		fmt.Fprintf(&b, `{"id":"widget-%c","label":"Requests per second","value":%d,"unit":"rps"}`, 'a'+i, v)
-	}
-	fmt.Fprintf(&b, `],"updated":%d}`, 1732270000000+n*50)
-	return b.Bytes()
-}
-
 // TestSessionDelta checks, through the hub, that a delta session gets
 // patches that rebuild history's payloads byte for byte, full messages
 // where its client cannot hold the base, and that a plain session beside
@@ -109,7 +91,7 @@ func TestSessionDelta(t *testing.T) {
 			want := make(map[edge.ID][]byte)
 			ids := make([]edge.ID, 0, tc.n)
 			pub := func(i int) {
-				p := state(i)
+				p := edge.DashboardState(i)
 				id, err := b.Publish(context.Background(), "dash", "", p)
 				if err != nil {
 					t.Fatal(err)
@@ -202,7 +184,7 @@ func TestSessionDeltaKeys(t *testing.T) {
 	const n = 20
 	for i := range n {
 		key := []string{"a", "b"}[i%2]
-		m := edge.Message{Channel: "dash", ID: edge.ID{Ms: 1 << 42, Seq: uint64(i)}, Key: key, Data: state(i / 2)}
+		m := edge.Message{Channel: "dash", ID: edge.ID{Ms: 1 << 42, Seq: uint64(i)}, Key: key, Data: edge.DashboardState(i / 2)}
 		if key == "b" {
 			m.Data = bytes.ToUpper(m.Data)
 		}
@@ -248,12 +230,12 @@ func TestDeltaLinger(t *testing.T) {
 		s.TrustDelta("dash", since)
 		return s
 	}
-	first := publish(t, b, "dash", string(state(0)))
+	first := publish(t, b, "dash", string(edge.DashboardState(0)))
 	s := poll(first)
 	s.Release()
-	between := publish(t, b, "dash", string(state(1))) // no subscriber: the lingering state sees it
+	between := publish(t, b, "dash", string(edge.DashboardState(1))) // no subscriber: the lingering state sees it
 	s = poll(between)
-	next := publish(t, b, "dash", string(state(2)))
+	next := publish(t, b, "dash", string(edge.DashboardState(2)))
 	frames, _ := s.Buffered("dash", between)
 	if len(frames) != 1 || frames[0].ID != next {
 		t.Fatalf("buffered %v; want %v", frames, next)
@@ -262,13 +244,13 @@ func TestDeltaLinger(t *testing.T) {
 	if base, ok := out.Base(); !ok || base != between {
 		t.Fatalf("the poll after the linger's message got base %v, %v; want a delta against %v", base, ok, between)
 	}
-	if p, err := fdelta.Apply(state(1), out.Data); err != nil || !bytes.Equal(p, state(2)) {
+	if p, err := fdelta.Apply(edge.DashboardState(1), out.Data); err != nil || !bytes.Equal(p, edge.DashboardState(2)) {
 		t.Fatalf("Apply = %q, %v", p, err)
 	}
 	s.Release()
 	// A message published between polls comes from history: the next
 	// poll gets the frame the hub relayed, a delta.
-	after := publish(t, b, "dash", string(state(3)))
+	after := publish(t, b, "dash", string(edge.DashboardState(3)))
 	page, err := b.History(context.Background(), "dash", next, 10)
 	if err != nil || len(page.Messages) != 1 {
 		t.Fatalf("History: %v, %v", page, err)
@@ -287,9 +269,9 @@ func TestDeltaLinger(t *testing.T) {
 			t.Fatal("the lingering state still watches the channel")
 		}
 	}
-	third := publish(t, b, "dash", string(state(4)))
+	third := publish(t, b, "dash", string(edge.DashboardState(4)))
 	s = poll(third)
-	publish(t, b, "dash", string(state(5)))
+	publish(t, b, "dash", string(edge.DashboardState(5)))
 	frames, _ = s.Buffered("dash", third)
 	if len(frames) != 1 {
 		t.Fatalf("buffered %d frames; want 1", len(frames))

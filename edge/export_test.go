@@ -13,3 +13,8 @@ type WindowTimer = windowTimer
 // SetConflateClock makes the conflation windows of h's sessions use the
 // timers that after makes instead of time.AfterFunc's.
 func SetConflateClock(h *Hub, after func(time.Duration, func()) WindowTimer) { h.afterFunc = after }
+
+// DashboardState is the dashboard payload of the delta tests and
+// measurements: about 1 KiB of JSON state, a value of which changes at
+// each update n.
+var DashboardState = dashboardState

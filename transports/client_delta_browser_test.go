@@ -25,11 +25,16 @@ func TestClientAppliesDeltas(t *testing.T) {
 				t.Fatalf("open on %s", got)
 			}
 			var want []string
+			// Each message waits for the one before to reach the page: a
+			// long-poll asks for deltas once it holds a base, and a burst
+			// published before its first delta poll would all come from
+			// history as whole messages.
 			publish := func(from, n int) {
 				for i := from; i < from+n; i++ {
-					data := dashState(i)
+					data := string(transports.DashboardUpdate(i))
 					e.publish("dash", data)
 					want = append(want, "dash/"+data)
+					b.received(want)
 				}
 			}
 			// 20, then 10 and 10 per round: the first message after each

@@ -119,25 +119,6 @@ func TestDelta(t *testing.T) {
 	}
 }
 
-// dashState is the dashboard payload: 1 KiB of JSON state, a value of
-// which changes at each update.
-func dashState(n int) string {
-	var b strings.Builder
-	b.WriteString(`{"widgets":[`)
-	for i := range 16 {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		v := i * 7
-		if i%5 == n%5 {
-			v += n
-		}
-		fmt.Fprintf(&b, `{"id":"widget-%c","label":"Requests per second","value":%d,"unit":"rps"}`, 'a'+i, v)
-	}
-	fmt.Fprintf(&b, `],"updated":%d}`, 1732270000000+n*50)
-	return b.String()
-}
-
 // historyPayloads returns the payload of every retained message of
 // channel by id.
 func historyPayloads(t *testing.T, e *testEdge, channel string) map[string][]byte {
@@ -208,12 +189,12 @@ func fullAt(ids, fulls []string) []int {
 
 func deltaLiveAndResume(t *testing.T, e *testEdge, open func(*testing.T, *testEdge, string, string) deltaSub, col string) {
 	ch := "delta.live." + col
-	seed := e.publish(ch, dashState(0))
+	seed := e.publish(ch, string(transports.DashboardUpdate(0)))
 	s := open(t, e, ch, seed)
 	a := newDeltaApplier()
 	n := edge.DeltaResync + 5
 	for i := 1; i <= n; i++ {
-		e.publish(ch, dashState(i))
+		e.publish(ch, string(transports.DashboardUpdate(i)))
 	}
 	ids := readDelta(t, e, s, a, ch, n)
 	// The first message the channel's state sees has no base; then every
@@ -236,7 +217,7 @@ func deltaLiveAndResume(t *testing.T, e *testEdge, open func(*testing.T, *testEd
 	a.held[""] = deltaHeld{id: ids[n-4], data: historyPayloads(t, e, ch)[ids[n-4]]}
 	s = open(t, e, ch, ids[n-4])
 	for i := n + 1; i <= n+3; i++ {
-		e.publish(ch, dashState(i))
+		e.publish(ch, string(transports.DashboardUpdate(i)))
 	}
 	resumed := readDelta(t, e, s, a, ch, 6)
 	at = fullAt(resumed, a.fulls)
@@ -254,8 +235,8 @@ func deltaLiveAndResume(t *testing.T, e *testEdge, open func(*testing.T, *testEd
 
 func deltaGap(t *testing.T, e *testEdge, open func(*testing.T, *testEdge, string, string) deltaSub, col string) {
 	ch := "delta.gap." + col
-	first := e.publish(ch, dashState(0))
-	second := e.publish(ch, dashState(1))
+	first := e.publish(ch, string(transports.DashboardUpdate(0)))
+	second := e.publish(ch, string(transports.DashboardUpdate(1)))
 	// Redis trims whole nodes of a stream, so publish until the message
 	// after the cursor is gone.
 	secondID, _ := edge.ParseID(second)
@@ -267,7 +248,7 @@ func deltaGap(t *testing.T, e *testEdge, open func(*testing.T, *testEdge, string
 		if n == 1000 {
 			t.Fatalf("%s still retains its second message", ch)
 		}
-		e.publish(ch, dashState(n))
+		e.publish(ch, string(transports.DashboardUpdate(n)))
 	}
 	retained := len(historyIDs(t, e, ch))
 	s := open(t, e, ch, first)
@@ -278,7 +259,7 @@ func deltaGap(t *testing.T, e *testEdge, open func(*testing.T, *testEdge, string
 	a := newDeltaApplier()
 	readDelta(t, e, s, a, ch, retained)
 	for i := range 3 {
-		e.publish(ch, dashState(2000+i))
+		e.publish(ch, string(transports.DashboardUpdate(2000+i)))
 	}
 	a.fulls = nil
 	ids := readDelta(t, e, s, a, ch, 3)
@@ -300,7 +281,7 @@ func deltaKeys(t *testing.T, e *testEdge, open func(*testing.T, *testEdge, strin
 	a := newDeltaApplier()
 	const n = 20
 	for i := range n {
-		key, data := "a", dashState(i/2)
+		key, data := "a", string(transports.DashboardUpdate(i/2))
 		if i%2 == 1 {
 			key, data = "b", strings.ToUpper(data)
 		}
@@ -624,14 +605,14 @@ func TestDeltaRefused(t *testing.T) {
 // is refused nothing and gets whole messages.
 func TestDeltaWithConflate(t *testing.T) {
 	e := startEdge(t, transports.Config{})
-	seed := e.publish("dc", dashState(0))
+	seed := e.publish("dc", string(transports.DashboardUpdate(0)))
 	ws := dialWS(t, e.wsURL("channel", "dc", "since", seed, "delta", "fossil", "conflate", "50ms"))
 	ws.readControl("subscribed")
 	for i := 1; i <= 5; i++ {
-		e.publish("dc", dashState(i))
+		e.publish("dc", string(transports.DashboardUpdate(i)))
 	}
 	var got []wireMessage
-	for len(got) == 0 || got[len(got)-1].Data != dashState(5) {
+	for len(got) == 0 || got[len(got)-1].Data != string(transports.DashboardUpdate(5)) {
 		got = append(got, ws.read().messages...)
 	}
 	var poll struct{ Messages []deltaWire }
