@@ -187,16 +187,16 @@ func (f *Frame) Base() (ID, bool) {
 	return f.base, !f.base.IsZero()
 }
 
-// heldKey is the id of the last message of a key that a delta
+// clientBase is the id of the last message of a key that a delta
 // subscription queued: the message its client holds for the key.
-type heldKey struct {
+type clientBase struct {
 	key string
 	id  ID
 }
 
-// maxHeldKeys bounds the keys a delta subscription remembers; the
+// maxClientBases bounds the keys a delta subscription remembers; the
 // messages of the others are sent in full.
-const maxHeldKeys = 64
+const maxClientBases = 64
 
 // deltaOn reports whether the subscription gets deltas: the one place
 // that decides it (a subscription that conflates gets whole messages).
@@ -332,16 +332,16 @@ func (h *Hub) Frame(m Message) *Frame {
 // note records that the subscription's client gets message id of key
 // next, and returns the one of the key it held before, if it knew it.
 func (sub *subscription) note(key string, id ID) (held ID, known bool) {
-	for i := range sub.held {
-		if sub.held[i].key == key {
-			held, sub.held[i].id = sub.held[i].id, id
+	for i := range sub.bases {
+		if sub.bases[i].key == key {
+			held, sub.bases[i].id = sub.bases[i].id, id
 			return held, true
 		}
 	}
-	if len(sub.held) == maxHeldKeys {
-		sub.held = append(sub.held[:0], sub.held[1:]...)
+	if len(sub.bases) == maxClientBases {
+		sub.bases = append(sub.bases[:0], sub.bases[1:]...)
 	}
-	sub.held = append(sub.held, heldKey{key: key, id: id})
+	sub.bases = append(sub.bases, clientBase{key: key, id: id})
 	return ID{}, false
 }
 

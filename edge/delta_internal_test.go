@@ -259,11 +259,11 @@ func TestSubscriptionOut(t *testing.T) {
 	}
 	t.Run("held keys are bounded", func(t *testing.T) {
 		sub := &subscription{channel: "c", delta: true}
-		for i := range 2 * maxHeldKeys {
+		for i := range 2 * maxClientBases {
 			sub.out(frame(strconv.Itoa(i), uint64(i+1), 0))
 		}
-		if len(sub.held) != maxHeldKeys {
-			t.Errorf("%d keys held; want %d", len(sub.held), maxHeldKeys)
+		if len(sub.bases) != maxClientBases {
+			t.Errorf("%d keys held; want %d", len(sub.bases), maxClientBases)
 		}
 	})
 }

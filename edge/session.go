@@ -228,9 +228,9 @@ type subscription struct {
 	hear     bool // its joins and leaves are queued
 	member   bool // the session is a member of it, until leavePresenceLocked
 
-	delta bool      // its client applies deltas (SetDelta); see out
-	held  []heldKey // per key, the last message queued, which the client holds
-	trust ID        // the client holds every message up to it (TrustDelta); zero: none
+	delta bool         // its client applies deltas (SetDelta); see out
+	bases []clientBase // per key, the last message queued, which the client holds
+	trust ID           // the client holds every message up to it (TrustDelta); zero: none
 
 	cf *conflater // its conflation window once live; nil: it does not conflate
 }
