@@ -43,6 +43,7 @@ var cfColumns = []struct {
 }{
 	{"ws-url", false, openCfWSURL},
 	{"ws-op", false, openCfWSOp},
+	{"ws-op-url", false, openCfWSOpURL},
 	{"sse", false, openCfSSE},
 	{"sse-multi", true, openCfSSE},
 	{"poll", false, openCfPoll},
@@ -317,6 +318,21 @@ func openCfWSOp(t *testing.T, e *testEdge, channels []string, since, conflate st
 	t.Helper()
 	s := &cfWS{c: dialWS(t, e.wsURL())}
 	s.c.send(map[string]any{"op": "subscribe", "channel": channels[0], "since": since, "presence": true, "conflate": conflate})
+	for !s.read(t, "subscribed") {
+	}
+	return s
+}
+
+// openCfWSOpURL subscribes with a WebSocket op without "conflate" on a
+// connection whose URL says conflate=: the op conflates as the URL says.
+func openCfWSOpURL(t *testing.T, e *testEdge, channels []string, since, conflate string) cfSub {
+	t.Helper()
+	var q []string
+	if conflate != "" {
+		q = []string{"conflate", conflate}
+	}
+	s := &cfWS{c: dialWS(t, e.wsURL(q...))}
+	s.c.send(map[string]any{"op": "subscribe", "channel": channels[0], "since": since, "presence": true})
 	for !s.read(t, "subscribed") {
 	}
 	return s

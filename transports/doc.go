@@ -496,8 +496,9 @@
 // conflate=DURATION on the subscribe URL (every transport: a plain
 // EventSource and curl too; Go duration syntax, 50ms to 60s; 0 or absent
 // for none; anything else, or the parameter given twice, is 400
-// bad_request), or "conflate":"1s" in a WebSocket subscribe op (the URL's
-// conflate= applies to the URL's channels only). It then gets, per
+// bad_request), or "conflate":"1s" in a WebSocket subscribe op (an op
+// without it conflates as the URL's conflate= says; "0" for none). It
+// then gets, per
 // window, only the newest message of each conflation key: the publish's
 // key= (an instrument, a widget id); messages without one share the
 // channel's key.

@@ -34,21 +34,22 @@ const maxArrayBytes = 256 << 10
 // connection cannot be parked (TLS) the reader waits in a goroutine.
 type wsConn struct {
 	stream
-	conn   *websocket.Conn
-	raw    bool          // conn writes no compressed frames: writeFrames writes messages through direct
-	direct directOut     // conn's connection
-	br     *bufio.Reader // what conn reads through; see hijack.SkipPong
-	watch  *idle.Handle  // the connection, parked between reads; nil: the reader waits. Set before the reader starts
-	wait   time.Duration // the longest silence of the client; a read deadline after each frame
-	heard  atomic.Int64  // when the client's last frame was read, as time since monoEpoch
-	cursor resume.Cursor // position of what was written, per channel
-	claims *auth.Claims  // the client's token (nil: none); replaced by refresh holding the turn
-	local  bool          // anonymous loopback publishing applies (see access.local)
-	ponged bool          // a pong frame answered the client's ping since the last heartbeat; the turn owns it
-	hears  bool          // presence=1 in the URL: subscribe ops without "presence" hear joins and leaves
-	delta  bool          // delta=fossil in the URL: subscribe ops without "delta" get deltas
-	subs   bucket        // subscribe ops; only the reader uses it
-	pubs   bucket        // publish ops; only the reader uses it
+	conn     *websocket.Conn
+	raw      bool          // conn writes no compressed frames: writeFrames writes messages through direct
+	direct   directOut     // conn's connection
+	br       *bufio.Reader // what conn reads through; see hijack.SkipPong
+	watch    *idle.Handle  // the connection, parked between reads; nil: the reader waits. Set before the reader starts
+	wait     time.Duration // the longest silence of the client; a read deadline after each frame
+	heard    atomic.Int64  // when the client's last frame was read, as time since monoEpoch
+	cursor   resume.Cursor // position of what was written, per channel
+	claims   *auth.Claims  // the client's token (nil: none); replaced by refresh holding the turn
+	local    bool          // anonymous loopback publishing applies (see access.local)
+	ponged   bool          // a pong frame answered the client's ping since the last heartbeat; the turn owns it
+	hears    bool          // presence=1 in the URL: subscribe ops without "presence" hear joins and leaves
+	delta    bool          // delta=fossil in the URL: subscribe ops without "delta" get deltas
+	conflate time.Duration // conflate= in the URL: subscribe ops without "conflate" conflate with it
+	subs     bucket        // subscribe ops; only the reader uses it
+	pubs     bucket        // publish ops; only the reader uses it
 }
 
 // wsReadBuffer is the size of a WebSocket connection's read buffer, which
@@ -111,7 +112,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, req subscribeRe
 		return // the upgrader answered
 	}
 	conn.SetReadLimit(int64(s.wsMessageLimit()))
-	c := &wsConn{conn: conn, br: resp.Reader(), wait: 2*req.heartbeat + 10*time.Second, claims: req.claims, local: s.access.local(r), hears: req.presence, delta: req.delta}
+	c := &wsConn{conn: conn, br: resp.Reader(), wait: 2*req.heartbeat + 10*time.Second, claims: req.claims, local: s.access.local(r), hears: req.presence, delta: req.delta, conflate: req.conflate}
 	c.init(s, metrics.WS, sess, req.heartbeat, c.flush, func() {
 		c.watch.Remove() // before the descriptor can be reused
 		conn.Close()
@@ -306,7 +307,11 @@ func (c *wsConn) handle(kind int, frame []byte) bool {
 		}
 		c.sess.HearPresence(hear)
 		c.sess.SetDelta(c.delta || op.Delta != "")
-		c.sess.SetConflate(op.conflate)
+		conflate := c.conflate
+		if op.Conflate != "" {
+			conflate = op.conflate
+		}
+		c.sess.SetConflate(conflate)
 		if !c.join(op.Channel, op.since, op.Ref) {
 			c.end()
 			return false

@@ -33,8 +33,9 @@ import (
 // key is the message's conflation key, as key= of POST /v1/publish. A
 // subscribe's optional presence (a boolean) says whether the channel's
 // joins and leaves are sent (without it, as presence= in the URL says);
-// its optional conflate (a duration string, as conflate= in the URL, which
-// applies to the URL's channels only) conflates the channel; its optional
+// its optional conflate (a duration string, as conflate= in the URL; "0"
+// for none) conflates the channel (without it, as conflate= in the URL
+// says); its optional
 // delta, "fossil", asks for deltas on the channel (without it, as delta=
 // in the URL says). Every field but ref, data and presence is a string;
 // null counts as absent.
