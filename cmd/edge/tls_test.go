@@ -164,12 +164,15 @@ func TestTLSConfigErrors(t *testing.T) {
 // although only one of them can answer the CA's challenge.
 func TestTwoProcessesShareACMECertificates(t *testing.T) {
 	rdb := redistest.Start(t)
+	// Built first: the TLS port Pebble picks is free when it starts, but
+	// nothing holds it until the first node listens on it, and a build
+	// under load would leave it to anyone for seconds.
+	bin := buildEdge(t)
 	pebble := pebbletest.Start(t, pebbletest.Options{})
 	roots := filepath.Join(t.TempDir(), "pebble-roots.pem")
 	if err := os.WriteFile(roots, pebble.ClientCAPEM(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	bin := buildEdge(t)
 	args := []string{"--redis", rdb.URL(), "--tls", "acme", "--domain", "fleet.edge.test", "--email", "ops@edge.test",
 		"--acme-ca", pebble.DirectoryURL(), "--acme-ca-roots", roots}
 	a, _ := startNodeBanner(t, bin, append(args, "--listen", fmt.Sprintf("127.0.0.1:%d", pebble.TLSPort()))...)
