@@ -435,7 +435,7 @@ type cfPoll struct {
 	pos      string
 	ctx      context.Context
 	cancel   func()
-	answer   chan presencePoll // the poll in flight, nil when none
+	answer   <-chan presencePoll // the poll in flight, nil when none
 	pending  []cfItem
 }
 
@@ -455,32 +455,7 @@ func (p *cfPoll) arm(t *testing.T) {
 		return
 	}
 	q := append(channelQuery(p.channels), "since", p.pos, "presence", "1", "conflate", p.conflate)
-	req, _ := http.NewRequestWithContext(p.ctx, http.MethodGet, p.e.url("/v1/subscribe", q...), nil)
-	answer := make(chan presencePoll, 1)
-	p.answer = answer
-	go func() {
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			answer <- presencePoll{err: err}
-			return
-		}
-		defer resp.Body.Close()
-		var b bytes.Buffer
-		_, err = b.ReadFrom(resp.Body)
-		if err == nil && resp.StatusCode != http.StatusOK {
-			err = fmt.Errorf("status %d: %s", resp.StatusCode, b.Bytes())
-		}
-		answer <- presencePoll{b.Bytes(), err}
-	}()
-	deadline := time.Now().Add(arrival)
-	for {
-		if n, _ := value(scrape(t, p.e), "edge_connections", "transport", "poll"); n > 0 || len(p.answer) > 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the edge holds no poll within %v", arrival)
-		}
-	}
+	p.answer = startHeldPoll(t, p.ctx, p.e, q)
 }
 
 func (p *cfPoll) next(t *testing.T) cfItem {

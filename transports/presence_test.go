@@ -418,7 +418,7 @@ type pollPresence struct {
 	member   string // the member token of the last answer
 	ctx      context.Context
 	cancel   func()
-	answer   chan presencePoll // the poll in flight, nil when none
+	answer   <-chan presencePoll // the poll in flight, nil when none
 	pending  []heard
 }
 
@@ -454,9 +454,16 @@ func (p *pollPresence) arm(t *testing.T) {
 	if p.member != "" {
 		q = append(q, "member", p.member)
 	}
-	req, _ := http.NewRequestWithContext(p.ctx, http.MethodGet, p.e.url("/v1/subscribe", q...), nil)
+	p.answer = startHeldPoll(t, p.ctx, p.e, q)
+}
+
+// startHeldPoll sends a long-poll of the subscribe query q and returns
+// the channel its answer comes on, once the edge holds the poll (or it
+// answered).
+func startHeldPoll(t *testing.T, ctx context.Context, e *testEdge, q []string) <-chan presencePoll {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.url("/v1/subscribe", q...), nil)
 	answer := make(chan presencePoll, 1)
-	p.answer = answer
 	go func() {
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -473,8 +480,8 @@ func (p *pollPresence) arm(t *testing.T) {
 	}()
 	deadline := time.Now().Add(arrival)
 	for {
-		if n, _ := value(scrape(t, p.e), "edge_connections", "transport", "poll"); n > 0 || len(p.answer) > 0 {
-			return
+		if n, _ := value(scrape(t, e), "edge_connections", "transport", "poll"); n > 0 || len(answer) > 0 {
+			return answer
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the edge holds no poll within %v", arrival)
