@@ -3,7 +3,6 @@ package edge_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -66,23 +65,7 @@ func benchFanoutDelta(b *testing.B, subs int, delta bool) {
 	for i := range payloads {
 		payloads[i] = edge.DashboardState(i)
 	}
-	want := b.N
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var failMu sync.Mutex
-	var failure string
-	for lo := 0; lo < subs; lo += sessionsPerDrainer {
-		group := sessions[lo:min(lo+sessionsPerDrainer, subs)]
-		wg.Go(func() {
-			if msg := drain(group, want, stop); msg != "" {
-				failMu.Lock()
-				failure = msg
-				failMu.Unlock()
-			}
-		})
-	}
-	drained := make(chan struct{})
-	go func() { wg.Wait(); close(drained) }()
+	d := startDrainers(sessions, b.N)
 
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -92,17 +75,9 @@ func benchFanoutDelta(b *testing.B, subs int, delta bool) {
 			b.Fatalf("Publish: %v", err)
 		}
 	}
-	select {
-	case <-drained:
-	case <-time.After(time.Minute):
-		close(stop)
-		<-drained
-		b.Fatalf("sessions did not receive %d frames each within a minute", want)
-	}
+	d.wait(b)
 	elapsed := time.Since(start)
 	b.StopTimer()
-	if failure != "" {
-		b.Fatal(failure)
-	}
+	d.check(b)
 	b.ReportMetric(float64(b.N)*float64(subs)/elapsed.Seconds(), "deliveries/s")
 }

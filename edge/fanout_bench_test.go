@@ -37,23 +37,7 @@ func benchFanout(b *testing.B, subs int) {
 	}
 	payload := make([]byte, 100)
 
-	want := b.N
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var failMu sync.Mutex
-	var failure string
-	for lo := 0; lo < subs; lo += sessionsPerDrainer {
-		group := sessions[lo:min(lo+sessionsPerDrainer, subs)]
-		wg.Go(func() {
-			if msg := drain(group, want, stop); msg != "" {
-				failMu.Lock()
-				failure = msg
-				failMu.Unlock()
-			}
-		})
-	}
-	drained := make(chan struct{})
-	go func() { wg.Wait(); close(drained) }()
+	d := startDrainers(sessions, b.N)
 
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -63,19 +47,59 @@ func benchFanout(b *testing.B, subs int) {
 			b.Fatalf("Publish: %v", err)
 		}
 	}
-	select {
-	case <-drained:
-	case <-time.After(time.Minute):
-		close(stop)
-		<-drained
-		b.Fatalf("sessions did not receive %d frames each within a minute", want)
-	}
+	d.wait(b)
 	elapsed := time.Since(start)
 	b.StopTimer()
-	if failure != "" {
-		b.Fatal(failure)
-	}
+	d.check(b)
 	b.ReportMetric(float64(b.N)*float64(subs)/elapsed.Seconds(), "deliveries/s")
+}
+
+// drainers take the frames of sessions on goroutines of
+// sessionsPerDrainer sessions each, until each session has want of them.
+type drainers struct {
+	want    int
+	stop    chan struct{}
+	drained chan struct{}
+	mu      sync.Mutex
+	failure string // guarded by mu
+}
+
+// startDrainers starts draining sessions until each has want frames.
+func startDrainers(sessions []*edge.Session, want int) *drainers {
+	d := &drainers{want: want, stop: make(chan struct{}), drained: make(chan struct{})}
+	var wg sync.WaitGroup
+	for lo := 0; lo < len(sessions); lo += sessionsPerDrainer {
+		group := sessions[lo:min(lo+sessionsPerDrainer, len(sessions))]
+		wg.Go(func() {
+			if msg := drain(group, want, d.stop); msg != "" {
+				d.mu.Lock()
+				d.failure = msg
+				d.mu.Unlock()
+			}
+		})
+	}
+	go func() { wg.Wait(); close(d.drained) }()
+	return d
+}
+
+// wait waits until the drainers are done, failing b after a minute.
+func (d *drainers) wait(b *testing.B) {
+	select {
+	case <-d.drained:
+	case <-time.After(time.Minute):
+		close(d.stop)
+		<-d.drained
+		b.Fatalf("sessions did not receive %d frames each within a minute", d.want)
+	}
+}
+
+// check fails b with what a drainer found wrong, if anything.
+func (d *drainers) check(b *testing.B) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.failure != "" {
+		b.Fatal(d.failure)
+	}
 }
 
 // drain takes frames from group until each session has want of them. It
